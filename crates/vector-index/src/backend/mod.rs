@@ -1,0 +1,175 @@
+//! Approximate nearest-neighbour graphs behind one trait.
+//!
+//! A backend stores unit vectors under internal [`Key`]s and answers k-NN
+//! queries, optionally restricted by a predicate. It knows nothing of ids,
+//! payloads or plans; the [`crate::Collection`] adds those.
+
+mod hnsw;
+mod usearch;
+
+use std::fmt;
+use std::str::FromStr;
+
+use roaring::RoaringBitmap;
+
+use crate::Key;
+use crate::error::{IndexError, Result};
+
+pub use self::hnsw::HnswBackend;
+pub use self::usearch::UsearchBackend;
+
+/// A key with its cosine similarity to the query (higher is closer).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    /// Internal key.
+    pub key: Key,
+    /// Cosine similarity in `[-1, 1]`.
+    pub score: f32,
+}
+
+/// A predicate on keys that may be called from the searching thread.
+pub type Accept<'a> = &'a (dyn Fn(Key) -> bool + Sync);
+
+/// An ANN graph over unit vectors.
+pub trait AnnBackend: Send + Sync {
+    /// Which implementation this is.
+    fn kind(&self) -> BackendKind;
+    /// Inserts a unit vector under a key that is not present.
+    fn insert(&self, key: Key, vector: &[f32]) -> Result<()>;
+    /// Removes `key`; removing an absent key is not an error.
+    fn remove(&self, key: Key) -> Result<()>;
+    /// Calls `visit` with the stored vector of every present key in `keys`.
+    fn scan(&self, keys: &RoaringBitmap, visit: &mut dyn FnMut(Key, &[f32]));
+    /// Copies the vector of `key` into a new `Vec`, if present.
+    fn vector(&self, key: Key) -> Option<Vec<f32>>;
+    /// Up to `k` nearest keys accepted by `accept`, exploring about `ef` candidates.
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        accept: Option<Accept<'_>>,
+    ) -> Result<Vec<Scored>>;
+    /// Number of present keys.
+    fn len(&self) -> usize;
+    /// Whether no key is present.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Heap bytes the backend says it uses (graph plus vectors).
+    fn memory_bytes(&self) -> usize;
+    /// Removed keys still in the graph, awaiting a rebuild.
+    fn tombstones(&self) -> usize {
+        0
+    }
+    /// Background rebuilds finished so far.
+    fn rebuilds_completed(&self) -> u64 {
+        0
+    }
+    /// Blocks until background maintenance (e.g. a rebuild) has finished.
+    fn wait_idle(&self) {}
+}
+
+/// The available backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    /// `hnsw_rs`: pure Rust; deletes are tombstones plus background rebuilds.
+    Hnsw,
+    /// `usearch`: C++ library with native removal.
+    Usearch,
+}
+
+impl BackendKind {
+    /// Every backend, in display order.
+    pub const ALL: [BackendKind; 2] = [BackendKind::Hnsw, BackendKind::Usearch];
+
+    /// Short lowercase name (`hnsw`, `usearch`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Hnsw => "hnsw",
+            BackendKind::Usearch => "usearch",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for BackendKind {
+    type Err = IndexError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "hnsw" | "hnsw_rs" => Ok(BackendKind::Hnsw),
+            "usearch" => Ok(BackendKind::Usearch),
+            _ => Err(IndexError::InvalidParameter {
+                name: "backend",
+                reason: format!("unknown backend `{s}`; use `hnsw` or `usearch`"),
+            }),
+        }
+    }
+}
+
+/// Graph-construction parameters shared by both backends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphParams {
+    /// Neighbours kept per node (HNSW `M`), 4..=128.
+    pub connectivity: usize,
+    /// Candidate list size while inserting (`ef_construction`), 8..=4096.
+    pub ef_construction: usize,
+    /// Expected number of points; a sizing hint only.
+    pub capacity_hint: usize,
+    /// hnsw_rs only: rebuild once tombstones exceed this share of the graph, in (0, 1].
+    pub rebuild_tombstone_ratio: f64,
+}
+
+impl Default for GraphParams {
+    fn default() -> Self {
+        Self {
+            connectivity: 16,
+            ef_construction: 128,
+            capacity_hint: 1024,
+            rebuild_tombstone_ratio: 0.2,
+        }
+    }
+}
+
+impl GraphParams {
+    /// Checks every parameter's range, so no library assert or `exit` can be reached.
+    pub fn validate(&self) -> Result<()> {
+        check_range("connectivity", self.connectivity, 4, 128)?;
+        check_range("ef_construction", self.ef_construction, 8, 4096)?;
+        check_range("capacity_hint", self.capacity_hint, 0, 1 << 31)?;
+        let r = self.rebuild_tombstone_ratio;
+        if !(r > 0.0 && r <= 1.0) {
+            return Err(IndexError::InvalidParameter {
+                name: "rebuild_tombstone_ratio",
+                reason: format!("must be in (0, 1], got {r}"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Returns an [`IndexError::InvalidParameter`] unless `min <= value <= max`.
+pub(crate) fn check_range(name: &'static str, value: usize, min: usize, max: usize) -> Result<()> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(IndexError::InvalidParameter {
+            name,
+            reason: format!("must be between {min} and {max}, got {value}"),
+        })
+    }
+}
+
+/// Builds a backend of `kind` for `dim`-dimensional vectors.
+pub fn build(kind: BackendKind, dim: usize, params: &GraphParams) -> Result<Box<dyn AnnBackend>> {
+    params.validate()?;
+    Ok(match kind {
+        BackendKind::Hnsw => Box::new(HnswBackend::new(dim, params.clone())),
+        BackendKind::Usearch => Box::new(UsearchBackend::new(dim, params)?),
+    })
+}

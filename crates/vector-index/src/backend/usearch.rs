@@ -1,0 +1,202 @@
+//! The `usearch` backend: native removal, capacity grown on demand.
+//!
+//! usearch keeps one search context per "thread slot" reserved up front and
+//! fails an operation when none is free, so a small semaphore bounds the
+//! operations in flight to the reserved slots. Growing the capacity must not
+//! overlap any operation, hence the `RwLock` taken exclusively only to grow.
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use roaring::RoaringBitmap;
+use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
+
+use super::{Accept, AnnBackend, BackendKind, GraphParams, Scored};
+use crate::Key;
+use crate::error::{IndexError, Result};
+
+/// Operations that may run inside usearch at once.
+const THREAD_SLOTS: usize = 64;
+/// Smallest capacity reserved.
+const MIN_CAPACITY: usize = 1024;
+/// Attempts to add after growing the capacity.
+const ADD_ATTEMPTS: usize = 3;
+
+/// A counting semaphore over usearch's thread slots.
+struct Slots {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+struct SlotGuard<'a>(&'a Slots);
+
+impl Slots {
+    fn acquire(&self) -> SlotGuard<'_> {
+        let mut free = self.free.lock();
+        while *free == 0 {
+            self.freed.wait(&mut free);
+        }
+        *free -= 1;
+        SlotGuard(self)
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock() += 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// ANN backend over `usearch` (f32 storage, inner-product metric on unit vectors).
+pub struct UsearchBackend {
+    index: RwLock<Index>,
+    slots: Slots,
+    dim: usize,
+}
+
+fn backend_error(e: impl std::fmt::Display) -> IndexError {
+    IndexError::Backend {
+        backend: "usearch",
+        message: e.to_string(),
+    }
+}
+
+impl UsearchBackend {
+    /// An empty index for `dim`-dimensional vectors; `params` must be validated.
+    pub fn new(dim: usize, params: &GraphParams) -> Result<Self> {
+        let options = IndexOptions {
+            dimensions: dim,
+            metric: MetricKind::IP,
+            quantization: ScalarKind::F32,
+            connectivity: params.connectivity,
+            expansion_add: params.ef_construction,
+            // Each search asks for `max(k, ef)` results, which usearch uses as
+            // its search width; a global width would race between queries.
+            expansion_search: 1,
+            multi: false,
+        };
+        let index = Index::new(&options).map_err(backend_error)?;
+        index
+            .reserve_capacity_and_threads(params.capacity_hint.max(MIN_CAPACITY), THREAD_SLOTS)
+            .map_err(backend_error)?;
+        Ok(Self {
+            index: RwLock::new(index),
+            slots: Slots {
+                free: Mutex::new(THREAD_SLOTS),
+                freed: Condvar::new(),
+            },
+            dim,
+        })
+    }
+
+    /// Doubles the capacity unless another thread already made room.
+    fn grow(&self, seen_capacity: usize) -> Result<()> {
+        let index = self.index.write();
+        if index.capacity() == seen_capacity {
+            let target = (seen_capacity * 2).max(MIN_CAPACITY);
+            index
+                .reserve_capacity_and_threads(target, THREAD_SLOTS)
+                .map_err(backend_error)?;
+        }
+        Ok(())
+    }
+}
+
+impl AnnBackend for UsearchBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Usearch
+    }
+
+    fn insert(&self, key: Key, vector: &[f32]) -> Result<()> {
+        let _slot = self.slots.acquire();
+        let mut last_error = None;
+        for _ in 0..ADD_ATTEMPTS {
+            let capacity = {
+                let index = self.index.read();
+                let capacity = index.capacity();
+                // Room for every operation that may be adding at this moment.
+                if index.size() + THREAD_SLOTS < capacity {
+                    match index.add(u64::from(key), vector) {
+                        Ok(()) => return Ok(()),
+                        Err(e) => last_error = Some(backend_error(e)),
+                    }
+                }
+                capacity
+            };
+            // Removed slots are reused but still count against capacity, so a
+            // failed add may just need room.
+            self.grow(capacity)?;
+        }
+        Err(last_error.unwrap_or_else(|| backend_error("could not reserve capacity")))
+    }
+
+    fn remove(&self, key: Key) -> Result<()> {
+        let _slot = self.slots.acquire();
+        self.index
+            .read()
+            .remove(u64::from(key))
+            .map(|_| ())
+            .map_err(backend_error)
+    }
+
+    fn scan(&self, keys: &RoaringBitmap, visit: &mut dyn FnMut(Key, &[f32])) {
+        let index = self.index.read();
+        let mut buf = vec![0f32; self.dim];
+        for key in keys {
+            if let Ok(1) = index.get(u64::from(key), &mut buf) {
+                visit(key, &buf);
+            }
+        }
+    }
+
+    fn vector(&self, key: Key) -> Option<Vec<f32>> {
+        let mut buf = vec![0f32; self.dim];
+        match self.index.read().get(u64::from(key), &mut buf) {
+            Ok(1) => Some(buf),
+            _ => None,
+        }
+    }
+
+    fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        accept: Option<Accept<'_>>,
+    ) -> Result<Vec<Scored>> {
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let wanted = ef.max(k);
+        let _slot = self.slots.acquire();
+        let index = self.index.read();
+        if index.size() == 0 {
+            return Ok(Vec::new());
+        }
+        let matches = match accept {
+            None => index.search(query, wanted),
+            Some(accept) => {
+                // Keys are ours, always below 2^32.
+                index.filtered_search(query, wanted, |key: u64| accept(key as Key))
+            }
+        }
+        .map_err(backend_error)?;
+        Ok(matches
+            .keys
+            .iter()
+            .zip(&matches.distances)
+            .take(k)
+            .map(|(key, d)| Scored {
+                key: *key as Key,
+                score: 1.0 - d,
+            })
+            .collect())
+    }
+
+    fn len(&self) -> usize {
+        self.index.read().size()
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.index.read().memory_usage()
+    }
+}

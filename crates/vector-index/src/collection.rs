@@ -1,0 +1,422 @@
+//! A collection: points `(id, vector, payload)` with filtered k-NN search.
+//!
+//! Ids are UUIDs; internally every version of a point gets a fresh `u32` key,
+//! so the ANN graph, the payload bitmaps and the key→id map all speak keys.
+//! An upsert inserts the new key into the graph first, then swaps the id over
+//! under a short write lock, then removes the old key: a search never sees an
+//! id twice or a half-written point, and never holds a lock a writer needs
+//! while it walks the graph.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use parking_lot::RwLock;
+use roaring::RoaringBitmap;
+use uuid::Uuid;
+
+use crate::Key;
+use crate::backend::{self, AnnBackend, BackendKind, GraphParams, Scored};
+use crate::error::{IndexError, Result};
+use crate::filter::Filter;
+use crate::payload::Payload;
+use crate::payload_index::PayloadIndex;
+use crate::planner::{Plan, PlannerConfig};
+use crate::vector::{dot, normalized};
+
+/// Settings of a collection, fixed at creation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionConfig {
+    /// Vector dimension, 1..=65536.
+    pub dim: usize,
+    /// Which ANN library holds the graph.
+    pub backend: BackendKind,
+    /// Graph-construction parameters.
+    pub graph: GraphParams,
+    /// Default search width when a query gives none.
+    pub ef_search: usize,
+    /// Largest `k` a query may ask for.
+    pub max_k: usize,
+    /// Largest search width a query may ask for.
+    pub max_ef: usize,
+    /// When to scan exactly and how far to widen filtered graph searches.
+    pub planner: PlannerConfig,
+}
+
+impl CollectionConfig {
+    /// Defaults for `dim`-dimensional vectors on the default backend.
+    pub fn new(dim: usize) -> Self {
+        Self {
+            dim,
+            backend: BackendKind::Usearch,
+            graph: GraphParams::default(),
+            ef_search: 64,
+            max_k: 1000,
+            max_ef: 4096,
+            planner: PlannerConfig::default(),
+        }
+    }
+
+    /// The same configuration on another backend.
+    pub fn with_backend(mut self, backend: BackendKind) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        backend::check_range("dim", self.dim, 1, 65_536)?;
+        backend::check_range("max_k", self.max_k, 1, 100_000)?;
+        backend::check_range("max_ef", self.max_ef, 1, 100_000)?;
+        backend::check_range("ef_search", self.ef_search, 1, self.max_ef)?;
+        backend::check_range("max_filtered_ef", self.planner.max_filtered_ef, 1, 100_000)?;
+        self.graph.validate()
+    }
+}
+
+/// A k-NN query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    /// Query vector (any non-zero length; it is normalised).
+    pub vector: Vec<f32>,
+    /// Number of results wanted.
+    pub k: usize,
+    /// Which points may be returned.
+    pub filter: Filter,
+    /// Search width; the collection default when `None`.
+    pub ef: Option<usize>,
+}
+
+impl Query {
+    /// The `k` nearest points to `vector`, unfiltered.
+    pub fn new(vector: Vec<f32>, k: usize) -> Self {
+        Self {
+            vector,
+            k,
+            filter: Filter::all(),
+            ef: None,
+        }
+    }
+
+    /// Restricts results to points matching `filter`.
+    pub fn filter(mut self, filter: Filter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// Sets the search width.
+    pub fn ef(mut self, ef: usize) -> Self {
+        self.ef = Some(ef);
+        self
+    }
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hit {
+    /// The point's id.
+    pub id: Uuid,
+    /// Cosine similarity to the query, in `[-1, 1]`.
+    pub score: f32,
+}
+
+/// The answer to a [`Query`], with how it was computed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchResult {
+    /// Best first; ties broken by id.
+    pub hits: Vec<Hit>,
+    /// The plan that ran.
+    pub plan: Plan,
+    /// How many points the filter allowed.
+    pub allowed: u64,
+    /// The search width used by graph plans.
+    pub ef: usize,
+    /// Time spent, in microseconds.
+    pub took_us: u64,
+}
+
+/// A stored point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// The point's id.
+    pub id: Uuid,
+    /// Its unit-length vector.
+    pub vector: Vec<f32>,
+    /// Its payload.
+    pub payload: Payload,
+}
+
+/// Counters that describe a collection.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CollectionStats {
+    /// Points stored.
+    pub points: u64,
+    /// Removed points still in the graph.
+    pub tombstones: usize,
+    /// Graph rebuilds finished.
+    pub rebuilds: u64,
+    /// Bytes the backend reports for graph and vectors.
+    pub backend_bytes: usize,
+}
+
+#[derive(Default)]
+struct State {
+    ids: HashMap<Uuid, Key>,
+    keys: HashMap<Key, Uuid>,
+    payloads: PayloadIndex,
+}
+
+/// Points with filtered k-NN search; `Send + Sync`, safe to share across threads.
+pub struct Collection {
+    config: CollectionConfig,
+    backend: Box<dyn AnnBackend>,
+    state: RwLock<State>,
+    next_key: AtomicU64,
+}
+
+impl std::fmt::Debug for Collection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collection")
+            .field("config", &self.config)
+            .field("points", &self.len())
+            .finish()
+    }
+}
+
+impl Collection {
+    /// An empty collection; fails if a setting is out of range.
+    pub fn new(config: CollectionConfig) -> Result<Self> {
+        config.validate()?;
+        let backend = backend::build(config.backend, config.dim, &config.graph)?;
+        Ok(Self {
+            config,
+            backend,
+            state: RwLock::new(State::default()),
+            next_key: AtomicU64::new(0),
+        })
+    }
+
+    /// The collection's settings.
+    pub fn config(&self) -> &CollectionConfig {
+        &self.config
+    }
+
+    /// Number of points.
+    pub fn len(&self) -> u64 {
+        self.state.read().payloads.len()
+    }
+
+    /// Whether the collection has no points.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Size and maintenance counters.
+    pub fn stats(&self) -> CollectionStats {
+        CollectionStats {
+            points: self.len(),
+            tombstones: self.backend.tombstones(),
+            rebuilds: self.backend.rebuilds_completed(),
+            backend_bytes: self.backend.memory_bytes(),
+        }
+    }
+
+    /// Blocks until background maintenance (graph rebuilds) has finished.
+    pub fn wait_idle(&self) {
+        self.backend.wait_idle();
+    }
+
+    /// Inserts or replaces the point `id`; returns whether it replaced one.
+    pub fn upsert(&self, id: Uuid, vector: &[f32], payload: Payload) -> Result<bool> {
+        payload.validate()?;
+        let unit = normalized(vector, self.config.dim)?;
+        let key = self.allocate_key()?;
+        self.backend.insert(key, &unit)?;
+        let replaced = {
+            let mut state = self.state.write();
+            let old = state.ids.insert(id, key);
+            state.keys.insert(key, id);
+            state.payloads.insert(key, payload);
+            if let Some(old) = old {
+                state.keys.remove(&old);
+                state.payloads.remove(old);
+            }
+            old
+        };
+        if let Some(old) = replaced {
+            self.backend.remove(old)?;
+        }
+        Ok(replaced.is_some())
+    }
+
+    /// Removes the point `id`; returns whether it existed.
+    pub fn delete(&self, id: Uuid) -> Result<bool> {
+        let key = {
+            let mut state = self.state.write();
+            let Some(key) = state.ids.remove(&id) else {
+                return Ok(false);
+            };
+            state.keys.remove(&key);
+            state.payloads.remove(key);
+            key
+        };
+        self.backend.remove(key)?;
+        Ok(true)
+    }
+
+    /// The point `id`, if present.
+    pub fn get(&self, id: Uuid) -> Option<Point> {
+        // A concurrent upsert may retire the key between the two reads; retry
+        // with the newer key (each retry means a newer version was written).
+        for _ in 0..8 {
+            let (key, payload) = {
+                let state = self.state.read();
+                let key = *state.ids.get(&id)?;
+                (key, state.payloads.get(key)?.clone())
+            };
+            if let Some(vector) = self.backend.vector(key) {
+                return Some(Point {
+                    id,
+                    vector,
+                    payload,
+                });
+            }
+        }
+        None
+    }
+
+    /// Whether `id` is present.
+    pub fn contains(&self, id: Uuid) -> bool {
+        self.state.read().ids.contains_key(&id)
+    }
+
+    /// The ids of every point matching `filter` (no order).
+    pub fn ids_matching(&self, filter: &Filter) -> Vec<Uuid> {
+        let state = self.state.read();
+        state
+            .payloads
+            .matching(filter)
+            .iter()
+            .filter_map(|k| state.keys.get(&k).copied())
+            .collect()
+    }
+
+    /// The `k` points most similar to the query that match its filter.
+    pub fn search(&self, query: &Query) -> Result<SearchResult> {
+        let started = Instant::now();
+        let max_k = self.config.max_k;
+        if query.k == 0 || query.k > max_k {
+            return Err(IndexError::InvalidK {
+                got: query.k,
+                max: max_k,
+            });
+        }
+        let ef = query.ef.unwrap_or(self.config.ef_search);
+        backend::check_range("ef", ef, 1, self.config.max_ef)?;
+        let q = normalized(&query.vector, self.config.dim)?;
+
+        // Only the bitmap work happens under the read lock.
+        let (allowed, live) = {
+            let state = self.state.read();
+            (state.payloads.matching(&query.filter), state.payloads.len())
+        };
+        let filtered = !query.filter.is_empty();
+        let choice = self
+            .config
+            .planner
+            .choose(allowed.len(), live, filtered, query.k, ef);
+        let mut plan = choice.plan;
+        let mut scored = match plan {
+            Plan::Exact | Plan::ExactFallback => self.exact(&q, query.k, &allowed),
+            Plan::Graph => self.backend.search(&q, query.k, choice.ef, None)?,
+            Plan::FilteredGraph => {
+                let accept = |key: Key| allowed.contains(key);
+                self.backend.search(&q, query.k, choice.ef, Some(&accept))?
+            }
+        };
+        let mut hits = self.resolve(&scored, &allowed);
+        let reachable = allowed.len().min(query.k as u64) as usize;
+        if !plan.is_exact() && hits.len() < reachable {
+            // The graph could not reach enough allowed points: fall back to exact.
+            plan = Plan::ExactFallback;
+            scored = self.exact(&q, query.k, &allowed);
+            hits = self.resolve(&scored, &allowed);
+        }
+        Ok(SearchResult {
+            hits,
+            plan,
+            allowed: allowed.len(),
+            ef: choice.ef,
+            took_us: started.elapsed().as_micros().try_into().unwrap_or(u64::MAX),
+        })
+    }
+
+    fn allocate_key(&self) -> Result<Key> {
+        let key = self.next_key.fetch_add(1, Ordering::Relaxed);
+        Key::try_from(key).map_err(|_| IndexError::KeysExhausted(u64::from(Key::MAX) + 1))
+    }
+
+    /// Exact top-k of `allowed` by dot product.
+    fn exact(&self, q: &[f32], k: usize, allowed: &RoaringBitmap) -> Vec<Scored> {
+        // A min-heap of the best k so far: the root is the weakest kept.
+        let mut heap: BinaryHeap<Weakest> = BinaryHeap::with_capacity(k + 1);
+        self.backend.scan(allowed, &mut |key, v| {
+            let s = Weakest(Scored {
+                key,
+                score: dot(q, v),
+            });
+            if heap.len() < k {
+                heap.push(s);
+            } else if heap.peek().is_some_and(|w| s.cmp(w) == CmpOrdering::Less) {
+                heap.pop();
+                heap.push(s);
+            }
+        });
+        heap.into_iter().map(|w| w.0).collect()
+    }
+
+    /// Maps keys to ids, dropping keys retired since the search began, best first.
+    fn resolve(&self, scored: &[Scored], allowed: &RoaringBitmap) -> Vec<Hit> {
+        let state = self.state.read();
+        let mut hits: Vec<Hit> = scored
+            .iter()
+            .filter(|s| allowed.contains(s.key))
+            .filter_map(|s| {
+                state.keys.get(&s.key).map(|id| Hit {
+                    id: *id,
+                    score: s.score,
+                })
+            })
+            .collect();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        hits
+    }
+}
+
+/// Orders scored keys so the *weakest* is the greatest, for a min-heap of the best.
+#[derive(Debug, Clone, Copy)]
+struct Weakest(Scored);
+
+impl PartialEq for Weakest {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == CmpOrdering::Equal
+    }
+}
+
+impl Eq for Weakest {}
+
+impl PartialOrd for Weakest {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Weakest {
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        other
+            .0
+            .score
+            .total_cmp(&self.0.score)
+            .then(self.0.key.cmp(&other.0.key))
+    }
+}

@@ -1,0 +1,60 @@
+//! Helpers shared by the integration tests: a brute-force model of a collection.
+#![allow(dead_code, clippy::expect_used)]
+
+use std::collections::HashMap;
+
+use vector_index::vector::{dot, normalized};
+use vector_index::{BackendKind, Collection, CollectionConfig, Filter, GraphParams, Payload, Uuid};
+
+/// What the collection should contain, kept the obvious way.
+#[derive(Default)]
+pub struct Model {
+    /// Every live point, by id, with its unit vector.
+    pub points: HashMap<Uuid, (Vec<f32>, Payload)>,
+}
+
+impl Model {
+    /// Inserts or replaces a point.
+    pub fn upsert(&mut self, id: Uuid, v: &[f32], p: Payload) {
+        let unit = normalized(v, v.len()).expect("model vectors are valid");
+        self.points.insert(id, (unit, p));
+    }
+
+    /// Exact top-k `(id, score)` of the points matching `filter`, best first.
+    pub fn top_k(&self, q: &[f32], k: usize, filter: &Filter) -> Vec<(Uuid, f32)> {
+        let q = normalized(q, q.len()).expect("model queries are valid");
+        let mut all: Vec<(Uuid, f32)> = self
+            .points
+            .iter()
+            .filter(|(_, (_, p))| filter.matches(p))
+            .map(|(id, (v, _))| (*id, dot(&q, v)))
+            .collect();
+        all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        all.truncate(k);
+        all
+    }
+
+    /// True similarity of `id` to `q`, if `id` is present.
+    pub fn score(&self, id: Uuid, q: &[f32]) -> Option<f32> {
+        let q = normalized(q, q.len()).ok()?;
+        self.points.get(&id).map(|(v, _)| dot(&q, v))
+    }
+}
+
+/// A small-graph configuration; `exact_scan_max = 0` forces graph plans.
+pub fn config(backend: BackendKind, dim: usize, exact_scan_max: u64) -> CollectionConfig {
+    let mut c = CollectionConfig::new(dim).with_backend(backend);
+    c.graph = GraphParams {
+        connectivity: 8,
+        ef_construction: 64,
+        capacity_hint: 64,
+        rebuild_tombstone_ratio: 0.1,
+    };
+    c.planner.exact_scan_max = exact_scan_max;
+    c
+}
+
+/// A collection built from [`config`].
+pub fn collection(backend: BackendKind, dim: usize, exact_scan_max: u64) -> Collection {
+    Collection::new(config(backend, dim, exact_scan_max)).expect("valid config")
+}
