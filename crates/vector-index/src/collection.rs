@@ -8,10 +8,11 @@
 //! while it walks the graph.
 
 use std::cmp::Ordering as CmpOrdering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use hashbrown::HashMap;
 use parking_lot::RwLock;
 use roaring::RoaringBitmap;
 use uuid::Uuid;
@@ -22,7 +23,7 @@ use crate::error::{IndexError, Result};
 use crate::filter::Filter;
 use crate::payload::Payload;
 use crate::payload_index::PayloadIndex;
-use crate::planner::{Plan, PlannerConfig};
+use crate::planner::{Plan, PlannerConfig, Strategy};
 use crate::vector::{dot, normalized};
 
 /// Settings of a collection, fixed at creation.
@@ -69,7 +70,14 @@ impl CollectionConfig {
         backend::check_range("max_k", self.max_k, 1, 100_000)?;
         backend::check_range("max_ef", self.max_ef, 1, 100_000)?;
         backend::check_range("ef_search", self.ef_search, 1, self.max_ef)?;
-        backend::check_range("max_filtered_ef", self.planner.max_filtered_ef, 1, 100_000)?;
+        if let Some(r) = self.planner.cost_ratio
+            && !(r.is_finite() && r >= 0.0)
+        {
+            return Err(IndexError::InvalidParameter {
+                name: "cost_ratio",
+                reason: format!("must be a finite number >= 0, got {r}"),
+            });
+        }
         self.graph.validate()
     }
 }
@@ -85,6 +93,8 @@ pub struct Query {
     pub filter: Filter,
     /// Search width; the collection default when `None`.
     pub ef: Option<usize>,
+    /// Lets the caller override the planner (benchmarks, debugging).
+    pub strategy: Strategy,
 }
 
 impl Query {
@@ -95,6 +105,7 @@ impl Query {
             k,
             filter: Filter::all(),
             ef: None,
+            strategy: Strategy::Auto,
         }
     }
 
@@ -107,6 +118,12 @@ impl Query {
     /// Sets the search width.
     pub fn ef(mut self, ef: usize) -> Self {
         self.ef = Some(ef);
+        self
+    }
+
+    /// Overrides the planner.
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
         self
     }
 }
@@ -129,7 +146,7 @@ pub struct SearchResult {
     pub plan: Plan,
     /// How many points the filter allowed.
     pub allowed: u64,
-    /// The search width used by graph plans.
+    /// The search width used by graph plans (`max(ef, k)`).
     pub ef: usize,
     /// Time spent, in microseconds.
     pub took_us: u64,
@@ -236,7 +253,7 @@ impl Collection {
             let mut state = self.state.write();
             let old = state.ids.insert(id, key);
             state.keys.insert(key, id);
-            state.payloads.insert(key, payload);
+            state.payloads.insert(key, &payload);
             if let Some(old) = old {
                 state.keys.remove(&old);
                 state.payloads.remove(old);
@@ -272,7 +289,7 @@ impl Collection {
             let (key, payload) = {
                 let state = self.state.read();
                 let key = *state.ids.get(&id)?;
-                (key, state.payloads.get(key)?.clone())
+                (key, state.payloads.get(key)?)
             };
             if let Some(vector) = self.backend.vector(key) {
                 return Some(Point {
@@ -320,18 +337,16 @@ impl Collection {
             let state = self.state.read();
             (state.payloads.matching(&query.filter), state.payloads.len())
         };
-        let filtered = !query.filter.is_empty();
-        let choice = self
-            .config
-            .planner
-            .choose(allowed.len(), live, filtered, query.k, ef);
-        let mut plan = choice.plan;
+        let mut plan =
+            self.config
+                .planner
+                .choose(self.config.backend, query.strategy, allowed.len(), live);
         let mut scored = match plan {
             Plan::Exact | Plan::ExactFallback => self.exact(&q, query.k, &allowed),
-            Plan::Graph => self.backend.search(&q, query.k, choice.ef, None)?,
+            Plan::Graph => self.backend.search(&q, query.k, ef, None)?,
             Plan::FilteredGraph => {
                 let accept = |key: Key| allowed.contains(key);
-                self.backend.search(&q, query.k, choice.ef, Some(&accept))?
+                self.backend.search(&q, query.k, ef, Some(&accept))?
             }
         };
         let mut hits = self.resolve(&scored, &allowed);
@@ -346,7 +361,7 @@ impl Collection {
             hits,
             plan,
             allowed: allowed.len(),
-            ef: choice.ef,
+            ef: ef.max(query.k),
             took_us: started.elapsed().as_micros().try_into().unwrap_or(u64::MAX),
         })
     }

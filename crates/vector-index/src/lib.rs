@@ -10,6 +10,19 @@
 //! - [`synthetic`]: clustered test data and exact ground truth.
 //!
 //! Similarity is cosine on L2-normalised vectors, i.e. a dot product.
+//!
+//! ```
+//! use vector_index::{Collection, CollectionConfig, Field, Filter, Payload, Query, Uuid};
+//!
+//! let c = Collection::new(CollectionConfig::new(3))?;
+//! let id = Uuid::now_v7();
+//! c.upsert(id, &[0.1, 0.9, 0.0], Payload::new("team-a"))?;
+//! let query = Query::new(vec![0.0, 1.0, 0.0], 5).filter(Filter::all().eq(Field::Namespace, "team-a"));
+//! let result = c.search(&query)?;
+//! assert_eq!(result.hits[0].id, id);
+//! println!("{:?} via {}", result.hits, result.plan.name());
+//! # Ok::<(), vector_index::IndexError>(())
+//! ```
 
 pub mod backend;
 pub mod collection;
@@ -31,5 +44,5 @@ pub use collection::{
 pub use error::{IndexError, Result};
 pub use filter::{Condition, Filter};
 pub use payload::{Field, Millis, Payload, TimeField};
-pub use planner::{Plan, PlannerConfig};
+pub use planner::{Plan, PlannerConfig, Strategy};
 pub use uuid::Uuid;

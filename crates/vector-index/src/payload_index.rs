@@ -2,9 +2,13 @@
 //!
 //! Keyword fields map each value to a [`RoaringBitmap`] of keys; timestamps are
 //! kept in ordered sets so a range becomes a bitmap without touching payloads.
+//! Strings are interned: a payload stores shared `Arc<str>`s from the term
+//! dictionary, so a million points in one namespace hold one copy of its name.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
+use hashbrown::HashMap;
 use roaring::RoaringBitmap;
 
 use crate::Key;
@@ -15,12 +19,66 @@ use crate::payload::{Field, Millis, Payload, TimeField};
 /// instead of materialising a bitmap of the whole range.
 const PER_POINT_CHECK_MAX: u64 = 4096;
 
+/// Number of [`Field`] variants.
+const FIELDS: usize = 6;
+
+/// A payload as stored: interned strings, no per-point string allocations.
+#[derive(Debug, Clone)]
+struct Stored {
+    namespace: Arc<str>,
+    agent_id: Option<Arc<str>>,
+    user_id: Option<Arc<str>>,
+    session_id: Option<Arc<str>>,
+    kind: Option<Arc<str>>,
+    tags: Box<[Arc<str>]>,
+    created_at: Millis,
+    updated_at: Millis,
+    expires_at: Option<Millis>,
+}
+
+impl Stored {
+    fn to_payload(&self) -> Payload {
+        let owned = |s: &Option<Arc<str>>| s.as_deref().map(str::to_owned);
+        Payload {
+            namespace: self.namespace.to_string(),
+            agent_id: owned(&self.agent_id),
+            user_id: owned(&self.user_id),
+            session_id: owned(&self.session_id),
+            kind: owned(&self.kind),
+            tags: self.tags.iter().map(|t| t.to_string()).collect(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            expires_at: self.expires_at,
+        }
+    }
+
+    fn time(&self, field: TimeField) -> Option<Millis> {
+        match field {
+            TimeField::Created => Some(self.created_at),
+            TimeField::Updated => Some(self.updated_at),
+            TimeField::Expires => self.expires_at,
+        }
+    }
+
+    /// Evaluates a time condition (keyword conditions are answered by bitmaps).
+    fn satisfies(&self, c: &Condition) -> bool {
+        match c {
+            Condition::Range { field, from, to } => self
+                .time(*field)
+                .is_some_and(|t| from.is_none_or(|f| t >= f) && to.is_none_or(|e| t < e)),
+            Condition::NotExpiredAt(now) => self.expires_at.is_none_or(|e| e > *now),
+            Condition::Equals(..) | Condition::AnyOf(..) => true,
+        }
+    }
+}
+
 /// Payload storage plus the indexes that answer filters.
 #[derive(Debug, Default)]
 pub struct PayloadIndex {
-    payloads: HashMap<Key, Payload>,
+    payloads: HashMap<Key, Stored>,
     live: RoaringBitmap,
-    terms: HashMap<(Field, Box<str>), RoaringBitmap>,
+    /// Per field, value → keys having it.
+    terms: [HashMap<Arc<str>, RoaringBitmap>; FIELDS],
     created: BTreeSet<(Millis, Key)>,
     updated: BTreeSet<(Millis, Key)>,
     expires: BTreeSet<(Millis, Key)>,
@@ -43,46 +101,94 @@ impl PayloadIndex {
     }
 
     /// The payload of `key`, if indexed.
-    pub fn get(&self, key: Key) -> Option<&Payload> {
-        self.payloads.get(&key)
+    pub fn get(&self, key: Key) -> Option<Payload> {
+        self.payloads.get(&key).map(Stored::to_payload)
+    }
+
+    /// Adds `key` to the bitmap of `(field, value)` and returns the interned value.
+    fn index_term(&mut self, field: Field, value: &str, key: Key) -> Arc<str> {
+        let map = &mut self.terms[field as usize];
+        if let Some((interned, keys)) = map.get_key_value_mut(value) {
+            keys.insert(key);
+            return Arc::clone(interned);
+        }
+        let interned: Arc<str> = Arc::from(value);
+        map.insert(Arc::clone(&interned), RoaringBitmap::from_iter([key]));
+        interned
+    }
+
+    fn unindex_term(&mut self, field: Field, value: &str, key: Key) {
+        let map = &mut self.terms[field as usize];
+        if let Some(keys) = map.get_mut(value) {
+            keys.remove(key);
+            if keys.is_empty() {
+                map.remove(value);
+            }
+        }
     }
 
     /// Indexes `payload` under `key` (which must be new).
-    pub fn insert(&mut self, key: Key, payload: Payload) {
+    pub fn insert(&mut self, key: Key, payload: &Payload) {
         self.live.insert(key);
-        for (field, value) in payload.terms() {
-            self.terms
-                .entry((field, value.into()))
-                .or_default()
-                .insert(key);
+        let mut opt =
+            |field, v: &Option<String>| v.as_deref().map(|v| self.index_term(field, v, key));
+        let agent_id = opt(Field::Agent, &payload.agent_id);
+        let user_id = opt(Field::User, &payload.user_id);
+        let session_id = opt(Field::Session, &payload.session_id);
+        let kind = opt(Field::Kind, &payload.kind);
+        let namespace = self.index_term(Field::Namespace, &payload.namespace, key);
+        let mut tags: Vec<Arc<str>> = Vec::with_capacity(payload.tags.len());
+        for t in &payload.tags {
+            // Duplicate tags are one tag.
+            if !tags.iter().any(|x| **x == **t) {
+                tags.push(self.index_term(Field::Tag, t, key));
+            }
         }
         self.created.insert((payload.created_at, key));
         self.updated.insert((payload.updated_at, key));
         if let Some(e) = payload.expires_at {
             self.expires.insert((e, key));
         }
-        self.payloads.insert(key, payload);
+        let stored = Stored {
+            namespace,
+            agent_id,
+            user_id,
+            session_id,
+            kind,
+            tags: tags.into_boxed_slice(),
+            created_at: payload.created_at,
+            updated_at: payload.updated_at,
+            expires_at: payload.expires_at,
+        };
+        self.payloads.insert(key, stored);
     }
 
-    /// Removes `key` and returns its payload.
-    pub fn remove(&mut self, key: Key) -> Option<Payload> {
-        let payload = self.payloads.remove(&key)?;
+    /// Removes `key`; returns whether it was indexed.
+    pub fn remove(&mut self, key: Key) -> bool {
+        let Some(s) = self.payloads.remove(&key) else {
+            return false;
+        };
         self.live.remove(key);
-        for (field, value) in payload.terms() {
-            let term = (field, Box::<str>::from(value));
-            if let Some(bitmap) = self.terms.get_mut(&term) {
-                bitmap.remove(key);
-                if bitmap.is_empty() {
-                    self.terms.remove(&term);
-                }
+        self.unindex_term(Field::Namespace, &s.namespace, key);
+        for (field, v) in [
+            (Field::Agent, &s.agent_id),
+            (Field::User, &s.user_id),
+            (Field::Session, &s.session_id),
+            (Field::Kind, &s.kind),
+        ] {
+            if let Some(v) = v {
+                self.unindex_term(field, v, key);
             }
         }
-        self.created.remove(&(payload.created_at, key));
-        self.updated.remove(&(payload.updated_at, key));
-        if let Some(e) = payload.expires_at {
+        for t in &s.tags {
+            self.unindex_term(Field::Tag, t, key);
+        }
+        self.created.remove(&(s.created_at, key));
+        self.updated.remove(&(s.updated_at, key));
+        if let Some(e) = s.expires_at {
             self.expires.remove(&(e, key));
         }
-        Some(payload)
+        true
     }
 
     /// The keys whose payload matches `filter`.
@@ -92,14 +198,16 @@ impl PayloadIndex {
         let mut other: Vec<&Condition> = Vec::new();
         for c in &filter.conditions {
             match c {
-                Condition::Equals(f, v) => keyword.push(self.term(*f, v)),
-                Condition::AnyOf(f, vs) => keyword.push(vs.iter().map(|v| self.term(*f, v)).fold(
-                    RoaringBitmap::new(),
-                    |mut acc, b| {
-                        acc |= b;
-                        acc
-                    },
-                )),
+                Condition::Equals(f, v) => {
+                    keyword.push(self.term(*f, v).cloned().unwrap_or_default())
+                }
+                Condition::AnyOf(f, vs) => {
+                    let mut union = RoaringBitmap::new();
+                    for b in vs.iter().filter_map(|v| self.term(*f, v)) {
+                        union |= b;
+                    }
+                    keyword.push(union);
+                }
                 _ => other.push(c),
             }
         }
@@ -122,7 +230,7 @@ impl PayloadIndex {
             if set.len() <= PER_POINT_CHECK_MAX {
                 set = set
                     .iter()
-                    .filter(|k| self.payloads.get(k).is_some_and(|p| c.matches(p)))
+                    .filter(|k| self.payloads.get(k).is_some_and(|s| s.satisfies(c)))
                     .collect();
                 continue;
             }
@@ -139,13 +247,8 @@ impl PayloadIndex {
         set
     }
 
-    fn term(&self, field: Field, value: &str) -> RoaringBitmap {
-        // A tuple of borrowed parts cannot look up `(Field, Box<str>)`; the
-        // allocation is per condition, not per point.
-        self.terms
-            .get(&(field, Box::from(value)))
-            .cloned()
-            .unwrap_or_default()
+    fn term(&self, field: Field, value: &str) -> Option<&RoaringBitmap> {
+        self.terms[field as usize].get(value)
     }
 
     fn time_range(
@@ -167,7 +270,6 @@ impl PayloadIndex {
         }
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,7 +306,7 @@ mod tests {
                 i64::from(k) * 10,
                 (k % 4 == 0).then(|| i64::from(k) * 5),
             );
-            idx.insert(k, p.clone());
+            idx.insert(k, &p);
             all.push(p);
         }
         (idx, all)
@@ -253,8 +355,10 @@ mod tests {
     #[test]
     fn remove_unindexes_every_field() {
         let (mut idx, all) = index_of(9);
-        assert_eq!(idx.remove(3), Some(all[3].clone()));
-        assert_eq!(idx.remove(3), None);
+        assert_eq!(idx.get(3), Some(all[3].clone()));
+        assert!(idx.remove(3));
+        assert!(!idx.remove(3));
+        assert_eq!(idx.get(3), None);
         assert_eq!(idx.len(), 8);
         for f in [
             Filter::all().eq(Field::Namespace, "a"),
@@ -268,6 +372,7 @@ mod tests {
         for k in 0..3 {
             idx.remove(k);
         }
-        assert!(idx.terms.is_empty() && idx.created.is_empty() && idx.expires.is_empty());
+        assert!(idx.terms.iter().all(|m| m.is_empty()));
+        assert!(idx.created.is_empty() && idx.expires.is_empty());
     }
 }

@@ -1,9 +1,18 @@
 //! Chooses how a search runs: an exact scan or a (filtered) graph search.
 //!
-//! A filter that leaves few points is answered by scoring every allowed point,
-//! which is exact (recall 1.0) and cheap when the set is small. Otherwise the
-//! graph is searched, with its search width raised in proportion to how much
-//! of the collection the filter rejects, so filtered recall stays high.
+//! Scoring every allowed point costs about `e * allowed`; a graph search that
+//! only accepts allowed points costs about `g * live / allowed`, because the
+//! graph must be walked past the rejected points to collect `ef` accepted ones.
+//! The two are equal where `allowed² = (g / e) * live`, so the planner scans
+//! exactly when `allowed² <= ratio * live` (or the set is tiny), and otherwise
+//! searches the graph. `ratio = g / e` depends on the backend and is measured by
+//! the ANN bench (docs/benchmarks.md). An exact scan has recall 1.0.
+//!
+//! Both libraries already widen a filtered search until they hold `ef`
+//! *accepted* candidates, so the width is not raised again for selectivity: the
+//! bench showed that doing so costs up to 10x latency for no recall.
+
+use crate::backend::BackendKind;
 
 /// How a search was executed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -12,7 +21,7 @@ pub enum Plan {
     Exact,
     /// Graph search over the whole collection.
     Graph,
-    /// Graph search that only accepts allowed points, with a raised width.
+    /// Graph search that only accepts allowed points.
     FilteredGraph,
     /// The graph search came back short, so the allowed points were scanned exactly.
     ExactFallback,
@@ -36,55 +45,70 @@ impl Plan {
 }
 
 /// Planner thresholds.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PlannerConfig {
-    /// Scan exactly when at most this many points are allowed.
-    pub exact_scan_max: u64,
-    /// Upper bound of the raised search width for filtered graph searches.
-    pub max_filtered_ef: usize,
+    /// Always scan exactly when at most this many points are allowed.
+    pub exact_scan_min: u64,
+    /// Graph-search cost over exact-scan cost per point (`g / e` above);
+    /// `None` uses the backend's measured value.
+    pub cost_ratio: Option<f64>,
 }
 
 impl Default for PlannerConfig {
     fn default() -> Self {
-        // Chosen from the ANN bench: see docs/benchmarks.md.
         Self {
-            exact_scan_max: 20_000,
-            max_filtered_ef: 2048,
+            exact_scan_min: 1024,
+            cost_ratio: None,
         }
     }
 }
 
-/// A chosen plan and the search width to use with it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Choice {
-    /// The plan.
-    pub plan: Plan,
-    /// Search width for graph plans (unused by exact scans).
-    pub ef: usize,
+/// Measured `g / e` per backend, from the 100k x 384 ANN bench (docs/benchmarks.md).
+pub fn default_cost_ratio(kind: BackendKind) -> f64 {
+    match kind {
+        BackendKind::Usearch => 430.0,
+        BackendKind::Hnsw => 3000.0,
+    }
+}
+
+/// Who decides between an exact scan and a graph search.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Strategy {
+    /// The planner decides from the filter's selectivity.
+    #[default]
+    Auto,
+    /// Always scan the allowed points exactly.
+    Exact,
+    /// Always search the graph (still falling back to exact if it comes back short).
+    Graph,
 }
 
 impl PlannerConfig {
-    /// Picks a plan for `allowed` of `live` points, given the requested `k` and `ef`.
-    pub fn choose(&self, allowed: u64, live: u64, filtered: bool, k: usize, ef: usize) -> Choice {
-        let ef = ef.max(k);
-        if allowed <= self.exact_scan_max {
-            return Choice {
-                plan: Plan::Exact,
-                ef,
-            };
-        }
-        if !filtered || allowed >= live {
-            return Choice {
-                plan: Plan::Graph,
-                ef,
-            };
-        }
-        // Widen by the inverse selectivity: a filter keeping 10% explores 10x.
-        let scale = live as f64 / allowed.max(1) as f64;
-        let raised = (ef as f64 * scale).ceil() as usize;
-        Choice {
-            plan: Plan::FilteredGraph,
-            ef: raised.clamp(ef, self.max_filtered_ef.max(ef)),
+    /// Picks a plan for `allowed` of `live` points on `backend`.
+    pub fn choose(
+        &self,
+        backend: BackendKind,
+        strategy: Strategy,
+        allowed: u64,
+        live: u64,
+    ) -> Plan {
+        let exact = match strategy {
+            Strategy::Exact => true,
+            Strategy::Graph => allowed == 0,
+            Strategy::Auto => {
+                let ratio = self
+                    .cost_ratio
+                    .unwrap_or_else(|| default_cost_ratio(backend));
+                let a = allowed as f64;
+                allowed <= self.exact_scan_min || a * a <= ratio * live as f64
+            }
+        };
+        if exact {
+            Plan::Exact
+        } else if allowed >= live {
+            Plan::Graph
+        } else {
+            Plan::FilteredGraph
         }
     }
 }
@@ -93,40 +117,51 @@ impl PlannerConfig {
 mod tests {
     use super::*;
 
+    const U: BackendKind = BackendKind::Usearch;
+
     #[test]
-    fn small_allowed_sets_scan_exactly() {
+    fn small_or_selective_sets_scan_exactly() {
         let p = PlannerConfig::default();
-        assert_eq!(p.choose(0, 100_000, true, 10, 64).plan, Plan::Exact);
-        assert_eq!(p.choose(20_000, 100_000, true, 10, 64).plan, Plan::Exact);
-        assert_eq!(p.choose(500, 500, false, 10, 64).plan, Plan::Exact);
+        assert_eq!(p.choose(U, Strategy::Auto, 0, 100_000), Plan::Exact);
+        assert_eq!(p.choose(U, Strategy::Auto, 1024, 1024), Plan::Exact);
+        // sqrt(430 * 100_000) ≈ 6557: the measured crossover.
+        assert_eq!(p.choose(U, Strategy::Auto, 6_500, 100_000), Plan::Exact);
+        assert_eq!(
+            p.choose(U, Strategy::Auto, 6_600, 100_000),
+            Plan::FilteredGraph
+        );
     }
 
     #[test]
-    fn large_sets_use_the_graph_with_width_raised_by_selectivity() {
+    fn large_sets_use_the_graph() {
         let p = PlannerConfig::default();
+        assert_eq!(p.choose(U, Strategy::Auto, 100_000, 100_000), Plan::Graph);
         assert_eq!(
-            p.choose(100_000, 100_000, false, 10, 64),
-            Choice {
-                plan: Plan::Graph,
-                ef: 64
-            }
+            p.choose(U, Strategy::Auto, 50_000, 100_000),
+            Plan::FilteredGraph
         );
+        // hnsw_rs's filtered search is costlier, so it scans exactly for longer.
+        let h = BackendKind::Hnsw;
+        assert_eq!(p.choose(h, Strategy::Auto, 10_000, 100_000), Plan::Exact);
+        let custom = PlannerConfig {
+            cost_ratio: Some(1.0),
+            exact_scan_min: 0,
+        };
         assert_eq!(
-            p.choose(50_000, 100_000, true, 10, 64),
-            Choice {
-                plan: Plan::FilteredGraph,
-                ef: 128
-            }
+            custom.choose(h, Strategy::Auto, 10_000, 100_000),
+            Plan::FilteredGraph
         );
-        let narrow = p.choose(25_000, 1_000_000, true, 10, 64);
+    }
+
+    #[test]
+    fn strategies_override_the_choice() {
+        let p = PlannerConfig::default();
+        assert_eq!(p.choose(U, Strategy::Exact, 100_000, 100_000), Plan::Exact);
         assert_eq!(
-            narrow,
-            Choice {
-                plan: Plan::FilteredGraph,
-                ef: 2048
-            }
+            p.choose(U, Strategy::Graph, 10, 100_000),
+            Plan::FilteredGraph
         );
-        // The cap never drops the width below k.
-        assert_eq!(p.choose(50_000, 100_000, true, 3000, 64).ef, 3000);
+        assert_eq!(p.choose(U, Strategy::Graph, 10, 10), Plan::Graph);
+        assert_eq!(p.choose(U, Strategy::Graph, 0, 10), Plan::Exact);
     }
 }

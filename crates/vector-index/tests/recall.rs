@@ -12,9 +12,10 @@ const QUERIES: usize = 200;
 
 fn build(backend: BackendKind) -> Collection {
     let mut config = CollectionConfig::new(DIM).with_backend(backend);
-    config.planner.exact_scan_max = 0;
+    config.planner.exact_scan_min = 0;
+    config.planner.cost_ratio = Some(0.0);
     let c = Collection::new(config).unwrap();
-    let base = clustered(N, DIM, 50, 0.5, 7);
+    let (base, _) = data();
     for (i, row) in base.chunks_exact(DIM).enumerate() {
         let mut p = Payload::new("ns");
         // Half the points carry the tag: a 50% filter.
@@ -26,14 +27,20 @@ fn build(backend: BackendKind) -> Collection {
     c
 }
 
+/// Base rows and queries drawn from the same clusters.
+fn data() -> (Vec<f32>, Vec<f32>) {
+    let mut base = clustered(N + QUERIES, DIM, 50, 0.5, 7);
+    let queries = base.split_off(N * DIM);
+    (base, queries)
+}
+
 fn as_index(id: Uuid) -> u32 {
     id.as_u128() as u32
 }
 
 fn recall(backend: BackendKind) {
     let c = build(backend);
-    let base = clustered(N, DIM, 50, 0.5, 7);
-    let queries = clustered(QUERIES, DIM, 50, 0.5, 99);
+    let (base, queries) = data();
     let truth = ground_truth(&base, &queries, DIM, 10);
     let found: Vec<Vec<u32>> = queries
         .chunks_exact(DIM)

@@ -6,12 +6,12 @@
 //! using the old one; writes made meanwhile are logged and replayed onto the new
 //! graph, which is then swapped in atomically.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use arc_swap::ArcSwap;
+use hashbrown::HashMap;
 use hnsw_rs::prelude::{Distance, Hnsw};
 use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;

@@ -41,7 +41,7 @@ impl Model {
     }
 }
 
-/// A small-graph configuration; `exact_scan_max = 0` forces graph plans.
+/// A small-graph configuration: exact scans up to `exact_scan_max` points, graph plans above.
 pub fn config(backend: BackendKind, dim: usize, exact_scan_max: u64) -> CollectionConfig {
     let mut c = CollectionConfig::new(dim).with_backend(backend);
     c.graph = GraphParams {
@@ -50,7 +50,8 @@ pub fn config(backend: BackendKind, dim: usize, exact_scan_max: u64) -> Collecti
         capacity_hint: 64,
         rebuild_tombstone_ratio: 0.1,
     };
-    c.planner.exact_scan_max = exact_scan_max;
+    c.planner.exact_scan_min = exact_scan_max;
+    c.planner.cost_ratio = Some(0.0);
     c
 }
 

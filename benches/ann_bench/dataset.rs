@@ -1,0 +1,117 @@
+//! The on-disk dataset format and the synthetic generator that writes it.
+//!
+//! A dataset directory holds `meta.json` (`dim`, `n_base`, `n_queries`, `gt_k`,
+//! `metric`), `base.f32` and `queries.f32` (little-endian f32, row-major) and
+//! `gt.i32` (little-endian i32, `n_queries x gt_k` base indices, nearest first).
+
+use std::fs;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use vector_index::synthetic::{clustered, ground_truth};
+
+/// `meta.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    pub dim: usize,
+    pub n_base: usize,
+    pub n_queries: usize,
+    pub gt_k: usize,
+    pub metric: String,
+}
+
+/// A loaded dataset.
+pub struct Dataset {
+    pub meta: Meta,
+    pub base: Vec<f32>,
+    pub queries: Vec<f32>,
+    pub gt: Vec<Vec<u32>>,
+}
+
+type Error = Box<dyn std::error::Error>;
+
+fn read_f32(path: &Path, expected: usize) -> Result<Vec<f32>, Error> {
+    let bytes = fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() != expected * 4 {
+        return Err(format!(
+            "{}: expected {} float32 values, found {} bytes",
+            path.display(),
+            expected,
+            bytes.len()
+        )
+        .into());
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+/// Reads and checks a dataset directory.
+pub fn load(dir: &Path) -> Result<Dataset, Error> {
+    let meta_path = dir.join("meta.json");
+    let meta: Meta = serde_json::from_slice(
+        &fs::read(&meta_path).map_err(|e| format!("{}: {e}", meta_path.display()))?,
+    )
+    .map_err(|e| format!("{}: {e}", meta_path.display()))?;
+    if meta.metric != "cosine" {
+        return Err(format!("metric `{}` is not supported; use cosine", meta.metric).into());
+    }
+    let base = read_f32(&dir.join("base.f32"), meta.n_base * meta.dim)?;
+    let queries = read_f32(&dir.join("queries.f32"), meta.n_queries * meta.dim)?;
+    let gt_path = dir.join("gt.i32");
+    let gt_bytes = fs::read(&gt_path).map_err(|e| format!("{}: {e}", gt_path.display()))?;
+    if gt_bytes.len() != meta.n_queries * meta.gt_k * 4 {
+        return Err(format!("{}: wrong size for n_queries x gt_k", gt_path.display()).into());
+    }
+    let mut gt = Vec::with_capacity(meta.n_queries);
+    for row in gt_bytes.chunks_exact(meta.gt_k * 4) {
+        let ids: Result<Vec<u32>, _> = row
+            .chunks_exact(4)
+            .map(|b| u32::try_from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            .collect();
+        gt.push(ids.map_err(|_| format!("{}: negative index", gt_path.display()))?);
+    }
+    Ok(Dataset {
+        meta,
+        base,
+        queries,
+        gt,
+    })
+}
+
+/// Generates a clustered dataset with exact ground truth and writes it to `dir`.
+pub fn generate(
+    dir: &Path,
+    n: usize,
+    n_queries: usize,
+    dim: usize,
+    seed: u64,
+) -> Result<(), Error> {
+    let clusters = (n as f64).sqrt() as usize;
+    // Queries come from the same clusters as the base (one draw, split), as
+    // real queries come from the topics the memories are about.
+    let mut base = clustered(n + n_queries, dim, clusters, 0.5, seed);
+    let queries = base.split_off(n * dim);
+    let gt_k = 100.min(n);
+    let gt = ground_truth(&base, &queries, dim, gt_k);
+    fs::create_dir_all(dir)?;
+    let floats = |v: &[f32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    fs::write(dir.join("base.f32"), floats(&base))?;
+    fs::write(dir.join("queries.f32"), floats(&queries))?;
+    let gt_bytes: Vec<u8> = gt
+        .iter()
+        .flat_map(|row| (0..gt_k).map(move |i| row.get(i).map_or(-1, |x| *x as i32)))
+        .flat_map(i32::to_le_bytes)
+        .collect();
+    fs::write(dir.join("gt.i32"), gt_bytes)?;
+    let meta = Meta {
+        dim,
+        n_base: n,
+        n_queries,
+        gt_k,
+        metric: "cosine".into(),
+    };
+    fs::write(dir.join("meta.json"), serde_json::to_vec_pretty(&meta)?)?;
+    Ok(())
+}
