@@ -5,7 +5,7 @@ mod common;
 
 use common::{Model, collection};
 use proptest::prelude::*;
-use vector_index::{BackendKind, Field, Filter, Payload, Plan, Query, TimeField, Uuid};
+use vector_index::{BackendKind, Field, Filter, IndexError, Payload, Plan, Query, TimeField, Uuid};
 
 const DIM: usize = 8;
 
@@ -164,5 +164,64 @@ proptest! {
     #[test]
     fn graph_plans_stay_inside_the_filter_usearch(ops in prop::collection::vec(op(), 1..300)) {
         run(BackendKind::Usearch, 0, &ops)?;
+    }
+}
+
+/// The typed error `normalized` input should produce, if any.
+fn expected_error(v: &[f32], dim: usize) -> Option<IndexError> {
+    if v.len() != dim {
+        return Some(IndexError::DimensionMismatch {
+            expected: dim,
+            got: v.len(),
+        });
+    }
+    if let Some(index) = v.iter().position(|x| !x.is_finite()) {
+        return Some(IndexError::NonFinite { index });
+    }
+    v.iter()
+        .all(|x| *x == 0.0)
+        .then_some(IndexError::ZeroVector)
+}
+
+fn any_vector() -> impl Strategy<Value = Vec<f32>> {
+    let component = prop_oneof![
+        4 => any::<f32>(),
+        1 => Just(0.0f32),
+        1 => Just(f32::NAN),
+        1 => Just(f32::MAX),
+        1 => Just(f32::MIN_POSITIVE),
+    ];
+    prop::collection::vec(component, 0..(DIM + 3))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn any_vector_is_accepted_or_gets_its_typed_error(v in any_vector(), k in 0usize..1500) {
+        for backend in BackendKind::ALL {
+            let c = collection(backend, DIM, 0);
+            let id = uuid(1);
+            c.upsert(id, &[1.0; DIM], payload(0, 0, 0)).unwrap();
+            let before = c.get(id).unwrap();
+            let want = expected_error(&v, DIM);
+            match c.upsert(uuid(2), &v, payload(0, 0, 0)) {
+                Ok(_) => prop_assert!(want.is_none()),
+                Err(e) => prop_assert_eq!(Some(e), want.clone()),
+            }
+            let k_error = (k == 0 || k > c.config().max_k).then_some(IndexError::InvalidK {
+                got: k,
+                max: c.config().max_k,
+            });
+            match c.search(&Query::new(v.clone(), k)) {
+                Ok(r) => {
+                    prop_assert!(want.is_none() && k_error.is_none());
+                    prop_assert!(r.hits.iter().all(|h| h.score.is_finite()));
+                }
+                Err(e) => prop_assert_eq!(Some(e), k_error.or(want)),
+            }
+            // A rejected write leaves the earlier point untouched.
+            prop_assert_eq!(c.get(id).unwrap(), before);
+        }
     }
 }
