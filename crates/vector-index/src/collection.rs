@@ -174,6 +174,8 @@ pub struct CollectionStats {
     pub rebuilds: u64,
     /// Bytes the backend reports for graph and vectors.
     pub backend_bytes: usize,
+    /// Retired keys the backend failed to remove (skipped by searches).
+    pub orphans: u64,
 }
 
 #[derive(Default)]
@@ -189,6 +191,7 @@ pub struct Collection {
     backend: Box<dyn AnnBackend>,
     state: RwLock<State>,
     next_key: AtomicU64,
+    orphans: AtomicU64,
 }
 
 impl std::fmt::Debug for Collection {
@@ -210,6 +213,7 @@ impl Collection {
             backend,
             state: RwLock::new(State::default()),
             next_key: AtomicU64::new(0),
+            orphans: AtomicU64::new(0),
         })
     }
 
@@ -235,6 +239,7 @@ impl Collection {
             tombstones: self.backend.tombstones(),
             rebuilds: self.backend.rebuilds_completed(),
             backend_bytes: self.backend.memory_bytes(),
+            orphans: self.orphans.load(Ordering::Relaxed),
         }
     }
 
@@ -261,7 +266,7 @@ impl Collection {
             old
         };
         if let Some(old) = replaced {
-            self.backend.remove(old)?;
+            self.retire(old);
         }
         Ok(replaced.is_some())
     }
@@ -277,8 +282,19 @@ impl Collection {
             state.payloads.remove(key);
             key
         };
-        self.backend.remove(key)?;
+        self.retire(key);
         Ok(true)
+    }
+
+    /// Removes a key that is no longer mapped to an id from the graph.
+    ///
+    /// The write has already happened (the id map says so), so a failure here
+    /// must not be reported as a failed write: the key stays in the graph as an
+    /// orphan that searches skip, and is counted.
+    fn retire(&self, key: Key) {
+        if self.backend.remove(key).is_err() {
+            self.orphans.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The point `id`, if present.

@@ -92,10 +92,21 @@ impl Condition {
             Condition::AnyOf(f, vs) => p
                 .terms()
                 .any(|(tf, tv)| tf == *f && vs.iter().any(|v| v == tv)),
-            Condition::Range { field, from, to } => p
-                .time(*field)
-                .is_some_and(|t| from.is_none_or(|f| t >= f) && to.is_none_or(|e| t < e)),
-            Condition::NotExpiredAt(now) => p.alive_at(*now),
+            Condition::Range { .. } | Condition::NotExpiredAt(_) => {
+                self.time_holds(|f| p.time(f)).unwrap_or(false)
+            }
+        }
+    }
+
+    /// Evaluates a time condition given a point's timestamps; `None` for keyword conditions.
+    pub(crate) fn time_holds(&self, time: impl Fn(TimeField) -> Option<Millis>) -> Option<bool> {
+        match self {
+            Condition::Range { field, from, to } => Some(
+                time(*field)
+                    .is_some_and(|t| from.is_none_or(|f| t >= f) && to.is_none_or(|e| t < e)),
+            ),
+            Condition::NotExpiredAt(now) => Some(time(TimeField::Expires).is_none_or(|e| e > *now)),
+            Condition::Equals(..) | Condition::AnyOf(..) => None,
         }
     }
 }

@@ -62,13 +62,7 @@ impl Stored {
 
     /// Evaluates a time condition (keyword conditions are answered by bitmaps).
     fn satisfies(&self, c: &Condition) -> bool {
-        match c {
-            Condition::Range { field, from, to } => self
-                .time(*field)
-                .is_some_and(|t| from.is_none_or(|f| t >= f) && to.is_none_or(|e| t < e)),
-            Condition::NotExpiredAt(now) => self.expires_at.is_none_or(|e| e > *now),
-            Condition::Equals(..) | Condition::AnyOf(..) => true,
-        }
+        c.time_holds(|f| self.time(f)).unwrap_or(true)
     }
 }
 
