@@ -44,6 +44,22 @@ pub enum IndexError {
     /// Every internal key has been handed out; the collection must be reloaded.
     #[error("the collection has used all {0} internal keys; reload it to compact them")]
     KeysExhausted(u64),
+    /// The record's version is not the one the write required.
+    #[error("version conflict on {id}: expected {expected}, found {}", found.map_or("no record".to_string(), |v| format!("version {v}")))]
+    VersionConflict {
+        /// The record.
+        id: uuid::Uuid,
+        /// What the write required.
+        expected: crate::store::Expect,
+        /// The version stored, if any.
+        found: Option<u64>,
+    },
+    /// The store cannot be reached (timeout, connection refused); retry later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The store failed or holds data this version cannot read.
+    #[error("store error: {0}")]
+    Storage(String),
     /// The ANN library reported a failure.
     #[error("{backend} backend failed: {message}")]
     Backend {
@@ -52,6 +68,13 @@ pub enum IndexError {
         /// The library's message.
         message: String,
     },
+}
+
+impl IndexError {
+    /// A storage failure with a message.
+    pub(crate) fn storage(e: impl std::fmt::Display) -> Self {
+        IndexError::Storage(e.to_string())
+    }
 }
 
 /// Shorthand for results of this crate.

@@ -7,6 +7,7 @@
 //!   filter on it, and the bitmap index that answers filters;
 //! - [`planner`]: exact scan or (filtered) graph search;
 //! - [`collection`]: ties them together behind ids, with concurrency rules;
+//! - [`store`]: durable records (embedded redb file, or Redis) behind one trait;
 //! - [`synthetic`]: clustered test data and exact ground truth.
 //!
 //! Similarity is cosine on L2-normalised vectors, i.e. a dot product.
@@ -31,6 +32,7 @@ pub mod filter;
 pub mod payload;
 pub mod payload_index;
 pub mod planner;
+pub mod store;
 pub mod synthetic;
 pub mod vector;
 

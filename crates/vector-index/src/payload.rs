@@ -6,7 +6,7 @@ use crate::error::{IndexError, Result};
 pub type Millis = i64;
 
 /// Attributes of a point that searches can filter on.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Payload {
     /// Tenant namespace; required and non-empty.
     pub namespace: String,

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: a brute-force model of a collection.
 #![allow(dead_code, clippy::expect_used)]
 
+pub mod redis_server;
+
 use std::collections::HashMap;
 
 use vector_index::vector::{dot, normalized};

@@ -1,0 +1,193 @@
+//! The embedded store: one `redb` file, the default when no Redis is configured.
+//!
+//! redb commits are durable when `commit` returns (fsync), and a crash leaves
+//! the file at its last commit. Calls run on tokio's blocking pool so an fsync
+//! never stalls the async workers.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use uuid::Uuid;
+
+use super::codec;
+use super::{Cursor, Expect, Page, Record, Store};
+use crate::error::{IndexError, Result};
+use crate::payload::Payload;
+
+/// Records by id (as `u128`, so scans run in id order).
+const RECORDS: TableDefinition<u128, &[u8]> = TableDefinition::new("records");
+/// Counters: `version` is the last version handed out.
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// A collection's records in a `redb` file.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EmbeddedStore")
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let db = Database::create(path.as_ref())
+            .map_err(|e| IndexError::storage(format!("{}: {e}", path.as_ref().display())))?;
+        // Create the tables up front so readers never see them missing.
+        let tx = db.begin_write().map_err(IndexError::storage)?;
+        tx.open_table(RECORDS).map_err(IndexError::storage)?;
+        tx.open_table(META).map_err(IndexError::storage)?;
+        tx.commit().map_err(IndexError::storage)?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(|e| IndexError::storage(format!("store task failed: {e}")))?
+    }
+
+    /// Runs `write` on the record `id` in one transaction, after checking `expect`.
+    fn modify(
+        db: &Database,
+        id: Uuid,
+        expect: Expect,
+        write: impl FnOnce(&mut redb::Table<u128, &[u8]>, u64) -> Result<()>,
+    ) -> Result<(Option<u64>, u64)> {
+        let tx = db.begin_write().map_err(IndexError::storage)?;
+        let (found, version) = {
+            let mut records = tx.open_table(RECORDS).map_err(IndexError::storage)?;
+            let found = match records.get(id.as_u128()).map_err(IndexError::storage)? {
+                Some(bytes) => Some(codec::decode(bytes.value())?.0),
+                None => None,
+            };
+            if !expect.allows(found) {
+                return Err(IndexError::VersionConflict {
+                    id,
+                    expected: expect,
+                    found,
+                });
+            }
+            let mut meta = tx.open_table(META).map_err(IndexError::storage)?;
+            let last = meta
+                .get("version")
+                .map_err(IndexError::storage)?
+                .map_or(0, |v| v.value());
+            let version = last + 1;
+            meta.insert("version", version)
+                .map_err(IndexError::storage)?;
+            write(&mut records, version)?;
+            (found, version)
+        };
+        tx.commit().map_err(IndexError::storage)?;
+        Ok((found, version))
+    }
+}
+
+impl Store for EmbeddedStore {
+    async fn put(
+        &self,
+        id: Uuid,
+        vector: &[f32],
+        payload: &Payload,
+        expect: Expect,
+    ) -> Result<u64> {
+        let vector = vector.to_vec();
+        let payload = payload.clone();
+        self.blocking(move |db| {
+            let (_, version) = Self::modify(db, id, expect, |records, version| {
+                let bytes = codec::encode(version, &vector, &payload)?;
+                records
+                    .insert(id.as_u128(), bytes.as_slice())
+                    .map_err(IndexError::storage)?;
+                Ok(())
+            })?;
+            Ok(version)
+        })
+        .await
+    }
+
+    async fn delete(&self, id: Uuid, expect: Expect) -> Result<Option<u64>> {
+        self.blocking(move |db| {
+            // A delete of an absent record writes nothing and takes no version.
+            if expect != Expect::Absent && Self::read(db, id)?.is_none() {
+                return if expect.allows(None) {
+                    Ok(None)
+                } else {
+                    Err(IndexError::VersionConflict {
+                        id,
+                        expected: expect,
+                        found: None,
+                    })
+                };
+            }
+            let (found, _) = Self::modify(db, id, expect, |records, _| {
+                records.remove(id.as_u128()).map_err(IndexError::storage)?;
+                Ok(())
+            })?;
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Option<Record>> {
+        self.blocking(move |db| Self::read(db, id)).await
+    }
+
+    async fn scan(&self, cursor: Cursor, limit: usize) -> Result<Page> {
+        self.blocking(move |db| {
+            let start = match cursor.0.as_str() {
+                "" => 0,
+                s => s
+                    .parse::<u128>()
+                    .map_err(|_| IndexError::storage("invalid scan cursor"))?,
+            };
+            let tx = db.begin_read().map_err(IndexError::storage)?;
+            let records = tx.open_table(RECORDS).map_err(IndexError::storage)?;
+            let mut out = Vec::new();
+            let mut next = None;
+            for entry in records.range(start..).map_err(IndexError::storage)? {
+                let (key, value) = entry.map_err(IndexError::storage)?;
+                let key = key.value();
+                if out.len() >= limit.max(1) {
+                    next = Some(Cursor(key.to_string()));
+                    break;
+                }
+                let (version, vector, payload) = codec::decode(value.value())?;
+                out.push(Record {
+                    id: Uuid::from_u128(key),
+                    version,
+                    vector,
+                    payload,
+                });
+            }
+            Ok(Page { records: out, next })
+        })
+        .await
+    }
+}
+
+impl EmbeddedStore {
+    fn read(db: &Database, id: Uuid) -> Result<Option<Record>> {
+        let tx = db.begin_read().map_err(IndexError::storage)?;
+        let records = tx.open_table(RECORDS).map_err(IndexError::storage)?;
+        let Some(bytes) = records.get(id.as_u128()).map_err(IndexError::storage)? else {
+            return Ok(None);
+        };
+        let (version, vector, payload) = codec::decode(bytes.value())?;
+        Ok(Some(Record {
+            id,
+            version,
+            vector,
+            payload,
+        }))
+    }
+}

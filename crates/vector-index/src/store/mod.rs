@@ -1,0 +1,106 @@
+//! Durable records behind one [`Store`] trait.
+//!
+//! A store keeps each point as a [`Record`] with a version. Versions come from
+//! one counter per collection, so they only grow, and a record deleted and
+//! created again never repeats an old version (no ABA for optimistic writes).
+//! Two implementations pass the same conformance tests:
+//! - [`EmbeddedStore`]: a `redb` file, the default; one process.
+//! - [`RedisStore`]: Redis hashes plus a change stream written in the same Lua
+//!   call, for several instances sharing one Memorystore.
+
+mod codec;
+mod embedded;
+mod redis;
+
+use std::fmt;
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::payload::Payload;
+
+pub use self::embedded::EmbeddedStore;
+pub use self::redis::{RedisConfig, RedisStore};
+
+/// A stored point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The point's id.
+    pub id: Uuid,
+    /// Version assigned by the store at the last write.
+    pub version: u64,
+    /// The vector as written (not normalised).
+    pub vector: Vec<f32>,
+    /// The payload.
+    pub payload: Payload,
+}
+
+/// What a write requires of the stored record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expect {
+    /// Anything (or nothing) may be stored.
+    Any,
+    /// No record may exist.
+    Absent,
+    /// The record must exist at exactly this version.
+    Version(u64),
+}
+
+impl fmt::Display for Expect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expect::Any => f.write_str("any version"),
+            Expect::Absent => f.write_str("no record"),
+            Expect::Version(v) => write!(f, "version {v}"),
+        }
+    }
+}
+
+impl Expect {
+    /// Whether a record at `found` (or none) satisfies this expectation.
+    pub fn allows(self, found: Option<u64>) -> bool {
+        match self {
+            Expect::Any => true,
+            Expect::Absent => found.is_none(),
+            Expect::Version(v) => found == Some(v),
+        }
+    }
+}
+
+/// An opaque position for paging through [`Store::scan`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursor(pub(crate) String);
+
+/// One page of a scan, and where the next begins (`None` when done).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// Records of this page (a record may appear on two pages; callers upsert).
+    pub records: Vec<Record>,
+    /// The next page's cursor.
+    pub next: Option<Cursor>,
+}
+
+/// Durable storage for a collection's records.
+pub trait Store: Send + Sync + 'static {
+    /// Writes `vector` and `payload` as `id` if `expect` allows; returns the new version.
+    /// Once this returns `Ok`, the write is durable in the store.
+    fn put(
+        &self,
+        id: Uuid,
+        vector: &[f32],
+        payload: &Payload,
+        expect: Expect,
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Deletes `id` if `expect` allows; returns the deleted version, or `None` if absent
+    /// (absent is an error only under [`Expect::Version`]).
+    fn delete(&self, id: Uuid, expect: Expect) -> impl Future<Output = Result<Option<u64>>> + Send;
+
+    /// The record `id`, if stored.
+    fn get(&self, id: Uuid) -> impl Future<Output = Result<Option<Record>>> + Send;
+
+    /// Up to about `limit` records from `cursor` on (start with `Cursor::default()`).
+    fn scan(&self, cursor: Cursor, limit: usize) -> impl Future<Output = Result<Page>> + Send;
+}

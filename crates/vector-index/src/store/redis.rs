@@ -1,0 +1,327 @@
+//! The Redis store: records as hashes plus a change stream, for Memorystore.
+//!
+//! Key layout (documented in docs/storage.md); `{c}` is the collection name as
+//! a hash tag, so one collection's keys share a Redis Cluster slot and a Lua
+//! call may touch all of them:
+//! - `vi:{c}:r:<uuid>`: hash `v` (f32 LE vector), `p` (payload JSON), `ver`;
+//! - `vi:{c}:seq`: the last version handed out (`INCR`);
+//! - `vi:{c}:log`: stream of changes, `op` (`put` | `del`), `id`, `ver`.
+//!
+//! Each write is one Lua script: check the expected version, bump the
+//! counter, write or delete the hash and append to the stream. Redis runs a
+//! script atomically, so a record change and its stream entry exist together
+//! or not at all.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{RedisError, Script};
+use uuid::Uuid;
+
+use super::codec;
+use super::{Cursor, Expect, Page, Record, Store};
+use crate::error::{IndexError, Result};
+use crate::payload::Payload;
+
+const PUT: &str = r#"
+local cur = redis.call('HGET', KEYS[1], 'ver')
+local found = cur and tonumber(cur) or -1
+if ARGV[1] == 'absent' and found ~= -1 then return {0, found} end
+if ARGV[1] == 'version' and found ~= tonumber(ARGV[2]) then return {0, found} end
+local ver = redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[1], 'v', ARGV[3], 'p', ARGV[4], 'ver', ver)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'op', 'put', 'id', ARGV[5], 'ver', ver)
+return {1, ver}
+"#;
+
+const DELETE: &str = r#"
+local cur = redis.call('HGET', KEYS[1], 'ver')
+local found = cur and tonumber(cur) or -1
+if ARGV[1] == 'absent' and found ~= -1 then return {0, found} end
+if ARGV[1] == 'version' and found ~= tonumber(ARGV[2]) then return {0, found} end
+if found == -1 then return {1, -1} end
+local ver = redis.call('INCR', KEYS[3])
+redis.call('DEL', KEYS[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'op', 'del', 'id', ARGV[3], 'ver', ver)
+return {1, found}
+"#;
+
+/// How to reach Redis and how long to wait for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RedisConfig {
+    /// `redis://[:password@]host:port[/db]`, or `rediss://` for TLS.
+    pub url: String,
+    /// Collection name; becomes the hash tag of every key.
+    pub collection: String,
+    /// Longest wait for one command before it fails as `Unavailable`.
+    pub op_timeout: Duration,
+    /// Longest wait to (re)connect.
+    pub connect_timeout: Duration,
+    /// Approximate number of change-stream entries kept (`XADD MAXLEN ~`).
+    pub stream_max_len: u64,
+    /// Replicas that must acknowledge each write (`WAIT`); 0 to skip.
+    pub wait_replicas: u32,
+}
+
+impl RedisConfig {
+    /// Defaults for `url` and `collection`.
+    pub fn new(url: impl Into<String>, collection: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            collection: collection.into(),
+            op_timeout: Duration::from_secs(2),
+            connect_timeout: Duration::from_secs(2),
+            stream_max_len: 1_000_000,
+            wait_replicas: 0,
+        }
+    }
+}
+
+/// A collection's records in Redis.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    config: RedisConfig,
+    prefix: String,
+    put: Script,
+    delete: Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("collection", &self.config.collection)
+            .finish()
+    }
+}
+
+/// Maps a client error: unreachable or slow Redis is `Unavailable`, the rest `Storage`.
+fn redis_error(e: RedisError) -> IndexError {
+    if e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_io_error() {
+        IndexError::Unavailable(e.to_string())
+    } else {
+        IndexError::Storage(e.to_string())
+    }
+}
+
+impl RedisStore {
+    /// Connects; fails with `Unavailable` if Redis cannot be reached in time.
+    pub async fn connect(config: RedisConfig) -> Result<Self> {
+        let c = &config.collection;
+        if c.is_empty() || c.contains(['{', '}']) {
+            return Err(IndexError::InvalidParameter {
+                name: "collection",
+                reason: format!("`{c}` must be non-empty and contain no braces"),
+            });
+        }
+        let client =
+            redis::Client::open(config.url.as_str()).map_err(|e| IndexError::InvalidParameter {
+                name: "redis url",
+                reason: e.to_string(),
+            })?;
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.op_timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = tokio::time::timeout(
+            config.connect_timeout + config.op_timeout,
+            ConnectionManager::new_with_config(client, manager),
+        )
+        .await
+        .map_err(|_| IndexError::Unavailable("timed out connecting to Redis".into()))?
+        .map_err(redis_error)?;
+        Ok(Self {
+            prefix: format!("vi:{{{c}}}:"),
+            conn,
+            config,
+            put: Script::new(PUT),
+            delete: Script::new(DELETE),
+        })
+    }
+
+    fn record_key(&self, id: Uuid) -> String {
+        format!("{}r:{id}", self.prefix)
+    }
+
+    /// The change stream's key.
+    pub fn stream_key(&self) -> String {
+        format!("{}log", self.prefix)
+    }
+
+    fn seq_key(&self) -> String {
+        format!("{}seq", self.prefix)
+    }
+
+    /// Waits for replicas if configured; a write not replicated in time is reported.
+    async fn replicate(&self) -> Result<()> {
+        let n = self.config.wait_replicas;
+        if n == 0 {
+            return Ok(());
+        }
+        let timeout_ms = self.config.op_timeout.as_millis() as u64;
+        let acked: u32 = redis::cmd("WAIT")
+            .arg(n)
+            .arg(timeout_ms)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_error)?;
+        if acked < n {
+            return Err(IndexError::Unavailable(format!(
+                "write applied on the primary but only {acked} of {n} replicas acknowledged it"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn mode(expect: Expect) -> (&'static str, u64) {
+    match expect {
+        Expect::Any => ("any", 0),
+        Expect::Absent => ("absent", 0),
+        Expect::Version(v) => ("version", v),
+    }
+}
+
+/// Turns a script's `{ok, n}` reply into a version or a conflict.
+fn outcome(id: Uuid, expect: Expect, reply: &[i64]) -> Result<Option<u64>> {
+    let (ok, n) = match reply {
+        [ok, n] => (*ok, *n),
+        _ => {
+            return Err(IndexError::storage(format!(
+                "unexpected script reply {reply:?}"
+            )));
+        }
+    };
+    let n = u64::try_from(n).ok();
+    if ok == 1 {
+        Ok(n)
+    } else {
+        Err(IndexError::VersionConflict {
+            id,
+            expected: expect,
+            found: n,
+        })
+    }
+}
+
+impl Store for RedisStore {
+    async fn put(
+        &self,
+        id: Uuid,
+        vector: &[f32],
+        payload: &Payload,
+        expect: Expect,
+    ) -> Result<u64> {
+        let (mode, expected) = mode(expect);
+        let reply: Vec<i64> = self
+            .put
+            .key(self.record_key(id))
+            .key(self.stream_key())
+            .key(self.seq_key())
+            .arg(mode)
+            .arg(expected)
+            .arg(codec::vector_bytes(vector))
+            .arg(codec::payload_bytes(payload)?)
+            .arg(id.to_string())
+            .arg(self.config.stream_max_len)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_error)?;
+        let version = outcome(id, expect, &reply)?
+            .ok_or_else(|| IndexError::storage("put script returned no version"))?;
+        self.replicate().await?;
+        Ok(version)
+    }
+
+    async fn delete(&self, id: Uuid, expect: Expect) -> Result<Option<u64>> {
+        let (mode, expected) = mode(expect);
+        let reply: Vec<i64> = self
+            .delete
+            .key(self.record_key(id))
+            .key(self.stream_key())
+            .key(self.seq_key())
+            .arg(mode)
+            .arg(expected)
+            .arg(id.to_string())
+            .arg(self.config.stream_max_len)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_error)?;
+        let found = outcome(id, expect, &reply)?;
+        if found.is_some() {
+            self.replicate().await?;
+        }
+        Ok(found)
+    }
+
+    async fn get(&self, id: Uuid) -> Result<Option<Record>> {
+        let fields: Fields = redis::cmd("HMGET")
+            .arg(self.record_key(id))
+            .arg("v")
+            .arg("p")
+            .arg("ver")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_error)?;
+        parse_record(id, fields)
+    }
+
+    async fn scan(&self, cursor: Cursor, limit: usize) -> Result<Page> {
+        let start: u64 = match cursor.0.as_str() {
+            "" => 0,
+            s => s
+                .parse()
+                .map_err(|_| IndexError::storage("invalid scan cursor"))?,
+        };
+        let mut conn = self.conn.clone();
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(start)
+            .arg("MATCH")
+            .arg(format!("{}r:*", self.prefix))
+            .arg("COUNT")
+            .arg(limit.max(1))
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        let mut pipe = redis::pipe();
+        for k in &keys {
+            pipe.cmd("HMGET").arg(k).arg("v").arg("p").arg("ver");
+        }
+        let rows: Vec<Fields> = pipe.query_async(&mut conn).await.map_err(redis_error)?;
+        let record_prefix = format!("{}r:", self.prefix);
+        let mut records = Vec::with_capacity(rows.len());
+        for (key, row) in keys.iter().zip(rows) {
+            let id = key
+                .strip_prefix(&record_prefix)
+                .and_then(|s| Uuid::parse_str(s).ok())
+                .ok_or_else(|| IndexError::storage(format!("unexpected key {key}")))?;
+            // Deleted between SCAN and HMGET: nothing to return.
+            if let Some(r) = parse_record(id, row)? {
+                records.push(r);
+            }
+        }
+        Ok(Page {
+            records,
+            next: (next != 0).then(|| Cursor(next.to_string())),
+        })
+    }
+}
+
+/// `HMGET key v p ver` of one record.
+type Fields = (Option<Vec<u8>>, Option<Vec<u8>>, Option<u64>);
+
+fn parse_record(id: Uuid, (vector, payload, version): Fields) -> Result<Option<Record>> {
+    match (vector, payload, version) {
+        (Some(v), Some(p), Some(version)) => Ok(Some(Record {
+            id,
+            version,
+            vector: codec::vector_from(&v)?,
+            payload: codec::payload_from(&p)?,
+        })),
+        (None, None, None) => Ok(None),
+        _ => Err(IndexError::storage(format!(
+            "record {id} is missing fields"
+        ))),
+    }
+}
