@@ -6,14 +6,22 @@
 //! under a short write lock, then removes the old key: a search never sees an
 //! id twice or a half-written point, and never holds a lock a writer needs
 //! while it walks the graph.
+//!
+//! A search works from a snapshot of allowed keys, so an old key must stay in
+//! the graph and in the key→id map until every search that may hold it has
+//! finished, or a point being updated could vanish from results for an
+//! instant. Old keys are therefore retired through epoch-based reclamation
+//! (`crossbeam-epoch`): searches pin the epoch, and a key is forgotten only
+//! once all earlier pins are gone. A search thus sees one consistent snapshot.
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use hashbrown::HashMap;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
 use uuid::Uuid;
 
@@ -188,10 +196,12 @@ struct State {
 /// Points with filtered k-NN search; `Send + Sync`, safe to share across threads.
 pub struct Collection {
     config: CollectionConfig,
-    backend: Box<dyn AnnBackend>,
+    backend: Arc<dyn AnnBackend>,
     state: RwLock<State>,
     next_key: AtomicU64,
     orphans: AtomicU64,
+    /// Retired keys whose grace period has passed, awaiting removal from the graph.
+    retired: Arc<Mutex<Vec<Key>>>,
 }
 
 impl std::fmt::Debug for Collection {
@@ -207,13 +217,14 @@ impl Collection {
     /// An empty collection; fails if a setting is out of range.
     pub fn new(config: CollectionConfig) -> Result<Self> {
         config.validate()?;
-        let backend = backend::build(config.backend, config.dim, &config.graph)?;
+        let backend = Arc::from(backend::build(config.backend, config.dim, &config.graph)?);
         Ok(Self {
             config,
             backend,
             state: RwLock::new(State::default()),
             next_key: AtomicU64::new(0),
             orphans: AtomicU64::new(0),
+            retired: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
@@ -243,13 +254,26 @@ impl Collection {
         }
     }
 
-    /// Blocks until background maintenance (graph rebuilds) has finished.
+    /// Blocks until deferred removals and background maintenance (graph rebuilds) have run.
     pub fn wait_idle(&self) {
+        // Each flush may advance the epoch once; a few rounds collect what no
+        // running search can still see.
+        for _ in 0..16 {
+            crossbeam_epoch::pin().flush();
+        }
+        self.remove_retired();
         self.backend.wait_idle();
+    }
+
+    /// Checks a point as [`Collection::upsert`] would, without writing anything.
+    pub fn validate(&self, vector: &[f32], payload: &Payload) -> Result<()> {
+        payload.validate()?;
+        normalized(vector, self.config.dim).map(|_| ())
     }
 
     /// Inserts or replaces the point `id`; returns whether it replaced one.
     pub fn upsert(&self, id: Uuid, vector: &[f32], payload: Payload) -> Result<bool> {
+        self.remove_retired();
         payload.validate()?;
         let unit = normalized(vector, self.config.dim)?;
         let key = self.allocate_key()?;
@@ -260,7 +284,7 @@ impl Collection {
             state.keys.insert(key, id);
             state.payloads.insert(key, &payload);
             if let Some(old) = old {
-                state.keys.remove(&old);
+                // The key→id entry stays until the grace period ends (`remove_retired`).
                 state.payloads.remove(old);
             }
             old
@@ -273,12 +297,12 @@ impl Collection {
 
     /// Removes the point `id`; returns whether it existed.
     pub fn delete(&self, id: Uuid) -> Result<bool> {
+        self.remove_retired();
         let key = {
             let mut state = self.state.write();
             let Some(key) = state.ids.remove(&id) else {
                 return Ok(false);
             };
-            state.keys.remove(&key);
             state.payloads.remove(key);
             key
         };
@@ -292,8 +316,31 @@ impl Collection {
     /// must not be reported as a failed write: the key stays in the graph as an
     /// orphan that searches skip, and is counted.
     fn retire(&self, key: Key) {
-        if self.backend.remove(key).is_err() {
-            self.orphans.fetch_add(1, Ordering::Relaxed);
+        let ready = Arc::clone(&self.retired);
+        let guard = crossbeam_epoch::pin();
+        // Runs once every search pinned before now has finished, on whatever
+        // thread next collects garbage, so it only queues the key: the removal
+        // itself happens in `remove_retired`, on a writer's own thread.
+        guard.defer(move || ready.lock().push(key));
+        guard.flush();
+    }
+
+    /// Forgets the retired keys no running search can still see.
+    fn remove_retired(&self) {
+        let keys = std::mem::take(&mut *self.retired.lock());
+        if keys.is_empty() {
+            return;
+        }
+        {
+            let mut state = self.state.write();
+            for key in &keys {
+                state.keys.remove(key);
+            }
+        }
+        for key in keys {
+            if self.backend.remove(key).is_err() {
+                self.orphans.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -347,7 +394,25 @@ impl Collection {
         let ef = query.ef.unwrap_or(self.config.ef_search);
         backend::check_range("ef", ef, 1, self.config.max_ef)?;
         let q = normalized(&query.vector, self.config.dim)?;
+        let (hits, plan, allowed) = self.search_snapshot(&q, query, ef)?;
+        Ok(SearchResult {
+            hits,
+            plan,
+            allowed,
+            ef: ef.max(query.k),
+            took_us: started.elapsed().as_micros().try_into().unwrap_or(u64::MAX),
+        })
+    }
 
+    /// One search over one snapshot of allowed keys: `(hits, plan, allowed)`.
+    fn search_snapshot(
+        &self,
+        q: &[f32],
+        query: &Query,
+        ef: usize,
+    ) -> Result<(Vec<Hit>, Plan, u64)> {
+        // Keeps every key of our snapshot in the graph and in the key map until we finish.
+        let _pin = crossbeam_epoch::pin();
         // Only the bitmap work happens under the read lock.
         let (allowed, live) = {
             let state = self.state.read();
@@ -357,12 +422,12 @@ impl Collection {
             self.config
                 .planner
                 .choose(self.config.backend, query.strategy, allowed.len(), live);
-        let mut scored = match plan {
-            Plan::Exact | Plan::ExactFallback => self.exact(&q, query.k, &allowed),
-            Plan::Graph => self.backend.search(&q, query.k, ef, None)?,
+        let scored = match plan {
+            Plan::Exact | Plan::ExactFallback => self.exact(q, query.k, &allowed),
+            Plan::Graph => self.backend.search(q, query.k, ef, None)?,
             Plan::FilteredGraph => {
                 let accept = |key: Key| allowed.contains(key);
-                self.backend.search(&q, query.k, ef, Some(&accept))?
+                self.backend.search(q, query.k, ef, Some(&accept))?
             }
         };
         let mut hits = self.resolve(&scored, &allowed);
@@ -370,16 +435,9 @@ impl Collection {
         if !plan.is_exact() && hits.len() < reachable {
             // The graph could not reach enough allowed points: fall back to exact.
             plan = Plan::ExactFallback;
-            scored = self.exact(&q, query.k, &allowed);
-            hits = self.resolve(&scored, &allowed);
+            hits = self.resolve(&self.exact(q, query.k, &allowed), &allowed);
         }
-        Ok(SearchResult {
-            hits,
-            plan,
-            allowed: allowed.len(),
-            ef: ef.max(query.k),
-            took_us: started.elapsed().as_micros().try_into().unwrap_or(u64::MAX),
-        })
+        Ok((hits, plan, allowed.len()))
     }
 
     fn allocate_key(&self) -> Result<Key> {
@@ -406,7 +464,7 @@ impl Collection {
         heap.into_iter().map(|w| w.0).collect()
     }
 
-    /// Maps keys to ids, dropping keys retired since the search began, best first.
+    /// Maps the snapshot's keys to ids, best first.
     fn resolve(&self, scored: &[Scored], allowed: &RoaringBitmap) -> Vec<Hit> {
         let state = self.state.read();
         let mut hits: Vec<Hit> = scored

@@ -8,6 +8,7 @@
 //! - [`planner`]: exact scan or (filtered) graph search;
 //! - [`collection`]: ties them together behind ids, with concurrency rules;
 //! - [`store`]: durable records (embedded redb file, or Redis) behind one trait;
+//! - [`durable`]: a collection kept in the store and in step across instances;
 //! - [`synthetic`]: clustered test data and exact ground truth.
 //!
 //! Similarity is cosine on L2-normalised vectors, i.e. a dot product.
@@ -27,6 +28,7 @@
 
 pub mod backend;
 pub mod collection;
+pub mod durable;
 pub mod error;
 pub mod filter;
 pub mod payload;

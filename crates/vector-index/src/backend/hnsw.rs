@@ -190,11 +190,15 @@ impl Inner {
             };
             self.replay(&next, &ops);
         }
-        let _exclusive = self.gate.write();
-        let ops = self.log.lock().take().unwrap_or_default();
-        self.replay(&next, &ops);
-        self.current.store(Arc::new(next));
+        let old = {
+            let _exclusive = self.gate.write();
+            let ops = self.log.lock().take().unwrap_or_default();
+            self.replay(&next, &ops);
+            self.current.swap(Arc::new(next))
+        };
         self.rebuilds.fetch_add(1, Ordering::Relaxed);
+        // hnsw_rs drops its graph on the rayon pool: never do that under the gate.
+        drop(old);
     }
 
     fn replay(&self, next: &Generation, ops: &[Op]) {

@@ -22,7 +22,7 @@ use crate::error::Result;
 use crate::payload::Payload;
 
 pub use self::embedded::EmbeddedStore;
-pub use self::redis::{RedisConfig, RedisStore};
+pub use self::redis::{RedisConfig, RedisFeed, RedisStore};
 
 /// A stored point.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,4 +103,55 @@ pub trait Store: Send + Sync + 'static {
 
     /// Up to about `limit` records from `cursor` on (start with `Cursor::default()`).
     fn scan(&self, cursor: Cursor, limit: usize) -> impl Future<Output = Result<Page>> + Send;
+}
+
+/// A position in a change feed: a Redis stream entry id `<ms>-<seq>`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    /// Milliseconds part (the Redis server's clock when the entry was added).
+    pub millis: u64,
+    /// Sequence within the millisecond.
+    pub seq: u64,
+}
+
+impl Position {
+    /// Parses `<ms>-<seq>`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (ms, seq) = s.split_once('-')?;
+        Some(Self {
+            millis: ms.parse().ok()?,
+            seq: seq.parse().ok()?,
+        })
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.millis, self.seq)
+    }
+}
+
+/// One entry of a change feed: record `id` changed at `position`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    /// Where the entry is.
+    pub position: Position,
+    /// The record that changed (read the store for its current state).
+    pub id: Uuid,
+}
+
+/// The ordered log of changes a store writes with each record change.
+pub trait ChangeFeed: Send + Sync + 'static {
+    /// The newest entry's position (`0-0` when empty).
+    fn head(&self) -> impl Future<Output = Result<Position>> + Send;
+    /// Whether entries after `position` may have been trimmed away, so a reader
+    /// there must resync (may err towards `true`, never towards `false`).
+    fn gap_after(&self, position: Position) -> impl Future<Output = Result<bool>> + Send;
+    /// Up to `count` entries after `after`, waiting up to `block` for the first.
+    fn read(
+        &self,
+        after: Position,
+        block: std::time::Duration,
+        count: usize,
+    ) -> impl Future<Output = Result<Vec<Change>>> + Send;
 }

@@ -19,7 +19,7 @@ use redis::{RedisError, Script};
 use uuid::Uuid;
 
 use super::codec;
-use super::{Cursor, Expect, Page, Record, Store};
+use super::{Change, ChangeFeed, Cursor, Expect, Page, Position, Record, Store};
 use crate::error::{IndexError, Result};
 use crate::payload::Payload;
 
@@ -153,6 +153,28 @@ impl RedisStore {
         format!("{}seq", self.prefix)
     }
 
+    /// A change feed on its own connection: a blocking `XREAD` must not hold up
+    /// the commands multiplexed on the store's connection.
+    pub async fn feed(&self) -> Result<RedisFeed> {
+        let client = redis::Client::open(self.config.url.as_str()).map_err(redis_error)?;
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.config.connect_timeout))
+            .set_response_timeout(Some(self.config.op_timeout + FEED_BLOCK_MAX))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = tokio::time::timeout(
+            self.config.connect_timeout + self.config.op_timeout,
+            ConnectionManager::new_with_config(client, manager),
+        )
+        .await
+        .map_err(|_| IndexError::Unavailable("timed out connecting to Redis".into()))?
+        .map_err(redis_error)?;
+        Ok(RedisFeed {
+            conn,
+            stream: self.stream_key(),
+        })
+    }
+
     /// Waits for replicas if configured; a write not replicated in time is reported.
     async fn replicate(&self) -> Result<()> {
         let n = self.config.wait_replicas;
@@ -172,6 +194,112 @@ impl RedisStore {
             )));
         }
         Ok(())
+    }
+}
+
+/// Longest `XREAD BLOCK` a feed issues.
+const FEED_BLOCK_MAX: Duration = Duration::from_secs(5);
+
+/// The change stream of a [`RedisStore`], read on a dedicated connection.
+#[derive(Clone)]
+pub struct RedisFeed {
+    conn: ConnectionManager,
+    stream: String,
+}
+
+fn position(id: &str) -> Result<Position> {
+    Position::parse(id).ok_or_else(|| IndexError::storage(format!("bad stream id {id}")))
+}
+
+impl RedisFeed {
+    async fn newest(&self) -> Result<Option<Position>> {
+        let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(&self.stream)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_error)?;
+        reply.ids.first().map(|e| position(&e.id)).transpose()
+    }
+}
+
+impl ChangeFeed for RedisFeed {
+    async fn head(&self) -> Result<Position> {
+        Ok(self.newest().await?.unwrap_or_default())
+    }
+
+    async fn gap_after(&self, reader: Position) -> Result<bool> {
+        let info: redis::RedisResult<std::collections::HashMap<String, redis::Value>> =
+            redis::cmd("XINFO")
+                .arg("STREAM")
+                .arg(&self.stream)
+                .query_async(&mut self.conn.clone())
+                .await;
+        let info = match info {
+            Ok(info) => info,
+            // No stream yet: nothing was ever trimmed.
+            Err(e)
+                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
+            {
+                return Ok(false);
+            }
+            Err(e) => return Err(redis_error(e)),
+        };
+        let number = |field: &str| -> Result<u64> {
+            let v = info.get(field).ok_or_else(|| {
+                IndexError::storage(format!("XINFO STREAM lacks {field}: Redis 7+ is required"))
+            })?;
+            redis::from_redis_value_ref(v).map_err(|e| IndexError::storage(e.to_string()))
+        };
+        // Trimming removes entries from the head only and never records which:
+        // if nothing was ever removed, or the oldest kept entry is not after the
+        // reader, nothing it needs is gone.
+        if number("entries-added")? <= number("length")? {
+            return Ok(false);
+        }
+        let first = match info.get("first-entry") {
+            Some(redis::Value::Array(entry)) => match entry.first() {
+                Some(id) => {
+                    let id: String = redis::from_redis_value_ref(id)
+                        .map_err(|e| IndexError::storage(e.to_string()))?;
+                    Some(position(&id)?)
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        // An empty trimmed stream: everything after the reader may be gone.
+        Ok(first.is_none_or(|f| f > reader))
+    }
+
+    async fn read(&self, after: Position, block: Duration, count: usize) -> Result<Vec<Change>> {
+        let block = block.min(FEED_BLOCK_MAX);
+        let reply: Option<redis::streams::StreamReadReply> = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(count.max(1))
+            .arg("BLOCK")
+            .arg(block.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&self.stream)
+            .arg(after.to_string())
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_error)?;
+        let mut out = Vec::new();
+        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+            let id: String = entry.get("id").ok_or_else(|| {
+                IndexError::storage(format!("stream entry {} has no id", entry.id))
+            })?;
+            let id = Uuid::parse_str(&id).map_err(IndexError::storage)?;
+            out.push(Change {
+                position: position(&entry.id)?,
+                id,
+            });
+        }
+        Ok(out)
     }
 }
 
@@ -288,7 +416,12 @@ impl Store for RedisStore {
         for k in &keys {
             pipe.cmd("HMGET").arg(k).arg("v").arg("p").arg("ver");
         }
-        let rows: Vec<Fields> = pipe.query_async(&mut conn).await.map_err(redis_error)?;
+        // An empty pipeline is an error in redis-rs, and a page may match no keys.
+        let rows: Vec<Fields> = if keys.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query_async(&mut conn).await.map_err(redis_error)?
+        };
         let record_prefix = format!("{}r:", self.prefix);
         let mut records = Vec::with_capacity(rows.len());
         for (key, row) in keys.iter().zip(rows) {

@@ -1,0 +1,336 @@
+//! A collection kept durable by a [`Store`] and, with a [`ChangeFeed`], in step
+//! with every other instance writing to the same store.
+//!
+//! The store is the truth; the in-memory [`Collection`] is a cache of it that
+//! answers searches. A local write goes to the store first and is applied to
+//! the index before it is acknowledged (read-your-writes). Other instances'
+//! writes arrive as feed entries that name a record; the follower re-reads that
+//! record and applies whatever the store holds *now*. Store write plus local
+//! apply, and re-read plus apply, run under a per-id lock, so the index ends in
+//! the store's latest state whatever order the entries and local writes race in.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hashbrown::HashSet;
+use parking_lot::Mutex;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+use crate::collection::{Collection, CollectionConfig, Query, SearchResult};
+use crate::error::{IndexError, Result};
+use crate::filter::{Condition, Filter};
+use crate::payload::{Millis, Payload, TimeField};
+use crate::store::{ChangeFeed, Cursor, Expect, Position, Record, Store};
+
+/// Per-id locks, hashed into this many stripes.
+const STRIPES: usize = 256;
+/// Records read per page when loading.
+const LOAD_PAGE: usize = 1000;
+/// Feed entries read per call.
+const FEED_BATCH: usize = 1000;
+/// How long a feed read waits for new entries.
+const FEED_BLOCK: Duration = Duration::from_millis(500);
+/// Pause after a failed feed read before trying again.
+const FEED_RETRY: Duration = Duration::from_millis(200);
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_millis() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis().try_into().unwrap_or(Millis::MAX))
+}
+
+/// Replication counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReplicationStats {
+    /// The last feed position applied.
+    pub position: Position,
+    /// Age of the last applied entry when it was applied, in ms (store clock vs ours).
+    pub lag_ms: u64,
+    /// Full resyncs after falling behind a trimmed feed.
+    pub resyncs: u64,
+    /// Stored records the index rejected (e.g. wrong dimension), left out of searches.
+    pub rejected: u64,
+}
+
+/// A [`Collection`] backed by a [`Store`].
+pub struct DurableCollection<S> {
+    index: Collection,
+    store: S,
+    stripes: Box<[tokio::sync::Mutex<()>]>,
+    ready: AtomicBool,
+    position: Mutex<Position>,
+    lag_ms: AtomicU64,
+    resyncs: AtomicU64,
+    rejected: AtomicU64,
+}
+
+impl<S: Store> DurableCollection<S> {
+    /// Opens the collection and loads every stored record; ready when it returns.
+    pub async fn open(config: CollectionConfig, store: S) -> Result<Arc<Self>> {
+        let this = Arc::new(Self::empty(config, store)?);
+        this.load().await?;
+        this.ready.store(true, Ordering::Release);
+        Ok(this)
+    }
+
+    /// Opens the collection, loads it, and follows `feed` on a background task.
+    ///
+    /// Returns once loaded; [`Self::is_ready`] turns true when the follower has
+    /// caught up with the feed. The task stops when the collection is dropped.
+    pub async fn open_following<F: ChangeFeed>(
+        config: CollectionConfig,
+        store: S,
+        feed: F,
+    ) -> Result<(Arc<Self>, JoinHandle<()>)> {
+        let this = Arc::new(Self::empty(config, store)?);
+        // Everything written after this position is replayed, so a write racing
+        // with the load is never lost (replaying re-reads, so repeats are harmless).
+        let start = feed.head().await?;
+        this.load().await?;
+        *this.position.lock() = start;
+        let task = tokio::spawn(follow(Arc::downgrade(&this), feed, start));
+        Ok((this, task))
+    }
+
+    /// Follows `feed` from the last applied position on a new background task
+    /// (e.g. after the previous one was stopped).
+    pub fn spawn_follower<F: ChangeFeed>(self: &Arc<Self>, feed: F) -> JoinHandle<()> {
+        let start = *self.position.lock();
+        tokio::spawn(follow(Arc::downgrade(self), feed, start))
+    }
+
+    fn empty(config: CollectionConfig, store: S) -> Result<Self> {
+        Ok(Self {
+            index: Collection::new(config)?,
+            store,
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            ready: AtomicBool::new(false),
+            position: Mutex::new(Position::default()),
+            lag_ms: AtomicU64::new(0),
+            resyncs: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+        })
+    }
+
+    /// The in-memory index (read-only use: writes must go through this type).
+    pub fn index(&self) -> &Collection {
+        &self.index
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Whether the index has loaded and caught up with the feed.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Replication position, lag and counters.
+    pub fn replication(&self) -> ReplicationStats {
+        ReplicationStats {
+            position: *self.position.lock(),
+            lag_ms: self.lag_ms.load(Ordering::Relaxed),
+            resyncs: self.resyncs.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+        }
+    }
+
+    fn stripe(&self, id: Uuid) -> &tokio::sync::Mutex<()> {
+        let h = id.as_u128();
+        &self.stripes[((h ^ (h >> 64)) as usize) % STRIPES]
+    }
+
+    /// Writes the point if `expect` allows; searchable when this returns. Returns its version.
+    pub async fn upsert(
+        &self,
+        id: Uuid,
+        vector: &[f32],
+        payload: Payload,
+        expect: Expect,
+    ) -> Result<u64> {
+        // Bad input is rejected before the store sees it.
+        self.index.validate(vector, &payload)?;
+        let _guard = self.stripe(id).lock().await;
+        let version = self.store.put(id, vector, &payload, expect).await?;
+        self.index.upsert(id, vector, payload)?;
+        Ok(version)
+    }
+
+    /// Deletes the point if `expect` allows; returns the deleted version, if any.
+    pub async fn delete(&self, id: Uuid, expect: Expect) -> Result<Option<u64>> {
+        let _guard = self.stripe(id).lock().await;
+        let found = self.store.delete(id, expect).await?;
+        if found.is_some() {
+            self.index.delete(id)?;
+        }
+        Ok(found)
+    }
+
+    /// The stored record, with its version.
+    pub async fn get(&self, id: Uuid) -> Result<Option<Record>> {
+        self.store.get(id).await
+    }
+
+    /// Searches the index; points whose `expires_at` has passed are never returned.
+    pub fn search(&self, query: &Query) -> Result<SearchResult> {
+        let mut query = query.clone();
+        query
+            .filter
+            .conditions
+            .push(Condition::NotExpiredAt(now_millis()));
+        self.index.search(&query)
+    }
+
+    /// Deletes every point expired at `now` through the normal delete path
+    /// (so every instance sees it); returns how many this call deleted.
+    pub async fn sweep_expired(&self, now: Millis) -> Result<usize> {
+        let expired = Filter::all().range(TimeField::Expires, None, now.checked_add(1));
+        let mut deleted = 0;
+        for id in self.index.ids_matching(&expired) {
+            let Some(record) = self.store.get(id).await? else {
+                self.refresh(id).await?;
+                continue;
+            };
+            if record.payload.expires_at.is_none_or(|e| e > now) {
+                continue;
+            }
+            // Only the version we saw expire: an update in between wins.
+            match self.delete(id, Expect::Version(record.version)).await {
+                Ok(Some(_)) => deleted += 1,
+                Ok(None) | Err(IndexError::VersionConflict { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Runs [`Self::sweep_expired`] every `every` until the collection is dropped.
+    pub fn spawn_sweeper(self: &Arc<Self>, every: Duration) -> JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(this) = weak.upgrade() else { return };
+                // A failed sweep (store down) is retried on the next tick.
+                let _ = this.sweep_expired(now_millis()).await;
+            }
+        })
+    }
+
+    /// Applies a stored record to the index, or counts it if the index rejects it.
+    fn apply(&self, record: Record) -> Result<()> {
+        match self.index.upsert(record.id, &record.vector, record.payload) {
+            Ok(_) => Ok(()),
+            Err(
+                IndexError::DimensionMismatch { .. }
+                | IndexError::NonFinite { .. }
+                | IndexError::ZeroVector
+                | IndexError::InvalidPayload(_),
+            ) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                self.index.delete(record.id)?;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Makes the index hold what the store holds for `id` now.
+    async fn refresh(&self, id: Uuid) -> Result<()> {
+        let _guard = self.stripe(id).lock().await;
+        match self.store.get(id).await? {
+            Some(record) => self.apply(record),
+            None => self.index.delete(id).map(|_| ()),
+        }
+    }
+
+    /// Loads every stored record into the (empty) index.
+    async fn load(&self) -> Result<()> {
+        let mut cursor = Cursor::default();
+        loop {
+            let page = self.store.scan(cursor, LOAD_PAGE).await?;
+            for record in page.records {
+                self.apply(record)?;
+            }
+            match page.next {
+                Some(next) => cursor = next,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Rebuilds the index's view from the store after missing feed entries.
+    async fn resync<F: ChangeFeed>(&self, feed: &F) -> Result<Position> {
+        let head = feed.head().await?;
+        let mut seen = HashSet::new();
+        let mut cursor = Cursor::default();
+        loop {
+            let page = self.store.scan(cursor, LOAD_PAGE).await?;
+            for record in page.records {
+                seen.insert(record.id);
+                self.refresh(record.id).await?;
+            }
+            match page.next {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        // Points the store no longer has (deleted while we were behind).
+        for id in self.index.ids_matching(&Filter::all()) {
+            if !seen.contains(&id) {
+                self.refresh(id).await?;
+            }
+        }
+        self.resyncs.fetch_add(1, Ordering::Relaxed);
+        Ok(head)
+    }
+
+    /// One round of following: returns whether the feed is drained.
+    async fn follow_once<F: ChangeFeed>(&self, feed: &F, position: &mut Position) -> Result<bool> {
+        if feed.gap_after(*position).await? {
+            *position = self.resync(feed).await?;
+            *self.position.lock() = *position;
+            return Ok(false);
+        }
+        let batch = feed.read(*position, FEED_BLOCK, FEED_BATCH).await?;
+        for change in &batch {
+            self.refresh(change.id).await?;
+            *position = change.position;
+            *self.position.lock() = change.position;
+            let now = u64::try_from(now_millis()).unwrap_or(0);
+            self.lag_ms.store(
+                now.saturating_sub(change.position.millis),
+                Ordering::Relaxed,
+            );
+        }
+        Ok(batch.len() < FEED_BATCH)
+    }
+}
+
+/// The follower task: applies feed entries until the collection is dropped.
+async fn follow<S: Store, F: ChangeFeed>(
+    weak: Weak<DurableCollection<S>>,
+    feed: F,
+    mut position: Position,
+) {
+    loop {
+        let Some(this) = weak.upgrade() else { return };
+        match this.follow_once(&feed, &mut position).await {
+            Ok(drained) => {
+                if drained {
+                    this.ready.store(true, Ordering::Release);
+                }
+            }
+            Err(_) => {
+                // Store unreachable: keep serving searches from memory and retry.
+                drop(this);
+                tokio::time::sleep(FEED_RETRY).await;
+            }
+        }
+    }
+}
