@@ -140,9 +140,13 @@ impl<S: Store> DurableCollection<S> {
         }
     }
 
-    fn stripe(&self, id: Uuid) -> &tokio::sync::Mutex<()> {
+    fn stripe_of(&self, id: Uuid) -> usize {
         let h = id.as_u128();
-        &self.stripes[((h ^ (h >> 64)) as usize) % STRIPES]
+        ((h ^ (h >> 64)) as usize) % STRIPES
+    }
+
+    fn stripe(&self, id: Uuid) -> &tokio::sync::Mutex<()> {
+        &self.stripes[self.stripe_of(id)]
     }
 
     /// Writes the point if `expect` allows; searchable when this returns. Returns its version.
@@ -159,6 +163,27 @@ impl<S: Store> DurableCollection<S> {
         let version = self.store.put(id, vector, &payload, expect).await?;
         self.index.upsert(id, vector, payload)?;
         Ok(version)
+    }
+
+    /// Writes many points (each as with [`Expect::Any`]) in one store round trip;
+    /// all are searchable when this returns. Returns their versions in order.
+    pub async fn upsert_many(&self, items: Vec<(Uuid, Vec<f32>, Payload)>) -> Result<Vec<u64>> {
+        for (_, vector, payload) in &items {
+            self.index.validate(vector, payload)?;
+        }
+        // Stripes locked in ascending order, so two batches cannot deadlock.
+        let mut stripes: Vec<usize> = items.iter().map(|(id, _, _)| self.stripe_of(*id)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for s in stripes {
+            guards.push(self.stripes[s].lock().await);
+        }
+        let versions = self.store.put_many(&items).await?;
+        for (id, vector, payload) in items {
+            self.index.upsert(id, &vector, payload)?;
+        }
+        Ok(versions)
     }
 
     /// Deletes the point if `expect` allows; returns the deleted version, if any.

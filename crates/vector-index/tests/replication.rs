@@ -126,6 +126,21 @@ async fn writes_on_one_instance_reach_the_other_and_survive_restart() {
         lags[lags.len() - 1]
     );
 
+    // A batch written on A: all searchable on A at once, and reaching B.
+    let batch: Vec<_> = data
+        .chunks_exact(DIM)
+        .skip(100)
+        .take(50)
+        .enumerate()
+        .map(|(i, v)| (Uuid::now_v7(), v.to_vec(), payload(100 + i)))
+        .collect();
+    a.upsert_many(batch.clone()).await.unwrap();
+    for (id, v, _) in &batch {
+        assert!(finds(&a, *id, v));
+    }
+    let (last_id, last_v, _) = batch.last().unwrap();
+    wait_until("A's batch on B", || finds(&b, *last_id, last_v)).await;
+
     // A delete on B disappears on A.
     let victim = a.index().ids_matching(&Filter::all())[0];
     let v = a.index().get(victim).unwrap().vector;

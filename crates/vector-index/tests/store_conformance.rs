@@ -167,7 +167,30 @@ async fn concurrent_writers_get_distinct_versions(s: &(impl Store + Clone)) {
     );
 }
 
+async fn batches_write_in_order(s: &impl Store) {
+    assert_eq!(s.put_many(&[]).await.unwrap(), Vec::<u64>::new());
+    let ids: Vec<Uuid> = (0..100).map(|_| Uuid::now_v7()).collect();
+    let mut items: Vec<_> = ids
+        .iter()
+        .zip(0..)
+        .map(|(id, i)| (*id, vector(i), payload(i)))
+        .collect();
+    // The same id twice: the later entry wins.
+    items.push((ids[0], vector(500), payload(500)));
+    let versions = s.put_many(&items).await.unwrap();
+    assert_eq!(versions.len(), 101);
+    assert!(
+        versions.windows(2).all(|w| w[0] < w[1]),
+        "versions follow batch order"
+    );
+    let first = s.get(ids[0]).await.unwrap().unwrap();
+    assert_eq!((first.version, first.vector), (versions[100], vector(500)));
+    let last = s.get(ids[99]).await.unwrap().unwrap();
+    assert_eq!((last.version, last.payload), (versions[99], payload(99)));
+}
+
 async fn suite(s: &(impl Store + Clone)) {
+    batches_write_in_order(s).await;
     versions_and_conflicts(s).await;
     scan_pages_through_everything(s).await;
     concurrent_writers_get_distinct_versions(s).await;

@@ -115,6 +115,35 @@ impl Store for EmbeddedStore {
         .await
     }
 
+    async fn put_many(&self, items: &[(Uuid, Vec<f32>, Payload)]) -> Result<Vec<u64>> {
+        let items = items.to_vec();
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(IndexError::storage)?;
+            let versions = {
+                let mut records = tx.open_table(RECORDS).map_err(IndexError::storage)?;
+                let mut meta = tx.open_table(META).map_err(IndexError::storage)?;
+                let mut last = meta
+                    .get("version")
+                    .map_err(IndexError::storage)?
+                    .map_or(0, |v| v.value());
+                let mut versions = Vec::with_capacity(items.len());
+                for (id, vector, payload) in &items {
+                    last += 1;
+                    let bytes = codec::encode(last, vector, payload)?;
+                    records
+                        .insert(id.as_u128(), bytes.as_slice())
+                        .map_err(IndexError::storage)?;
+                    versions.push(last);
+                }
+                meta.insert("version", last).map_err(IndexError::storage)?;
+                versions
+            };
+            tx.commit().map_err(IndexError::storage)?;
+            Ok(versions)
+        })
+        .await
+    }
+
     async fn delete(&self, id: Uuid, expect: Expect) -> Result<Option<u64>> {
         self.blocking(move |db| {
             // A delete of an absent record writes nothing and takes no version.

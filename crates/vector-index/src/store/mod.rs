@@ -94,6 +94,14 @@ pub trait Store: Send + Sync + 'static {
         expect: Expect,
     ) -> impl Future<Output = Result<u64>> + Send;
 
+    /// Writes several records (each as with [`Expect::Any`]) in one round trip or
+    /// transaction; returns their versions in order. Each record is atomic with
+    /// its change entry; the batch as a whole is not.
+    fn put_many(
+        &self,
+        items: &[(Uuid, Vec<f32>, Payload)],
+    ) -> impl Future<Output = Result<Vec<u64>>> + Send;
+
     /// Deletes `id` if `expect` allows; returns the deleted version, or `None` if absent
     /// (absent is an error only under [`Expect::Version`]).
     fn delete(&self, id: Uuid, expect: Expect) -> impl Future<Output = Result<Option<u64>>> + Send;

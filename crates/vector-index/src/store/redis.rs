@@ -362,6 +362,46 @@ impl Store for RedisStore {
         Ok(version)
     }
 
+    async fn put_many(&self, items: &[(Uuid, Vec<f32>, Payload)]) -> Result<Vec<u64>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Loads the script if the server lacks it, so EVALSHA below cannot miss.
+        let _: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(PUT)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_error)?;
+        let mut pipe = redis::pipe();
+        for (id, vector, payload) in items {
+            pipe.cmd("EVALSHA")
+                .arg(self.put.get_hash())
+                .arg(3)
+                .arg(self.record_key(*id))
+                .arg(self.stream_key())
+                .arg(self.seq_key())
+                .arg("any")
+                .arg(0)
+                .arg(codec::vector_bytes(vector))
+                .arg(codec::payload_bytes(payload)?)
+                .arg(id.to_string())
+                .arg(self.config.stream_max_len);
+        }
+        let replies: Vec<Vec<i64>> = pipe
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_error)?;
+        let mut versions = Vec::with_capacity(replies.len());
+        for ((id, _, _), reply) in items.iter().zip(&replies) {
+            let v = outcome(*id, Expect::Any, reply)?
+                .ok_or_else(|| IndexError::storage("put script returned no version"))?;
+            versions.push(v);
+        }
+        self.replicate().await?;
+        Ok(versions)
+    }
+
     async fn delete(&self, id: Uuid, expect: Expect) -> Result<Option<u64>> {
         let (mode, expected) = mode(expect);
         let reply: Vec<i64> = self
