@@ -180,8 +180,25 @@ impl<S: Store> DurableCollection<S> {
             guards.push(self.stripes[s].lock().await);
         }
         let versions = self.store.put_many(&items).await?;
-        for (id, vector, payload) in items {
-            self.index.upsert(id, &vector, payload)?;
+        // Duplicates within the batch must apply in order: parallel apply is
+        // for distinct ids only.
+        let distinct: HashSet<Uuid> = items.iter().map(|(id, _, _)| *id).collect();
+        if distinct.len() == items.len() {
+            self.apply_all(
+                items
+                    .into_iter()
+                    .map(|(id, vector, payload)| Record {
+                        id,
+                        version: 0,
+                        vector,
+                        payload,
+                    })
+                    .collect(),
+            )?;
+        } else {
+            for (id, vector, payload) in items {
+                self.index.upsert(id, &vector, payload)?;
+            }
         }
         Ok(versions)
     }
@@ -249,6 +266,15 @@ impl<S: Store> DurableCollection<S> {
 
     /// Applies a stored record to the index, or counts it if the index rejects it.
     fn apply(&self, record: Record) -> Result<()> {
+        // The follower re-reads this instance's own writes too: skip a record
+        // the index already holds, rather than re-inserting it into the graph.
+        if let Some(point) = self.index.get(record.id)
+            && point.payload == record.payload
+            && crate::vector::normalized(&record.vector, point.vector.len())
+                .is_ok_and(|v| v == point.vector)
+        {
+            return Ok(());
+        }
         match self.index.upsert(record.id, &record.vector, record.payload) {
             Ok(_) => Ok(()),
             Err(
@@ -265,6 +291,32 @@ impl<S: Store> DurableCollection<S> {
         }
     }
 
+    /// Applies records with distinct ids on every core. Graph insertion is the
+    /// slow part of loading and of batches, and both backends insert in parallel.
+    /// This blocks the calling thread for the duration.
+    fn apply_all(&self, records: Vec<Record>) -> Result<()> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads < 2 || records.len() < 64 {
+            return records.into_iter().try_for_each(|r| self.apply(r));
+        }
+        let per = records.len().div_ceil(threads);
+        let mut chunks: Vec<Vec<Record>> = Vec::with_capacity(threads);
+        let mut records = records.into_iter();
+        for _ in 0..threads {
+            chunks.push(records.by_ref().take(per).collect());
+        }
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunks
+                .into_iter()
+                .map(|chunk| s.spawn(move || chunk.into_iter().try_for_each(|r| self.apply(r))))
+                .collect();
+            handles.into_iter().try_for_each(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(IndexError::storage("an index worker panicked")))
+            })
+        })
+    }
+
     /// Makes the index hold what the store holds for `id` now.
     async fn refresh(&self, id: Uuid) -> Result<()> {
         let _guard = self.stripe(id).lock().await;
@@ -279,9 +331,8 @@ impl<S: Store> DurableCollection<S> {
         let mut cursor = Cursor::default();
         loop {
             let page = self.store.scan(cursor, LOAD_PAGE).await?;
-            for record in page.records {
-                self.apply(record)?;
-            }
+            // Redis SCAN may repeat a key; applying the same record twice is harmless.
+            self.apply_all(page.records)?;
             match page.next {
                 Some(next) => cursor = next,
                 None => return Ok(()),
