@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::redis_server::RedisServer;
 use parking_lot::Mutex;
-use vector_index::store::{Cursor, Expect, RedisConfig, RedisStore, Store};
+use vector_index::store::{Expect, RedisConfig, RedisStore, Store};
 use vector_index::{IndexError, Payload, Uuid};
 
 fn vector(i: u64) -> Vec<f32> {
@@ -85,22 +85,11 @@ async fn every_acknowledged_write_survives_kill_9_and_none_is_half_written() {
     }
     // Every stored record parses whole, and each has exactly one stream entry:
     // the record and its change were written together or not at all.
-    let mut records = 0;
-    let mut seen = std::collections::HashSet::new();
-    let mut cursor = Cursor::default();
-    loop {
-        let page = store.scan(cursor, 500).await.unwrap();
-        for r in page.records {
-            if seen.insert(r.id) {
-                records += 1;
-                assert_eq!(r.vector, vector(r.payload.created_at as u64));
-            }
-        }
-        match page.next {
-            Some(c) => cursor = c,
-            None => break,
-        }
+    let stored = common::all_records(&store).await;
+    for r in &stored {
+        assert_eq!(r.vector, vector(r.payload.created_at as u64));
     }
+    let records = stored.len() as u64;
     let client = redis::Client::open(server.url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let stream_len: u64 = redis::cmd("XLEN")

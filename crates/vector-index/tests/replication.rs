@@ -60,21 +60,13 @@ fn finds(c: &DurableCollection<impl Store>, id: Uuid, v: &[f32]) -> bool {
     r.hits.iter().any(|h| h.id == id)
 }
 
-/// Every stored record, as the index should hold them.
+/// Every stored record's id and vector, as the index should hold them.
 async fn store_contents(s: &impl Store) -> Vec<(Uuid, Vec<f32>)> {
-    let mut out = Vec::new();
-    let mut cursor = vector_index::store::Cursor::default();
-    loop {
-        let page = s.scan(cursor, 500).await.unwrap();
-        out.extend(page.records.into_iter().map(|r| (r.id, r.vector)));
-        match page.next {
-            Some(c) => cursor = c,
-            None => break,
-        }
-    }
-    out.sort_by_key(|(id, _)| *id);
-    out.dedup_by_key(|(id, _)| *id);
-    out
+    common::all_records(s)
+        .await
+        .into_iter()
+        .map(|r| (r.id, r.vector))
+        .collect()
 }
 
 /// The index holds exactly the store's records: same ids, each found at rank 1 by its own vector.

@@ -5,6 +5,7 @@ pub mod redis_server;
 
 use std::collections::HashMap;
 
+use vector_index::store::{Cursor, Record, Store};
 use vector_index::vector::{dot, normalized};
 use vector_index::{BackendKind, Collection, CollectionConfig, Filter, GraphParams, Payload, Uuid};
 
@@ -60,4 +61,21 @@ pub fn config(backend: BackendKind, dim: usize, exact_scan_max: u64) -> Collecti
 /// A collection built from [`config`].
 pub fn collection(backend: BackendKind, dim: usize, exact_scan_max: u64) -> Collection {
     Collection::new(config(backend, dim, exact_scan_max)).expect("valid config")
+}
+
+/// Every record in `store`, once each (scans may repeat), in id order.
+pub async fn all_records(store: &impl Store) -> Vec<Record> {
+    let mut out: Vec<Record> = Vec::new();
+    let mut cursor = Cursor::default();
+    loop {
+        let page = store.scan(cursor, 500).await.expect("scan");
+        out.extend(page.records);
+        match page.next {
+            Some(c) => cursor = c,
+            None => break,
+        }
+    }
+    out.sort_by_key(|r| r.id);
+    out.dedup_by_key(|r| r.id);
+    out
 }
