@@ -32,6 +32,7 @@ use crate::filter::Filter;
 use crate::payload::Payload;
 use crate::payload_index::PayloadIndex;
 use crate::planner::{Plan, PlannerConfig, Strategy};
+use crate::snapshot;
 use crate::vector::{dot, normalized};
 
 /// Settings of a collection, fixed at creation.
@@ -202,6 +203,8 @@ pub struct Collection {
     orphans: AtomicU64,
     /// Retired keys whose grace period has passed, awaiting removal from the graph.
     retired: Arc<Mutex<Vec<Key>>>,
+    /// Writers hold it shared for their whole write; a snapshot holds it exclusively.
+    write_gate: RwLock<()>,
 }
 
 impl std::fmt::Debug for Collection {
@@ -225,6 +228,7 @@ impl Collection {
             next_key: AtomicU64::new(0),
             orphans: AtomicU64::new(0),
             retired: Arc::new(Mutex::new(Vec::new())),
+            write_gate: RwLock::new(()),
         })
     }
 
@@ -265,6 +269,85 @@ impl Collection {
         self.backend.wait_idle();
     }
 
+    /// A checked, self-contained copy of the collection (points, payloads, graph),
+    /// carrying `meta` (e.g. the change-feed position it corresponds to).
+    /// Writes wait while it is taken; searches do not.
+    pub fn snapshot(&self, meta: &str) -> Result<Vec<u8>> {
+        let _frozen = self.write_gate.write();
+        let state = self.state.read();
+        let live = state.payloads.live();
+        let mut points = Vec::with_capacity(live.len() as usize);
+        let mut retired = Vec::new();
+        for (key, id) in state.keys.iter() {
+            match state.payloads.get(*key) {
+                Some(payload) if live.contains(*key) => points.push(snapshot::SavedPoint {
+                    key: *key,
+                    id: *id,
+                    payload,
+                }),
+                _ => retired.push(*key),
+            }
+        }
+        // Retired keys already dropped from the key map but not from the graph.
+        retired.extend(self.retired.lock().iter().copied());
+        let header = snapshot::Header {
+            dim: self.config.dim,
+            backend: self.config.backend.name().to_string(),
+            next_key: self.next_key.load(Ordering::Relaxed),
+            retired,
+            points,
+            meta: meta.to_string(),
+        };
+        snapshot::encode(&header, &self.backend.save()?)
+    }
+
+    /// Rebuilds a collection from [`Collection::snapshot`] bytes; returns it and the meta.
+    /// A damaged or mismatched snapshot is [`IndexError::CorruptSnapshot`].
+    pub fn restore(config: CollectionConfig, bytes: &[u8]) -> Result<(Self, String)> {
+        config.validate()?;
+        let (header, graph) = snapshot::decode(bytes)?;
+        if header.dim != config.dim || header.backend != config.backend.name() {
+            return Err(IndexError::CorruptSnapshot(format!(
+                "snapshot is {} x {}, the collection is {} x {}",
+                header.backend,
+                header.dim,
+                config.backend.name(),
+                config.dim
+            )));
+        }
+        let backend = backend::restore(config.backend, config.dim, &config.graph, graph)
+            .map_err(|e| IndexError::CorruptSnapshot(e.to_string()))?;
+        for key in &header.retired {
+            backend.remove(*key)?;
+        }
+        if backend.len() != header.points.len() {
+            return Err(IndexError::CorruptSnapshot(format!(
+                "graph holds {} vectors for {} points",
+                backend.len(),
+                header.points.len()
+            )));
+        }
+        let mut state = State::default();
+        for p in header.points {
+            p.payload
+                .validate()
+                .map_err(|e| IndexError::CorruptSnapshot(e.to_string()))?;
+            state.ids.insert(p.id, p.key);
+            state.keys.insert(p.key, p.id);
+            state.payloads.insert(p.key, &p.payload);
+        }
+        let collection = Self {
+            config,
+            backend: Arc::from(backend),
+            state: RwLock::new(state),
+            next_key: AtomicU64::new(header.next_key),
+            orphans: AtomicU64::new(0),
+            retired: Arc::new(Mutex::new(Vec::new())),
+            write_gate: RwLock::new(()),
+        };
+        Ok((collection, header.meta))
+    }
+
     /// Checks a point as [`Collection::upsert`] would, without writing anything.
     pub fn validate(&self, vector: &[f32], payload: &Payload) -> Result<()> {
         payload.validate()?;
@@ -273,6 +356,7 @@ impl Collection {
 
     /// Inserts or replaces the point `id`; returns whether it replaced one.
     pub fn upsert(&self, id: Uuid, vector: &[f32], payload: Payload) -> Result<bool> {
+        let _writing = self.write_gate.read();
         self.remove_retired();
         payload.validate()?;
         let unit = normalized(vector, self.config.dim)?;
@@ -297,6 +381,7 @@ impl Collection {
 
     /// Removes the point `id`; returns whether it existed.
     pub fn delete(&self, id: Uuid) -> Result<bool> {
+        let _writing = self.write_gate.read();
         self.remove_retired();
         let key = {
             let mut state = self.state.write();

@@ -60,6 +60,9 @@ pub enum IndexError {
     /// The store failed or holds data this version cannot read.
     #[error("store error: {0}")]
     Storage(String),
+    /// A snapshot is damaged or does not match the collection; rebuild from records.
+    #[error("unusable snapshot: {0}")]
+    CorruptSnapshot(String),
     /// The ANN library reported a failure.
     #[error("{backend} backend failed: {message}")]
     Backend {

@@ -34,6 +34,7 @@ pub mod filter;
 pub mod payload;
 pub mod payload_index;
 pub mod planner;
+mod snapshot;
 pub mod store;
 pub mod synthetic;
 pub mod vector;

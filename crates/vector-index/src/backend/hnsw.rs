@@ -99,6 +99,43 @@ impl HnswBackend {
         }
     }
 
+    /// Rebuilds the graph from vectors saved by [`AnnBackend::save`].
+    pub fn restore(dim: usize, params: GraphParams, bytes: &[u8]) -> Result<Self> {
+        let record = 4 + dim * 4;
+        if bytes.len() % record != 0 {
+            return Err(crate::error::IndexError::storage(
+                "saved hnsw vectors have a partial record",
+            ));
+        }
+        let mut live: Vec<(Key, Arc<[f32]>)> = Vec::with_capacity(bytes.len() / record);
+        for chunk in bytes.chunks_exact(record) {
+            let (key, v) = chunk.split_at(4);
+            let key = Key::from_le_bytes([key[0], key[1], key[2], key[3]]);
+            let v: Vec<f32> = v
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect();
+            live.push((key, Arc::from(v)));
+        }
+        let backend = Self::new(
+            dim,
+            GraphParams {
+                capacity_hint: live.len(),
+                ..params
+            },
+        );
+        {
+            let generation = backend.inner.current.load();
+            let batch: Vec<(&[f32], usize)> =
+                live.iter().map(|(k, v)| (&v[..], *k as usize)).collect();
+            generation.graph.parallel_insert_slice(&batch);
+            generation.inserted.store(live.len(), Ordering::Relaxed);
+            generation.keys.lock().extend(live.iter().map(|(k, _)| *k));
+        }
+        backend.inner.vectors.write().extend(live);
+        Ok(backend)
+    }
+
     /// Starts a rebuild now (unless one runs) and waits for it to finish.
     pub fn rebuild_now(&self) {
         Inner::start_rebuild(&self.inner);
@@ -316,6 +353,17 @@ impl AnnBackend for HnswBackend {
         let per_point = vec_bytes + 80 + MAX_LAYERS * 24 + self.inner.params.connectivity * 2 * 40;
         let live = self.len();
         inserted * per_point + live * (vec_bytes + 56)
+    }
+
+    fn save(&self) -> Result<Vec<u8>> {
+        // The graph is rebuilt on restore: hnsw_rs's own dump format needs files.
+        let vectors = self.inner.vectors.read();
+        let mut out = Vec::with_capacity(vectors.len() * (4 + self.inner.dim * 4));
+        for (key, v) in vectors.iter() {
+            out.extend(key.to_le_bytes());
+            out.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        }
+        Ok(out)
     }
 
     fn tombstones(&self) -> usize {

@@ -58,6 +58,8 @@ pub trait AnnBackend: Send + Sync {
     }
     /// Heap bytes the backend says it uses (graph plus vectors).
     fn memory_bytes(&self) -> usize;
+    /// Serialises the graph and vectors for [`restore`].
+    fn save(&self) -> Result<Vec<u8>>;
     /// Removed keys still in the graph, awaiting a rebuild.
     fn tombstones(&self) -> usize {
         0
@@ -171,5 +173,20 @@ pub fn build(kind: BackendKind, dim: usize, params: &GraphParams) -> Result<Box<
     Ok(match kind {
         BackendKind::Hnsw => Box::new(HnswBackend::new(dim, params.clone())),
         BackendKind::Usearch => Box::new(UsearchBackend::new(dim, params)?),
+    })
+}
+
+/// Rebuilds a backend from what [`AnnBackend::save`] wrote. The bytes must have
+/// been checked (checksum) by the caller: libraries trust their own format.
+pub fn restore(
+    kind: BackendKind,
+    dim: usize,
+    params: &GraphParams,
+    bytes: &[u8],
+) -> Result<Box<dyn AnnBackend>> {
+    params.validate()?;
+    Ok(match kind {
+        BackendKind::Hnsw => Box::new(HnswBackend::restore(dim, params.clone(), bytes)?),
+        BackendKind::Usearch => Box::new(UsearchBackend::restore(dim, params, bytes)?),
     })
 }

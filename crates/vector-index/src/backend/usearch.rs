@@ -88,6 +88,27 @@ impl UsearchBackend {
         })
     }
 
+    /// Loads a graph saved by [`AnnBackend::save`].
+    pub fn restore(dim: usize, params: &GraphParams, bytes: &[u8]) -> Result<Self> {
+        let backend = Self::new(dim, params)?;
+        {
+            let index = backend.index.write();
+            index.load_from_buffer(bytes).map_err(backend_error)?;
+            if index.dimensions() != dim {
+                return Err(backend_error(format!(
+                    "saved graph has {} dimensions, expected {dim}",
+                    index.dimensions()
+                )));
+            }
+            index.change_expansion_search(1);
+            let capacity = (index.size() + index.size() / 4).max(MIN_CAPACITY);
+            index
+                .reserve_capacity_and_threads(capacity, THREAD_SLOTS)
+                .map_err(backend_error)?;
+        }
+        Ok(backend)
+    }
+
     /// Doubles the capacity unless another thread already made room.
     fn grow(&self, seen_capacity: usize) -> Result<()> {
         let index = self.index.write();
@@ -198,5 +219,12 @@ impl AnnBackend for UsearchBackend {
 
     fn memory_bytes(&self) -> usize {
         self.index.read().memory_usage()
+    }
+
+    fn save(&self) -> Result<Vec<u8>> {
+        let index = self.index.read();
+        let mut buf = vec![0u8; index.serialized_length()];
+        index.save_to_buffer(&mut buf).map_err(backend_error)?;
+        Ok(buf)
     }
 }
