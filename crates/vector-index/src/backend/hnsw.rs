@@ -102,7 +102,7 @@ impl HnswBackend {
     /// Rebuilds the graph from vectors saved by [`AnnBackend::save`].
     pub fn restore(dim: usize, params: GraphParams, bytes: &[u8]) -> Result<Self> {
         let record = 4 + dim * 4;
-        if bytes.len() % record != 0 {
+        if !bytes.len().is_multiple_of(record) {
             return Err(crate::error::IndexError::storage(
                 "saved hnsw vectors have a partial record",
             ));
