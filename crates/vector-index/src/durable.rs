@@ -53,6 +53,10 @@ pub struct ReplicationStats {
     pub resyncs: u64,
     /// Stored records the index rejected (e.g. wrong dimension), left out of searches.
     pub rejected: u64,
+    /// Whether the index started from a snapshot.
+    pub restored_from_snapshot: bool,
+    /// Snapshots found damaged or mismatched at startup (then every record was loaded).
+    pub snapshots_rejected: u64,
 }
 
 /// A [`Collection`] backed by a [`Store`].
@@ -65,34 +69,111 @@ pub struct DurableCollection<S> {
     lag_ms: AtomicU64,
     resyncs: AtomicU64,
     rejected: AtomicU64,
+    snapshots_rejected: AtomicU64,
+    restored: bool,
 }
 
 impl<S: Store> DurableCollection<S> {
-    /// Opens the collection and loads every stored record; ready when it returns.
+    /// Opens the collection from the stored snapshot, reconciled with the records,
+    /// or by loading every record when there is no usable snapshot; ready when it returns.
     pub async fn open(config: CollectionConfig, store: S) -> Result<Arc<Self>> {
-        let this = Arc::new(Self::empty(config, store)?);
-        this.load().await?;
+        let (this, restored) = Self::restore_or_empty(config, store).await?;
+        if restored.is_some() {
+            this.reconcile().await?;
+        } else {
+            this.load().await?;
+        }
         this.ready.store(true, Ordering::Release);
-        Ok(this)
+        Ok(Arc::new(this))
     }
 
-    /// Opens the collection, loads it, and follows `feed` on a background task.
+    /// Opens the collection, and follows `feed` on a background task.
     ///
-    /// Returns once loaded; [`Self::is_ready`] turns true when the follower has
-    /// caught up with the feed. The task stops when the collection is dropped.
+    /// With a usable snapshot the index is restored and the feed replayed from
+    /// the snapshot's position; otherwise every record is loaded. Returns once
+    /// that is done; [`Self::is_ready`] turns true when the follower has caught
+    /// up. The task stops when the collection is dropped.
     pub async fn open_following<F: ChangeFeed>(
         config: CollectionConfig,
         store: S,
         feed: F,
     ) -> Result<(Arc<Self>, JoinHandle<()>)> {
-        let this = Arc::new(Self::empty(config, store)?);
-        // Everything written after this position is replayed, so a write racing
-        // with the load is never lost (replaying re-reads, so repeats are harmless).
-        let start = feed.head().await?;
-        this.load().await?;
+        // Everything written after `start` is replayed, so a write racing with
+        // the load is never lost (replaying re-reads, so repeats are harmless).
+        let head = feed.head().await?;
+        let (this, restored) = Self::restore_or_empty(config, store).await?;
+        let start = match restored {
+            Some(position) => position,
+            None => {
+                this.load().await?;
+                head
+            }
+        };
         *this.position.lock() = start;
+        let this = Arc::new(this);
         let task = tokio::spawn(follow(Arc::downgrade(&this), feed, start));
         Ok((this, task))
+    }
+
+    /// An index restored from the stored snapshot (with the position it was taken
+    /// at), or an empty one when there is none or it is unusable.
+    async fn restore_or_empty(
+        config: CollectionConfig,
+        store: S,
+    ) -> Result<(Self, Option<Position>)> {
+        let mut rejected = 0;
+        let bytes = match store.load_snapshot().await {
+            Ok(bytes) => bytes,
+            Err(IndexError::CorruptSnapshot(_)) => {
+                rejected = 1;
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(bytes) = bytes {
+            match Collection::restore(config.clone(), &bytes) {
+                Ok((index, meta)) => match Position::parse(&meta) {
+                    Some(position) => {
+                        let mut this = Self::with_index(index, store);
+                        this.restored = true;
+                        return Ok((this, Some(position)));
+                    }
+                    None => rejected = 1,
+                },
+                Err(IndexError::CorruptSnapshot(_)) => rejected = 1,
+                Err(e) => return Err(e),
+            }
+        }
+        let this = Self::with_index(Collection::new(config)?, store);
+        this.snapshots_rejected
+            .fetch_add(rejected, Ordering::Relaxed);
+        Ok((this, None))
+    }
+
+    /// Takes a snapshot of the index and stores it; returns its size in bytes.
+    ///
+    /// Writes to this instance wait while the index is serialised; searches do not.
+    pub async fn snapshot(&self) -> Result<usize> {
+        // The position first: entries applied after it are replayed on restore,
+        // which is harmless; none before it can be missing from the index.
+        let position = *self.position.lock();
+        let bytes = self.index.snapshot(&position.to_string())?;
+        let size = bytes.len();
+        self.store.save_snapshot(bytes).await?;
+        Ok(size)
+    }
+
+    /// Takes a snapshot every `every` until the collection is dropped.
+    pub fn spawn_snapshotter(self: &Arc<Self>, every: Duration) -> JoinHandle<()> {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(this) = weak.upgrade() else { return };
+                // A failed snapshot (store down) is retried on the next tick.
+                let _ = this.snapshot().await;
+            }
+        })
     }
 
     /// Follows `feed` from the last applied position on a new background task
@@ -102,9 +183,9 @@ impl<S: Store> DurableCollection<S> {
         tokio::spawn(follow(Arc::downgrade(self), feed, start))
     }
 
-    fn empty(config: CollectionConfig, store: S) -> Result<Self> {
-        Ok(Self {
-            index: Collection::new(config)?,
+    fn with_index(index: Collection, store: S) -> Self {
+        Self {
+            index,
             store,
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             ready: AtomicBool::new(false),
@@ -112,7 +193,9 @@ impl<S: Store> DurableCollection<S> {
             lag_ms: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
-        })
+            snapshots_rejected: AtomicU64::new(0),
+            restored: false,
+        }
     }
 
     /// The in-memory index (read-only use: writes must go through this type).
@@ -137,6 +220,8 @@ impl<S: Store> DurableCollection<S> {
             lag_ms: self.lag_ms.load(Ordering::Relaxed),
             resyncs: self.resyncs.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
+            restored_from_snapshot: self.restored,
+            snapshots_rejected: self.snapshots_rejected.load(Ordering::Relaxed),
         }
     }
 
@@ -338,6 +423,30 @@ impl<S: Store> DurableCollection<S> {
                 None => return Ok(()),
             }
         }
+    }
+
+    /// Brings a restored index in line with the records: applies what differs,
+    /// drops what the store no longer has. Only at open, before anyone else can
+    /// write through this instance.
+    async fn reconcile(&self) -> Result<()> {
+        let mut seen = HashSet::new();
+        let mut cursor = Cursor::default();
+        loop {
+            let page = self.store.scan(cursor, LOAD_PAGE).await?;
+            seen.extend(page.records.iter().map(|r| r.id));
+            // `apply` skips records the snapshot already holds unchanged.
+            self.apply_all(page.records)?;
+            match page.next {
+                Some(next) => cursor = next,
+                None => break,
+            }
+        }
+        for id in self.index.ids_matching(&Filter::all()) {
+            if !seen.contains(&id) {
+                self.index.delete(id)?;
+            }
+        }
+        Ok(())
     }
 
     /// Rebuilds the index's view from the store after missing feed entries.

@@ -4,7 +4,7 @@
 //! the file at its last commit. Calls run on tokio's blocking pool so an fsync
 //! never stalls the async workers.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -24,6 +24,8 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    /// `<file>.snapshot`, beside the database file.
+    snapshot: PathBuf,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -42,7 +44,12 @@ impl EmbeddedStore {
         tx.open_table(RECORDS).map_err(IndexError::storage)?;
         tx.open_table(META).map_err(IndexError::storage)?;
         tx.commit().map_err(IndexError::storage)?;
-        Ok(Self { db: Arc::new(db) })
+        let mut snapshot = path.as_ref().as_os_str().to_owned();
+        snapshot.push(".snapshot");
+        Ok(Self {
+            db: Arc::new(db),
+            snapshot: PathBuf::from(snapshot),
+        })
     }
 
     async fn blocking<T: Send + 'static>(
@@ -171,6 +178,38 @@ impl Store for EmbeddedStore {
         self.blocking(move |db| Self::read(db, id)).await
     }
 
+    async fn save_snapshot(&self, bytes: Vec<u8>) -> Result<()> {
+        let path = self.snapshot.clone();
+        tokio::task::spawn_blocking(move || {
+            // Write aside, fsync, then rename over: a crash leaves the old or the new file.
+            let tmp = path.with_extension("snapshot.tmp");
+            let write = || -> std::io::Result<()> {
+                let mut f = std::fs::File::create(&tmp)?;
+                std::io::Write::write_all(&mut f, &bytes)?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, &path)?;
+                if let Some(dir) = path.parent() {
+                    std::fs::File::open(dir)?.sync_all()?;
+                }
+                Ok(())
+            };
+            write().map_err(|e| IndexError::storage(format!("{}: {e}", path.display())))
+        })
+        .await
+        .map_err(|e| IndexError::storage(format!("store task failed: {e}")))?
+    }
+
+    async fn load_snapshot(&self) -> Result<Option<Vec<u8>>> {
+        let path = self.snapshot.clone();
+        tokio::task::spawn_blocking(move || match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(IndexError::storage(format!("{}: {e}", path.display()))),
+        })
+        .await
+        .map_err(|e| IndexError::storage(format!("store task failed: {e}")))?
+    }
+
     async fn scan(&self, cursor: Cursor, limit: usize) -> Result<Page> {
         self.blocking(move |db| {
             let start = match cursor.0.as_str() {
@@ -205,6 +244,11 @@ impl Store for EmbeddedStore {
 }
 
 impl EmbeddedStore {
+    /// Where the index snapshot lives.
+    pub fn snapshot_path(&self) -> &Path {
+        &self.snapshot
+    }
+
     fn read(db: &Database, id: Uuid) -> Result<Option<Record>> {
         let tx = db.begin_read().map_err(IndexError::storage)?;
         let records = tx.open_table(RECORDS).map_err(IndexError::storage)?;

@@ -5,7 +5,9 @@
 //! call may touch all of them:
 //! - `vi:{c}:r:<uuid>`: hash `v` (f32 LE vector), `p` (payload JSON), `ver`;
 //! - `vi:{c}:seq`: the last version handed out (`INCR`);
-//! - `vi:{c}:log`: stream of changes, `op` (`put` | `del`), `id`, `ver`.
+//! - `vi:{c}:log`: stream of changes, `op` (`put` | `del`), `id`, `ver`;
+//! - `vi:{c}:snap`: snapshot manifest hash (`gen`, `chunks`, `bytes`, `crc`);
+//! - `vi:{c}:snap:<gen>:<i>`: snapshot chunks, each at most 64 MiB.
 //!
 //! Each write is one Lua script: check the expected version, bump the
 //! counter, write or delete the hash and append to the stream. Redis runs a
@@ -61,6 +63,8 @@ pub struct RedisConfig {
     pub stream_max_len: u64,
     /// Replicas that must acknowledge each write (`WAIT`); 0 to skip.
     pub wait_replicas: u32,
+    /// Largest snapshot chunk stored under one key (at most 64 MiB).
+    pub snapshot_chunk_bytes: usize,
 }
 
 impl RedisConfig {
@@ -73,6 +77,7 @@ impl RedisConfig {
             connect_timeout: Duration::from_secs(2),
             stream_max_len: 1_000_000,
             wait_replicas: 0,
+            snapshot_chunk_bytes: 32 << 20,
         }
     }
 }
@@ -433,6 +438,100 @@ impl Store for RedisStore {
             .await
             .map_err(redis_error)?;
         parse_record(id, fields)
+    }
+
+    async fn save_snapshot(&self, bytes: Vec<u8>) -> Result<()> {
+        let mut conn = self.conn.clone();
+        let chunk = self.config.snapshot_chunk_bytes.clamp(1, 64 << 20);
+        let manifest = format!("{}snap", self.prefix);
+        let generation: u64 = redis::cmd("INCR")
+            .arg(format!("{}snapgen", self.prefix))
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        let chunks: Vec<&[u8]> = bytes.chunks(chunk).collect();
+        for (i, part) in chunks.iter().enumerate() {
+            let () = redis::cmd("SET")
+                .arg(format!("{manifest}:{generation}:{i}"))
+                .arg(*part)
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
+        }
+        // The manifest switches to the new chunks in one command.
+        let previous: (Option<u64>, Option<u64>) = redis::cmd("HMGET")
+            .arg(&manifest)
+            .arg("gen")
+            .arg("chunks")
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        let () = redis::cmd("HSET")
+            .arg(&manifest)
+            .arg("gen")
+            .arg(generation)
+            .arg("chunks")
+            .arg(chunks.len())
+            .arg("bytes")
+            .arg(bytes.len())
+            .arg("crc")
+            .arg(crc32fast::hash(&bytes))
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        self.replicate().await?;
+        if let (Some(old), Some(n)) = previous {
+            for i in 0..n {
+                let _: i64 = redis::cmd("DEL")
+                    .arg(format!("{manifest}:{old}:{i}"))
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(redis_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn load_snapshot(&self) -> Result<Option<Vec<u8>>> {
+        let mut conn = self.conn.clone();
+        let manifest = format!("{}snap", self.prefix);
+        let (generation, chunks, bytes, crc): (
+            Option<u64>,
+            Option<u64>,
+            Option<usize>,
+            Option<u32>,
+        ) = redis::cmd("HMGET")
+            .arg(&manifest)
+            .arg("gen")
+            .arg("chunks")
+            .arg("bytes")
+            .arg("crc")
+            .query_async(&mut conn)
+            .await
+            .map_err(redis_error)?;
+        let (Some(generation), Some(chunks), Some(bytes), Some(crc)) =
+            (generation, chunks, bytes, crc)
+        else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(bytes);
+        for i in 0..chunks {
+            let part: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(format!("{manifest}:{generation}:{i}"))
+                .query_async(&mut conn)
+                .await
+                .map_err(redis_error)?;
+            let part = part.ok_or_else(|| {
+                IndexError::CorruptSnapshot(format!("snapshot chunk {i} is missing"))
+            })?;
+            out.extend(part);
+        }
+        if out.len() != bytes || crc32fast::hash(&out) != crc {
+            return Err(IndexError::CorruptSnapshot(
+                "snapshot chunks do not match the manifest".into(),
+            ));
+        }
+        Ok(Some(out))
     }
 
     async fn scan(&self, cursor: Cursor, limit: usize) -> Result<Page> {
