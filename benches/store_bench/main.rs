@@ -39,6 +39,9 @@ struct Args {
     /// Replication-lag run length in seconds.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Only load `n` points in batches and measure startup (snapshot vs full rebuild).
+    #[arg(long)]
+    startup_only: bool,
 }
 
 struct Redis {
@@ -149,6 +152,29 @@ async fn batched_writes<S: Store>(
     rows.len() as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Opens a following replica and waits until it is ready; returns it and the time taken.
+async fn open_replica(
+    url: String,
+    dim: usize,
+) -> (
+    Arc<DurableCollection<RedisStore>>,
+    tokio::task::JoinHandle<()>,
+    Duration,
+) {
+    let store = RedisStore::connect(RedisConfig::new(url, "bench"))
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let (b, task) =
+        DurableCollection::open_following(config(dim), store.clone(), store.feed().await.unwrap())
+            .await
+            .unwrap();
+    while !b.is_ready() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (b, task, t.elapsed())
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args = Args::parse();
@@ -167,19 +193,38 @@ async fn main() {
     let emb = DurableCollection::open(config(dim), EmbeddedStore::open(&path).unwrap())
         .await
         .unwrap();
-    let e1 = single_writes(&emb, &data, dim, args.single, 1).await;
+    let e1 = if args.startup_only {
+        0.0
+    } else {
+        single_writes(&emb, &data, dim, args.single, 1).await
+    };
     let eb = batched_writes(&emb, &data, dim, args.batch).await;
+    let t = Instant::now();
+    let snap_bytes = emb.snapshot().await.unwrap();
+    let e_snap = t.elapsed();
     drop(emb);
     let t = Instant::now();
     let emb = DurableCollection::open(config(dim), EmbeddedStore::open(&path).unwrap())
         .await
         .unwrap();
-    let e_start = t.elapsed();
+    let e_from_snap = t.elapsed();
+    assert!(emb.replication().restored_from_snapshot);
     let e_points = emb.index().len();
     drop(emb);
+    std::fs::remove_file(EmbeddedStore::open(&path).unwrap().snapshot_path()).unwrap();
+    let t = Instant::now();
+    let emb = DurableCollection::open(config(dim), EmbeddedStore::open(&path).unwrap())
+        .await
+        .unwrap();
+    let e_rebuild = t.elapsed();
+    drop(emb);
+    println!("embedded: single {e1:.0} writes/s, batched {eb:.0} writes/s");
     println!(
-        "embedded: single {e1:.0} writes/s, batched {eb:.0} writes/s, startup (full rebuild) of {e_points} points {:.1} s",
-        e_start.as_secs_f64()
+        "embedded startup of {e_points} points: from snapshot {:.1} s, full rebuild {:.1} s (snapshot {:.0} MB, taken in {:.1} s)",
+        e_from_snap.as_secs_f64(),
+        e_rebuild.as_secs_f64(),
+        snap_bytes as f64 / 1e6,
+        e_snap.as_secs_f64()
     );
 
     // Redis.
@@ -193,34 +238,41 @@ async fn main() {
         DurableCollection::open_following(config(dim), store.clone(), store.feed().await.unwrap())
             .await
             .unwrap();
-    let r1 = single_writes(&a, &data, dim, args.single, 1).await;
-    let r16 = single_writes(&a, &data, dim, args.single * 4, 16).await;
+    let (r1, r16) = if args.startup_only {
+        (0.0, 0.0)
+    } else {
+        (
+            single_writes(&a, &data, dim, args.single, 1).await,
+            single_writes(&a, &data, dim, args.single * 4, 16).await,
+        )
+    };
     let rb = batched_writes(&a, &data, dim, args.batch).await;
     println!(
         "redis: single {r1:.0} writes/s (1 in flight), {r16:.0} writes/s (16 in flight), batched {rb:.0} writes/s"
     );
 
-    // Replication lag: A writes at a fixed rate, B watches for each id.
-    let b_store = RedisStore::connect(RedisConfig::new(redis.url(), "bench"))
-        .await
-        .unwrap();
+    // Replica startup: full rebuild, then from a snapshot.
+    let (b, _tb, r_rebuild) = open_replica(redis.url(), dim).await;
+    let r_points = b.index().len();
+    drop(b);
     let t = Instant::now();
-    let (b, _tb) = DurableCollection::open_following(
-        config(dim),
-        b_store.clone(),
-        b_store.feed().await.unwrap(),
-    )
-    .await
-    .unwrap();
-    while !b.is_ready() {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let r_start = t.elapsed();
+    a.snapshot().await.unwrap();
+    let r_snap = t.elapsed();
+    let (b, _tb, r_from_snap) = open_replica(redis.url(), dim).await;
+    assert!(b.replication().restored_from_snapshot);
     println!(
-        "redis: replica startup (full rebuild) of {} points {:.1} s",
-        b.index().len(),
-        r_start.as_secs_f64()
+        "redis replica startup of {r_points} points: from snapshot {:.1} s, full rebuild {:.1} s (snapshot taken and stored in {:.1} s)",
+        r_from_snap.as_secs_f64(),
+        r_rebuild.as_secs_f64(),
+        r_snap.as_secs_f64()
     );
+    if args.startup_only {
+        drop(redis);
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
+
+    // Replication lag: A writes at a fixed rate, B watches for each id.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Uuid, Instant)>();
     let watcher = {
         let b = Arc::clone(&b);
