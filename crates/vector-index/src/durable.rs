@@ -159,7 +159,7 @@ impl<S: Store> DurableCollection<S> {
         let position = *self.position.lock();
         let bytes = self.index.snapshot(&position.to_string())?;
         let size = bytes.len();
-        self.store.save_snapshot(bytes).await?;
+        self.store.save_snapshot(bytes, position).await?;
         Ok(size)
     }
 

@@ -100,3 +100,44 @@ async fn every_acknowledged_write_survives_kill_9_and_none_is_half_written() {
     assert_eq!(stream_len, records);
     assert!(records >= acked.len() as u64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_for_replicas_acknowledges_only_replicated_writes() {
+    let (primary_dir, replica_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let primary = RedisServer::start(primary_dir.path());
+    let mut replica = RedisServer::start_replica(replica_dir.path(), &primary);
+    let mut config = RedisConfig::new(primary.url(), "wait");
+    config.wait_replicas = 1;
+    config.op_timeout = Duration::from_millis(500);
+    let store = RedisStore::connect(config).await.unwrap();
+    let p = Payload::new("ns");
+    // Once the replica has synced, writes are acknowledged.
+    let mut synced = false;
+    for _ in 0..100 {
+        if store
+            .put(Uuid::now_v7(), &vector(1), &p, Expect::Any)
+            .await
+            .is_ok()
+        {
+            synced = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(synced, "the replica never acknowledged a write");
+    let id = Uuid::now_v7();
+    store.put(id, &vector(2), &p, Expect::Absent).await.unwrap();
+    // The replica is gone: the write reaches the primary, but is not acknowledged.
+    replica.kill();
+    let late = Uuid::now_v7();
+    let err = store
+        .put(late, &vector(3), &p, Expect::Absent)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, IndexError::Unavailable(m) if m.contains("0 of 1 replicas")),
+        "{err}"
+    );
+    assert!(store.get(late).await.unwrap().is_some());
+    assert_eq!(store.get(id).await.unwrap().unwrap().vector, vector(2));
+}

@@ -11,7 +11,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use uuid::Uuid;
 
 use super::codec;
-use super::{Cursor, Expect, Page, Record, Store};
+use super::{Cursor, Expect, Page, Position, Record, Store};
 use crate::error::{IndexError, Result};
 use crate::payload::Payload;
 
@@ -178,7 +178,7 @@ impl Store for EmbeddedStore {
         self.blocking(move |db| Self::read(db, id)).await
     }
 
-    async fn save_snapshot(&self, bytes: Vec<u8>) -> Result<()> {
+    async fn save_snapshot(&self, bytes: Vec<u8>, _position: Position) -> Result<()> {
         let path = self.snapshot.clone();
         tokio::task::spawn_blocking(move || {
             // Write aside, fsync, then rename over: a crash leaves the old or the new file.

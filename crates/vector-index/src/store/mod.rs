@@ -112,8 +112,13 @@ pub trait Store: Send + Sync + 'static {
     /// Up to about `limit` records from `cursor` on (start with `Cursor::default()`).
     fn scan(&self, cursor: Cursor, limit: usize) -> impl Future<Output = Result<Page>> + Send;
 
-    /// Replaces the stored index snapshot (atomically: a reader sees the old or the new one).
-    fn save_snapshot(&self, bytes: Vec<u8>) -> impl Future<Output = Result<()>> + Send;
+    /// Replaces the stored index snapshot (atomically: a reader sees the old or the
+    /// new one); `position` is the change-feed position it was taken at, for operators.
+    fn save_snapshot(
+        &self,
+        bytes: Vec<u8>,
+        position: Position,
+    ) -> impl Future<Output = Result<()>> + Send;
 
     /// The stored index snapshot, if any (its integrity is checked by the reader).
     fn load_snapshot(&self) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;

@@ -186,7 +186,8 @@ impl RedisStore {
         if n == 0 {
             return Ok(());
         }
-        let timeout_ms = self.config.op_timeout.as_millis() as u64;
+        // Half the command timeout, so Redis answers before the client gives up.
+        let timeout_ms = (self.config.op_timeout.as_millis() / 2).max(1) as u64;
         let acked: u32 = redis::cmd("WAIT")
             .arg(n)
             .arg(timeout_ms)
@@ -440,7 +441,7 @@ impl Store for RedisStore {
         parse_record(id, fields)
     }
 
-    async fn save_snapshot(&self, bytes: Vec<u8>) -> Result<()> {
+    async fn save_snapshot(&self, bytes: Vec<u8>, position: Position) -> Result<()> {
         let mut conn = self.conn.clone();
         let chunk = self.config.snapshot_chunk_bytes.clamp(1, 64 << 20);
         let manifest = format!("{}snap", self.prefix);
@@ -476,6 +477,8 @@ impl Store for RedisStore {
             .arg(bytes.len())
             .arg("crc")
             .arg(crc32fast::hash(&bytes))
+            .arg("position")
+            .arg(position.to_string())
             .query_async(&mut conn)
             .await
             .map_err(redis_error)?;

@@ -11,6 +11,7 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    extra: Vec<String>,
 }
 
 fn free_port() -> u16 {
@@ -34,10 +35,23 @@ fn ping(port: u16) -> bool {
 impl RedisServer {
     /// Starts a server with its data in `dir`.
     pub fn start(dir: &Path) -> Self {
+        Self::start_with(dir, &[])
+    }
+
+    /// Starts a replica of `primary`, with its data in `dir`.
+    pub fn start_replica(dir: &Path, primary: &RedisServer) -> Self {
+        Self::start_with(
+            dir,
+            &["--replicaof", "127.0.0.1", &primary.port.to_string()],
+        )
+    }
+
+    fn start_with(dir: &Path, extra: &[&str]) -> Self {
         let mut server = Self {
             child: None,
             port: free_port(),
             dir: dir.to_path_buf(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         server.restart();
         server
@@ -63,6 +77,7 @@ impl RedisServer {
             ])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
