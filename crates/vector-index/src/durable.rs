@@ -165,13 +165,25 @@ impl<S: Store> DurableCollection<S> {
 
     /// Takes a snapshot every `every` until the collection is dropped.
     pub fn spawn_snapshotter(self: &Arc<Self>, every: Duration) -> JoinHandle<()> {
+        // A failed snapshot (store down) is retried on the next tick.
+        self.spawn_periodic(
+            every,
+            |this| async move { this.snapshot().await.map(|_| ()) },
+        )
+    }
+
+    /// Runs `task` every `every` until the collection is dropped; errors wait for the next tick.
+    fn spawn_periodic<F, Fut>(self: &Arc<Self>, every: Duration, task: F) -> JoinHandle<()>
+    where
+        F: Fn(Arc<Self>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<()>> + Send,
+    {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 let Some(this) = weak.upgrade() else { return };
-                // A failed snapshot (store down) is retried on the next tick.
-                let _ = this.snapshot().await;
+                let _ = task(this).await;
             }
         })
     }
@@ -338,14 +350,9 @@ impl<S: Store> DurableCollection<S> {
 
     /// Runs [`Self::sweep_expired`] every `every` until the collection is dropped.
     pub fn spawn_sweeper(self: &Arc<Self>, every: Duration) -> JoinHandle<()> {
-        let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                let Some(this) = weak.upgrade() else { return };
-                // A failed sweep (store down) is retried on the next tick.
-                let _ = this.sweep_expired(now_millis()).await;
-            }
+        // A failed sweep (store down) is retried on the next tick.
+        self.spawn_periodic(every, |this| async move {
+            this.sweep_expired(now_millis()).await.map(|_| ())
         })
     }
 

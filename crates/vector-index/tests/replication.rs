@@ -291,3 +291,30 @@ async fn embedded_collection_reloads_and_sweeps_expired_points() {
     assert_eq!(c.index().len(), 100);
     assert_eq!(c.sweep_expired(now_millis()).await.unwrap(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_sweeper_and_snapshotter_run_on_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path().join("bg.redb")).unwrap();
+    let snapshot_path = store.snapshot_path().to_path_buf();
+    let c = DurableCollection::open(config(), store).await.unwrap();
+    let _sweeper = c.spawn_sweeper(Duration::from_millis(20));
+    let _snapshotter = c.spawn_snapshotter(Duration::from_millis(20));
+    let id = Uuid::now_v7();
+    let mut p = payload(0);
+    p.expires_at = Some(now_millis() + 50);
+    c.upsert(id, &[1.0; DIM], p, Expect::Any).await.unwrap();
+    c.upsert(Uuid::now_v7(), &[2.0; DIM], payload(1), Expect::Any)
+        .await
+        .unwrap();
+    wait_until("the snapshot file", || snapshot_path.exists()).await;
+    let start = Instant::now();
+    while c.get(id).await.unwrap().is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "expired point never swept"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(c.index().len(), 1);
+}
