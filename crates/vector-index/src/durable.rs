@@ -268,14 +268,7 @@ impl<S: Store> DurableCollection<S> {
         for (_, vector, payload) in &items {
             self.index.validate(vector, payload)?;
         }
-        // Stripes locked in ascending order, so two batches cannot deadlock.
-        let mut stripes: Vec<usize> = items.iter().map(|(id, _, _)| self.stripe_of(*id)).collect();
-        stripes.sort_unstable();
-        stripes.dedup();
-        let mut guards = Vec::with_capacity(stripes.len());
-        for s in stripes {
-            guards.push(self.stripes[s].lock().await);
-        }
+        let _guards = self.lock_stripes(items.iter().map(|(id, _, _)| *id)).await;
         let versions = self.store.put_many(&items).await?;
         // Duplicates within the batch must apply in order: parallel apply is
         // for distinct ids only.
@@ -409,6 +402,41 @@ impl<S: Store> DurableCollection<S> {
         })
     }
 
+    /// Locks the stripes of `ids`, in ascending order so two batches cannot deadlock.
+    async fn lock_stripes(
+        &self,
+        ids: impl Iterator<Item = Uuid>,
+    ) -> Vec<tokio::sync::MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = ids.map(|id| self.stripe_of(id)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for s in stripes {
+            guards.push(self.stripes[s].lock().await);
+        }
+        guards
+    }
+
+    /// [`Self::refresh`] for many ids with one store round trip: their stripes are
+    /// locked (in ascending order, so batches cannot deadlock), the records read
+    /// together, and the index made to match.
+    async fn refresh_many(&self, mut ids: Vec<Uuid>) -> Result<()> {
+        ids.sort_unstable();
+        ids.dedup();
+        let _guards = self.lock_stripes(ids.iter().copied()).await;
+        let records = self.store.get_many(&ids).await?;
+        let mut present = Vec::with_capacity(records.len());
+        for (id, record) in ids.into_iter().zip(records) {
+            match record {
+                Some(r) => present.push(r),
+                None => {
+                    self.index.delete(id)?;
+                }
+            }
+        }
+        self.apply_all(present)
+    }
+
     /// Makes the index hold what the store holds for `id` now.
     async fn refresh(&self, id: Uuid) -> Result<()> {
         let _guard = self.stripe(id).lock().await;
@@ -490,16 +518,16 @@ impl<S: Store> DurableCollection<S> {
             return Ok(false);
         }
         let batch = feed.read(*position, FEED_BLOCK, FEED_BATCH).await?;
-        for change in &batch {
-            self.refresh(change.id).await?;
-            *position = change.position;
-            *self.position.lock() = change.position;
-            let now = u64::try_from(now_millis()).unwrap_or(0);
-            self.lag_ms.store(
-                now.saturating_sub(change.position.millis),
-                Ordering::Relaxed,
-            );
-        }
+        let Some(last) = batch.last() else {
+            return Ok(true);
+        };
+        self.refresh_many(batch.iter().map(|c| c.id).collect())
+            .await?;
+        *position = last.position;
+        *self.position.lock() = last.position;
+        let now = u64::try_from(now_millis()).unwrap_or(0);
+        self.lag_ms
+            .store(now.saturating_sub(last.position.millis), Ordering::Relaxed);
         Ok(batch.len() < FEED_BATCH)
     }
 }

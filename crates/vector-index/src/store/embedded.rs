@@ -178,6 +178,12 @@ impl Store for EmbeddedStore {
         self.blocking(move |db| Self::read(db, id)).await
     }
 
+    async fn get_many(&self, ids: &[Uuid]) -> Result<Vec<Option<Record>>> {
+        let ids = ids.to_vec();
+        self.blocking(move |db| ids.into_iter().map(|id| Self::read(db, id)).collect())
+            .await
+    }
+
     async fn save_snapshot(&self, bytes: Vec<u8>, _position: Position) -> Result<()> {
         let path = self.snapshot.clone();
         tokio::task::spawn_blocking(move || {

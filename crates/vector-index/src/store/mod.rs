@@ -109,6 +109,9 @@ pub trait Store: Send + Sync + 'static {
     /// The record `id`, if stored.
     fn get(&self, id: Uuid) -> impl Future<Output = Result<Option<Record>>> + Send;
 
+    /// The records `ids`, in order, in one round trip or read transaction.
+    fn get_many(&self, ids: &[Uuid]) -> impl Future<Output = Result<Vec<Option<Record>>>> + Send;
+
     /// Up to about `limit` records from `cursor` on (start with `Cursor::default()`).
     fn scan(&self, cursor: Cursor, limit: usize) -> impl Future<Output = Result<Page>> + Send;
 
