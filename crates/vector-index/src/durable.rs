@@ -77,12 +77,9 @@ impl<S: Store> DurableCollection<S> {
     /// Opens the collection from the stored snapshot, reconciled with the records,
     /// or by loading every record when there is no usable snapshot; ready when it returns.
     pub async fn open(config: CollectionConfig, store: S) -> Result<Arc<Self>> {
-        let (this, restored) = Self::restore_or_empty(config, store).await?;
-        if restored.is_some() {
-            this.reconcile().await?;
-        } else {
-            this.load().await?;
-        }
+        // Restored or empty, the index is then reconciled with the records.
+        let (this, _) = Self::restore_or_empty(config, store).await?;
+        this.reconcile().await?;
         this.ready.store(true, Ordering::Release);
         Ok(Arc::new(this))
     }
@@ -105,7 +102,7 @@ impl<S: Store> DurableCollection<S> {
         let start = match restored {
             Some(position) => position,
             None => {
-                this.load().await?;
+                this.reconcile().await?;
                 head
             }
         };
@@ -446,30 +443,18 @@ impl<S: Store> DurableCollection<S> {
         }
     }
 
-    /// Loads every stored record into the (empty) index.
-    async fn load(&self) -> Result<()> {
-        let mut cursor = Cursor::default();
-        loop {
-            let page = self.store.scan(cursor, LOAD_PAGE).await?;
-            // Redis SCAN may repeat a key; applying the same record twice is harmless.
-            self.apply_all(page.records)?;
-            match page.next {
-                Some(next) => cursor = next,
-                None => return Ok(()),
-            }
-        }
-    }
-
-    /// Brings a restored index in line with the records: applies what differs,
-    /// drops what the store no longer has. Only at open, before anyone else can
-    /// write through this instance.
+    /// Brings the index in line with the records: applies what differs, drops
+    /// what the store no longer has. Loads an empty index, or reconciles a
+    /// restored one. Only at open, before anyone else can write through this
+    /// instance.
     async fn reconcile(&self) -> Result<()> {
         let mut seen = HashSet::new();
         let mut cursor = Cursor::default();
         loop {
             let page = self.store.scan(cursor, LOAD_PAGE).await?;
             seen.extend(page.records.iter().map(|r| r.id));
-            // `apply` skips records the snapshot already holds unchanged.
+            // `apply` skips records the index already holds unchanged; a key
+            // Redis SCAN repeats is applied twice, harmlessly.
             self.apply_all(page.records)?;
             match page.next {
                 Some(next) => cursor = next,
@@ -491,21 +476,23 @@ impl<S: Store> DurableCollection<S> {
         let mut cursor = Cursor::default();
         loop {
             let page = self.store.scan(cursor, LOAD_PAGE).await?;
-            for record in page.records {
-                seen.insert(record.id);
-                self.refresh(record.id).await?;
-            }
+            let ids: Vec<Uuid> = page.records.iter().map(|r| r.id).collect();
+            seen.extend(ids.iter().copied());
+            // Re-read under the per-id locks: writes may race with the resync.
+            self.refresh_many(ids).await?;
             match page.next {
                 Some(next) => cursor = next,
                 None => break,
             }
         }
         // Points the store no longer has (deleted while we were behind).
-        for id in self.index.ids_matching(&Filter::all()) {
-            if !seen.contains(&id) {
-                self.refresh(id).await?;
-            }
-        }
+        let gone: Vec<Uuid> = self
+            .index
+            .ids_matching(&Filter::all())
+            .into_iter()
+            .filter(|id| !seen.contains(id))
+            .collect();
+        self.refresh_many(gone).await?;
         self.resyncs.fetch_add(1, Ordering::Relaxed);
         Ok(head)
     }
