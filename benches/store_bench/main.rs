@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use vector_index::durable::DurableCollection;
-use vector_index::store::{EmbeddedStore, Expect, RedisConfig, RedisStore, Store};
+use vector_index::store::{EmbeddedStore, Expect, NewPoint, RedisConfig, RedisStore, Store};
 use vector_index::synthetic::clustered;
 use vector_index::{CollectionConfig, Payload, Uuid};
 
@@ -42,6 +42,12 @@ struct Args {
     /// Only load `n` points in batches and measure startup (snapshot vs full rebuild).
     #[arg(long)]
     startup_only: bool,
+    /// Skip the (slow) full-rebuild startups.
+    #[arg(long)]
+    skip_rebuild: bool,
+    /// Skip the embedded store (Redis only).
+    #[arg(long)]
+    redis_only: bool,
 }
 
 struct Redis {
@@ -145,7 +151,7 @@ async fn batched_writes<S: Store>(
         let items = chunk
             .iter()
             .enumerate()
-            .map(|(i, v)| (Uuid::now_v7(), v.to_vec(), payload(b * batch + i)))
+            .map(|(i, v)| NewPoint::new(Uuid::now_v7(), v.to_vec(), payload(b * batch + i)))
             .collect();
         c.upsert_many(items).await.unwrap();
     }
@@ -189,43 +195,47 @@ async fn main() {
     );
 
     // Embedded.
-    let path = dir.join("bench.redb");
-    let emb = DurableCollection::open(config(dim), EmbeddedStore::open(&path).unwrap())
-        .await
-        .unwrap();
-    let e1 = if args.startup_only {
-        0.0
-    } else {
-        single_writes(&emb, &data, dim, args.single, 1).await
-    };
-    let eb = batched_writes(&emb, &data, dim, args.batch).await;
-    let t = Instant::now();
-    let snap_bytes = emb.snapshot().await.unwrap();
-    let e_snap = t.elapsed();
-    drop(emb);
-    let t = Instant::now();
-    let emb = DurableCollection::open(config(dim), EmbeddedStore::open(&path).unwrap())
-        .await
-        .unwrap();
-    let e_from_snap = t.elapsed();
-    assert!(emb.replication().restored_from_snapshot);
-    let e_points = emb.index().len();
-    drop(emb);
-    std::fs::remove_file(EmbeddedStore::open(&path).unwrap().snapshot_path()).unwrap();
-    let t = Instant::now();
-    let emb = DurableCollection::open(config(dim), EmbeddedStore::open(&path).unwrap())
-        .await
-        .unwrap();
-    let e_rebuild = t.elapsed();
-    drop(emb);
-    println!("embedded: single {e1:.0} writes/s, batched {eb:.0} writes/s");
-    println!(
-        "embedded startup of {e_points} points: from snapshot {:.1} s, full rebuild {:.1} s (snapshot {:.0} MB, taken in {:.1} s)",
-        e_from_snap.as_secs_f64(),
-        e_rebuild.as_secs_f64(),
-        snap_bytes as f64 / 1e6,
-        e_snap.as_secs_f64()
-    );
+    if !args.redis_only {
+        let path = dir.join("bench.redb");
+        let emb = DurableCollection::open(config(dim), EmbeddedStore::open(&path).unwrap())
+            .await
+            .unwrap();
+        let e1 = if args.startup_only {
+            0.0
+        } else {
+            single_writes(&emb, &data, dim, args.single, 1).await
+        };
+        let eb = batched_writes(&emb, &data, dim, args.batch).await;
+        let t = Instant::now();
+        let snap_bytes = emb.snapshot().await.unwrap();
+        let e_snap = t.elapsed();
+        drop(emb);
+        let t = Instant::now();
+        let emb = DurableCollection::open(config(dim), EmbeddedStore::open(&path).unwrap())
+            .await
+            .unwrap();
+        let e_from_snap = t.elapsed();
+        assert!(emb.replication().restored_from_snapshot);
+        let e_points = emb.index().len();
+        drop(emb);
+        std::fs::remove_file(EmbeddedStore::open(&path).unwrap().snapshot_path()).unwrap();
+        let t = Instant::now();
+        if !args.skip_rebuild {
+            let emb = DurableCollection::open(config(dim), EmbeddedStore::open(&path).unwrap())
+                .await
+                .unwrap();
+            drop(emb);
+        }
+        let e_rebuild = t.elapsed();
+        println!("embedded: single {e1:.0} writes/s, batched {eb:.0} writes/s");
+        println!(
+            "embedded startup of {e_points} points: from snapshot {:.1} s, full rebuild {:.1} s (snapshot {:.0} MB, taken in {:.1} s)",
+            e_from_snap.as_secs_f64(),
+            e_rebuild.as_secs_f64(),
+            snap_bytes as f64 / 1e6,
+            e_snap.as_secs_f64()
+        );
+    }
 
     // Redis.
     let redis_dir = dir.join("redis");
@@ -252,14 +262,17 @@ async fn main() {
     );
 
     // Replica startup: full rebuild, then from a snapshot.
-    let (b, _tb, r_rebuild) = open_replica(redis.url(), dim).await;
-    let r_points = b.index().len();
-    drop(b);
+    let r_rebuild = if args.skip_rebuild {
+        Duration::ZERO
+    } else {
+        open_replica(redis.url(), dim).await.2
+    };
     let t = Instant::now();
     a.snapshot().await.unwrap();
     let r_snap = t.elapsed();
     let (b, _tb, r_from_snap) = open_replica(redis.url(), dim).await;
     assert!(b.replication().restored_from_snapshot);
+    let r_points = b.index().len();
     println!(
         "redis replica startup of {r_points} points: from snapshot {:.1} s, full rebuild {:.1} s (snapshot taken and stored in {:.1} s)",
         r_from_snap.as_secs_f64(),

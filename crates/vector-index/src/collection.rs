@@ -315,26 +315,39 @@ impl Collection {
                 config.dim
             )));
         }
-        let backend = backend::restore(config.backend, config.dim, &config.graph, graph)
-            .map_err(|e| IndexError::CorruptSnapshot(e.to_string()))?;
-        for key in &header.retired {
-            backend.remove(*key)?;
-        }
+        // The graph loads on one core while the payload index builds on the other.
+        let (backend, state) = std::thread::scope(|s| {
+            let loading = s.spawn(|| -> Result<Box<dyn AnnBackend>> {
+                let backend = backend::restore(config.backend, config.dim, &config.graph, graph)
+                    .map_err(|e| IndexError::CorruptSnapshot(e.to_string()))?;
+                for key in &header.retired {
+                    backend.remove(*key)?;
+                }
+                Ok(backend)
+            });
+            let state = (|| {
+                let mut state = State::default();
+                for p in &header.points {
+                    p.payload
+                        .validate()
+                        .map_err(|e| IndexError::CorruptSnapshot(e.to_string()))?;
+                    state.ids.insert(p.id, p.key);
+                    state.keys.insert(p.key, p.id);
+                    state.payloads.insert(p.key, &p.payload);
+                }
+                Ok::<_, IndexError>(state)
+            })();
+            let backend = loading
+                .join()
+                .map_err(|_| IndexError::CorruptSnapshot("graph loading panicked".into()))?;
+            Ok::<_, IndexError>((backend?, state?))
+        })?;
         if backend.len() != header.points.len() {
             return Err(IndexError::CorruptSnapshot(format!(
                 "graph holds {} vectors for {} points",
                 backend.len(),
                 header.points.len()
             )));
-        }
-        let mut state = State::default();
-        for p in header.points {
-            p.payload
-                .validate()
-                .map_err(|e| IndexError::CorruptSnapshot(e.to_string()))?;
-            state.ids.insert(p.id, p.key);
-            state.keys.insert(p.key, p.id);
-            state.payloads.insert(p.key, &p.payload);
         }
         let collection = Self {
             config,

@@ -22,7 +22,7 @@ use crate::collection::{Collection, CollectionConfig, Query, SearchResult};
 use crate::error::{IndexError, Result};
 use crate::filter::{Condition, Filter};
 use crate::payload::{Millis, Payload, TimeField};
-use crate::store::{ChangeFeed, Cursor, Expect, Position, Record, Store};
+use crate::store::{ChangeFeed, Cursor, Expect, NewPoint, Position, Record, Store};
 
 /// Per-id locks, hashed into this many stripes.
 const STRIPES: usize = 256;
@@ -251,40 +251,57 @@ impl<S: Store> DurableCollection<S> {
         payload: Payload,
         expect: Expect,
     ) -> Result<u64> {
+        self.upsert_document(id, vector, payload, &[], expect).await
+    }
+
+    /// Writes the point with a `document` stored beside it (not indexed) if
+    /// `expect` allows; searchable when this returns. Returns its version.
+    pub async fn upsert_document(
+        &self,
+        id: Uuid,
+        vector: &[f32],
+        payload: Payload,
+        document: &[u8],
+        expect: Expect,
+    ) -> Result<u64> {
         // Bad input is rejected before the store sees it.
         self.index.validate(vector, &payload)?;
         let _guard = self.stripe(id).lock().await;
-        let version = self.store.put(id, vector, &payload, expect).await?;
+        let version = self
+            .store
+            .put_document(id, vector, &payload, document, expect)
+            .await?;
         self.index.upsert(id, vector, payload)?;
         Ok(version)
     }
 
     /// Writes many points (each as with [`Expect::Any`]) in one store round trip;
     /// all are searchable when this returns. Returns their versions in order.
-    pub async fn upsert_many(&self, items: Vec<(Uuid, Vec<f32>, Payload)>) -> Result<Vec<u64>> {
-        for (_, vector, payload) in &items {
-            self.index.validate(vector, payload)?;
+    pub async fn upsert_many(&self, items: Vec<NewPoint>) -> Result<Vec<u64>> {
+        for p in &items {
+            self.index.validate(&p.vector, &p.payload)?;
         }
-        let _guards = self.lock_stripes(items.iter().map(|(id, _, _)| *id)).await;
+        let _guards = self.lock_stripes(items.iter().map(|p| p.id)).await;
         let versions = self.store.put_many(&items).await?;
         // Duplicates within the batch must apply in order: parallel apply is
         // for distinct ids only.
-        let distinct: HashSet<Uuid> = items.iter().map(|(id, _, _)| *id).collect();
+        let distinct: HashSet<Uuid> = items.iter().map(|p| p.id).collect();
         if distinct.len() == items.len() {
             self.apply_all(
                 items
                     .into_iter()
-                    .map(|(id, vector, payload)| Record {
-                        id,
+                    .map(|p| Record {
+                        id: p.id,
                         version: 0,
-                        vector,
-                        payload,
+                        vector: p.vector,
+                        payload: p.payload,
+                        document: Vec::new(),
                     })
                     .collect(),
             )?;
         } else {
-            for (id, vector, payload) in items {
-                self.index.upsert(id, &vector, payload)?;
+            for p in items {
+                self.index.upsert(p.id, &p.vector, p.payload)?;
             }
         }
         Ok(versions)
@@ -504,7 +521,13 @@ impl<S: Store> DurableCollection<S> {
             *self.position.lock() = *position;
             return Ok(false);
         }
-        let batch = feed.read(*position, FEED_BLOCK, FEED_BATCH).await?;
+        // Until caught up, poll: an empty answer means ready now, not after a block.
+        let block = if self.is_ready() {
+            FEED_BLOCK
+        } else {
+            Duration::ZERO
+        };
+        let batch = feed.read(*position, block, FEED_BATCH).await?;
         let Some(last) = batch.last() else {
             return Ok(true);
         };

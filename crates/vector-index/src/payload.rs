@@ -26,6 +26,10 @@ pub struct Payload {
     pub updated_at: Millis,
     /// After this instant the point no longer matches "not expired" filters.
     pub expires_at: Option<Millis>,
+    /// Further keyword labels for the caller's own filters (e.g. `key=value`
+    /// pairs), kept apart from `tags` so users' tags never collide with them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<String>,
 }
 
 /// A keyword attribute indexed with one bitmap per distinct value.
@@ -43,6 +47,8 @@ pub enum Field {
     Kind,
     /// Any entry of [`Payload::tags`].
     Tag,
+    /// Any entry of [`Payload::attributes`].
+    Attribute,
 }
 
 /// A timestamp attribute, filtered with ranges.
@@ -88,6 +94,11 @@ impl Payload {
             .into_iter()
             .filter_map(|(f, v)| v.map(|v| (f, v)))
             .chain(self.tags.iter().map(|t| (Field::Tag, t.as_str())))
+            .chain(
+                self.attributes
+                    .iter()
+                    .map(|a| (Field::Attribute, a.as_str())),
+            )
     }
 
     /// The value of a timestamp field, if set.

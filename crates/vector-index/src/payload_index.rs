@@ -20,7 +20,7 @@ use crate::payload::{Field, Millis, Payload, TimeField};
 const PER_POINT_CHECK_MAX: u64 = 4096;
 
 /// Number of [`Field`] variants.
-const FIELDS: usize = 6;
+const FIELDS: usize = 7;
 
 /// A payload as stored: interned strings, no per-point string allocations.
 #[derive(Debug, Clone)]
@@ -31,6 +31,7 @@ struct Stored {
     session_id: Option<Arc<str>>,
     kind: Option<Arc<str>>,
     tags: Box<[Arc<str>]>,
+    attributes: Box<[Arc<str>]>,
     created_at: Millis,
     updated_at: Millis,
     expires_at: Option<Millis>,
@@ -49,6 +50,7 @@ impl Stored {
             created_at: self.created_at,
             updated_at: self.updated_at,
             expires_at: self.expires_at,
+            attributes: self.attributes.iter().map(|a| a.to_string()).collect(),
         }
     }
 
@@ -111,6 +113,17 @@ impl PayloadIndex {
         interned
     }
 
+    /// Indexes a list field's values (duplicates count once) and returns them interned.
+    fn index_list(&mut self, field: Field, values: &[String], key: Key) -> Box<[Arc<str>]> {
+        let mut out: Vec<Arc<str>> = Vec::with_capacity(values.len());
+        for v in values {
+            if !out.iter().any(|x| **x == **v) {
+                out.push(self.index_term(field, v, key));
+            }
+        }
+        out.into_boxed_slice()
+    }
+
     fn unindex_term(&mut self, field: Field, value: &str, key: Key) {
         let map = &mut self.terms[field as usize];
         if let Some(keys) = map.get_mut(value) {
@@ -131,13 +144,8 @@ impl PayloadIndex {
         let session_id = opt(Field::Session, &payload.session_id);
         let kind = opt(Field::Kind, &payload.kind);
         let namespace = self.index_term(Field::Namespace, &payload.namespace, key);
-        let mut tags: Vec<Arc<str>> = Vec::with_capacity(payload.tags.len());
-        for t in &payload.tags {
-            // Duplicate tags are one tag.
-            if !tags.iter().any(|x| **x == **t) {
-                tags.push(self.index_term(Field::Tag, t, key));
-            }
-        }
+        let tags = self.index_list(Field::Tag, &payload.tags, key);
+        let attributes = self.index_list(Field::Attribute, &payload.attributes, key);
         self.created.insert((payload.created_at, key));
         self.updated.insert((payload.updated_at, key));
         if let Some(e) = payload.expires_at {
@@ -149,7 +157,8 @@ impl PayloadIndex {
             user_id,
             session_id,
             kind,
-            tags: tags.into_boxed_slice(),
+            tags,
+            attributes,
             created_at: payload.created_at,
             updated_at: payload.updated_at,
             expires_at: payload.expires_at,
@@ -176,6 +185,9 @@ impl PayloadIndex {
         }
         for t in &s.tags {
             self.unindex_term(Field::Tag, t, key);
+        }
+        for a in &s.attributes {
+            self.unindex_term(Field::Attribute, a, key);
         }
         self.created.remove(&(s.created_at, key));
         self.updated.remove(&(s.updated_at, key));

@@ -37,7 +37,7 @@ fn op() -> impl Strategy<Value = Op> {
         5 => (any::<u8>(), vector(), 0u8..3, 0u8..4, 0i64..100)
             .prop_map(|(id, v, ns, tag, t)| Op::Upsert { id, v, ns, tag, t }),
         2 => any::<u8>().prop_map(|id| Op::Delete { id }),
-        2 => (vector(), 1usize..12, 0u8..6).prop_map(|(q, k, filter)| Op::Search { q, k, filter }),
+        2 => (vector(), 1usize..12, 0u8..7).prop_map(|(q, k, filter)| Op::Search { q, k, filter }),
     ]
 }
 
@@ -57,6 +57,8 @@ fn payload(ns: u8, tag: u8, t: i64) -> Payload {
         created_at: t,
         updated_at: t,
         expires_at: (tag == 3).then_some(t + 10),
+        // An attribute shared with another field's value must not match it.
+        attributes: vec![format!("k=v{}", tag % 3), "t1".into()],
         ..Payload::default()
     }
 }
@@ -70,6 +72,9 @@ fn filter(n: u8) -> Filter {
             .any_of(Field::Tag, ["t1", "t2"]),
         3 => Filter::all().range(TimeField::Created, Some(20), Some(70)),
         4 => Filter::all().eq(Field::Agent, "agent1").not_expired_at(50),
+        5 => Filter::all()
+            .eq(Field::Attribute, "k=v1")
+            .any_of(Field::Tag, ["t1", "t4"]),
         _ => Filter::all().all_tags(["t0", "all"]),
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::redis_server::RedisServer;
 use vector_index::durable::{DurableCollection, now_millis};
-use vector_index::store::{EmbeddedStore, Expect, RedisConfig, RedisStore, Store};
+use vector_index::store::{EmbeddedStore, Expect, NewPoint, RedisConfig, RedisStore, Store};
 use vector_index::synthetic::clustered;
 use vector_index::{CollectionConfig, Filter, IndexError, Payload, Plan, Query, Strategy, Uuid};
 
@@ -124,14 +124,14 @@ async fn writes_on_one_instance_reach_the_other_and_survive_restart() {
         .skip(100)
         .take(50)
         .enumerate()
-        .map(|(i, v)| (Uuid::now_v7(), v.to_vec(), payload(100 + i)))
+        .map(|(i, v)| NewPoint::new(Uuid::now_v7(), v.to_vec(), payload(100 + i)))
         .collect();
     a.upsert_many(batch.clone()).await.unwrap();
-    for (id, v, _) in &batch {
-        assert!(finds(&a, *id, v));
+    for p in &batch {
+        assert!(finds(&a, p.id, &p.vector));
     }
-    let (last_id, last_v, _) = batch.last().unwrap();
-    wait_until("A's batch on B", || finds(&b, *last_id, last_v)).await;
+    let last = batch.last().unwrap();
+    wait_until("A's batch on B", || finds(&b, last.id, &last.vector)).await;
 
     // A delete on B disappears on A.
     let victim = a.index().ids_matching(&Filter::all())[0];

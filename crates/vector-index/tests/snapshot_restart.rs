@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::redis_server::RedisServer;
 use vector_index::durable::DurableCollection;
-use vector_index::store::{EmbeddedStore, Expect, RedisConfig, RedisStore, Store};
+use vector_index::store::{EmbeddedStore, Expect, NewPoint, RedisConfig, RedisStore, Store};
 use vector_index::synthetic::clustered;
 use vector_index::vector::{dot, normalized};
 use vector_index::{CollectionConfig, Payload, Query, Strategy, Uuid};
@@ -24,7 +24,7 @@ async fn write_with_tail<S: Store>(c: &DurableCollection<S>, data: &[f32]) {
     let rows: Vec<&[f32]> = data.chunks_exact(DIM).collect();
     let items = (0..1000)
         .map(|i| {
-            (
+            NewPoint::new(
                 Uuid::from_u128(i as u128 + 1),
                 rows[i].to_vec(),
                 Payload::new("ns"),

@@ -7,7 +7,9 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::redis_server::RedisServer;
-use vector_index::store::{Cursor, EmbeddedStore, Expect, RedisConfig, RedisStore, Store};
+use vector_index::store::{
+    Cursor, EmbeddedStore, Expect, NewPoint, RedisConfig, RedisStore, Store,
+};
 use vector_index::{IndexError, Payload, Uuid};
 
 fn payload(i: u32) -> Payload {
@@ -173,10 +175,12 @@ async fn batches_write_in_order(s: &impl Store) {
     let mut items: Vec<_> = ids
         .iter()
         .zip(0..)
-        .map(|(id, i)| (*id, vector(i), payload(i)))
+        .map(|(id, i)| {
+            NewPoint::new(*id, vector(i), payload(i)).with_document(format!("doc {i}").into())
+        })
         .collect();
     // The same id twice: the later entry wins.
-    items.push((ids[0], vector(500), payload(500)));
+    items.push(NewPoint::new(ids[0], vector(500), payload(500)));
     let versions = s.put_many(&items).await.unwrap();
     assert_eq!(versions.len(), 101);
     assert!(
@@ -185,8 +189,24 @@ async fn batches_write_in_order(s: &impl Store) {
     );
     let first = s.get(ids[0]).await.unwrap().unwrap();
     assert_eq!((first.version, first.vector), (versions[100], vector(500)));
+    assert!(first.document.is_empty(), "the later entry had no document");
     let last = s.get(ids[99]).await.unwrap().unwrap();
     assert_eq!((last.version, last.payload), (versions[99], payload(99)));
+    assert_eq!(last.document, b"doc 99");
+    let both = s.get_many(&[ids[5], ids[0]]).await.unwrap();
+    assert_eq!(both[0].as_ref().unwrap().document, b"doc 5");
+
+    // A single write keeps its document; a later write without one clears it.
+    let id = Uuid::now_v7();
+    let doc: Vec<u8> = (0..=255u8).collect();
+    s.put_document(id, &vector(1), &payload(1), &doc, Expect::Absent)
+        .await
+        .unwrap();
+    assert_eq!(s.get(id).await.unwrap().unwrap().document, doc);
+    s.put(id, &vector(1), &payload(1), Expect::Any)
+        .await
+        .unwrap();
+    assert!(s.get(id).await.unwrap().unwrap().document.is_empty());
 }
 
 async fn suite(s: &(impl Store + Clone)) {

@@ -1,11 +1,14 @@
 //! Byte encodings of vectors and records, shared by the stores.
 //!
-//! Record: `[format u8 = 1][version u64 LE][dim u32 LE][dim x f32 LE][payload JSON]`.
+//! Record: `[format u8 = 2][version u64 LE][dim u32 LE][dim x f32 LE]
+//! [payload length u32 LE][payload JSON][document length u32 LE][document]`. Format 1 (no
+//! length, no document) is still read.
 
 use crate::error::{IndexError, Result};
 use crate::payload::Payload;
 
-const FORMAT: u8 = 1;
+const FORMAT: u8 = 2;
+const FORMAT_NO_DOCUMENT: u8 = 1;
 
 /// Little-endian f32 bytes of `v`.
 pub fn vector_bytes(v: &[f32]) -> Vec<u8> {
@@ -37,22 +40,36 @@ pub fn payload_from(bytes: &[u8]) -> Result<Payload> {
 }
 
 /// Encodes a record's value (its id is the key).
-pub fn encode(version: u64, vector: &[f32], payload: &Payload) -> Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(13 + vector.len() * 4 + 64);
+pub fn encode(version: u64, vector: &[f32], payload: &Payload, document: &[u8]) -> Result<Vec<u8>> {
+    let payload = payload_bytes(payload)?;
+    let mut out = Vec::with_capacity(21 + vector.len() * 4 + payload.len() + document.len());
     out.push(FORMAT);
     out.extend(version.to_le_bytes());
     let dim = u32::try_from(vector.len()).map_err(IndexError::storage)?;
     out.extend(dim.to_le_bytes());
     out.extend(vector_bytes(vector));
-    out.extend(payload_bytes(payload)?);
+    let payload_len = u32::try_from(payload.len()).map_err(IndexError::storage)?;
+    out.extend(payload_len.to_le_bytes());
+    out.extend(payload);
+    let document_len = u32::try_from(document.len()).map_err(IndexError::storage)?;
+    out.extend(document_len.to_le_bytes());
+    out.extend(document);
     Ok(out)
 }
 
-/// Decodes what [`encode`] wrote: `(version, vector, payload)`.
-pub fn decode(bytes: &[u8]) -> Result<(u64, Vec<f32>, Payload)> {
+/// A decoded record value.
+pub struct Decoded {
+    pub version: u64,
+    pub vector: Vec<f32>,
+    pub payload: Payload,
+    pub document: Vec<u8>,
+}
+
+/// Decodes what [`encode`] wrote.
+pub fn decode(bytes: &[u8]) -> Result<Decoded> {
     let corrupt = |what: &str| IndexError::storage(format!("corrupt record: {what}"));
     let (&format, rest) = bytes.split_first().ok_or_else(|| corrupt("empty"))?;
-    if format != FORMAT {
+    if format != FORMAT && format != FORMAT_NO_DOCUMENT {
         return Err(corrupt(&format!("unknown format {format}")));
     }
     let (version, rest) = rest
@@ -66,12 +83,32 @@ pub fn decode(bytes: &[u8]) -> Result<(u64, Vec<f32>, Payload)> {
         .checked_mul(4)
         .filter(|n| *n <= rest.len())
         .ok_or_else(|| corrupt("short vector"))?;
-    let (vector, payload) = rest.split_at(vector_len);
-    Ok((
-        u64::from_le_bytes(*version),
-        vector_from(vector)?,
-        payload_from(payload)?,
-    ))
+    let (vector, rest) = rest.split_at(vector_len);
+    let (payload, document) = if format == FORMAT_NO_DOCUMENT {
+        (rest, &[][..])
+    } else {
+        let (len, rest) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| corrupt("short"))?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if len > rest.len() {
+            return Err(corrupt("short payload"));
+        }
+        let (payload, rest) = rest.split_at(len);
+        let (len, document) = rest
+            .split_first_chunk::<4>()
+            .ok_or_else(|| corrupt("short"))?;
+        if u32::from_le_bytes(*len) as usize != document.len() {
+            return Err(corrupt("document length"));
+        }
+        (payload, document)
+    };
+    Ok(Decoded {
+        version: u64::from_le_bytes(*version),
+        vector: vector_from(vector)?,
+        payload: payload_from(payload)?,
+        document: document.to_vec(),
+    })
 }
 
 #[cfg(test)]
@@ -84,8 +121,10 @@ mod tests {
         p.tags = vec!["a".into(), "ü".into()];
         p.expires_at = Some(5);
         let v = vec![1.5, -0.0, f32::MIN_POSITIVE];
-        let bytes = encode(7, &v, &p).unwrap();
-        assert_eq!(decode(&bytes).unwrap(), (7, v, p));
+        let bytes = encode(7, &v, &p, b"{\"text\":1}").unwrap();
+        let d = decode(&bytes).unwrap();
+        assert_eq!((d.version, d.vector, d.payload), (7, v, p));
+        assert_eq!(d.document, b"{\"text\":1}");
         for cut in 0..bytes.len() {
             assert!(decode(&bytes[..cut]).is_err(), "truncated at {cut}");
         }

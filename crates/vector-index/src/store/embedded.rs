@@ -11,7 +11,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use uuid::Uuid;
 
 use super::codec;
-use super::{Cursor, Expect, Page, Position, Record, Store};
+use super::{Cursor, Expect, NewPoint, Page, Position, Record, Store};
 use crate::error::{IndexError, Result};
 use crate::payload::Payload;
 
@@ -73,7 +73,7 @@ impl EmbeddedStore {
         let (found, version) = {
             let mut records = tx.open_table(RECORDS).map_err(IndexError::storage)?;
             let found = match records.get(id.as_u128()).map_err(IndexError::storage)? {
-                Some(bytes) => Some(codec::decode(bytes.value())?.0),
+                Some(bytes) => Some(codec::decode(bytes.value())?.version),
                 None => None,
             };
             if !expect.allows(found) {
@@ -100,18 +100,20 @@ impl EmbeddedStore {
 }
 
 impl Store for EmbeddedStore {
-    async fn put(
+    async fn put_document(
         &self,
         id: Uuid,
         vector: &[f32],
         payload: &Payload,
+        document: &[u8],
         expect: Expect,
     ) -> Result<u64> {
         let vector = vector.to_vec();
         let payload = payload.clone();
+        let document = document.to_vec();
         self.blocking(move |db| {
             let (_, version) = Self::modify(db, id, expect, |records, version| {
-                let bytes = codec::encode(version, &vector, &payload)?;
+                let bytes = codec::encode(version, &vector, &payload, &document)?;
                 records
                     .insert(id.as_u128(), bytes.as_slice())
                     .map_err(IndexError::storage)?;
@@ -122,7 +124,7 @@ impl Store for EmbeddedStore {
         .await
     }
 
-    async fn put_many(&self, items: &[(Uuid, Vec<f32>, Payload)]) -> Result<Vec<u64>> {
+    async fn put_many(&self, items: &[NewPoint]) -> Result<Vec<u64>> {
         let items = items.to_vec();
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(IndexError::storage)?;
@@ -134,11 +136,11 @@ impl Store for EmbeddedStore {
                     .map_err(IndexError::storage)?
                     .map_or(0, |v| v.value());
                 let mut versions = Vec::with_capacity(items.len());
-                for (id, vector, payload) in &items {
+                for p in &items {
                     last += 1;
-                    let bytes = codec::encode(last, vector, payload)?;
+                    let bytes = codec::encode(last, &p.vector, &p.payload, &p.document)?;
                     records
-                        .insert(id.as_u128(), bytes.as_slice())
+                        .insert(p.id.as_u128(), bytes.as_slice())
                         .map_err(IndexError::storage)?;
                     versions.push(last);
                 }
@@ -235,12 +237,13 @@ impl Store for EmbeddedStore {
                     next = Some(Cursor(key.to_string()));
                     break;
                 }
-                let (version, vector, payload) = codec::decode(value.value())?;
+                let d = codec::decode(value.value())?;
                 out.push(Record {
                     id: Uuid::from_u128(key),
-                    version,
-                    vector,
-                    payload,
+                    version: d.version,
+                    vector: d.vector,
+                    payload: d.payload,
+                    document: d.document,
                 });
             }
             Ok(Page { records: out, next })
@@ -261,12 +264,13 @@ impl EmbeddedStore {
         let Some(bytes) = records.get(id.as_u128()).map_err(IndexError::storage)? else {
             return Ok(None);
         };
-        let (version, vector, payload) = codec::decode(bytes.value())?;
+        let d = codec::decode(bytes.value())?;
         Ok(Some(Record {
             id,
-            version,
-            vector,
-            payload,
+            version: d.version,
+            vector: d.vector,
+            payload: d.payload,
+            document: d.document,
         }))
     }
 }

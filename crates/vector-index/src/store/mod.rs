@@ -35,6 +35,39 @@ pub struct Record {
     pub vector: Vec<f32>,
     /// The payload.
     pub payload: Payload,
+    /// Opaque bytes stored with the point and never indexed (may be empty).
+    pub document: Vec<u8>,
+}
+
+/// A point to write: what [`Store::put_many`] and batch upserts take.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPoint {
+    /// The point's id.
+    pub id: Uuid,
+    /// The vector (not normalised).
+    pub vector: Vec<f32>,
+    /// The payload.
+    pub payload: Payload,
+    /// Opaque bytes stored beside the point (may be empty).
+    pub document: Vec<u8>,
+}
+
+impl NewPoint {
+    /// A point without a document.
+    pub fn new(id: Uuid, vector: Vec<f32>, payload: Payload) -> Self {
+        Self {
+            id,
+            vector,
+            payload,
+            document: Vec::new(),
+        }
+    }
+
+    /// Sets the document.
+    pub fn with_document(mut self, document: Vec<u8>) -> Self {
+        self.document = document;
+        self
+    }
 }
 
 /// What a write requires of the stored record.
@@ -84,23 +117,33 @@ pub struct Page {
 
 /// Durable storage for a collection's records.
 pub trait Store: Send + Sync + 'static {
-    /// Writes `vector` and `payload` as `id` if `expect` allows; returns the new version.
-    /// Once this returns `Ok`, the write is durable in the store.
+    /// Writes `vector` and `payload` (without a document) as `id` if `expect`
+    /// allows; returns the new version.
     fn put(
         &self,
         id: Uuid,
         vector: &[f32],
         payload: &Payload,
         expect: Expect,
+    ) -> impl Future<Output = Result<u64>> + Send {
+        self.put_document(id, vector, payload, &[], expect)
+    }
+
+    /// Writes `vector`, `payload` and `document` as `id` if `expect` allows;
+    /// returns the new version. Once this returns `Ok`, the write is durable in the store.
+    fn put_document(
+        &self,
+        id: Uuid,
+        vector: &[f32],
+        payload: &Payload,
+        document: &[u8],
+        expect: Expect,
     ) -> impl Future<Output = Result<u64>> + Send;
 
-    /// Writes several records (each as with [`Expect::Any`]) in one round trip or
+    /// Writes several points (each as with [`Expect::Any`]) in one round trip or
     /// transaction; returns their versions in order. Each record is atomic with
     /// its change entry; the batch as a whole is not.
-    fn put_many(
-        &self,
-        items: &[(Uuid, Vec<f32>, Payload)],
-    ) -> impl Future<Output = Result<Vec<u64>>> + Send;
+    fn put_many(&self, items: &[NewPoint]) -> impl Future<Output = Result<Vec<u64>>> + Send;
 
     /// Deletes `id` if `expect` allows; returns the deleted version, or `None` if absent
     /// (absent is an error only under [`Expect::Version`]).

@@ -21,7 +21,7 @@ use redis::{RedisError, Script};
 use uuid::Uuid;
 
 use super::codec;
-use super::{Change, ChangeFeed, Cursor, Expect, Page, Position, Record, Store};
+use super::{Change, ChangeFeed, Cursor, Expect, NewPoint, Page, Position, Record, Store};
 use crate::error::{IndexError, Result};
 use crate::payload::Payload;
 
@@ -31,7 +31,7 @@ local found = cur and tonumber(cur) or -1
 if ARGV[1] == 'absent' and found ~= -1 then return {0, found} end
 if ARGV[1] == 'version' and found ~= tonumber(ARGV[2]) then return {0, found} end
 local ver = redis.call('INCR', KEYS[3])
-redis.call('HSET', KEYS[1], 'v', ARGV[3], 'p', ARGV[4], 'ver', ver)
+redis.call('HSET', KEYS[1], 'v', ARGV[3], 'p', ARGV[4], 'd', ARGV[7], 'ver', ver)
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'op', 'put', 'id', ARGV[5], 'ver', ver)
 return {1, ver}
 "#;
@@ -285,11 +285,13 @@ impl ChangeFeed for RedisFeed {
 
     async fn read(&self, after: Position, block: Duration, count: usize) -> Result<Vec<Change>> {
         let block = block.min(FEED_BLOCK_MAX);
-        let reply: Option<redis::streams::StreamReadReply> = redis::cmd("XREAD")
-            .arg("COUNT")
-            .arg(count.max(1))
-            .arg("BLOCK")
-            .arg(block.as_millis() as u64)
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT").arg(count.max(1));
+        // `BLOCK 0` would wait forever: a zero wait is a plain poll.
+        if !block.is_zero() {
+            cmd.arg("BLOCK").arg(block.as_millis().max(1) as u64);
+        }
+        let reply: Option<redis::streams::StreamReadReply> = cmd
             .arg("STREAMS")
             .arg(&self.stream)
             .arg(after.to_string())
@@ -342,11 +344,12 @@ fn outcome(id: Uuid, expect: Expect, reply: &[i64]) -> Result<Option<u64>> {
 }
 
 impl Store for RedisStore {
-    async fn put(
+    async fn put_document(
         &self,
         id: Uuid,
         vector: &[f32],
         payload: &Payload,
+        document: &[u8],
         expect: Expect,
     ) -> Result<u64> {
         let (mode, expected) = mode(expect);
@@ -361,6 +364,7 @@ impl Store for RedisStore {
             .arg(codec::payload_bytes(payload)?)
             .arg(id.to_string())
             .arg(self.config.stream_max_len)
+            .arg(document)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(redis_error)?;
@@ -370,7 +374,7 @@ impl Store for RedisStore {
         Ok(version)
     }
 
-    async fn put_many(&self, items: &[(Uuid, Vec<f32>, Payload)]) -> Result<Vec<u64>> {
+    async fn put_many(&self, items: &[NewPoint]) -> Result<Vec<u64>> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
@@ -382,27 +386,28 @@ impl Store for RedisStore {
             .await
             .map_err(redis_error)?;
         let mut pipe = redis::pipe();
-        for (id, vector, payload) in items {
+        for p in items {
             pipe.cmd("EVALSHA")
                 .arg(self.put.get_hash())
                 .arg(3)
-                .arg(self.record_key(*id))
+                .arg(self.record_key(p.id))
                 .arg(self.stream_key())
                 .arg(self.seq_key())
                 .arg("any")
                 .arg(0)
-                .arg(codec::vector_bytes(vector))
-                .arg(codec::payload_bytes(payload)?)
-                .arg(id.to_string())
-                .arg(self.config.stream_max_len);
+                .arg(codec::vector_bytes(&p.vector))
+                .arg(codec::payload_bytes(&p.payload)?)
+                .arg(p.id.to_string())
+                .arg(self.config.stream_max_len)
+                .arg(&p.document);
         }
         let replies: Vec<Vec<i64>> = pipe
             .query_async(&mut self.conn.clone())
             .await
             .map_err(redis_error)?;
         let mut versions = Vec::with_capacity(replies.len());
-        for ((id, _, _), reply) in items.iter().zip(&replies) {
-            let v = outcome(*id, Expect::Any, reply)?
+        for (p, reply) in items.iter().zip(&replies) {
+            let v = outcome(p.id, Expect::Any, reply)?
                 .ok_or_else(|| IndexError::storage("put script returned no version"))?;
             versions.push(v);
         }
@@ -437,6 +442,7 @@ impl Store for RedisStore {
             .arg("v")
             .arg("p")
             .arg("ver")
+            .arg("d")
             .query_async(&mut self.conn.clone())
             .await
             .map_err(redis_error)?;
@@ -519,19 +525,44 @@ impl Store for RedisStore {
         else {
             return Ok(None);
         };
+        // Chunks arrive in pipelined groups, the next group already requested
+        // while this one is copied and hashed, so Redis and the client overlap.
+        const GROUP: u64 = 8;
+        let fetch = |first: u64| {
+            let mut conn = self.conn.clone();
+            let keys: Vec<String> = (first..chunks.min(first + GROUP))
+                .map(|i| format!("{manifest}:{generation}:{i}"))
+                .collect();
+            tokio::spawn(async move {
+                let mut pipe = redis::pipe();
+                for key in &keys {
+                    pipe.cmd("GET").arg(key);
+                }
+                let parts: Vec<Option<Vec<u8>>> =
+                    pipe.query_async(&mut conn).await.map_err(redis_error)?;
+                Ok::<_, IndexError>(parts)
+            })
+        };
         let mut out = Vec::with_capacity(bytes);
-        for i in 0..chunks {
-            let part: Option<Vec<u8>> = redis::cmd("GET")
-                .arg(format!("{manifest}:{generation}:{i}"))
-                .query_async(&mut conn)
+        let mut hasher = crc32fast::Hasher::new();
+        let mut next = (chunks > 0).then(|| fetch(0));
+        let mut first = 0;
+        while let Some(pending) = next.take() {
+            let parts = pending
                 .await
-                .map_err(redis_error)?;
-            let part = part.ok_or_else(|| {
-                IndexError::CorruptSnapshot(format!("snapshot chunk {i} is missing"))
-            })?;
-            out.extend(part);
+                .map_err(|e| IndexError::storage(format!("snapshot fetch failed: {e}")))??;
+            let after = first + GROUP;
+            next = (after < chunks).then(|| fetch(after));
+            for (i, part) in (first..).zip(parts) {
+                let part = part.ok_or_else(|| {
+                    IndexError::CorruptSnapshot(format!("snapshot chunk {i} is missing"))
+                })?;
+                hasher.update(&part);
+                out.extend_from_slice(&part);
+            }
+            first = after;
         }
-        if out.len() != bytes || crc32fast::hash(&out) != crc {
+        if out.len() != bytes || hasher.finalize() != crc {
             return Err(IndexError::CorruptSnapshot(
                 "snapshot chunks do not match the manifest".into(),
             ));
@@ -549,7 +580,8 @@ impl Store for RedisStore {
                 .arg(self.record_key(*id))
                 .arg("v")
                 .arg("p")
-                .arg("ver");
+                .arg("ver")
+                .arg("d");
         }
         let rows: Vec<Fields> = pipe
             .query_async(&mut self.conn.clone())
@@ -580,7 +612,12 @@ impl Store for RedisStore {
             .map_err(redis_error)?;
         let mut pipe = redis::pipe();
         for k in &keys {
-            pipe.cmd("HMGET").arg(k).arg("v").arg("p").arg("ver");
+            pipe.cmd("HMGET")
+                .arg(k)
+                .arg("v")
+                .arg("p")
+                .arg("ver")
+                .arg("d");
         }
         // An empty pipeline is an error in redis-rs, and a page may match no keys.
         let rows: Vec<Fields> = if keys.is_empty() {
@@ -608,15 +645,22 @@ impl Store for RedisStore {
 }
 
 /// `HMGET key v p ver` of one record.
-type Fields = (Option<Vec<u8>>, Option<Vec<u8>>, Option<u64>);
+/// `HMGET v p ver d` of a record hash.
+type Fields = (
+    Option<Vec<u8>>,
+    Option<Vec<u8>>,
+    Option<u64>,
+    Option<Vec<u8>>,
+);
 
-fn parse_record(id: Uuid, (vector, payload, version): Fields) -> Result<Option<Record>> {
+fn parse_record(id: Uuid, (vector, payload, version, document): Fields) -> Result<Option<Record>> {
     match (vector, payload, version) {
         (Some(v), Some(p), Some(version)) => Ok(Some(Record {
             id,
             version,
             vector: codec::vector_from(&v)?,
             payload: codec::payload_from(&p)?,
+            document: document.unwrap_or_default(),
         })),
         (None, None, None) => Ok(None),
         _ => Err(IndexError::storage(format!(
