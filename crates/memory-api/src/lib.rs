@@ -1,0 +1,365 @@
+//! Wire types of the memory API: the data model and every request and response
+//! body, shared by `memory-server` and `memory-client` so they cannot drift.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// What sort of memory it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A fact or preference ("Alice is vegetarian").
+    #[default]
+    Semantic,
+    /// Something that happened ("the deploy failed on Tuesday").
+    Episodic,
+    /// How to do something.
+    Procedural,
+    /// A conversation message.
+    Message,
+}
+
+impl Kind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Semantic => "semantic",
+            Kind::Episodic => "episodic",
+            Kind::Procedural => "procedural",
+            Kind::Message => "message",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "semantic" => Kind::Semantic,
+            "episodic" => Kind::Episodic,
+            "procedural" => Kind::Procedural,
+            "message" => Kind::Message,
+            _ => return None,
+        })
+    }
+}
+
+/// Who may see a memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    /// Everyone with read access to the namespace.
+    #[default]
+    Shared,
+    /// Only its author agent.
+    Private,
+}
+
+/// A stored memory as the API returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Memory {
+    /// UUIDv7 (time-ordered).
+    pub id: Uuid,
+    /// Tenant namespace.
+    pub namespace: String,
+    /// Author agent.
+    pub agent_id: Option<String>,
+    /// The user it is about.
+    pub user_id: Option<String>,
+    /// The conversation it came from.
+    pub session_id: Option<String>,
+    /// Sort of memory.
+    pub kind: Kind,
+    /// The content.
+    pub text: String,
+    /// Labels.
+    pub tags: Vec<String>,
+    /// Free-form JSON object; top-level scalars can be filtered on.
+    pub metadata: Map<String, Value>,
+    /// Shared in the namespace or private to the author.
+    pub visibility: Visibility,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// When it stops being returned.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Changes on every write; send it back in `If-Match`.
+    pub version: u64,
+    /// SHA-256 of the text.
+    pub content_hash: String,
+    /// Model that embedded the text.
+    pub embedding_model: String,
+}
+
+/// A new memory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMemory {
+    /// Tenant namespace.
+    pub namespace: String,
+    /// The content (required, non-blank).
+    pub text: String,
+    /// Author (replaced by the key's agent when the key is bound to one).
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    /// The user it is about.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// The conversation it came from.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Sort of memory (default `semantic`).
+    #[serde(default)]
+    pub kind: Kind,
+    /// Labels.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Free-form JSON object.
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
+    /// Default `shared`.
+    #[serde(default)]
+    pub visibility: Visibility,
+    /// When it stops being returned.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Your own vector instead of embedding `text` (must match the namespace's dimension).
+    #[serde(default)]
+    pub vector: Option<Vec<f32>>,
+    /// Retries with the same key return the memory the first call created.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+/// The outcome of creating one memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Created {
+    /// The memory (the existing one for a duplicate or a replay).
+    pub memory: Memory,
+    /// True when identical text already existed in the same scope and was returned instead.
+    pub duplicate: bool,
+    /// True when the idempotency key had been used and its memory was returned.
+    pub replayed: bool,
+}
+
+/// A batch create.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMemories {
+    /// The memories, created in order.
+    pub memories: Vec<NewMemory>,
+}
+
+/// The outcome of a batch create.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatedBatch {
+    /// One entry per input, in order.
+    pub memories: Vec<Created>,
+}
+
+/// Changes to a memory; absent fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryPatch {
+    /// New text (re-embedded).
+    #[serde(default)]
+    pub text: Option<String>,
+    /// New tags (replace the old ones).
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// New metadata (replaces the old object).
+    #[serde(default)]
+    pub metadata: Option<Map<String, Value>>,
+    /// New kind.
+    #[serde(default)]
+    pub kind: Option<Kind>,
+    /// New visibility.
+    #[serde(default)]
+    pub visibility: Option<Visibility>,
+    /// New expiry; `null` keeps it, use `clear_expiry` to remove it.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Removes the expiry.
+    #[serde(default)]
+    pub clear_expiry: bool,
+    /// The version the change is based on (same as the `If-Match` header).
+    #[serde(default)]
+    pub version: Option<u64>,
+}
+
+/// Filters shared by list, search and bulk delete; all given conditions must hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryFilter {
+    /// Author agent.
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    /// User.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// Session.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Kind.
+    #[serde(default)]
+    pub kind: Option<Kind>,
+    /// At least one of these tags.
+    #[serde(default)]
+    pub tags_any: Vec<String>,
+    /// Every one of these tags.
+    #[serde(default)]
+    pub tags_all: Vec<String>,
+    /// Created at or after.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_after: Option<OffsetDateTime>,
+    /// Created before.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_before: Option<OffsetDateTime>,
+    /// Updated at or after.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub updated_after: Option<OffsetDateTime>,
+    /// Updated before.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub updated_before: Option<OffsetDateTime>,
+    /// Top-level metadata keys equal to these scalar values.
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
+}
+
+/// Recency weighting: `score = (1 - weight) * similarity + weight * 0.5^(age / half_life)`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recency {
+    /// Age at which the recency factor halves, in hours.
+    pub half_life_hours: f64,
+    /// Share of the score given to recency, in `[0, 1]` (default 0.3).
+    #[serde(default = "default_recency_weight")]
+    pub weight: f64,
+}
+
+fn default_recency_weight() -> f64 {
+    0.3
+}
+
+/// A search.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    /// Namespace to search.
+    pub namespace: String,
+    /// Text to search for (any text; it is data, never syntax).
+    #[serde(default)]
+    pub query: Option<String>,
+    /// Or a vector of the namespace's dimension.
+    #[serde(default)]
+    pub vector: Option<Vec<f32>>,
+    /// Conditions on the memories.
+    #[serde(default)]
+    pub filter: MemoryFilter,
+    /// How many results (default 10).
+    #[serde(default)]
+    pub top_k: Option<usize>,
+    /// Drop results scoring below this.
+    #[serde(default)]
+    pub min_score: Option<f32>,
+    /// Optional recency weighting.
+    #[serde(default)]
+    pub recency: Option<Recency>,
+    /// The agent the caller acts as (for its private memories; a bound key overrides it).
+    #[serde(default)]
+    pub as_agent: Option<String>,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// The memory.
+    pub memory: Memory,
+    /// The final score (what results are ordered by).
+    pub score: f32,
+    /// Cosine similarity to the query.
+    pub similarity: f32,
+    /// Recency factor in `[0, 1]` when recency weighting was asked for.
+    pub recency: Option<f32>,
+}
+
+/// Search results and how they were found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResponse {
+    /// Best first.
+    pub results: Vec<SearchHit>,
+    /// `exact` (scan of the filtered set) or `graph` / `filtered_graph`.
+    pub plan: String,
+    /// Memories the filter allowed.
+    pub candidates: u64,
+    /// Server time spent, in milliseconds.
+    pub took_ms: f64,
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemoryPage {
+    /// Newest first.
+    pub memories: Vec<Memory>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A prior (or the current) state of a memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Revision {
+    /// The version this state had.
+    pub version: u64,
+    /// Its text.
+    pub text: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Its metadata.
+    pub metadata: Map<String, Value>,
+    /// Its kind.
+    pub kind: Kind,
+    /// When it was written.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A memory's history, newest first (the first entry is the current state).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    /// The memory.
+    pub id: Uuid,
+    /// States, newest first.
+    pub revisions: Vec<Revision>,
+}
+
+/// A bulk delete by filter.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkDelete {
+    /// Namespace.
+    pub namespace: String,
+    /// Which memories (at least one condition is required).
+    #[serde(default)]
+    pub filter: MemoryFilter,
+    /// Count only; delete nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// The agent the caller acts as.
+    #[serde(default)]
+    pub as_agent: Option<String>,
+}
+
+/// What a bulk delete did (or would do).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BulkDeleted {
+    /// Memories matched.
+    pub matched: u64,
+    /// Memories deleted (0 on a dry run).
+    pub deleted: u64,
+    /// Whether it was a dry run.
+    pub dry_run: bool,
+}

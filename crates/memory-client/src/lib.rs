@@ -1,0 +1,265 @@
+//! A typed async client for the AI Orchestra memory server's REST API.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), memory_client::ClientError> {
+//! use memory_client::{MemoryClient, NewMemory, SearchRequest};
+//!
+//! let client = MemoryClient::new("http://127.0.0.1:8080")?.with_key("my-key");
+//! let created = client
+//!     .create(&NewMemory {
+//!         namespace: "team-a".into(),
+//!         text: "Alice prefers green tea".into(),
+//!         ..NewMemory::default()
+//!     })
+//!     .await?;
+//! let found = client
+//!     .search(&SearchRequest {
+//!         namespace: "team-a".into(),
+//!         query: Some("what does Alice drink?".into()),
+//!         ..SearchRequest::default()
+//!     })
+//!     .await?;
+//! assert_eq!(found.results[0].memory.id, created.memory.id);
+//! # Ok(()) }
+//! ```
+
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+pub use memory_api::*;
+
+/// What went wrong with a call.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error body.
+    #[error("{status} {code}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// The error's stable code (`invalid_argument`, `not_found`, ...).
+        code: String,
+        /// What to fix.
+        message: String,
+        /// Extra context.
+        details: serde_json::Value,
+    },
+    /// The server could not be reached, or the answer was not the expected JSON.
+    #[error("transport: {0}")]
+    Transport(#[from] reqwest::Error),
+    /// The base URL is unusable.
+    #[error("invalid base URL: {0}")]
+    Url(String),
+}
+
+impl ClientError {
+    /// The HTTP status of an API error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The error code of an API error.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// Shorthand for client results.
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// Filters and paging of [`MemoryClient::list`].
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ListQuery {
+    /// Namespace (required).
+    pub namespace: String,
+    /// Author agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// User.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Kind>,
+    /// Comma-separated tags, any of which must be present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags_any: Option<String>,
+    /// Comma-separated tags, all of which must be present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags_all: Option<String>,
+    /// Page size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// The previous page's `next_cursor`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// The agent the caller acts as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_agent: Option<String>,
+}
+
+/// A client for one server; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct MemoryClient {
+    http: reqwest::Client,
+    base: String,
+    key: Option<String>,
+    agent: Option<String>,
+}
+
+impl MemoryClient {
+    /// A client for the server at `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base: impl Into<String>) -> Result<Self> {
+        let base = base.into().trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(ClientError::Url(format!("{base} is not an http(s) URL")));
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        Ok(Self {
+            http,
+            base,
+            key: None,
+            agent: None,
+        })
+    }
+
+    /// Sends `Authorization: Bearer <key>` with every call.
+    pub fn with_key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Acts as `agent` on calls without a body (get, update, delete, history).
+    pub fn as_agent(mut self, agent: impl Into<String>) -> Self {
+        self.agent = Some(agent.into());
+        self
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let mut r = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(k) = &self.key {
+            r = r.bearer_auth(k);
+        }
+        if let Some(a) = &self.agent {
+            r = r.query(&[("as_agent", a)]);
+        }
+        r
+    }
+
+    async fn send<T: DeserializeOwned>(r: RequestBuilder) -> Result<T> {
+        let response = r.send().await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response.json().await?);
+        }
+        Err(Self::api_error(status, response).await)
+    }
+
+    async fn api_error(status: StatusCode, response: reqwest::Response) -> ClientError {
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        let e = &body["error"];
+        ClientError::Api {
+            status: status.as_u16(),
+            code: e["code"].as_str().unwrap_or("unknown").to_owned(),
+            message: e["message"].as_str().unwrap_or("").to_owned(),
+            details: e["details"].clone(),
+        }
+    }
+
+    /// Creates one memory (an identical one in the same scope is returned instead).
+    pub async fn create(&self, memory: &NewMemory) -> Result<Created> {
+        Self::send(self.request(Method::POST, "/v1/memories").json(memory)).await
+    }
+
+    /// Creates memories in one call.
+    pub async fn create_many(&self, memories: Vec<NewMemory>) -> Result<CreatedBatch> {
+        Self::send(
+            self.request(Method::POST, "/v1/memories")
+                .json(&NewMemories { memories }),
+        )
+        .await
+    }
+
+    /// One memory.
+    pub async fn get(&self, id: Uuid) -> Result<Memory> {
+        Self::send(self.request(Method::GET, &format!("/v1/memories/{id}"))).await
+    }
+
+    /// Changes a memory; `if_match` makes it conditional on that version.
+    pub async fn update(
+        &self,
+        id: Uuid,
+        patch: &MemoryPatch,
+        if_match: Option<u64>,
+    ) -> Result<Memory> {
+        let mut r = self
+            .request(Method::PATCH, &format!("/v1/memories/{id}"))
+            .json(patch);
+        if let Some(v) = if_match {
+            r = r.header(reqwest::header::IF_MATCH, format!("\"{v}\""));
+        }
+        Self::send(r).await
+    }
+
+    /// Deletes a memory; `if_match` makes it conditional on that version.
+    pub async fn delete(&self, id: Uuid, if_match: Option<u64>) -> Result<()> {
+        let mut r = self.request(Method::DELETE, &format!("/v1/memories/{id}"));
+        if let Some(v) = if_match {
+            r = r.header(reqwest::header::IF_MATCH, format!("\"{v}\""));
+        }
+        let response = r.send().await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(Self::api_error(status, response).await)
+    }
+
+    /// One page of memories, newest first.
+    pub async fn list(&self, query: &ListQuery) -> Result<MemoryPage> {
+        Self::send(self.request(Method::GET, "/v1/memories").query(query)).await
+    }
+
+    /// The most similar memories.
+    pub async fn search(&self, request: &SearchRequest) -> Result<SearchResponse> {
+        Self::send(
+            self.request(Method::POST, "/v1/memories/search")
+                .json(request),
+        )
+        .await
+    }
+
+    /// Deletes (or counts, on a dry run) the memories matching a filter.
+    pub async fn bulk_delete(&self, request: &BulkDelete) -> Result<BulkDeleted> {
+        Self::send(
+            self.request(Method::POST, "/v1/memories/delete")
+                .json(request),
+        )
+        .await
+    }
+
+    /// A memory's states, newest first.
+    pub async fn history(&self, id: Uuid) -> Result<History> {
+        Self::send(self.request(Method::GET, &format!("/v1/memories/{id}/history"))).await
+    }
+
+    /// Whether the server is ready (index loaded and caught up).
+    pub async fn ready(&self) -> Result<bool> {
+        let response = self.request(Method::GET, "/readyz").send().await?;
+        Ok(response.status().is_success())
+    }
+}

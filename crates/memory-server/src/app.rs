@@ -1,0 +1,208 @@
+//! Wiring: open the store, build the router, serve until SIGTERM, drain.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use vector_index::CollectionConfig;
+use vector_index::durable::DurableCollection;
+use vector_index::store::{EmbeddedStore, RedisConfig, RedisStore, Store};
+
+use crate::auth::KeyRing;
+use crate::config::{Config, StorageBackend};
+use crate::embed::{BuiltinEmbedder, Embedder};
+use crate::routes;
+use crate::service::MemoryService;
+
+/// How much deeper than `max_top_k` a search may look (recency re-ranking).
+const SEARCH_DEPTH_FACTOR: usize = 5;
+
+/// Shared state of every handler.
+pub struct AppState<S: Store> {
+    /// The memory operations.
+    pub service: Arc<MemoryService<S>>,
+    /// The API keys.
+    pub keys: Arc<KeyRing>,
+}
+
+impl<S: Store> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        Self {
+            service: Arc::clone(&self.service),
+            keys: Arc::clone(&self.keys),
+        }
+    }
+}
+
+impl<S: Store> FromRef<AppState<S>> for Arc<KeyRing> {
+    fn from_ref(state: &AppState<S>) -> Self {
+        Arc::clone(&state.keys)
+    }
+}
+
+/// A failure to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The store could not be opened.
+    #[error("cannot open the store: {0}")]
+    Store(#[from] vector_index::IndexError),
+    /// The port could not be bound, or serving failed.
+    #[error("cannot serve: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The router over `state`.
+pub fn router<S: Store>(state: AppState<S>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route(
+            "/v1/memories",
+            post(routes::memories::create::<S>).get(routes::memories::list::<S>),
+        )
+        .route("/v1/memories/search", post(routes::memories::search::<S>))
+        .route(
+            "/v1/memories/delete",
+            post(routes::memories::bulk_delete::<S>),
+        )
+        .route(
+            "/v1/memories/{id}",
+            get(routes::memories::get::<S>)
+                .patch(routes::memories::update::<S>)
+                .delete(routes::memories::delete::<S>),
+        )
+        .route(
+            "/v1/memories/{id}/history",
+            get(routes::memories::history::<S>),
+        )
+        .route("/healthz", get(routes::ops::healthz))
+        .route("/readyz", get(routes::ops::readyz::<S>))
+        .fallback(routes::ops::not_found)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn(crate::telemetry::request_span))
+        .with_state(state)
+}
+
+/// The collection name for an embedding model: one collection per model, so
+/// vectors of different models never mix.
+fn collection_name(model_id: &str) -> String {
+    let safe: String = model_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("memories-{safe}")
+}
+
+/// Runs the server described by `config` until SIGTERM / Ctrl-C.
+pub async fn run(config: Config) -> Result<(), StartError> {
+    config.check()?;
+    let keys = Arc::new(KeyRing::from_config(&config.auth)?);
+    let embedder: Arc<dyn Embedder> = Arc::new(BuiltinEmbedder::new(config.embedder.dims));
+    let mut index_config = CollectionConfig::new(embedder.dims());
+    index_config.max_k = config.limits.max_top_k * SEARCH_DEPTH_FACTOR;
+    let name = collection_name(embedder.model_id());
+    match config.storage.backend {
+        StorageBackend::Embedded => {
+            std::fs::create_dir_all(&config.storage.path)?;
+            let store = EmbeddedStore::open(config.storage.path.join(format!("{name}.redb")))?;
+            let collection = DurableCollection::open(index_config, store).await?;
+            serve(config, collection, embedder, keys, true).await
+        }
+        StorageBackend::Redis => {
+            let mut rc = RedisConfig::new(config.storage.redis_url.clone(), name);
+            rc.op_timeout = Duration::from_millis(config.storage.op_timeout_ms);
+            rc.wait_replicas = config.storage.wait_replicas;
+            let store = RedisStore::connect(rc).await?;
+            let feed = store.feed().await?;
+            let (collection, _follower) =
+                DurableCollection::open_following(index_config, store, feed).await?;
+            // Instances share Redis snapshots; the periodic snapshotter takes them.
+            serve(config, collection, embedder, keys, false).await
+        }
+    }
+}
+
+async fn serve<S: Store>(
+    config: Config,
+    collection: Arc<DurableCollection<S>>,
+    embedder: Arc<dyn Embedder>,
+    keys: Arc<KeyRing>,
+    snapshot_on_exit: bool,
+) -> Result<(), StartError> {
+    let _sweeper =
+        collection.spawn_sweeper(Duration::from_secs(config.storage.sweep_every_secs.max(1)));
+    let _snapshotter = (config.storage.snapshot_every_secs > 0).then(|| {
+        collection.spawn_snapshotter(Duration::from_secs(config.storage.snapshot_every_secs))
+    });
+    let service = Arc::new(MemoryService::new(
+        Arc::clone(&collection),
+        embedder,
+        config.limits.clone(),
+    ));
+    let app = router(AppState { service, keys }, config.limits.max_body_bytes);
+    let addr = SocketAddr::new(config.server.host, config.server.port);
+    let listener = TcpListener::bind(addr).await?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        storage = ?config.storage.backend,
+        auth = config.auth.enabled,
+        memories = collection.index().len(),
+        "memory-server listening"
+    );
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let mut stop = stop_rx.clone();
+    tokio::select! {
+        result = server => result?,
+        // After the signal, in-flight requests get `grace` to finish.
+        _ = async {
+            let _ = stop.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!("shutdown grace period over; dropping the remaining requests");
+        }
+    }
+    // A snapshot at shutdown makes the next start fast (best effort).
+    if snapshot_on_exit && let Err(e) = collection.snapshot().await {
+        tracing::warn!(error = %e, "no snapshot at shutdown");
+    }
+    tracing::info!("memory-server stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; draining");
+}

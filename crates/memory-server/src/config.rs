@@ -1,0 +1,298 @@
+//! The server's configuration: one typed struct, loaded once at start.
+//!
+//! Layers, later wins: built-in defaults, `config/default.toml`,
+//! `config/<env>.toml`, then `ORCHESTRA__SECTION__KEY` environment variables,
+//! then `PORT` (Cloud Run's convention) for `server.port`.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::Role;
+
+/// Everything the server reads from its environment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Listening address and shutdown.
+    pub server: ServerConfig,
+    /// Where memories are kept.
+    pub storage: StorageConfig,
+    /// API keys.
+    pub auth: AuthConfig,
+    /// Request limits.
+    pub limits: Limits,
+    /// How text becomes vectors.
+    pub embedder: EmbedderConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// Listening address and shutdown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to bind; loopback by default.
+    pub host: IpAddr,
+    /// TCP port (`PORT` overrides it).
+    pub port: u16,
+    /// Longest wait for in-flight requests after SIGTERM, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 8080,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// Which store backs the memories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StorageBackend {
+    /// A `redb` file under `storage.path` (one process).
+    Embedded,
+    /// Redis / Memorystore at `storage.redis_url` (several instances).
+    Redis,
+}
+
+/// Where memories are kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Embedded or Redis.
+    pub backend: StorageBackend,
+    /// Directory of the embedded store.
+    pub path: PathBuf,
+    /// `redis://[:password@]host:port[/db]`; set it through the environment
+    /// when it carries a password.
+    pub redis_url: String,
+    /// Longest wait for one Redis command, in milliseconds.
+    pub op_timeout_ms: u64,
+    /// Replicas each Redis write waits for (`WAIT`; 0 = none).
+    pub wait_replicas: u32,
+    /// Seconds between index snapshots (0 = only at shutdown).
+    pub snapshot_every_secs: u64,
+    /// Seconds between sweeps of expired memories.
+    pub sweep_every_secs: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            backend: StorageBackend::Embedded,
+            path: PathBuf::from("./data"),
+            redis_url: "redis://127.0.0.1:6379".into(),
+            op_timeout_ms: 2_000,
+            wait_replicas: 0,
+            snapshot_every_secs: 600,
+            sweep_every_secs: 60,
+        }
+    }
+}
+
+/// API keys and whether they are required.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Whether requests need a key; may be false only on a loopback bind.
+    pub enabled: bool,
+    /// The keys.
+    pub keys: Vec<KeyConfig>,
+}
+
+/// One API key as configured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// A label for logs (never the key).
+    pub name: String,
+    /// Hex SHA-256 of the key (preferred: the key itself is never stored).
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// The key in clear (development only; hashed at load).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// What the key may do.
+    pub role: Role,
+    /// Namespaces it may touch; `"*"` means all.
+    pub namespaces: Vec<String>,
+    /// When set, the caller is this agent whatever the request says.
+    #[serde(default)]
+    pub agent_id: Option<String>,
+}
+
+/// Request limits; a request over one is a 4xx that names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest memory text, in characters.
+    pub max_text_chars: usize,
+    /// Most memories in one batch create.
+    pub max_batch: usize,
+    /// Largest `top_k` / page size.
+    pub max_top_k: usize,
+    /// Largest metadata object, in bytes of JSON.
+    pub max_metadata_bytes: usize,
+    /// Most tags on one memory.
+    pub max_tags: usize,
+    /// Longest tag, id or namespace, in characters.
+    pub max_label_chars: usize,
+    /// Prior versions kept per memory.
+    pub max_history: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 2 << 20,
+            max_text_chars: 32_000,
+            max_batch: 500,
+            max_top_k: 1_000,
+            max_metadata_bytes: 16 << 10,
+            max_tags: 64,
+            max_label_chars: 128,
+            max_history: 20,
+        }
+    }
+}
+
+/// How text becomes vectors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbedderConfig {
+    /// `builtin` (offline, no model files).
+    pub provider: String,
+    /// Vector dimension of the built-in embedder.
+    pub dims: usize,
+}
+
+impl Default for EmbedderConfig {
+    fn default() -> Self {
+        Self {
+            provider: "builtin".into(),
+            dims: 384,
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `tracing` filter, e.g. `info` or `memory_server=debug`.
+    pub level: String,
+    /// JSON lines for Cloud Logging (`true`) or human-readable text.
+    pub json: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            json: false,
+        }
+    }
+}
+
+/// A configuration that cannot be used, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Loads defaults, `<dir>/default.toml`, `<dir>/<env>.toml` (when `env` is
+    /// given), `ORCHESTRA__*` variables and `PORT`, then checks the result.
+    pub fn load(dir: &Path, env: Option<&str>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(dir.join("default.toml")));
+        if let Some(env) = env {
+            let file = dir.join(format!("{env}.toml"));
+            if !file.exists() {
+                return Err(ConfigError(format!(
+                    "environment `{env}` has no file {}",
+                    file.display()
+                )));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        figment = figment
+            .merge(Env::prefixed("ORCHESTRA__").split("__"))
+            .merge(Env::raw().only(&["PORT"]).map(|_| "server.port".into()));
+        let config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Refuses settings that would be unsafe or cannot work.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if !self.auth.enabled && !self.server.host.is_loopback() {
+            return Err(ConfigError(format!(
+                "auth.enabled is false but server.host is {}: without API keys the server \
+                 only binds to loopback (127.0.0.1 or ::1). Enable auth and configure \
+                 auth.keys, or bind to loopback",
+                self.server.host
+            )));
+        }
+        if self.auth.enabled && self.auth.keys.is_empty() {
+            return Err(ConfigError(
+                "auth.enabled is true but auth.keys is empty: no request could succeed".into(),
+            ));
+        }
+        for k in &self.auth.keys {
+            if k.sha256.is_some() == k.key.is_some() {
+                return Err(ConfigError(format!(
+                    "API key `{}` needs exactly one of `sha256` (preferred) or `key`",
+                    k.name
+                )));
+            }
+        }
+        if self.embedder.provider != "builtin" {
+            return Err(ConfigError(format!(
+                "embedder.provider `{}` is not available; use `builtin`",
+                self.embedder.provider
+            )));
+        }
+        if !(8..=4096).contains(&self.embedder.dims) {
+            return Err(ConfigError(format!(
+                "embedder.dims must be between 8 and 4096, got {}",
+                self.embedder.dims
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_bind_without_auth_is_refused_with_the_reason() {
+        let mut c = Config::default();
+        assert!(c.check().is_ok());
+        c.server.host = IpAddr::from([0, 0, 0, 0]);
+        let err = c.check().unwrap_err().to_string();
+        assert!(err.contains("auth.enabled is false"), "{err}");
+        c.auth.enabled = true;
+        assert!(c.check().is_err(), "auth on without keys");
+        c.auth.keys.push(KeyConfig {
+            name: "k".into(),
+            sha256: None,
+            key: Some("secret".into()),
+            role: Role::Read,
+            namespaces: vec!["*".into()],
+            agent_id: None,
+        });
+        assert!(c.check().is_ok());
+    }
+}

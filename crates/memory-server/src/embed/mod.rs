@@ -1,0 +1,36 @@
+//! Text to vectors: the [`Embedder`] trait and its providers.
+//!
+//! A namespace is bound to one model and dimension (see the service layer);
+//! providers only turn batches of text into vectors.
+
+mod builtin;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use self::builtin::BuiltinEmbedder;
+
+/// A failed embedding call.
+#[derive(Debug, thiserror::Error)]
+pub enum EmbedError {
+    /// The provider could not be reached or kept failing; retry later.
+    #[error("embedding provider unavailable: {0}")]
+    Unavailable(String),
+    /// The provider answered something unusable.
+    #[error("embedding provider error: {0}")]
+    Provider(String),
+}
+
+/// Boxed future returned by [`Embedder::embed`].
+pub type EmbedFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Vec<Vec<f32>>, EmbedError>> + Send + 'a>>;
+
+/// Turns text into vectors of one model.
+pub trait Embedder: Send + Sync + 'static {
+    /// Stable identifier of the model (stored with every memory).
+    fn model_id(&self) -> &str;
+    /// Length of every vector it returns.
+    fn dims(&self) -> usize;
+    /// One vector per text, in order.
+    fn embed<'a>(&'a self, texts: &'a [String]) -> EmbedFuture<'a>;
+}

@@ -1,0 +1,158 @@
+//! The crate's one error type, and its mapping to HTTP in one place.
+//!
+//! Every error renders as `{"error": {"code", "message", "details"}}`; a
+//! client's mistake is a 4xx whose message says what to fix.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use vector_index::IndexError;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request is malformed or a value is out of range (400).
+    #[error("{message}")]
+    BadRequest {
+        /// What to fix.
+        message: String,
+        /// Machine-readable context (e.g. the field).
+        details: Value,
+    },
+    /// No API key, or an unknown one (401).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The key lacks the right (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Nothing there, or not visible to the caller (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with stored state, e.g. a model mismatch (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// `If-Match` names another version than the stored one (412).
+    #[error("{message}")]
+    PreconditionFailed {
+        /// What happened.
+        message: String,
+        /// The stored version, if any.
+        current_version: Option<u64>,
+    },
+    /// The body is over the configured limit (413).
+    #[error("{0}")]
+    TooLarge(String),
+    /// The store cannot be reached; retry (503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A fault on our side (500); the message is logged, not sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 400 about `field`.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            message: message.into(),
+            details: json!({ "field": field }),
+        }
+    }
+
+    /// A 400 without a field.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { .. } => "invalid_argument",
+            ApiError::Unauthenticated(_) => "unauthenticated",
+            ApiError::Forbidden(_) => "permission_denied",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::PreconditionFailed { .. } => "precondition_failed",
+            ApiError::TooLarge(_) => "payload_too_large",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> Value {
+        let (message, details) = match self {
+            ApiError::BadRequest { message, details } => (message.clone(), details.clone()),
+            ApiError::PreconditionFailed {
+                message,
+                current_version,
+            } => (
+                message.clone(),
+                json!({ "current_version": current_version }),
+            ),
+            // Internal details stay in the log.
+            ApiError::Internal(_) => ("internal error; it has been logged".into(), Value::Null),
+            other => (other.to_string(), Value::Null),
+        };
+        json!({ "error": { "code": self.code(), "message": message, "details": details } })
+    }
+}
+
+impl From<IndexError> for ApiError {
+    fn from(e: IndexError) -> Self {
+        match e {
+            IndexError::DimensionMismatch { .. }
+            | IndexError::NonFinite { .. }
+            | IndexError::ZeroVector => ApiError::invalid("vector", e.to_string()),
+            IndexError::InvalidK { .. } => ApiError::invalid("top_k", e.to_string()),
+            IndexError::InvalidParameter { .. } | IndexError::InvalidPayload(_) => {
+                ApiError::bad_request(e.to_string())
+            }
+            IndexError::VersionConflict { found, .. } => ApiError::PreconditionFailed {
+                message: e.to_string(),
+                current_version: found,
+            },
+            IndexError::Unavailable(m) => ApiError::Unavailable(format!("store unavailable: {m}")),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(error = %self, code = self.code(), "request failed");
+        }
+        let mut response = (status, Json(self.body())).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
+    }
+}
+
+/// Shorthand for handler results.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,79 @@
+//! Request extractors whose rejections are [`ApiError`]s in the API's error format.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// A JSON body; malformed JSON, wrong types and oversize bodies are 4xx errors that say why.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(e) => Err(json_rejection(e)),
+        }
+    }
+}
+
+fn json_rejection(e: JsonRejection) -> ApiError {
+    match e {
+        JsonRejection::JsonDataError(e) => ApiError::bad_request(format!(
+            "request body does not match the schema: {}",
+            e.body_text()
+        )),
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::bad_request(format!("request body is not valid JSON: {}", e.body_text()))
+        }
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::bad_request("send the body with `Content-Type: application/json`")
+        }
+        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::TooLarge(
+                "request body is over the configured limit (limits.max_body_bytes)".into(),
+            )
+        }
+        other => ApiError::bad_request(other.body_text()),
+    }
+}
+
+/// Query-string parameters; a bad one is a 400 that names it.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(ApiQuery(v)),
+            Err(e @ QueryRejection::FailedToDeserializeQueryString(_)) => Err(
+                ApiError::bad_request(format!("invalid query string: {}", e.body_text())),
+            ),
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+/// Parses a memory id from the path.
+pub fn memory_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw)
+        .map_err(|_| ApiError::invalid("id", format!("`{raw}` is not a memory id (a UUID)")))
+}
+
+/// Parses an `If-Match` header: `"7"`, `W/"7"` or `7`.
+pub fn if_match(headers: &axum::http::HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(axum::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    let bad = || ApiError::invalid("If-Match", "If-Match must be a memory version, e.g. \"7\"");
+    let s = value.to_str().map_err(|_| bad())?.trim();
+    let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
+    s.parse().map(Some).map_err(|_| bad())
+}

@@ -1,0 +1,24 @@
+//! The AI Orchestra memory server: a REST memory API for AI agents.
+//!
+//! Layers, outside in:
+//! - [`app`]: configuration in, router built, served until SIGTERM;
+//! - [`routes`]: HTTP handlers (parse, call the service, render);
+//! - [`extract`], [`auth`]: request parsing and API-key authentication;
+//! - [`service`]: the memory operations, shared by every transport;
+//! - [`embed`]: text to vectors;
+//! - [`model`], [`validate`], [`error`]: data shapes, input checks, the error type;
+//! - [`config`], [`telemetry`]: typed configuration and logs.
+//!
+//! Storage, search and replication live in the `vector-index` crate.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod embed;
+pub mod error;
+pub mod extract;
+pub mod model;
+pub mod routes;
+pub mod service;
+pub mod telemetry;
+pub mod validate;

@@ -1,0 +1,56 @@
+//! `memory-server`: serves the memory API with the configuration in `config/`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use memory_server::config::Config;
+
+/// The AI Orchestra memory server.
+#[derive(Debug, Parser)]
+#[command(name = "memory-server", version)]
+struct Cli {
+    /// Directory holding default.toml and <env>.toml.
+    #[arg(long, default_value = "config")]
+    config_dir: PathBuf,
+    /// Environment whose file overrides the defaults (dev, staging, prod).
+    #[arg(long, env = "ORCHESTRA_ENV")]
+    env: Option<String>,
+    /// Print the SHA-256 of an API key (for auth.keys[].sha256) and exit.
+    #[arg(long, value_name = "KEY")]
+    hash_key: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(key) = cli.hash_key {
+        println!("{}", memory_server::auth::key_digest_hex(&key));
+        return ExitCode::SUCCESS;
+    }
+    let config = match Config::load(&cli.config_dir, cli.env.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("memory-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    memory_server::telemetry::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("memory-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(memory_server::app::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "memory-server failed");
+            eprintln!("memory-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! `/v1/memories`: create, get, update, delete, list, search, bulk delete, history.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::Value;
+use vector_index::store::Store;
+
+use crate::app::AppState;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery, if_match, memory_id};
+use crate::model::{
+    BulkDelete, CreatedBatch, Kind, Memory, MemoryFilter, MemoryPatch, NewMemories, NewMemory,
+    SearchRequest,
+};
+
+fn with_etag(status: StatusCode, memory: &Memory, body: impl serde::Serialize) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&format!("\"{}\"", memory.version)) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
+/// `POST /v1/memories`: one memory, or `{"memories": [...]}`.
+pub async fn create<S: Store>(
+    State(app): State<AppState<S>>,
+    who: Principal,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Response> {
+    let is_batch = body.get("memories").is_some();
+    if is_batch {
+        let batch: NewMemories = serde_json::from_value(body)
+            .map_err(|e| ApiError::bad_request(format!("invalid batch: {e}")))?;
+        let memories = app.service.create(&who, batch.memories).await?;
+        return Ok((StatusCode::OK, Json(CreatedBatch { memories })).into_response());
+    }
+    let mut one: NewMemory = serde_json::from_value(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid memory: {e}")))?;
+    if one.idempotency_key.is_none() {
+        one.idempotency_key = headers
+            .get("idempotency-key")
+            .map(|v| {
+                v.to_str().map(str::to_owned).map_err(|_| {
+                    ApiError::invalid("Idempotency-Key", "Idempotency-Key must be text")
+                })
+            })
+            .transpose()?;
+    }
+    let created = app
+        .service
+        .create(&who, vec![one])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::Internal("create returned nothing".into()))?;
+    let status = if created.duplicate || created.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(with_etag(status, &created.memory.clone(), created))
+}
+
+/// Who the caller acts as, for endpoints without a body.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AsAgent {
+    /// The agent (a bound key overrides it).
+    pub as_agent: Option<String>,
+}
+
+/// `GET /v1/memories/{id}`.
+pub async fn get<S: Store>(
+    State(app): State<AppState<S>>,
+    who: Principal,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<AsAgent>,
+) -> ApiResult<Response> {
+    let memory = app
+        .service
+        .get(&who, memory_id(&id)?, q.as_agent.as_deref())
+        .await?;
+    Ok(with_etag(StatusCode::OK, &memory, &memory))
+}
+
+/// `GET /v1/memories/{id}/history`.
+pub async fn history<S: Store>(
+    State(app): State<AppState<S>>,
+    who: Principal,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<AsAgent>,
+) -> ApiResult<Response> {
+    let h = app
+        .service
+        .history(&who, memory_id(&id)?, q.as_agent.as_deref())
+        .await?;
+    Ok(Json(h).into_response())
+}
+
+/// `PATCH /v1/memories/{id}` (`If-Match` optional).
+pub async fn update<S: Store>(
+    State(app): State<AppState<S>>,
+    who: Principal,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<AsAgent>,
+    headers: HeaderMap,
+    ApiJson(patch): ApiJson<MemoryPatch>,
+) -> ApiResult<Response> {
+    let id = memory_id(&id)?;
+    let expected = if_match(&headers)?;
+    let memory = app
+        .service
+        .update(&who, id, patch, expected, q.as_agent.as_deref())
+        .await?;
+    Ok(with_etag(StatusCode::OK, &memory, &memory))
+}
+
+/// `DELETE /v1/memories/{id}` (`If-Match` optional).
+pub async fn delete<S: Store>(
+    State(app): State<AppState<S>>,
+    who: Principal,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<AsAgent>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    let id = memory_id(&id)?;
+    app.service
+        .delete(&who, id, if_match(&headers)?, q.as_agent.as_deref())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Query parameters of `GET /v1/memories`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Namespace (required).
+    pub namespace: Option<String>,
+    /// Author agent.
+    pub agent_id: Option<String>,
+    /// User.
+    pub user_id: Option<String>,
+    /// Session.
+    pub session_id: Option<String>,
+    /// Kind.
+    pub kind: Option<String>,
+    /// Comma-separated: at least one.
+    pub tags_any: Option<String>,
+    /// Comma-separated: all.
+    pub tags_all: Option<String>,
+    /// Page size (default 50).
+    pub limit: Option<usize>,
+    /// From the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// The agent the caller acts as.
+    pub as_agent: Option<String>,
+}
+
+fn split_tags(s: Option<&str>) -> Vec<String> {
+    s.map(|s| {
+        s.split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
+/// `GET /v1/memories`.
+pub async fn list<S: Store>(
+    State(app): State<AppState<S>>,
+    who: Principal,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> ApiResult<Response> {
+    let ns = q.namespace.as_deref().ok_or_else(|| {
+        ApiError::invalid("namespace", "the namespace query parameter is required")
+    })?;
+    let kind = q
+        .kind
+        .as_deref()
+        .map(|k| {
+            Kind::parse(k).ok_or_else(|| {
+                ApiError::invalid(
+                    "kind",
+                    format!("kind `{k}` is not one of semantic, episodic, procedural, message"),
+                )
+            })
+        })
+        .transpose()?;
+    let filter = MemoryFilter {
+        agent_id: q.agent_id,
+        user_id: q.user_id,
+        session_id: q.session_id,
+        kind,
+        tags_any: split_tags(q.tags_any.as_deref()),
+        tags_all: split_tags(q.tags_all.as_deref()),
+        ..MemoryFilter::default()
+    };
+    let page = app
+        .service
+        .list(
+            &who,
+            ns,
+            &filter,
+            q.as_agent.as_deref(),
+            q.limit.unwrap_or(50),
+            q.cursor.as_deref(),
+        )
+        .await?;
+    Ok(Json(page).into_response())
+}
+
+/// `POST /v1/memories/search`.
+pub async fn search<S: Store>(
+    State(app): State<AppState<S>>,
+    who: Principal,
+    ApiJson(req): ApiJson<SearchRequest>,
+) -> ApiResult<Response> {
+    Ok(Json(app.service.search(&who, req).await?).into_response())
+}
+
+/// `POST /v1/memories/delete`: bulk delete by filter (admin), with `dry_run`.
+pub async fn bulk_delete<S: Store>(
+    State(app): State<AppState<S>>,
+    who: Principal,
+    ApiJson(req): ApiJson<BulkDelete>,
+) -> ApiResult<Response> {
+    Ok(Json(app.service.bulk_delete(&who, req).await?).into_response())
+}

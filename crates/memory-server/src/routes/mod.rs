@@ -1,0 +1,4 @@
+//! HTTP handlers, one module per resource; each handler parses, calls the service, renders.
+
+pub mod memories;
+pub mod ops;

@@ -1,0 +1,1009 @@
+//! The memory operations, independent of transport (REST today, MCP next).
+//!
+//! A memory is one point of a [`DurableCollection`]: its vector, a payload the
+//! index filters on, and a JSON document (text, metadata, history) stored beside
+//! it in the same atomic record. Writes go through the collection, so an
+//! acknowledged memory is already readable and searchable on this instance and
+//! reaches the others through the change stream.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+use vector_index::durable::DurableCollection;
+use vector_index::store::{Expect, NewPoint, Record, Store};
+use vector_index::{Field, Filter, IndexError, Payload, Query, TimeField};
+
+use crate::auth::{Principal, Role};
+use crate::config::Limits;
+use crate::embed::{EmbedError, Embedder};
+use crate::error::{ApiError, ApiResult};
+use crate::model::{
+    BulkDelete, BulkDeleted, Created, History, Kind, Memory, MemoryFilter, MemoryPage, MemoryPatch,
+    NewMemory, Revision, SearchHit, SearchRequest, SearchResponse, Visibility,
+};
+use crate::validate;
+
+/// Locks serialising creates that share a duplicate or idempotency key.
+const CREATE_LOCKS: usize = 256;
+/// Retries of a read-modify-write that lost a race without `If-Match`.
+const PATCH_RETRIES: usize = 5;
+/// How much deeper than `top_k` a recency-weighted search looks.
+const RECENCY_DEPTH: usize = 5;
+
+/// The document stored beside each memory's vector.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Doc {
+    text: String,
+    #[serde(default)]
+    metadata: Map<String, Value>,
+    #[serde(default)]
+    visibility: Visibility,
+    content_hash: String,
+    embedding_model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    idempotency_key: Option<String>,
+    /// Prior states, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    history: Vec<Revision>,
+}
+
+/// Attribute prefixes in the index payload (see [`Payload::attributes`]).
+mod attr {
+    /// `vis:*` for shared memories, `vis:<agent>` for private ones.
+    pub const VISIBLE: &str = "vis:";
+    /// `m:<key>=<JSON value>` for each top-level scalar of the metadata.
+    pub const META: &str = "m:";
+    /// `dup:<digest of scope and text>`.
+    pub const DUPLICATE: &str = "dup:";
+    /// `idem:<digest of namespace and idempotency key>`.
+    pub const IDEMPOTENCY: &str = "idem:";
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn digest(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    hex(&h.finalize()[..16])
+}
+
+fn millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_millis(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// The metadata attribute for `key = value`, if the value is a filterable scalar.
+fn meta_attr(key: &str, value: &Value) -> Option<String> {
+    match value {
+        Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null => {
+            Some(format!("{}{key}={value}", attr::META))
+        }
+        Value::Array(_) | Value::Object(_) => None,
+    }
+}
+
+/// The scope in which identical text counts as a duplicate.
+fn duplicate_attr(ns: &str, user: Option<&str>, owner: Option<&str>, text: &str) -> String {
+    format!(
+        "{}{}",
+        attr::DUPLICATE,
+        digest(&[ns, user.unwrap_or(""), owner.unwrap_or(""), text])
+    )
+}
+
+fn idempotency_attr(ns: &str, key: &str) -> String {
+    format!("{}{}", attr::IDEMPOTENCY, digest(&[ns, key]))
+}
+
+fn visibility_attr(visibility: Visibility, author: Option<&str>) -> String {
+    match (visibility, author) {
+        (Visibility::Private, Some(a)) => format!("{}{a}", attr::VISIBLE),
+        _ => format!("{}*", attr::VISIBLE),
+    }
+}
+
+fn embed_error(e: EmbedError) -> ApiError {
+    match e {
+        EmbedError::Unavailable(m) => ApiError::Unavailable(m),
+        EmbedError::Provider(m) => ApiError::Internal(m),
+    }
+}
+
+/// The memory operations over one durable collection.
+pub struct MemoryService<S: Store> {
+    collection: Arc<DurableCollection<S>>,
+    embedder: Arc<dyn Embedder>,
+    limits: Limits,
+    create_locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+/// A validated create, ready to write.
+struct Prepared {
+    id: Uuid,
+    vector: Vec<f32>,
+    payload: Payload,
+    doc: Doc,
+    dup: String,
+    idem: Option<String>,
+}
+
+impl<S: Store> MemoryService<S> {
+    /// A service over `collection`, embedding with `embedder`.
+    pub fn new(
+        collection: Arc<DurableCollection<S>>,
+        embedder: Arc<dyn Embedder>,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            collection,
+            embedder,
+            limits,
+            create_locks: (0..CREATE_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    /// The collection (for readiness and metrics).
+    pub fn collection(&self) -> &Arc<DurableCollection<S>> {
+        &self.collection
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The embedding model's id.
+    pub fn model_id(&self) -> &str {
+        self.embedder.model_id()
+    }
+
+    async fn embed(&self, texts: Vec<String>) -> ApiResult<Vec<Vec<f32>>> {
+        let vectors = self.embedder.embed(&texts).await.map_err(embed_error)?;
+        if vectors.len() != texts.len() || vectors.iter().any(|v| v.len() != self.embedder.dims()) {
+            return Err(ApiError::Internal(
+                "embedder returned the wrong number or size of vectors".into(),
+            ));
+        }
+        Ok(vectors)
+    }
+
+    fn lock_index(&self, key: &str) -> usize {
+        let h = Sha256::digest(key.as_bytes());
+        usize::from(h[0]) % self.create_locks.len()
+    }
+
+    /// Turns a stored record into a memory (`None` if it is not a memory).
+    fn memory_of(record: &Record) -> ApiResult<Memory> {
+        let doc: Doc = serde_json::from_slice(&record.document)
+            .map_err(|e| ApiError::Internal(format!("memory {} is unreadable: {e}", record.id)))?;
+        let p = &record.payload;
+        Ok(Memory {
+            id: record.id,
+            namespace: p.namespace.clone(),
+            agent_id: p.agent_id.clone(),
+            user_id: p.user_id.clone(),
+            session_id: p.session_id.clone(),
+            kind: p.kind.as_deref().and_then(Kind::parse).unwrap_or_default(),
+            text: doc.text,
+            tags: p.tags.clone(),
+            metadata: doc.metadata,
+            visibility: doc.visibility,
+            created_at: from_millis(p.created_at),
+            updated_at: from_millis(p.updated_at),
+            expires_at: p.expires_at.map(from_millis),
+            version: record.version,
+            content_hash: doc.content_hash,
+            embedding_model: doc.embedding_model,
+        })
+    }
+
+    /// Whether the caller may see `record`, acting as `agent`.
+    fn visible(record: &Record, agent: Option<&str>, now: i64) -> bool {
+        let p = &record.payload;
+        if !p.alive_at(now) {
+            return false;
+        }
+        let want_shared = format!("{}*", attr::VISIBLE);
+        p.attributes.iter().any(|a| {
+            a == &want_shared || agent.is_some_and(|ag| a.strip_prefix(attr::VISIBLE) == Some(ag))
+        })
+    }
+
+    /// The filter of what `agent` may see in `ns`, now.
+    fn visible_filter(ns: &str, agent: Option<&str>, now: i64) -> Filter {
+        let mut readers = vec![format!("{}*", attr::VISIBLE)];
+        if let Some(a) = agent {
+            readers.push(format!("{}{a}", attr::VISIBLE));
+        }
+        Filter::all()
+            .eq(Field::Namespace, ns)
+            .any_of(Field::Attribute, readers)
+            .not_expired_at(now)
+    }
+
+    /// Adds the conditions of `f` to `filter`.
+    fn apply_filter(&self, mut filter: Filter, f: &MemoryFilter) -> ApiResult<Filter> {
+        let l = &self.limits;
+        for (field, name, value) in [
+            (Field::Agent, "filter.agent_id", &f.agent_id),
+            (Field::User, "filter.user_id", &f.user_id),
+            (Field::Session, "filter.session_id", &f.session_id),
+        ] {
+            if let Some(v) = value {
+                validate::label(l, name, v)?;
+                filter = filter.eq(field, v.as_str());
+            }
+        }
+        if let Some(kind) = f.kind {
+            filter = filter.eq(Field::Kind, kind.as_str());
+        }
+        validate::tags(l, "filter.tags_any", &f.tags_any)?;
+        validate::tags(l, "filter.tags_all", &f.tags_all)?;
+        if !f.tags_any.is_empty() {
+            filter = filter.any_of(Field::Tag, f.tags_any.iter().cloned());
+        }
+        filter = filter.all_tags(f.tags_all.iter().cloned());
+        for (field, after, before) in [
+            (TimeField::Created, f.created_after, f.created_before),
+            (TimeField::Updated, f.updated_after, f.updated_before),
+        ] {
+            if after.is_some() || before.is_some() {
+                filter = filter.range(field, after.map(millis), before.map(millis));
+            }
+        }
+        for (k, v) in &f.metadata {
+            let a = meta_attr(k, v).ok_or_else(|| {
+                ApiError::invalid(
+                    "filter.metadata",
+                    format!("metadata filter `{k}` must be a string, number, boolean or null"),
+                )
+            })?;
+            filter = filter.eq(Field::Attribute, a);
+        }
+        Ok(filter)
+    }
+
+    /// Validates one create and computes everything but the vector.
+    fn prepare(
+        &self,
+        who: &Principal,
+        input: NewMemory,
+        vector: Vec<f32>,
+        now: OffsetDateTime,
+    ) -> ApiResult<Prepared> {
+        let author = who.acting_agent(input.agent_id.as_deref());
+        let ns = input.namespace;
+        let now_ms = millis(now);
+        let content_hash = hex(&Sha256::digest(input.text.as_bytes()));
+        let owner = (input.visibility == Visibility::Private)
+            .then_some(author.as_deref())
+            .flatten();
+        let dup = duplicate_attr(&ns, input.user_id.as_deref(), owner, &input.text);
+        let idem = input
+            .idempotency_key
+            .as_deref()
+            .map(|k| idempotency_attr(&ns, k));
+        let mut attributes = vec![
+            visibility_attr(input.visibility, author.as_deref()),
+            dup.clone(),
+        ];
+        attributes.extend(idem.clone());
+        attributes.extend(input.metadata.iter().filter_map(|(k, v)| meta_attr(k, v)));
+        let mut tags = input.tags;
+        let mut seen = HashSet::new();
+        tags.retain(|t| seen.insert(t.clone()));
+        let payload = Payload {
+            namespace: ns,
+            agent_id: author,
+            user_id: input.user_id,
+            session_id: input.session_id,
+            kind: Some(input.kind.as_str().to_owned()),
+            tags,
+            created_at: now_ms,
+            updated_at: now_ms,
+            expires_at: input.expires_at.map(millis),
+            attributes,
+        };
+        let doc = Doc {
+            text: input.text,
+            metadata: input.metadata,
+            visibility: input.visibility,
+            content_hash,
+            embedding_model: self.embedder.model_id().to_owned(),
+            idempotency_key: input.idempotency_key,
+            history: Vec::new(),
+        };
+        Ok(Prepared {
+            id: Uuid::now_v7(),
+            vector,
+            payload,
+            doc,
+            dup,
+            idem,
+        })
+    }
+
+    fn check_new(&self, who: &Principal, m: &NewMemory, now: OffsetDateTime) -> ApiResult<()> {
+        let l = &self.limits;
+        validate::namespace(l, &m.namespace)?;
+        who.require(&m.namespace, Role::Write)?;
+        validate::text(l, "text", &m.text)?;
+        validate::opt_label(l, "agent_id", m.agent_id.as_deref())?;
+        validate::opt_label(l, "user_id", m.user_id.as_deref())?;
+        validate::opt_label(l, "session_id", m.session_id.as_deref())?;
+        validate::tags(l, "tags", &m.tags)?;
+        validate::metadata(l, &m.metadata)?;
+        validate::expiry(m.expires_at, now)?;
+        if let Some(k) = &m.idempotency_key {
+            validate::label(l, "idempotency_key", k)?;
+        }
+        if let Some(v) = &m.vector {
+            validate::vector(self.embedder.dims(), v)?;
+        }
+        if m.visibility == Visibility::Private && who.acting_agent(m.agent_id.as_deref()).is_none()
+        {
+            return Err(ApiError::invalid(
+                "visibility",
+                "a private memory needs an author: give agent_id (or use an agent-bound key)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The live memory carrying attribute `a` in `ns`, if any.
+    async fn find_by_attr(&self, ns: &str, a: &str, now: i64) -> ApiResult<Option<Record>> {
+        let filter = Filter::all()
+            .eq(Field::Namespace, ns)
+            .eq(Field::Attribute, a)
+            .not_expired_at(now);
+        let mut ids = self.collection.index().ids_matching(&filter);
+        ids.sort();
+        for id in ids {
+            if let Some(r) = self.collection.get(id).await? {
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Creates memories in order; identical text in the same scope and reused
+    /// idempotency keys return the existing memory instead of a new one.
+    /// Nothing is written unless every input is valid.
+    pub async fn create(&self, who: &Principal, inputs: Vec<NewMemory>) -> ApiResult<Vec<Created>> {
+        if inputs.is_empty() {
+            return Err(ApiError::invalid("memories", "no memories given"));
+        }
+        if inputs.len() > self.limits.max_batch {
+            return Err(ApiError::invalid(
+                "memories",
+                format!(
+                    "{} memories in one batch; the limit is {}",
+                    inputs.len(),
+                    self.limits.max_batch
+                ),
+            ));
+        }
+        let now = OffsetDateTime::now_utc();
+        for (i, m) in inputs.iter().enumerate() {
+            self.check_new(who, m, now).map_err(|e| match e {
+                ApiError::BadRequest { message, details } if inputs.len() > 1 => {
+                    ApiError::BadRequest {
+                        message: format!("memories[{i}]: {message}"),
+                        details: serde_json::json!({ "index": i, "field": details.get("field") }),
+                    }
+                }
+                other => other,
+            })?;
+        }
+        let to_embed: Vec<String> = inputs
+            .iter()
+            .filter(|m| m.vector.is_none())
+            .map(|m| m.text.clone())
+            .collect();
+        let mut embedded = self.embed(to_embed).await?.into_iter();
+        let mut prepared = Vec::with_capacity(inputs.len());
+        for mut m in inputs {
+            let vector = match m.vector.take() {
+                Some(v) => v,
+                None => embedded.next().ok_or_else(|| {
+                    ApiError::Internal("embedder returned too few vectors".into())
+                })?,
+            };
+            prepared.push(self.prepare(who, m, vector, now)?);
+        }
+
+        // Creates sharing a duplicate or idempotency key are serialised here.
+        let mut locks: Vec<usize> = prepared
+            .iter()
+            .flat_map(|p| std::iter::once(&p.dup).chain(p.idem.as_ref()))
+            .map(|k| self.lock_index(k))
+            .collect();
+        locks.sort_unstable();
+        locks.dedup();
+        let mut _guards = Vec::with_capacity(locks.len());
+        for i in locks {
+            if let Some(l) = self.create_locks.get(i) {
+                _guards.push(l.lock().await);
+            }
+        }
+
+        let now_ms = millis(now);
+        let mut outcomes: Vec<Option<Created>> = Vec::with_capacity(prepared.len());
+        let mut writes: Vec<NewPoint> = Vec::new();
+        let mut written: Vec<(usize, Memory)> = Vec::new();
+        // Within the batch, a repeat of an earlier entry returns that entry.
+        let mut batch_keys: Vec<(String, usize)> = Vec::new();
+        for (i, p) in prepared.into_iter().enumerate() {
+            let ns = p.payload.namespace.clone();
+            if let Some(idem) = &p.idem
+                && let Some(r) = self.find_by_attr(&ns, idem, now_ms).await?
+            {
+                outcomes.push(Some(Created {
+                    memory: Self::memory_of(&r)?,
+                    duplicate: false,
+                    replayed: true,
+                }));
+                continue;
+            }
+            if let Some(r) = self.find_by_attr(&ns, &p.dup, now_ms).await? {
+                outcomes.push(Some(Created {
+                    memory: Self::memory_of(&r)?,
+                    duplicate: true,
+                    replayed: false,
+                }));
+                continue;
+            }
+            let earlier = batch_keys
+                .iter()
+                .find(|(k, _)| *k == p.dup || Some(k) == p.idem.as_ref())
+                .map(|(_, j)| *j);
+            if let Some(j) = earlier {
+                outcomes.push(None);
+                written.push((
+                    i,
+                    Memory {
+                        version: 0,
+                        ..written_memory(&written, j)?
+                    },
+                ));
+                continue;
+            }
+            batch_keys.push((p.dup.clone(), i));
+            if let Some(k) = &p.idem {
+                batch_keys.push((k.clone(), i));
+            }
+            let document = serde_json::to_vec(&p.doc)
+                .map_err(|e| ApiError::Internal(format!("encoding a memory: {e}")))?;
+            let record = Record {
+                id: p.id,
+                version: 0,
+                vector: Vec::new(),
+                payload: p.payload.clone(),
+                document: document.clone(),
+            };
+            written.push((i, Self::memory_of(&record)?));
+            writes.push(NewPoint::new(p.id, p.vector, p.payload).with_document(document));
+            outcomes.push(None);
+        }
+        let versions = if writes.len() == 1 {
+            let w = writes.remove(0);
+            vec![
+                self.collection
+                    .upsert_document(w.id, &w.vector, w.payload, &w.document, Expect::Absent)
+                    .await?,
+            ]
+        } else {
+            self.collection.upsert_many(writes).await?
+        };
+        // Attach versions to the new memories, then resolve in-batch repeats.
+        let mut versions = versions.into_iter();
+        let mut by_index: Vec<(usize, Memory, bool)> = Vec::new();
+        let mut first_of: std::collections::HashMap<Uuid, u64> = std::collections::HashMap::new();
+        for (i, mut m) in written {
+            if m.version == 0 && first_of.contains_key(&m.id) {
+                m.version = first_of[&m.id];
+                by_index.push((i, m, true));
+            } else {
+                m.version = versions
+                    .next()
+                    .ok_or_else(|| ApiError::Internal("store returned too few versions".into()))?;
+                first_of.insert(m.id, m.version);
+                by_index.push((i, m, false));
+            }
+        }
+        for (i, memory, duplicate) in by_index {
+            if let Some(slot) = outcomes.get_mut(i) {
+                *slot = Some(Created {
+                    memory,
+                    duplicate,
+                    replayed: false,
+                });
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.ok_or_else(|| ApiError::Internal("a create had no outcome".into())))
+            .collect()
+    }
+
+    /// Loads a memory the caller may see (acting as `agent`), or 404.
+    async fn load_visible(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        agent: Option<&str>,
+        role: Role,
+    ) -> ApiResult<Record> {
+        let not_found = || ApiError::NotFound(format!("memory {id} not found"));
+        let record = self.collection.get(id).await?.ok_or_else(not_found)?;
+        // Another tenant's memory is "not found", never "forbidden": ids do not leak.
+        if who.require(&record.payload.namespace, Role::Read).is_err() {
+            return Err(not_found());
+        }
+        who.require(&record.payload.namespace, role)?;
+        let agent = who.acting_agent(agent);
+        if !Self::visible(&record, agent.as_deref(), millis(OffsetDateTime::now_utc())) {
+            return Err(not_found());
+        }
+        Ok(record)
+    }
+
+    /// One memory.
+    pub async fn get(&self, who: &Principal, id: Uuid, agent: Option<&str>) -> ApiResult<Memory> {
+        let record = self.load_visible(who, id, agent, Role::Read).await?;
+        Self::memory_of(&record)
+    }
+
+    /// The memory's states, newest first.
+    pub async fn history(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        agent: Option<&str>,
+    ) -> ApiResult<History> {
+        let record = self.load_visible(who, id, agent, Role::Read).await?;
+        let doc: Doc = serde_json::from_slice(&record.document)
+            .map_err(|e| ApiError::Internal(format!("memory {id} is unreadable: {e}")))?;
+        let memory = Self::memory_of(&record)?;
+        let mut revisions = vec![Revision {
+            version: memory.version,
+            text: memory.text,
+            tags: memory.tags,
+            metadata: memory.metadata,
+            kind: memory.kind,
+            updated_at: memory.updated_at,
+        }];
+        revisions.extend(doc.history);
+        Ok(History { id, revisions })
+    }
+
+    /// Applies `patch`; `if_match` (or `patch.version`) must name the stored version when given.
+    pub async fn update(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        patch: MemoryPatch,
+        if_match: Option<u64>,
+        agent: Option<&str>,
+    ) -> ApiResult<Memory> {
+        let l = &self.limits;
+        if let Some(t) = &patch.text {
+            validate::text(l, "text", t)?;
+        }
+        if let Some(t) = &patch.tags {
+            validate::tags(l, "tags", t)?;
+        }
+        if let Some(m) = &patch.metadata {
+            validate::metadata(l, m)?;
+        }
+        let now = OffsetDateTime::now_utc();
+        validate::expiry(patch.expires_at, now)?;
+        if patch.clear_expiry && patch.expires_at.is_some() {
+            return Err(ApiError::invalid(
+                "clear_expiry",
+                "give either expires_at or clear_expiry, not both",
+            ));
+        }
+        let expected = match (if_match, patch.version) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(ApiError::bad_request(
+                    "If-Match and version name different versions",
+                ));
+            }
+            (a, b) => a.or(b),
+        };
+        let vector = match &patch.text {
+            Some(t) => Some(self.embed(vec![t.clone()]).await?.remove(0)),
+            None => None,
+        };
+        for _ in 0..PATCH_RETRIES {
+            let record = self.load_visible(who, id, agent, Role::Write).await?;
+            if let Some(v) = expected
+                && v != record.version
+            {
+                return Err(ApiError::PreconditionFailed {
+                    message: format!(
+                        "memory {id} is at version {}, not {v}; reload it and retry",
+                        record.version
+                    ),
+                    current_version: Some(record.version),
+                });
+            }
+            let mut doc: Doc = serde_json::from_slice(&record.document)
+                .map_err(|e| ApiError::Internal(format!("memory {id} is unreadable: {e}")))?;
+            let mut payload = record.payload.clone();
+            let before = Self::memory_of(&record)?;
+            doc.history.insert(
+                0,
+                Revision {
+                    version: before.version,
+                    text: before.text,
+                    tags: before.tags,
+                    metadata: before.metadata,
+                    kind: before.kind,
+                    updated_at: before.updated_at,
+                },
+            );
+            doc.history.truncate(l.max_history);
+            if let Some(t) = &patch.text {
+                doc.text.clone_from(t);
+                doc.content_hash = hex(&Sha256::digest(t.as_bytes()));
+                doc.embedding_model = self.embedder.model_id().to_owned();
+            }
+            if let Some(m) = &patch.metadata {
+                doc.metadata.clone_from(m);
+            }
+            if let Some(v) = patch.visibility {
+                if v == Visibility::Private && payload.agent_id.is_none() {
+                    return Err(ApiError::invalid(
+                        "visibility",
+                        "this memory has no author agent, so it cannot be private",
+                    ));
+                }
+                doc.visibility = v;
+            }
+            if let Some(t) = &patch.tags {
+                let mut seen = HashSet::new();
+                payload.tags = t.iter().filter(|x| seen.insert(*x)).cloned().collect();
+            }
+            if let Some(k) = patch.kind {
+                payload.kind = Some(k.as_str().to_owned());
+            }
+            if patch.clear_expiry {
+                payload.expires_at = None;
+            } else if let Some(e) = patch.expires_at {
+                payload.expires_at = Some(millis(e));
+            }
+            payload.updated_at = millis(now).max(payload.created_at);
+            let owner = (doc.visibility == Visibility::Private)
+                .then_some(payload.agent_id.as_deref())
+                .flatten();
+            let mut attributes = vec![
+                visibility_attr(doc.visibility, payload.agent_id.as_deref()),
+                duplicate_attr(
+                    &payload.namespace,
+                    payload.user_id.as_deref(),
+                    owner,
+                    &doc.text,
+                ),
+            ];
+            attributes.extend(
+                doc.idempotency_key
+                    .as_deref()
+                    .map(|k| idempotency_attr(&payload.namespace, k)),
+            );
+            attributes.extend(doc.metadata.iter().filter_map(|(k, v)| meta_attr(k, v)));
+            payload.attributes = attributes;
+            let document = serde_json::to_vec(&doc)
+                .map_err(|e| ApiError::Internal(format!("encoding a memory: {e}")))?;
+            let v = vector.clone().unwrap_or_else(|| record.vector.clone());
+            match self
+                .collection
+                .upsert_document(
+                    id,
+                    &v,
+                    payload.clone(),
+                    &document,
+                    Expect::Version(record.version),
+                )
+                .await
+            {
+                Ok(version) => {
+                    return Self::memory_of(&Record {
+                        id,
+                        version,
+                        vector: Vec::new(),
+                        payload,
+                        document,
+                    });
+                }
+                // Someone else wrote in between: with If-Match that is the caller's
+                // conflict; without, re-read and apply the patch to the new state.
+                Err(IndexError::VersionConflict { found, .. }) if expected.is_some() => {
+                    return Err(ApiError::PreconditionFailed {
+                        message: format!("memory {id} changed while updating; reload it and retry"),
+                        current_version: found,
+                    });
+                }
+                Err(IndexError::VersionConflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::Conflict(format!(
+            "memory {id} is being updated concurrently; retry"
+        )))
+    }
+
+    /// Deletes a memory; `if_match` must name the stored version when given.
+    pub async fn delete(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        if_match: Option<u64>,
+        agent: Option<&str>,
+    ) -> ApiResult<()> {
+        let record = self.load_visible(who, id, agent, Role::Write).await?;
+        let expect = Expect::Version(if_match.unwrap_or(record.version));
+        match self.collection.delete(id, expect).await {
+            Ok(_) => Ok(()),
+            Err(IndexError::VersionConflict { found: None, .. }) => {
+                Err(ApiError::NotFound(format!("memory {id} not found")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Memories of `ns` matching `filter`, newest first, `limit` at a time.
+    pub async fn list(
+        &self,
+        who: &Principal,
+        ns: &str,
+        filter: &MemoryFilter,
+        agent: Option<&str>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> ApiResult<MemoryPage> {
+        validate::namespace(&self.limits, ns)?;
+        who.require(ns, Role::Read)?;
+        let limit = validate::top_k(&self.limits, "limit", limit)?;
+        let after = cursor.map(decode_cursor).transpose()?;
+        let agent = who.acting_agent(agent);
+        let now = millis(OffsetDateTime::now_utc());
+        let f = self.apply_filter(Self::visible_filter(ns, agent.as_deref(), now), filter)?;
+        let mut ids = self.collection.index().ids_matching(&f);
+        // UUIDv7 ids sort by creation time: newest first is descending id order.
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        if let Some(after) = after {
+            ids.retain(|id| *id < after);
+        }
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        let records = self.collection.store().get_many(&ids).await?;
+        let mut memories = Vec::with_capacity(ids.len());
+        for r in records.iter().flatten() {
+            // A memory changed since the index answered is re-checked here.
+            if Self::visible(r, agent.as_deref(), now) && r.payload.namespace == ns {
+                memories.push(Self::memory_of(r)?);
+            }
+        }
+        let next_cursor = if more {
+            ids.last().map(|id| encode_cursor(*id))
+        } else {
+            None
+        };
+        Ok(MemoryPage {
+            memories,
+            next_cursor,
+        })
+    }
+
+    /// The memories most similar to the query.
+    pub async fn search(&self, who: &Principal, req: SearchRequest) -> ApiResult<SearchResponse> {
+        let started = Instant::now();
+        let l = &self.limits;
+        validate::namespace(l, &req.namespace)?;
+        who.require(&req.namespace, Role::Read)?;
+        let top_k = validate::top_k(l, "top_k", req.top_k.unwrap_or(10))?;
+        if req.min_score.is_some_and(|s| !s.is_finite()) {
+            return Err(ApiError::invalid("min_score", "min_score must be a number"));
+        }
+        if let Some(r) = req.recency {
+            if !(r.half_life_hours.is_finite() && r.half_life_hours > 0.0) {
+                return Err(ApiError::invalid(
+                    "recency.half_life_hours",
+                    "half_life_hours must be a positive number",
+                ));
+            }
+            if !(0.0..=1.0).contains(&r.weight) {
+                return Err(ApiError::invalid(
+                    "recency.weight",
+                    "recency.weight must be between 0 and 1",
+                ));
+            }
+        }
+        let vector = match (&req.query, &req.vector) {
+            (Some(q), None) => {
+                validate::text(l, "query", q)?;
+                self.embed(vec![q.clone()]).await?.remove(0)
+            }
+            (None, Some(v)) => {
+                validate::vector(self.embedder.dims(), v)?;
+                v.clone()
+            }
+            _ => {
+                return Err(ApiError::bad_request(
+                    "give exactly one of `query` (text) or `vector`",
+                ));
+            }
+        };
+        let agent = who.acting_agent(req.as_agent.as_deref());
+        let now = OffsetDateTime::now_utc();
+        let now_ms = millis(now);
+        let filter = self.apply_filter(
+            Self::visible_filter(&req.namespace, agent.as_deref(), now_ms),
+            &req.filter,
+        )?;
+        let depth = if req.recency.is_some() {
+            (top_k * RECENCY_DEPTH).min(l.max_top_k * RECENCY_DEPTH)
+        } else {
+            top_k
+        };
+        let result = self
+            .collection
+            .search(&Query::new(vector, depth).filter(filter))?;
+        let ids: Vec<Uuid> = result.hits.iter().map(|h| h.id).collect();
+        let records = self.collection.store().get_many(&ids).await?;
+        let mut results = Vec::with_capacity(records.len());
+        for (hit, record) in result.hits.iter().zip(records) {
+            // Deleted or changed since the index answered: skip what is no longer visible.
+            let Some(record) = record else { continue };
+            if !Self::visible(&record, agent.as_deref(), now_ms)
+                || record.payload.namespace != req.namespace
+            {
+                continue;
+            }
+            let memory = Self::memory_of(&record)?;
+            let (score, recency) = match req.recency {
+                Some(r) => {
+                    let age_h = ((now - memory.updated_at).as_seconds_f64() / 3600.0).max(0.0);
+                    let factor = 0.5f64.powf(age_h / r.half_life_hours);
+                    let score = (1.0 - r.weight) * f64::from(hit.score) + r.weight * factor;
+                    (score as f32, Some(factor as f32))
+                }
+                None => (hit.score, None),
+            };
+            if req.min_score.is_some_and(|m| score < m) {
+                continue;
+            }
+            results.push(SearchHit {
+                memory,
+                score,
+                similarity: hit.score,
+                recency,
+            });
+        }
+        results.sort_by(|a, b| {
+            b.score
+                .total_cmp(&a.score)
+                .then_with(|| a.memory.id.cmp(&b.memory.id))
+        });
+        results.truncate(top_k);
+        Ok(SearchResponse {
+            results,
+            plan: result.plan.name().to_owned(),
+            candidates: result.allowed,
+            took_ms: started.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+
+    /// Deletes (or, on a dry run, counts) the visible memories matching a filter.
+    pub async fn bulk_delete(&self, who: &Principal, req: BulkDelete) -> ApiResult<BulkDeleted> {
+        validate::namespace(&self.limits, &req.namespace)?;
+        who.require(&req.namespace, Role::Admin)?;
+        let agent = who.acting_agent(req.as_agent.as_deref());
+        let now = millis(OffsetDateTime::now_utc());
+        let f = self.apply_filter(
+            Self::visible_filter(&req.namespace, agent.as_deref(), now),
+            &req.filter,
+        )?;
+        let ids = self.collection.index().ids_matching(&f);
+        let matched = ids.len() as u64;
+        let mut deleted = 0;
+        if !req.dry_run {
+            for id in ids {
+                if self.collection.delete(id, Expect::Any).await?.is_some() {
+                    deleted += 1;
+                }
+            }
+        }
+        Ok(BulkDeleted {
+            matched,
+            deleted,
+            dry_run: req.dry_run,
+        })
+    }
+}
+
+/// The memory written earlier in the same batch at input index `j`.
+fn written_memory(written: &[(usize, Memory)], j: usize) -> ApiResult<Memory> {
+    written
+        .iter()
+        .find(|(i, _)| *i == j)
+        .map(|(_, m)| m.clone())
+        .ok_or_else(|| ApiError::Internal("batch repeat refers to nothing".into()))
+}
+
+const CURSOR_PREFIX: &str = "m1.";
+
+fn encode_cursor(id: Uuid) -> String {
+    use base64::Engine;
+    format!(
+        "{CURSOR_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.as_bytes())
+    )
+}
+
+fn decode_cursor(s: &str) -> ApiResult<Uuid> {
+    use base64::Engine;
+    let bad = || {
+        ApiError::invalid(
+            "cursor",
+            "cursor is not one this server issued; start without it",
+        )
+    };
+    let body = s.strip_prefix(CURSOR_PREFIX).ok_or_else(bad)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(body)
+        .map_err(|_| bad())?;
+    Uuid::from_slice(&bytes).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_a_400() {
+        let id = Uuid::now_v7();
+        assert_eq!(decode_cursor(&encode_cursor(id)).unwrap(), id);
+        for bad in [
+            "",
+            "m1.",
+            "m1.!!!",
+            "x",
+            "m1.AAAA",
+            "m2.AAAAAAAAAAAAAAAAAAAAAA",
+        ] {
+            assert!(
+                matches!(decode_cursor(bad), Err(ApiError::BadRequest { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn metadata_attributes_distinguish_types() {
+        assert_ne!(
+            meta_attr("k", &Value::from(1)),
+            meta_attr("k", &Value::from("1"))
+        );
+        assert!(meta_attr("k", &serde_json::json!([1])).is_none());
+    }
+}

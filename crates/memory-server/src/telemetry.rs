@@ -1,0 +1,208 @@
+//! Logs: human-readable text, or JSON lines in the shape Cloud Logging reads
+//! (`severity`, `message`, `logging.googleapis.com/trace`), with the request's
+//! trace taken from `traceparent` or `X-Cloud-Trace-Context`.
+
+use std::fmt;
+
+use axum::extract::Request;
+use axum::http::HeaderMap;
+use axum::middleware::Next;
+use axum::response::Response;
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber, span};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::LogConfig;
+
+/// Installs the global subscriber (stderr; a second call does nothing).
+pub fn init(config: &LogConfig) {
+    let filter = EnvFilter::try_new(&config.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = if config.json {
+        registry
+            .with(SpanFields)
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .event_format(CloudJson),
+            )
+            .try_init()
+    } else {
+        registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init()
+    };
+    let _ = result;
+}
+
+/// The trace id of a request: W3C `traceparent`, else Google's `X-Cloud-Trace-Context`.
+pub fn trace_id(headers: &HeaderMap) -> Option<String> {
+    if let Some(tp) = headers.get("traceparent").and_then(|v| v.to_str().ok()) {
+        let mut parts = tp.split('-');
+        let (_version, id) = (parts.next(), parts.next());
+        if let Some(id) =
+            id.filter(|id| id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return Some(id.to_ascii_lowercase());
+        }
+    }
+    let cloud = headers.get("x-cloud-trace-context")?.to_str().ok()?;
+    let id = cloud.split('/').next()?;
+    (!id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_hexdigit()))
+        .then(|| id.to_ascii_lowercase())
+}
+
+/// Middleware: one span per request carrying its trace, and one log line when it ends.
+pub async fn request_span(req: Request, next: Next) -> Response {
+    let trace = trace_id(req.headers()).unwrap_or_default();
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        trace = %trace,
+    );
+    let started = std::time::Instant::now();
+    let response = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1e3,
+            "request finished"
+        );
+    });
+    response
+}
+
+/// Collects an event's or span's fields as JSON.
+#[derive(Default)]
+struct JsonFields(Map<String, Value>);
+
+impl Visit for JsonFields {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0
+            .insert(field.name().to_owned(), Value::String(format!("{value:?}")));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0
+            .insert(field.name().to_owned(), Value::String(value.to_owned()));
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().to_owned(), Value::from(value));
+    }
+}
+
+/// Keeps each span's fields as JSON so events inside it can carry them.
+struct SpanFields;
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for SpanFields {
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        let mut fields = JsonFields::default();
+        attrs.record(&mut fields);
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(fields);
+        }
+    }
+}
+
+/// Formats events as Cloud Logging structured JSON.
+struct CloudJson;
+
+impl<S, N> FormatEvent<S, N> for CloudJson
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let mut out = Map::new();
+        // Span fields first (outermost first), so the event's own fields win.
+        if let Some(scope) = ctx.event_scope() {
+            for span in scope.from_root() {
+                if let Some(f) = span.extensions().get::<JsonFields>() {
+                    for (k, v) in &f.0 {
+                        out.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        let mut fields = JsonFields::default();
+        event.record(&mut fields);
+        out.extend(fields.0);
+        let severity = match *event.metadata().level() {
+            tracing::Level::ERROR => "ERROR",
+            tracing::Level::WARN => "WARNING",
+            tracing::Level::INFO => "INFO",
+            _ => "DEBUG",
+        };
+        out.insert("severity".into(), Value::from(severity));
+        if !out.contains_key("message") {
+            out.insert("message".into(), Value::from(""));
+        }
+        if let Some(Value::String(t)) = out.remove("trace")
+            && !t.is_empty()
+        {
+            out.insert("logging.googleapis.com/trace".into(), Value::String(t));
+        }
+        out.insert("target".into(), Value::from(event.metadata().target()));
+        if let Ok(now) =
+            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339)
+        {
+            out.insert("time".into(), Value::from(now));
+        }
+        let line = serde_json::to_string(&out).map_err(|_| fmt::Error)?;
+        writeln!(writer, "{line}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_ids_come_from_either_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(trace_id(&h), None);
+        h.insert(
+            "x-cloud-trace-context",
+            "105445AA7843BC8BF206B12000100000/1;o=1".parse().unwrap(),
+        );
+        assert_eq!(
+            trace_id(&h).as_deref(),
+            Some("105445aa7843bc8bf206b12000100000")
+        );
+        h.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            trace_id(&h).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        h.insert("traceparent", "garbage".parse().unwrap());
+        assert_eq!(
+            trace_id(&h).as_deref(),
+            Some("105445aa7843bc8bf206b12000100000")
+        );
+    }
+}
