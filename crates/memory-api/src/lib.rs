@@ -363,3 +363,94 @@ pub struct BulkDeleted {
     /// Whether it was a dry run.
     pub dry_run: bool,
 }
+
+/// One line of an export, and of an import (NDJSON).
+///
+/// An export line is a whole memory. On import, `id`, `created_at` and
+/// `updated_at` are kept when given (so an export imports back as it was), an
+/// existing memory with the same id is replaced, and the text is embedded again
+/// unless `vector` is given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortableMemory {
+    /// Kept on import; a new one is assigned when absent.
+    #[serde(default)]
+    pub id: Option<Uuid>,
+    /// Namespace.
+    pub namespace: String,
+    /// Author agent.
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    /// User.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// Session.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Kind.
+    #[serde(default)]
+    pub kind: Kind,
+    /// The content.
+    pub text: String,
+    /// Labels.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Free-form JSON object.
+    #[serde(default)]
+    pub metadata: Map<String, Value>,
+    /// Visibility.
+    #[serde(default)]
+    pub visibility: Visibility,
+    /// Creation time (now when absent).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub created_at: Option<OffsetDateTime>,
+    /// Last change (the creation time when absent).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub updated_at: Option<OffsetDateTime>,
+    /// Expiry.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Version at export time (informational; import assigns new versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    /// Content hash at export time (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_hash: Option<String>,
+    /// Model at export time (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_model: Option<String>,
+    /// The vector, when exported with `include_vectors=true` or supplied on import.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
+}
+
+impl From<Memory> for PortableMemory {
+    fn from(m: Memory) -> Self {
+        Self {
+            id: Some(m.id),
+            namespace: m.namespace,
+            agent_id: m.agent_id,
+            user_id: m.user_id,
+            session_id: m.session_id,
+            kind: m.kind,
+            text: m.text,
+            tags: m.tags,
+            metadata: m.metadata,
+            visibility: m.visibility,
+            created_at: Some(m.created_at),
+            updated_at: Some(m.updated_at),
+            expires_at: m.expires_at,
+            version: Some(m.version),
+            content_hash: Some(m.content_hash),
+            embedding_model: Some(m.embedding_model),
+            vector: None,
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Imported {
+    /// Memories written (new or replaced).
+    pub imported: u64,
+}

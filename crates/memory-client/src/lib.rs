@@ -257,6 +257,48 @@ impl MemoryClient {
         Self::send(self.request(Method::GET, &format!("/v1/memories/{id}/history"))).await
     }
 
+    /// Every memory of `ns` the caller may see, oldest first (NDJSON, read whole).
+    pub async fn export(&self, ns: &str, include_vectors: bool) -> Result<Vec<PortableMemory>> {
+        let response = self
+            .request(Method::GET, "/v1/export")
+            .query(&[("namespace", ns)])
+            .query(&[("include_vectors", include_vectors)])
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(Self::api_error(status, response).await);
+        }
+        let text = response.text().await?;
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l).map_err(|e| ClientError::Api {
+                    status: status.as_u16(),
+                    code: "bad_export_line".into(),
+                    message: e.to_string(),
+                    details: serde_json::Value::Null,
+                })
+            })
+            .collect()
+    }
+
+    /// Imports memories (sent as NDJSON); ids and times are kept, same ids replaced.
+    pub async fn import(&self, memories: &[PortableMemory]) -> Result<Imported> {
+        let mut body = Vec::new();
+        for m in memories {
+            // Serialising our own types cannot fail.
+            let _ = serde_json::to_writer(&mut body, m);
+            body.push(b'\n');
+        }
+        Self::send(
+            self.request(Method::POST, "/v1/import")
+                .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+                .body(body),
+        )
+        .await
+    }
+
     /// Whether the server is ready (index loaded and caught up).
     pub async fn ready(&self) -> Result<bool> {
         let response = self.request(Method::GET, "/readyz").send().await?;

@@ -15,6 +15,7 @@ use vector_index::store::{EmbeddedStore, RedisConfig, RedisStore, Store};
 use crate::auth::KeyRing;
 use crate::config::{Config, StorageBackend};
 use crate::embed::{BuiltinEmbedder, Embedder};
+use crate::metrics::Metrics;
 use crate::routes;
 use crate::service::MemoryService;
 
@@ -80,12 +81,28 @@ pub fn router<S: Store>(state: AppState<S>, max_body_bytes: usize) -> Router {
             "/v1/memories/{id}/history",
             get(routes::memories::history::<S>),
         )
+        .route("/v1/export", get(routes::portable::export::<S>))
+        .route("/v1/import", post(routes::portable::import::<S>))
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz::<S>))
+        .route("/metrics", get(routes::ops::metrics::<S>))
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::clone(state.service.metrics()),
+            crate::metrics::track,
+        ))
         .fallback(routes::ops::not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(crate::telemetry::request_span))
+        // A bug must not take the connection down with it: a panic becomes a logged 500.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .with_state(state)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    crate::error::ApiError::Internal("handler panicked".into()).into_response()
 }
 
 /// The collection name for an embedding model: one collection per model, so
@@ -149,6 +166,7 @@ async fn serve<S: Store>(
         Arc::clone(&collection),
         embedder,
         config.limits.clone(),
+        Arc::new(Metrics::new()),
     ));
     let app = router(AppState { service, keys }, config.limits.max_body_bytes);
     let addr = SocketAddr::new(config.server.host, config.server.port);

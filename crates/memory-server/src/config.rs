@@ -149,6 +149,8 @@ pub struct Limits {
     pub max_label_chars: usize,
     /// Prior versions kept per memory.
     pub max_history: usize,
+    /// Largest import body, in bytes (imports are streamed, not buffered whole).
+    pub max_import_bytes: usize,
 }
 
 impl Default for Limits {
@@ -162,6 +164,7 @@ impl Default for Limits {
             max_tags: 64,
             max_label_chars: 128,
             max_history: 20,
+            max_import_bytes: 256 << 20,
         }
     }
 }

@@ -7,7 +7,7 @@
 //! - [`service`]: the memory operations, shared by every transport;
 //! - [`embed`]: text to vectors;
 //! - [`model`], [`validate`], [`error`]: data shapes, input checks, the error type;
-//! - [`config`], [`telemetry`]: typed configuration and logs.
+//! - [`config`], [`telemetry`], [`metrics`]: typed configuration, logs and metrics.
 //!
 //! Storage, search and replication live in the `vector-index` crate.
 
@@ -17,6 +17,7 @@ pub mod config;
 pub mod embed;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod model;
 pub mod routes;
 pub mod service;

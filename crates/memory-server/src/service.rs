@@ -23,9 +23,11 @@ use crate::auth::{Principal, Role};
 use crate::config::Limits;
 use crate::embed::{EmbedError, Embedder};
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::Metrics;
 use crate::model::{
-    BulkDelete, BulkDeleted, Created, History, Kind, Memory, MemoryFilter, MemoryPage, MemoryPatch,
-    NewMemory, Revision, SearchHit, SearchRequest, SearchResponse, Visibility,
+    BulkDelete, BulkDeleted, Created, History, Imported, Kind, Memory, MemoryFilter, MemoryPage,
+    MemoryPatch, NewMemory, PortableMemory, Revision, SearchHit, SearchRequest, SearchResponse,
+    Visibility,
 };
 use crate::validate;
 
@@ -129,6 +131,7 @@ pub struct MemoryService<S: Store> {
     collection: Arc<DurableCollection<S>>,
     embedder: Arc<dyn Embedder>,
     limits: Limits,
+    metrics: Arc<Metrics>,
     create_locks: Vec<tokio::sync::Mutex<()>>,
 }
 
@@ -148,11 +151,13 @@ impl<S: Store> MemoryService<S> {
         collection: Arc<DurableCollection<S>>,
         embedder: Arc<dyn Embedder>,
         limits: Limits,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             collection,
             embedder,
             limits,
+            metrics,
             create_locks: (0..CREATE_LOCKS)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -162,6 +167,11 @@ impl<S: Store> MemoryService<S> {
     /// The collection (for readiness and metrics).
     pub fn collection(&self) -> &Arc<DurableCollection<S>> {
         &self.collection
+    }
+
+    /// The metrics it records into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The limits in force.
@@ -175,13 +185,32 @@ impl<S: Store> MemoryService<S> {
     }
 
     async fn embed(&self, texts: Vec<String>) -> ApiResult<Vec<Vec<f32>>> {
-        let vectors = self.embedder.embed(&texts).await.map_err(embed_error)?;
+        let started = Instant::now();
+        let result = self.embedder.embed(&texts).await;
+        self.metrics.embed(started, result.is_ok());
+        let vectors = result.map_err(embed_error)?;
         if vectors.len() != texts.len() || vectors.iter().any(|v| v.len() != self.embedder.dims()) {
             return Err(ApiError::Internal(
                 "embedder returned the wrong number or size of vectors".into(),
             ));
         }
         Ok(vectors)
+    }
+
+    /// Runs a store operation, recording its latency and (real) failures.
+    async fn timed<T>(
+        &self,
+        op: &str,
+        operation: impl std::future::Future<Output = Result<T, IndexError>>,
+    ) -> Result<T, IndexError> {
+        let started = Instant::now();
+        let result = operation.await;
+        let failed = matches!(
+            result,
+            Err(IndexError::Unavailable(_) | IndexError::Storage(_))
+        );
+        self.metrics.store_op(op, started, !failed);
+        result
     }
 
     fn lock_index(&self, key: &str) -> usize {
@@ -286,11 +315,11 @@ impl<S: Store> MemoryService<S> {
         who: &Principal,
         input: NewMemory,
         vector: Vec<f32>,
-        now: OffsetDateTime,
+        id: Uuid,
+        (created_at, updated_at): (i64, i64),
     ) -> ApiResult<Prepared> {
         let author = who.acting_agent(input.agent_id.as_deref());
         let ns = input.namespace;
-        let now_ms = millis(now);
         let content_hash = hex(&Sha256::digest(input.text.as_bytes()));
         let owner = (input.visibility == Visibility::Private)
             .then_some(author.as_deref())
@@ -316,8 +345,8 @@ impl<S: Store> MemoryService<S> {
             session_id: input.session_id,
             kind: Some(input.kind.as_str().to_owned()),
             tags,
-            created_at: now_ms,
-            updated_at: now_ms,
+            created_at,
+            updated_at,
             expires_at: input.expires_at.map(millis),
             attributes,
         };
@@ -331,7 +360,7 @@ impl<S: Store> MemoryService<S> {
             history: Vec::new(),
         };
         Ok(Prepared {
-            id: Uuid::now_v7(),
+            id,
             vector,
             payload,
             doc,
@@ -376,7 +405,7 @@ impl<S: Store> MemoryService<S> {
         let mut ids = self.collection.index().ids_matching(&filter);
         ids.sort();
         for id in ids {
-            if let Some(r) = self.collection.get(id).await? {
+            if let Some(r) = self.timed("get", self.collection.get(id)).await? {
                 return Ok(Some(r));
             }
         }
@@ -426,7 +455,8 @@ impl<S: Store> MemoryService<S> {
                     ApiError::Internal("embedder returned too few vectors".into())
                 })?,
             };
-            prepared.push(self.prepare(who, m, vector, now)?);
+            let now_ms = millis(now);
+            prepared.push(self.prepare(who, m, vector, Uuid::now_v7(), (now_ms, now_ms))?);
         }
 
         // Creates sharing a duplicate or idempotency key are serialised here.
@@ -505,12 +535,21 @@ impl<S: Store> MemoryService<S> {
         let versions = if writes.len() == 1 {
             let w = writes.remove(0);
             vec![
-                self.collection
-                    .upsert_document(w.id, &w.vector, w.payload, &w.document, Expect::Absent)
-                    .await?,
+                self.timed(
+                    "put",
+                    self.collection.upsert_document(
+                        w.id,
+                        &w.vector,
+                        w.payload,
+                        &w.document,
+                        Expect::Absent,
+                    ),
+                )
+                .await?,
             ]
         } else {
-            self.collection.upsert_many(writes).await?
+            self.timed("put_many", self.collection.upsert_many(writes))
+                .await?
         };
         // Attach versions to the new memories, then resolve in-batch repeats.
         let mut versions = versions.into_iter();
@@ -552,7 +591,10 @@ impl<S: Store> MemoryService<S> {
         role: Role,
     ) -> ApiResult<Record> {
         let not_found = || ApiError::NotFound(format!("memory {id} not found"));
-        let record = self.collection.get(id).await?.ok_or_else(not_found)?;
+        let record = self
+            .timed("get", self.collection.get(id))
+            .await?
+            .ok_or_else(not_found)?;
         // Another tenant's memory is "not found", never "forbidden": ids do not leak.
         if who.require(&record.payload.namespace, Role::Read).is_err() {
             return Err(not_found());
@@ -761,7 +803,10 @@ impl<S: Store> MemoryService<S> {
     ) -> ApiResult<()> {
         let record = self.load_visible(who, id, agent, Role::Write).await?;
         let expect = Expect::Version(if_match.unwrap_or(record.version));
-        match self.collection.delete(id, expect).await {
+        match self
+            .timed("delete", self.collection.delete(id, expect))
+            .await
+        {
             Ok(_) => Ok(()),
             Err(IndexError::VersionConflict { found: None, .. }) => {
                 Err(ApiError::NotFound(format!("memory {id} not found")))
@@ -795,7 +840,9 @@ impl<S: Store> MemoryService<S> {
         }
         let more = ids.len() > limit;
         ids.truncate(limit);
-        let records = self.collection.store().get_many(&ids).await?;
+        let records = self
+            .timed("get_many", self.collection.store().get_many(&ids))
+            .await?;
         let mut memories = Vec::with_capacity(ids.len());
         for r in records.iter().flatten() {
             // A memory changed since the index answered is re-checked here.
@@ -869,7 +916,9 @@ impl<S: Store> MemoryService<S> {
             .collection
             .search(&Query::new(vector, depth).filter(filter))?;
         let ids: Vec<Uuid> = result.hits.iter().map(|h| h.id).collect();
-        let records = self.collection.store().get_many(&ids).await?;
+        let records = self
+            .timed("get_many", self.collection.store().get_many(&ids))
+            .await?;
         let mut results = Vec::with_capacity(records.len());
         for (hit, record) in result.hits.iter().zip(records) {
             // Deleted or changed since the index answered: skip what is no longer visible.
@@ -928,7 +977,11 @@ impl<S: Store> MemoryService<S> {
         let mut deleted = 0;
         if !req.dry_run {
             for id in ids {
-                if self.collection.delete(id, Expect::Any).await?.is_some() {
+                if self
+                    .timed("delete", self.collection.delete(id, Expect::Any))
+                    .await?
+                    .is_some()
+                {
                     deleted += 1;
                 }
             }
@@ -938,6 +991,125 @@ impl<S: Store> MemoryService<S> {
             deleted,
             dry_run: req.dry_run,
         })
+    }
+    /// Ids of the memories of `ns` the caller may export, oldest first.
+    pub fn export_ids(
+        &self,
+        who: &Principal,
+        ns: &str,
+        agent: Option<&str>,
+    ) -> ApiResult<Vec<Uuid>> {
+        validate::namespace(&self.limits, ns)?;
+        who.require(ns, Role::Read)?;
+        let agent = who.acting_agent(agent);
+        let now = millis(OffsetDateTime::now_utc());
+        let mut ids =
+            self.collection
+                .index()
+                .ids_matching(&Self::visible_filter(ns, agent.as_deref(), now));
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// The exportable form of `ids` (skipping any deleted since they were listed).
+    pub async fn export_page(
+        &self,
+        who: &Principal,
+        ids: &[Uuid],
+        agent: Option<&str>,
+        include_vectors: bool,
+    ) -> ApiResult<Vec<PortableMemory>> {
+        let agent = who.acting_agent(agent);
+        let now = millis(OffsetDateTime::now_utc());
+        let records = self
+            .timed("get_many", self.collection.store().get_many(ids))
+            .await?;
+        let mut out = Vec::with_capacity(records.len());
+        for r in records.into_iter().flatten() {
+            if !Self::visible(&r, agent.as_deref(), now)
+                || who.require(&r.payload.namespace, Role::Read).is_err()
+            {
+                continue;
+            }
+            let mut p = PortableMemory::from(Self::memory_of(&r)?);
+            if include_vectors {
+                p.vector = Some(r.vector);
+            }
+            out.push(p);
+        }
+        Ok(out)
+    }
+
+    /// Writes imported memories (ids and times kept, same id replaced). Every
+    /// line is checked before anything is written; errors name the line (1-based).
+    pub async fn import(
+        &self,
+        who: &Principal,
+        lines: Vec<(usize, PortableMemory)>,
+    ) -> ApiResult<Imported> {
+        let now = OffsetDateTime::now_utc();
+        let at_line = |line: usize, e: ApiError| match e {
+            ApiError::BadRequest { message, details } => ApiError::BadRequest {
+                message: format!("line {line}: {message}"),
+                details: serde_json::json!({ "line": line, "field": details.get("field") }),
+            },
+            other => other,
+        };
+        let mut checked = Vec::with_capacity(lines.len());
+        for (line, p) in lines {
+            let created = p.created_at.unwrap_or(now);
+            let updated = p.updated_at.unwrap_or(created);
+            if updated < created {
+                return Err(at_line(
+                    line,
+                    ApiError::invalid("updated_at", "updated_at is before created_at"),
+                ));
+            }
+            let id = p.id.unwrap_or_else(Uuid::now_v7);
+            let input = NewMemory {
+                namespace: p.namespace,
+                text: p.text,
+                agent_id: p.agent_id,
+                user_id: p.user_id,
+                session_id: p.session_id,
+                kind: p.kind,
+                tags: p.tags,
+                metadata: p.metadata,
+                visibility: p.visibility,
+                expires_at: p.expires_at,
+                vector: p.vector,
+                idempotency_key: None,
+            };
+            self.check_new(who, &input, now)
+                .map_err(|e| at_line(line, e))?;
+            checked.push((id, (millis(created), millis(updated)), input));
+        }
+        let mut imported = 0u64;
+        for chunk in checked.chunks(self.limits.max_batch.max(1)) {
+            let texts: Vec<String> = chunk
+                .iter()
+                .filter(|(_, _, m)| m.vector.is_none())
+                .map(|(_, _, m)| m.text.clone())
+                .collect();
+            let mut embedded = self.embed(texts).await?.into_iter();
+            let mut writes = Vec::with_capacity(chunk.len());
+            for (id, times, input) in chunk.iter().cloned() {
+                let vector = match &input.vector {
+                    Some(v) => v.clone(),
+                    None => embedded.next().ok_or_else(|| {
+                        ApiError::Internal("embedder returned too few vectors".into())
+                    })?,
+                };
+                let p = self.prepare(who, input, vector, id, times)?;
+                let document = serde_json::to_vec(&p.doc)
+                    .map_err(|e| ApiError::Internal(format!("encoding a memory: {e}")))?;
+                writes.push(NewPoint::new(p.id, p.vector, p.payload).with_document(document));
+            }
+            imported += writes.len() as u64;
+            self.timed("put_many", self.collection.upsert_many(writes))
+                .await?;
+        }
+        Ok(Imported { imported })
     }
 }
 

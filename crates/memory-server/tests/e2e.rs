@@ -365,6 +365,27 @@ async fn every_endpoint_on_the_embedded_store_and_data_survives_a_restart() {
     let server = Server::start(dir.path(), &toml);
     let c = server.client();
     every_endpoint(&c).await;
+    let metrics = reqwest::get(format!("{}/metrics", server.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "memory_http_requests_total{method=\"POST\",route=\"/v1/memories\",status=\"201\"}",
+        "memory_http_requests_total{method=\"GET\",route=\"/v1/memories/{id}\",status=\"404\"}",
+        "memory_http_request_duration_seconds_bucket{",
+        "memory_store_operation_duration_seconds_count{op=\"put\"}",
+        "memory_embed_duration_seconds_count ",
+        "memory_index_ready 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+    let count = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("memory_index_memories "))
+        .unwrap();
+    assert!(count.trim().parse::<u64>().unwrap() >= 2, "{count}");
     let before = c
         .list(&ListQuery {
             namespace: "e2e".into(),
@@ -372,6 +393,41 @@ async fn every_endpoint_on_the_embedded_store_and_data_survives_a_restart() {
         })
         .await
         .unwrap();
+    // Export, then import into an empty server: the same memories, ids and times.
+    let exported = c.export("e2e", true).await.unwrap();
+    assert_eq!(exported.len(), before.memories.len());
+    assert!(
+        exported
+            .iter()
+            .all(|m| m.vector.as_ref().is_some_and(|v| v.len() == 384))
+    );
+    let dir2 = tempfile::tempdir().unwrap();
+    let other = Server::start(
+        dir2.path(),
+        &config_toml(free_port(), &dir2.path().join("data"), None, ""),
+    );
+    let imported = other.client().import(&exported).await.unwrap();
+    assert_eq!(imported.imported, exported.len() as u64);
+    let copy = other
+        .client()
+        .list(&ListQuery {
+            namespace: "e2e".into(),
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    let strip = |ms: &[memory_client::Memory]| -> Vec<(uuid::Uuid, String, Vec<String>, time::OffsetDateTime)> {
+        ms.iter().map(|m| (m.id, m.text.clone(), m.tags.clone(), m.created_at)).collect()
+    };
+    assert_eq!(strip(&copy.memories), strip(&before.memories));
+    // A bad line anywhere rejects the whole import, naming the line.
+    let mut bad = exported.clone();
+    bad[0].text = String::new();
+    let err = other.client().import(&bad).await.unwrap_err();
+    assert_eq!(err.status(), Some(400));
+    assert!(err.to_string().contains("line 1"), "{err}");
+    drop(other);
+
     // SIGTERM: a clean exit; the restarted server has the same memories.
     assert!(server.terminate().success());
     let server = Server::start(dir.path(), &toml);

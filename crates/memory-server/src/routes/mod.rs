@@ -2,3 +2,4 @@
 
 pub mod memories;
 pub mod ops;
+pub mod portable;

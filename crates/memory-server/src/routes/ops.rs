@@ -33,6 +33,18 @@ pub async fn readyz<S: Store>(State(app): State<AppState<S>>) -> impl IntoRespon
     (status, Json(body))
 }
 
+/// `GET /metrics`: Prometheus text exposition.
+pub async fn metrics<S: Store>(State(app): State<AppState<S>>) -> impl IntoResponse {
+    let body = app.service.metrics().render(app.service.collection());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+}
+
 /// Any other path.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint; see /openapi.json".into())

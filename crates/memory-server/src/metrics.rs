@@ -1,0 +1,216 @@
+//! Prometheus metrics: per-route request counts and latency, store and embedder
+//! latency and errors, index size and replication state (`GET /metrics`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use vector_index::durable::DurableCollection;
+use vector_index::store::Store;
+
+/// Labels of a request count.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+/// Labels of a request latency.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+/// Labels of a store operation.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabels {
+    op: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs to ~3 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+/// The server's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    store_seconds: Family<OpLabels, Histogram, fn() -> Histogram>,
+    store_errors: Family<OpLabels, Counter>,
+    embed_seconds: Histogram,
+    embed_errors: Counter,
+    memories: Gauge,
+    ready: Gauge,
+    replication_lag_ms: Gauge,
+    resyncs: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("memory");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_seconds =
+            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram as fn() -> Histogram,
+            );
+        let store_seconds = Family::<OpLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        let store_errors = Family::<OpLabels, Counter>::default();
+        let embed_seconds = latency_histogram();
+        let embed_errors = Counter::default();
+        let (memories, ready, replication_lag_ms, resyncs) = (
+            Gauge::default(),
+            Gauge::default(),
+            Gauge::default(),
+            Gauge::default(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            request_seconds.clone(),
+        );
+        registry.register(
+            "store_operation_duration_seconds",
+            "Store (and index) operation latency",
+            store_seconds.clone(),
+        );
+        registry.register(
+            "store_errors",
+            "Failed store operations",
+            store_errors.clone(),
+        );
+        registry.register(
+            "embed_duration_seconds",
+            "Embedding call latency (one call embeds a batch)",
+            embed_seconds.clone(),
+        );
+        registry.register(
+            "embed_errors",
+            "Failed embedding calls",
+            embed_errors.clone(),
+        );
+        registry.register(
+            "index_memories",
+            "Memories in the in-memory index",
+            memories.clone(),
+        );
+        registry.register(
+            "index_ready",
+            "1 when the index has caught up",
+            ready.clone(),
+        );
+        registry.register(
+            "replication_lag_milliseconds",
+            "Age of the last applied change-stream entry when applied",
+            replication_lag_ms.clone(),
+        );
+        registry.register(
+            "replication_resyncs",
+            "Full resyncs after falling behind a trimmed stream",
+            resyncs.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            request_seconds,
+            store_seconds,
+            store_errors,
+            embed_seconds,
+            embed_errors,
+            memories,
+            ready,
+            replication_lag_ms,
+            resyncs,
+        }
+    }
+
+    /// Records one store operation.
+    pub fn store_op(&self, op: &str, started: Instant, ok: bool) {
+        let labels = OpLabels { op: op.to_owned() };
+        self.store_seconds
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        if !ok {
+            self.store_errors.get_or_create(&labels).inc();
+        }
+    }
+
+    /// Records one embedding call.
+    pub fn embed(&self, started: Instant, ok: bool) {
+        self.embed_seconds.observe(started.elapsed().as_secs_f64());
+        if !ok {
+            self.embed_errors.inc();
+        }
+    }
+
+    /// The Prometheus text exposition, with gauges read from `collection` now.
+    pub fn render<S: Store>(&self, collection: &DurableCollection<S>) -> String {
+        let r = collection.replication();
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        self.memories.set(clamp(collection.index().len()));
+        self.ready.set(i64::from(collection.is_ready()));
+        self.replication_lag_ms.set(clamp(r.lag_ms));
+        self.resyncs.set(clamp(r.resyncs));
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Middleware: counts and times every request by its route template.
+pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    // The template (`/v1/memories/{id}`), never the raw path: ids would explode the labels.
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(req).await;
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method: method.clone(),
+            route: route.clone(),
+            status: response.status().as_u16(),
+        })
+        .inc();
+    metrics
+        .request_seconds
+        .get_or_create(&RouteLabels { method, route })
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
