@@ -454,3 +454,152 @@ pub struct Imported {
     /// Memories written (new or replaced).
     pub imported: u64,
 }
+
+/// One message of a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// `user`, `assistant`, `system`, `tool`, or your own label.
+    pub role: String,
+    /// The text.
+    pub content: String,
+    /// The agent that wrote it, if any.
+    #[serde(default)]
+    pub agent_id: Option<String>,
+    /// When it was appended.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A message to append.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    /// `user`, `assistant`, `system`, `tool`, or your own label.
+    pub role: String,
+    /// The text.
+    pub content: String,
+    /// The agent that wrote it (a bound key overrides it).
+    #[serde(default)]
+    pub agent_id: Option<String>,
+}
+
+/// A session (working memory): recent messages, a context summary and free data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// The session's id (unique within the namespace).
+    pub session_id: String,
+    /// Namespace.
+    pub namespace: String,
+    /// The user it belongs to.
+    pub user_id: Option<String>,
+    /// The window of most recent messages, oldest first.
+    pub messages: Vec<Message>,
+    /// Summary text kept by the caller.
+    pub context: Option<String>,
+    /// Free-form JSON.
+    pub data: Value,
+    /// Messages trimmed off the front by the window so far.
+    pub trimmed: u64,
+    /// Creation time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// When the session expires (its TTL).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Changes on every write.
+    pub version: u64,
+}
+
+/// `PUT /v1/sessions/{id}`: replaces the session.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutSession {
+    /// Namespace.
+    pub namespace: String,
+    /// User.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// Messages (the window keeps the most recent).
+    #[serde(default)]
+    pub messages: Vec<NewMessage>,
+    /// Summary text.
+    #[serde(default)]
+    pub context: Option<String>,
+    /// Free-form JSON.
+    #[serde(default)]
+    pub data: Value,
+    /// Seconds until the session expires (none when absent).
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+}
+
+/// `POST /v1/sessions/{id}/messages`: appends atomically, creating the session if needed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppendMessages {
+    /// Namespace.
+    pub namespace: String,
+    /// User (set when the session is created).
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// The messages, in order.
+    pub messages: Vec<NewMessage>,
+    /// Window for this session (default `sessions.window`).
+    #[serde(default)]
+    pub window: Option<usize>,
+    /// Resets the TTL to this many seconds.
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Appended {
+    /// The session after the append.
+    pub session: Session,
+    /// Messages this append trimmed off the front.
+    pub trimmed_now: u64,
+}
+
+/// A session without its messages, for listings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    /// The session's id.
+    pub session_id: String,
+    /// Namespace.
+    pub namespace: String,
+    /// User.
+    pub user_id: Option<String>,
+    /// Messages in the window.
+    pub messages: usize,
+    /// Last change.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A page of sessions, most recently updated first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionPage {
+    /// Sessions.
+    pub sessions: Vec<SessionSummary>,
+}
+
+/// `POST /v1/sessions/{id}/promote`: turns messages into long-term memories.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Promote {
+    /// Namespace.
+    pub namespace: String,
+    /// Window indexes of the messages (all when absent).
+    #[serde(default)]
+    pub indexes: Option<Vec<usize>>,
+    /// Kind of the new memories (default `message`).
+    #[serde(default)]
+    pub kind: Option<Kind>,
+    /// Tags of the new memories.
+    #[serde(default)]
+    pub tags: Vec<String>,
+}

@@ -299,6 +299,67 @@ impl MemoryClient {
         .await
     }
 
+    /// Creates or replaces a session.
+    pub async fn put_session(&self, id: &str, session: &PutSession) -> Result<Session> {
+        Self::send(
+            self.request(Method::PUT, &format!("/v1/sessions/{id}"))
+                .json(session),
+        )
+        .await
+    }
+
+    /// One session.
+    pub async fn get_session(&self, ns: &str, id: &str) -> Result<Session> {
+        Self::send(
+            self.request(Method::GET, &format!("/v1/sessions/{id}"))
+                .query(&[("namespace", ns)]),
+        )
+        .await
+    }
+
+    /// Deletes a session.
+    pub async fn delete_session(&self, ns: &str, id: &str) -> Result<()> {
+        let response = self
+            .request(Method::DELETE, &format!("/v1/sessions/{id}"))
+            .query(&[("namespace", ns)])
+            .send()
+            .await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(Self::api_error(status, response).await)
+    }
+
+    /// Appends messages atomically (creating the session if needed).
+    pub async fn append_messages(&self, id: &str, append: &AppendMessages) -> Result<Appended> {
+        Self::send(
+            self.request(Method::POST, &format!("/v1/sessions/{id}/messages"))
+                .json(append),
+        )
+        .await
+    }
+
+    /// Sessions of a namespace (optionally one user's), most recent first.
+    pub async fn list_sessions(&self, ns: &str, user_id: Option<&str>) -> Result<SessionPage> {
+        let mut r = self
+            .request(Method::GET, "/v1/sessions")
+            .query(&[("namespace", ns)]);
+        if let Some(u) = user_id {
+            r = r.query(&[("user_id", u)]);
+        }
+        Self::send(r).await
+    }
+
+    /// Stores a session's messages as long-term memories.
+    pub async fn promote(&self, id: &str, promote: &Promote) -> Result<CreatedBatch> {
+        Self::send(
+            self.request(Method::POST, &format!("/v1/sessions/{id}/promote"))
+                .json(promote),
+        )
+        .await
+    }
+
     /// Whether the server is ready (index loaded and caught up).
     pub async fn ready(&self) -> Result<bool> {
         let response = self.request(Method::GET, "/readyz").send().await?;

@@ -81,6 +81,21 @@ pub fn router<S: Store>(state: AppState<S>, max_body_bytes: usize) -> Router {
             "/v1/memories/{id}/history",
             get(routes::memories::history::<S>),
         )
+        .route("/v1/sessions", get(routes::sessions::list::<S>))
+        .route(
+            "/v1/sessions/{id}",
+            get(routes::sessions::get::<S>)
+                .put(routes::sessions::put::<S>)
+                .delete(routes::sessions::delete::<S>),
+        )
+        .route(
+            "/v1/sessions/{id}/messages",
+            post(routes::sessions::append::<S>),
+        )
+        .route(
+            "/v1/sessions/{id}/promote",
+            post(routes::sessions::promote::<S>),
+        )
         .route("/v1/export", get(routes::portable::export::<S>))
         .route("/v1/import", post(routes::portable::import::<S>))
         .route("/healthz", get(routes::ops::healthz))

@@ -151,6 +151,10 @@ pub struct Limits {
     pub max_history: usize,
     /// Largest import body, in bytes (imports are streamed, not buffered whole).
     pub max_import_bytes: usize,
+    /// Messages a session keeps by default (older ones are trimmed and counted).
+    pub session_window: usize,
+    /// Largest window a request may ask for.
+    pub max_session_window: usize,
 }
 
 impl Default for Limits {
@@ -165,6 +169,8 @@ impl Default for Limits {
             max_label_chars: 128,
             max_history: 20,
             max_import_bytes: 256 << 20,
+            session_window: 50,
+            max_session_window: 1_000,
         }
     }
 }

@@ -31,6 +31,8 @@ use crate::model::{
 };
 use crate::validate;
 
+mod sessions;
+
 /// Locks serialising creates that share a duplicate or idempotency key.
 const CREATE_LOCKS: usize = 256;
 /// Retries of a read-modify-write that lost a race without `If-Match`.

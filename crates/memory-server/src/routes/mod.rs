@@ -3,3 +3,4 @@
 pub mod memories;
 pub mod ops;
 pub mod portable;
+pub mod sessions;
