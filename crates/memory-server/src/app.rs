@@ -13,8 +13,9 @@ use vector_index::durable::DurableCollection;
 use vector_index::store::{EmbeddedStore, RedisConfig, RedisStore, Store};
 
 use crate::auth::KeyRing;
+use crate::config::EmbedderConfig;
 use crate::config::{Config, StorageBackend};
-use crate::embed::{BuiltinEmbedder, Embedder};
+use crate::embed::{BuiltinEmbedder, Embedder, OpenAiEmbedder, OpenAiSettings};
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::service::MemoryService;
@@ -136,11 +137,33 @@ fn collection_name(model_id: &str) -> String {
     format!("memories-{safe}")
 }
 
+/// The embedder the configuration names.
+fn embedder(e: &EmbedderConfig) -> Result<Arc<dyn Embedder>, StartError> {
+    Ok(match e.provider.as_str() {
+        "openai" => Arc::new(
+            OpenAiEmbedder::new(OpenAiSettings {
+                base_url: e.base_url.clone(),
+                model: e.model.clone(),
+                dims: e.dims,
+                api_key: e.api_key.clone().filter(|k| !k.is_empty()),
+                send_dimensions: e.send_dimensions,
+                timeout: Duration::from_millis(e.timeout_ms),
+                max_retries: e.max_retries,
+                backoff: Duration::from_millis(e.backoff_ms),
+                batch_size: e.batch_size,
+                cache_entries: e.cache_entries,
+            })
+            .map_err(|err| crate::config::ConfigError(err.to_string()))?,
+        ),
+        _ => Arc::new(BuiltinEmbedder::new(e.dims)),
+    })
+}
+
 /// Runs the server described by `config` until SIGTERM / Ctrl-C.
 pub async fn run(config: Config) -> Result<(), StartError> {
     config.check()?;
     let keys = Arc::new(KeyRing::from_config(&config.auth)?);
-    let embedder: Arc<dyn Embedder> = Arc::new(BuiltinEmbedder::new(config.embedder.dims));
+    let embedder = embedder(&config.embedder)?;
     let mut index_config = CollectionConfig::new(embedder.dims());
     index_config.max_k = config.limits.max_top_k * SEARCH_DEPTH_FACTOR;
     let name = collection_name(embedder.model_id());

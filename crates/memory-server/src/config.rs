@@ -179,10 +179,28 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmbedderConfig {
-    /// `builtin` (offline, no model files).
+    /// `builtin` (offline, no model files) or `openai` (any OpenAI-compatible server).
     pub provider: String,
-    /// Vector dimension of the built-in embedder.
+    /// Vector dimension (the built-in embedder's size, or what the model returns).
     pub dims: usize,
+    /// `openai`: base URL including the version, e.g. `http://127.0.0.1:11434/v1`.
+    pub base_url: String,
+    /// `openai`: model name.
+    pub model: String,
+    /// `openai`: bearer token (set it through `ORCHESTRA__EMBEDDER__API_KEY`).
+    pub api_key: Option<String>,
+    /// `openai`: send `dimensions` (OpenAI `text-embedding-3-*` only).
+    pub send_dimensions: bool,
+    /// `openai`: timeout of one call, in milliseconds.
+    pub timeout_ms: u64,
+    /// `openai`: retries after the first attempt (429, 5xx, connection errors).
+    pub max_retries: u32,
+    /// `openai`: first backoff in milliseconds (doubles per retry).
+    pub backoff_ms: u64,
+    /// `openai`: texts per request.
+    pub batch_size: usize,
+    /// Texts whose vectors are cached (0 = no cache).
+    pub cache_entries: usize,
 }
 
 impl Default for EmbedderConfig {
@@ -190,6 +208,15 @@ impl Default for EmbedderConfig {
         Self {
             provider: "builtin".into(),
             dims: 384,
+            base_url: String::new(),
+            model: String::new(),
+            api_key: None,
+            send_dimensions: false,
+            timeout_ms: 10_000,
+            max_retries: 4,
+            backoff_ms: 200,
+            batch_size: 96,
+            cache_entries: 10_000,
         }
     }
 }
@@ -265,11 +292,26 @@ impl Config {
                 )));
             }
         }
-        if self.embedder.provider != "builtin" {
-            return Err(ConfigError(format!(
-                "embedder.provider `{}` is not available; use `builtin`",
-                self.embedder.provider
-            )));
+        match self.embedder.provider.as_str() {
+            "builtin" => {}
+            "openai" => {
+                let e = &self.embedder;
+                if !(e.base_url.starts_with("http://") || e.base_url.starts_with("https://")) {
+                    return Err(ConfigError(
+                        "embedder.base_url must be an http(s) URL for provider `openai`".into(),
+                    ));
+                }
+                if e.model.is_empty() {
+                    return Err(ConfigError(
+                        "embedder.model is required for provider `openai`".into(),
+                    ));
+                }
+            }
+            other => {
+                return Err(ConfigError(format!(
+                    "embedder.provider `{other}` is not available; use `builtin` or `openai`"
+                )));
+            }
         }
         if !(8..=4096).contains(&self.embedder.dims) {
             return Err(ConfigError(format!(

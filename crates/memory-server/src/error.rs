@@ -43,6 +43,9 @@ pub enum ApiError {
     /// The body is over the configured limit (413).
     #[error("{0}")]
     TooLarge(String),
+    /// The embedding provider answered something unusable (502).
+    #[error("{0}")]
+    BadGateway(String),
     /// The store cannot be reached; retry (503).
     #[error("{0}")]
     Unavailable(String),
@@ -78,6 +81,7 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -93,6 +97,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::PreconditionFailed { .. } => "precondition_failed",
             ApiError::TooLarge(_) => "payload_too_large",
+            ApiError::BadGateway(_) => "embedding_failed",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
         }

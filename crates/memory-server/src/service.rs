@@ -124,7 +124,7 @@ fn visibility_attr(visibility: Visibility, author: Option<&str>) -> String {
 fn embed_error(e: EmbedError) -> ApiError {
     match e {
         EmbedError::Unavailable(m) => ApiError::Unavailable(m),
-        EmbedError::Provider(m) => ApiError::Internal(m),
+        EmbedError::Provider(m) => ApiError::BadGateway(format!("embedding provider: {m}")),
     }
 }
 

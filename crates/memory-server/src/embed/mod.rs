@@ -4,11 +4,13 @@
 //! providers only turn batches of text into vectors.
 
 mod builtin;
+mod openai;
 
 use std::future::Future;
 use std::pin::Pin;
 
 pub use self::builtin::BuiltinEmbedder;
+pub use self::openai::{OpenAiEmbedder, OpenAiSettings};
 
 /// A failed embedding call.
 #[derive(Debug, thiserror::Error)]
