@@ -138,6 +138,12 @@ async fn keys_only_reach_their_namespaces_roles_and_agents() {
             ),
             403
         );
+        assert_eq!(status(c.export("b", true).await), 403);
+        let mut planted = memory_client::PortableMemory::from(b.clone());
+        planted.text = "overwritten by import".into();
+        assert_eq!(status(c.import(&[planted]).await), 403);
+        assert_eq!(status(c.get_session("b", "any").await), 403);
+        assert_eq!(status(c.list_sessions("b", None).await), 403);
     }
     assert_eq!(admin_b.get(b.id).await.unwrap(), b, "B unchanged");
     let b_list = admin_b
