@@ -4,10 +4,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 /// What sort of memory it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// A fact or preference ("Alice is vegetarian").
@@ -45,7 +46,7 @@ impl Kind {
 }
 
 /// Who may see a memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {
     /// Everyone with read access to the namespace.
@@ -56,7 +57,7 @@ pub enum Visibility {
 }
 
 /// A stored memory as the API returns it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Memory {
     /// UUIDv7 (time-ordered).
     pub id: Uuid,
@@ -75,6 +76,7 @@ pub struct Memory {
     /// Labels.
     pub tags: Vec<String>,
     /// Free-form JSON object; top-level scalars can be filtered on.
+    #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
     /// Shared in the namespace or private to the author.
     pub visibility: Visibility,
@@ -96,7 +98,7 @@ pub struct Memory {
 }
 
 /// A new memory.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMemory {
     /// Tenant namespace.
@@ -120,6 +122,7 @@ pub struct NewMemory {
     pub tags: Vec<String>,
     /// Free-form JSON object.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
     /// Default `shared`.
     #[serde(default)]
@@ -136,7 +139,7 @@ pub struct NewMemory {
 }
 
 /// The outcome of creating one memory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Created {
     /// The memory (the existing one for a duplicate or a replay).
     pub memory: Memory,
@@ -147,7 +150,7 @@ pub struct Created {
 }
 
 /// A batch create.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMemories {
     /// The memories, created in order.
@@ -155,14 +158,14 @@ pub struct NewMemories {
 }
 
 /// The outcome of a batch create.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CreatedBatch {
     /// One entry per input, in order.
     pub memories: Vec<Created>,
 }
 
 /// Changes to a memory; absent fields stay as they are.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryPatch {
     /// New text (re-embedded).
@@ -173,6 +176,7 @@ pub struct MemoryPatch {
     pub tags: Option<Vec<String>>,
     /// New metadata (replaces the old object).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub metadata: Option<Map<String, Value>>,
     /// New kind.
     #[serde(default)]
@@ -192,7 +196,7 @@ pub struct MemoryPatch {
 }
 
 /// Filters shared by list, search and bulk delete; all given conditions must hold.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemoryFilter {
     /// Author agent.
@@ -227,11 +231,12 @@ pub struct MemoryFilter {
     pub updated_before: Option<OffsetDateTime>,
     /// Top-level metadata keys equal to these scalar values.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
 }
 
 /// Recency weighting: `score = (1 - weight) * similarity + weight * 0.5^(age / half_life)`.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Recency {
     /// Age at which the recency factor halves, in hours.
@@ -246,7 +251,7 @@ fn default_recency_weight() -> f64 {
 }
 
 /// A search.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// Namespace to search.
@@ -275,7 +280,7 @@ pub struct SearchRequest {
 }
 
 /// One search result.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SearchHit {
     /// The memory.
     pub memory: Memory,
@@ -288,7 +293,7 @@ pub struct SearchHit {
 }
 
 /// Search results and how they were found.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SearchResponse {
     /// Best first.
     pub results: Vec<SearchHit>,
@@ -301,7 +306,7 @@ pub struct SearchResponse {
 }
 
 /// One page of a listing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MemoryPage {
     /// Newest first.
     pub memories: Vec<Memory>,
@@ -310,7 +315,7 @@ pub struct MemoryPage {
 }
 
 /// A prior (or the current) state of a memory.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Revision {
     /// The version this state had.
     pub version: u64,
@@ -319,6 +324,7 @@ pub struct Revision {
     /// Its tags.
     pub tags: Vec<String>,
     /// Its metadata.
+    #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
     /// Its kind.
     pub kind: Kind,
@@ -328,7 +334,7 @@ pub struct Revision {
 }
 
 /// A memory's history, newest first (the first entry is the current state).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct History {
     /// The memory.
     pub id: Uuid,
@@ -337,7 +343,7 @@ pub struct History {
 }
 
 /// A bulk delete by filter.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkDelete {
     /// Namespace.
@@ -354,7 +360,7 @@ pub struct BulkDelete {
 }
 
 /// What a bulk delete did (or would do).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BulkDeleted {
     /// Memories matched.
     pub matched: u64,
@@ -370,7 +376,7 @@ pub struct BulkDeleted {
 /// `updated_at` are kept when given (so an export imports back as it was), an
 /// existing memory with the same id is replaced, and the text is embedded again
 /// unless `vector` is given.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortableMemory {
     /// Kept on import; a new one is assigned when absent.
@@ -397,6 +403,7 @@ pub struct PortableMemory {
     pub tags: Vec<String>,
     /// Free-form JSON object.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub metadata: Map<String, Value>,
     /// Visibility.
     #[serde(default)]
@@ -449,14 +456,14 @@ impl From<Memory> for PortableMemory {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Imported {
     /// Memories written (new or replaced).
     pub imported: u64,
 }
 
 /// One message of a session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Message {
     /// `user`, `assistant`, `system`, `tool`, or your own label.
     pub role: String,
@@ -471,7 +478,7 @@ pub struct Message {
 }
 
 /// A message to append.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
     /// `user`, `assistant`, `system`, `tool`, or your own label.
@@ -484,7 +491,7 @@ pub struct NewMessage {
 }
 
 /// A session (working memory): recent messages, a context summary and free data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Session {
     /// The session's id (unique within the namespace).
     pub session_id: String,
@@ -497,6 +504,7 @@ pub struct Session {
     /// Summary text kept by the caller.
     pub context: Option<String>,
     /// Free-form JSON.
+    #[schema(value_type = Object)]
     pub data: Value,
     /// Messages trimmed off the front by the window so far.
     pub trimmed: u64,
@@ -514,7 +522,7 @@ pub struct Session {
 }
 
 /// `PUT /v1/sessions/{id}`: replaces the session.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutSession {
     /// Namespace.
@@ -530,6 +538,7 @@ pub struct PutSession {
     pub context: Option<String>,
     /// Free-form JSON.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub data: Value,
     /// Seconds until the session expires (none when absent).
     #[serde(default)]
@@ -537,7 +546,7 @@ pub struct PutSession {
 }
 
 /// `POST /v1/sessions/{id}/messages`: appends atomically, creating the session if needed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AppendMessages {
     /// Namespace.
@@ -556,7 +565,7 @@ pub struct AppendMessages {
 }
 
 /// What an append did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Appended {
     /// The session after the append.
     pub session: Session,
@@ -565,7 +574,7 @@ pub struct Appended {
 }
 
 /// A session without its messages, for listings.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SessionSummary {
     /// The session's id.
     pub session_id: String,
@@ -581,14 +590,14 @@ pub struct SessionSummary {
 }
 
 /// A page of sessions, most recently updated first.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SessionPage {
     /// Sessions.
     pub sessions: Vec<SessionSummary>,
 }
 
 /// `POST /v1/sessions/{id}/promote`: turns messages into long-term memories.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Promote {
     /// Namespace.
@@ -602,4 +611,45 @@ pub struct Promote {
     /// Tags of the new memories.
     #[serde(default)]
     pub tags: Vec<String>,
+}
+
+/// The body of every error response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorResponse {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong and what to fix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable code: `invalid_argument`, `unauthenticated`, `permission_denied`,
+    /// `not_found`, `conflict`, `precondition_failed`, `payload_too_large`,
+    /// `embedding_failed`, `unavailable`, `internal`.
+    pub code: String,
+    /// What to fix.
+    pub message: String,
+    /// Context, e.g. the field.
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
+/// `POST /v1/memories` takes one memory or a batch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum CreateBody {
+    /// `{"memories": [...]}`.
+    Batch(NewMemories),
+    /// One memory.
+    One(Box<NewMemory>),
+}
+
+/// `POST /v1/memories` answers one outcome or a batch of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum CreateResponse {
+    /// For a batch.
+    Batch(CreatedBatch),
+    /// For one memory.
+    One(Box<Created>),
 }

@@ -102,6 +102,7 @@ pub fn router<S: Store>(state: AppState<S>, max_body_bytes: usize) -> Router {
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz::<S>))
         .route("/metrics", get(routes::ops::metrics::<S>))
+        .route("/openapi.json", get(routes::ops::openapi))
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(state.service.metrics()),
             crate::metrics::track,

@@ -19,6 +19,7 @@ pub mod error;
 pub mod extract;
 pub mod metrics;
 pub mod model;
+pub mod openapi;
 pub mod routes;
 pub mod service;
 pub mod telemetry;

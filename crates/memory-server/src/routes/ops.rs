@@ -45,6 +45,14 @@ pub async fn metrics<S: Store>(State(app): State<AppState<S>>) -> impl IntoRespo
     )
 }
 
+/// `GET /openapi.json`: the API description.
+pub async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        crate::openapi::json(),
+    )
+}
+
 /// Any other path.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint; see /openapi.json".into())
