@@ -229,6 +229,9 @@ pub struct LogConfig {
     pub level: String,
     /// JSON lines for Cloud Logging (`true`) or human-readable text.
     pub json: bool,
+    /// Google Cloud project id: traces are logged as `projects/<id>/traces/<trace>`,
+    /// the form Cloud Logging links to Cloud Trace (raw trace id when empty).
+    pub gcp_project: String,
 }
 
 impl Default for LogConfig {
@@ -236,6 +239,7 @@ impl Default for LogConfig {
         Self {
             level: "info".into(),
             json: false,
+            gcp_project: String::new(),
         }
     }
 }

@@ -30,7 +30,10 @@ pub fn init(config: &LogConfig) {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
-                    .event_format(CloudJson),
+                    .event_format(CloudJson {
+                        project: (!config.gcp_project.is_empty())
+                            .then(|| config.gcp_project.clone()),
+                    }),
             )
             .try_init()
     } else {
@@ -120,7 +123,20 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for SpanFields {
 }
 
 /// Formats events as Cloud Logging structured JSON.
-struct CloudJson;
+struct CloudJson {
+    /// The project that qualifies trace ids.
+    project: Option<String>,
+}
+
+impl CloudJson {
+    /// The value of `logging.googleapis.com/trace` for a trace id.
+    fn trace_field(&self, trace: &str) -> String {
+        match &self.project {
+            Some(p) => format!("projects/{p}/traces/{trace}"),
+            None => trace.to_owned(),
+        }
+    }
+}
 
 impl<S, N> FormatEvent<S, N> for CloudJson
 where
@@ -160,7 +176,10 @@ where
         if let Some(Value::String(t)) = out.remove("trace")
             && !t.is_empty()
         {
-            out.insert("logging.googleapis.com/trace".into(), Value::String(t));
+            out.insert(
+                "logging.googleapis.com/trace".into(),
+                Value::String(self.trace_field(&t)),
+            );
         }
         out.insert("target".into(), Value::from(event.metadata().target()));
         if let Ok(now) =
@@ -199,6 +218,11 @@ mod tests {
             trace_id(&h).as_deref(),
             Some("4bf92f3577b34da6a3ce929d0e0e4736")
         );
+        let f = CloudJson {
+            project: Some("my-proj".into()),
+        };
+        assert_eq!(f.trace_field("abc"), "projects/my-proj/traces/abc");
+        assert_eq!(CloudJson { project: None }.trace_field("abc"), "abc");
         h.insert("traceparent", "garbage".parse().unwrap());
         assert_eq!(
             trace_id(&h).as_deref(),
