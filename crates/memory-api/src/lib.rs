@@ -504,7 +504,6 @@ pub struct Session {
     /// Summary text kept by the caller.
     pub context: Option<String>,
     /// Free-form JSON.
-    #[schema(value_type = Object)]
     pub data: Value,
     /// Messages trimmed off the front by the window so far.
     pub trimmed: u64,
@@ -538,7 +537,6 @@ pub struct PutSession {
     pub context: Option<String>,
     /// Free-form JSON.
     #[serde(default)]
-    #[schema(value_type = Object)]
     pub data: Value,
     /// Seconds until the session expires (none when absent).
     #[serde(default)]

@@ -67,7 +67,7 @@ impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError::BadRequest {
             message: message.into(),
-            details: Value::Null,
+            details: json!({}),
         }
     }
 
@@ -115,8 +115,14 @@ impl ApiError {
                 json!({ "current_version": current_version }),
             ),
             // Internal details stay in the log.
-            ApiError::Internal(_) => ("internal error; it has been logged".into(), Value::Null),
-            other => (other.to_string(), Value::Null),
+            ApiError::Internal(_) => ("internal error; it has been logged".into(), json!({})),
+            other => (other.to_string(), json!({})),
+        };
+        // `details` is always an object, as the OpenAPI document says.
+        let details = if details.is_object() {
+            details
+        } else {
+            json!({})
         };
         json!({ "error": { "code": self.code(), "message": message, "details": details } })
     }

@@ -301,8 +301,16 @@ impl<S: Store> MemoryService<S> {
         let id = record_id(&req.namespace, session_id);
         for _ in 0..APPEND_RETRIES {
             let now = OffsetDateTime::now_utc();
-            let current = self.session_record(&req.namespace, session_id).await?;
-            let (mut doc, payload, expect) = match &current {
+            // One read decides both the base state and the version the write
+            // requires, so a session created or changed after it is a conflict.
+            let stored = self.timed("get", self.collection.get(id)).await?;
+            let expect = stored
+                .as_ref()
+                .map_or(Expect::Absent, |r| Expect::Version(r.version));
+            let current = stored.filter(|r| {
+                r.payload.attributes.iter().any(|a| a == SESSION) && r.payload.alive_at(millis(now))
+            });
+            let (mut doc, payload) = match &current {
                 Some(r) => {
                     let doc: SessionDoc = serde_json::from_slice(&r.document).map_err(|e| {
                         ApiError::Internal(format!("session {session_id} is unreadable: {e}"))
@@ -312,8 +320,9 @@ impl<S: Store> MemoryService<S> {
                     if let Some(t) = Self::ttl(req.ttl_secs, now)? {
                         p.expires_at = Some(t);
                     }
-                    (doc, p, Expect::Version(r.version))
+                    (doc, p)
                 }
+                // None, or expired but not yet swept: a new session replaces it.
                 None => (
                     SessionDoc {
                         session_id: session_id.to_owned(),
@@ -329,8 +338,6 @@ impl<S: Store> MemoryService<S> {
                         (millis(now), millis(now)),
                         Self::ttl(req.ttl_secs, now)?,
                     ),
-                    // A session expired but not yet swept is replaced.
-                    Expect::Any,
                 ),
             };
             doc.messages
@@ -338,13 +345,6 @@ impl<S: Store> MemoryService<S> {
             let over = doc.messages.len().saturating_sub(window);
             doc.messages.drain(..over);
             doc.trimmed += over as u64;
-            let expect = match (&current, expect) {
-                (None, _) => match self.timed("get", self.collection.get(id)).await? {
-                    Some(stale) => Expect::Version(stale.version),
-                    None => Expect::Absent,
-                },
-                (Some(_), e) => e,
-            };
             match self.write_session(id, payload, &doc, expect).await {
                 Ok(record) => {
                     return Ok(Appended {
