@@ -439,10 +439,7 @@ impl Store for RedisStore {
     async fn get(&self, id: Uuid) -> Result<Option<Record>> {
         let fields: Fields = redis::cmd("HMGET")
             .arg(self.record_key(id))
-            .arg("v")
-            .arg("p")
-            .arg("ver")
-            .arg("d")
+            .arg(&RECORD_FIELDS[..])
             .query_async(&mut self.conn.clone())
             .await
             .map_err(redis_error)?;
@@ -578,10 +575,7 @@ impl Store for RedisStore {
         for id in ids {
             pipe.cmd("HMGET")
                 .arg(self.record_key(*id))
-                .arg("v")
-                .arg("p")
-                .arg("ver")
-                .arg("d");
+                .arg(&RECORD_FIELDS[..]);
         }
         let rows: Vec<Fields> = pipe
             .query_async(&mut self.conn.clone())
@@ -612,12 +606,7 @@ impl Store for RedisStore {
             .map_err(redis_error)?;
         let mut pipe = redis::pipe();
         for k in &keys {
-            pipe.cmd("HMGET")
-                .arg(k)
-                .arg("v")
-                .arg("p")
-                .arg("ver")
-                .arg("d");
+            pipe.cmd("HMGET").arg(k).arg(&RECORD_FIELDS[..]);
         }
         // An empty pipeline is an error in redis-rs, and a page may match no keys.
         let rows: Vec<Fields> = if keys.is_empty() {
@@ -645,7 +634,10 @@ impl Store for RedisStore {
 }
 
 /// `HMGET key v p ver` of one record.
-/// `HMGET v p ver d` of a record hash.
+/// The record hash fields every read asks for, in the order of [`Fields`].
+const RECORD_FIELDS: [&str; 4] = ["v", "p", "ver", "d"];
+
+/// `HMGET` of [`RECORD_FIELDS`] on a record hash.
 type Fields = (
     Option<Vec<u8>>,
     Option<Vec<u8>>,
