@@ -169,6 +169,16 @@ impl MemoryClient {
         Err(Self::api_error(status, response).await)
     }
 
+    /// Sends a call whose success has no body (`204`).
+    async fn send_no_content(r: RequestBuilder) -> Result<()> {
+        let response = r.send().await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(Self::api_error(status, response).await)
+    }
+
     async fn api_error(status: StatusCode, response: reqwest::Response) -> ClientError {
         let body: serde_json::Value = response.json().await.unwrap_or_default();
         let e = &body["error"];
@@ -221,12 +231,7 @@ impl MemoryClient {
         if let Some(v) = if_match {
             r = r.header(reqwest::header::IF_MATCH, format!("\"{v}\""));
         }
-        let response = r.send().await?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        Err(Self::api_error(status, response).await)
+        Self::send_no_content(r).await
     }
 
     /// One page of memories, newest first.
@@ -319,16 +324,11 @@ impl MemoryClient {
 
     /// Deletes a session.
     pub async fn delete_session(&self, ns: &str, id: &str) -> Result<()> {
-        let response = self
-            .request(Method::DELETE, &format!("/v1/sessions/{id}"))
-            .query(&[("namespace", ns)])
-            .send()
-            .await?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        Err(Self::api_error(status, response).await)
+        Self::send_no_content(
+            self.request(Method::DELETE, &format!("/v1/sessions/{id}"))
+                .query(&[("namespace", ns)]),
+        )
+        .await
     }
 
     /// Appends messages atomically (creating the session if needed).

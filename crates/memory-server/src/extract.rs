@@ -61,6 +61,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// A required `namespace` query parameter.
+pub fn required_namespace(ns: Option<String>) -> Result<String, ApiError> {
+    ns.ok_or_else(|| ApiError::invalid("namespace", "the namespace query parameter is required"))
+}
+
 /// Parses a memory id from the path.
 pub fn memory_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw)

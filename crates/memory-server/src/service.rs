@@ -121,6 +121,64 @@ fn visibility_attr(visibility: Visibility, author: Option<&str>) -> String {
     }
 }
 
+/// The duplicate-scope key and idempotency key of a memory.
+fn scope_keys(p: &Payload, doc: &Doc) -> (String, Option<String>) {
+    let owner = (doc.visibility == Visibility::Private)
+        .then_some(p.agent_id.as_deref())
+        .flatten();
+    let dup = duplicate_attr(&p.namespace, p.user_id.as_deref(), owner, &doc.text);
+    let idem = doc
+        .idempotency_key
+        .as_deref()
+        .map(|k| idempotency_attr(&p.namespace, k));
+    (dup, idem)
+}
+
+/// The index attributes of a memory: who may see it, its scope keys, its metadata.
+fn attributes(p: &Payload, doc: &Doc, (dup, idem): (String, Option<String>)) -> Vec<String> {
+    let mut a = vec![visibility_attr(doc.visibility, p.agent_id.as_deref()), dup];
+    a.extend(idem);
+    a.extend(doc.metadata.iter().filter_map(|(k, v)| meta_attr(k, v)));
+    a
+}
+
+/// Tags with repeats dropped, first occurrence kept.
+fn distinct_tags(tags: &[String]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    tags.iter().filter(|t| seen.insert(*t)).cloned().collect()
+}
+
+/// A memory's state as a history entry.
+fn revision(m: Memory) -> Revision {
+    Revision {
+        version: m.version,
+        text: m.text,
+        tags: m.tags,
+        metadata: m.metadata,
+        kind: m.kind,
+        updated_at: m.updated_at,
+    }
+}
+
+/// Prefixes a 400 with where in a batch it happened (`memories[3]`, `line 7`).
+fn located(e: ApiError, label: String, key: &str, at: usize) -> ApiError {
+    match e {
+        ApiError::BadRequest { message, details } => ApiError::BadRequest {
+            message: format!("{label}: {message}"),
+            details: serde_json::json!({ key: at, "field": details.get("field") }),
+        },
+        other => other,
+    }
+}
+
+impl Doc {
+    /// The document of a memory record.
+    fn of(record: &Record) -> ApiResult<Self> {
+        serde_json::from_slice(&record.document)
+            .map_err(|e| ApiError::Internal(format!("memory {} is unreadable: {e}", record.id)))
+    }
+}
+
 fn embed_error(e: EmbedError) -> ApiError {
     match e {
         EmbedError::Unavailable(m) => ApiError::Unavailable(m),
@@ -222,8 +280,7 @@ impl<S: Store> MemoryService<S> {
 
     /// Turns a stored record into a memory (`None` if it is not a memory).
     fn memory_of(record: &Record) -> ApiResult<Memory> {
-        let doc: Doc = serde_json::from_slice(&record.document)
-            .map_err(|e| ApiError::Internal(format!("memory {} is unreadable: {e}", record.id)))?;
+        let doc = Doc::of(record)?;
         let p = &record.payload;
         Ok(Memory {
             id: record.id,
@@ -320,37 +377,18 @@ impl<S: Store> MemoryService<S> {
         id: Uuid,
         (created_at, updated_at): (i64, i64),
     ) -> ApiResult<Prepared> {
-        let author = who.acting_agent(input.agent_id.as_deref());
-        let ns = input.namespace;
         let content_hash = hex(&Sha256::digest(input.text.as_bytes()));
-        let owner = (input.visibility == Visibility::Private)
-            .then_some(author.as_deref())
-            .flatten();
-        let dup = duplicate_attr(&ns, input.user_id.as_deref(), owner, &input.text);
-        let idem = input
-            .idempotency_key
-            .as_deref()
-            .map(|k| idempotency_attr(&ns, k));
-        let mut attributes = vec![
-            visibility_attr(input.visibility, author.as_deref()),
-            dup.clone(),
-        ];
-        attributes.extend(idem.clone());
-        attributes.extend(input.metadata.iter().filter_map(|(k, v)| meta_attr(k, v)));
-        let mut tags = input.tags;
-        let mut seen = HashSet::new();
-        tags.retain(|t| seen.insert(t.clone()));
-        let payload = Payload {
-            namespace: ns,
-            agent_id: author,
+        let mut payload = Payload {
+            namespace: input.namespace,
+            agent_id: who.acting_agent(input.agent_id.as_deref()),
             user_id: input.user_id,
             session_id: input.session_id,
             kind: Some(input.kind.as_str().to_owned()),
-            tags,
+            tags: distinct_tags(&input.tags),
             created_at,
             updated_at,
             expires_at: input.expires_at.map(millis),
-            attributes,
+            attributes: Vec::new(),
         };
         let doc = Doc {
             text: input.text,
@@ -361,6 +399,8 @@ impl<S: Store> MemoryService<S> {
             idempotency_key: input.idempotency_key,
             history: Vec::new(),
         };
+        let (dup, idem) = scope_keys(&payload, &doc);
+        payload.attributes = attributes(&payload, &doc, (dup.clone(), idem.clone()));
         Ok(Prepared {
             id,
             vector,
@@ -433,14 +473,12 @@ impl<S: Store> MemoryService<S> {
         }
         let now = OffsetDateTime::now_utc();
         for (i, m) in inputs.iter().enumerate() {
-            self.check_new(who, m, now).map_err(|e| match e {
-                ApiError::BadRequest { message, details } if inputs.len() > 1 => {
-                    ApiError::BadRequest {
-                        message: format!("memories[{i}]: {message}"),
-                        details: serde_json::json!({ "index": i, "field": details.get("field") }),
-                    }
+            self.check_new(who, m, now).map_err(|e| {
+                if inputs.len() > 1 {
+                    located(e, format!("memories[{i}]"), "index", i)
+                } else {
+                    e
                 }
-                other => other,
             })?;
         }
         let to_embed: Vec<String> = inputs
@@ -623,18 +661,8 @@ impl<S: Store> MemoryService<S> {
         agent: Option<&str>,
     ) -> ApiResult<History> {
         let record = self.load_visible(who, id, agent, Role::Read).await?;
-        let doc: Doc = serde_json::from_slice(&record.document)
-            .map_err(|e| ApiError::Internal(format!("memory {id} is unreadable: {e}")))?;
-        let memory = Self::memory_of(&record)?;
-        let mut revisions = vec![Revision {
-            version: memory.version,
-            text: memory.text,
-            tags: memory.tags,
-            metadata: memory.metadata,
-            kind: memory.kind,
-            updated_at: memory.updated_at,
-        }];
-        revisions.extend(doc.history);
+        let mut revisions = vec![revision(Self::memory_of(&record)?)];
+        revisions.extend(Doc::of(&record)?.history);
         Ok(History { id, revisions })
     }
 
@@ -690,21 +718,9 @@ impl<S: Store> MemoryService<S> {
                     current_version: Some(record.version),
                 });
             }
-            let mut doc: Doc = serde_json::from_slice(&record.document)
-                .map_err(|e| ApiError::Internal(format!("memory {id} is unreadable: {e}")))?;
+            let mut doc = Doc::of(&record)?;
             let mut payload = record.payload.clone();
-            let before = Self::memory_of(&record)?;
-            doc.history.insert(
-                0,
-                Revision {
-                    version: before.version,
-                    text: before.text,
-                    tags: before.tags,
-                    metadata: before.metadata,
-                    kind: before.kind,
-                    updated_at: before.updated_at,
-                },
-            );
+            doc.history.insert(0, revision(Self::memory_of(&record)?));
             doc.history.truncate(l.max_history);
             if let Some(t) = &patch.text {
                 doc.text.clone_from(t);
@@ -724,8 +740,7 @@ impl<S: Store> MemoryService<S> {
                 doc.visibility = v;
             }
             if let Some(t) = &patch.tags {
-                let mut seen = HashSet::new();
-                payload.tags = t.iter().filter(|x| seen.insert(*x)).cloned().collect();
+                payload.tags = distinct_tags(t);
             }
             if let Some(k) = patch.kind {
                 payload.kind = Some(k.as_str().to_owned());
@@ -736,39 +751,18 @@ impl<S: Store> MemoryService<S> {
                 payload.expires_at = Some(millis(e));
             }
             payload.updated_at = millis(now).max(payload.created_at);
-            let owner = (doc.visibility == Visibility::Private)
-                .then_some(payload.agent_id.as_deref())
-                .flatten();
-            let mut attributes = vec![
-                visibility_attr(doc.visibility, payload.agent_id.as_deref()),
-                duplicate_attr(
-                    &payload.namespace,
-                    payload.user_id.as_deref(),
-                    owner,
-                    &doc.text,
-                ),
-            ];
-            attributes.extend(
-                doc.idempotency_key
-                    .as_deref()
-                    .map(|k| idempotency_attr(&payload.namespace, k)),
-            );
-            attributes.extend(doc.metadata.iter().filter_map(|(k, v)| meta_attr(k, v)));
-            payload.attributes = attributes;
+            payload.attributes = attributes(&payload, &doc, scope_keys(&payload, &doc));
             let document = serde_json::to_vec(&doc)
                 .map_err(|e| ApiError::Internal(format!("encoding a memory: {e}")))?;
             let v = vector.clone().unwrap_or_else(|| record.vector.clone());
-            match self
-                .collection
-                .upsert_document(
-                    id,
-                    &v,
-                    payload.clone(),
-                    &document,
-                    Expect::Version(record.version),
-                )
-                .await
-            {
+            let write = self.collection.upsert_document(
+                id,
+                &v,
+                payload.clone(),
+                &document,
+                Expect::Version(record.version),
+            );
+            match self.timed("put", write).await {
                 Ok(version) => {
                     return Self::memory_of(&Record {
                         id,
@@ -1050,13 +1044,7 @@ impl<S: Store> MemoryService<S> {
         lines: Vec<(usize, PortableMemory)>,
     ) -> ApiResult<Imported> {
         let now = OffsetDateTime::now_utc();
-        let at_line = |line: usize, e: ApiError| match e {
-            ApiError::BadRequest { message, details } => ApiError::BadRequest {
-                message: format!("line {line}: {message}"),
-                details: serde_json::json!({ "line": line, "field": details.get("field") }),
-            },
-            other => other,
-        };
+        let at_line = |line: usize, e: ApiError| located(e, format!("line {line}"), "line", line);
         let mut checked = Vec::with_capacity(lines.len());
         for (line, p) in lines {
             let created = p.created_at.unwrap_or(now);

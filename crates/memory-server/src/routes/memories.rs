@@ -11,7 +11,7 @@ use vector_index::store::Store;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery, if_match, memory_id};
+use crate::extract::{ApiJson, ApiQuery, if_match, memory_id, required_namespace};
 use crate::model::{
     BulkDelete, CreatedBatch, Kind, Memory, MemoryFilter, MemoryPatch, NewMemories, NewMemory,
     SearchRequest,
@@ -177,9 +177,7 @@ pub async fn list<S: Store>(
     who: Principal,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> ApiResult<Response> {
-    let ns = q.namespace.as_deref().ok_or_else(|| {
-        ApiError::invalid("namespace", "the namespace query parameter is required")
-    })?;
+    let ns = required_namespace(q.namespace)?;
     let kind = q
         .kind
         .as_deref()
@@ -205,7 +203,7 @@ pub async fn list<S: Store>(
         .service
         .list(
             &who,
-            ns,
+            &ns,
             &filter,
             q.as_agent.as_deref(),
             q.limit.unwrap_or(50),

@@ -12,7 +12,7 @@ use vector_index::store::Store;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::ApiQuery;
+use crate::extract::{ApiQuery, required_namespace};
 use crate::model::PortableMemory;
 
 /// Memories fetched per round trip while exporting.
@@ -37,9 +37,7 @@ pub async fn export<S: Store>(
     who: Principal,
     ApiQuery(q): ApiQuery<ExportParams>,
 ) -> ApiResult<Response> {
-    let ns = q.namespace.ok_or_else(|| {
-        ApiError::invalid("namespace", "the namespace query parameter is required")
-    })?;
+    let ns = required_namespace(q.namespace)?;
     let ids = app.service.export_ids(&who, &ns, q.as_agent.as_deref())?;
     let pages: Vec<Vec<uuid::Uuid>> = ids.chunks(EXPORT_PAGE).map(<[_]>::to_vec).collect();
     let (agent, include) = (q.as_agent, q.include_vectors);

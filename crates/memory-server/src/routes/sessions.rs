@@ -9,8 +9,8 @@ use vector_index::store::Store;
 
 use crate::app::AppState;
 use crate::auth::Principal;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::error::ApiResult;
+use crate::extract::{ApiJson, ApiQuery, required_namespace};
 use crate::model::{AppendMessages, CreatedBatch, Promote, PutSession};
 
 /// The namespace of a session endpoint without a body.
@@ -19,10 +19,6 @@ use crate::model::{AppendMessages, CreatedBatch, Promote, PutSession};
 pub struct SessionScope {
     /// Namespace (required).
     pub namespace: Option<String>,
-}
-
-fn required(ns: Option<String>) -> ApiResult<String> {
-    ns.ok_or_else(|| ApiError::invalid("namespace", "the namespace query parameter is required"))
 }
 
 /// `PUT /v1/sessions/{id}`.
@@ -42,7 +38,7 @@ pub async fn get<S: Store>(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<SessionScope>,
 ) -> ApiResult<Response> {
-    let ns = required(q.namespace)?;
+    let ns = required_namespace(q.namespace)?;
     Ok(Json(app.service.get_session(&who, &ns, &id).await?).into_response())
 }
 
@@ -53,7 +49,7 @@ pub async fn delete<S: Store>(
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<SessionScope>,
 ) -> ApiResult<StatusCode> {
-    let ns = required(q.namespace)?;
+    let ns = required_namespace(q.namespace)?;
     app.service.delete_session(&who, &ns, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -97,7 +93,7 @@ pub async fn list<S: Store>(
     who: Principal,
     ApiQuery(q): ApiQuery<ListSessions>,
 ) -> ApiResult<Response> {
-    let ns = required(q.namespace)?;
+    let ns = required_namespace(q.namespace)?;
     let page = app
         .service
         .list_sessions(&who, &ns, q.user_id.as_deref(), q.limit.unwrap_or(50))

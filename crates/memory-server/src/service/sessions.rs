@@ -41,6 +41,11 @@ struct SessionDoc {
     trimmed: u64,
 }
 
+/// Whether `r` is a session still alive at `now`.
+fn live_session(r: &Record, now: i64) -> bool {
+    r.payload.attributes.iter().any(|a| a == SESSION) && r.payload.alive_at(now)
+}
+
 /// The record id of a session: stable for `(namespace, session_id)`.
 fn record_id(ns: &str, session_id: &str) -> Uuid {
     let mut h = Sha256::new();
@@ -162,9 +167,7 @@ impl<S: Store> MemoryService<S> {
         Ok(self
             .timed("get", self.collection.get(id))
             .await?
-            .filter(|r| {
-                r.payload.attributes.iter().any(|a| a == SESSION) && r.payload.alive_at(now)
-            }))
+            .filter(|r| live_session(r, now)))
     }
 
     fn session_payload(
@@ -307,9 +310,7 @@ impl<S: Store> MemoryService<S> {
             let expect = stored
                 .as_ref()
                 .map_or(Expect::Absent, |r| Expect::Version(r.version));
-            let current = stored.filter(|r| {
-                r.payload.attributes.iter().any(|a| a == SESSION) && r.payload.alive_at(millis(now))
-            });
+            let current = stored.filter(|r| live_session(r, millis(now)));
             let (mut doc, payload) = match &current {
                 Some(r) => {
                     let doc: SessionDoc = serde_json::from_slice(&r.document).map_err(|e| {
@@ -387,7 +388,7 @@ impl<S: Store> MemoryService<S> {
             .await?;
         let mut sessions = Vec::new();
         for r in records.into_iter().flatten() {
-            if !r.payload.attributes.iter().any(|a| a == SESSION) || !r.payload.alive_at(now) {
+            if !live_session(&r, now) {
                 continue;
             }
             let s = Self::session_of(&r)?;
