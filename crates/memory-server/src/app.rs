@@ -18,7 +18,7 @@ use crate::config::{Config, StorageBackend};
 use crate::embed::{BuiltinEmbedder, Embedder, OpenAiEmbedder, OpenAiSettings};
 use crate::metrics::Metrics;
 use crate::routes;
-use crate::service::MemoryService;
+use crate::service::{MemoryService, REGISTRY_DIMS, REGISTRY_NAME};
 
 /// How much deeper than `max_top_k` a search may look (recency re-ranking).
 const SEARCH_DEPTH_FACTOR: usize = 5;
@@ -138,6 +138,11 @@ fn collection_name(model_id: &str) -> String {
     format!("memories-{safe}")
 }
 
+/// The namespace → model registry: one point per namespace, never searched.
+fn registry_config() -> CollectionConfig {
+    CollectionConfig::new(REGISTRY_DIMS)
+}
+
 /// The embedder the configuration names.
 fn embedder(e: &EmbedderConfig) -> Result<Arc<dyn Embedder>, StartError> {
     Ok(match e.provider.as_str() {
@@ -171,20 +176,29 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     match config.storage.backend {
         StorageBackend::Embedded => {
             std::fs::create_dir_all(&config.storage.path)?;
-            let store = EmbeddedStore::open(config.storage.path.join(format!("{name}.redb")))?;
-            let collection = DurableCollection::open(index_config, store).await?;
-            serve(config, collection, embedder, keys, true).await
+            let open =
+                |name: &str| EmbeddedStore::open(config.storage.path.join(format!("{name}.redb")));
+            let collection = DurableCollection::open(index_config, open(&name)?).await?;
+            let registry = DurableCollection::open(registry_config(), open(REGISTRY_NAME)?).await?;
+            serve(config, collection, registry, embedder, keys, true).await
         }
         StorageBackend::Redis => {
-            let mut rc = RedisConfig::new(config.storage.redis_url.clone(), name);
-            rc.op_timeout = Duration::from_millis(config.storage.op_timeout_ms);
-            rc.wait_replicas = config.storage.wait_replicas;
-            let store = RedisStore::connect(rc).await?;
+            let connect = |name: &str| {
+                let mut rc = RedisConfig::new(config.storage.redis_url.clone(), name);
+                rc.op_timeout = Duration::from_millis(config.storage.op_timeout_ms);
+                rc.wait_replicas = config.storage.wait_replicas;
+                RedisStore::connect(rc)
+            };
+            let store = connect(&name).await?;
             let feed = store.feed().await?;
             let (collection, _follower) =
                 DurableCollection::open_following(index_config, store, feed).await?;
+            let store = connect(REGISTRY_NAME).await?;
+            let feed = store.feed().await?;
+            let (registry, _registry_follower) =
+                DurableCollection::open_following(registry_config(), store, feed).await?;
             // Instances share Redis snapshots; the periodic snapshotter takes them.
-            serve(config, collection, embedder, keys, false).await
+            serve(config, collection, registry, embedder, keys, false).await
         }
     }
 }
@@ -192,6 +206,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 async fn serve<S: Store>(
     config: Config,
     collection: Arc<DurableCollection<S>>,
+    registry: Arc<DurableCollection<S>>,
     embedder: Arc<dyn Embedder>,
     keys: Arc<KeyRing>,
     snapshot_on_exit: bool,
@@ -203,6 +218,7 @@ async fn serve<S: Store>(
     });
     let service = Arc::new(MemoryService::new(
         Arc::clone(&collection),
+        registry,
         embedder,
         config.limits.clone(),
         Arc::new(Metrics::new()),

@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use vector_index::IndexError;
 
+use crate::service::Binding;
+
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -32,6 +34,19 @@ pub enum ApiError {
     /// The request conflicts with stored state, e.g. a model mismatch (409).
     #[error("{0}")]
     Conflict(String),
+    /// The namespace is bound to another embedding model than this server's (409).
+    #[error(
+        "namespace {namespace:?} is bound to embedding model {} ({} dims) but this server embeds with {} ({} dims); use a server running that model, or export the namespace and import it into a new one here",
+        bound.model, bound.dims, server.model, server.dims
+    )]
+    ModelMismatch {
+        /// The namespace asked for.
+        namespace: String,
+        /// Its model.
+        bound: Binding,
+        /// This server's model.
+        server: Binding,
+    },
     /// `If-Match` names another version than the stored one (412).
     #[error("{message}")]
     PreconditionFailed {
@@ -78,7 +93,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::ModelMismatch { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
@@ -95,6 +110,7 @@ impl ApiError {
             ApiError::Forbidden(_) => "permission_denied",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
+            ApiError::ModelMismatch { .. } => "model_mismatch",
             ApiError::PreconditionFailed { .. } => "precondition_failed",
             ApiError::TooLarge(_) => "payload_too_large",
             ApiError::BadGateway(_) => "embedding_failed",
@@ -113,6 +129,20 @@ impl ApiError {
             } => (
                 message.clone(),
                 json!({ "current_version": current_version }),
+            ),
+            ApiError::ModelMismatch {
+                namespace,
+                bound,
+                server,
+            } => (
+                self.to_string(),
+                json!({
+                    "namespace": namespace,
+                    "namespace_model": bound.model,
+                    "namespace_dims": bound.dims,
+                    "server_model": server.model,
+                    "server_dims": server.dims,
+                }),
             ),
             // Internal details stay in the log.
             ApiError::Internal(_) => ("internal error; it has been logged".into(), json!({})),

@@ -31,7 +31,10 @@ use crate::model::{
 };
 use crate::validate;
 
+mod model_binding;
 mod sessions;
+
+pub use model_binding::{Binding, ModelBindings, REGISTRY_DIMS, REGISTRY_NAME};
 
 /// Locks serialising creates that share a duplicate or idempotency key.
 const CREATE_LOCKS: usize = 256;
@@ -193,6 +196,7 @@ pub struct MemoryService<S: Store> {
     limits: Limits,
     metrics: Arc<Metrics>,
     create_locks: Vec<tokio::sync::Mutex<()>>,
+    models: ModelBindings<S>,
 }
 
 /// A validated create, ready to write.
@@ -206,14 +210,17 @@ struct Prepared {
 }
 
 impl<S: Store> MemoryService<S> {
-    /// A service over `collection`, embedding with `embedder`.
+    /// A service over `collection`, embedding with `embedder`; `registry`
+    /// holds which model each namespace is bound to.
     pub fn new(
         collection: Arc<DurableCollection<S>>,
+        registry: Arc<DurableCollection<S>>,
         embedder: Arc<dyn Embedder>,
         limits: Limits,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
+            models: ModelBindings::new(registry, embedder.model_id(), embedder.dims()),
             collection,
             embedder,
             limits,
@@ -227,6 +234,11 @@ impl<S: Store> MemoryService<S> {
     /// The collection (for readiness and metrics).
     pub fn collection(&self) -> &Arc<DurableCollection<S>> {
         &self.collection
+    }
+
+    /// The namespace → model registry.
+    pub fn models(&self) -> &ModelBindings<S> {
+        &self.models
     }
 
     /// The metrics it records into.
@@ -454,6 +466,19 @@ impl<S: Store> MemoryService<S> {
         Ok(None)
     }
 
+    /// Binds each namespace to this server's model (409 if bound to another).
+    async fn bind_models<'a>(&self, namespaces: impl Iterator<Item = &'a str>) -> ApiResult<()> {
+        let distinct: HashSet<&str> = namespaces.collect();
+        // All are checked before any is bound, so a refused batch binds nothing.
+        for ns in &distinct {
+            self.models.check(ns).await?;
+        }
+        for ns in distinct {
+            self.models.bind(ns).await?;
+        }
+        Ok(())
+    }
+
     /// Creates memories in order; identical text in the same scope and reused
     /// idempotency keys return the existing memory instead of a new one.
     /// Nothing is written unless every input is valid.
@@ -481,6 +506,8 @@ impl<S: Store> MemoryService<S> {
                 }
             })?;
         }
+        self.bind_models(inputs.iter().map(|m| m.namespace.as_str()))
+            .await?;
         let to_embed: Vec<String> = inputs
             .iter()
             .filter(|m| m.vector.is_none())
@@ -823,6 +850,7 @@ impl<S: Store> MemoryService<S> {
     ) -> ApiResult<MemoryPage> {
         validate::namespace(&self.limits, ns)?;
         who.require(ns, Role::Read)?;
+        self.models.check(ns).await?;
         let limit = validate::top_k(&self.limits, "limit", limit)?;
         let after = cursor.map(decode_cursor).transpose()?;
         let agent = who.acting_agent(agent);
@@ -863,6 +891,7 @@ impl<S: Store> MemoryService<S> {
         let l = &self.limits;
         validate::namespace(l, &req.namespace)?;
         who.require(&req.namespace, Role::Read)?;
+        self.models.check(&req.namespace).await?;
         let top_k = validate::top_k(l, "top_k", req.top_k.unwrap_or(10))?;
         if req.min_score.is_some_and(|s| !s.is_finite()) {
             return Err(ApiError::invalid("min_score", "min_score must be a number"));
@@ -962,6 +991,7 @@ impl<S: Store> MemoryService<S> {
     pub async fn bulk_delete(&self, who: &Principal, req: BulkDelete) -> ApiResult<BulkDeleted> {
         validate::namespace(&self.limits, &req.namespace)?;
         who.require(&req.namespace, Role::Admin)?;
+        self.models.check(&req.namespace).await?;
         let agent = who.acting_agent(req.as_agent.as_deref());
         let now = millis(OffsetDateTime::now_utc());
         let f = self.apply_filter(
@@ -989,7 +1019,7 @@ impl<S: Store> MemoryService<S> {
         })
     }
     /// Ids of the memories of `ns` the caller may export, oldest first.
-    pub fn export_ids(
+    pub async fn export_ids(
         &self,
         who: &Principal,
         ns: &str,
@@ -997,6 +1027,7 @@ impl<S: Store> MemoryService<S> {
     ) -> ApiResult<Vec<Uuid>> {
         validate::namespace(&self.limits, ns)?;
         who.require(ns, Role::Read)?;
+        self.models.check(ns).await?;
         let agent = who.acting_agent(agent);
         let now = millis(OffsetDateTime::now_utc());
         let mut ids =
@@ -1074,6 +1105,8 @@ impl<S: Store> MemoryService<S> {
                 .map_err(|e| at_line(line, e))?;
             checked.push((id, (millis(created), millis(updated)), input));
         }
+        self.bind_models(checked.iter().map(|(_, _, m)| m.namespace.as_str()))
+            .await?;
         let mut imported = 0u64;
         for chunk in checked.chunks(self.limits.max_batch.max(1)) {
             let texts: Vec<String> = chunk

@@ -19,13 +19,14 @@ pub async fn healthz() -> impl IntoResponse {
 pub async fn readyz<S: Store>(State(app): State<AppState<S>>) -> impl IntoResponse {
     let c = app.service.collection();
     let r = c.replication();
+    let ready = c.is_ready() && app.service.models().registry().is_ready();
     let body = json!({
-        "ready": c.is_ready(),
+        "ready": ready,
         "memories": c.index().len(),
         "replication_lag_ms": r.lag_ms,
         "embedding_model": app.service.model_id(),
     });
-    let status = if c.is_ready() {
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

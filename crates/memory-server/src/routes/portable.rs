@@ -38,7 +38,10 @@ pub async fn export<S: Store>(
     ApiQuery(q): ApiQuery<ExportParams>,
 ) -> ApiResult<Response> {
     let ns = required_namespace(q.namespace)?;
-    let ids = app.service.export_ids(&who, &ns, q.as_agent.as_deref())?;
+    let ids = app
+        .service
+        .export_ids(&who, &ns, q.as_agent.as_deref())
+        .await?;
     let pages: Vec<Vec<uuid::Uuid>> = ids.chunks(EXPORT_PAGE).map(<[_]>::to_vec).collect();
     let (agent, include) = (q.as_agent, q.include_vectors);
     // Each page is read when the client is ready for it, so memory stays bounded.

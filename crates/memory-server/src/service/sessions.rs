@@ -88,7 +88,7 @@ impl<S: Store> MemoryService<S> {
         Ok(())
     }
 
-    fn check_scope(
+    async fn check_scope(
         &self,
         who: &Principal,
         ns: &str,
@@ -97,7 +97,8 @@ impl<S: Store> MemoryService<S> {
     ) -> ApiResult<()> {
         validate::namespace(&self.limits, ns)?;
         validate::label(&self.limits, "session_id", session_id)?;
-        who.require(ns, role)
+        who.require(ns, role)?;
+        self.models.check(ns).await
     }
 
     fn window(&self, requested: Option<usize>) -> ApiResult<usize> {
@@ -222,7 +223,8 @@ impl<S: Store> MemoryService<S> {
         session_id: &str,
         req: PutSession,
     ) -> ApiResult<Session> {
-        self.check_scope(who, &req.namespace, session_id, Role::Write)?;
+        self.check_scope(who, &req.namespace, session_id, Role::Write)
+            .await?;
         validate::opt_label(&self.limits, "user_id", req.user_id.as_deref())?;
         self.check_messages(&req.messages)?;
         if let Some(c) = &req.context {
@@ -231,6 +233,7 @@ impl<S: Store> MemoryService<S> {
         let now = OffsetDateTime::now_utc();
         let expires = Self::ttl(req.ttl_secs, now)?;
         let window = self.window(None)?;
+        self.models.bind(&req.namespace).await?;
         let mut messages = Self::messages_of(who, req.messages, now);
         let trimmed = messages.len().saturating_sub(window);
         messages.drain(..trimmed);
@@ -264,7 +267,7 @@ impl<S: Store> MemoryService<S> {
         ns: &str,
         session_id: &str,
     ) -> ApiResult<Session> {
-        self.check_scope(who, ns, session_id, Role::Read)?;
+        self.check_scope(who, ns, session_id, Role::Read).await?;
         let record = self.session_record(ns, session_id).await?.ok_or_else(|| {
             ApiError::NotFound(format!("session `{session_id}` not found in `{ns}`"))
         })?;
@@ -278,7 +281,7 @@ impl<S: Store> MemoryService<S> {
         ns: &str,
         session_id: &str,
     ) -> ApiResult<()> {
-        self.check_scope(who, ns, session_id, Role::Write)?;
+        self.check_scope(who, ns, session_id, Role::Write).await?;
         let record = self.session_record(ns, session_id).await?.ok_or_else(|| {
             ApiError::NotFound(format!("session `{session_id}` not found in `{ns}`"))
         })?;
@@ -294,13 +297,15 @@ impl<S: Store> MemoryService<S> {
         session_id: &str,
         req: AppendMessages,
     ) -> ApiResult<Appended> {
-        self.check_scope(who, &req.namespace, session_id, Role::Write)?;
+        self.check_scope(who, &req.namespace, session_id, Role::Write)
+            .await?;
         validate::opt_label(&self.limits, "user_id", req.user_id.as_deref())?;
         if req.messages.is_empty() {
             return Err(ApiError::invalid("messages", "no messages given"));
         }
         self.check_messages(&req.messages)?;
         let window = self.window(req.window)?;
+        self.models.bind(&req.namespace).await?;
         let id = record_id(&req.namespace, session_id);
         for _ in 0..APPEND_RETRIES {
             let now = OffsetDateTime::now_utc();
@@ -372,6 +377,7 @@ impl<S: Store> MemoryService<S> {
     ) -> ApiResult<SessionPage> {
         validate::namespace(&self.limits, ns)?;
         who.require(ns, Role::Read)?;
+        self.models.check(ns).await?;
         let limit = validate::top_k(&self.limits, "limit", limit)?;
         let now = millis(OffsetDateTime::now_utc());
         let mut filter = Filter::all()
