@@ -15,7 +15,11 @@ use vector_index::store::{EmbeddedStore, RedisConfig, RedisStore, Store};
 use crate::auth::KeyRing;
 use crate::config::EmbedderConfig;
 use crate::config::{Config, StorageBackend};
-use crate::embed::{BuiltinEmbedder, Embedder, OpenAiEmbedder, OpenAiSettings};
+use crate::embed::gcp_auth::AdcTokenSource;
+use crate::embed::{
+    BuiltinEmbedder, EmbedError, Embedder, OpenAiEmbedder, OpenAiSettings, RemoteSettings,
+    VertexEmbedder, VertexSettings,
+};
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::service::{MemoryService, REGISTRY_DIMS, REGISTRY_NAME};
@@ -145,22 +149,53 @@ fn registry_config() -> CollectionConfig {
 
 /// The embedder the configuration names.
 fn embedder(e: &EmbedderConfig) -> Result<Arc<dyn Embedder>, StartError> {
+    let config_error = |err: EmbedError| crate::config::ConfigError(err.to_string());
+    let remote = RemoteSettings {
+        dims: e.dims,
+        timeout: Duration::from_millis(e.timeout_ms),
+        max_retries: e.max_retries,
+        backoff: Duration::from_millis(e.backoff_ms),
+        batch_size: e.batch_size,
+        cache_entries: e.cache_entries,
+    };
     Ok(match e.provider.as_str() {
         "openai" => Arc::new(
-            OpenAiEmbedder::new(OpenAiSettings {
+            OpenAiEmbedder::from_settings(OpenAiSettings {
                 base_url: e.base_url.clone(),
                 model: e.model.clone(),
-                dims: e.dims,
                 api_key: e.api_key.clone().filter(|k| !k.is_empty()),
                 send_dimensions: e.send_dimensions,
-                timeout: Duration::from_millis(e.timeout_ms),
-                max_retries: e.max_retries,
-                backoff: Duration::from_millis(e.backoff_ms),
-                batch_size: e.batch_size,
-                cache_entries: e.cache_entries,
+                remote,
             })
-            .map_err(|err| crate::config::ConfigError(err.to_string()))?,
+            .map_err(config_error)?,
         ),
+        "vertex" => {
+            let tokens = AdcTokenSource::new(
+                e.credentials_file.as_deref(),
+                &e.metadata_url,
+                Duration::from_millis(e.timeout_ms),
+            )
+            .map_err(config_error)?;
+            tracing::info!(credentials = ?tokens, "Vertex AI embeddings");
+            let mut remote = remote;
+            // Gemini embedding models take one text per request.
+            if e.model.starts_with("gemini-embedding") {
+                remote.batch_size = 1;
+            }
+            Arc::new(
+                VertexEmbedder::from_settings(
+                    VertexSettings {
+                        base_url: e.base_url.clone(),
+                        project: e.project.clone(),
+                        location: e.location.clone(),
+                        model: e.model.clone(),
+                        remote,
+                    },
+                    Arc::new(tokens),
+                )
+                .map_err(config_error)?,
+            )
+        }
         _ => Arc::new(BuiltinEmbedder::new(e.dims)),
     })
 }
@@ -183,10 +218,25 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             serve(config, collection, registry, embedder, keys, true).await
         }
         StorageBackend::Redis => {
+            let ca_cert = match &config.storage.redis_ca_cert_file {
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    crate::config::ConfigError(format!(
+                        "storage.redis_ca_cert_file {}: {e}",
+                        path.display()
+                    ))
+                })?),
+                None => None,
+            };
             let connect = |name: &str| {
                 let mut rc = RedisConfig::new(config.storage.redis_url.clone(), name);
                 rc.op_timeout = Duration::from_millis(config.storage.op_timeout_ms);
                 rc.wait_replicas = config.storage.wait_replicas;
+                rc.ca_cert = ca_cert.clone();
+                rc.password = config
+                    .storage
+                    .redis_password
+                    .clone()
+                    .filter(|p| !p.is_empty());
                 RedisStore::connect(rc)
             };
             let store = connect(&name).await?;

@@ -71,9 +71,15 @@ pub struct StorageConfig {
     pub backend: StorageBackend,
     /// Directory of the embedded store.
     pub path: PathBuf,
-    /// `redis://[:password@]host:port[/db]`; set it through the environment
-    /// when it carries a password.
+    /// `redis://host:port[/db]`, or `rediss://` for TLS (Memorystore in-transit
+    /// encryption); set it through the environment when it carries a password.
     pub redis_url: String,
+    /// Redis `AUTH` password (Memorystore AUTH string); set it through
+    /// `ORCHESTRA__STORAGE__REDIS_PASSWORD`, never in a file.
+    pub redis_password: Option<String>,
+    /// PEM file of the CA that signed the Redis server's certificate
+    /// (Memorystore's server CA); the system's roots when unset.
+    pub redis_ca_cert_file: Option<PathBuf>,
     /// Longest wait for one Redis command, in milliseconds.
     pub op_timeout_ms: u64,
     /// Replicas each Redis write waits for (`WAIT`; 0 = none).
@@ -90,6 +96,8 @@ impl Default for StorageConfig {
             backend: StorageBackend::Embedded,
             path: PathBuf::from("./data"),
             redis_url: "redis://127.0.0.1:6379".into(),
+            redis_password: None,
+            redis_ca_cert_file: None,
             op_timeout_ms: 2_000,
             wait_replicas: 0,
             snapshot_every_secs: 600,
@@ -179,25 +187,37 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmbedderConfig {
-    /// `builtin` (offline, no model files) or `openai` (any OpenAI-compatible server).
+    /// `builtin` (offline, no model files), `openai` (any OpenAI-compatible
+    /// server) or `vertex` (Vertex AI).
     pub provider: String,
     /// Vector dimension (the built-in embedder's size, or what the model returns).
     pub dims: usize,
-    /// `openai`: base URL including the version, e.g. `http://127.0.0.1:11434/v1`.
+    /// `openai`: base URL including the version, e.g. `http://127.0.0.1:11434/v1`;
+    /// `vertex`: endpoint root, empty for `https://<location>-aiplatform.googleapis.com`.
     pub base_url: String,
-    /// `openai`: model name.
+    /// Model name (`openai`, `vertex`).
     pub model: String,
+    /// `vertex`: Google Cloud project id.
+    pub project: String,
+    /// `vertex`: region, e.g. `us-central1`.
+    pub location: String,
+    /// `vertex`: Application Default Credentials file (service-account key or
+    /// gcloud user credentials). When unset: `GOOGLE_APPLICATION_CREDENTIALS`,
+    /// then gcloud's well-known file, then the metadata server.
+    pub credentials_file: Option<PathBuf>,
+    /// `vertex`: metadata server root (`GCE_METADATA_HOST` overrides the host).
+    pub metadata_url: String,
     /// `openai`: bearer token (set it through `ORCHESTRA__EMBEDDER__API_KEY`).
     pub api_key: Option<String>,
     /// `openai`: send `dimensions` (OpenAI `text-embedding-3-*` only).
     pub send_dimensions: bool,
-    /// `openai`: timeout of one call, in milliseconds.
+    /// Timeout of one provider call, in milliseconds.
     pub timeout_ms: u64,
-    /// `openai`: retries after the first attempt (429, 5xx, connection errors).
+    /// Retries after the first attempt (429, 5xx, connection errors).
     pub max_retries: u32,
-    /// `openai`: first backoff in milliseconds (doubles per retry).
+    /// First backoff in milliseconds (doubles per retry).
     pub backoff_ms: u64,
-    /// `openai`: texts per request.
+    /// Texts per request (`gemini-embedding-*` on Vertex takes one).
     pub batch_size: usize,
     /// Texts whose vectors are cached (0 = no cache).
     pub cache_entries: usize,
@@ -210,6 +230,10 @@ impl Default for EmbedderConfig {
             dims: 384,
             base_url: String::new(),
             model: String::new(),
+            project: String::new(),
+            location: "us-central1".into(),
+            credentials_file: None,
+            metadata_url: "http://metadata.google.internal".into(),
             api_key: None,
             send_dimensions: false,
             timeout_ms: 10_000,
@@ -217,6 +241,28 @@ impl Default for EmbedderConfig {
             backoff_ms: 200,
             batch_size: 96,
             cache_entries: 10_000,
+        }
+    }
+}
+
+impl EmbedderConfig {
+    /// Honours Google's standard variables the way its client libraries do:
+    /// `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's well-known credentials file
+    /// (under `CLOUDSDK_CONFIG` or `~/.config/gcloud`) and `GCE_METADATA_HOST`.
+    fn apply_google_environment(&mut self) {
+        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        if self.credentials_file.is_none() {
+            let well_known = var("CLOUDSDK_CONFIG")
+                .map(PathBuf::from)
+                .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".config/gcloud")))
+                .map(|dir| dir.join("application_default_credentials.json"))
+                .filter(|f| f.is_file());
+            self.credentials_file = var("GOOGLE_APPLICATION_CREDENTIALS")
+                .map(PathBuf::from)
+                .or(well_known);
+        }
+        if let Some(host) = var("GCE_METADATA_HOST") {
+            self.metadata_url = format!("http://{}", host.to_string_lossy());
         }
     }
 }
@@ -268,7 +314,8 @@ impl Config {
         figment = figment
             .merge(Env::prefixed("ORCHESTRA__").split("__"))
             .merge(Env::raw().only(&["PORT"]).map(|_| "server.port".into()));
-        let config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        let mut config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        config.embedder.apply_google_environment();
         config.check()?;
         Ok(config)
     }
@@ -311,9 +358,32 @@ impl Config {
                     ));
                 }
             }
+            "vertex" => {
+                let e = &self.embedder;
+                for (name, value) in [
+                    ("project", &e.project),
+                    ("location", &e.location),
+                    ("model", &e.model),
+                ] {
+                    if value.is_empty() {
+                        return Err(ConfigError(format!(
+                            "embedder.{name} is required for provider `vertex`"
+                        )));
+                    }
+                }
+                if !(e.base_url.is_empty()
+                    || e.base_url.starts_with("http://")
+                    || e.base_url.starts_with("https://"))
+                {
+                    return Err(ConfigError(
+                        "embedder.base_url must be empty or an http(s) URL for provider `vertex`"
+                            .into(),
+                    ));
+                }
+            }
             other => {
                 return Err(ConfigError(format!(
-                    "embedder.provider `{other}` is not available; use `builtin` or `openai`"
+                    "embedder.provider `{other}` is not available; use `builtin`, `openai` or `vertex`"
                 )));
             }
         }

@@ -21,7 +21,7 @@ use vector_index::{Field, Filter, IndexError, Payload, Query, TimeField};
 
 use crate::auth::{Principal, Role};
 use crate::config::Limits;
-use crate::embed::{EmbedError, Embedder};
+use crate::embed::{EmbedError, Embedder, Purpose};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 use crate::model::{
@@ -256,9 +256,9 @@ impl<S: Store> MemoryService<S> {
         self.embedder.model_id()
     }
 
-    async fn embed(&self, texts: Vec<String>) -> ApiResult<Vec<Vec<f32>>> {
+    async fn embed(&self, texts: Vec<String>, purpose: Purpose) -> ApiResult<Vec<Vec<f32>>> {
         let started = Instant::now();
-        let result = self.embedder.embed(&texts).await;
+        let result = self.embedder.embed(&texts, purpose).await;
         self.metrics.embed(started, result.is_ok());
         let vectors = result.map_err(embed_error)?;
         if vectors.len() != texts.len() || vectors.iter().any(|v| v.len() != self.embedder.dims()) {
@@ -513,7 +513,7 @@ impl<S: Store> MemoryService<S> {
             .filter(|m| m.vector.is_none())
             .map(|m| m.text.clone())
             .collect();
-        let mut embedded = self.embed(to_embed).await?.into_iter();
+        let mut embedded = self.embed(to_embed, Purpose::Document).await?.into_iter();
         let mut prepared = Vec::with_capacity(inputs.len());
         for mut m in inputs {
             let vector = match m.vector.take() {
@@ -729,7 +729,11 @@ impl<S: Store> MemoryService<S> {
             (a, b) => a.or(b),
         };
         let vector = match &patch.text {
-            Some(t) => Some(self.embed(vec![t.clone()]).await?.remove(0)),
+            Some(t) => Some(
+                self.embed(vec![t.clone()], Purpose::Document)
+                    .await?
+                    .remove(0),
+            ),
             None => None,
         };
         for _ in 0..PATCH_RETRIES {
@@ -913,7 +917,7 @@ impl<S: Store> MemoryService<S> {
         let vector = match (&req.query, &req.vector) {
             (Some(q), None) => {
                 validate::text(l, "query", q)?;
-                self.embed(vec![q.clone()]).await?.remove(0)
+                self.embed(vec![q.clone()], Purpose::Query).await?.remove(0)
             }
             (None, Some(v)) => {
                 validate::vector(self.embedder.dims(), v)?;
@@ -1114,7 +1118,7 @@ impl<S: Store> MemoryService<S> {
                 .filter(|(_, _, m)| m.vector.is_none())
                 .map(|(_, _, m)| m.text.clone())
                 .collect();
-            let mut embedded = self.embed(texts).await?.into_iter();
+            let mut embedded = self.embed(texts, Purpose::Document).await?.into_iter();
             let mut writes = Vec::with_capacity(chunk.len());
             for (id, times, input) in chunk.iter().cloned() {
                 let vector = match &input.vector {

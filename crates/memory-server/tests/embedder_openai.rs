@@ -14,7 +14,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use memory_client::{ListQuery, NewMemory, SearchRequest};
-use memory_server::embed::{BuiltinEmbedder, EmbedError, Embedder, OpenAiEmbedder, OpenAiSettings};
+use memory_server::embed::{
+    BuiltinEmbedder, EmbedError, Embedder, OpenAiEmbedder, OpenAiSettings, Purpose, RemoteSettings,
+};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use support::{Server, config_toml, free_port};
@@ -107,14 +109,16 @@ fn settings(base_url: &str) -> OpenAiSettings {
     OpenAiSettings {
         base_url: base_url.into(),
         model: "stub-model".into(),
-        dims: DIMS,
         api_key: Some("sk-test".into()),
         send_dimensions: false,
-        timeout: Duration::from_secs(5),
-        max_retries: 3,
-        backoff: Duration::from_millis(5),
-        batch_size: 96,
-        cache_entries: 1000,
+        remote: RemoteSettings {
+            dims: DIMS,
+            timeout: Duration::from_secs(5),
+            max_retries: 3,
+            backoff: Duration::from_millis(5),
+            batch_size: 96,
+            cache_entries: 1000,
+        },
     }
 }
 
@@ -122,12 +126,12 @@ fn settings(base_url: &str) -> OpenAiSettings {
 async fn batches_orders_caches_and_retries() {
     let stub = Arc::new(Stub::default());
     let url = start_stub(Arc::clone(&stub)).await;
-    let e = OpenAiEmbedder::new(settings(&url)).unwrap();
+    let e = OpenAiEmbedder::from_settings(settings(&url)).unwrap();
     assert_eq!(e.model_id(), "openai:stub-model:64");
 
     // 250 texts, batches of 96: three calls, answers in input order.
     let texts: Vec<String> = (0..250).map(|i| format!("text number {i}")).collect();
-    let got = e.embed(&texts).await.unwrap();
+    let got = e.embed(&texts, Purpose::Document).await.unwrap();
     let reference = BuiltinEmbedder::new(DIMS);
     for (t, v) in texts.iter().zip(&got) {
         assert_eq!(v, &reference.vector(t));
@@ -136,30 +140,38 @@ async fn batches_orders_caches_and_retries() {
 
     // Cached: asking again costs no call; a repeated text inside a batch is sent once.
     let before = stub.calls.load(Ordering::SeqCst);
-    e.embed(&texts[..10]).await.unwrap();
+    e.embed(&texts[..10], Purpose::Document).await.unwrap();
     assert_eq!(stub.calls.load(Ordering::SeqCst), before);
     let twice = vec!["fresh".to_string(), "fresh".to_string()];
-    let v = e.embed(&twice).await.unwrap();
+    let v = e.embed(&twice, Purpose::Document).await.unwrap();
     assert_eq!(v[0], v[1]);
     assert_eq!(stub.batch_sizes.lock().last(), Some(&1));
 
     // 429 (Retry-After: 0) then 503: retried, then it succeeds.
     *stub.script.lock() = vec![429, 503];
     let before = stub.calls.load(Ordering::SeqCst);
-    e.embed(&["after retries".to_string()]).await.unwrap();
+    e.embed(&["after retries".to_string()], Purpose::Document)
+        .await
+        .unwrap();
     assert_eq!(stub.calls.load(Ordering::SeqCst) - before, 3);
 
     // Always 500: unavailable after 1 + max_retries calls.
     *stub.always.lock() = Some(500);
     let before = stub.calls.load(Ordering::SeqCst);
-    let err = e.embed(&["never".to_string()]).await.unwrap_err();
+    let err = e
+        .embed(&["never".to_string()], Purpose::Document)
+        .await
+        .unwrap_err();
     assert!(matches!(err, EmbedError::Unavailable(_)), "{err}");
     assert_eq!(stub.calls.load(Ordering::SeqCst) - before, 4);
 
     // A 400 is not retried and says what the provider said.
     *stub.always.lock() = Some(400);
     let before = stub.calls.load(Ordering::SeqCst);
-    let err = e.embed(&["bad".to_string()]).await.unwrap_err();
+    let err = e
+        .embed(&["bad".to_string()], Purpose::Document)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, EmbedError::Provider(ref m) if m.contains("stub failure")),
         "{err}"
@@ -169,16 +181,19 @@ async fn batches_orders_caches_and_retries() {
 
     // Wrong dimension from the model: an error, not a wrong vector.
     *stub.wrong_dims.lock() = Some(DIMS + 1);
-    let err = e.embed(&["wrong size".to_string()]).await.unwrap_err();
+    let err = e
+        .embed(&["wrong size".to_string()], Purpose::Document)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("dimensions"), "{err}");
     *stub.wrong_dims.lock() = None;
 
     // A wrong key is the provider's 401: not retried.
     let mut bad_key = settings(&url);
     bad_key.api_key = Some("sk-wrong".into());
-    let err = OpenAiEmbedder::new(bad_key)
+    let err = OpenAiEmbedder::from_settings(bad_key)
         .unwrap()
-        .embed(&["x".to_string()])
+        .embed(&["x".to_string()], Purpose::Document)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("401"), "{err}");

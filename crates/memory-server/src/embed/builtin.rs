@@ -8,7 +8,7 @@
 //! same vector for the same text on every machine, which makes it right for
 //! laptops, tests and load benches; use a real model provider for semantic recall.
 
-use super::{EmbedFuture, Embedder};
+use super::{EmbedFuture, Embedder, Purpose};
 
 /// Hashing embedder; see the module docs for what it does and does not capture.
 #[derive(Debug, Clone)]
@@ -98,7 +98,8 @@ impl Embedder for BuiltinEmbedder {
         self.dims
     }
 
-    fn embed<'a>(&'a self, texts: &'a [String]) -> EmbedFuture<'a> {
+    /// Queries and documents embed alike.
+    fn embed<'a>(&'a self, texts: &'a [String], _purpose: Purpose) -> EmbedFuture<'a> {
         let out = texts.iter().map(|t| self.vector(t)).collect();
         Box::pin(async move { Ok(out) })
     }

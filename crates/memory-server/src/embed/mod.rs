@@ -4,13 +4,27 @@
 //! providers only turn batches of text into vectors.
 
 mod builtin;
+pub mod gcp_auth;
 mod openai;
+mod remote;
+mod vertex;
 
 use std::future::Future;
 use std::pin::Pin;
 
 pub use self::builtin::BuiltinEmbedder;
-pub use self::openai::{OpenAiEmbedder, OpenAiSettings};
+pub use self::openai::{OpenAiEmbedder, OpenAiSettings, OpenAiWire};
+pub use self::remote::{RemoteEmbedder, RemoteSettings, Wire};
+pub use self::vertex::{VertexEmbedder, VertexSettings, VertexWire};
+
+/// What a text will be used for; some models embed queries and documents differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Purpose {
+    /// Text to store and be found (a memory).
+    Document,
+    /// Text to search with.
+    Query,
+}
 
 /// A failed embedding call.
 #[derive(Debug, thiserror::Error)]
@@ -34,5 +48,5 @@ pub trait Embedder: Send + Sync + 'static {
     /// Length of every vector it returns.
     fn dims(&self) -> usize;
     /// One vector per text, in order.
-    fn embed<'a>(&'a self, texts: &'a [String]) -> EmbedFuture<'a>;
+    fn embed<'a>(&'a self, texts: &'a [String], purpose: Purpose) -> EmbedFuture<'a>;
 }

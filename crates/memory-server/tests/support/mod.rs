@@ -56,6 +56,10 @@ impl Server {
             .arg(&config_dir)
             .env_remove("ORCHESTRA_ENV")
             .env_remove("PORT")
+            // A developer's Google credentials must not leak into a test.
+            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+            .env_remove("GCE_METADATA_HOST")
+            .env("CLOUDSDK_CONFIG", &config_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -27,15 +27,132 @@ fn ping(port: u16) -> bool {
     };
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
     let mut buf = [0u8; 16];
+    // A server with a password answers NOAUTH: it is up all the same.
     s.write_all(b"PING\r\n").is_ok()
         && s.read(&mut buf)
-            .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+            .is_ok_and(|n| buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it, made by `openssl`.
+pub struct TlsFiles {
+    /// The CA's certificate (PEM): what clients trust.
+    pub ca: PathBuf,
+    /// The server's certificate (PEM).
+    pub cert: PathBuf,
+    /// The server's private key (PEM).
+    pub key: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl must be installed (scripts/test installs it)");
+    assert!(status.success(), "openssl {args:?} failed");
+}
+
+impl TlsFiles {
+    /// Makes a fresh CA (named `name`) and server certificate in `dir`.
+    pub fn make(dir: &Path, name: &str) -> Self {
+        std::fs::create_dir_all(dir).expect("a certificate directory");
+        let subject = format!("/CN={name}");
+        openssl(
+            dir,
+            &[
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", "ca.key",
+                "-out", "ca.crt", "-subj", &subject,
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        );
+        std::fs::write(
+            dir.join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .expect("write san.ext");
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "san.ext",
+                "-out",
+                "server.crt",
+            ],
+        );
+        Self {
+            ca: dir.join("ca.crt"),
+            cert: dir.join("server.crt"),
+            key: dir.join("server.key"),
+        }
+    }
 }
 
 impl RedisServer {
     /// Starts a server with its data in `dir`.
     pub fn start(dir: &Path) -> Self {
         Self::start_with(dir, &[])
+    }
+
+    /// Starts a server that also listens with TLS (see [`RedisServer::tls_url`])
+    /// using `tls`, and requires `password`.
+    pub fn start_tls(dir: &Path, tls: &TlsFiles, password: &str) -> Self {
+        let tls_port = free_port().to_string();
+        let path = |p: &PathBuf| p.display().to_string();
+        Self::start_with(
+            dir,
+            &[
+                "--tls-port",
+                &tls_port,
+                "--tls-cert-file",
+                &path(&tls.cert),
+                "--tls-key-file",
+                &path(&tls.key),
+                "--tls-ca-cert-file",
+                &path(&tls.ca),
+                "--tls-auth-clients",
+                "no",
+                "--requirepass",
+                password,
+            ],
+        )
+    }
+
+    /// `rediss://127.0.0.1:<tls port>` of a server started with [`RedisServer::start_tls`].
+    pub fn tls_url(&self) -> String {
+        let port = self
+            .extra
+            .iter()
+            .position(|a| a == "--tls-port")
+            .and_then(|i| self.extra.get(i + 1))
+            .expect("started with start_tls");
+        format!("rediss://127.0.0.1:{port}")
     }
 
     /// Starts a replica of `primary`, with its data in `dir`.
@@ -47,6 +164,7 @@ impl RedisServer {
     }
 
     fn start_with(dir: &Path, extra: &[&str]) -> Self {
+        std::fs::create_dir_all(dir).expect("a Redis data directory");
         let mut server = Self {
             child: None,
             port: free_port(),

@@ -1,0 +1,224 @@
+//! What every HTTP embedding provider shares: batching, a timeout per call,
+//! retries with backoff on 429 / 5xx / connection failures, answer checks and
+//! an LRU cache. A provider only says how to phrase a request and read an
+//! answer ([`Wire`]).
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use lru::LruCache;
+use parking_lot::Mutex;
+
+use super::{EmbedError, EmbedFuture, Embedder, Purpose};
+
+/// Settings shared by HTTP providers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteSettings {
+    /// Vector length the model returns (checked on every answer).
+    pub dims: usize,
+    /// Longest wait for one HTTP call.
+    pub timeout: Duration,
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// First backoff; doubles per retry, capped at 8 s.
+    pub backoff: Duration,
+    /// Texts per request.
+    pub batch_size: usize,
+    /// Texts whose vectors are kept (0 disables the cache).
+    pub cache_entries: usize,
+}
+
+/// One provider's request and answer format.
+pub trait Wire: Send + Sync + 'static {
+    /// The URL requests go to (for error messages).
+    fn endpoint(&self) -> &str;
+    /// The request embedding `texts` (at most `batch_size`) for `purpose`.
+    fn request(
+        &self,
+        http: &reqwest::Client,
+        texts: &[String],
+        purpose: Purpose,
+    ) -> impl Future<Output = Result<reqwest::RequestBuilder, EmbedError>> + Send;
+    /// The vectors of a successful answer, in input order (not yet checked).
+    fn parse(&self, body: &[u8], expected: usize) -> Result<Vec<Vec<f32>>, EmbedError>;
+}
+
+/// An embedder that calls a provider over HTTP(S).
+pub struct RemoteEmbedder<W> {
+    http: reqwest::Client,
+    wire: W,
+    settings: RemoteSettings,
+    model_id: String,
+    cache: Option<Mutex<VectorCache>>,
+}
+
+/// Vectors by purpose and text.
+type VectorCache = LruCache<(Purpose, String), Vec<f32>>;
+
+impl<W: Wire> std::fmt::Debug for RemoteEmbedder<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteEmbedder")
+            .field("endpoint", &self.wire.endpoint())
+            .field("model_id", &self.model_id)
+            .finish()
+    }
+}
+
+impl<W: Wire> RemoteEmbedder<W> {
+    /// An embedder of model `model_id` speaking `wire`.
+    pub fn new(wire: W, model_id: String, settings: RemoteSettings) -> Result<Self, EmbedError> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .build()
+            .map_err(|e| EmbedError::Provider(format!("HTTP client: {e}")))?;
+        let cache = NonZeroUsize::new(settings.cache_entries).map(|n| Mutex::new(LruCache::new(n)));
+        Ok(Self {
+            http,
+            wire,
+            settings,
+            model_id,
+            cache,
+        })
+    }
+
+    /// One request for `texts`, with retries.
+    async fn call(&self, texts: &[String], purpose: Purpose) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let s = &self.settings;
+        let mut attempt = 0;
+        loop {
+            let request = self.wire.request(&self.http, texts, purpose).await?;
+            let (retryable, wait, error) = match request.send().await {
+                Ok(r) if r.status().is_success() => {
+                    let body = r
+                        .bytes()
+                        .await
+                        .map_err(|e| EmbedError::Unavailable(format!("answer cut short: {e}")))?;
+                    let vectors = self.wire.parse(&body, texts.len())?;
+                    return self.check(vectors, texts.len());
+                }
+                Ok(r) => {
+                    let status = r.status();
+                    let retry_after = r
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let text = r.text().await.unwrap_or_default();
+                    let message =
+                        format!("{status}: {}", text.chars().take(300).collect::<String>());
+                    let retryable = status.as_u16() == 429 || status.is_server_error();
+                    (retryable, retry_after, message)
+                }
+                Err(e) => (true, None, e.to_string()),
+            };
+            if !retryable {
+                return Err(EmbedError::Provider(error));
+            }
+            if attempt >= s.max_retries {
+                return Err(EmbedError::Unavailable(format!(
+                    "{} failed {} times, last: {error}",
+                    self.wire.endpoint(),
+                    attempt + 1
+                )));
+            }
+            let backoff = s
+                .backoff
+                .saturating_mul(2u32.saturating_pow(attempt))
+                .min(Duration::from_secs(8));
+            // Up to 25% jitter so retrying instances do not stampede together.
+            let jitter = backoff.mul_f64(rand::random::<f64>() * 0.25);
+            tokio::time::sleep(
+                wait.unwrap_or(backoff + jitter)
+                    .min(Duration::from_secs(30)),
+            )
+            .await;
+            attempt += 1;
+        }
+    }
+
+    /// Refuses answers of the wrong count, length or with non-finite numbers.
+    fn check(&self, vectors: Vec<Vec<f32>>, expected: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if vectors.len() != expected {
+            return Err(EmbedError::Provider(format!(
+                "asked for {expected} embeddings, got {}",
+                vectors.len()
+            )));
+        }
+        for v in &vectors {
+            if v.len() != self.settings.dims {
+                return Err(EmbedError::Provider(format!(
+                    "model returned {} dimensions; embedder.dims is {}",
+                    v.len(),
+                    self.settings.dims
+                )));
+            }
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(EmbedError::Provider(
+                    "model returned a non-finite number".into(),
+                ));
+            }
+        }
+        Ok(vectors)
+    }
+
+    async fn embed_all(
+        &self,
+        texts: &[String],
+        purpose: Purpose,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut out: Vec<Option<Vec<f32>>> = match &self.cache {
+            Some(cache) => {
+                let mut cache = cache.lock();
+                texts
+                    .iter()
+                    .map(|t| cache.get(&(purpose, t.clone())).cloned())
+                    .collect()
+            }
+            None => vec![None; texts.len()],
+        };
+        // Each distinct missing text is asked for once.
+        let mut seen = HashSet::new();
+        let missing: Vec<String> = texts
+            .iter()
+            .zip(&out)
+            .filter(|(t, v)| v.is_none() && seen.insert(t.as_str()))
+            .map(|(t, _)| t.clone())
+            .collect();
+        let mut fetched: HashMap<String, Vec<f32>> = HashMap::with_capacity(missing.len());
+        for chunk in missing.chunks(self.settings.batch_size.max(1)) {
+            let vectors = self.call(chunk, purpose).await?;
+            fetched.extend(chunk.iter().cloned().zip(vectors));
+        }
+        if let Some(cache) = &self.cache {
+            let mut cache = cache.lock();
+            for (t, v) in &fetched {
+                cache.put((purpose, t.clone()), v.clone());
+            }
+        }
+        for (t, slot) in texts.iter().zip(out.iter_mut()) {
+            if slot.is_none() {
+                *slot = fetched.get(t).cloned();
+            }
+        }
+        out.into_iter()
+            .map(|v| v.ok_or_else(|| EmbedError::Provider("a text was not embedded".into())))
+            .collect()
+    }
+}
+
+impl<W: Wire> Embedder for RemoteEmbedder<W> {
+    fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    fn dims(&self) -> usize {
+        self.settings.dims
+    }
+
+    fn embed<'a>(&'a self, texts: &'a [String], purpose: Purpose) -> EmbedFuture<'a> {
+        Box::pin(self.embed_all(texts, purpose))
+    }
+}
