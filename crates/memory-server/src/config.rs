@@ -29,6 +29,8 @@ pub struct Config {
     pub embedder: EmbedderConfig,
     /// Logging.
     pub log: LogConfig,
+    /// OpenTelemetry trace export.
+    pub otel: OtelConfig,
 }
 
 /// Listening address and shutdown.
@@ -290,6 +292,32 @@ impl Default for LogConfig {
     }
 }
 
+/// OpenTelemetry trace export over OTLP/HTTP (protobuf).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtelConfig {
+    /// Collector base URL, e.g. `http://127.0.0.1:4318` (spans go to
+    /// `<endpoint>/v1/traces`); empty turns export off.
+    pub endpoint: String,
+    /// `service.name` of the exported resource.
+    pub service_name: String,
+    /// Share of new traces sampled (0.0 to 1.0); a sampled parent is always followed.
+    pub sample_ratio: f64,
+    /// Longest wait for one export, in milliseconds.
+    pub export_timeout_ms: u64,
+}
+
+impl Default for OtelConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            service_name: "memory-server".into(),
+            sample_ratio: 1.0,
+            export_timeout_ms: 10_000,
+        }
+    }
+}
+
 /// A configuration that cannot be used, and why.
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
@@ -386,6 +414,21 @@ impl Config {
                     "embedder.provider `{other}` is not available; use `builtin`, `openai` or `vertex`"
                 )));
             }
+        }
+        let o = &self.otel;
+        if !(o.endpoint.is_empty()
+            || o.endpoint.starts_with("http://")
+            || o.endpoint.starts_with("https://"))
+        {
+            return Err(ConfigError(
+                "otel.endpoint must be empty (no export) or an http(s) URL".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&o.sample_ratio) {
+            return Err(ConfigError(format!(
+                "otel.sample_ratio must be between 0.0 and 1.0, got {}",
+                o.sample_ratio
+            )));
         }
         if !(8..=4096).contains(&self.embedder.dims) {
             return Err(ConfigError(format!(

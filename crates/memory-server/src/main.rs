@@ -34,7 +34,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    memory_server::telemetry::init(&config.log);
+    let telemetry = match memory_server::telemetry::init(&config.log, &config.otel) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("memory-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -45,12 +51,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(memory_server::app::run(config)) {
+    let code = match runtime.block_on(memory_server::app::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "memory-server failed");
             eprintln!("memory-server: {e}");
             ExitCode::FAILURE
         }
-    }
+    };
+    drop(runtime);
+    telemetry.shutdown();
+    code
 }

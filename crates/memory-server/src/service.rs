@@ -258,7 +258,13 @@ impl<S: Store> MemoryService<S> {
 
     async fn embed(&self, texts: Vec<String>, purpose: Purpose) -> ApiResult<Vec<Vec<f32>>> {
         let started = Instant::now();
-        let result = self.embedder.embed(&texts, purpose).await;
+        let span = tracing::info_span!(
+            "embed",
+            model = self.embedder.model_id(),
+            texts = texts.len()
+        );
+        let result =
+            tracing::Instrument::instrument(self.embedder.embed(&texts, purpose), span).await;
         self.metrics.embed(started, result.is_ok());
         let vectors = result.map_err(embed_error)?;
         if vectors.len() != texts.len() || vectors.iter().any(|v| v.len() != self.embedder.dims()) {
@@ -276,7 +282,8 @@ impl<S: Store> MemoryService<S> {
         operation: impl std::future::Future<Output = Result<T, IndexError>>,
     ) -> Result<T, IndexError> {
         let started = Instant::now();
-        let result = operation.await;
+        let span = tracing::info_span!("store", otel.name = %format!("store {op}"), op);
+        let result = tracing::Instrument::instrument(operation, span).await;
         let failed = matches!(
             result,
             Err(IndexError::Unavailable(_) | IndexError::Storage(_))

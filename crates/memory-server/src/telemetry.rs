@@ -1,16 +1,27 @@
 //! Logs: human-readable text, or JSON lines in the shape Cloud Logging reads
 //! (`severity`, `message`, `logging.googleapis.com/trace`), with the request's
-//! trace taken from `traceparent` or `X-Cloud-Trace-Context`.
+//! trace taken from `traceparent` or `X-Cloud-Trace-Context`. Traces: when
+//! `otel.endpoint` is set, the `tracing` spans (one per request, children for
+//! store operations and embedding calls) are exported over OTLP/HTTP, joined to
+//! the caller's trace through `traceparent`.
 
 use std::fmt;
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
+use opentelemetry::propagation::{Extractor, TextMapPropagator};
+use opentelemetry::trace::TracerProvider;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
-use tracing::{Event, Subscriber, span};
+use tracing::{Event, Level, Subscriber, span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -18,12 +29,66 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::LogConfig;
+use crate::config::{LogConfig, OtelConfig};
 
-/// Installs the global subscriber (stderr; a second call does nothing).
-pub fn init(config: &LogConfig) {
+/// Flushes exported traces when the server stops.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Telemetry {
+    /// Exports the spans still buffered and stops exporting. Call it outside
+    /// the async runtime: the exporter's HTTP client blocks.
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("memory-server: trace export did not flush: {e}");
+        }
+    }
+}
+
+/// The OTLP trace pipeline `config` asks for, if any.
+fn tracer_provider(config: &OtelConfig) -> Result<Option<SdkTracerProvider>, String> {
+    if config.endpoint.is_empty() {
+        return Ok(None);
+    }
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(format!(
+            "{}/v1/traces",
+            config.endpoint.trim_end_matches('/')
+        ))
+        .with_timeout(std::time::Duration::from_millis(config.export_timeout_ms))
+        .build()
+        .map_err(|e| format!("OTLP exporter: {e}"))?;
+    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(config.sample_ratio)));
+    Ok(Some(
+        SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_sampler(sampler)
+            .with_resource(
+                Resource::builder()
+                    .with_service_name(config.service_name.clone())
+                    .build(),
+            )
+            .build(),
+    ))
+}
+
+/// Installs the global subscriber (stderr) and, when configured, trace export.
+/// Call it before starting the async runtime; a second call installs nothing.
+pub fn init(config: &LogConfig, otel: &OtelConfig) -> Result<Telemetry, String> {
+    let provider = tracer_provider(otel)?;
+    // Exported spans are this crate's, whatever the log level says.
+    let otel_layer = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer(otel.service_name.clone()))
+            .with_filter(Targets::new().with_target("memory_server", Level::INFO))
+    });
     let filter = EnvFilter::try_new(&config.level).unwrap_or_else(|_| EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry().with(otel_layer);
     let result = if config.json {
         registry
             .with(SpanFields)
@@ -33,15 +98,34 @@ pub fn init(config: &LogConfig) {
                     .event_format(CloudJson {
                         project: (!config.gcp_project.is_empty())
                             .then(|| config.gcp_project.clone()),
-                    }),
+                    })
+                    .with_filter(filter),
             )
             .try_init()
     } else {
         registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
+            )
             .try_init()
     };
     let _ = result;
+    Ok(Telemetry { provider })
+}
+
+/// Reads W3C trace context from request headers.
+struct HeaderExtractor<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
 }
 
 /// The trace id of a request: W3C `traceparent`, else Google's `X-Cloud-Trace-Context`.
@@ -64,14 +148,30 @@ pub fn trace_id(headers: &HeaderMap) -> Option<String> {
 /// Middleware: one span per request carrying its trace, and one log line when it ends.
 pub async fn request_span(req: Request, next: Next) -> Response {
     let trace = trace_id(req.headers()).unwrap_or_default();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", MatchedPath::as_str)
+        .to_owned();
     let span = tracing::info_span!(
         "request",
         method = %req.method(),
         path = %req.uri().path(),
         trace = %trace,
+        otel.name = %format!("{} {route}", req.method()),
+        otel.kind = "server",
+        http.route = %route,
+        http.response.status_code = tracing::field::Empty,
     );
+    // The exported span continues the caller's trace.
+    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(req.headers()));
+    let _ = span.set_parent(parent);
     let started = std::time::Instant::now();
     let response = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    span.record(
+        "http.response.status_code",
+        i64::from(response.status().as_u16()),
+    );
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),
