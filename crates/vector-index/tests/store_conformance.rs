@@ -169,6 +169,51 @@ async fn concurrent_writers_get_distinct_versions(s: &(impl Store + Clone)) {
     );
 }
 
+/// Concurrent conditional writes (committed together on the embedded store)
+/// still see each other: one create wins, one update per version wins.
+async fn racing_conditional_writes_have_one_winner(s: &(impl Store + Clone)) {
+    let id = Uuid::now_v7();
+    let race = |expect: Expect| {
+        let tasks: Vec<_> = (0..16)
+            .map(|t| {
+                let s = s.clone();
+                tokio::spawn(async move { s.put(id, &vector(t), &payload(t), expect).await })
+            })
+            .collect();
+        async move {
+            let mut won = Vec::new();
+            for t in tasks {
+                match t.await.unwrap() {
+                    Ok(v) => won.push(v),
+                    Err(IndexError::VersionConflict { .. }) => {}
+                    Err(e) => panic!("unexpected {e}"),
+                }
+            }
+            won
+        }
+    };
+    let created = race(Expect::Absent).await;
+    assert_eq!(created.len(), 1, "exactly one create wins: {created:?}");
+    let updated = race(Expect::Version(created[0])).await;
+    assert_eq!(updated.len(), 1, "exactly one update wins: {updated:?}");
+    let current = updated[0];
+    assert_eq!(s.get(id).await.unwrap().unwrap().version, current);
+    let deletes: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.delete(id, Expect::Version(current)).await })
+        })
+        .collect();
+    let mut deleted = 0;
+    for d in deletes {
+        if d.await.unwrap().is_ok() {
+            deleted += 1;
+        }
+    }
+    assert_eq!(deleted, 1, "exactly one delete wins");
+    assert!(s.get(id).await.unwrap().is_none());
+}
+
 async fn batches_write_in_order(s: &impl Store) {
     assert_eq!(s.put_many(&[]).await.unwrap(), Vec::<u64>::new());
     let ids: Vec<Uuid> = (0..100).map(|_| Uuid::now_v7()).collect();
@@ -214,6 +259,7 @@ async fn suite(s: &(impl Store + Clone)) {
     versions_and_conflicts(s).await;
     scan_pages_through_everything(s).await;
     concurrent_writers_get_distinct_versions(s).await;
+    racing_conditional_writes_have_one_winner(s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,29 +1,35 @@
 //! The embedded store: one `redb` file, the default when no Redis is configured.
 //!
 //! redb commits are durable when `commit` returns (fsync), and a crash leaves
-//! the file at its last commit. Calls run on tokio's blocking pool so an fsync
-//! never stalls the async workers.
+//! the file at its last commit. Writes go through one writer thread that
+//! commits whatever queued up during the previous fsync together
+//! ([`group_commit`](super::group_commit)); reads run on tokio's blocking pool,
+//! so neither stalls the async workers.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, TableDefinition};
 use uuid::Uuid;
 
 use super::codec;
+use super::group_commit::{Done, Op, Writer};
 use super::{Cursor, Expect, NewPoint, Page, Position, Record, Store};
 use crate::error::{IndexError, Result};
 use crate::payload::Payload;
 
 /// Records by id (as `u128`, so scans run in id order).
-const RECORDS: TableDefinition<u128, &[u8]> = TableDefinition::new("records");
-/// Counters: `version` is the last version handed out.
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(super) const RECORDS: TableDefinition<u128, &[u8]> = TableDefinition::new("records");
+/// Counters: [`VERSION_KEY`] is the last version handed out.
+pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+/// The key of the last version handed out, in [`META`].
+pub(super) const VERSION_KEY: &str = "version";
 
 /// A collection's records in a `redb` file.
 #[derive(Clone)]
 pub struct EmbeddedStore {
     db: Arc<Database>,
+    writer: Writer,
     /// `<file>.snapshot`, beside the database file.
     snapshot: PathBuf,
 }
@@ -46,8 +52,10 @@ impl EmbeddedStore {
         tx.commit().map_err(IndexError::storage)?;
         let mut snapshot = path.as_ref().as_os_str().to_owned();
         snapshot.push(".snapshot");
+        let db = Arc::new(db);
         Ok(Self {
-            db: Arc::new(db),
+            writer: Writer::start(Arc::clone(&db))?,
+            db,
             snapshot: PathBuf::from(snapshot),
         })
     }
@@ -61,42 +69,6 @@ impl EmbeddedStore {
             .await
             .map_err(|e| IndexError::storage(format!("store task failed: {e}")))?
     }
-
-    /// Runs `write` on the record `id` in one transaction, after checking `expect`.
-    fn modify(
-        db: &Database,
-        id: Uuid,
-        expect: Expect,
-        write: impl FnOnce(&mut redb::Table<u128, &[u8]>, u64) -> Result<()>,
-    ) -> Result<(Option<u64>, u64)> {
-        let tx = db.begin_write().map_err(IndexError::storage)?;
-        let (found, version) = {
-            let mut records = tx.open_table(RECORDS).map_err(IndexError::storage)?;
-            let found = match records.get(id.as_u128()).map_err(IndexError::storage)? {
-                Some(bytes) => Some(codec::decode(bytes.value())?.version),
-                None => None,
-            };
-            if !expect.allows(found) {
-                return Err(IndexError::VersionConflict {
-                    id,
-                    expected: expect,
-                    found,
-                });
-            }
-            let mut meta = tx.open_table(META).map_err(IndexError::storage)?;
-            let last = meta
-                .get("version")
-                .map_err(IndexError::storage)?
-                .map_or(0, |v| v.value());
-            let version = last + 1;
-            meta.insert("version", version)
-                .map_err(IndexError::storage)?;
-            write(&mut records, version)?;
-            (found, version)
-        };
-        tx.commit().map_err(IndexError::storage)?;
-        Ok((found, version))
-    }
 }
 
 impl Store for EmbeddedStore {
@@ -108,72 +80,31 @@ impl Store for EmbeddedStore {
         document: &[u8],
         expect: Expect,
     ) -> Result<u64> {
-        let vector = vector.to_vec();
-        let payload = payload.clone();
-        let document = document.to_vec();
-        self.blocking(move |db| {
-            let (_, version) = Self::modify(db, id, expect, |records, version| {
-                let bytes = codec::encode(version, &vector, &payload, &document)?;
-                records
-                    .insert(id.as_u128(), bytes.as_slice())
-                    .map_err(IndexError::storage)?;
-                Ok(())
-            })?;
-            Ok(version)
-        })
-        .await
+        let point = Box::new(NewPoint {
+            id,
+            vector: vector.to_vec(),
+            payload: payload.clone(),
+            document: document.to_vec(),
+        });
+        match self.writer.write(Op::Put { point, expect }).await? {
+            Done::Put(version) => Ok(version),
+            _ => Err(IndexError::storage("store writer answered another write")),
+        }
     }
 
     async fn put_many(&self, items: &[NewPoint]) -> Result<Vec<u64>> {
-        let items = items.to_vec();
-        self.blocking(move |db| {
-            let tx = db.begin_write().map_err(IndexError::storage)?;
-            let versions = {
-                let mut records = tx.open_table(RECORDS).map_err(IndexError::storage)?;
-                let mut meta = tx.open_table(META).map_err(IndexError::storage)?;
-                let mut last = meta
-                    .get("version")
-                    .map_err(IndexError::storage)?
-                    .map_or(0, |v| v.value());
-                let mut versions = Vec::with_capacity(items.len());
-                for p in &items {
-                    last += 1;
-                    let bytes = codec::encode(last, &p.vector, &p.payload, &p.document)?;
-                    records
-                        .insert(p.id.as_u128(), bytes.as_slice())
-                        .map_err(IndexError::storage)?;
-                    versions.push(last);
-                }
-                meta.insert("version", last).map_err(IndexError::storage)?;
-                versions
-            };
-            tx.commit().map_err(IndexError::storage)?;
-            Ok(versions)
-        })
-        .await
+        let points = items.to_vec();
+        match self.writer.write(Op::PutMany { points }).await? {
+            Done::PutMany(versions) => Ok(versions),
+            _ => Err(IndexError::storage("store writer answered another write")),
+        }
     }
 
     async fn delete(&self, id: Uuid, expect: Expect) -> Result<Option<u64>> {
-        self.blocking(move |db| {
-            // A delete of an absent record writes nothing and takes no version.
-            if expect != Expect::Absent && Self::read(db, id)?.is_none() {
-                return if expect.allows(None) {
-                    Ok(None)
-                } else {
-                    Err(IndexError::VersionConflict {
-                        id,
-                        expected: expect,
-                        found: None,
-                    })
-                };
-            }
-            let (found, _) = Self::modify(db, id, expect, |records, _| {
-                records.remove(id.as_u128()).map_err(IndexError::storage)?;
-                Ok(())
-            })?;
-            Ok(found)
-        })
-        .await
+        match self.writer.write(Op::Delete { id, expect }).await? {
+            Done::Delete(found) => Ok(found),
+            _ => Err(IndexError::storage("store writer answered another write")),
+        }
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<Record>> {

@@ -10,6 +10,7 @@
 
 mod codec;
 mod embedded;
+mod group_commit;
 mod redis;
 
 use std::fmt;

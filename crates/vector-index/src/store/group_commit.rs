@@ -1,0 +1,222 @@
+//! Group commit for the embedded store: one thread owns redb's single write
+//! transaction and commits every write queued while the previous commit was
+//! syncing, with one fsync for all of them.
+//!
+//! Each write keeps its own outcome: a version conflict fails that write
+//! alone, and writes in one group see each other in queue order. A caller is
+//! answered only after the commit holding its write is durable; if the
+//! commit fails, every write of the group fails and none is stored.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use redb::{Database, ReadableTable, Table};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use super::codec;
+use super::embedded::{META, RECORDS, VERSION_KEY};
+use super::{Expect, NewPoint};
+use crate::error::{IndexError, Result};
+
+/// Largest number of writes committed together.
+const MAX_GROUP: usize = 512;
+
+/// A write to apply.
+pub(super) enum Op {
+    /// Store a point if `expect` allows.
+    Put {
+        point: Box<NewPoint>,
+        expect: Expect,
+    },
+    /// Store many points unconditionally.
+    PutMany { points: Vec<NewPoint> },
+    /// Remove a point if `expect` allows.
+    Delete { id: Uuid, expect: Expect },
+}
+
+/// What a write did.
+pub(super) enum Done {
+    /// The version a put was given.
+    Put(u64),
+    /// The versions of a put-many, in order.
+    PutMany(Vec<u64>),
+    /// The version a delete removed, if there was a record.
+    Delete(Option<u64>),
+}
+
+/// One queued write and where its outcome goes.
+struct Write {
+    op: Op,
+    reply: oneshot::Sender<Result<Done>>,
+}
+
+/// The queue to the writer thread; clones share one thread.
+#[derive(Clone)]
+pub(super) struct Writer(Arc<Thread>);
+
+/// The writer thread and its queue.
+struct Thread {
+    queue: Option<mpsc::Sender<Write>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Thread {
+    /// Closes the queue and waits for the thread, so the database is closed
+    /// (and may be reopened) once the last store handle is gone.
+    fn drop(&mut self) {
+        self.queue.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Writer {
+    /// Starts the writer thread for `db`; it stops when every `Writer` is dropped.
+    pub(super) fn start(db: Arc<Database>) -> Result<Self> {
+        let (queue, writes) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("redb-writer".into())
+            .spawn(move || run(&db, &writes))
+            .map_err(|e| IndexError::storage(format!("cannot start the store writer: {e}")))?;
+        Ok(Self(Arc::new(Thread {
+            queue: Some(queue),
+            handle: Some(handle),
+        })))
+    }
+
+    /// Applies `op` durably and returns what it did.
+    pub(super) async fn write(&self, op: Op) -> Result<Done> {
+        let (reply, done) = oneshot::channel();
+        self.0
+            .queue
+            .as_ref()
+            .ok_or_else(|| IndexError::storage("the store writer has stopped"))?
+            .send(Write { op, reply })
+            .map_err(|_| IndexError::storage("the store writer has stopped"))?;
+        done.await
+            .map_err(|_| IndexError::storage("the store writer has stopped"))?
+    }
+}
+
+fn run(db: &Database, writes: &mpsc::Receiver<Write>) {
+    while let Ok(first) = writes.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match writes.try_recv() {
+                Ok(w) => group.push(w),
+                Err(_) => break,
+            }
+        }
+        commit(db, group);
+    }
+}
+
+/// Applies `group` in one transaction and answers every write.
+fn commit(db: &Database, group: Vec<Write>) {
+    let mut outcomes = Vec::with_capacity(group.len());
+    let result = (|| -> Result<()> {
+        let tx = db.begin_write().map_err(IndexError::storage)?;
+        {
+            let mut records = tx.open_table(RECORDS).map_err(IndexError::storage)?;
+            let mut meta = tx.open_table(META).map_err(IndexError::storage)?;
+            let mut last = meta
+                .get(VERSION_KEY)
+                .map_err(IndexError::storage)?
+                .map_or(0, |v| v.value());
+            for w in &group {
+                outcomes.push(apply(&mut records, &mut last, &w.op)?);
+            }
+            meta.insert(VERSION_KEY, last)
+                .map_err(IndexError::storage)?;
+        }
+        tx.commit().map_err(IndexError::storage)
+    })();
+    // A caller that stopped waiting is not an error: its write stands.
+    match result {
+        Ok(()) => {
+            for (w, outcome) in group.into_iter().zip(outcomes) {
+                let _ = w.reply.send(outcome);
+            }
+        }
+        Err(e) => {
+            let message = e.to_string();
+            for w in group {
+                let _ = w.reply.send(Err(IndexError::Storage(message.clone())));
+            }
+        }
+    }
+}
+
+/// The stored version of `id`, if any.
+fn version_of(records: &Table<u128, &[u8]>, id: Uuid) -> Result<Option<u64>> {
+    match records.get(id.as_u128()).map_err(IndexError::storage)? {
+        Some(bytes) => Ok(Some(codec::decode(bytes.value())?.version)),
+        None => Ok(None),
+    }
+}
+
+fn conflict(id: Uuid, expected: Expect, found: Option<u64>) -> IndexError {
+    IndexError::VersionConflict {
+        id,
+        expected,
+        found,
+    }
+}
+
+/// Applies one write. The outer `Err` is a storage failure that dooms the
+/// whole group; the inner one fails this write alone.
+fn apply(records: &mut Table<u128, &[u8]>, last: &mut u64, op: &Op) -> Result<Result<Done>> {
+    Ok(match op {
+        Op::Put { point, expect } => {
+            let found = version_of(records, point.id)?;
+            if !expect.allows(found) {
+                return Ok(Err(conflict(point.id, *expect, found)));
+            }
+            let version = *last + 1;
+            let bytes = match codec::encode(version, &point.vector, &point.payload, &point.document)
+            {
+                Ok(b) => b,
+                Err(e) => return Ok(Err(e)),
+            };
+            records
+                .insert(point.id.as_u128(), bytes.as_slice())
+                .map_err(IndexError::storage)?;
+            *last = version;
+            Ok(Done::Put(version))
+        }
+        Op::PutMany { points } => {
+            // Encode everything first, so a bad point stores none of them.
+            let mut encoded = Vec::with_capacity(points.len());
+            for (i, p) in points.iter().enumerate() {
+                let version = *last + 1 + i as u64;
+                match codec::encode(version, &p.vector, &p.payload, &p.document) {
+                    Ok(b) => encoded.push((p.id, version, b)),
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            let mut versions = Vec::with_capacity(encoded.len());
+            for (id, version, bytes) in encoded {
+                records
+                    .insert(id.as_u128(), bytes.as_slice())
+                    .map_err(IndexError::storage)?;
+                versions.push(version);
+                *last = version;
+            }
+            Ok(Done::PutMany(versions))
+        }
+        Op::Delete { id, expect } => {
+            let found = version_of(records, *id)?;
+            if !expect.allows(found) {
+                return Ok(Err(conflict(*id, *expect, found)));
+            }
+            if found.is_some() {
+                records.remove(id.as_u128()).map_err(IndexError::storage)?;
+                // A delete takes a version, as every change does.
+                *last += 1;
+            }
+            Ok(Done::Delete(found))
+        }
+    })
+}
