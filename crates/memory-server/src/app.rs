@@ -207,6 +207,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     let embedder = embedder(&config.embedder)?;
     let mut index_config = CollectionConfig::new(embedder.dims());
     index_config.max_k = config.limits.max_top_k * SEARCH_DEPTH_FACTOR;
+    index_config.graph.ef_construction = config.index.ef_construction;
+    index_config.ef_search = config.index.ef_search;
     let name = collection_name(embedder.model_id());
     match config.storage.backend {
         StorageBackend::Embedded => {

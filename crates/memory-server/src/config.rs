@@ -31,6 +31,8 @@ pub struct Config {
     pub log: LogConfig,
     /// OpenTelemetry trace export.
     pub otel: OtelConfig,
+    /// Vector index tuning.
+    pub index: IndexConfig,
 }
 
 /// Listening address and shutdown.
@@ -292,6 +294,28 @@ impl Default for LogConfig {
     }
 }
 
+/// Vector index tuning: recall against insert and search cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexConfig {
+    /// Candidates considered per insert (HNSW `ef_construction`, 8..=4096):
+    /// lower loads faster with a less accurate graph. Applies to new inserts.
+    pub ef_construction: usize,
+    /// Candidates considered per search (`ef`, at least `top_k`): lower
+    /// searches faster with lower recall.
+    pub ef_search: usize,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        let graph = vector_index::GraphParams::default();
+        Self {
+            ef_construction: graph.ef_construction,
+            ef_search: vector_index::CollectionConfig::new(1).ef_search,
+        }
+    }
+}
+
 /// OpenTelemetry trace export over OTLP/HTTP (protobuf).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -415,6 +439,18 @@ impl Config {
                 )));
             }
         }
+        if !(8..=4096).contains(&self.index.ef_construction) {
+            return Err(ConfigError(format!(
+                "index.ef_construction must be between 8 and 4096, got {}",
+                self.index.ef_construction
+            )));
+        }
+        if !(1..=4096).contains(&self.index.ef_search) {
+            return Err(ConfigError(format!(
+                "index.ef_search must be between 1 and 4096, got {}",
+                self.index.ef_search
+            )));
+        }
         let o = &self.otel;
         if !(o.endpoint.is_empty()
             || o.endpoint.starts_with("http://")
@@ -443,6 +479,31 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_of_range_settings_say_which_and_why() {
+        let refused = |change: fn(&mut Config), says: &str| {
+            let mut c = Config::default();
+            change(&mut c);
+            let err = c.check().unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
+        };
+        refused(|c| c.index.ef_construction = 4, "index.ef_construction");
+        refused(|c| c.index.ef_search = 0, "index.ef_search");
+        refused(
+            |c| c.otel.endpoint = "collector:4318".into(),
+            "otel.endpoint",
+        );
+        refused(|c| c.otel.sample_ratio = 1.5, "otel.sample_ratio");
+        refused(
+            |c| {
+                c.embedder.provider = "vertex".into();
+                c.embedder.model = "text-embedding-005".into();
+            },
+            "embedder.project",
+        );
+        refused(|c| c.embedder.provider = "cohere".into(), "`vertex`");
+    }
 
     #[test]
     fn public_bind_without_auth_is_refused_with_the_reason() {
