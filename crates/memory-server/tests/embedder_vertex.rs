@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Path as UrlPath, Query, State};
@@ -51,6 +51,8 @@ struct Google {
     task_types: Mutex<Vec<String>>,
     /// Statuses to answer `predict` with before answering normally.
     script: Mutex<Vec<u16>>,
+    /// Refuse every token (a broken service account).
+    refuse_all: AtomicBool,
 }
 
 impl Google {
@@ -156,7 +158,7 @@ async fn predict(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
-    if !g.issued.lock().iter().any(|t| t == token) {
+    if g.refuse_all.load(Ordering::SeqCst) || !g.issued.lock().iter().any(|t| t == token) {
         return (StatusCode::UNAUTHORIZED, Json(json!({"error": {"code": 401, "message": "Request had invalid authentication credentials.", "status": "UNAUTHENTICATED"}}))).into_response();
     }
     if (project.as_str(), location.as_str(), model.as_str())
@@ -452,4 +454,42 @@ async fn the_server_embeds_with_vertex_using_the_metadata_server() {
     );
     // One token from the metadata server served both calls.
     assert_eq!(*g.issued.lock(), vec!["meta-1".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_is_replaced_once_and_then_the_refusal_stands() {
+    let g = Arc::new(Google::default());
+    let url = start_google(Arc::clone(&g)).await;
+    let tokens = AdcTokenSource::new(None, &url, Duration::from_secs(5)).unwrap();
+    let e = VertexEmbedder::from_settings(settings(&url, 8), Arc::new(tokens)).unwrap();
+    e.embed(&["first".to_string()], Purpose::Document)
+        .await
+        .unwrap();
+    assert_eq!(*g.issued.lock(), vec!["meta-1".to_string()]);
+
+    // Google revokes the cached token: one fresh token, one retry, success.
+    g.issued.lock().clear();
+    let calls = g.predict_calls.load(Ordering::SeqCst);
+    e.embed(&["second".to_string()], Purpose::Document)
+        .await
+        .unwrap();
+    assert_eq!(*g.issued.lock(), vec!["meta-2".to_string()]);
+    assert_eq!(g.predict_calls.load(Ordering::SeqCst) - calls, 2);
+
+    // Every token refused: one refresh, then the 401 is reported, not looped on.
+    g.refuse_all.store(true, Ordering::SeqCst);
+    let (calls, fetched) = (
+        g.predict_calls.load(Ordering::SeqCst),
+        g.token_calls.load(Ordering::SeqCst),
+    );
+    let err = e
+        .embed(&["third".to_string()], Purpose::Document)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, EmbedError::Provider(ref m) if m.contains("401")),
+        "{err}"
+    );
+    assert_eq!(g.predict_calls.load(Ordering::SeqCst) - calls, 2);
+    assert_eq!(g.token_calls.load(Ordering::SeqCst) - fetched, 1);
 }

@@ -40,6 +40,11 @@ pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<String, EmbedError
 pub trait TokenSource: Send + Sync + 'static {
     /// A token valid for at least a few minutes.
     fn token(&self) -> TokenFuture<'_>;
+    /// Forgets a cached token the API refused, so the next call fetches anew;
+    /// returns whether the next token may differ (a fixed one would not).
+    fn invalidate(&self) -> bool {
+        false
+    }
 }
 
 /// A fixed token (tests, or a token minted elsewhere).
@@ -285,6 +290,14 @@ impl TokenSource for AdcTokenSource {
             *cached = Some((answer.access_token.clone(), expires));
             Ok(answer.access_token)
         })
+    }
+
+    fn invalidate(&self) -> bool {
+        // If another caller holds the lock it is fetching a fresh token anyway.
+        if let Ok(mut cached) = self.cached.try_lock() {
+            *cached = None;
+        }
+        true
     }
 }
 

@@ -43,6 +43,11 @@ pub trait Wire: Send + Sync + 'static {
     ) -> impl Future<Output = Result<reqwest::RequestBuilder, EmbedError>> + Send;
     /// The vectors of a successful answer, in input order (not yet checked).
     fn parse(&self, body: &[u8], expected: usize) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// The provider answered 401: drop cached credentials. Returns whether a
+    /// retry with fresh ones may succeed (a fixed API key would not).
+    fn unauthorized(&self) -> bool {
+        false
+    }
 }
 
 /// An embedder that calls a provider over HTTP(S).
@@ -87,6 +92,7 @@ impl<W: Wire> RemoteEmbedder<W> {
     async fn call(&self, texts: &[String], purpose: Purpose) -> Result<Vec<Vec<f32>>, EmbedError> {
         let s = &self.settings;
         let mut attempt = 0;
+        let mut refreshed = false;
         loop {
             let request = self.wire.request(&self.http, texts, purpose).await?;
             let (retryable, wait, error) = match request.send().await {
@@ -109,6 +115,14 @@ impl<W: Wire> RemoteEmbedder<W> {
                     let text = r.text().await.unwrap_or_default();
                     let message =
                         format!("{status}: {}", text.chars().take(300).collect::<String>());
+                    // A revoked or expired token: fetch a new one and retry once, at once.
+                    if status == reqwest::StatusCode::UNAUTHORIZED
+                        && !refreshed
+                        && self.wire.unauthorized()
+                    {
+                        refreshed = true;
+                        continue;
+                    }
                     let retryable = status.as_u16() == 429 || status.is_server_error();
                     (retryable, retry_after, message)
                 }

@@ -134,6 +134,10 @@ impl Wire for VertexWire {
         Ok(http.post(&self.url).bearer_auth(token).json(&body))
     }
 
+    fn unauthorized(&self) -> bool {
+        self.tokens.invalidate()
+    }
+
     /// Predictions come back in instance order.
     fn parse(&self, body: &[u8], _expected: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
         let r: Response = serde_json::from_slice(body)
