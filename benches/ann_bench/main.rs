@@ -17,7 +17,8 @@ use clap::Parser;
 use serde_json::{Value, json};
 use vector_index::synthetic::{ground_truth, recall_at};
 use vector_index::{
-    BackendKind, Collection, CollectionConfig, Field, Filter, Payload, Query, Strategy, Uuid,
+    BackendKind, Collection, CollectionConfig, Field, Filter, Payload, Quantization, Query,
+    Strategy, Uuid,
 };
 
 /// Filtered-search selectivities and the tag that selects each.
@@ -65,6 +66,9 @@ struct Args {
     /// Construction width (ef_construction).
     #[arg(long, default_value_t = 128)]
     ef_construction: usize,
+    /// How usearch stores vectors: f32, f16 or i8.
+    #[arg(long, default_value = "f32")]
+    quantization: Quantization,
     /// Search width used for the filtered rows.
     #[arg(long, default_value_t = 64)]
     filtered_ef: usize,
@@ -138,6 +142,8 @@ fn child_args(args: &Args, kind: BackendKind) -> Vec<String> {
         args.m.to_string(),
         "--ef-construction".into(),
         args.ef_construction.to_string(),
+        "--quantization".into(),
+        format!("{:?}", args.quantization).to_lowercase(),
         "--filtered-ef".into(),
         args.filtered_ef.to_string(),
         "--forced-queries".into(),
@@ -176,6 +182,7 @@ fn config(args: &Args, kind: BackendKind, dim: usize, n: usize) -> CollectionCon
     let mut c = CollectionConfig::new(dim).with_backend(kind);
     c.graph.connectivity = args.m;
     c.graph.ef_construction = args.ef_construction;
+    c.graph.quantization = args.quantization;
     // Headroom so the last inserts do not trigger a capacity doubling.
     c.graph.capacity_hint = n + n / 16 + 256;
     c.planner.cost_ratio = args.cost_ratio;
@@ -258,8 +265,8 @@ fn bench_backend(args: &Args, kind: BackendKind, dir: &Path) -> Result<(), Error
     }
     let raw_per_vector = (dim * 4) as f64;
     println!(
-        "\n== {kind}: {n} x {dim}, {} queries, M={}, ef_construction={}",
-        ds.meta.n_queries, args.m, args.ef_construction
+        "\n== {kind}: {n} x {dim}, {} queries, M={}, ef_construction={}, quantization={:?}",
+        ds.meta.n_queries, args.m, args.ef_construction, args.quantization
     );
 
     // Two-thread build first, measured for memory (a fresh process), then kept for queries.
@@ -296,6 +303,7 @@ fn bench_backend(args: &Args, kind: BackendKind, dir: &Path) -> Result<(), Error
     let common = json!({
         "backend": kind.name(), "n": n, "dim": dim, "m": args.m,
         "ef_construction": args.ef_construction,
+        "quantization": format!("{:?}", args.quantization).to_lowercase(),
         "build_s": build1, "build_s_2t": build2,
         "inserts_per_s": ips2, "inserts_per_s_1t": ips1,
         "bytes_per_vector": own_bytes / n as f64,

@@ -209,6 +209,7 @@ pub async fn run(config: Config) -> Result<(), StartError> {
     index_config.max_k = config.limits.max_top_k * SEARCH_DEPTH_FACTOR;
     index_config.graph.ef_construction = config.index.ef_construction;
     index_config.ef_search = config.index.ef_search;
+    index_config.graph.quantization = config.index.quantization;
     let name = collection_name(embedder.model_id());
     match config.storage.backend {
         StorageBackend::Embedded => {

@@ -42,7 +42,7 @@ pub mod vector;
 /// Internal point key: dense, never reused within a collection's lifetime.
 pub type Key = u32;
 
-pub use backend::{AnnBackend, BackendKind, GraphParams};
+pub use backend::{AnnBackend, BackendKind, GraphParams, Quantization};
 pub use collection::{
     Collection, CollectionConfig, CollectionStats, Hit, Point, Query, SearchResult,
 };

@@ -3,18 +3,24 @@
 
 use vector_index::synthetic::{clustered, ground_truth, recall_at};
 use vector_index::{
-    BackendKind, Collection, CollectionConfig, Field, Filter, Payload, Plan, Query, Uuid,
+    BackendKind, Collection, CollectionConfig, Field, Filter, IndexError, Payload, Plan,
+    Quantization, Query, Uuid,
 };
 
 const N: usize = 5_000;
 const DIM: usize = 64;
 const QUERIES: usize = 200;
 
-fn build(backend: BackendKind) -> Collection {
+fn graph_only(backend: BackendKind, quantization: Quantization) -> CollectionConfig {
     let mut config = CollectionConfig::new(DIM).with_backend(backend);
     config.planner.exact_scan_min = 0;
     config.planner.cost_ratio = Some(0.0);
-    let c = Collection::new(config).unwrap();
+    config.graph.quantization = quantization;
+    config
+}
+
+fn build(backend: BackendKind, quantization: Quantization) -> Collection {
+    let c = Collection::new(graph_only(backend, quantization)).unwrap();
     let (base, _) = data();
     for (i, row) in base.chunks_exact(DIM).enumerate() {
         let mut p = Payload::new("ns");
@@ -38,8 +44,8 @@ fn as_index(id: Uuid) -> u32 {
     id.as_u128() as u32
 }
 
-fn recall(backend: BackendKind) {
-    let c = build(backend);
+fn recall(backend: BackendKind, quantization: Quantization) -> Collection {
+    let c = build(backend, quantization);
     let (base, queries) = data();
     let truth = ground_truth(&base, &queries, DIM, 10);
     let found: Vec<Vec<u32>> = queries
@@ -78,14 +84,54 @@ fn recall(backend: BackendKind) {
         .collect();
     let r = recall_at(10, &found, &truth);
     assert!(r >= 0.9, "{backend}: filtered recall@10 = {r}");
+    c
 }
 
 #[test]
 fn hnsw_recall_at_10_is_at_least_0_9() {
-    recall(BackendKind::Hnsw);
+    recall(BackendKind::Hnsw, Quantization::F32);
 }
 
 #[test]
 fn usearch_recall_at_10_is_at_least_0_9() {
-    recall(BackendKind::Usearch);
+    recall(BackendKind::Usearch, Quantization::F32);
+}
+
+#[test]
+fn usearch_f16_keeps_recall_and_its_snapshot_restores_the_same_graph() {
+    let c = recall(BackendKind::Usearch, Quantization::F16);
+    let bytes = c.snapshot("").unwrap();
+    let (_, queries) = data();
+    // Restored under either setting, the saved f16 graph answers alike.
+    for setting in [Quantization::F16, Quantization::F32] {
+        let (restored, _) =
+            Collection::restore(graph_only(BackendKind::Usearch, setting), &bytes).unwrap();
+        for q in queries.chunks_exact(DIM).take(20) {
+            let query = Query::new(q.to_vec(), 10);
+            let ids = |c: &Collection| -> Vec<Uuid> {
+                c.search(&query)
+                    .unwrap()
+                    .hits
+                    .iter()
+                    .map(|h| h.id)
+                    .collect()
+            };
+            assert_eq!(ids(&restored), ids(&c));
+        }
+    }
+}
+
+#[test]
+fn hnsw_refuses_quantized_vectors_with_a_typed_error() {
+    let err = Collection::new(graph_only(BackendKind::Hnsw, Quantization::F16)).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            IndexError::InvalidParameter {
+                name: "quantization",
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

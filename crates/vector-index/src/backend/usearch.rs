@@ -9,7 +9,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use roaring::RoaringBitmap;
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
-use super::{Accept, AnnBackend, BackendKind, GraphParams, Scored};
+use super::{Accept, AnnBackend, BackendKind, GraphParams, Quantization, Scored};
 use crate::Key;
 use crate::error::{IndexError, Result};
 
@@ -66,7 +66,11 @@ impl UsearchBackend {
         let options = IndexOptions {
             dimensions: dim,
             metric: MetricKind::IP,
-            quantization: ScalarKind::F32,
+            quantization: match params.quantization {
+                Quantization::F32 => ScalarKind::F32,
+                Quantization::F16 => ScalarKind::F16,
+                Quantization::I8 => ScalarKind::I8,
+            },
             connectivity: params.connectivity,
             expansion_add: params.ef_construction,
             // Each search asks for `max(k, ef)` results, which usearch uses as

@@ -52,6 +52,7 @@ pub fn config(backend: BackendKind, dim: usize, exact_scan_max: u64) -> Collecti
         ef_construction: 64,
         capacity_hint: 64,
         rebuild_tombstone_ratio: 0.1,
+        ..GraphParams::default()
     };
     c.planner.exact_scan_min = exact_scan_max;
     c.planner.cost_ratio = Some(0.0);
