@@ -76,13 +76,26 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn digest(parts: &[&str]) -> String {
+/// The first 16 bytes of the SHA-256 of `parts`, each followed by a NUL so
+/// that `["ab", ""]` and `["a", "b"]` differ.
+fn digest_bytes(parts: &[&str]) -> [u8; 16] {
     let mut h = Sha256::new();
     for p in parts {
         h.update(p.as_bytes());
         h.update([0u8]);
     }
-    hex(&h.finalize()[..16])
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&h.finalize()[..16]);
+    bytes
+}
+
+fn digest(parts: &[&str]) -> String {
+    hex(&digest_bytes(parts))
+}
+
+/// A record id derived from `parts`: every instance computes the same one.
+fn derived_id(parts: &[&str]) -> Uuid {
+    Uuid::new_v8(digest_bytes(parts))
 }
 
 fn millis(t: OffsetDateTime) -> i64 {

@@ -15,12 +15,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use vector_index::durable::DurableCollection;
 use vector_index::store::{Expect, Store};
 use vector_index::{IndexError, Payload};
 
+use super::derived_id;
 use crate::error::{ApiError, ApiResult};
 
 /// The vector dimension of the registry: its points are never searched.
@@ -46,14 +46,7 @@ pub struct ModelBindings<S: Store> {
 
 /// The registry record of namespace `ns`.
 fn record_id(ns: &str) -> Uuid {
-    let mut h = Sha256::new();
-    for part in ["namespace-model", ns] {
-        h.update(part.as_bytes());
-        h.update([0u8]);
-    }
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&h.finalize()[..16]);
-    Uuid::new_v8(bytes)
+    derived_id(&["namespace-model", ns])
 }
 
 impl<S: Store> ModelBindings<S> {

@@ -9,13 +9,12 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use vector_index::store::{Expect, Record, Store};
 use vector_index::{Field, Filter, IndexError, Payload};
 
-use super::{MemoryService, from_millis, millis};
+use super::{MemoryService, derived_id, from_millis, millis};
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{
@@ -48,15 +47,7 @@ fn live_session(r: &Record, now: i64) -> bool {
 
 /// The record id of a session: stable for `(namespace, session_id)`.
 fn record_id(ns: &str, session_id: &str) -> Uuid {
-    let mut h = Sha256::new();
-    for part in [ns, "session", session_id] {
-        h.update(part.as_bytes());
-        h.update([0u8]);
-    }
-    let digest = h.finalize();
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&digest[..16]);
-    Uuid::new_v8(bytes)
+    derived_id(&[ns, "session", session_id])
 }
 
 impl<S: Store> MemoryService<S> {
