@@ -19,7 +19,7 @@ use memory_server::embed::{
 };
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use support::{Server, config_toml, free_port};
+use support::{Server, config_toml, create_and_find, free_port, serve_stub};
 
 const DIMS: usize = 64;
 
@@ -99,10 +99,7 @@ async fn start_stub(stub: Arc<Stub>) -> String {
     let app = axum::Router::new()
         .route("/v1/embeddings", axum::routing::post(embeddings))
         .with_state(stub);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{addr}/v1")
+    format!("{}/v1", serve_stub(app).await)
 }
 
 fn settings(base_url: &str) -> OpenAiSettings {
@@ -212,25 +209,8 @@ async fn the_server_embeds_through_the_provider_and_fails_cleanly_without_it() {
         &config_toml(free_port(), &dir.path().join("data"), None, &embedder),
     );
     let c = server.client();
-    let m = c
-        .create(&NewMemory {
-            namespace: "p".into(),
-            text: "the invoice for March is overdue".into(),
-            ..NewMemory::default()
-        })
-        .await
-        .unwrap()
-        .memory;
+    let m = create_and_find(&c, "p").await;
     assert_eq!(m.embedding_model, "openai:stub-model:64");
-    let found = c
-        .search(&SearchRequest {
-            namespace: "p".into(),
-            query: Some("overdue invoice".into()),
-            ..SearchRequest::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(found.results[0].memory.id, m.id);
 
     // Provider down: a clear 503, and nothing is stored.
     *stub.always.lock() = Some(503);

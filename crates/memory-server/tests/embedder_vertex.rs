@@ -21,14 +21,13 @@ use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use memory_client::{NewMemory, SearchRequest};
 use memory_server::embed::gcp_auth::{AdcTokenSource, StaticToken, TokenSource};
 use memory_server::embed::{
     BuiltinEmbedder, EmbedError, Embedder, Purpose, RemoteSettings, VertexEmbedder, VertexSettings,
 };
 use parking_lot::Mutex;
 use serde_json::{Value, json};
-use support::{Server, config_toml, free_port};
+use support::{Server, config_toml, create_and_find, free_port, serve_stub};
 
 const DIMS: usize = 64;
 const MODEL: &str = "text-embedding-005";
@@ -221,10 +220,8 @@ async fn start_google(g: Arc<Google>) -> String {
             axum::routing::post(predict),
         )
         .with_state(Arc::clone(&g));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+    let url = serve_stub(app).await;
     *g.token_uri.lock() = format!("{url}/token");
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     url
 }
 
@@ -425,26 +422,8 @@ async fn the_server_embeds_with_vertex_using_the_metadata_server() {
         dir.path(),
         &config_toml(free_port(), &dir.path().join("data"), None, &embedder),
     );
-    let c = server.client();
-    let m = c
-        .create(&NewMemory {
-            namespace: "p".into(),
-            text: "the invoice for March is overdue".into(),
-            ..NewMemory::default()
-        })
-        .await
-        .unwrap()
-        .memory;
+    let m = create_and_find(&server.client(), "p").await;
     assert_eq!(m.embedding_model, "vertex:text-embedding-005:64");
-    let found = c
-        .search(&SearchRequest {
-            namespace: "p".into(),
-            query: Some("overdue invoice".into()),
-            ..SearchRequest::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(found.results[0].memory.id, m.id);
     assert_eq!(
         *g.task_types.lock(),
         vec![

@@ -20,7 +20,7 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use parking_lot::Mutex;
 use prost::Message;
 use serde_json::json;
-use support::{Server, config_toml, free_port};
+use support::{Server, config_toml, free_port, serve_stub};
 
 /// Spans received, with their resource's `service.name`.
 type Received = Arc<Mutex<Vec<(String, Span)>>>;
@@ -70,9 +70,7 @@ async fn spans_reach_the_collector_inside_the_callers_trace() {
     let app = axum::Router::new()
         .route("/v1/traces", axum::routing::post(traces))
         .with_state(Arc::clone(&got));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let collector = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let collector = serve_stub(app).await;
 
     let dir = tempfile::tempdir().unwrap();
     let otel = format!("[otel]\nendpoint = \"{collector}\"\nservice_name = \"memory-test\"\n");

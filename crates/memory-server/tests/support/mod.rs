@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use memory_client::MemoryClient;
+use memory_client::{Memory, MemoryClient, NewMemory, SearchRequest};
 
 /// A running server process, killed on drop.
 pub struct Server {
@@ -38,6 +38,41 @@ pub fn config_toml(port: u16, data: &Path, redis: Option<&str>, extra: &str) -> 
         "[server]\nhost = \"127.0.0.1\"\nport = {port}\nshutdown_grace_secs = 5\n\n\
          [storage]\n{storage}\nsnapshot_every_secs = 0\n\n[log]\nlevel = \"warn\"\n\n{extra}\n"
     )
+}
+
+/// Serves `app` on a free loopback port, standing in for an external service;
+/// returns `http://127.0.0.1:<port>`.
+pub async fn serve_stub(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("its address"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("the stub serves") });
+    url
+}
+
+/// Creates one memory in `ns` (embedding it), checks that a text search finds
+/// it first (embedding the query), and returns it.
+pub async fn create_and_find(c: &MemoryClient, ns: &str) -> Memory {
+    let m = c
+        .create(&NewMemory {
+            namespace: ns.into(),
+            text: "the invoice for March is overdue".into(),
+            ..NewMemory::default()
+        })
+        .await
+        .expect("create")
+        .memory;
+    let found = c
+        .search(&SearchRequest {
+            namespace: ns.into(),
+            query: Some("overdue invoice".into()),
+            ..SearchRequest::default()
+        })
+        .await
+        .expect("search");
+    assert_eq!(found.results.first().map(|h| h.memory.id), Some(m.id));
+    m
 }
 
 impl Server {

@@ -12,6 +12,8 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     extra: Vec<String>,
+    /// The TLS port, when started with [`RedisServer::start_tls`].
+    tls_port: Option<u16>,
 }
 
 fn free_port() -> u16 {
@@ -123,13 +125,13 @@ impl RedisServer {
     /// Starts a server that also listens with TLS (see [`RedisServer::tls_url`])
     /// using `tls`, and requires `password`.
     pub fn start_tls(dir: &Path, tls: &TlsFiles, password: &str) -> Self {
-        let tls_port = free_port().to_string();
+        let tls_port = free_port();
         let path = |p: &PathBuf| p.display().to_string();
-        Self::start_with(
+        let mut server = Self::start_with(
             dir,
             &[
                 "--tls-port",
-                &tls_port,
+                &tls_port.to_string(),
                 "--tls-cert-file",
                 &path(&tls.cert),
                 "--tls-key-file",
@@ -141,17 +143,14 @@ impl RedisServer {
                 "--requirepass",
                 password,
             ],
-        )
+        );
+        server.tls_port = Some(tls_port);
+        server
     }
 
     /// `rediss://127.0.0.1:<tls port>` of a server started with [`RedisServer::start_tls`].
     pub fn tls_url(&self) -> String {
-        let port = self
-            .extra
-            .iter()
-            .position(|a| a == "--tls-port")
-            .and_then(|i| self.extra.get(i + 1))
-            .expect("started with start_tls");
+        let port = self.tls_port.expect("started with start_tls");
         format!("rediss://127.0.0.1:{port}")
     }
 
@@ -170,6 +169,7 @@ impl RedisServer {
             port: free_port(),
             dir: dir.to_path_buf(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            tls_port: None,
         };
         server.restart();
         server
