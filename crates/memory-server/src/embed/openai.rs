@@ -59,8 +59,9 @@ struct Request<'a> {
     encoding_format: &'static str,
 }
 
+/// An `/embeddings` answer.
 #[derive(Deserialize)]
-struct Response {
+pub struct Response {
     data: Vec<Datum>,
 }
 
@@ -95,10 +96,10 @@ impl Wire for OpenAiWire {
         Ok(req)
     }
 
+    type Answer = Response;
+
     /// Puts the answer's items in input order by their `index`.
-    fn parse(&self, body: &[u8], expected: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let r: Response = serde_json::from_slice(body)
-            .map_err(|e| EmbedError::Provider(format!("unreadable answer: {e}")))?;
+    fn vectors(&self, r: Response, expected: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
         if r.data.len() != expected {
             return Err(EmbedError::Provider(format!(
                 "asked for {expected} embeddings, got {}",

@@ -41,8 +41,11 @@ pub trait Wire: Send + Sync + 'static {
         texts: &[String],
         purpose: Purpose,
     ) -> impl Future<Output = Result<reqwest::RequestBuilder, EmbedError>> + Send;
-    /// The vectors of a successful answer, in input order (not yet checked).
-    fn parse(&self, body: &[u8], expected: usize) -> Result<Vec<Vec<f32>>, EmbedError>;
+    /// The JSON body of a successful answer.
+    type Answer: serde::de::DeserializeOwned;
+    /// The answer's vectors, in input order (count, length and values are
+    /// checked by the caller).
+    fn vectors(&self, answer: Self::Answer, expected: usize) -> Result<Vec<Vec<f32>>, EmbedError>;
     /// The provider answered 401: drop cached credentials. Returns whether a
     /// retry with fresh ones may succeed (a fixed API key would not).
     fn unauthorized(&self) -> bool {
@@ -101,7 +104,9 @@ impl<W: Wire> RemoteEmbedder<W> {
                         .bytes()
                         .await
                         .map_err(|e| EmbedError::Unavailable(format!("answer cut short: {e}")))?;
-                    let vectors = self.wire.parse(&body, texts.len())?;
+                    let answer = serde_json::from_slice(&body)
+                        .map_err(|e| EmbedError::Provider(format!("unreadable answer: {e}")))?;
+                    let vectors = self.wire.vectors(answer, texts.len())?;
                     return self.check(vectors, texts.len());
                 }
                 Ok(r) => {

@@ -87,8 +87,9 @@ struct Parameters {
     auto_truncate: bool,
 }
 
+/// A `predict` answer.
 #[derive(Deserialize)]
-struct Response {
+pub struct Response {
     predictions: Vec<Prediction>,
 }
 
@@ -138,10 +139,10 @@ impl Wire for VertexWire {
         self.tokens.invalidate()
     }
 
+    type Answer = Response;
+
     /// Predictions come back in instance order.
-    fn parse(&self, body: &[u8], _expected: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let r: Response = serde_json::from_slice(body)
-            .map_err(|e| EmbedError::Provider(format!("unreadable answer: {e}")))?;
+    fn vectors(&self, r: Response, _expected: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
         Ok(r.predictions
             .into_iter()
             .map(|p| p.embeddings.values)
