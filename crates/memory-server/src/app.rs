@@ -230,7 +230,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
                 })?),
                 None => None,
             };
-            let connect = |name: &str| {
+            // A collection on Redis, following the other instances' writes.
+            let open = async |name: &str, index: CollectionConfig| {
                 let mut rc = RedisConfig::new(config.storage.redis_url.clone(), name);
                 rc.op_timeout = Duration::from_millis(config.storage.op_timeout_ms);
                 rc.wait_replicas = config.storage.wait_replicas;
@@ -240,16 +241,12 @@ pub async fn run(config: Config) -> Result<(), StartError> {
                     .redis_password
                     .clone()
                     .filter(|p| !p.is_empty());
-                RedisStore::connect(rc)
+                let store = RedisStore::connect(rc).await?;
+                let feed = store.feed().await?;
+                DurableCollection::open_following(index, store, feed).await
             };
-            let store = connect(&name).await?;
-            let feed = store.feed().await?;
-            let (collection, _follower) =
-                DurableCollection::open_following(index_config, store, feed).await?;
-            let store = connect(REGISTRY_NAME).await?;
-            let feed = store.feed().await?;
-            let (registry, _registry_follower) =
-                DurableCollection::open_following(registry_config(), store, feed).await?;
+            let (collection, _follower) = open(&name, index_config).await?;
+            let (registry, _registry_follower) = open(REGISTRY_NAME, registry_config()).await?;
             // Instances share Redis snapshots; the periodic snapshotter takes them.
             serve(config, collection, registry, embedder, keys, false).await
         }
