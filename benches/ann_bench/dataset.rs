@@ -7,8 +7,13 @@
 use std::fs;
 use std::path::Path;
 
+use memory_server::embed::BuiltinEmbedder;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 use vector_index::synthetic::{clustered, ground_truth};
+
+use crate::text;
 
 /// `meta.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -81,18 +86,45 @@ pub fn load(dir: &Path) -> Result<Dataset, Error> {
 }
 
 /// Generates a clustered dataset with exact ground truth and writes it to `dir`.
+/// Which generated data to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Corpus {
+    /// Gaussian clusters around random unit centres (any dimension).
+    Clustered,
+    /// The load bench's memory texts and queries, through the built-in embedder.
+    MemoryText,
+}
+
+/// Generates a dataset of `n` base vectors and `n_queries` queries into `dir`.
 pub fn generate(
     dir: &Path,
+    corpus: Corpus,
     n: usize,
     n_queries: usize,
     dim: usize,
     seed: u64,
 ) -> Result<(), Error> {
-    let clusters = (n as f64).sqrt() as usize;
-    // Queries come from the same clusters as the base (one draw, split), as
-    // real queries come from the topics the memories are about.
-    let mut base = clustered(n + n_queries, dim, clusters, 0.5, seed);
-    let queries = base.split_off(n * dim);
+    let (base, queries) = match corpus {
+        Corpus::Clustered => {
+            let clusters = (n as f64).sqrt() as usize;
+            // Queries come from the same clusters as the base (one draw, split), as
+            // real queries come from the topics the memories are about.
+            let mut base = clustered(n + n_queries, dim, clusters, 0.5, seed);
+            let queries = base.split_off(n * dim);
+            (base, queries)
+        }
+        Corpus::MemoryText => {
+            let embedder = BuiltinEmbedder::new(dim);
+            let mut rng = StdRng::seed_from_u64(seed);
+            let base = (0..n)
+                .flat_map(|_| embedder.vector(&text::memory(&mut rng)))
+                .collect();
+            let queries = (0..n_queries)
+                .flat_map(|_| embedder.vector(&text::query(&mut rng)))
+                .collect();
+            (base, queries)
+        }
+    };
     let gt_k = 100.min(n);
     let gt = ground_truth(&base, &queries, dim, gt_k);
     fs::create_dir_all(dir)?;

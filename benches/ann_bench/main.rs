@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a CLI tool: failing loudly is right
 
 mod dataset;
+#[path = "../common/text.rs"]
+mod text;
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -45,6 +47,9 @@ struct Args {
     /// Write one JSON object per line here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Generated data: clustered vectors, or the load bench's texts embedded.
+    #[arg(long, value_enum, default_value = "clustered")]
+    corpus: dataset::Corpus,
     /// Generated data: number of base vectors.
     #[arg(long, default_value_t = 20_000)]
     n: usize,
@@ -93,13 +98,17 @@ type Error = Box<dyn std::error::Error>;
 
 fn run(mut args: Args) -> Result<(), Error> {
     if args.dataset.is_none() {
+        let prefix = match args.corpus {
+            dataset::Corpus::Clustered => "synthetic",
+            dataset::Corpus::MemoryText => "memory-text",
+        };
         let dir = args.out_dir.join(format!(
-            "synthetic-{}x{}-q{}-seed{}",
+            "{prefix}-{}x{}-q{}-seed{}",
             args.n, args.dim, args.queries, args.seed
         ));
         if !dir.join("meta.json").exists() {
             eprintln!("generating {} ...", dir.display());
-            dataset::generate(&dir, args.n, args.queries, args.dim, args.seed)?;
+            dataset::generate(&dir, args.corpus, args.n, args.queries, args.dim, args.seed)?;
         }
         args.dataset = Some(dir);
     }

@@ -11,9 +11,12 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use memory_client::{MemoryClient, NewMemory, SearchRequest};
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use tokio::sync::Mutex;
+
+#[path = "../common/text.rs"]
+mod text;
 
 /// Load-tests a memory server.
 #[derive(Parser, Debug)]
@@ -48,72 +51,6 @@ struct Args {
     seconds: u64,
 }
 
-const WORDS: &[&str] = &[
-    "deploy",
-    "staging",
-    "production",
-    "invoice",
-    "customer",
-    "alice",
-    "bob",
-    "meeting",
-    "report",
-    "budget",
-    "travel",
-    "lisbon",
-    "tea",
-    "coffee",
-    "database",
-    "password",
-    "rotation",
-    "incident",
-    "latency",
-    "review",
-    "contract",
-    "renewal",
-    "march",
-    "friday",
-    "roadmap",
-    "pricing",
-    "churn",
-    "onboarding",
-    "ticket",
-    "escalation",
-    "refund",
-    "shipping",
-    "warehouse",
-    "forecast",
-    "quarter",
-    "hiring",
-    "interview",
-    "feedback",
-    "release",
-    "rollback",
-    "canary",
-    "alert",
-    "dashboard",
-    "cache",
-    "redis",
-    "vector",
-    "search",
-    "memory",
-    "agent",
-    "planner",
-];
-
-fn sentence(rng: &mut StdRng, words: usize) -> String {
-    let mut s: Vec<&str> = (0..words)
-        .map(|_| WORDS[rng.random_range(0..WORDS.len())])
-        .collect();
-    s.push(if rng.random_bool(0.5) {
-        "today"
-    } else {
-        "later"
-    });
-    let n: u32 = rng.random_range(0..1_000_000);
-    format!("{} #{n}", s.join(" "))
-}
-
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -137,10 +74,9 @@ fn report(name: &str, mut lat: Vec<Duration>, errors: usize, elapsed: Duration) 
 }
 
 fn query(ns: &str, rng: &mut StdRng) -> SearchRequest {
-    let words = rng.random_range(2..5);
     SearchRequest {
         namespace: ns.into(),
-        query: Some(sentence(rng, words)),
+        query: Some(text::query(rng)),
         top_k: Some(10),
         ..SearchRequest::default()
     }
@@ -220,7 +156,7 @@ async fn main() {
             let memories = (0..n)
                 .map(|_| NewMemory {
                     namespace: ns.clone(),
-                    text: sentence(&mut rng, 8),
+                    text: text::memory(&mut rng),
                     ..NewMemory::default()
                 })
                 .collect();
@@ -248,7 +184,7 @@ async fn main() {
             let mut rng = StdRng::seed_from_u64(1_000_000 + i as u64);
             c.create(&NewMemory {
                 namespace: ns,
-                text: sentence(&mut rng, 8),
+                text: text::memory(&mut rng),
                 ..NewMemory::default()
             })
             .await

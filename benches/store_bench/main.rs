@@ -15,7 +15,7 @@ use clap::Parser;
 use vector_index::durable::DurableCollection;
 use vector_index::store::{EmbeddedStore, Expect, NewPoint, RedisConfig, RedisStore, Store};
 use vector_index::synthetic::clustered;
-use vector_index::{CollectionConfig, Payload, Uuid};
+use vector_index::{CollectionConfig, Payload, Quantization, Uuid};
 
 /// Measures the durable stores.
 #[derive(Parser, Debug)]
@@ -48,6 +48,12 @@ struct Args {
     /// Skip the embedded store (Redis only).
     #[arg(long)]
     redis_only: bool,
+    /// How the graph stores vectors: f32 (the library's default) or f16 (the memory server's).
+    #[arg(long, default_value = "f32")]
+    quantization: Quantization,
+    /// Construction width (the library's default 128; the memory server's 64).
+    #[arg(long, default_value_t = 128)]
+    ef_construction: usize,
 }
 
 struct Redis {
@@ -99,8 +105,11 @@ fn payload(i: usize) -> Payload {
     p
 }
 
-fn config(dim: usize) -> CollectionConfig {
-    CollectionConfig::new(dim)
+fn config(args: &Args) -> CollectionConfig {
+    let mut c = CollectionConfig::new(args.dim);
+    c.graph.quantization = args.quantization;
+    c.graph.ef_construction = args.ef_construction;
+    c
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -161,7 +170,7 @@ async fn batched_writes<S: Store>(
 /// Opens a following replica and waits until it is ready; returns it and the time taken.
 async fn open_replica(
     url: String,
-    dim: usize,
+    args: &Args,
 ) -> (
     Arc<DurableCollection<RedisStore>>,
     tokio::task::JoinHandle<()>,
@@ -172,7 +181,7 @@ async fn open_replica(
         .unwrap();
     let t = Instant::now();
     let (b, task) =
-        DurableCollection::open_following(config(dim), store.clone(), store.feed().await.unwrap())
+        DurableCollection::open_following(config(args), store.clone(), store.feed().await.unwrap())
             .await
             .unwrap();
     while !b.is_ready() {
@@ -197,7 +206,7 @@ async fn main() {
     // Embedded.
     if !args.redis_only {
         let path = dir.join("bench.redb");
-        let emb = DurableCollection::open(config(dim), EmbeddedStore::open(&path).unwrap())
+        let emb = DurableCollection::open(config(&args), EmbeddedStore::open(&path).unwrap())
             .await
             .unwrap();
         let e1 = if args.startup_only {
@@ -211,7 +220,7 @@ async fn main() {
         let e_snap = t.elapsed();
         drop(emb);
         let t = Instant::now();
-        let emb = DurableCollection::open(config(dim), EmbeddedStore::open(&path).unwrap())
+        let emb = DurableCollection::open(config(&args), EmbeddedStore::open(&path).unwrap())
             .await
             .unwrap();
         let e_from_snap = t.elapsed();
@@ -221,7 +230,7 @@ async fn main() {
         std::fs::remove_file(EmbeddedStore::open(&path).unwrap().snapshot_path()).unwrap();
         let t = Instant::now();
         if !args.skip_rebuild {
-            let emb = DurableCollection::open(config(dim), EmbeddedStore::open(&path).unwrap())
+            let emb = DurableCollection::open(config(&args), EmbeddedStore::open(&path).unwrap())
                 .await
                 .unwrap();
             drop(emb);
@@ -244,10 +253,13 @@ async fn main() {
     let store = RedisStore::connect(RedisConfig::new(redis.url(), "bench"))
         .await
         .unwrap();
-    let (a, _ta) =
-        DurableCollection::open_following(config(dim), store.clone(), store.feed().await.unwrap())
-            .await
-            .unwrap();
+    let (a, _ta) = DurableCollection::open_following(
+        config(&args),
+        store.clone(),
+        store.feed().await.unwrap(),
+    )
+    .await
+    .unwrap();
     let (r1, r16) = if args.startup_only {
         (0.0, 0.0)
     } else {
@@ -265,12 +277,12 @@ async fn main() {
     let r_rebuild = if args.skip_rebuild {
         Duration::ZERO
     } else {
-        open_replica(redis.url(), dim).await.2
+        open_replica(redis.url(), &args).await.2
     };
     let t = Instant::now();
     a.snapshot().await.unwrap();
     let r_snap = t.elapsed();
-    let (b, _tb, r_from_snap) = open_replica(redis.url(), dim).await;
+    let (b, _tb, r_from_snap) = open_replica(redis.url(), &args).await;
     assert!(b.replication().restored_from_snapshot);
     let r_points = b.index().len();
     println!(
