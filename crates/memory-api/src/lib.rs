@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 /// What sort of memory it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// A fact or preference ("Alice is vegetarian").
@@ -47,6 +48,7 @@ impl Kind {
 
 /// Who may see a memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Visibility {
     /// Everyone with read access to the namespace.
@@ -58,6 +60,7 @@ pub enum Visibility {
 
 /// A stored memory as the API returns it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Memory {
     /// UUIDv7 (time-ordered).
     pub id: Uuid,
@@ -82,12 +85,15 @@ pub struct Memory {
     pub visibility: Visibility,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub created_at: OffsetDateTime,
     /// Last change.
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub updated_at: OffsetDateTime,
     /// When it stops being returned.
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
     pub expires_at: Option<OffsetDateTime>,
     /// Changes on every write; send it back in `If-Match`.
     pub version: u64,
@@ -99,6 +105,7 @@ pub struct Memory {
 
 /// A new memory.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewMemory {
     /// Tenant namespace.
@@ -129,6 +136,7 @@ pub struct NewMemory {
     pub visibility: Visibility,
     /// When it stops being returned.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
     pub expires_at: Option<OffsetDateTime>,
     /// Your own vector instead of embedding `text` (must match the namespace's dimension).
     #[serde(default)]
@@ -140,6 +148,7 @@ pub struct NewMemory {
 
 /// The outcome of creating one memory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Created {
     /// The memory (the existing one for a duplicate or a replay).
     pub memory: Memory,
@@ -151,6 +160,7 @@ pub struct Created {
 
 /// A batch create.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewMemories {
     /// The memories, created in order.
@@ -159,6 +169,7 @@ pub struct NewMemories {
 
 /// The outcome of a batch create.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct CreatedBatch {
     /// One entry per input, in order.
     pub memories: Vec<Created>,
@@ -166,6 +177,7 @@ pub struct CreatedBatch {
 
 /// Changes to a memory; absent fields stay as they are.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MemoryPatch {
     /// New text (re-embedded).
@@ -186,6 +198,7 @@ pub struct MemoryPatch {
     pub visibility: Option<Visibility>,
     /// New expiry; `null` keeps it, use `clear_expiry` to remove it.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
     pub expires_at: Option<OffsetDateTime>,
     /// Removes the expiry.
     #[serde(default)]
@@ -197,6 +210,7 @@ pub struct MemoryPatch {
 
 /// Filters shared by list, search and bulk delete; all given conditions must hold.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MemoryFilter {
     /// Author agent.
@@ -219,15 +233,19 @@ pub struct MemoryFilter {
     pub tags_all: Vec<String>,
     /// Created at or after.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
     pub created_after: Option<OffsetDateTime>,
     /// Created before.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
     pub created_before: Option<OffsetDateTime>,
     /// Updated at or after.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
     pub updated_after: Option<OffsetDateTime>,
     /// Updated before.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
     pub updated_before: Option<OffsetDateTime>,
     /// Top-level metadata keys equal to these scalar values.
     #[serde(default)]
@@ -237,6 +255,7 @@ pub struct MemoryFilter {
 
 /// Recency weighting: `score = (1 - weight) * similarity + weight * 0.5^(age / half_life)`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Recency {
     /// Age at which the recency factor halves, in hours.
@@ -252,6 +271,7 @@ fn default_recency_weight() -> f64 {
 
 /// A search.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     /// Namespace to search.
@@ -281,6 +301,7 @@ pub struct SearchRequest {
 
 /// One search result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct SearchHit {
     /// The memory.
     pub memory: Memory,
@@ -294,6 +315,7 @@ pub struct SearchHit {
 
 /// Search results and how they were found.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct SearchResponse {
     /// Best first.
     pub results: Vec<SearchHit>,
@@ -307,6 +329,7 @@ pub struct SearchResponse {
 
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct MemoryPage {
     /// Newest first.
     pub memories: Vec<Memory>,
@@ -316,6 +339,7 @@ pub struct MemoryPage {
 
 /// A prior (or the current) state of a memory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Revision {
     /// The version this state had.
     pub version: u64,
@@ -330,11 +354,13 @@ pub struct Revision {
     pub kind: Kind,
     /// When it was written.
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub updated_at: OffsetDateTime,
 }
 
 /// A memory's history, newest first (the first entry is the current state).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct History {
     /// The memory.
     pub id: Uuid,
@@ -344,6 +370,7 @@ pub struct History {
 
 /// A bulk delete by filter.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct BulkDelete {
     /// Namespace.
@@ -361,6 +388,7 @@ pub struct BulkDelete {
 
 /// What a bulk delete did (or would do).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct BulkDeleted {
     /// Memories matched.
     pub matched: u64,
@@ -377,6 +405,7 @@ pub struct BulkDeleted {
 /// existing memory with the same id is replaced, and the text is embedded again
 /// unless `vector` is given.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PortableMemory {
     /// Kept on import; a new one is assigned when absent.
@@ -410,12 +439,15 @@ pub struct PortableMemory {
     pub visibility: Visibility,
     /// Creation time (now when absent).
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
     pub created_at: Option<OffsetDateTime>,
     /// Last change (the creation time when absent).
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
     pub updated_at: Option<OffsetDateTime>,
     /// Expiry.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
     pub expires_at: Option<OffsetDateTime>,
     /// Version at export time (informational; import assigns new versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -457,6 +489,7 @@ impl From<Memory> for PortableMemory {
 
 /// What an import did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Imported {
     /// Memories written (new or replaced).
     pub imported: u64,
@@ -464,6 +497,7 @@ pub struct Imported {
 
 /// One message of a session.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Message {
     /// `user`, `assistant`, `system`, `tool`, or your own label.
     pub role: String,
@@ -474,11 +508,13 @@ pub struct Message {
     pub agent_id: Option<String>,
     /// When it was appended.
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub created_at: OffsetDateTime,
 }
 
 /// A message to append.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
     /// `user`, `assistant`, `system`, `tool`, or your own label.
@@ -492,6 +528,7 @@ pub struct NewMessage {
 
 /// A session (working memory): recent messages, a context summary and free data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Session {
     /// The session's id (unique within the namespace).
     pub session_id: String,
@@ -509,12 +546,15 @@ pub struct Session {
     pub trimmed: u64,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub created_at: OffsetDateTime,
     /// Last change.
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub updated_at: OffsetDateTime,
     /// When the session expires (its TTL).
     #[serde(with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
     pub expires_at: Option<OffsetDateTime>,
     /// Changes on every write.
     pub version: u64,
@@ -522,6 +562,7 @@ pub struct Session {
 
 /// `PUT /v1/sessions/{id}`: replaces the session.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PutSession {
     /// Namespace.
@@ -545,6 +586,7 @@ pub struct PutSession {
 
 /// `POST /v1/sessions/{id}/messages`: appends atomically, creating the session if needed.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AppendMessages {
     /// Namespace.
@@ -564,6 +606,7 @@ pub struct AppendMessages {
 
 /// What an append did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct Appended {
     /// The session after the append.
     pub session: Session,
@@ -573,6 +616,7 @@ pub struct Appended {
 
 /// A session without its messages, for listings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct SessionSummary {
     /// The session's id.
     pub session_id: String,
@@ -584,11 +628,13 @@ pub struct SessionSummary {
     pub messages: usize,
     /// Last change.
     #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub updated_at: OffsetDateTime,
 }
 
 /// A page of sessions, most recently updated first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct SessionPage {
     /// Sessions.
     pub sessions: Vec<SessionSummary>,
@@ -596,6 +642,7 @@ pub struct SessionPage {
 
 /// `POST /v1/sessions/{id}/promote`: turns messages into long-term memories.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Promote {
     /// Namespace.
@@ -611,8 +658,64 @@ pub struct Promote {
     pub tags: Vec<String>,
 }
 
+/// A request for a ready-to-use context block (`memory_context`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ContextRequest {
+    /// Namespace to recall from.
+    pub namespace: String,
+    /// The task or question the context is for (any text).
+    pub query: String,
+    /// Session whose recent messages lead the block.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Only memories about this user.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    /// Character budget of the block (default 4000).
+    #[serde(default)]
+    pub max_chars: Option<usize>,
+    /// Long-term memories to consider (default 10).
+    #[serde(default)]
+    pub top_k: Option<usize>,
+    /// Recent session messages to consider (default 10).
+    #[serde(default)]
+    pub recent_messages: Option<usize>,
+    /// The agent the caller acts as (for its private memories; a bound key overrides it).
+    #[serde(default)]
+    pub as_agent: Option<String>,
+}
+
+/// A memory quoted in a context block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct ContextMemory {
+    /// The memory's id.
+    pub id: Uuid,
+    /// Its search score.
+    pub score: f32,
+    /// Its text.
+    pub text: String,
+}
+
+/// A context block: recent messages, then the most relevant memories, within the budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct ContextBlock {
+    /// The text to put in front of a model.
+    pub context: String,
+    /// Session messages included, oldest first.
+    pub messages: Vec<Message>,
+    /// Memories included, best first.
+    pub memories: Vec<ContextMemory>,
+    /// True when something relevant was left out to stay within `max_chars`.
+    pub truncated: bool,
+}
+
 /// The body of every error response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct ErrorResponse {
     /// The error.
     pub error: ErrorDetail,
@@ -620,6 +723,7 @@ pub struct ErrorResponse {
 
 /// What went wrong and what to fix.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct ErrorDetail {
     /// Stable code: `invalid_argument`, `unauthenticated`, `permission_denied`,
     /// `not_found`, `conflict`, `precondition_failed`, `payload_too_large`,
@@ -634,6 +738,7 @@ pub struct ErrorDetail {
 
 /// `POST /v1/memories` takes one memory or a batch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum CreateBody {
     /// `{"memories": [...]}`.
@@ -644,6 +749,7 @@ pub enum CreateBody {
 
 /// `POST /v1/memories` answers one outcome or a batch of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(untagged)]
 pub enum CreateResponse {
     /// For a batch.

@@ -8,18 +8,22 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use vector_index::CollectionConfig;
 use vector_index::durable::DurableCollection;
 use vector_index::store::{EmbeddedStore, RedisConfig, RedisStore, Store};
 
 use crate::auth::KeyRing;
 use crate::config::EmbedderConfig;
+use crate::config::McpConfig;
 use crate::config::{Config, StorageBackend};
 use crate::embed::gcp_auth::AdcTokenSource;
 use crate::embed::{
     BuiltinEmbedder, EmbedError, Embedder, OpenAiEmbedder, OpenAiSettings, RemoteSettings,
     VertexEmbedder, VertexSettings,
 };
+use crate::mcp::MemoryMcp;
+use crate::mcp::sessions::{McpSessions, SESSIONS_DIMS, SESSIONS_NAME};
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::service::{MemoryService, REGISTRY_DIMS, REGISTRY_NAME};
@@ -64,9 +68,13 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
-/// The router over `state`.
-pub fn router<S: Store>(state: AppState<S>, max_body_bytes: usize) -> Router {
-    Router::new()
+/// The router over `state`; `mcp` adds the `/mcp` endpoint when given.
+pub fn router<S: Store>(
+    state: AppState<S>,
+    max_body_bytes: usize,
+    mcp: Option<McpEndpoint<S>>,
+) -> Router {
+    let routes = Router::new()
         .route(
             "/v1/memories",
             post(routes::memories::create::<S>).get(routes::memories::list::<S>),
@@ -106,7 +114,20 @@ pub fn router<S: Store>(state: AppState<S>, max_body_bytes: usize) -> Router {
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz::<S>))
         .route("/metrics", get(routes::ops::metrics::<S>))
-        .route("/openapi.json", get(routes::ops::openapi))
+        .route("/openapi.json", get(routes::ops::openapi));
+    let routes = match mcp {
+        Some(m) => crate::mcp::http::add_route(
+            routes,
+            MemoryMcp::new(Arc::clone(&state.service), None),
+            Arc::clone(&state.keys),
+            &m.settings,
+            max_body_bytes,
+            m.sessions,
+            m.stop,
+        ),
+        None => routes,
+    };
+    routes
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(state.service.metrics()),
             crate::metrics::track,
@@ -119,6 +140,16 @@ pub fn router<S: Store>(state: AppState<S>, max_body_bytes: usize) -> Router {
             panic_response,
         ))
         .with_state(state)
+}
+
+/// What the `/mcp` endpoint needs besides the service.
+pub struct McpEndpoint<S: Store> {
+    /// Host and Origin allowlists.
+    pub settings: McpConfig,
+    /// Where older-era MCP sessions are kept.
+    pub sessions: Arc<McpSessions<S>>,
+    /// Cancelled at shutdown, closing open MCP streams.
+    pub stop: CancellationToken,
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
@@ -140,6 +171,11 @@ fn collection_name(model_id: &str) -> String {
         })
         .collect();
     format!("memories-{safe}")
+}
+
+/// MCP session state: one point per session, never searched.
+fn sessions_config() -> CollectionConfig {
+    CollectionConfig::new(SESSIONS_DIMS)
 }
 
 /// The namespace → model registry: one point per namespace, never searched.
@@ -200,8 +236,22 @@ fn embedder(e: &EmbedderConfig) -> Result<Arc<dyn Embedder>, StartError> {
     })
 }
 
+/// How the server talks to its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// REST and MCP over HTTP until SIGTERM / Ctrl-C.
+    Http,
+    /// MCP over stdin/stdout until stdin closes.
+    Stdio,
+}
+
 /// Runs the server described by `config` until SIGTERM / Ctrl-C.
 pub async fn run(config: Config) -> Result<(), StartError> {
+    run_as(config, Mode::Http).await
+}
+
+/// Runs the server described by `config` in `mode`.
+pub async fn run_as(config: Config, mode: Mode) -> Result<(), StartError> {
     config.check()?;
     let keys = Arc::new(KeyRing::from_config(&config.auth)?);
     let embedder = embedder(&config.embedder)?;
@@ -218,7 +268,14 @@ pub async fn run(config: Config) -> Result<(), StartError> {
                 |name: &str| EmbeddedStore::open(config.storage.path.join(format!("{name}.redb")));
             let collection = DurableCollection::open(index_config, open(&name)?).await?;
             let registry = DurableCollection::open(registry_config(), open(REGISTRY_NAME)?).await?;
-            serve(config, collection, registry, embedder, keys, true).await
+            let sessions = DurableCollection::open(sessions_config(), open(SESSIONS_NAME)?).await?;
+            let stores = Stores {
+                collection,
+                registry,
+                sessions,
+                snapshot_on_exit: true,
+            };
+            serve(config, stores, embedder, keys, mode).await
         }
         StorageBackend::Redis => {
             let ca_cert = match &config.storage.redis_ca_cert_file {
@@ -247,22 +304,44 @@ pub async fn run(config: Config) -> Result<(), StartError> {
             };
             let (collection, _follower) = open(&name, index_config).await?;
             let (registry, _registry_follower) = open(REGISTRY_NAME, registry_config()).await?;
+            let (sessions, _sessions_follower) = open(SESSIONS_NAME, sessions_config()).await?;
             // Instances share Redis snapshots; the periodic snapshotter takes them.
-            serve(config, collection, registry, embedder, keys, false).await
+            let stores = Stores {
+                collection,
+                registry,
+                sessions,
+                snapshot_on_exit: false,
+            };
+            serve(config, stores, embedder, keys, mode).await
         }
     }
 }
 
-async fn serve<S: Store>(
-    config: Config,
+/// The opened collections.
+struct Stores<S: Store> {
     collection: Arc<DurableCollection<S>>,
     registry: Arc<DurableCollection<S>>,
+    sessions: Arc<DurableCollection<S>>,
+    /// Embedded stores snapshot at exit; Redis instances share periodic snapshots.
+    snapshot_on_exit: bool,
+}
+
+async fn serve<S: Store>(
+    config: Config,
+    stores: Stores<S>,
     embedder: Arc<dyn Embedder>,
     keys: Arc<KeyRing>,
-    snapshot_on_exit: bool,
+    mode: Mode,
 ) -> Result<(), StartError> {
-    let _sweeper =
-        collection.spawn_sweeper(Duration::from_secs(config.storage.sweep_every_secs.max(1)));
+    let Stores {
+        collection,
+        registry,
+        sessions,
+        snapshot_on_exit,
+    } = stores;
+    let sweep_every = Duration::from_secs(config.storage.sweep_every_secs.max(1));
+    let _sweeper = collection.spawn_sweeper(sweep_every);
+    let _session_sweeper = sessions.spawn_sweeper(sweep_every);
     let _snapshotter = (config.storage.snapshot_every_secs > 0).then(|| {
         collection.spawn_snapshotter(Duration::from_secs(config.storage.snapshot_every_secs))
     });
@@ -273,7 +352,37 @@ async fn serve<S: Store>(
         config.limits.clone(),
         Arc::new(Metrics::new()),
     ));
-    let app = router(AppState { service, keys }, config.limits.max_body_bytes);
+    if mode == Mode::Stdio {
+        let who = match &config.mcp.stdio_key {
+            Some(key) => keys.authenticate(Some(key)),
+            None => keys.authenticate(None),
+        }
+        .map_err(|e| {
+            crate::config::ConfigError(format!(
+                "mcp-stdio: {e}; with auth on, set mcp.stdio_key (ORCHESTRA__MCP__STDIO_KEY) \
+                 to the API key stdio callers act with"
+            ))
+        })?;
+        crate::mcp::stdio::serve(MemoryMcp::new(service, Some(who))).await?;
+        if snapshot_on_exit && let Err(e) = collection.snapshot().await {
+            tracing::warn!(error = %e, "no snapshot at exit");
+        }
+        return Ok(());
+    }
+    let stop = CancellationToken::new();
+    let mcp = config.mcp.enabled.then(|| McpEndpoint {
+        settings: config.mcp.clone(),
+        sessions: Arc::new(McpSessions::new(
+            sessions,
+            Duration::from_secs(config.mcp.session_ttl_secs),
+        )),
+        stop: stop.clone(),
+    });
+    let app = router(
+        AppState { service, keys },
+        config.limits.max_body_bytes,
+        mcp,
+    );
     let addr = SocketAddr::new(config.server.host, config.server.port);
     let listener = TcpListener::bind(addr).await?;
     tracing::info!(
@@ -287,6 +396,8 @@ async fn serve<S: Store>(
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
+        // Open MCP streams would hold the drain open until the grace ends.
+        stop.cancel();
         let _ = stop_tx.send(true);
     });
     let mut stop = stop_rx.clone();

@@ -33,6 +33,8 @@ pub struct Config {
     pub otel: OtelConfig,
     /// Vector index tuning.
     pub index: IndexConfig,
+    /// The MCP endpoint (`/mcp`) and `mcp-stdio`.
+    pub mcp: McpConfig,
 }
 
 /// Listening address and shutdown.
@@ -323,6 +325,37 @@ impl Default for IndexConfig {
     }
 }
 
+/// The Model Context Protocol endpoint and the stdio transport.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpConfig {
+    /// Serve MCP at `/mcp`.
+    pub enabled: bool,
+    /// `Host` header values accepted at `/mcp` (DNS-rebinding guard); empty
+    /// means loopback names only. Required when `server.host` is not loopback.
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins accepted at `/mcp` (`scheme://host:port`); a request
+    /// carrying any other `Origin` is refused. Clients that send no `Origin`
+    /// (SDKs, CLIs) are unaffected.
+    pub allowed_origins: Vec<String>,
+    /// The API key `mcp-stdio` acts with when auth is on.
+    pub stdio_key: Option<String>,
+    /// How long an idle 2025-11-25 MCP session is remembered, in seconds.
+    pub session_ttl_secs: u64,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
+            stdio_key: None,
+            session_ttl_secs: 24 * 3600,
+        }
+    }
+}
+
 /// OpenTelemetry trace export over OTLP/HTTP (protobuf).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -457,6 +490,19 @@ impl Config {
                 "index.ef_search must be between 1 and 4096, got {}",
                 self.index.ef_search
             )));
+        }
+        if self.mcp.enabled && !self.server.host.is_loopback() && self.mcp.allowed_hosts.is_empty()
+        {
+            return Err(ConfigError(format!(
+                "server.host is {} (not loopback), so mcp.allowed_hosts must list the host \
+                 names MCP clients use (e.g. the service URL's host), or set mcp.enabled = false",
+                self.server.host
+            )));
+        }
+        if self.mcp.session_ttl_secs == 0 {
+            return Err(ConfigError(
+                "mcp.session_ttl_secs must be at least 1".into(),
+            ));
         }
         let o = &self.otel;
         if !(o.endpoint.is_empty()

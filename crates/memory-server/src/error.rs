@@ -158,6 +158,25 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The text of an MCP tool failure (`isError: true`): the code, the
+    /// message, and the details when there are any.
+    pub fn tool_message(self) -> String {
+        if self.status().is_server_error() {
+            tracing::error!(error = %self, code = self.code(), "tool call failed");
+        }
+        let body = self.body();
+        let error = &body["error"];
+        let message = error["message"].as_str().unwrap_or_default();
+        match &error["details"] {
+            Value::Object(d) if !d.is_empty() => {
+                format!("{}: {message} (details: {})", self.code(), error["details"])
+            }
+            _ => format!("{}: {message}", self.code()),
+        }
+    }
+}
+
 impl From<IndexError> for ApiError {
     fn from(e: IndexError) -> Self {
         match e {

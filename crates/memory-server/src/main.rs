@@ -19,6 +19,16 @@ struct Cli {
     /// Print the SHA-256 of an API key (for auth.keys[].sha256) and exit.
     #[arg(long, value_name = "KEY")]
     hash_key: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// What to run instead of the HTTP server.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Serve MCP over stdin/stdout (for Claude Desktop, Cursor and other local
+    /// clients); exits when stdin closes. Logs go to stderr.
+    McpStdio,
 }
 
 fn main() -> ExitCode {
@@ -51,7 +61,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = match runtime.block_on(memory_server::app::run(config)) {
+    let mode = match cli.command {
+        Some(Command::McpStdio) => memory_server::app::Mode::Stdio,
+        None => memory_server::app::Mode::Http,
+    };
+    let code = match runtime.block_on(memory_server::app::run_as(config, mode)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "memory-server failed");

@@ -31,6 +31,7 @@ use crate::model::{
 };
 use crate::validate;
 
+mod context;
 mod model_binding;
 mod sessions;
 
@@ -94,11 +95,12 @@ fn digest(parts: &[&str]) -> String {
 }
 
 /// A record id derived from `parts`: every instance computes the same one.
-fn derived_id(parts: &[&str]) -> Uuid {
+pub(crate) fn derived_id(parts: &[&str]) -> Uuid {
     Uuid::new_v8(digest_bytes(parts))
 }
 
-fn millis(t: OffsetDateTime) -> i64 {
+/// Milliseconds since the Unix epoch.
+pub(crate) fn millis(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 

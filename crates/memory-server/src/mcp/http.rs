@@ -1,0 +1,74 @@
+//! Streamable HTTP at `/mcp`: API-key auth in front of rmcp's service.
+//!
+//! Both protocol eras are served by the one endpoint: 2026-07-28 requests are
+//! stateless; 2025-11-25 clients get an `Mcp-Session-Id` whose state lives in
+//! the shared store ([`super::sessions`]), so any instance can serve it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::session::store::SessionStore;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+use vector_index::store::Store;
+
+use super::MemoryMcp;
+use crate::auth::{KeyRing, Principal};
+use crate::config::McpConfig;
+
+/// SSE keep-alive pings on open streams (proxies drop idle connections).
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Adds `/mcp` to `router`: authentication, then rmcp's streamable HTTP service.
+pub fn add_route<S: Store, St: Clone + Send + Sync + 'static>(
+    router: Router<St>,
+    mcp: MemoryMcp<S>,
+    keys: Arc<KeyRing>,
+    settings: &McpConfig,
+    max_body_bytes: usize,
+    sessions: Arc<dyn SessionStore>,
+    stop: CancellationToken,
+) -> Router<St> {
+    let mut config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(true)
+        .with_sse_keep_alive(Some(KEEP_ALIVE))
+        .with_max_request_body_bytes(max_body_bytes)
+        .with_cancellation_token(stop)
+        // An empty list rejects every request that carries an Origin: browsers
+        // must be listed; other clients send none.
+        .with_allowed_origins(settings.allowed_origins.clone())
+        .enforce_origin_validation();
+    if !settings.allowed_hosts.is_empty() {
+        config = config.with_allowed_hosts(settings.allowed_hosts.clone());
+    }
+    config.session_store = Some(sessions);
+    let rmcp = StreamableHttpService::new(
+        move || Ok(mcp.clone()),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    router.route_service(
+        "/mcp",
+        ServiceBuilder::new()
+            .layer(axum::middleware::from_fn_with_state(keys, authenticate))
+            .service(rmcp),
+    )
+}
+
+/// Puts the caller's [`Principal`] in the request, or answers 401/403 itself.
+async fn authenticate(State(keys): State<Arc<KeyRing>>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    match Principal::from_request_parts(&mut parts, &keys).await {
+        Ok(who) => {
+            parts.extensions.insert(who);
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Err(e) => e.into_response(),
+    }
+}

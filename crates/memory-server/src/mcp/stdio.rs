@@ -1,0 +1,23 @@
+//! `memory-server mcp-stdio`: MCP over stdin/stdout for local clients.
+//!
+//! Only MCP messages go to stdout (logs go to stderr); the process exits
+//! when stdin closes.
+
+use rmcp::ServiceExt;
+use vector_index::store::Store;
+
+use super::MemoryMcp;
+
+/// Serves `mcp` on stdin/stdout until the client closes stdin.
+pub async fn serve<S: Store>(mcp: MemoryMcp<S>) -> std::io::Result<()> {
+    let running = mcp
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| std::io::Error::other(format!("MCP handshake failed: {e}")))?;
+    let reason = running
+        .waiting()
+        .await
+        .map_err(|e| std::io::Error::other(format!("MCP service failed: {e}")))?;
+    tracing::info!(?reason, "MCP stdio session ended");
+    Ok(())
+}
