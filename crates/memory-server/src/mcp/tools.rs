@@ -179,7 +179,8 @@ pub struct RecallArgs {
     pub session_id: Option<String>,
 }
 
-/// The parsed form of a tool failure's text.
+/// A tool's outcome: structured content, or the error text. (Tool signatures
+/// spell the type out: the macro reads the output schema off `Json<T>`.)
 type ToolResult<T> = Result<Json<T>, String>;
 
 fn parse_id(raw: &str) -> Result<Uuid, String> {
@@ -240,7 +241,7 @@ impl<S: Store> MemoryMcp<S> {
         &self,
         ext: Extensions,
         Parameters(args): Parameters<StoreArgs>,
-    ) -> ToolResult<CreatedBatch> {
+    ) -> Result<Json<CreatedBatch>, String> {
         self.run(&ext, |who| async move {
             let memories = self.service.create(&who, args.memories).await?;
             Ok(CreatedBatch { memories })
@@ -262,7 +263,7 @@ impl<S: Store> MemoryMcp<S> {
         &self,
         ext: Extensions,
         Parameters(req): Parameters<SearchRequest>,
-    ) -> ToolResult<SearchResponse> {
+    ) -> Result<Json<SearchResponse>, String> {
         self.run(
             &ext,
             |who| async move { self.service.search(&who, req).await },
@@ -284,7 +285,7 @@ impl<S: Store> MemoryMcp<S> {
         &self,
         ext: Extensions,
         Parameters(args): Parameters<MemoryRef>,
-    ) -> ToolResult<Memory> {
+    ) -> Result<Json<Memory>, String> {
         let id = parse_id(&args.id)?;
         self.run(&ext, |who| async move {
             self.service.get(&who, id, args.as_agent.as_deref()).await
@@ -306,7 +307,7 @@ impl<S: Store> MemoryMcp<S> {
         &self,
         ext: Extensions,
         Parameters(args): Parameters<UpdateArgs>,
-    ) -> ToolResult<Memory> {
+    ) -> Result<Json<Memory>, String> {
         let id = parse_id(&args.id)?;
         self.run(&ext, |who| async move {
             self.service
@@ -330,7 +331,7 @@ impl<S: Store> MemoryMcp<S> {
         &self,
         ext: Extensions,
         Parameters(args): Parameters<DeleteArgs>,
-    ) -> ToolResult<Deleted> {
+    ) -> Result<Json<Deleted>, String> {
         let id = parse_id(&args.id)?;
         self.run(&ext, |who| async move {
             self.service
@@ -355,7 +356,7 @@ impl<S: Store> MemoryMcp<S> {
         &self,
         ext: Extensions,
         Parameters(args): Parameters<ListArgs>,
-    ) -> ToolResult<MemoryPage> {
+    ) -> Result<Json<MemoryPage>, String> {
         self.run(&ext, |who| async move {
             self.service
                 .list(
@@ -385,7 +386,7 @@ impl<S: Store> MemoryMcp<S> {
         &self,
         ext: Extensions,
         Parameters(args): Parameters<SessionRef>,
-    ) -> ToolResult<Session> {
+    ) -> Result<Json<Session>, String> {
         self.run(&ext, |who| async move {
             self.service
                 .get_session(&who, &args.namespace, &args.session_id)
@@ -408,7 +409,7 @@ impl<S: Store> MemoryMcp<S> {
         &self,
         ext: Extensions,
         Parameters(args): Parameters<AppendArgs>,
-    ) -> ToolResult<Appended> {
+    ) -> Result<Json<Appended>, String> {
         self.run(&ext, |who| async move {
             let req = AppendMessages {
                 namespace: args.namespace,
@@ -438,7 +439,7 @@ impl<S: Store> MemoryMcp<S> {
         &self,
         ext: Extensions,
         Parameters(req): Parameters<ContextRequest>,
-    ) -> ToolResult<ContextBlock> {
+    ) -> Result<Json<ContextBlock>, String> {
         self.run(
             &ext,
             |who| async move { self.service.context(&who, req).await },
