@@ -334,9 +334,9 @@ pub struct McpConfig {
     /// `Host` header values accepted at `/mcp` (DNS-rebinding guard); empty
     /// means loopback names only. Required when `server.host` is not loopback.
     pub allowed_hosts: Vec<String>,
-    /// Browser origins accepted at `/mcp` (`scheme://host:port`); a request
-    /// carrying any other `Origin` is refused. Clients that send no `Origin`
-    /// (SDKs, CLIs) are unaffected.
+    /// Browser origins accepted at `/mcp` (`scheme://host:port`, `:*` for any
+    /// port); empty means loopback origins only. A request carrying any other
+    /// `Origin` is refused; clients that send none (SDKs, CLIs) are unaffected.
     pub allowed_origins: Vec<String>,
     /// The API key `mcp-stdio` acts with when auth is on.
     pub stdio_key: Option<String>,

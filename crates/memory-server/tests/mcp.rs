@@ -446,6 +446,17 @@ async fn stateless_era_enforces_keys_roles_and_namespaces() {
     let a = writer_a.send(&body, &[]).await;
     assert!(a.message.unwrap()["error"].is_object());
 
+    // With no allowlist configured, loopback pages pass and others are refused.
+    let body = writer_a.request("tools/list", json!({}));
+    let local = writer_a
+        .send(&body, &[("origin", "http://localhost:5173")])
+        .await;
+    assert_eq!(local.status, StatusCode::OK);
+    let foreign = writer_a
+        .send(&body, &[("origin", "https://evil.example")])
+        .await;
+    assert_eq!(foreign.status, StatusCode::FORBIDDEN);
+
     let mut reader_a = Mcp::new(&server, Some("k-reader-a"), NEW);
     let write = reader_a
         .tool(

@@ -22,6 +22,17 @@ use super::MemoryMcp;
 use crate::auth::{KeyRing, Principal};
 use crate::config::McpConfig;
 
+/// Origins accepted when `mcp.allowed_origins` is empty: pages served from
+/// this machine (e.g. a local MCP inspector), on any port.
+const LOOPBACK_ORIGINS: [&str; 6] = [
+    "http://localhost:*",
+    "http://127.0.0.1:*",
+    "http://[::1]:*",
+    "https://localhost:*",
+    "https://127.0.0.1:*",
+    "https://[::1]:*",
+];
+
 /// SSE keep-alive pings on open streams (proxies drop idle connections).
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -40,9 +51,13 @@ pub fn add_route<S: Store, St: Clone + Send + Sync + 'static>(
         .with_sse_keep_alive(Some(KEEP_ALIVE))
         .with_max_request_body_bytes(max_body_bytes)
         .with_cancellation_token(stop)
-        // An empty list rejects every request that carries an Origin: browsers
-        // must be listed; other clients send none.
-        .with_allowed_origins(settings.allowed_origins.clone())
+        // Validation is always on: a request whose Origin is not listed is
+        // refused (clients that send no Origin are unaffected).
+        .with_allowed_origins(if settings.allowed_origins.is_empty() {
+            LOOPBACK_ORIGINS.iter().map(|o| o.to_string()).collect()
+        } else {
+            settings.allowed_origins.clone()
+        })
         .enforce_origin_validation();
     if !settings.allowed_hosts.is_empty() {
         config = config.with_allowed_hosts(settings.allowed_hosts.clone());
