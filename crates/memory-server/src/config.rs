@@ -575,6 +575,13 @@ mod tests {
             namespaces: vec!["*".into()],
             agent_id: None,
         });
+        // MCP off loopback needs the host names its clients use.
+        let err = c.check().unwrap_err().to_string();
+        assert!(err.contains("mcp.allowed_hosts"), "{err}");
+        c.mcp.allowed_hosts = vec!["memory.example.com".into()];
+        assert!(c.check().is_ok());
+        c.mcp.allowed_hosts.clear();
+        c.mcp.enabled = false;
         assert!(c.check().is_ok());
     }
 }

@@ -28,6 +28,7 @@ async fn env_file_env_vars_and_port_override_the_defaults() {
         .args(["--env", "test"])
         .env("PORT", port.to_string())
         .env("ORCHESTRA__STORAGE__PATH", &data)
+        .env("ORCHESTRA__MCP__ALLOWED_HOSTS", r#"["memory.example.com"]"#)
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
@@ -54,6 +55,19 @@ async fn env_file_env_vars_and_port_override_the_defaults() {
     };
     assert_eq!(search(8).await.unwrap().status(), 400);
     assert_eq!(search(7).await.unwrap().status(), 200);
+    // A list from the environment applies: /mcp takes only the listed host.
+    let mcp = |host: &str| {
+        http.post(format!("{url}/mcp"))
+            .header("host", host)
+            .header("accept", "application/json, text/event-stream")
+            .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}))
+            .send()
+    };
+    assert_ne!(mcp("memory.example.com").await.unwrap().status(), 403);
+    assert_eq!(
+        mcp(&format!("127.0.0.1:{port}")).await.unwrap().status(),
+        403
+    );
     // ORCHESTRA__STORAGE__PATH applies: the store file is there.
     assert!(std::fs::read_dir(&data).unwrap().count() > 0);
     let _ = child.kill();

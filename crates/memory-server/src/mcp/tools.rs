@@ -582,7 +582,8 @@ mod tests {
     #[test]
     fn memory_uris_parse_and_bad_ones_say_why() {
         let id = Uuid::now_v7();
-        let (ns, got) = parse_uri(&format!("memory://team/a/{id}")).expect("valid");
+        let uri = format!("memory://team/a/{id}");
+        let (ns, got) = parse_uri(&uri).expect("valid");
         assert_eq!((ns, got), ("team/a", id));
         for bad in [
             "memory://x",
