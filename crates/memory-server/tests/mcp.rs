@@ -555,11 +555,181 @@ async fn an_older_era_session_moves_between_instances_on_one_redis() {
     );
 }
 
-#[tokio::test]
-async fn stdio_serves_the_same_tools_through_rmcp_client() {
-    use rmcp::ServiceExt;
+/// A tool call through rmcp's client; returns the structured result (or the error text).
+async fn rmcp_tool(
+    client: &rmcp::Peer<rmcp::RoleClient>,
+    name: &'static str,
+    args: Value,
+) -> Result<Value, String> {
     use rmcp::model::CallToolRequestParams;
+    let args = args.as_object().cloned().expect("object arguments");
+    let r = client
+        .call_tool(CallToolRequestParams::new(name).with_arguments(args))
+        .await
+        .expect("tools/call");
+    let text = r.content[0].as_text().map(|t| t.text.clone());
+    if r.is_error == Some(true) {
+        return Err(text.unwrap_or_default());
+    }
+    let structured = r.structured_content.expect("structured content");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text.expect("text twin")).unwrap(),
+        structured
+    );
+    Ok(structured)
+}
+
+/// Every tool, a resource read and the prompt through rmcp's client, as a
+/// caller whose key writes namespace `a` only.
+async fn exercise_rmcp(client: &rmcp::Peer<rmcp::RoleClient>) {
+    use rmcp::model::{GetPromptRequestParams, ReadResourceRequestParams, ResourceContents};
+
+    let tools = client.list_all_tools().await.unwrap();
+    let mut names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
+    names.sort_unstable();
+    assert_eq!(names, TOOLS);
+
+    let stored = rmcp_tool(
+        &client,
+        "memory_store",
+        json!({"memories": [{"namespace": "a", "text": "stdio keeps the kettle warm", "user_id": "u1"}]}),
+    )
+    .await
+    .unwrap();
+    let memory = stored["memories"][0]["memory"].clone();
+    let id = memory["id"].as_str().unwrap().to_owned();
+    let found = rmcp_tool(
+        &client,
+        "memory_search",
+        json!({"namespace": "a", "query": "kettle"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(found["results"][0]["memory"]["id"], id.as_str());
+    let got = rmcp_tool(&client, "memory_get", json!({"id": id}))
+        .await
+        .unwrap();
+    assert_eq!(got["user_id"], "u1");
+    let updated = rmcp_tool(
+        &client,
+        "memory_update",
+        json!({"id": id, "changes": {"text": "stdio keeps the teapot warm", "version": memory["version"]}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(updated["text"], "stdio keeps the teapot warm");
+    let listed = rmcp_tool(&client, "memory_list", json!({"namespace": "a"}))
+        .await
+        .unwrap();
+    assert_eq!(listed["memories"].as_array().unwrap().len(), 1);
+    rmcp_tool(
+        &client,
+        "session_append",
+        json!({"namespace": "a", "session_id": "s", "messages": [{"role": "user", "content": "is it warm?"}]}),
+    )
+    .await
+    .unwrap();
+    let session = rmcp_tool(
+        &client,
+        "session_get",
+        json!({"namespace": "a", "session_id": "s"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(session["messages"][0]["content"], "is it warm?");
+    let context = rmcp_tool(
+        &client,
+        "memory_context",
+        json!({"namespace": "a", "query": "teapot", "session_id": "s"}),
+    )
+    .await
+    .unwrap();
+    let text = context["context"].as_str().unwrap();
+    assert!(
+        text.contains("is it warm?") && text.contains("teapot"),
+        "{text}"
+    );
+
+    let read = client
+        .read_resource(ReadResourceRequestParams::new(format!("memory://a/{id}")))
+        .await
+        .unwrap();
+    let ResourceContents::TextResourceContents { text, .. } = &read.contents[0] else {
+        panic!("a text resource");
+    };
+    assert_eq!(
+        serde_json::from_str::<Value>(text).unwrap()["id"],
+        id.as_str()
+    );
+    let prompt = client
+        .get_prompt(
+            GetPromptRequestParams::new("recall").with_arguments(
+                json!({"namespace": "a", "task": "teapot"})
+                    .as_object()
+                    .cloned()
+                    .unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    let said = serde_json::to_string(&prompt.messages[0]).unwrap();
+    assert!(said.contains("teapot"), "{said}");
+
+    // stdio acts as its key: namespace b and bad input are refused.
+    let cross = rmcp_tool(&client, "memory_list", json!({"namespace": "b"})).await;
+    assert!(cross.unwrap_err().starts_with("permission_denied"));
+    let bad = rmcp_tool(
+        &client,
+        "memory_search",
+        json!({"namespace": "", "query": "x"}),
+    )
+    .await;
+    assert!(bad.unwrap_err().starts_with("invalid_argument"));
+
+    let deleted = rmcp_tool(&client, "memory_delete", json!({"id": id}))
+        .await
+        .unwrap();
+    assert_eq!(deleted["deleted"], true);
+    let gone = rmcp_tool(&client, "memory_get", json!({"id": id})).await;
+    assert!(gone.unwrap_err().starts_with("not_found"));
+}
+
+#[tokio::test]
+async fn stdio_serves_every_operation_through_rmcp_client() {
+    use rmcp::ServiceExt;
     use rmcp::transport::TokioChildProcess;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config_dir = dir.path().join("config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    let stdio_key = "[mcp]\nstdio_key = \"k-writer-a\"\n";
+    std::fs::write(
+        config_dir.join("default.toml"),
+        config_toml(
+            free_port(),
+            &dir.path().join("data"),
+            None,
+            &format!("{KEYS}\n{stdio_key}"),
+        ),
+    )
+    .unwrap();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_memory-server"));
+    cmd.arg("--config-dir")
+        .arg(&config_dir)
+        .arg("mcp-stdio")
+        .env_remove("ORCHESTRA_ENV")
+        // Logs on: they must all go to stderr, or the client would choke.
+        .env("ORCHESTRA__LOG__LEVEL", "info");
+    let client = ().serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap();
+
+    exercise_rmcp(client.peer()).await;
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn stdio_exits_when_stdin_closes_and_refuses_to_start_without_its_key() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
 
     let dir = tempfile::tempdir().unwrap();
     let config_dir = dir.path().join("config");
@@ -569,47 +739,106 @@ async fn stdio_serves_the_same_tools_through_rmcp_client() {
         config_toml(free_port(), &dir.path().join("data"), None, ""),
     )
     .unwrap();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_memory-server"));
-    cmd.arg("--config-dir")
+    // stdin is closed at once: the server sees EOF and exits by itself.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_memory-server"))
+        .arg("--config-dir")
         .arg(&config_dir)
         .arg("mcp-stdio")
-        .env_remove("ORCHESTRA_ENV")
-        .env("ORCHESTRA__LOG__LEVEL", "info");
-    let client = ().serve(TokioChildProcess::new(cmd).unwrap()).await.unwrap();
-
-    let tools = client.list_all_tools().await.unwrap();
-    let mut names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
-    names.sort_unstable();
-    assert_eq!(names, TOOLS);
-
-    let args = |v: Value| v.as_object().cloned();
-    let stored = client
-        .call_tool(CallToolRequestParams::new("memory_store").with_arguments(
-            args(json!({"memories": [{"namespace": "local", "text": "stdio keeps the kettle warm"}]}))
-                .unwrap(),
-        ))
-        .await
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
         .unwrap();
-    assert_eq!(stored.is_error, Some(false));
-    let id = stored.structured_content.unwrap()["memories"][0]["memory"]["id"].clone();
-    let found = client
-        .call_tool(
-            CallToolRequestParams::new("memory_search")
-                .with_arguments(args(json!({"namespace": "local", "query": "kettle"})).unwrap()),
-        )
-        .await
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "mcp-stdio did not exit on EOF");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(out.is_empty(), "nothing but MCP on stdout: {out:?}");
+    // A closed stdin before the handshake is the client's doing; either way it ends.
+    let _ = status;
+
+    // With auth on and no stdio key, it says what to set.
+    std::fs::write(
+        config_dir.join("default.toml"),
+        config_toml(free_port(), &dir.path().join("data2"), None, KEYS),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_memory-server"))
+        .arg("--config-dir")
+        .arg(&config_dir)
+        .arg("mcp-stdio")
+        .stdin(Stdio::null())
+        .output()
         .unwrap();
-    assert_eq!(
-        found.structured_content.unwrap()["results"][0]["memory"]["id"],
-        id
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mcp.stdio_key"), "{err}");
+    assert!(out.stdout.is_empty());
+}
+
+#[tokio::test]
+async fn an_oversize_body_is_refused_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &config_toml(
+            free_port(),
+            dir.path(),
+            None,
+            "[limits]\nmax_body_bytes = 4096\n",
+        ),
     );
-    let bad = client
-        .call_tool(
-            CallToolRequestParams::new("memory_search")
-                .with_arguments(args(json!({"namespace": "", "query": "x"})).unwrap()),
-        )
-        .await
-        .unwrap();
-    assert_eq!(bad.is_error, Some(true));
-    client.cancel().await.unwrap();
+    let mut mcp = Mcp::new(&server, None, NEW);
+    let big = mcp.request(
+        "tools/call",
+        json!({"name": "memory_store", "arguments": {"memories": [{"namespace": "n", "text": "x".repeat(8000)}]}}),
+    );
+    let a = mcp.send(&big, &[]).await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let listed = mcp.tool("memory_list", json!({"namespace": "n"})).await;
+    assert_eq!(ok(&listed)["memories"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn http_serves_every_operation_through_rmcp_client_in_both_eras() {
+    use rmcp::model::{ClientConfig, ProtocolVersion};
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    use rmcp::{ClientLifecycleMode, ClientServiceExt};
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &config_toml(free_port(), dir.path(), None, KEYS),
+    );
+    for (mode, era) in [
+        (ClientLifecycleMode::Initialize, OLD),
+        (
+            ClientLifecycleMode::Discover {
+                preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            },
+            NEW,
+        ),
+    ] {
+        let transport = StreamableHttpClientTransport::from_config(
+            StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", server.url))
+                .auth_header("k-writer-a"),
+        );
+        let client = ClientConfig::default()
+            .serve_with_lifecycle(transport, mode)
+            .await
+            .expect("the rmcp client connects");
+        assert_eq!(
+            client.peer_info().map(|i| i.protocol_version.to_string()),
+            Some(era.to_owned())
+        );
+        exercise_rmcp(client.peer()).await;
+        client.cancel().await.unwrap();
+    }
 }
