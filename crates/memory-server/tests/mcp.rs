@@ -590,7 +590,7 @@ async fn exercise_rmcp(client: &rmcp::Peer<rmcp::RoleClient>) {
     assert_eq!(names, TOOLS);
 
     let stored = rmcp_tool(
-        &client,
+        client,
         "memory_store",
         json!({"memories": [{"namespace": "a", "text": "stdio keeps the kettle warm", "user_id": "u1"}]}),
     )
@@ -599,38 +599,38 @@ async fn exercise_rmcp(client: &rmcp::Peer<rmcp::RoleClient>) {
     let memory = stored["memories"][0]["memory"].clone();
     let id = memory["id"].as_str().unwrap().to_owned();
     let found = rmcp_tool(
-        &client,
+        client,
         "memory_search",
         json!({"namespace": "a", "query": "kettle"}),
     )
     .await
     .unwrap();
     assert_eq!(found["results"][0]["memory"]["id"], id.as_str());
-    let got = rmcp_tool(&client, "memory_get", json!({"id": id}))
+    let got = rmcp_tool(client, "memory_get", json!({"id": id}))
         .await
         .unwrap();
     assert_eq!(got["user_id"], "u1");
     let updated = rmcp_tool(
-        &client,
+        client,
         "memory_update",
         json!({"id": id, "changes": {"text": "stdio keeps the teapot warm", "version": memory["version"]}}),
     )
     .await
     .unwrap();
     assert_eq!(updated["text"], "stdio keeps the teapot warm");
-    let listed = rmcp_tool(&client, "memory_list", json!({"namespace": "a"}))
+    let listed = rmcp_tool(client, "memory_list", json!({"namespace": "a"}))
         .await
         .unwrap();
     assert_eq!(listed["memories"].as_array().unwrap().len(), 1);
     rmcp_tool(
-        &client,
+        client,
         "session_append",
         json!({"namespace": "a", "session_id": "s", "messages": [{"role": "user", "content": "is it warm?"}]}),
     )
     .await
     .unwrap();
     let session = rmcp_tool(
-        &client,
+        client,
         "session_get",
         json!({"namespace": "a", "session_id": "s"}),
     )
@@ -638,7 +638,7 @@ async fn exercise_rmcp(client: &rmcp::Peer<rmcp::RoleClient>) {
     .unwrap();
     assert_eq!(session["messages"][0]["content"], "is it warm?");
     let context = rmcp_tool(
-        &client,
+        client,
         "memory_context",
         json!({"namespace": "a", "query": "teapot", "session_id": "s"}),
     )
@@ -676,21 +676,21 @@ async fn exercise_rmcp(client: &rmcp::Peer<rmcp::RoleClient>) {
     assert!(said.contains("teapot"), "{said}");
 
     // stdio acts as its key: namespace b and bad input are refused.
-    let cross = rmcp_tool(&client, "memory_list", json!({"namespace": "b"})).await;
+    let cross = rmcp_tool(client, "memory_list", json!({"namespace": "b"})).await;
     assert!(cross.unwrap_err().starts_with("permission_denied"));
     let bad = rmcp_tool(
-        &client,
+        client,
         "memory_search",
         json!({"namespace": "", "query": "x"}),
     )
     .await;
     assert!(bad.unwrap_err().starts_with("invalid_argument"));
 
-    let deleted = rmcp_tool(&client, "memory_delete", json!({"id": id}))
+    let deleted = rmcp_tool(client, "memory_delete", json!({"id": id}))
         .await
         .unwrap();
     assert_eq!(deleted["deleted"], true);
-    let gone = rmcp_tool(&client, "memory_get", json!({"id": id})).await;
+    let gone = rmcp_tool(client, "memory_get", json!({"id": id})).await;
     assert!(gone.unwrap_err().starts_with("not_found"));
 }
 
