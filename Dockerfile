@@ -9,7 +9,7 @@
 # resolves them (no `latest` anywhere).
 
 ARG RUST_VERSION=1.95.0
-ARG CARGO_CHEF_VERSION=0.1.73
+ARG CARGO_CHEF_VERSION=0.1.78
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS chef
 ARG CARGO_CHEF_VERSION
