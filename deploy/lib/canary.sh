@@ -72,9 +72,9 @@ ratio = errors / requests
 if ratio > max_ratio:
     print(f"bad error ratio {ratio:.4f} > {max_ratio} over {requests:.0f} requests")
 elif math.isnan(p95) or p95 > max_p95:
-    print(f"bad p95 latency {p95:.0f} ms > {max_p95:.0f} ms")
+    print(f"bad p95 latency {p95:.1f} ms > {max_p95:.0f} ms")
 else:
-    print(f"good error ratio {ratio:.4f}, p95 {p95:.0f} ms over {requests:.0f} requests")
+    print(f"good error ratio {ratio:.4f}, p95 {p95:.1f} ms over {requests:.0f} requests")
 PY
 }
 

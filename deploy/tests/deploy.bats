@@ -56,7 +56,7 @@ serving() {
   export FAKE_P95_MS=900
   run "$DEPLOY/deploy.sh" staging svc image:v2
   [ "$status" -ne 0 ]
-  [[ "$output" == *"p95 latency 900 ms > 500 ms"* ]]
+  [[ "$output" == *"p95 latency 900.0 ms > 500 ms"* ]]
   [ "$(serving)" = "svc-00001-old=100" ]
 }
 
@@ -65,7 +65,7 @@ serving() {
   export FAKE_P95_MS="900 120"
   run "$DEPLOY/deploy.sh" dev svc image:v2
   [ "$status" -eq 0 ]
-  [[ "$output" == *"bad check 1/2: p95 latency 900 ms"* ]]
+  [[ "$output" == *"bad check 1/2: p95 latency 900.0 ms"* ]]
   [ "$(serving)" = "svc-00002-new=100" ]
 }
 

@@ -22,6 +22,7 @@ use crate::embed::{
     BuiltinEmbedder, EmbedError, Embedder, OpenAiEmbedder, OpenAiSettings, RemoteSettings,
     VertexEmbedder, VertexSettings,
 };
+use crate::fault::{self, Faults};
 use crate::mcp::MemoryMcp;
 use crate::mcp::sessions::{McpSessions, SESSIONS_DIMS, SESSIONS_NAME};
 use crate::metrics::Metrics;
@@ -68,11 +69,13 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
-/// The router over `state`; `mcp` adds the `/mcp` endpoint when given.
+/// The router over `state`; `mcp` adds the `/mcp` endpoint when given;
+/// `faults` (test-only) fails a share of requests.
 pub fn router<S: Store>(
     state: AppState<S>,
     max_body_bytes: usize,
     mcp: Option<McpEndpoint<S>>,
+    faults: Option<Arc<Faults>>,
 ) -> Router {
     let routes = Router::new()
         .route(
@@ -125,6 +128,11 @@ pub fn router<S: Store>(
             m.sessions,
             m.stop,
         ),
+        None => routes,
+    };
+    // Inside the metrics layer, so injected failures are counted like real ones.
+    let routes = match faults {
+        Some(f) => routes.route_layer(axum::middleware::from_fn_with_state(f, fault::inject)),
         None => routes,
     };
     routes
@@ -378,10 +386,18 @@ async fn serve<S: Store>(
         )),
         stop: stop.clone(),
     });
+    let faults = (config.testing.fail_every > 0).then(|| {
+        tracing::warn!(
+            every = config.testing.fail_every,
+            "testing.fail_every is set: this server fails requests on purpose"
+        );
+        Faults::every(config.testing.fail_every)
+    });
     let app = router(
         AppState { service, keys },
         config.limits.max_body_bytes,
         mcp,
+        faults,
     );
     let addr = SocketAddr::new(config.server.host, config.server.port);
     let listener = TcpListener::bind(addr).await?;

@@ -35,6 +35,8 @@ pub struct Config {
     pub index: IndexConfig,
     /// The MCP endpoint (`/mcp`) and `mcp-stdio`.
     pub mcp: McpConfig,
+    /// Test-only settings.
+    pub testing: TestingConfig,
 }
 
 /// Listening address and shutdown.
@@ -323,6 +325,15 @@ impl Default for IndexConfig {
             quantization: vector_index::Quantization::F16,
         }
     }
+}
+
+/// Test-only settings; never set them in production.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TestingConfig {
+    /// Answer every Nth API request with a 500 (0: never). The local canary
+    /// run uses it to make one build faulty.
+    pub fail_every: u64,
 }
 
 /// The Model Context Protocol endpoint and the stdio transport.

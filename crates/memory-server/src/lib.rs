@@ -17,6 +17,7 @@ pub mod config;
 pub mod embed;
 pub mod error;
 pub mod extract;
+pub mod fault;
 pub mod mcp;
 pub mod metrics;
 pub mod model;
