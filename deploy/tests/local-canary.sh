@@ -24,9 +24,19 @@ DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 work="$(mktemp -d)"
 pids=()
 cleanup() {
+  local status=$? p
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
+  # The servers were started from subshells, so `wait` cannot see them: poll
+  # until they have exited (they snapshot on the way out) before removing
+  # their data.
+  for p in "${pids[@]}"; do
+    for _ in $(seq 100); do
+      kill -0 "$p" 2>/dev/null || break
+      sleep 0.1
+    done
+  done
+  rm -rf "$work" || true
+  exit "$status"
 }
 trap cleanup EXIT
 

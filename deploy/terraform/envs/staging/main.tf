@@ -1,0 +1,63 @@
+# The staging environment. State lives in a bucket created once by hand (see
+# docs/operations.md, first-time setup).
+
+terraform {
+  required_version = ">= 1.6"
+  required_providers {
+    google = {
+      source  = "hashicorp/google"
+      version = "~> 6.0"
+    }
+  }
+  backend "gcs" {
+    bucket = "ai-orchestra-staging-tfstate"
+    prefix = "terraform"
+  }
+}
+
+variable "project" {
+  type        = string
+  description = "The staging project."
+  default     = "ai-orchestra-staging"
+}
+
+variable "github_repository" {
+  type        = string
+  description = "owner/name of the repository that deploys."
+}
+
+variable "memory_server_image" {
+  type        = string
+  description = "The first memory-server image."
+}
+
+variable "notification_channels" {
+  type        = list(string)
+  description = "Alert notification channel ids."
+  default     = []
+}
+
+provider "google" {
+  project = var.project
+  region  = "us-central1"
+}
+
+module "stack" {
+  source                = "../../modules/stack"
+  environment           = "staging"
+  project               = var.project
+  github_repository     = var.github_repository
+  memory_server_image   = var.memory_server_image
+  notification_channels = var.notification_channels
+}
+
+output "stack" {
+  description = "URLs and the values the deploy workflow needs."
+
+  value = {
+    memory_server_urls         = module.stack.memory_server_urls
+    workload_identity_provider = module.stack.workload_identity_provider
+    deployer_service_account   = module.stack.deployer_service_account
+    artifact_repository        = module.stack.artifact_repository
+  }
+}

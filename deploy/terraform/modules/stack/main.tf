@@ -1,0 +1,244 @@
+# One environment: network, Redis, secrets, images, the services in each of
+# its regions, keyless CI and monitoring. envs/<env> instantiate it.
+
+variable "environment" {
+  type        = string
+  description = "dev, staging or prod."
+}
+variable "project" {
+  type        = string
+  description = "The environment's project."
+}
+variable "github_repository" {
+  type        = string
+  description = "owner/name of the repository that deploys."
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github_repository))
+    error_message = "github_repository must be owner/name."
+  }
+}
+variable "memory_server_image" {
+  type        = string
+  description = "The first memory-server image (deploy.sh rolls out the next ones)."
+}
+variable "orchestrator_image" {
+  type        = string
+  description = "The first orchestrator image; null until that binary exists."
+  default     = null
+}
+variable "notification_channels" {
+  type        = list(string)
+  description = "Where alerts go."
+  default     = []
+}
+
+module "settings" {
+  source      = "../settings"
+  environment = var.environment
+}
+
+locals {
+  name    = "ai-orchestra-${var.environment}"
+  size    = module.settings.size
+  primary = module.settings.primary_region
+  labels  = module.settings.labels
+}
+
+module "network" {
+  source  = "../network"
+  project = var.project
+  regions = local.size.regions
+  name    = local.name
+}
+
+module "redis" {
+  source         = "../redis"
+  project        = var.project
+  region         = local.primary
+  name           = "${local.name}-memory"
+  tier           = local.size.redis_tier
+  memory_size_gb = local.size.redis_memory_gb
+  network_id     = module.network.network_id
+  labels         = local.labels
+}
+
+# One identity per service: neither uses the default compute account, and
+# only the orchestrator may call the memory server.
+resource "google_service_account" "memory_server" {
+  project      = var.project
+  account_id   = "memory-server-run"
+  display_name = "Cloud Run: memory-server"
+}
+
+resource "google_service_account" "orchestrator" {
+  project      = var.project
+  account_id   = "orchestrator-run"
+  display_name = "Cloud Run: orchestrator"
+}
+
+module "identity" {
+  source       = "../identity"
+  project      = var.project
+  github_owner = split("/", var.github_repository)[0]
+  github_repo  = split("/", var.github_repository)[1]
+  environment  = var.environment
+}
+
+# The deployer rolls out revisions that run as these identities.
+resource "google_service_account_iam_member" "deployer_acts_as" {
+  for_each = {
+    memory-server = google_service_account.memory_server.name
+    orchestrator  = google_service_account.orchestrator.name
+  }
+  service_account_id = each.value
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${module.identity.deployer}"
+}
+
+module "registry" {
+  source  = "../registry"
+  project = var.project
+  region  = local.primary
+  labels  = local.labels
+  writers = [module.identity.deployer]
+  readers = [google_service_account.memory_server.email, google_service_account.orchestrator.email]
+}
+
+module "secrets" {
+  source  = "../secrets"
+  project = var.project
+  labels  = local.labels
+
+  secrets = {
+    # API keys (TOML array of tables); versions are added by the operator.
+    memory-server-api-keys = {
+      accessors = [google_service_account.memory_server.email]
+    }
+    redis-auth = {
+      value     = module.redis.auth_string
+      accessors = [google_service_account.memory_server.email]
+    }
+    redis-server-ca = {
+      value     = module.redis.server_ca_certs
+      accessors = [google_service_account.memory_server.email]
+    }
+    # The orchestrator's key for the memory server.
+    orchestrator-memory-key = {
+      accessors = [google_service_account.orchestrator.email]
+    }
+  }
+}
+
+# The primary region's service, and one per further region (prod: us-west4),
+# all on the primary region's Redis.
+module "memory_server" {
+  source          = "../service"
+  project         = var.project
+  region          = local.primary
+  name            = "memory-server"
+  image           = var.memory_server_image
+  size            = local.size
+  ingress         = "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  connector_id    = module.network.connector_ids[local.primary]
+  service_account = google_service_account.memory_server.email
+  labels          = local.labels
+
+  env = {
+    ORCHESTRA_ENV                          = var.environment
+    ORCHESTRA__STORAGE__REDIS_URL          = module.redis.url
+    ORCHESTRA__STORAGE__REDIS_CA_CERT_FILE = "/secrets/redis-ca/value"
+    ORCHESTRA__STORAGE__WAIT_REPLICAS      = local.size.redis_tier == "STANDARD_HA" ? "1" : "0"
+    ORCHESTRA__LOG__GCP_PROJECT            = var.project
+  }
+  secret_env = {
+    ORCHESTRA__AUTH__KEYS              = module.secrets.ids["memory-server-api-keys"]
+    ORCHESTRA__STORAGE__REDIS_PASSWORD = module.secrets.ids["redis-auth"]
+  }
+  secret_files = {
+    "/secrets/redis-ca" = module.secrets.ids["redis-server-ca"]
+  }
+  invokers = [google_service_account.orchestrator.email]
+}
+
+module "memory_server_secondary" {
+  source          = "../service"
+  for_each        = toset(slice(local.size.regions, 1, length(local.size.regions)))
+  project         = var.project
+  region          = each.key
+  name            = "memory-server"
+  image           = var.memory_server_image
+  size            = local.size
+  ingress         = "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  connector_id    = module.network.connector_ids[each.key]
+  service_account = google_service_account.memory_server.email
+  labels          = local.labels
+
+  env = {
+    ORCHESTRA_ENV                          = var.environment
+    ORCHESTRA__STORAGE__REDIS_URL          = module.redis.url
+    ORCHESTRA__STORAGE__REDIS_CA_CERT_FILE = "/secrets/redis-ca/value"
+    ORCHESTRA__STORAGE__WAIT_REPLICAS      = local.size.redis_tier == "STANDARD_HA" ? "1" : "0"
+    ORCHESTRA__LOG__GCP_PROJECT            = var.project
+  }
+  secret_env = {
+    ORCHESTRA__AUTH__KEYS              = module.secrets.ids["memory-server-api-keys"]
+    ORCHESTRA__STORAGE__REDIS_PASSWORD = module.secrets.ids["redis-auth"]
+  }
+  secret_files = {
+    "/secrets/redis-ca" = module.secrets.ids["redis-server-ca"]
+  }
+  invokers = [google_service_account.orchestrator.email]
+}
+
+module "orchestrator" {
+  source          = "../service"
+  for_each        = var.orchestrator_image == null ? toset([]) : toset(local.size.regions)
+  project         = var.project
+  region          = each.key
+  name            = "orchestrator"
+  image           = var.orchestrator_image
+  size            = local.size
+  ingress         = "INGRESS_TRAFFIC_ALL"
+  connector_id    = module.network.connector_ids[each.key]
+  service_account = google_service_account.orchestrator.email
+  labels          = local.labels
+
+  env = {
+    ORCHESTRA_ENV = var.environment
+  }
+  secret_env = {
+    ORCHESTRA__MEMORY__API_KEY = module.secrets.ids["orchestrator-memory-key"]
+  }
+}
+
+module "monitoring" {
+  source                = "../monitoring"
+  project               = var.project
+  service               = "memory-server"
+  baseline_instances    = local.size.min_instances * length(local.size.regions)
+  notification_channels = var.notification_channels
+}
+
+output "memory_server_urls" {
+  description = "Region => memory-server URL."
+
+  value = merge(
+    { (local.primary) = module.memory_server.uri },
+    { for r, m in module.memory_server_secondary : r => m.uri },
+  )
+}
+
+output "workload_identity_provider" {
+  description = "For the deploy workflow's WIF_PROVIDER variable."
+  value       = module.identity.provider
+}
+
+output "deployer_service_account" {
+  description = "For the deploy workflow's DEPLOYER_SERVICE_ACCOUNT variable."
+  value       = module.identity.deployer
+}
+
+output "artifact_repository" {
+  description = "For the deploy workflow's ARTIFACT_REPOSITORY variable."
+  value       = module.registry.url
+}
