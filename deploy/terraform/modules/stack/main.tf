@@ -129,41 +129,12 @@ module "secrets" {
   }
 }
 
-# The primary region's service, and one per further region (prod: us-west4),
-# all on the primary region's Redis.
+# One service per region (prod: us-central1 and us-west4), all on the
+# primary region's Redis.
 module "memory_server" {
   source          = "../service"
   project         = var.project
-  region          = local.primary
-  name            = "memory-server"
-  image           = var.memory_server_image
-  size            = local.size
-  ingress         = "INGRESS_TRAFFIC_INTERNAL_ONLY"
-  connector_id    = module.network.connector_ids[local.primary]
-  service_account = google_service_account.memory_server.email
-  labels          = local.labels
-
-  env = {
-    ORCHESTRA_ENV                          = var.environment
-    ORCHESTRA__STORAGE__REDIS_URL          = module.redis.url
-    ORCHESTRA__STORAGE__REDIS_CA_CERT_FILE = "/secrets/redis-ca/value"
-    ORCHESTRA__STORAGE__WAIT_REPLICAS      = local.size.redis_tier == "STANDARD_HA" ? "1" : "0"
-    ORCHESTRA__LOG__GCP_PROJECT            = var.project
-  }
-  secret_env = {
-    ORCHESTRA__AUTH__KEYS              = module.secrets.ids["memory-server-api-keys"]
-    ORCHESTRA__STORAGE__REDIS_PASSWORD = module.secrets.ids["redis-auth"]
-  }
-  secret_files = {
-    "/secrets/redis-ca" = module.secrets.ids["redis-server-ca"]
-  }
-  invokers = [google_service_account.orchestrator.email]
-}
-
-module "memory_server_secondary" {
-  source          = "../service"
-  for_each        = toset(slice(local.size.regions, 1, length(local.size.regions)))
-  project         = var.project
+  for_each        = toset(local.size.regions)
   region          = each.key
   name            = "memory-server"
   image           = var.memory_server_image
@@ -221,11 +192,7 @@ module "monitoring" {
 
 output "memory_server_urls" {
   description = "Region => memory-server URL."
-
-  value = merge(
-    { (local.primary) = module.memory_server.uri },
-    { for r, m in module.memory_server_secondary : r => m.uri },
-  )
+  value       = { for r, m in module.memory_server : r => m.uri }
 }
 
 output "workload_identity_provider" {
