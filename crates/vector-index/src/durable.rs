@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hashbrown::HashSet;
+use hashbrown::{HashMap, HashSet};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -22,8 +22,10 @@ use crate::collection::{Collection, CollectionConfig, Query, SearchResult};
 use crate::error::{IndexError, Result};
 use crate::filter::{Condition, Filter};
 use crate::payload::{Millis, Payload, TimeField};
-use crate::store::{ChangeFeed, Cursor, Expect, NewPoint, Position, Record, Store};
+use crate::store::{Change, ChangeFeed, Cursor, Expect, NewPoint, Position, Record, Store};
 
+/// Own writes remembered for the follower at most (then forgotten: re-read).
+const OWN_WRITES_MAX: usize = 1 << 16;
 /// Per-id locks, hashed into this many stripes.
 const STRIPES: usize = 256;
 /// Records read per page when loading.
@@ -57,6 +59,10 @@ pub struct ReplicationStats {
     pub restored_from_snapshot: bool,
     /// Snapshots found damaged or mismatched at startup (then every record was loaded).
     pub snapshots_rejected: u64,
+    /// Feed entries the follower applied by re-reading the record (others' writes).
+    pub refreshed: u64,
+    /// Feed entries of this instance's own writes, skipped: the index has them.
+    pub own_skipped: u64,
 }
 
 /// A [`Collection`] backed by a [`Store`].
@@ -71,6 +77,10 @@ pub struct DurableCollection<S> {
     rejected: AtomicU64,
     snapshots_rejected: AtomicU64,
     restored: bool,
+    /// Versions this instance wrote and applied, until the follower sees them.
+    own_writes: Mutex<HashMap<Uuid, u64>>,
+    refreshed: AtomicU64,
+    own_skipped: AtomicU64,
 }
 
 impl<S: Store> DurableCollection<S> {
@@ -204,6 +214,9 @@ impl<S: Store> DurableCollection<S> {
             rejected: AtomicU64::new(0),
             snapshots_rejected: AtomicU64::new(0),
             restored: false,
+            own_writes: Mutex::new(HashMap::new()),
+            refreshed: AtomicU64::new(0),
+            own_skipped: AtomicU64::new(0),
         }
     }
 
@@ -231,6 +244,39 @@ impl<S: Store> DurableCollection<S> {
             rejected: self.rejected.load(Ordering::Relaxed),
             restored_from_snapshot: self.restored,
             snapshots_rejected: self.snapshots_rejected.load(Ordering::Relaxed),
+            refreshed: self.refreshed.load(Ordering::Relaxed),
+            own_skipped: self.own_skipped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Notes writes this instance made and applied, so that the follower does
+    /// not read them back from the store.
+    fn remember_own(&self, writes: impl IntoIterator<Item = (Uuid, u64)>) {
+        let mut own = self.own_writes.lock();
+        // Entries the follower passed before they were noted are never
+        // removed; forgetting them all only costs re-reads.
+        if own.len() >= OWN_WRITES_MAX {
+            own.clear();
+        }
+        own.extend(writes);
+    }
+
+    /// Whether `change` is this instance's own write, already applied.
+    fn is_own(own: &mut HashMap<Uuid, u64>, change: &Change) -> bool {
+        let Some(version) = change.version else {
+            return false;
+        };
+        match own.get(&change.id).copied() {
+            Some(mine) if mine == version => {
+                own.remove(&change.id);
+                true
+            }
+            // A newer change by someone else: ours is superseded.
+            Some(mine) if mine < version => {
+                own.remove(&change.id);
+                false
+            }
+            _ => false,
         }
     }
 
@@ -272,6 +318,7 @@ impl<S: Store> DurableCollection<S> {
             .put_document(id, vector, &payload, document, expect)
             .await?;
         self.index.upsert(id, vector, payload)?;
+        self.remember_own([(id, version)]);
         Ok(version)
     }
 
@@ -283,6 +330,11 @@ impl<S: Store> DurableCollection<S> {
         }
         let _guards = self.lock_stripes(items.iter().map(|p| p.id)).await;
         let versions = self.store.put_many(&items).await?;
+        let written: Vec<(Uuid, u64)> = items
+            .iter()
+            .map(|p| p.id)
+            .zip(versions.iter().copied())
+            .collect();
         // Duplicates within the batch must apply in order: parallel apply is
         // for distinct ids only.
         let distinct: HashSet<Uuid> = items.iter().map(|p| p.id).collect();
@@ -304,6 +356,8 @@ impl<S: Store> DurableCollection<S> {
                 self.index.upsert(p.id, &p.vector, p.payload)?;
             }
         }
+        // A repeated id keeps its last version; the earlier ones are re-read.
+        self.remember_own(written);
         Ok(versions)
     }
 
@@ -438,6 +492,42 @@ impl<S: Store> DurableCollection<S> {
         ids.sort_unstable();
         ids.dedup();
         let _guards = self.lock_stripes(ids.iter().copied()).await;
+        self.refresh_locked(ids).await
+    }
+
+    /// Applies feed entries: this instance's own writes are skipped (the index
+    /// has them), the others' records are read back from the store.
+    async fn apply_changes(&self, batch: &[Change]) -> Result<()> {
+        let mut ids: Vec<Uuid> = batch.iter().map(|c| c.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        // A writer holds an id's stripe from before its store write until it
+        // has noted the write as its own, so under the stripes every own
+        // write of this batch is known.
+        let _guards = self.lock_stripes(ids.iter().copied()).await;
+        let mut others: Vec<Uuid> = {
+            let mut own = self.own_writes.lock();
+            batch
+                .iter()
+                .filter(|c| !Self::is_own(&mut own, c))
+                .map(|c| c.id)
+                .collect()
+        };
+        self.own_skipped
+            .fetch_add((batch.len() - others.len()) as u64, Ordering::Relaxed);
+        self.refreshed
+            .fetch_add(others.len() as u64, Ordering::Relaxed);
+        others.sort_unstable();
+        others.dedup();
+        self.refresh_locked(others).await
+    }
+
+    /// Makes the index hold what the store holds for `ids` (sorted, distinct),
+    /// whose stripes the caller holds.
+    async fn refresh_locked(&self, ids: Vec<Uuid>) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let records = self.store.get_many(&ids).await?;
         let mut present = Vec::with_capacity(records.len());
         for (id, record) in ids.into_iter().zip(records) {
@@ -488,6 +578,8 @@ impl<S: Store> DurableCollection<S> {
 
     /// Rebuilds the index's view from the store after missing feed entries.
     async fn resync<F: ChangeFeed>(&self, feed: &F) -> Result<Position> {
+        // Re-reading everything covers our own writes too.
+        self.own_writes.lock().clear();
         let head = feed.head().await?;
         let mut seen = HashSet::new();
         let mut cursor = Cursor::default();
@@ -531,8 +623,7 @@ impl<S: Store> DurableCollection<S> {
         let Some(last) = batch.last() else {
             return Ok(true);
         };
-        self.refresh_many(batch.iter().map(|c| c.id).collect())
-            .await?;
+        self.apply_changes(&batch).await?;
         *position = last.position;
         *self.position.lock() = last.position;
         let now = u64::try_from(now_millis()).unwrap_or(0);

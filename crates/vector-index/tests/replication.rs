@@ -318,3 +318,57 @@ async fn background_sweeper_and_snapshotter_run_on_their_own() {
     }
     assert_eq!(c.index().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_skips_its_own_writes_and_reads_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start(dir.path());
+    let (a, _fa) = redis_instance(&server.url(), "own").await;
+    let (b, _fb) = redis_instance(&server.url(), "own").await;
+    wait_until("both ready", || a.is_ready() && b.is_ready()).await;
+    let data = clustered(200, DIM, 10, 0.5, 3);
+    // 40 single writes and a batch of 60 through A.
+    for i in 0..40 {
+        a.upsert(
+            Uuid::now_v7(),
+            &data[i * DIM..][..DIM],
+            payload(i),
+            Expect::Any,
+        )
+        .await
+        .unwrap();
+    }
+    let batch: Vec<NewPoint> = (40..100)
+        .map(|i| NewPoint::new(Uuid::now_v7(), data[i * DIM..][..DIM].to_vec(), payload(i)))
+        .collect();
+    a.upsert_many(batch).await.unwrap();
+    // And 10 through B, so each instance also has the other's writes to apply.
+    for i in 100..110 {
+        b.upsert(
+            Uuid::now_v7(),
+            &data[i * DIM..][..DIM],
+            payload(i),
+            Expect::Any,
+        )
+        .await
+        .unwrap();
+    }
+    wait_until("A saw every entry", || {
+        let r = a.replication();
+        r.own_skipped + r.refreshed >= 110
+    })
+    .await;
+    wait_until("B saw every entry", || {
+        let r = b.replication();
+        r.own_skipped + r.refreshed >= 110
+    })
+    .await;
+    let (ra, rb) = (a.replication(), b.replication());
+    // Each read back from the store exactly what the other wrote.
+    assert_eq!((ra.own_skipped, ra.refreshed), (100, 10), "{ra:?}");
+    assert_eq!((rb.own_skipped, rb.refreshed), (10, 100), "{rb:?}");
+    assert_eq!(a.index().len(), 110);
+    assert_eq!(b.index().len(), 110);
+    assert_mirrors_store(&a).await;
+    assert_mirrors_store(&b).await;
+}

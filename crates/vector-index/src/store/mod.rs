@@ -204,6 +204,9 @@ pub struct Change {
     pub position: Position,
     /// The record that changed (read the store for its current state).
     pub id: Uuid,
+    /// The version this change gave the record, when the feed says: an
+    /// instance uses it to skip the changes it wrote itself.
+    pub version: Option<u64>,
 }
 
 /// The ordered log of changes a store writes with each record change.

@@ -330,6 +330,7 @@ impl ChangeFeed for RedisFeed {
             out.push(Change {
                 position: position(&entry.id)?,
                 id,
+                version: entry.get("ver"),
             });
         }
         Ok(out)
