@@ -361,16 +361,14 @@ async fn serve<S: Store>(
         Arc::new(Metrics::new()),
     ));
     if mode == Mode::Stdio {
-        let who = match &config.mcp.stdio_key {
-            Some(key) => keys.authenticate(Some(key)),
-            None => keys.authenticate(None),
-        }
-        .map_err(|e| {
-            crate::config::ConfigError(format!(
-                "mcp-stdio: {e}; with auth on, set mcp.stdio_key (ORCHESTRA__MCP__STDIO_KEY) \
+        let who = keys
+            .authenticate(config.mcp.stdio_key.as_deref())
+            .map_err(|e| {
+                crate::config::ConfigError(format!(
+                    "mcp-stdio: {e}; with auth on, set mcp.stdio_key (ORCHESTRA__MCP__STDIO_KEY) \
                  to the API key stdio callers act with"
-            ))
-        })?;
+                ))
+            })?;
         crate::mcp::stdio::serve(MemoryMcp::new(service, Some(who))).await?;
         if snapshot_on_exit && let Err(e) = collection.snapshot().await {
             tracing::warn!(error = %e, "no snapshot at exit");

@@ -156,15 +156,11 @@ impl ApiError {
         };
         json!({ "error": { "code": self.code(), "message": message, "details": details } })
     }
-}
 
-impl ApiError {
     /// The text of an MCP tool failure (`isError: true`): the code, the
     /// message, and the details when there are any.
     pub fn tool_message(self) -> String {
-        if self.status().is_server_error() {
-            tracing::error!(error = %self, code = self.code(), "tool call failed");
-        }
+        self.log_if_server_error("tool call failed");
         let body = self.body();
         let error = &body["error"];
         let message = error["message"].as_str().unwrap_or_default();
@@ -173,6 +169,13 @@ impl ApiError {
                 format!("{}: {message} (details: {})", self.code(), error["details"])
             }
             _ => format!("{}: {message}", self.code()),
+        }
+    }
+
+    /// Logs a server-side failure (a client's mistake is not logged as an error).
+    fn log_if_server_error(&self, what: &str) {
+        if self.status().is_server_error() {
+            tracing::error!(error = %self, code = self.code(), "{what}");
         }
     }
 }
@@ -200,9 +203,7 @@ impl From<IndexError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
-            tracing::error!(error = %self, code = self.code(), "request failed");
-        }
+        self.log_if_server_error("request failed");
         let mut response = (status, Json(self.body())).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

@@ -99,8 +99,7 @@ pub(crate) fn derived_id(parts: &[&str]) -> Uuid {
     Uuid::new_v8(digest_bytes(parts))
 }
 
-/// Milliseconds since the Unix epoch.
-pub(crate) fn millis(t: OffsetDateTime) -> i64 {
+fn millis(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 

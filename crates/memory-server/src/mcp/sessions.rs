@@ -16,10 +16,10 @@ use rmcp::transport::streamable_http_server::session::store::{
 };
 use uuid::Uuid;
 use vector_index::Payload;
-use vector_index::durable::DurableCollection;
+use vector_index::durable::{DurableCollection, now_millis};
 use vector_index::store::{Expect, Store};
 
-use crate::service::{derived_id, millis};
+use crate::service::derived_id;
 
 /// The collection's name in the store.
 pub const SESSIONS_NAME: &str = "mcp-sessions";
@@ -41,10 +41,6 @@ impl<S: Store> McpSessions<S> {
 
 fn record_id(session_id: &str) -> Uuid {
     derived_id(&["mcp-session", session_id])
-}
-
-fn now_millis() -> i64 {
-    millis(time::OffsetDateTime::now_utc())
 }
 
 #[async_trait::async_trait]
