@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Helpers shared by the test scripts (sourced, not run).
+
+# Prints the path of a venv holding PACKAGE==VERSION, created once beside the
+# build directory so that later runs reuse it.
+pinned_venv() {
+  local package="$1" version="$2" venv
+  venv="${CARGO_TARGET_DIR:-$HOME/.cache/ai-orchestra/target}/../venv-$package-$version"
+  # Called inside $(...), where `set -e` does not apply: each step checks.
+  if [ ! -f "$venv/.installed" ]; then
+    python3 -m venv "$venv" >&2 &&
+      "$venv/bin/pip" install -q --disable-pip-version-check "$package==$version" >&2 &&
+      touch "$venv/.installed" || return 1
+  fi
+  printf '%s' "$venv"
+}
+
+# Starts memory-server BIN with the repository's config on a free loopback
+# port, data in a temporary directory; sets SERVER_URL, stops the server and
+# removes the directory on exit, and returns once /readyz answers.
+start_memory_server() {
+  local bin="$1" port
+  SERVER_WORK="$(mktemp -d)"
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  ORCHESTRA__STORAGE__PATH="$SERVER_WORK/data" ORCHESTRA__LOG__LEVEL=warn PORT="$port" \
+    ORCHESTRA__STORAGE__SNAPSHOT_EVERY_SECS=0 "$bin" --config-dir config >"$SERVER_WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  trap 'kill "$SERVER_PID" 2>/dev/null || true; rm -rf "$SERVER_WORK"' EXIT
+  SERVER_URL="http://127.0.0.1:$port"
+  for _ in $(seq 100); do
+    curl -sf "$SERVER_URL/readyz" >/dev/null && return 0
+    sleep 0.1
+  done
+  echo "memory-server did not become ready; its log: $SERVER_WORK/server.log" >&2
+  return 1
+}
