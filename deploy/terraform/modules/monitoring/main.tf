@@ -97,7 +97,7 @@ resource "google_monitoring_dashboard" "service" {
           "p95 latency (ms)"           = "histogram_quantile(0.95, sum by (le) (rate(run_googleapis_com:request_latencies_bucket{${local.sel}}[5m])))"
           "CPU utilization (p95)"      = "histogram_quantile(0.95, sum by (le) (rate(run_googleapis_com:container_cpu_utilizations_bucket{${local.sel}}[5m])))"
           "Memory utilization (p95)"   = "histogram_quantile(0.95, sum by (le) (rate(run_googleapis_com:container_memory_utilizations_bucket{${local.sel}}[5m])))"
-          "Instances" = "sum(run_googleapis_com:container_instance_count{${local.sel}})"
+          "Instances"                  = "sum(run_googleapis_com:container_instance_count{${local.sel}})"
           "Requests/s by revision"     = "sum by (revision_name) (rate(run_googleapis_com:request_count{${local.sel}}[1m]))"
           } : {
           title = title
