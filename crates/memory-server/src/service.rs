@@ -422,6 +422,7 @@ impl<S: Store> MemoryService<S> {
             updated_at,
             expires_at: input.expires_at.map(millis),
             attributes: Vec::new(),
+            text: String::new(),
         };
         let doc = Doc {
             text: input.text,

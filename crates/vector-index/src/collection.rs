@@ -28,11 +28,13 @@ use uuid::Uuid;
 use crate::Key;
 use crate::backend::{self, AnnBackend, BackendKind, GraphParams, Scored};
 use crate::error::{IndexError, Result};
-use crate::filter::Filter;
-use crate::payload::Payload;
+use crate::filter::{Condition, Filter};
+use crate::lexical::LexicalIndex;
+use crate::payload::{Field, Payload};
 use crate::payload_index::PayloadIndex;
 use crate::planner::{Plan, PlannerConfig, Strategy};
 use crate::snapshot;
+use crate::text::{Analyzers, TextConfig};
 use crate::vector::{dot, normalized};
 
 /// Settings of a collection, fixed at creation.
@@ -52,6 +54,8 @@ pub struct CollectionConfig {
     pub max_ef: usize,
     /// When to scan exactly and how far to widen filtered graph searches.
     pub planner: PlannerConfig,
+    /// How each namespace's text is analyzed for keyword search.
+    pub text: TextConfig,
 }
 
 impl CollectionConfig {
@@ -65,6 +69,7 @@ impl CollectionConfig {
             max_k: 1000,
             max_ef: 4096,
             planner: PlannerConfig::default(),
+            text: TextConfig::default(),
         }
     }
 
@@ -142,8 +147,53 @@ impl Query {
 pub struct Hit {
     /// The point's id.
     pub id: Uuid,
-    /// Cosine similarity to the query, in `[-1, 1]`.
+    /// Cosine similarity to the query in `[-1, 1]` (vector search), or the
+    /// BM25 score, `>= 0` (keyword search).
     pub score: f32,
+}
+
+/// A keyword (BM25) query over one namespace's text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeywordQuery {
+    /// The namespace searched (BM25 statistics are per namespace).
+    pub namespace: String,
+    /// Any text: it is analyzed into terms, never parsed as syntax.
+    pub text: String,
+    /// Number of results wanted.
+    pub k: usize,
+    /// Which points may be returned (the namespace condition is implied).
+    pub filter: Filter,
+}
+
+impl KeywordQuery {
+    /// The `k` best matches for `text` in `namespace`, unfiltered.
+    pub fn new(namespace: impl Into<String>, text: impl Into<String>, k: usize) -> Self {
+        Self {
+            namespace: namespace.into(),
+            text: text.into(),
+            k,
+            filter: Filter::all(),
+        }
+    }
+
+    /// Restricts results to points matching `filter`.
+    pub fn filter(mut self, filter: Filter) -> Self {
+        self.filter = filter;
+        self
+    }
+}
+
+/// The answer to a [`KeywordQuery`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeywordResult {
+    /// Best first (BM25 score); ties broken by id.
+    pub hits: Vec<Hit>,
+    /// The query's terms after analysis (empty: nothing could match).
+    pub terms: Vec<String>,
+    /// How many points the filter allowed.
+    pub allowed: u64,
+    /// Time spent, in microseconds.
+    pub took_us: u64,
 }
 
 /// The answer to a [`Query`], with how it was computed.
@@ -185,6 +235,8 @@ pub struct CollectionStats {
     pub backend_bytes: usize,
     /// Retired keys the backend failed to remove (skipped by searches).
     pub orphans: u64,
+    /// Approximate bytes of the keyword (BM25) index, text excluded.
+    pub lexical_bytes: usize,
 }
 
 #[derive(Default)]
@@ -192,11 +244,31 @@ struct State {
     ids: HashMap<Uuid, Key>,
     keys: HashMap<Key, Uuid>,
     payloads: PayloadIndex,
+    lexical: LexicalIndex,
+}
+
+impl State {
+    /// Indexes a new key's payload and its analyzed text.
+    fn insert(&mut self, key: Key, payload: &Payload, terms: &[String]) {
+        self.payloads.insert(key, payload);
+        if let Some(ns) = self.payloads.namespace(key) {
+            self.lexical.insert(&ns, key, terms);
+        }
+    }
+
+    /// Unindexes a key's payload and text (the key→id entry is left to the caller).
+    fn unindex(&mut self, key: Key) {
+        if let Some(ns) = self.payloads.namespace(key) {
+            self.lexical.remove(&ns, key);
+        }
+        self.payloads.remove(key);
+    }
 }
 
 /// Points with filtered k-NN search; `Send + Sync`, safe to share across threads.
 pub struct Collection {
     config: CollectionConfig,
+    analyzers: Analyzers,
     backend: Arc<dyn AnnBackend>,
     state: RwLock<State>,
     next_key: AtomicU64,
@@ -222,6 +294,7 @@ impl Collection {
         config.validate()?;
         let backend = Arc::from(backend::build(config.backend, config.dim, &config.graph)?);
         Ok(Self {
+            analyzers: Analyzers::new(&config.text),
             config,
             backend,
             state: RwLock::new(State::default()),
@@ -255,6 +328,7 @@ impl Collection {
             rebuilds: self.backend.rebuilds_completed(),
             backend_bytes: self.backend.memory_bytes(),
             orphans: self.orphans.load(Ordering::Relaxed),
+            lexical_bytes: self.state.read().lexical.memory_bytes(),
         }
     }
 
@@ -315,7 +389,8 @@ impl Collection {
                 config.dim
             )));
         }
-        // The graph loads on one core while the payload index builds on the other.
+        let analyzers = Analyzers::new(&config.text);
+        // The graph loads on one core while the payload and keyword indexes build on the other.
         let (backend, state) = std::thread::scope(|s| {
             let loading = s.spawn(|| -> Result<Box<dyn AnnBackend>> {
                 let backend = backend::restore(config.backend, config.dim, &config.graph, graph)
@@ -333,7 +408,8 @@ impl Collection {
                         .map_err(|e| IndexError::CorruptSnapshot(e.to_string()))?;
                     state.ids.insert(p.id, p.key);
                     state.keys.insert(p.key, p.id);
-                    state.payloads.insert(p.key, &p.payload);
+                    let terms = analyzers.of(&p.payload.namespace).terms(&p.payload.text);
+                    state.insert(p.key, &p.payload, &terms);
                 }
                 Ok::<_, IndexError>(state)
             })();
@@ -351,6 +427,7 @@ impl Collection {
         }
         let collection = Self {
             config,
+            analyzers,
             backend: Arc::from(backend),
             state: RwLock::new(state),
             next_key: AtomicU64::new(header.next_key),
@@ -373,16 +450,17 @@ impl Collection {
         self.remove_retired();
         payload.validate()?;
         let unit = normalized(vector, self.config.dim)?;
+        let terms = self.analyzers.of(&payload.namespace).terms(&payload.text);
         let key = self.allocate_key()?;
         self.backend.insert(key, &unit)?;
         let replaced = {
             let mut state = self.state.write();
             let old = state.ids.insert(id, key);
             state.keys.insert(key, id);
-            state.payloads.insert(key, &payload);
+            state.insert(key, &payload, &terms);
             if let Some(old) = old {
                 // The key→id entry stays until the grace period ends (`remove_retired`).
-                state.payloads.remove(old);
+                state.unindex(old);
             }
             old
         };
@@ -401,7 +479,7 @@ impl Collection {
             let Some(key) = state.ids.remove(&id) else {
                 return Ok(false);
             };
-            state.payloads.remove(key);
+            state.unindex(key);
             key
         };
         self.retire(key);
@@ -498,6 +576,52 @@ impl Collection {
             plan,
             allowed,
             ef: ef.max(query.k),
+            took_us: started.elapsed().as_micros().try_into().unwrap_or(u64::MAX),
+        })
+    }
+
+    /// The `k` points whose text best matches the query by BM25, among those
+    /// of its namespace that match its filter. Any text is accepted: text
+    /// without searchable terms (only punctuation or stop words) matches nothing.
+    pub fn search_keyword(&self, query: &KeywordQuery) -> Result<KeywordResult> {
+        let started = Instant::now();
+        let max_k = self.config.max_k;
+        if query.k == 0 || query.k > max_k {
+            return Err(IndexError::InvalidK {
+                got: query.k,
+                max: max_k,
+            });
+        }
+        let terms = self.analyzers.of(&query.namespace).terms(&query.text);
+        let mut filter = query.filter.clone();
+        filter
+            .conditions
+            .push(Condition::Equals(Field::Namespace, query.namespace.clone()));
+        // One read lock: the allowed set, the postings and the key map agree.
+        let state = self.state.read();
+        let allowed = state.payloads.matching(&filter);
+        let scored = if terms.is_empty() {
+            Vec::new()
+        } else {
+            state
+                .lexical
+                .search(&query.namespace, &terms, query.k, &allowed)
+        };
+        let mut hits: Vec<Hit> = scored
+            .iter()
+            .filter_map(|s| {
+                state.keys.get(&s.key).map(|id| Hit {
+                    id: *id,
+                    score: s.score,
+                })
+            })
+            .collect();
+        drop(state);
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+        Ok(KeywordResult {
+            hits,
+            terms,
+            allowed: allowed.len(),
             took_us: started.elapsed().as_micros().try_into().unwrap_or(u64::MAX),
         })
     }

@@ -18,7 +18,9 @@ use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::collection::{Collection, CollectionConfig, Query, SearchResult};
+use crate::collection::{
+    Collection, CollectionConfig, KeywordQuery, KeywordResult, Query, SearchResult,
+};
 use crate::error::{IndexError, Result};
 use crate::filter::{Condition, Filter};
 use crate::payload::{Millis, Payload, TimeField};
@@ -384,6 +386,16 @@ impl<S: Store> DurableCollection<S> {
             .conditions
             .push(Condition::NotExpiredAt(now_millis()));
         self.index.search(&query)
+    }
+
+    /// Keyword (BM25) search; points whose `expires_at` has passed are never returned.
+    pub fn search_keyword(&self, query: &KeywordQuery) -> Result<KeywordResult> {
+        let mut query = query.clone();
+        query
+            .filter
+            .conditions
+            .push(Condition::NotExpiredAt(now_millis()));
+        self.index.search_keyword(&query)
     }
 
     /// Deletes every point expired at `now` through the normal delete path

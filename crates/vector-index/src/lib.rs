@@ -6,6 +6,8 @@
 //! - [`payload`], [`filter`], [`payload_index`]: what a point carries, how to
 //!   filter on it, and the bitmap index that answers filters;
 //! - [`planner`]: exact scan or (filtered) graph search;
+//! - [`text`], [`lexical`]: text analysis and the per-namespace BM25 index
+//!   for keyword search over each point's [`Payload::text`];
 //! - [`collection`]: ties them together behind ids, with concurrency rules;
 //! - [`store`]: durable records (embedded redb file, or Redis) behind one trait;
 //! - [`durable`]: a collection kept in the store and in step across instances;
@@ -31,12 +33,14 @@ pub mod collection;
 pub mod durable;
 pub mod error;
 pub mod filter;
+pub mod lexical;
 pub mod payload;
 pub mod payload_index;
 pub mod planner;
 mod snapshot;
 pub mod store;
 pub mod synthetic;
+pub mod text;
 pub mod vector;
 
 /// Internal point key: dense, never reused within a collection's lifetime.
@@ -44,10 +48,12 @@ pub type Key = u32;
 
 pub use backend::{AnnBackend, BackendKind, GraphParams, Quantization};
 pub use collection::{
-    Collection, CollectionConfig, CollectionStats, Hit, Point, Query, SearchResult,
+    Collection, CollectionConfig, CollectionStats, Hit, KeywordQuery, KeywordResult, Point, Query,
+    SearchResult,
 };
 pub use error::{IndexError, Result};
 pub use filter::{Condition, Filter};
 pub use payload::{Field, Millis, Payload, TimeField};
 pub use planner::{Plan, PlannerConfig, Strategy};
+pub use text::{AnalyzerSettings, Language, TextConfig};
 pub use uuid::Uuid;

@@ -30,6 +30,9 @@ pub struct Payload {
     /// pairs), kept apart from `tags` so users' tags never collide with them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attributes: Vec<String>,
+    /// Text indexed for keyword search (BM25 in the point's namespace); empty for none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub text: String,
 }
 
 /// A keyword attribute indexed with one bitmap per distinct value.

@@ -35,6 +35,7 @@ struct Stored {
     created_at: Millis,
     updated_at: Millis,
     expires_at: Option<Millis>,
+    text: Box<str>,
 }
 
 impl Stored {
@@ -51,6 +52,7 @@ impl Stored {
             updated_at: self.updated_at,
             expires_at: self.expires_at,
             attributes: self.attributes.iter().map(|a| a.to_string()).collect(),
+            text: self.text.to_string(),
         }
     }
 
@@ -99,6 +101,11 @@ impl PayloadIndex {
     /// The payload of `key`, if indexed.
     pub fn get(&self, key: Key) -> Option<Payload> {
         self.payloads.get(&key).map(Stored::to_payload)
+    }
+
+    /// The (interned) namespace of `key`, if indexed.
+    pub fn namespace(&self, key: Key) -> Option<Arc<str>> {
+        self.payloads.get(&key).map(|p| Arc::clone(&p.namespace))
     }
 
     /// Adds `key` to the bitmap of `(field, value)` and returns the interned value.
@@ -162,6 +169,7 @@ impl PayloadIndex {
             created_at: payload.created_at,
             updated_at: payload.updated_at,
             expires_at: payload.expires_at,
+            text: payload.text.as_str().into(),
         };
         self.payloads.insert(key, stored);
     }

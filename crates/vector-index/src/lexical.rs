@@ -1,0 +1,355 @@
+//! A BM25 inverted index over points' text, one per namespace.
+//!
+//! Each namespace has its own term dictionary and statistics (document count,
+//! average length, document frequencies), so one tenant's text never changes
+//! another's scores. Postings are appended in key order (keys only grow), and
+//! a removed document's postings stay until half of a term's list is dead,
+//! when the list is compacted: removal is amortised O(terms of the document).
+//! Searches skip dead postings: they score only keys that are both live and
+//! allowed by the caller.
+
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+use roaring::RoaringBitmap;
+
+use crate::Key;
+use crate::backend::Scored;
+
+/// BM25 term-frequency saturation.
+const K1: f32 = 1.2;
+/// BM25 length normalisation.
+const B: f32 = 0.75;
+
+type TermId = u32;
+
+/// One document of a term's posting list.
+#[derive(Debug, Clone, Copy)]
+struct Posting {
+    key: Key,
+    /// Occurrences of the term in the document.
+    tf: u32,
+    /// The document's length in terms (fixed: a key's text never changes).
+    len: u32,
+}
+
+#[derive(Debug, Default)]
+struct Postings {
+    term: Option<Arc<str>>,
+    entries: Vec<Posting>,
+    /// Live documents containing the term (the document frequency).
+    live: u32,
+}
+
+#[derive(Debug)]
+struct Document {
+    len: u32,
+    terms: Box<[TermId]>,
+}
+
+#[derive(Debug, Default)]
+struct Namespace {
+    dictionary: HashMap<Arc<str>, TermId>,
+    postings: Vec<Postings>,
+    free: Vec<TermId>,
+    docs: HashMap<Key, Document>,
+    /// The keys of `docs`, for intersecting with a search's allowed keys.
+    live: RoaringBitmap,
+    total_len: u64,
+}
+
+impl Namespace {
+    fn term_id(&mut self, term: &str) -> TermId {
+        if let Some(id) = self.dictionary.get(term) {
+            return *id;
+        }
+        let term: Arc<str> = Arc::from(term);
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.postings.push(Postings::default());
+                // Fewer than 2^32 distinct terms fit in memory anyway.
+                (self.postings.len() - 1) as TermId
+            }
+        };
+        self.postings[id as usize].term = Some(Arc::clone(&term));
+        self.dictionary.insert(term, id);
+        id
+    }
+
+    fn insert(&mut self, key: Key, terms: &[String]) {
+        let mut counts: HashMap<&str, u32> = HashMap::new();
+        for t in terms {
+            *counts.entry(t.as_str()).or_default() += 1;
+        }
+        let len = u32::try_from(terms.len()).unwrap_or(u32::MAX);
+        let mut ids = Vec::with_capacity(counts.len());
+        for (term, tf) in counts {
+            let id = self.term_id(term);
+            let p = &mut self.postings[id as usize];
+            p.entries.push(Posting { key, tf, len });
+            p.live += 1;
+            ids.push(id);
+        }
+        self.docs.insert(
+            key,
+            Document {
+                len,
+                terms: ids.into_boxed_slice(),
+            },
+        );
+        self.live.insert(key);
+        self.total_len += u64::from(len);
+    }
+
+    fn remove(&mut self, key: Key) -> bool {
+        let Some(doc) = self.docs.remove(&key) else {
+            return false;
+        };
+        self.live.remove(key);
+        self.total_len -= u64::from(doc.len);
+        for &id in doc.terms.iter() {
+            let p = &mut self.postings[id as usize];
+            p.live -= 1;
+            if p.live == 0 {
+                if let Some(term) = p.term.take() {
+                    self.dictionary.remove(&term);
+                }
+                p.entries = Vec::new();
+                self.free.push(id);
+            } else if p.entries.len() >= 2 * p.live as usize {
+                let docs = &self.docs;
+                p.entries.retain(|e| docs.contains_key(&e.key));
+            }
+        }
+        true
+    }
+
+    /// Approximate heap bytes.
+    fn memory_bytes(&self) -> usize {
+        let postings: usize = self
+            .postings
+            .iter()
+            .map(|p| {
+                std::mem::size_of::<Postings>()
+                    + p.entries.capacity() * std::mem::size_of::<Posting>()
+                    + p.term.as_ref().map_or(0, |t| t.len() + 16)
+            })
+            .sum();
+        let docs: usize = self
+            .docs
+            .values()
+            .map(|d| d.terms.len() * std::mem::size_of::<TermId>())
+            .sum::<usize>()
+            + self.docs.capacity()
+                * (std::mem::size_of::<Key>() + std::mem::size_of::<Document>() + 1);
+        let dictionary = self.dictionary.capacity()
+            * (std::mem::size_of::<Arc<str>>() + std::mem::size_of::<TermId>() + 1);
+        postings
+            + docs
+            + dictionary
+            + self.free.capacity() * std::mem::size_of::<TermId>()
+            + self.live.serialized_size()
+    }
+}
+
+/// BM25 indexes by namespace.
+#[derive(Debug, Default)]
+pub struct LexicalIndex {
+    namespaces: HashMap<Arc<str>, Namespace>,
+}
+
+impl LexicalIndex {
+    /// Indexes `terms` (already analyzed) as document `key` of `namespace`.
+    /// A document without terms is not indexed: nothing could match it.
+    pub fn insert(&mut self, namespace: &Arc<str>, key: Key, terms: &[String]) {
+        if terms.is_empty() {
+            return;
+        }
+        self.namespaces
+            .entry(Arc::clone(namespace))
+            .or_default()
+            .insert(key, terms);
+    }
+
+    /// Forgets document `key` of `namespace`; returns whether it was indexed.
+    pub fn remove(&mut self, namespace: &str, key: Key) -> bool {
+        let Some(ns) = self.namespaces.get_mut(namespace) else {
+            return false;
+        };
+        let removed = ns.remove(key);
+        if ns.docs.is_empty() {
+            self.namespaces.remove(namespace);
+        }
+        removed
+    }
+
+    /// Documents indexed in `namespace`.
+    pub fn documents(&self, namespace: &str) -> usize {
+        self.namespaces.get(namespace).map_or(0, |n| n.docs.len())
+    }
+
+    /// Approximate heap bytes of every namespace's index.
+    pub fn memory_bytes(&self) -> usize {
+        self.namespaces.values().map(Namespace::memory_bytes).sum()
+    }
+
+    /// The `k` best documents of `namespace` for the query `terms` by BM25,
+    /// among the `allowed` keys (best first, ties by key).
+    pub fn search(
+        &self,
+        namespace: &str,
+        terms: &[String],
+        k: usize,
+        allowed: &RoaringBitmap,
+    ) -> Vec<Scored> {
+        let Some(ns) = self.namespaces.get(namespace) else {
+            return Vec::new();
+        };
+        let allowed = allowed & &ns.live;
+        let n = ns.docs.len() as f32;
+        let avg_len = (ns.total_len as f32 / n.max(1.0)).max(1.0);
+        // A repeated query term counts as many times as it is repeated.
+        let mut query: HashMap<TermId, f32> = HashMap::new();
+        for t in terms {
+            if let Some(id) = ns.dictionary.get(t.as_str()) {
+                *query.entry(*id).or_default() += 1.0;
+            }
+        }
+        let mut scores: HashMap<Key, f32> = HashMap::new();
+        for (id, weight) in query {
+            let p = &ns.postings[id as usize];
+            let df = p.live as f32;
+            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+            for e in &p.entries {
+                if !allowed.contains(e.key) {
+                    continue;
+                }
+                let tf = e.tf as f32;
+                let norm = K1 * (1.0 - B + B * e.len as f32 / avg_len);
+                *scores.entry(e.key).or_default() += weight * idf * tf * (K1 + 1.0) / (tf + norm);
+            }
+        }
+        let mut hits: Vec<Scored> = scores
+            .into_iter()
+            .map(|(key, score)| Scored { key, score })
+            .collect();
+        let order = |a: &Scored, b: &Scored| b.score.total_cmp(&a.score).then(a.key.cmp(&b.key));
+        if hits.len() > k {
+            hits.select_nth_unstable_by(k, order);
+            hits.truncate(k);
+        }
+        hits.sort_unstable_by(order);
+        hits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    fn all(keys: impl IntoIterator<Item = Key>) -> RoaringBitmap {
+        keys.into_iter().collect()
+    }
+
+    #[test]
+    fn rare_terms_outweigh_common_ones_and_tf_saturates() {
+        let ns: Arc<str> = Arc::from("a");
+        let mut idx = LexicalIndex::default();
+        idx.insert(&ns, 0, &words("paris trip booked"));
+        idx.insert(&ns, 1, &words("trip trip trip trip planned"));
+        idx.insert(&ns, 2, &words("trip to rome"));
+        let hits = idx.search("a", &words("paris trip"), 10, &all(0..3));
+        assert_eq!(hits[0].key, 0, "the only document with the rare term wins");
+        assert_eq!(hits.len(), 3);
+        let only_trip = idx.search("a", &words("trip"), 10, &all(0..3));
+        // Repeats help, but far less than linearly.
+        let (four, one) = (only_trip[0].score, only_trip[2].score);
+        assert_eq!(only_trip[0].key, 1);
+        assert!(four > one && four < 2.0 * one, "{four} vs {one}");
+    }
+
+    #[test]
+    fn namespaces_keep_their_own_statistics() {
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        let mut idx = LexicalIndex::default();
+        idx.insert(&a, 0, &words("alpha beta"));
+        idx.insert(&a, 1, &words("gamma"));
+        let before = idx.search("a", &words("alpha"), 5, &all(0..10));
+        for key in 2..50 {
+            idx.insert(&b, key, &words("alpha"));
+        }
+        let after = idx.search("a", &words("alpha"), 5, &all(0..50));
+        assert_eq!(before, after, "b's documents change nothing in a");
+        assert!(idx.search("a", &words("alpha"), 5, &all(0..50)).len() == 1);
+    }
+
+    #[test]
+    fn removed_documents_stop_matching_and_compaction_keeps_the_rest() {
+        let ns: Arc<str> = Arc::from("a");
+        let mut idx = LexicalIndex::default();
+        for key in 0..100 {
+            idx.insert(&ns, key, &words("common words here"));
+        }
+        for key in 0..90 {
+            assert!(idx.remove("a", key));
+        }
+        assert!(!idx.remove("a", 0));
+        let hits = idx.search("a", &words("common"), 100, &all(0..100));
+        let keys: Vec<Key> = hits.iter().map(|h| h.key).collect();
+        assert_eq!(keys, (90..100).collect::<Vec<_>>());
+        assert_eq!(idx.documents("a"), 10);
+        let postings = &idx.namespaces["a"].postings[0];
+        assert!(postings.entries.len() < 2 * postings.live as usize + 1);
+        for key in 90..100 {
+            idx.remove("a", key);
+        }
+        assert_eq!(idx.documents("a"), 0);
+        assert!(idx.namespaces.is_empty(), "an empty namespace is dropped");
+    }
+
+    #[test]
+    fn terms_of_removed_documents_are_forgotten_and_their_ids_reused() {
+        let ns: Arc<str> = Arc::from("a");
+        let mut idx = LexicalIndex::default();
+        idx.insert(&ns, 0, &words("keep"));
+        idx.insert(&ns, 1, &words("once"));
+        idx.remove("a", 1);
+        assert!(!idx.namespaces["a"].dictionary.contains_key("once"));
+        idx.insert(&ns, 2, &words("again"));
+        assert_eq!(
+            idx.namespaces["a"].postings.len(),
+            2,
+            "the freed id is reused"
+        );
+        assert_eq!(idx.search("a", &words("again"), 1, &all([2]))[0].key, 2);
+        assert!(idx.search("a", &words("once"), 1, &all(0..3)).is_empty());
+    }
+
+    #[test]
+    fn only_allowed_keys_are_scored_and_k_bounds_the_answer() {
+        let ns: Arc<str> = Arc::from("a");
+        let mut idx = LexicalIndex::default();
+        for key in 0..20 {
+            idx.insert(&ns, key, &words("same text"));
+        }
+        let hits = idx.search("a", &words("text"), 3, &all([5, 7, 9, 11]));
+        let keys: Vec<Key> = hits.iter().map(|h| h.key).collect();
+        assert_eq!(keys, vec![5, 7, 9], "equal scores tie-break by key");
+        assert!(idx.search("a", &[], 3, &all(0..20)).is_empty());
+        assert!(
+            idx.search("missing", &words("text"), 3, &all(0..20))
+                .is_empty()
+        );
+        idx.insert(&ns, 30, &[]);
+        assert_eq!(
+            idx.documents("a"),
+            20,
+            "a document without terms is not indexed"
+        );
+    }
+}
