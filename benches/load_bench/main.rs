@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use memory_client::{MemoryClient, NewMemory, SearchRequest};
+use memory_client::{MemoryClient, NewMemory, SearchMode, SearchRequest};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tokio::sync::Mutex;
@@ -49,6 +49,14 @@ struct Args {
     /// Seconds of each search phase.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
+    /// Search mode: vector, keyword or hybrid (the server's default when absent).
+    #[arg(long, value_parser = parse_mode)]
+    mode: Option<SearchMode>,
+}
+
+fn parse_mode(s: &str) -> Result<SearchMode, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| format!("`{s}`: use vector, keyword or hybrid"))
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -73,11 +81,12 @@ fn report(name: &str, mut lat: Vec<Duration>, errors: usize, elapsed: Duration) 
     );
 }
 
-fn query(ns: &str, rng: &mut StdRng) -> SearchRequest {
+fn query(ns: &str, mode: Option<SearchMode>, rng: &mut StdRng) -> SearchRequest {
     SearchRequest {
         namespace: ns.into(),
         query: Some(text::query(rng)),
         top_k: Some(10),
+        mode,
         ..SearchRequest::default()
     }
 }
@@ -134,15 +143,18 @@ async fn main() {
         client = client.with_key(k);
     }
     let ns = args.namespace.clone();
+    let mode = args.mode;
     println!(
-        "load-bench: url={} memories={} batch={} creates={} concurrency={} rate={}/s seconds={}",
+        "load-bench: url={} memories={} batch={} creates={} concurrency={} rate={}/s seconds={} mode={}",
         args.url,
         args.memories,
         args.batch,
         args.creates,
         args.concurrency,
         args.rate,
-        args.seconds
+        args.seconds,
+        mode.map_or("server default".to_owned(), |m| format!("{m:?}")
+            .to_lowercase())
     );
 
     // 1. Batched load.
@@ -206,7 +218,7 @@ async fn main() {
         tasks.push(tokio::spawn(async move {
             let mut rng = StdRng::seed_from_u64(2_000_000 + i as u64);
             let t = Instant::now();
-            let ok = c.search(&query(&ns, &mut rng)).await.is_ok();
+            let ok = c.search(&query(&ns, mode, &mut rng)).await.is_ok();
             let mut r = results.lock().await;
             if ok {
                 r.0.push(t.elapsed());
@@ -229,7 +241,7 @@ async fn main() {
         let (c, ns) = (c.clone(), ns2.clone());
         async move {
             let mut rng = StdRng::seed_from_u64(3_000_000 + i as u64);
-            c.search(&query(&ns, &mut rng)).await.is_ok()
+            c.search(&query(&ns, mode, &mut rng)).await.is_ok()
         }
     })
     .await;

@@ -253,7 +253,47 @@ pub struct MemoryFilter {
     pub metadata: Map<String, Value>,
 }
 
-/// Recency weighting: `score = (1 - weight) * similarity + weight * 0.5^(age / half_life)`.
+/// Which retrievers a search uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Nearest neighbours of the query's embedding.
+    Vector,
+    /// BM25 over the memories' (contextual) text.
+    Keyword,
+    /// Both, each gathering its own candidates, fused into one ranking.
+    #[default]
+    Hybrid,
+}
+
+/// How a hybrid search merges the two rankings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Fusion {
+    /// Reciprocal rank fusion: `sum 1 / (rrf_k + rank)`, scaled to `[0, 1]`.
+    #[default]
+    Rrf,
+    /// `alpha * similarity + (1 - alpha) * keyword / best keyword score`.
+    Weighted,
+}
+
+/// Maximal marginal relevance: trades relevance for diversity among results.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Mmr {
+    /// Weight of relevance against novelty, in `[0, 1]` (1 = plain ranking; default 0.5).
+    #[serde(default = "default_mmr_lambda")]
+    pub lambda: f32,
+}
+
+fn default_mmr_lambda() -> f32 {
+    0.5
+}
+
+/// Recency weighting: `score = (1 - weight) * relevance + weight * 0.5^(age / half_life)`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
@@ -297,6 +337,22 @@ pub struct SearchRequest {
     /// The agent the caller acts as (for its private memories; a bound key overrides it).
     #[serde(default)]
     pub as_agent: Option<String>,
+    /// `vector`, `keyword` or `hybrid`; the namespace's default (normally
+    /// `hybrid`) when `query` is given, `vector` for a `vector` alone.
+    #[serde(default)]
+    pub mode: Option<SearchMode>,
+    /// Hybrid: `rrf` or `weighted`; the namespace's default when absent.
+    #[serde(default)]
+    pub fusion: Option<Fusion>,
+    /// Hybrid with `weighted` fusion: the vector side's share, in `[0, 1]`.
+    #[serde(default)]
+    pub alpha: Option<f32>,
+    /// Hybrid with `rrf` fusion: the rank constant (default 60).
+    #[serde(default)]
+    pub rrf_k: Option<u32>,
+    /// Optional diversification of the results.
+    #[serde(default)]
+    pub mmr: Option<Mmr>,
 }
 
 /// One search result.
@@ -305,10 +361,20 @@ pub struct SearchRequest {
 pub struct SearchHit {
     /// The memory.
     pub memory: Memory,
-    /// The final score (what results are ordered by).
+    /// The final score (what results are ordered by): the relevance
+    /// (similarity, keyword score over the best one, or fused score),
+    /// weighted by recency when asked.
     pub score: f32,
-    /// Cosine similarity to the query.
-    pub similarity: f32,
+    /// Cosine similarity to the query, when the vector side found it.
+    pub similarity: Option<f32>,
+    /// BM25 score, when the keyword side found it.
+    pub keyword_score: Option<f32>,
+    /// Hybrid: the fused score in `[0, 1]`, before recency.
+    pub fused_score: Option<f32>,
+    /// Rank (from 1) among the vector side's candidates.
+    pub vector_rank: Option<u32>,
+    /// Rank (from 1) among the keyword side's candidates.
+    pub keyword_rank: Option<u32>,
     /// Recency factor in `[0, 1]` when recency weighting was asked for.
     pub recency: Option<f32>,
 }
@@ -319,7 +385,10 @@ pub struct SearchHit {
 pub struct SearchResponse {
     /// Best first.
     pub results: Vec<SearchHit>,
-    /// `exact` (scan of the filtered set) or `graph` / `filtered_graph`.
+    /// The mode that ran: `vector`, `keyword` or `hybrid`.
+    pub mode: SearchMode,
+    /// The vector side's plan: `exact` (scan of the filtered set) or
+    /// `graph` / `filtered_graph`; `bm25` for a keyword search.
     pub plan: String,
     /// Memories the filter allowed.
     pub candidates: u64,

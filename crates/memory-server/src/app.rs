@@ -27,7 +27,7 @@ use crate::mcp::MemoryMcp;
 use crate::mcp::sessions::{McpSessions, SESSIONS_DIMS, SESSIONS_NAME};
 use crate::metrics::Metrics;
 use crate::routes;
-use crate::service::{MemoryService, REGISTRY_DIMS, REGISTRY_NAME};
+use crate::service::{MemoryService, REGISTRY_DIMS, REGISTRY_NAME, SearchSettings};
 
 /// How much deeper than `max_top_k` a search may look (recency re-ranking).
 const SEARCH_DEPTH_FACTOR: usize = 5;
@@ -268,6 +268,7 @@ pub async fn run_as(config: Config, mode: Mode) -> Result<(), StartError> {
     index_config.graph.ef_construction = config.index.ef_construction;
     index_config.ef_search = config.index.ef_search;
     index_config.graph.quantization = config.index.quantization;
+    index_config.text = config.search.text_config();
     let name = collection_name(embedder.model_id());
     match config.storage.backend {
         StorageBackend::Embedded => {
@@ -325,6 +326,20 @@ pub async fn run_as(config: Config, mode: Mode) -> Result<(), StartError> {
     }
 }
 
+/// Re-indexes, in the background, the memories whose contextual text no
+/// longer matches their namespace's template (after a template change).
+fn spawn_reindex<S: Store>(service: Arc<MemoryService<S>>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        match service.reindex().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(memories = n, "re-indexed for the current templates"),
+            Err(e) => {
+                tracing::warn!(error = %e, "re-indexing stopped; it runs again at the next start")
+            }
+        }
+    })
+}
+
 /// The opened collections.
 struct Stores<S: Store> {
     collection: Arc<DurableCollection<S>>,
@@ -359,7 +374,9 @@ async fn serve<S: Store>(
         embedder,
         config.limits.clone(),
         Arc::new(Metrics::new()),
+        SearchSettings::new(&config.search)?,
     ));
+    let _reindexer = spawn_reindex(Arc::clone(&service));
     if mode == Mode::Stdio {
         let who = keys
             .authenticate(config.mcp.stdio_key.as_deref())

@@ -4,6 +4,7 @@
 //! `config/<env>.toml`, then `ORCHESTRA__SECTION__KEY` environment variables,
 //! then `PORT` (Cloud Run's convention) for `server.port`.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Role;
+use crate::model::{Fusion, SearchMode};
 
 /// Everything the server reads from its environment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -33,6 +35,8 @@ pub struct Config {
     pub otel: OtelConfig,
     /// Vector index tuning.
     pub index: IndexConfig,
+    /// Search modes, fusion, contextual text and keyword analysis.
+    pub search: SearchConfig,
     /// The MCP endpoint (`/mcp`) and `mcp-stdio`.
     pub mcp: McpConfig,
     /// Test-only settings.
@@ -327,6 +331,154 @@ impl Default for IndexConfig {
     }
 }
 
+/// Search defaults for every namespace, and per-namespace overrides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Mode of a search that gives `query` text and no `mode`.
+    pub mode: SearchMode,
+    /// How hybrid search fuses the two rankings.
+    pub fusion: Fusion,
+    /// Weighted fusion: the vector side's share, in `[0, 1]`.
+    pub alpha: f32,
+    /// Reciprocal rank fusion's rank constant (>= 1).
+    pub rrf_k: u32,
+    /// What is embedded and keyword-indexed for a memory, e.g.
+    /// `{user_id} ({created_at:date}): {text}`; must contain `{text}`.
+    /// Changing it re-indexes the affected memories in the background at start.
+    pub template: String,
+    /// Language of keyword search: stemming and stop words.
+    pub language: vector_index::Language,
+    /// Keyword search reduces words to their stems.
+    pub stemming: bool,
+    /// Keyword search ignores the language's stop words.
+    pub stop_words: bool,
+    /// Overrides by namespace (`[search.namespaces.<name>]`).
+    pub namespaces: BTreeMap<String, SearchOverrides>,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            mode: SearchMode::Hybrid,
+            fusion: Fusion::Rrf,
+            alpha: 0.5,
+            rrf_k: 60,
+            template: "{text}".into(),
+            language: vector_index::Language::English,
+            stemming: true,
+            stop_words: true,
+            namespaces: BTreeMap::new(),
+        }
+    }
+}
+
+/// A namespace's departures from the [`SearchConfig`] defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchOverrides {
+    /// See [`SearchConfig::mode`].
+    pub mode: Option<SearchMode>,
+    /// See [`SearchConfig::fusion`].
+    pub fusion: Option<Fusion>,
+    /// See [`SearchConfig::alpha`].
+    pub alpha: Option<f32>,
+    /// See [`SearchConfig::rrf_k`].
+    pub rrf_k: Option<u32>,
+    /// See [`SearchConfig::template`].
+    pub template: Option<String>,
+    /// See [`SearchConfig::language`].
+    pub language: Option<vector_index::Language>,
+    /// See [`SearchConfig::stemming`].
+    pub stemming: Option<bool>,
+    /// See [`SearchConfig::stop_words`].
+    pub stop_words: Option<bool>,
+}
+
+/// One namespace's search settings, defaults and overrides combined.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamespaceSearch {
+    /// Default mode for text queries.
+    pub mode: SearchMode,
+    /// Default fusion.
+    pub fusion: Fusion,
+    /// Default weighted-fusion alpha.
+    pub alpha: f32,
+    /// Default RRF constant.
+    pub rrf_k: u32,
+    /// The contextual-text template.
+    pub template: String,
+    /// Keyword analysis.
+    pub analyzer: vector_index::AnalyzerSettings,
+}
+
+impl SearchConfig {
+    /// The settings of `namespace`.
+    pub fn namespace(&self, namespace: &str) -> NamespaceSearch {
+        match self.namespaces.get(namespace) {
+            Some(o) => self.resolve(o.clone()),
+            None => self.resolve(SearchOverrides::default()),
+        }
+    }
+
+    /// The settings of a namespace without overrides.
+    pub fn namespace_defaults(&self) -> NamespaceSearch {
+        self.resolve(SearchOverrides::default())
+    }
+
+    fn resolve(&self, o: SearchOverrides) -> NamespaceSearch {
+        NamespaceSearch {
+            mode: o.mode.unwrap_or(self.mode),
+            fusion: o.fusion.unwrap_or(self.fusion),
+            alpha: o.alpha.unwrap_or(self.alpha),
+            rrf_k: o.rrf_k.unwrap_or(self.rrf_k),
+            template: o.template.unwrap_or_else(|| self.template.clone()),
+            analyzer: vector_index::AnalyzerSettings {
+                language: o.language.unwrap_or(self.language),
+                stemming: o.stemming.unwrap_or(self.stemming),
+                stop_words: o.stop_words.unwrap_or(self.stop_words),
+            },
+        }
+    }
+
+    /// The keyword analyzers the collection is built with.
+    pub fn text_config(&self) -> vector_index::TextConfig {
+        vector_index::TextConfig {
+            default: self.resolve(SearchOverrides::default()).analyzer,
+            namespaces: self
+                .namespaces
+                .keys()
+                .map(|ns| (ns.clone(), self.namespace(ns).analyzer))
+                .collect(),
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let all = std::iter::once((None, SearchOverrides::default()))
+            .chain(self.namespaces.iter().map(|(ns, o)| (Some(ns), o.clone())));
+        for (ns, overrides) in all {
+            let s = self.resolve(overrides);
+            let at = |key: &str| match ns {
+                Some(ns) => format!("search.namespaces.{ns}.{key}"),
+                None => format!("search.{key}"),
+            };
+            if !(0.0..=1.0).contains(&s.alpha) {
+                return Err(ConfigError(format!(
+                    "{} must be between 0 and 1, got {}",
+                    at("alpha"),
+                    s.alpha
+                )));
+            }
+            if s.rrf_k == 0 {
+                return Err(ConfigError(format!("{} must be at least 1", at("rrf_k"))));
+            }
+            crate::service::Template::parse(&s.template)
+                .map_err(|e| ConfigError(format!("{}: {e}", at("template"))))?;
+        }
+        Ok(())
+    }
+}
+
 /// Test-only settings; never set them in production.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -510,6 +662,7 @@ impl Config {
                 self.server.host
             )));
         }
+        self.search.check()?;
         if self.mcp.session_ttl_secs == 0 {
             return Err(ConfigError(
                 "mcp.session_ttl_secs must be at least 1".into(),

@@ -12,10 +12,10 @@ use utoipa::{Modify, OpenApi};
 
 use crate::model::{
     AppendMessages, Appended, BulkDelete, BulkDeleted, CreateBody, CreateResponse, Created,
-    CreatedBatch, ErrorResponse, History, Imported, Kind, Memory, MemoryFilter, MemoryPage,
-    MemoryPatch, Message, NewMemories, NewMemory, NewMessage, PortableMemory, Promote, PutSession,
-    Recency, Revision, SearchHit, SearchRequest, SearchResponse, Session, SessionPage,
-    SessionSummary, Visibility,
+    CreatedBatch, ErrorResponse, Fusion, History, Imported, Kind, Memory, MemoryFilter, MemoryPage,
+    MemoryPatch, Message, Mmr, NewMemories, NewMemory, NewMessage, PortableMemory, Promote,
+    PutSession, Recency, Revision, SearchHit, SearchMode, SearchRequest, SearchResponse, Session,
+    SessionPage, SessionSummary, Visibility,
 };
 
 /// The document.
@@ -32,7 +32,7 @@ use crate::model::{
         MemoryPatch, MemoryFilter, Recency, SearchRequest, SearchHit, SearchResponse, MemoryPage,
         Revision, History, BulkDelete, BulkDeleted, PortableMemory, Imported, Message, NewMessage,
         Session, PutSession, AppendMessages, Appended, SessionSummary, SessionPage, Promote, Kind,
-        Visibility, ErrorResponse
+        Visibility, SearchMode, Fusion, Mmr, ErrorResponse
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))

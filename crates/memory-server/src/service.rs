@@ -17,7 +17,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use vector_index::durable::DurableCollection;
 use vector_index::store::{Expect, NewPoint, Record, Store};
-use vector_index::{Field, Filter, IndexError, Payload, Query, TimeField};
+use vector_index::{Field, Filter, IndexError, Payload, TimeField};
 
 use crate::auth::{Principal, Role};
 use crate::config::Limits;
@@ -26,23 +26,26 @@ use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 use crate::model::{
     BulkDelete, BulkDeleted, Created, History, Imported, Kind, Memory, MemoryFilter, MemoryPage,
-    MemoryPatch, NewMemory, PortableMemory, Revision, SearchHit, SearchRequest, SearchResponse,
-    Visibility,
+    MemoryPatch, NewMemory, PortableMemory, Revision, Visibility,
 };
 use crate::validate;
+use template::Fields;
 
 mod context;
 mod model_binding;
+mod reindex;
+mod search;
 mod sessions;
+mod template;
 
 pub use model_binding::{Binding, ModelBindings, REGISTRY_DIMS, REGISTRY_NAME};
+pub use search::SearchSettings;
+pub use template::Template;
 
 /// Locks serialising creates that share a duplicate or idempotency key.
 const CREATE_LOCKS: usize = 256;
 /// Retries of a read-modify-write that lost a race without `If-Match`.
 const PATCH_RETRIES: usize = 5;
-/// How much deeper than `top_k` a recency-weighted search looks.
-const RECENCY_DEPTH: usize = 5;
 
 /// The document stored beside each memory's vector.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,6 +62,9 @@ struct Doc {
     /// Prior states, newest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     history: Vec<Revision>,
+    /// The caller gave the vector: it is never re-embedded from text.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    client_vector: bool,
 }
 
 /// Attribute prefixes in the index payload (see [`Payload::attributes`]).
@@ -211,6 +217,16 @@ pub struct MemoryService<S: Store> {
     metrics: Arc<Metrics>,
     create_locks: Vec<tokio::sync::Mutex<()>>,
     models: ModelBindings<S>,
+    search: SearchSettings,
+}
+
+/// A new memory's vector and the contextual text it was embedded from.
+struct Embedded {
+    vector: Vec<f32>,
+    /// The rendered template: embedded (unless the caller gave the vector) and keyword-indexed.
+    text: String,
+    /// The caller gave the vector.
+    client: bool,
 }
 
 /// A validated create, ready to write.
@@ -232,8 +248,10 @@ impl<S: Store> MemoryService<S> {
         embedder: Arc<dyn Embedder>,
         limits: Limits,
         metrics: Arc<Metrics>,
+        search: SearchSettings,
     ) -> Self {
         Self {
+            search,
             models: ModelBindings::new(registry, embedder.model_id(), embedder.dims()),
             collection,
             embedder,
@@ -401,12 +419,44 @@ impl<S: Store> MemoryService<S> {
         Ok(filter)
     }
 
+    /// The contextual text of a new memory created at `created_at`.
+    fn contextual(&self, who: &Principal, m: &NewMemory, created_at: OffsetDateTime) -> String {
+        let agent = who.acting_agent(m.agent_id.as_deref());
+        let tags = distinct_tags(&m.tags);
+        self.search.of(&m.namespace).template.render(&Fields {
+            text: &m.text,
+            namespace: &m.namespace,
+            agent_id: agent.as_deref(),
+            user_id: m.user_id.as_deref(),
+            session_id: m.session_id.as_deref(),
+            kind: m.kind.as_str(),
+            tags: &tags,
+            metadata: &m.metadata,
+            created_at,
+        })
+    }
+
+    /// The contextual text of a stored memory.
+    fn contextual_of(&self, payload: &Payload, doc: &Doc) -> String {
+        self.search.of(&payload.namespace).template.render(&Fields {
+            text: &doc.text,
+            namespace: &payload.namespace,
+            agent_id: payload.agent_id.as_deref(),
+            user_id: payload.user_id.as_deref(),
+            session_id: payload.session_id.as_deref(),
+            kind: payload.kind.as_deref().unwrap_or(""),
+            tags: &payload.tags,
+            metadata: &doc.metadata,
+            created_at: from_millis(payload.created_at),
+        })
+    }
+
     /// Validates one create and computes everything but the vector.
     fn prepare(
         &self,
         who: &Principal,
         input: NewMemory,
-        vector: Vec<f32>,
+        embedded: Embedded,
         id: Uuid,
         (created_at, updated_at): (i64, i64),
     ) -> ApiResult<Prepared> {
@@ -422,7 +472,7 @@ impl<S: Store> MemoryService<S> {
             updated_at,
             expires_at: input.expires_at.map(millis),
             attributes: Vec::new(),
-            text: String::new(),
+            text: embedded.text,
         };
         let doc = Doc {
             text: input.text,
@@ -432,12 +482,13 @@ impl<S: Store> MemoryService<S> {
             embedding_model: self.embedder.model_id().to_owned(),
             idempotency_key: input.idempotency_key,
             history: Vec::new(),
+            client_vector: embedded.client,
         };
         let (dup, idem) = scope_keys(&payload, &doc);
         payload.attributes = attributes(&payload, &doc, (dup.clone(), idem.clone()));
         Ok(Prepared {
             id,
-            vector,
+            vector: embedded.vector,
             payload,
             doc,
             dup,
@@ -530,14 +581,20 @@ impl<S: Store> MemoryService<S> {
         }
         self.bind_models(inputs.iter().map(|m| m.namespace.as_str()))
             .await?;
+        let contexts: Vec<String> = inputs
+            .iter()
+            .map(|m| self.contextual(who, m, now))
+            .collect();
         let to_embed: Vec<String> = inputs
             .iter()
-            .filter(|m| m.vector.is_none())
-            .map(|m| m.text.clone())
+            .zip(&contexts)
+            .filter(|(m, _)| m.vector.is_none())
+            .map(|(_, text)| text.clone())
             .collect();
         let mut embedded = self.embed(to_embed, Purpose::Document).await?.into_iter();
         let mut prepared = Vec::with_capacity(inputs.len());
-        for mut m in inputs {
+        for (mut m, text) in inputs.into_iter().zip(contexts) {
+            let client = m.vector.is_some();
             let vector = match m.vector.take() {
                 Some(v) => v,
                 None => embedded.next().ok_or_else(|| {
@@ -545,7 +602,12 @@ impl<S: Store> MemoryService<S> {
                 })?,
             };
             let now_ms = millis(now);
-            prepared.push(self.prepare(who, m, vector, Uuid::now_v7(), (now_ms, now_ms))?);
+            let e = Embedded {
+                vector,
+                text,
+                client,
+            };
+            prepared.push(self.prepare(who, m, e, Uuid::now_v7(), (now_ms, now_ms))?);
         }
 
         // Creates sharing a duplicate or idempotency key are serialised here.
@@ -750,14 +812,8 @@ impl<S: Store> MemoryService<S> {
             }
             (a, b) => a.or(b),
         };
-        let vector = match &patch.text {
-            Some(t) => Some(
-                self.embed(vec![t.clone()], Purpose::Document)
-                    .await?
-                    .remove(0),
-            ),
-            None => None,
-        };
+        // The last embedding made, kept across retries: (text, vector).
+        let mut embedded: Option<(String, Vec<f32>)> = None;
         for _ in 0..PATCH_RETRIES {
             let record = self.load_visible(who, id, agent, Role::Write).await?;
             if let Some(v) = expected
@@ -772,6 +828,13 @@ impl<S: Store> MemoryService<S> {
                 });
             }
             let mut doc = Doc::of(&record)?;
+            // What the stored vector was embedded from (memories written
+            // before contextual text was indexed carry none: their text).
+            let embedded_from = if record.payload.text.is_empty() {
+                doc.text.clone()
+            } else {
+                record.payload.text.clone()
+            };
             let mut payload = record.payload.clone();
             doc.history.insert(0, revision(Self::memory_of(&record)?));
             doc.history.truncate(l.max_history);
@@ -779,6 +842,7 @@ impl<S: Store> MemoryService<S> {
                 doc.text.clone_from(t);
                 doc.content_hash = hex(&Sha256::digest(t.as_bytes()));
                 doc.embedding_model = self.embedder.model_id().to_owned();
+                doc.client_vector = false;
             }
             if let Some(m) = &patch.metadata {
                 doc.metadata.clone_from(m);
@@ -805,9 +869,24 @@ impl<S: Store> MemoryService<S> {
             }
             payload.updated_at = millis(now).max(payload.created_at);
             payload.attributes = attributes(&payload, &doc, scope_keys(&payload, &doc));
+            payload.text = self.contextual_of(&payload, &doc);
+            let v = if doc.client_vector || payload.text == embedded_from {
+                record.vector.clone()
+            } else {
+                match &embedded {
+                    Some((text, v)) if *text == payload.text => v.clone(),
+                    _ => {
+                        let v = self
+                            .embed(vec![payload.text.clone()], Purpose::Document)
+                            .await?
+                            .remove(0);
+                        embedded = Some((payload.text.clone(), v.clone()));
+                        v
+                    }
+                }
+            };
             let document = serde_json::to_vec(&doc)
                 .map_err(|e| ApiError::Internal(format!("encoding a memory: {e}")))?;
-            let v = vector.clone().unwrap_or_else(|| record.vector.clone());
             let write = self.collection.upsert_document(
                 id,
                 &v,
@@ -908,108 +987,6 @@ impl<S: Store> MemoryService<S> {
         Ok(MemoryPage {
             memories,
             next_cursor,
-        })
-    }
-
-    /// The memories most similar to the query.
-    pub async fn search(&self, who: &Principal, req: SearchRequest) -> ApiResult<SearchResponse> {
-        let started = Instant::now();
-        let l = &self.limits;
-        validate::namespace(l, &req.namespace)?;
-        who.require(&req.namespace, Role::Read)?;
-        self.models.check(&req.namespace).await?;
-        let top_k = validate::top_k(l, "top_k", req.top_k.unwrap_or(10))?;
-        if req.min_score.is_some_and(|s| !s.is_finite()) {
-            return Err(ApiError::invalid("min_score", "min_score must be a number"));
-        }
-        if let Some(r) = req.recency {
-            if !(r.half_life_hours.is_finite() && r.half_life_hours > 0.0) {
-                return Err(ApiError::invalid(
-                    "recency.half_life_hours",
-                    "half_life_hours must be a positive number",
-                ));
-            }
-            if !(0.0..=1.0).contains(&r.weight) {
-                return Err(ApiError::invalid(
-                    "recency.weight",
-                    "recency.weight must be between 0 and 1",
-                ));
-            }
-        }
-        let vector = match (&req.query, &req.vector) {
-            (Some(q), None) => {
-                validate::text(l, "query", q)?;
-                self.embed(vec![q.clone()], Purpose::Query).await?.remove(0)
-            }
-            (None, Some(v)) => {
-                validate::vector(self.embedder.dims(), v)?;
-                v.clone()
-            }
-            _ => {
-                return Err(ApiError::bad_request(
-                    "give exactly one of `query` (text) or `vector`",
-                ));
-            }
-        };
-        let agent = who.acting_agent(req.as_agent.as_deref());
-        let now = OffsetDateTime::now_utc();
-        let now_ms = millis(now);
-        let filter = self.apply_filter(
-            Self::visible_filter(&req.namespace, agent.as_deref(), now_ms),
-            &req.filter,
-        )?;
-        let depth = if req.recency.is_some() {
-            (top_k * RECENCY_DEPTH).min(l.max_top_k * RECENCY_DEPTH)
-        } else {
-            top_k
-        };
-        let result = self
-            .collection
-            .search(&Query::new(vector, depth).filter(filter))?;
-        let ids: Vec<Uuid> = result.hits.iter().map(|h| h.id).collect();
-        let records = self
-            .timed("get_many", self.collection.store().get_many(&ids))
-            .await?;
-        let mut results = Vec::with_capacity(records.len());
-        for (hit, record) in result.hits.iter().zip(records) {
-            // Deleted or changed since the index answered: skip what is no longer visible.
-            let Some(record) = record else { continue };
-            if !Self::visible(&record, agent.as_deref(), now_ms)
-                || record.payload.namespace != req.namespace
-            {
-                continue;
-            }
-            let memory = Self::memory_of(&record)?;
-            let (score, recency) = match req.recency {
-                Some(r) => {
-                    let age_h = ((now - memory.updated_at).as_seconds_f64() / 3600.0).max(0.0);
-                    let factor = 0.5f64.powf(age_h / r.half_life_hours);
-                    let score = (1.0 - r.weight) * f64::from(hit.score) + r.weight * factor;
-                    (score as f32, Some(factor as f32))
-                }
-                None => (hit.score, None),
-            };
-            if req.min_score.is_some_and(|m| score < m) {
-                continue;
-            }
-            results.push(SearchHit {
-                memory,
-                score,
-                similarity: hit.score,
-                recency,
-            });
-        }
-        results.sort_by(|a, b| {
-            b.score
-                .total_cmp(&a.score)
-                .then_with(|| a.memory.id.cmp(&b.memory.id))
-        });
-        results.truncate(top_k);
-        Ok(SearchResponse {
-            results,
-            plan: result.plan.name().to_owned(),
-            candidates: result.allowed,
-            took_ms: started.elapsed().as_secs_f64() * 1e3,
         })
     }
 
@@ -1135,21 +1112,32 @@ impl<S: Store> MemoryService<S> {
             .await?;
         let mut imported = 0u64;
         for chunk in checked.chunks(self.limits.max_batch.max(1)) {
+            let contexts: Vec<String> = chunk
+                .iter()
+                .map(|(_, (created, _), m)| self.contextual(who, m, from_millis(*created)))
+                .collect();
             let texts: Vec<String> = chunk
                 .iter()
-                .filter(|(_, _, m)| m.vector.is_none())
-                .map(|(_, _, m)| m.text.clone())
+                .zip(&contexts)
+                .filter(|((_, _, m), _)| m.vector.is_none())
+                .map(|(_, text)| text.clone())
                 .collect();
             let mut embedded = self.embed(texts, Purpose::Document).await?.into_iter();
             let mut writes = Vec::with_capacity(chunk.len());
-            for (id, times, input) in chunk.iter().cloned() {
+            for ((id, times, input), text) in chunk.iter().cloned().zip(contexts) {
+                let client = input.vector.is_some();
                 let vector = match &input.vector {
                     Some(v) => v.clone(),
                     None => embedded.next().ok_or_else(|| {
                         ApiError::Internal("embedder returned too few vectors".into())
                     })?,
                 };
-                let p = self.prepare(who, input, vector, id, times)?;
+                let e = Embedded {
+                    vector,
+                    text,
+                    client,
+                };
+                let p = self.prepare(who, input, e, id, times)?;
                 let document = serde_json::to_vec(&p.doc)
                     .map_err(|e| ApiError::Internal(format!("encoding a memory: {e}")))?;
                 writes.push(NewPoint::new(p.id, p.vector, p.payload).with_document(document));

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use memory_client::{
     BulkDelete, Kind, ListQuery, MemoryClient, MemoryFilter, MemoryPatch, NewMemory, Recency,
-    SearchRequest, Visibility,
+    SearchMode, SearchRequest, Visibility,
 };
 use serde_json::json;
 use support::redis_server::RedisServer;
@@ -163,6 +163,7 @@ async fn every_endpoint(c: &MemoryClient) {
                 half_life_hours: 1.0,
                 weight: 0.5,
             }),
+            mode: Some(SearchMode::Vector),
             ..search(ns, "tea")
         })
         .await
@@ -172,7 +173,7 @@ async fn every_endpoint(c: &MemoryClient) {
         r.recency.unwrap() > 0.9,
         "just written, so recency is near 1"
     );
-    assert!((r.score - (0.5 * r.similarity + 0.5 * r.recency.unwrap())).abs() < 1e-3);
+    assert!((r.score - (0.5 * r.similarity.unwrap() + 0.5 * r.recency.unwrap())).abs() < 1e-3);
 
     // Update with If-Match; a stale version is a 412 and changes nothing.
     let v1 = tea.memory.version;

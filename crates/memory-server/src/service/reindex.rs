@@ -1,0 +1,100 @@
+//! Re-indexing after a template change: a memory whose stored contextual text
+//! differs from what its namespace's template renders now is rewritten with
+//! the new text (keyword index) and, when the embedded text changed, a new
+//! vector. It runs in the background at start; writes are conditional on the
+//! version read, so a concurrent update (or another instance doing the same
+//! work) always wins and nothing is lost.
+
+use vector_index::store::{Expect, Record, Store};
+use vector_index::{Filter, IndexError};
+
+use super::{Doc, MemoryService};
+use crate::embed::Purpose;
+use crate::error::{ApiError, ApiResult};
+
+/// Memories read (and at most embedded) per round.
+const REINDEX_BATCH: usize = 256;
+
+/// A memory to rewrite: its record, new contextual text, and whether to re-embed.
+struct Stale {
+    record: Record,
+    text: String,
+    embed: bool,
+}
+
+impl<S: Store> MemoryService<S> {
+    /// Brings every memory's contextual text, and its vector where the
+    /// embedded text changes, in line with the current templates; returns
+    /// how many memories were rewritten.
+    pub async fn reindex(&self) -> ApiResult<u64> {
+        let mut ids = self.collection.index().ids_matching(&Filter::all());
+        ids.sort_unstable();
+        let mut rewritten = 0;
+        for chunk in ids.chunks(REINDEX_BATCH) {
+            let records = self
+                .timed("get_many", self.collection.store().get_many(chunk))
+                .await?;
+            let mut stale = Vec::new();
+            for record in records.into_iter().flatten() {
+                let Ok(doc) = Doc::of(&record) else { continue };
+                let text = self.contextual_of(&record.payload, &doc);
+                if text == record.payload.text {
+                    continue;
+                }
+                // Memories indexed before contextual text existed were embedded from their text.
+                let embedded_from = if record.payload.text.is_empty() {
+                    &doc.text
+                } else {
+                    &record.payload.text
+                };
+                let embed = !doc.client_vector && text != *embedded_from;
+                stale.push(Stale {
+                    record,
+                    text,
+                    embed,
+                });
+            }
+            let texts: Vec<String> = stale
+                .iter()
+                .filter(|s| s.embed)
+                .map(|s| s.text.clone())
+                .collect();
+            let mut vectors = if texts.is_empty() {
+                Vec::new()
+            } else {
+                self.embed(texts, Purpose::Document).await?
+            }
+            .into_iter();
+            for s in stale {
+                let Stale {
+                    record,
+                    text,
+                    embed,
+                } = s;
+                let vector = if embed {
+                    vectors.next().ok_or_else(|| {
+                        ApiError::Internal("embedder returned too few vectors".into())
+                    })?
+                } else {
+                    record.vector
+                };
+                let mut payload = record.payload;
+                payload.text = text;
+                let write = self.collection.upsert_document(
+                    record.id,
+                    &vector,
+                    payload,
+                    &record.document,
+                    Expect::Version(record.version),
+                );
+                match self.timed("put", write).await {
+                    Ok(_) => rewritten += 1,
+                    // Changed or deleted since read: the newer write has its own text.
+                    Err(IndexError::VersionConflict { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(rewritten)
+    }
+}

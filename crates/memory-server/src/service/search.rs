@@ -1,0 +1,479 @@
+//! Search: vector, keyword (BM25) and hybrid retrieval, fusion, recency and
+//! maximal marginal relevance.
+//!
+//! Each retriever gathers its own candidates, deeper than `top_k`, and the
+//! union is fused: a memory only the keyword side finds can win. Scoring,
+//! recency and diversification work on the in-memory index; only the final
+//! results are read from the store.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+use vector_index::store::Store;
+use vector_index::{Hit, KeywordQuery, Query};
+
+use super::template::Template;
+use super::{MemoryService, millis};
+use crate::auth::{Principal, Role};
+use crate::config::{ConfigError, NamespaceSearch, SearchConfig};
+use crate::embed::Purpose;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{Fusion, SearchHit, SearchMode, SearchRequest, SearchResponse};
+use crate::validate;
+
+/// How much deeper than `top_k` each side of a hybrid search looks.
+const HYBRID_DEPTH: usize = 4;
+/// Fewest candidates each side of a hybrid search gathers.
+const HYBRID_MIN_CANDIDATES: usize = 40;
+/// How much deeper than `top_k` a recency-weighted or diversified search looks.
+const RERANK_DEPTH: usize = 5;
+
+/// A namespace's search settings with its parsed template.
+#[derive(Debug)]
+pub struct Resolved {
+    /// Modes, fusion and analysis.
+    pub settings: NamespaceSearch,
+    /// What is embedded and keyword-indexed.
+    pub template: Template,
+}
+
+/// Every namespace's search settings, resolved once at start.
+#[derive(Debug)]
+pub struct SearchSettings {
+    default: Resolved,
+    namespaces: HashMap<String, Resolved>,
+}
+
+impl SearchSettings {
+    /// Resolves `config`; fails on a template that does not parse.
+    pub fn new(config: &SearchConfig) -> Result<Self, ConfigError> {
+        let resolve = |settings: NamespaceSearch| {
+            Template::parse(&settings.template)
+                .map(|template| Resolved { settings, template })
+                .map_err(|e| ConfigError(format!("search template: {e}")))
+        };
+        Ok(Self {
+            default: resolve(config.namespace_defaults())?,
+            namespaces: config
+                .namespaces
+                .keys()
+                .map(|ns| Ok((ns.clone(), resolve(config.namespace(ns))?)))
+                .collect::<Result<_, ConfigError>>()?,
+        })
+    }
+
+    /// The settings of `namespace`.
+    pub fn of(&self, namespace: &str) -> &Resolved {
+        self.namespaces.get(namespace).unwrap_or(&self.default)
+    }
+}
+
+/// One candidate with everything its score is made of.
+#[derive(Debug, Clone, Default)]
+struct Candidate {
+    id: Uuid,
+    similarity: Option<f32>,
+    keyword: Option<f32>,
+    vector_rank: Option<u32>,
+    keyword_rank: Option<u32>,
+    fused: Option<f32>,
+    /// What the score starts from: similarity, normalised keyword score, or fused.
+    relevance: f32,
+    recency: Option<f32>,
+    score: f32,
+}
+
+/// The request's settings after defaults, checked.
+struct Plan {
+    mode: SearchMode,
+    fusion: Fusion,
+    alpha: f32,
+    rrf_k: u32,
+    top_k: usize,
+    depth: usize,
+}
+
+fn rank(i: usize) -> u32 {
+    u32::try_from(i + 1).unwrap_or(u32::MAX)
+}
+
+/// Merges the two rankings into candidates with their relevance.
+fn fuse(plan: &Plan, vector: &[Hit], keyword: &[Hit]) -> Vec<Candidate> {
+    let mut by_id: HashMap<Uuid, Candidate> = HashMap::new();
+    for (i, h) in vector.iter().enumerate() {
+        let c = by_id.entry(h.id).or_insert_with(|| Candidate {
+            id: h.id,
+            ..Candidate::default()
+        });
+        c.similarity = Some(h.score);
+        c.vector_rank = Some(rank(i));
+    }
+    for (i, h) in keyword.iter().enumerate() {
+        let c = by_id.entry(h.id).or_insert_with(|| Candidate {
+            id: h.id,
+            ..Candidate::default()
+        });
+        c.keyword = Some(h.score);
+        c.keyword_rank = Some(rank(i));
+    }
+    // Hits are best first, so the first keyword hit has the best score.
+    let best_keyword = keyword
+        .first()
+        .map_or(1.0, |h| h.score.max(f32::MIN_POSITIVE));
+    let k = plan.rrf_k as f32;
+    let mut out: Vec<Candidate> = by_id.into_values().collect();
+    for c in &mut out {
+        let keyword_norm = c.keyword.map_or(0.0, |s| s / best_keyword);
+        c.relevance = match plan.mode {
+            SearchMode::Vector => c.similarity.unwrap_or(0.0),
+            SearchMode::Keyword => keyword_norm,
+            SearchMode::Hybrid => {
+                let fused = match plan.fusion {
+                    // Scaled by the best possible sum (rank 1 on both sides).
+                    Fusion::Rrf => {
+                        let part = |r: Option<u32>| r.map_or(0.0, |r| 1.0 / (k + r as f32));
+                        (part(c.vector_rank) + part(c.keyword_rank)) * (k + 1.0) / 2.0
+                    }
+                    Fusion::Weighted => {
+                        plan.alpha * c.similarity.unwrap_or(0.0).max(0.0)
+                            + (1.0 - plan.alpha) * keyword_norm
+                    }
+                };
+                c.fused = Some(fused);
+                fused
+            }
+        };
+        c.score = c.relevance;
+    }
+    out
+}
+
+fn by_score(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
+    b.score.total_cmp(&a.score).then_with(|| a.id.cmp(&b.id))
+}
+
+/// Greedy maximal marginal relevance: each pick maximises
+/// `lambda * score - (1 - lambda) * (highest similarity to a pick so far)`.
+fn diversify(mut pool: Vec<(Candidate, Vec<f32>)>, lambda: f32, top_k: usize) -> Vec<Candidate> {
+    let mut picked: Vec<(Candidate, Vec<f32>)> = Vec::with_capacity(top_k.min(pool.len()));
+    while picked.len() < top_k && !pool.is_empty() {
+        let mut best = 0;
+        let mut best_value = f32::NEG_INFINITY;
+        for (i, (c, v)) in pool.iter().enumerate() {
+            let redundancy = picked
+                .iter()
+                .map(|(_, p)| vector_index::vector::dot(v, p))
+                .fold(f32::NEG_INFINITY, f32::max);
+            let redundancy = if picked.is_empty() { 0.0 } else { redundancy };
+            let value = lambda * c.score - (1.0 - lambda) * redundancy;
+            if value > best_value {
+                best = i;
+                best_value = value;
+            }
+        }
+        picked.push(pool.swap_remove(best));
+    }
+    picked.into_iter().map(|(c, _)| c).collect()
+}
+
+impl<S: Store> MemoryService<S> {
+    /// Checks a search request and fills in the namespace's defaults.
+    fn plan_search(&self, req: &SearchRequest) -> ApiResult<Plan> {
+        let l = &self.limits;
+        let top_k = validate::top_k(l, "top_k", req.top_k.unwrap_or(10))?;
+        if req.min_score.is_some_and(|s| !s.is_finite()) {
+            return Err(ApiError::invalid("min_score", "min_score must be a number"));
+        }
+        if let Some(r) = req.recency {
+            if !(r.half_life_hours.is_finite() && r.half_life_hours > 0.0) {
+                return Err(ApiError::invalid(
+                    "recency.half_life_hours",
+                    "half_life_hours must be a positive number",
+                ));
+            }
+            if !(0.0..=1.0).contains(&r.weight) {
+                return Err(ApiError::invalid(
+                    "recency.weight",
+                    "recency.weight must be between 0 and 1",
+                ));
+            }
+        }
+        if req.alpha.is_some_and(|a| !(0.0..=1.0).contains(&a)) {
+            return Err(ApiError::invalid("alpha", "alpha must be between 0 and 1"));
+        }
+        if req.rrf_k == Some(0) {
+            return Err(ApiError::invalid("rrf_k", "rrf_k must be at least 1"));
+        }
+        if req.mmr.is_some_and(|m| !(0.0..=1.0).contains(&m.lambda)) {
+            return Err(ApiError::invalid(
+                "mmr.lambda",
+                "mmr.lambda must be between 0 and 1",
+            ));
+        }
+        let defaults = &self.search.of(&req.namespace).settings;
+        let mode = match (&req.query, &req.vector, req.mode) {
+            (None, None, _) => {
+                return Err(ApiError::bad_request(
+                    "give `query` (text), `vector`, or both (the vector then serves the \
+                     vector side of a hybrid search)",
+                ));
+            }
+            (None, Some(_), Some(SearchMode::Keyword | SearchMode::Hybrid)) => {
+                return Err(ApiError::invalid(
+                    "mode",
+                    "mode `keyword` and `hybrid` need `query` text; give `query` or use \
+                     mode `vector`",
+                ));
+            }
+            (None, Some(_), _) => SearchMode::Vector,
+            (Some(_), _, Some(mode)) => mode,
+            (Some(_), _, None) => defaults.mode,
+        };
+        let max_depth = self.collection.index().config().max_k;
+        let mut depth = top_k;
+        if mode == SearchMode::Hybrid {
+            depth = (top_k * HYBRID_DEPTH).max(HYBRID_MIN_CANDIDATES);
+        }
+        if req.recency.is_some() || req.mmr.is_some() {
+            depth = depth.max(top_k * RERANK_DEPTH);
+        }
+        Ok(Plan {
+            mode,
+            fusion: req.fusion.unwrap_or(defaults.fusion),
+            alpha: req.alpha.unwrap_or(defaults.alpha),
+            rrf_k: req.rrf_k.unwrap_or(defaults.rrf_k),
+            top_k,
+            depth: depth.min(max_depth),
+        })
+    }
+
+    /// The memories that best match the query: by vector, by keyword, or both fused.
+    pub async fn search(&self, who: &Principal, req: SearchRequest) -> ApiResult<SearchResponse> {
+        let started = Instant::now();
+        validate::namespace(&self.limits, &req.namespace)?;
+        who.require(&req.namespace, Role::Read)?;
+        self.models.check(&req.namespace).await?;
+        let plan = self.plan_search(&req)?;
+        if let Some(q) = &req.query {
+            validate::text(&self.limits, "query", q)?;
+        }
+        let uses_vector = plan.mode != SearchMode::Keyword;
+        let uses_keyword = plan.mode != SearchMode::Vector;
+        let vector = match (&req.vector, &req.query) {
+            (Some(v), _) if uses_vector => {
+                validate::vector(self.embedder.dims(), v)?;
+                Some(v.clone())
+            }
+            (None, Some(q)) if uses_vector => {
+                Some(self.embed(vec![q.clone()], Purpose::Query).await?.remove(0))
+            }
+            _ => None,
+        };
+        let agent = who.acting_agent(req.as_agent.as_deref());
+        let now = OffsetDateTime::now_utc();
+        let now_ms = millis(now);
+        let filter = self.apply_filter(
+            Self::visible_filter(&req.namespace, agent.as_deref(), now_ms),
+            &req.filter,
+        )?;
+
+        let (vector_hits, plan_name, allowed) = match &vector {
+            Some(v) => {
+                let r = self
+                    .collection
+                    .search(&Query::new(v.clone(), plan.depth).filter(filter.clone()))?;
+                (r.hits, r.plan.name(), r.allowed)
+            }
+            None => (Vec::new(), "bm25", 0),
+        };
+        let (keyword_hits, allowed) = match (&req.query, uses_keyword) {
+            (Some(q), true) => {
+                let r = self.collection.search_keyword(
+                    &KeywordQuery::new(req.namespace.as_str(), q.as_str(), plan.depth)
+                        .filter(filter),
+                )?;
+                (r.hits, r.allowed)
+            }
+            _ => (Vec::new(), allowed),
+        };
+        let mut candidates = fuse(&plan, &vector_hits, &keyword_hits);
+        let mut vectors: HashMap<Uuid, Vec<f32>> = HashMap::new();
+        let index = self.collection.index();
+        let unit_query = vector
+            .as_ref()
+            .and_then(|q| vector_index::vector::normalized(q, q.len()).ok());
+        for c in &mut candidates {
+            let Some(point) = index.get(c.id) else {
+                continue;
+            };
+            // Found by keyword only: its similarity is still worth showing.
+            if c.similarity.is_none()
+                && let Some(q) = &unit_query
+            {
+                c.similarity = Some(vector_index::vector::dot(q, &point.vector));
+            }
+            if let Some(r) = req.recency {
+                let age_h = ((now_ms - point.payload.updated_at).max(0) as f64) / 3_600_000.0;
+                let factor = 0.5f64.powf(age_h / r.half_life_hours);
+                c.score = ((1.0 - r.weight) * f64::from(c.relevance) + r.weight * factor) as f32;
+                c.recency = Some(factor as f32);
+            }
+            if req.mmr.is_some() {
+                vectors.insert(c.id, point.vector);
+            }
+        }
+        if let Some(m) = req.min_score {
+            candidates.retain(|c| c.score >= m);
+        }
+        candidates.sort_by(by_score);
+        let chosen = match req.mmr {
+            Some(m) => {
+                let pool = candidates
+                    .into_iter()
+                    .filter_map(|c| vectors.remove(&c.id).map(|v| (c, v)))
+                    .collect();
+                diversify(pool, m.lambda, plan.top_k)
+            }
+            None => {
+                candidates.truncate(plan.top_k);
+                candidates
+            }
+        };
+
+        let ids: Vec<Uuid> = chosen.iter().map(|c| c.id).collect();
+        let records = self
+            .timed("get_many", self.collection.store().get_many(&ids))
+            .await?;
+        let mut results = Vec::with_capacity(records.len());
+        for (c, record) in chosen.into_iter().zip(records) {
+            // Deleted or changed since the index answered: skip what is no longer visible.
+            let Some(record) = record else { continue };
+            if !Self::visible(&record, agent.as_deref(), now_ms)
+                || record.payload.namespace != req.namespace
+            {
+                continue;
+            }
+            results.push(SearchHit {
+                memory: Self::memory_of(&record)?,
+                score: c.score,
+                similarity: c.similarity,
+                keyword_score: c.keyword,
+                fused_score: c.fused,
+                vector_rank: c.vector_rank,
+                keyword_rank: c.keyword_rank,
+                recency: c.recency,
+            });
+        }
+        Ok(SearchResponse {
+            results,
+            mode: plan.mode,
+            plan: plan_name.to_owned(),
+            candidates: allowed,
+            took_ms: started.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(n: u128, score: f32) -> Hit {
+        Hit {
+            id: Uuid::from_u128(n),
+            score,
+        }
+    }
+
+    fn plan(mode: SearchMode, fusion: Fusion) -> Plan {
+        Plan {
+            mode,
+            fusion,
+            alpha: 0.5,
+            rrf_k: 60,
+            top_k: 10,
+            depth: 40,
+        }
+    }
+
+    fn sorted(mut c: Vec<Candidate>) -> Vec<Candidate> {
+        c.sort_by(by_score);
+        c
+    }
+
+    #[test]
+    fn rrf_rewards_agreement_and_keeps_one_sided_finds() {
+        let v = [hit(1, 0.9), hit(2, 0.8), hit(3, 0.7)];
+        let k = [hit(3, 12.0), hit(4, 9.0)];
+        let c = sorted(fuse(&plan(SearchMode::Hybrid, Fusion::Rrf), &v, &k));
+        let order: Vec<u128> = c.iter().map(|c| c.id.as_u128()).collect();
+        assert_eq!(order[0], 3, "found by both sides");
+        assert!(order.contains(&4), "a keyword-only find is kept");
+        let best = &c[0];
+        assert_eq!((best.vector_rank, best.keyword_rank), (Some(3), Some(1)));
+        let want = (1.0 / 63.0 + 1.0 / 61.0) * 61.0 / 2.0;
+        assert!((best.fused.unwrap() - want).abs() < 1e-6);
+        // Rank 1 on both sides is the top of the scale.
+        let top = fuse(
+            &plan(SearchMode::Hybrid, Fusion::Rrf),
+            &v[..1],
+            &[hit(1, 3.0)],
+        );
+        assert!((top[0].relevance - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn weighted_fusion_mixes_similarity_and_relative_keyword_score() {
+        let v = [hit(1, 0.8)];
+        let k = [hit(2, 10.0), hit(1, 5.0)];
+        let mut p = plan(SearchMode::Hybrid, Fusion::Weighted);
+        p.alpha = 0.25;
+        let c = sorted(fuse(&p, &v, &k));
+        let one = c.iter().find(|c| c.id.as_u128() == 1).unwrap();
+        let two = c.iter().find(|c| c.id.as_u128() == 2).unwrap();
+        assert!((one.relevance - (0.25 * 0.8 + 0.75 * 0.5)).abs() < 1e-6);
+        assert!((two.relevance - 0.75).abs() < 1e-6);
+        assert_eq!(c[0].id.as_u128(), 2);
+    }
+
+    #[test]
+    fn single_modes_use_their_own_scale() {
+        let v = [hit(1, 0.6)];
+        let k = [hit(2, 8.0), hit(3, 2.0)];
+        let c = fuse(&plan(SearchMode::Vector, Fusion::Rrf), &v, &[]);
+        assert!((c[0].relevance - 0.6).abs() < 1e-6 && c[0].fused.is_none());
+        let c = sorted(fuse(&plan(SearchMode::Keyword, Fusion::Rrf), &[], &k));
+        assert!((c[0].relevance - 1.0).abs() < 1e-6);
+        assert!((c[1].relevance - 0.25).abs() < 1e-6);
+    }
+
+    #[test]
+    fn mmr_skips_near_duplicates_when_lambda_is_low() {
+        let cand = |n: u128, score: f32| Candidate {
+            id: Uuid::from_u128(n),
+            score,
+            ..Candidate::default()
+        };
+        let pool = || {
+            vec![
+                (cand(1, 0.9), vec![1.0, 0.0]),
+                (cand(2, 0.89), vec![1.0, 0.0]),
+                (cand(3, 0.5), vec![0.0, 1.0]),
+            ]
+        };
+        let ids = |c: Vec<Candidate>| c.iter().map(|c| c.id.as_u128()).collect::<Vec<_>>();
+        assert_eq!(
+            ids(diversify(pool(), 1.0, 2)),
+            vec![1, 2],
+            "lambda 1: by score"
+        );
+        assert_eq!(
+            ids(diversify(pool(), 0.5, 2)),
+            vec![1, 3],
+            "the duplicate waits"
+        );
+        assert_eq!(ids(diversify(pool(), 0.5, 5)).len(), 3);
+    }
+}

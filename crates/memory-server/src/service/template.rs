@@ -1,0 +1,245 @@
+//! Contextual text: what is embedded and keyword-indexed for a memory, built
+//! from a per-namespace template such as `{user_id} ({created_at:date}): {text}`,
+//! so that who said something and when become searchable.
+//!
+//! Placeholders: `{text}`, `{namespace}`, `{agent_id}`, `{user_id}`,
+//! `{session_id}`, `{kind}`, `{tags}` (comma-separated), `{created_at}`
+//! (RFC 3339), `{created_at:date}` (`YYYY-MM-DD`) and `{metadata.KEY}` (a
+//! top-level metadata value: strings as they are, other scalars as JSON).
+//! Missing values render empty; `{{` and `}}` are literal braces.
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
+
+/// One piece of a parsed template.
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Literal(String),
+    Text,
+    Namespace,
+    Agent,
+    User,
+    Session,
+    Kind,
+    Tags,
+    Created,
+    CreatedDate,
+    Metadata(String),
+}
+
+/// A parsed, valid template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    source: String,
+    parts: Vec<Part>,
+}
+
+/// What a template is rendered from.
+pub struct Fields<'a> {
+    /// The memory's text.
+    pub text: &'a str,
+    /// Its namespace.
+    pub namespace: &'a str,
+    /// Author agent.
+    pub agent_id: Option<&'a str>,
+    /// The user it is about.
+    pub user_id: Option<&'a str>,
+    /// Its session.
+    pub session_id: Option<&'a str>,
+    /// Its kind.
+    pub kind: &'a str,
+    /// Its tags.
+    pub tags: &'a [String],
+    /// Its metadata.
+    pub metadata: &'a Map<String, Value>,
+    /// Creation time.
+    pub created_at: OffsetDateTime,
+}
+
+impl Template {
+    /// Parses `source`; the error says what is wrong with it.
+    pub fn parse(source: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut chars = source.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    literal.push('{');
+                }
+                '}' if chars.peek() == Some(&'}') => {
+                    chars.next();
+                    literal.push('}');
+                }
+                '}' => return Err("a lone `}` (write `}}` for a literal brace)".into()),
+                '{' => {
+                    let mut name = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('}') => break,
+                            Some(c) => name.push(c),
+                            None => return Err(format!("`{{{name}` is not closed")),
+                        }
+                    }
+                    if !literal.is_empty() {
+                        parts.push(Part::Literal(std::mem::take(&mut literal)));
+                    }
+                    parts.push(Self::placeholder(&name)?);
+                }
+                c => literal.push(c),
+            }
+        }
+        if !literal.is_empty() {
+            parts.push(Part::Literal(literal));
+        }
+        if !parts.contains(&Part::Text) {
+            return Err("the template must contain `{text}`".into());
+        }
+        Ok(Self {
+            source: source.to_owned(),
+            parts,
+        })
+    }
+
+    fn placeholder(name: &str) -> Result<Part, String> {
+        Ok(match name {
+            "text" => Part::Text,
+            "namespace" => Part::Namespace,
+            "agent_id" => Part::Agent,
+            "user_id" => Part::User,
+            "session_id" => Part::Session,
+            "kind" => Part::Kind,
+            "tags" => Part::Tags,
+            "created_at" => Part::Created,
+            "created_at:date" => Part::CreatedDate,
+            _ => match name.strip_prefix("metadata.") {
+                Some(key) if !key.is_empty() => Part::Metadata(key.to_owned()),
+                _ => {
+                    return Err(format!(
+                        "unknown placeholder `{{{name}}}`; use text, namespace, agent_id, \
+                         user_id, session_id, kind, tags, created_at, created_at:date \
+                         or metadata.KEY"
+                    ));
+                }
+            },
+        })
+    }
+
+    /// The template as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether the template is just `{text}`.
+    pub fn is_plain(&self) -> bool {
+        self.parts == [Part::Text]
+    }
+
+    /// The contextual text of a memory.
+    pub fn render(&self, f: &Fields<'_>) -> String {
+        let mut out = String::with_capacity(f.text.len() + 32);
+        for part in &self.parts {
+            match part {
+                Part::Literal(s) => out.push_str(s),
+                Part::Text => out.push_str(f.text),
+                Part::Namespace => out.push_str(f.namespace),
+                Part::Agent => out.push_str(f.agent_id.unwrap_or("")),
+                Part::User => out.push_str(f.user_id.unwrap_or("")),
+                Part::Session => out.push_str(f.session_id.unwrap_or("")),
+                Part::Kind => out.push_str(f.kind),
+                Part::Tags => out.push_str(&f.tags.join(", ")),
+                Part::Created => {
+                    if let Ok(s) = f.created_at.format(&Rfc3339) {
+                        out.push_str(&s);
+                    }
+                }
+                Part::CreatedDate => {
+                    if let Ok(s) = f
+                        .created_at
+                        .format(format_description!("[year]-[month]-[day]"))
+                    {
+                        out.push_str(&s);
+                    }
+                }
+                Part::Metadata(key) => match f.metadata.get(key) {
+                    Some(Value::String(s)) => out.push_str(s),
+                    Some(v @ (Value::Number(_) | Value::Bool(_))) => out.push_str(&v.to_string()),
+                    _ => {}
+                },
+            }
+        }
+        out
+    }
+}
+
+impl Default for Template {
+    fn default() -> Self {
+        Self {
+            source: "{text}".into(),
+            parts: vec![Part::Text],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn fields<'a>(tags: &'a [String], metadata: &'a Map<String, Value>) -> Fields<'a> {
+        Fields {
+            text: "prefers window seats",
+            namespace: "travel",
+            agent_id: Some("planner"),
+            user_id: Some("alice"),
+            session_id: None,
+            kind: "semantic",
+            tags,
+            metadata,
+            created_at: datetime!(2026-03-04 05:06:07 UTC),
+        }
+    }
+
+    #[test]
+    fn renders_every_placeholder() {
+        let tags = vec!["flights".to_owned(), "seats".to_owned()];
+        let mut metadata = Map::new();
+        metadata.insert("city".into(), Value::String("Oslo".into()));
+        metadata.insert("score".into(), Value::from(3));
+        metadata.insert("nested".into(), serde_json::json!({"a": 1}));
+        let t = Template::parse(
+            "{{{user_id}}} ({created_at:date}, {created_at}) [{tags}] {kind}/{namespace}/\
+             {agent_id}/{session_id} {metadata.city} {metadata.score}{metadata.nested}\
+             {metadata.missing}: {text}",
+        )
+        .unwrap();
+        assert_eq!(
+            t.render(&fields(&tags, &metadata)),
+            "{alice} (2026-03-04, 2026-03-04T05:06:07Z) [flights, seats] semantic/travel/\
+             planner/ Oslo 3: prefers window seats"
+        );
+        assert!(!t.is_plain());
+        assert!(Template::default().is_plain());
+        assert_eq!(
+            Template::default().render(&fields(&tags, &metadata)),
+            "prefers window seats"
+        );
+    }
+
+    #[test]
+    fn bad_templates_say_what_is_wrong() {
+        for (bad, says) in [
+            ("{user_id}", "must contain `{text}`"),
+            ("{text} {nope}", "unknown placeholder `{nope}`"),
+            ("{text} {metadata.}", "unknown placeholder"),
+            ("{text", "not closed"),
+            ("{text} }", "lone `}`"),
+        ] {
+            let e = Template::parse(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+}
