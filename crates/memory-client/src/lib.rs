@@ -25,6 +25,8 @@
 
 use std::time::Duration;
 
+pub mod eval;
+
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -53,6 +55,9 @@ pub enum ClientError {
     /// The base URL is unusable.
     #[error("invalid base URL: {0}")]
     Url(String),
+    /// A local input (such as an evaluation set) is unusable.
+    #[error("invalid input: {0}")]
+    Input(String),
 }
 
 impl ClientError {

@@ -1,0 +1,74 @@
+//! The retrieval-quality set (eval/retrieval-set.json) through the real
+//! binary: hybrid search is never worse than the better single mode by more
+//! than a small margin, and a contextual-text template makes "who" and "when"
+//! questions answerable.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use memory_client::SearchMode;
+use memory_client::eval::{self, EvalSet, MODES, Report};
+use support::{Server, config_toml, free_port};
+
+/// How far hybrid may trail the better single mode (recall@10, MRR).
+const MARGIN: f64 = 0.03;
+
+fn set() -> EvalSet {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../eval/retrieval-set.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+async fn run(extra: &str) -> Report {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        dir.path(),
+        &config_toml(free_port(), &dir.path().join("data"), None, extra),
+    );
+    let c = s.client();
+    let set = set();
+    let keys = eval::load(&c, &set, &set.namespace).await.unwrap();
+    assert_eq!(keys.len(), set.memories.len());
+    let report = eval::evaluate(&c, &set, &set.namespace, &keys, &MODES)
+        .await
+        .unwrap();
+    println!("{}", report.table());
+    report
+}
+
+fn check_hybrid_keeps_up(report: &Report) {
+    let at10 = |m| report.mode(m).unwrap().overall.recall_at(10).unwrap();
+    let mrr = |m| report.mode(m).unwrap().overall.mrr;
+    let best10 = at10(SearchMode::Vector).max(at10(SearchMode::Keyword));
+    let best_mrr = mrr(SearchMode::Vector).max(mrr(SearchMode::Keyword));
+    assert!(
+        at10(SearchMode::Hybrid) >= best10 - MARGIN,
+        "hybrid recall@10 {} trails the best single mode's {best10}",
+        at10(SearchMode::Hybrid)
+    );
+    assert!(
+        mrr(SearchMode::Hybrid) >= best_mrr - MARGIN,
+        "hybrid MRR {} trails the best single mode's {best_mrr}",
+        mrr(SearchMode::Hybrid)
+    );
+}
+
+#[tokio::test]
+async fn hybrid_keeps_up_with_the_best_single_mode_and_templates_add_context() {
+    let plain = run("").await;
+    check_hybrid_keeps_up(&plain);
+    let contextual =
+        run("[search]\ntemplate = \"{agent_id} for {user_id} on {created_at:date}: {text}\"\n")
+            .await;
+    check_hybrid_keeps_up(&contextual);
+    let context_recall = |r: &Report| {
+        r.mode(SearchMode::Hybrid).unwrap().by_kind["context"]
+            .recall_at(10)
+            .unwrap()
+    };
+    assert!(
+        context_recall(&contextual) > context_recall(&plain) + 0.2,
+        "who/when questions: {} with the template vs {} without",
+        context_recall(&contextual),
+        context_recall(&plain)
+    );
+}
