@@ -732,13 +732,10 @@ async fn stdio_exits_when_stdin_closes_and_refuses_to_start_without_its_key() {
     use std::time::{Duration, Instant};
 
     let dir = tempfile::tempdir().unwrap();
-    let config_dir = dir.path().join("config");
-    std::fs::create_dir_all(&config_dir).unwrap();
-    std::fs::write(
-        config_dir.join("default.toml"),
-        config_toml(free_port(), &dir.path().join("data"), None, ""),
-    )
-    .unwrap();
+    let config_dir = support::config_dir(
+        dir.path(),
+        &config_toml(free_port(), &dir.path().join("data"), None, ""),
+    );
     // stdin is closed at once: the server sees EOF and exits by itself.
     let mut child = Command::new(env!("CARGO_BIN_EXE_memory-server"))
         .arg("--config-dir")

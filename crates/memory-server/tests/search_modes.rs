@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use memory_client::{
     Fusion, MemoryClient, MemoryFilter, Mmr, NewMemory, SearchMode, SearchRequest, SearchResponse,
 };
-use support::{Server, config_toml, free_port};
+use support::{Server, config_dir, config_toml, free_port};
 
 const DIMS: usize = 384;
 
@@ -363,18 +363,15 @@ async fn a_template_makes_who_and_when_searchable_and_a_change_reindexes() {
 #[tokio::test]
 async fn a_bad_template_stops_the_server_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let config_dir = dir.path().join("config");
-    std::fs::create_dir_all(&config_dir).unwrap();
-    std::fs::write(
-        config_dir.join("default.toml"),
-        config_toml(
+    let config_dir = config_dir(
+        dir.path(),
+        &config_toml(
             free_port(),
             &dir.path().join("data"),
             None,
             "[search.namespaces.x]\ntemplate = \"{user_id} {nope}\"\n",
         ),
-    )
-    .unwrap();
+    );
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_memory-server"))
         .arg("--config-dir")
         .arg(&config_dir)

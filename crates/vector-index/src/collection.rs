@@ -560,13 +560,7 @@ impl Collection {
     /// The `k` points most similar to the query that match its filter.
     pub fn search(&self, query: &Query) -> Result<SearchResult> {
         let started = Instant::now();
-        let max_k = self.config.max_k;
-        if query.k == 0 || query.k > max_k {
-            return Err(IndexError::InvalidK {
-                got: query.k,
-                max: max_k,
-            });
-        }
+        self.check_k(query.k)?;
         let ef = query.ef.unwrap_or(self.config.ef_search);
         backend::check_range("ef", ef, 1, self.config.max_ef)?;
         let q = normalized(&query.vector, self.config.dim)?;
@@ -585,13 +579,7 @@ impl Collection {
     /// without searchable terms (only punctuation or stop words) matches nothing.
     pub fn search_keyword(&self, query: &KeywordQuery) -> Result<KeywordResult> {
         let started = Instant::now();
-        let max_k = self.config.max_k;
-        if query.k == 0 || query.k > max_k {
-            return Err(IndexError::InvalidK {
-                got: query.k,
-                max: max_k,
-            });
-        }
+        self.check_k(query.k)?;
         let terms = self.analyzers.of(&query.namespace).terms(&query.text);
         let mut filter = query.filter.clone();
         filter
@@ -660,6 +648,15 @@ impl Collection {
             hits = self.resolve(&self.exact(q, query.k, &allowed), &allowed);
         }
         Ok((hits, plan, allowed.len()))
+    }
+
+    /// Refuses a `k` of 0 or above the configured maximum.
+    fn check_k(&self, k: usize) -> Result<()> {
+        let max = self.config.max_k;
+        if k == 0 || k > max {
+            return Err(IndexError::InvalidK { got: k, max });
+        }
+        Ok(())
     }
 
     fn allocate_key(&self) -> Result<Key> {

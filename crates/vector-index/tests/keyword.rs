@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::redis_server::RedisServer;
+use common::wait_until;
 use vector_index::durable::{DurableCollection, now_millis};
 use vector_index::store::{EmbeddedStore, Expect, RedisConfig, RedisStore, Store};
 use vector_index::{
@@ -160,17 +161,6 @@ fn a_restored_snapshot_answers_keyword_queries_identically() {
             assert_eq!(a.hits, b.hits, "{ns} {q}");
             assert!(!a.hits.is_empty());
         }
-    }
-}
-
-async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::redis_server::RedisServer;
+use common::wait_until;
 use vector_index::durable::{DurableCollection, now_millis};
 use vector_index::store::{EmbeddedStore, Expect, NewPoint, RedisConfig, RedisStore, Store};
 use vector_index::synthetic::clustered;
@@ -39,18 +40,6 @@ async fn redis_instance(
     DurableCollection::open_following(config(), store, feed)
         .await
         .unwrap()
-}
-
-async fn wait_until(what: &str, mut check: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    start.elapsed()
 }
 
 fn finds(c: &DurableCollection<impl Store>, id: Uuid, v: &[f32]) -> bool {

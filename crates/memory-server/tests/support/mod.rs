@@ -75,12 +75,18 @@ pub async fn create_and_find(c: &MemoryClient, ns: &str) -> Memory {
     m
 }
 
+/// A new config directory under `dir` whose `default.toml` is `toml`.
+pub fn config_dir(dir: &Path, toml: &str) -> PathBuf {
+    let config_dir = dir.join(format!("config-{}", free_port()));
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(config_dir.join("default.toml"), toml).unwrap();
+    config_dir
+}
+
 impl Server {
     /// Writes `toml` as the config, starts the binary and waits until `/readyz` is 200.
     pub fn start(dir: &Path, toml: &str) -> Self {
-        let config_dir = dir.join(format!("config-{}", free_port()));
-        std::fs::create_dir_all(&config_dir).unwrap();
-        std::fs::write(config_dir.join("default.toml"), toml).unwrap();
+        let config_dir = config_dir(dir, toml);
         let port: u16 = toml
             .lines()
             .find_map(|l| l.strip_prefix("port = "))
