@@ -8,6 +8,8 @@
 //! Searches skip dead postings: they score only keys that are both live and
 //! allowed by the caller.
 
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use hashbrown::HashMap;
@@ -216,31 +218,138 @@ impl LexicalIndex {
                 *query.entry(*id).or_default() += 1.0;
             }
         }
-        let mut scores: HashMap<Key, f32> = HashMap::new();
-        for (id, weight) in query {
-            let p = &ns.postings[id as usize];
-            let df = p.live as f32;
-            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
-            for e in &p.entries {
-                if !allowed.contains(e.key) {
-                    continue;
+        let contribution = |e: &Posting| {
+            let tf = e.tf as f32;
+            let norm = K1 * (1.0 - B + B * e.len as f32 / avg_len);
+            tf * (K1 + 1.0) / (tf + norm)
+        };
+        // Document at a time with MaxScore pruning. Every posting list is in key
+        // order, so one merge pass scores each document once. A term adds at
+        // most `weight * (K1 + 1)`; once the k-th best score exceeds the bounds
+        // of the weakest terms together, a document having only those cannot
+        // enter the top k, so only the other ("essential") lists drive the
+        // merge and the weak ones are merely probed, strongest first.
+        let mut lists: Vec<List<'_>> = query
+            .into_iter()
+            .map(|(id, weight)| {
+                let p = &ns.postings[id as usize];
+                let df = p.live as f32;
+                let weight = weight * (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+                List {
+                    postings: p.entries.as_slice(),
+                    weight,
+                    bound: weight * (K1 + 1.0),
                 }
-                let tf = e.tf as f32;
-                let norm = K1 * (1.0 - B + B * e.len as f32 / avg_len);
-                *scores.entry(e.key).or_default() += weight * idf * tf * (K1 + 1.0) / (tf + norm);
+            })
+            .collect();
+        lists.sort_by(|a, b| a.bound.total_cmp(&b.bound));
+        // bounds_below[i]: the bounds of lists[..i] together.
+        let mut bounds_below = Vec::with_capacity(lists.len() + 1);
+        let mut sum = 0.0f32;
+        bounds_below.push(sum);
+        for l in &lists {
+            sum += l.bound;
+            bounds_below.push(sum);
+        }
+        let mut best: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(k + 1);
+        let mut threshold = f32::NEG_INFINITY;
+        let mut first_essential = 0;
+        while let Some(key) = lists[first_essential..]
+            .iter()
+            .filter_map(|l| l.postings.first())
+            .map(|e| e.key)
+            .min()
+        {
+            let wanted = allowed.contains(key);
+            let mut score = 0.0;
+            for l in &mut lists[first_essential..] {
+                if let Some((e, rest)) = l.postings.split_first()
+                    && e.key == key
+                {
+                    if wanted {
+                        score += l.weight * contribution(e);
+                    }
+                    l.postings = rest;
+                }
+            }
+            if !wanted {
+                continue;
+            }
+            let mut hopeless = false;
+            for i in (0..first_essential).rev() {
+                if score + bounds_below[i + 1] <= threshold {
+                    hopeless = true;
+                    break;
+                }
+                let l = &mut lists[i];
+                l.postings = &l.postings[l.postings.partition_point(|e| e.key < key)..];
+                if let Some((e, rest)) = l.postings.split_first()
+                    && e.key == key
+                {
+                    score += l.weight * contribution(e);
+                    l.postings = rest;
+                }
+            }
+            if hopeless {
+                continue;
+            }
+            let candidate = Ranked(Scored { key, score });
+            if best.len() < k {
+                best.push(Reverse(candidate));
+            } else if best.peek().is_some_and(|Reverse(worst)| candidate > *worst) {
+                best.pop();
+                best.push(Reverse(candidate));
+            }
+            if best.len() == k
+                && let Some(Reverse(worst)) = best.peek()
+            {
+                threshold = worst.0.score;
+                while first_essential < lists.len()
+                    && bounds_below[first_essential + 1] <= threshold
+                {
+                    first_essential += 1;
+                }
             }
         }
-        let mut hits: Vec<Scored> = scores
-            .into_iter()
-            .map(|(key, score)| Scored { key, score })
-            .collect();
-        let order = |a: &Scored, b: &Scored| b.score.total_cmp(&a.score).then(a.key.cmp(&b.key));
-        if hits.len() > k {
-            hits.select_nth_unstable_by(k, order);
-            hits.truncate(k);
-        }
-        hits.sort_unstable_by(order);
+        let mut hits: Vec<Scored> = best.into_iter().map(|Reverse(r)| r.0).collect();
+        hits.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.key.cmp(&b.key)));
         hits
+    }
+}
+
+/// One query term's remaining postings during a search.
+struct List<'a> {
+    postings: &'a [Posting],
+    /// Query-term count times IDF.
+    weight: f32,
+    /// The most one posting can add.
+    bound: f32,
+}
+
+/// A scored key ordered so that greater is better (higher score, then lower key).
+#[derive(Debug, Clone, Copy)]
+struct Ranked(Scored);
+
+impl PartialEq for Ranked {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Ranked {}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0
+            .score
+            .total_cmp(&other.0.score)
+            .then(other.0.key.cmp(&self.0.key))
     }
 }
 
@@ -328,6 +437,83 @@ mod tests {
         );
         assert_eq!(idx.search("a", &words("again"), 1, &all([2]))[0].key, 2);
         assert!(idx.search("a", &words("once"), 1, &all(0..3)).is_empty());
+    }
+
+    /// Scores every posting into a map: the obvious BM25, to check the pruned merge against.
+    fn reference(
+        idx: &LexicalIndex,
+        terms: &[String],
+        k: usize,
+        allowed: &RoaringBitmap,
+    ) -> Vec<Scored> {
+        let ns = &idx.namespaces["a"];
+        let n = ns.docs.len() as f32;
+        let avg_len = (ns.total_len as f32 / n).max(1.0);
+        let mut scores: HashMap<Key, f32> = HashMap::new();
+        for t in terms {
+            let Some(id) = ns.dictionary.get(t.as_str()) else {
+                continue;
+            };
+            let p = &ns.postings[*id as usize];
+            let df = p.live as f32;
+            let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
+            for e in p
+                .entries
+                .iter()
+                .filter(|e| allowed.contains(e.key) && ns.live.contains(e.key))
+            {
+                let tf = e.tf as f32;
+                let norm = K1 * (1.0 - B + B * e.len as f32 / avg_len);
+                *scores.entry(e.key).or_default() += idf * tf * (K1 + 1.0) / (tf + norm);
+            }
+        }
+        let mut hits: Vec<Scored> = scores
+            .into_iter()
+            .map(|(key, score)| Scored { key, score })
+            .collect();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.key.cmp(&b.key)));
+        hits.truncate(k);
+        hits
+    }
+
+    #[test]
+    fn pruned_search_equals_scoring_every_posting() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let ns: Arc<str> = Arc::from("a");
+        let mut idx = LexicalIndex::default();
+        // A skewed vocabulary: a few very common words, many rare ones.
+        let word = |rng: &mut rand::rngs::StdRng| {
+            let r: f64 = rng.random();
+            format!("w{}", (r * r * r * 300.0) as u32)
+        };
+        for key in 0..3000 {
+            let len = rng.random_range(1..12);
+            let text: Vec<String> = (0..len).map(|_| word(&mut rng)).collect();
+            idx.insert(&ns, key, &text);
+            if key % 7 == 0 {
+                idx.remove("a", key / 2);
+            }
+        }
+        let allowed: RoaringBitmap = (0..3000).filter(|k| k % 5 != 0).collect();
+        for _ in 0..300 {
+            let terms: Vec<String> = (0..rng.random_range(1..6))
+                .map(|_| word(&mut rng))
+                .collect();
+            let every = reference(&idx, &terms, usize::MAX, &allowed);
+            for k in [1, 10, 40] {
+                let got = idx.search("a", &terms, k, &allowed);
+                let want = &every[..k.min(every.len())];
+                // Equal scores may differ in the last bit (summation order), so
+                // ties can swap: compare score by score, and each hit's true score.
+                assert_eq!(got.len(), want.len(), "{terms:?} k={k}");
+                for (g, w) in got.iter().zip(want) {
+                    assert!((g.score - w.score).abs() < 1e-4, "{terms:?} k={k}");
+                    let truth = every.iter().find(|e| e.key == g.key).map(|e| e.score);
+                    assert!(truth.is_some_and(|t| (t - g.score).abs() < 1e-4));
+                }
+            }
+        }
     }
 
     #[test]
