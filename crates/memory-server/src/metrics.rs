@@ -56,6 +56,7 @@ pub struct Metrics {
     ready: Gauge,
     replication_lag_ms: Gauge,
     resyncs: Gauge,
+    keyword_bytes: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -85,7 +86,8 @@ impl Metrics {
         let store_errors = Family::<OpLabels, Counter>::default();
         let embed_seconds = latency_histogram();
         let embed_errors = Counter::default();
-        let (memories, ready, replication_lag_ms, resyncs) = (
+        let (memories, ready, replication_lag_ms, resyncs, keyword_bytes) = (
+            Gauge::default(),
             Gauge::default(),
             Gauge::default(),
             Gauge::default(),
@@ -127,6 +129,11 @@ impl Metrics {
             memories.clone(),
         );
         registry.register(
+            "index_keyword_bytes",
+            "Approximate bytes of the keyword (BM25) index, text excluded",
+            keyword_bytes.clone(),
+        );
+        registry.register(
             "index_ready",
             "1 when the index has caught up",
             ready.clone(),
@@ -153,6 +160,7 @@ impl Metrics {
             ready,
             replication_lag_ms,
             resyncs,
+            keyword_bytes,
         }
     }
 
@@ -183,6 +191,8 @@ impl Metrics {
         self.ready.set(i64::from(collection.is_ready()));
         self.replication_lag_ms.set(clamp(r.lag_ms));
         self.resyncs.set(clamp(r.resyncs));
+        self.keyword_bytes
+            .set(clamp(collection.index().stats().lexical_bytes as u64));
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.registry);

@@ -40,6 +40,11 @@ async fn the_readme_walkthrough_runs_as_written() {
     );
     assert!(!stdout.contains("\"error\""), "{stdout}");
     assert!(stdout.contains("\"plan\":\"exact\""), "{stdout}");
+    assert!(
+        stdout.contains("\"mode\":\"keyword\",\"plan\":\"bm25\""),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\"keyword_rank\":1"), "{stdout}");
     assert!(stdout.contains("Alice now prefers oolong tea"), "{stdout}");
     assert!(stdout.trim_end().ends_with("204"), "{stdout}");
     // What the walkthrough leaves: the deploy memory; the tea memory is deleted.

@@ -250,7 +250,7 @@ impl<S: Store> MemoryMcp<S> {
     }
 
     #[tool(
-        description = "Search a namespace's memories by meaning for a text query (or a vector), with optional filters (agent, user, session, kind, tags, time ranges, metadata), top_k, min_score and recency weighting. Query text is data, never syntax.",
+        description = "Search a namespace's memories for a text query (or a vector). mode: hybrid (default: meaning and exact words, fused), vector (meaning) or keyword (exact words: names, ids, dates). Optional filters (agent, user, session, kind, tags, time ranges, metadata), top_k, min_score, recency weighting and mmr for diverse results; each result explains its score. Query text is data, never syntax.",
         annotations(
             title = "Search memories",
             read_only_hint = true,
