@@ -14,8 +14,6 @@
 //! (`crossbeam-epoch`): searches pin the epoch, and a key is forgotten only
 //! once all earlier pins are gone. A search thus sees one consistent snapshot.
 
-use std::cmp::Ordering as CmpOrdering;
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -35,6 +33,7 @@ use crate::payload_index::PayloadIndex;
 use crate::planner::{Plan, PlannerConfig, Strategy};
 use crate::snapshot;
 use crate::text::{Analyzers, TextConfig};
+use crate::topk::TopK;
 use crate::vector::{dot, normalized};
 
 /// Settings of a collection, fixed at creation.
@@ -379,7 +378,9 @@ impl Collection {
     /// A damaged or mismatched snapshot is [`IndexError::CorruptSnapshot`].
     pub fn restore(config: CollectionConfig, bytes: &[u8]) -> Result<(Self, String)> {
         config.validate()?;
-        let (header, graph) = snapshot::decode(bytes)?;
+        let (mut header, graph) = snapshot::decode(bytes)?;
+        // In key order, so the keyword index's posting lists are built by appending.
+        header.points.sort_unstable_by_key(|p| p.key);
         if header.dim != config.dim || header.backend != config.backend.name() {
             return Err(IndexError::CorruptSnapshot(format!(
                 "snapshot is {} x {}, the collection is {} x {}",
@@ -666,21 +667,14 @@ impl Collection {
 
     /// Exact top-k of `allowed` by dot product.
     fn exact(&self, q: &[f32], k: usize, allowed: &RoaringBitmap) -> Vec<Scored> {
-        // A min-heap of the best k so far: the root is the weakest kept.
-        let mut heap: BinaryHeap<Weakest> = BinaryHeap::with_capacity(k + 1);
+        let mut best = TopK::new(k);
         self.backend.scan(allowed, &mut |key, v| {
-            let s = Weakest(Scored {
+            best.push(Scored {
                 key,
                 score: dot(q, v),
             });
-            if heap.len() < k {
-                heap.push(s);
-            } else if heap.peek().is_some_and(|w| s.cmp(w) == CmpOrdering::Less) {
-                heap.pop();
-                heap.push(s);
-            }
         });
-        heap.into_iter().map(|w| w.0).collect()
+        best.into_sorted()
     }
 
     /// Maps the snapshot's keys to ids, best first.
@@ -698,33 +692,5 @@ impl Collection {
             .collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
         hits
-    }
-}
-
-/// Orders scored keys so the *weakest* is the greatest, for a min-heap of the best.
-#[derive(Debug, Clone, Copy)]
-struct Weakest(Scored);
-
-impl PartialEq for Weakest {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == CmpOrdering::Equal
-    }
-}
-
-impl Eq for Weakest {}
-
-impl PartialOrd for Weakest {
-    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Weakest {
-    fn cmp(&self, other: &Self) -> CmpOrdering {
-        other
-            .0
-            .score
-            .total_cmp(&self.0.score)
-            .then(self.0.key.cmp(&other.0.key))
     }
 }

@@ -2,14 +2,13 @@
 //!
 //! Each namespace has its own term dictionary and statistics (document count,
 //! average length, document frequencies), so one tenant's text never changes
-//! another's scores. Postings are appended in key order (keys only grow), and
+//! another's scores. Postings are kept in key order (keys only grow, so almost
+//! every insert appends; searches merge the lists by key), and
 //! a removed document's postings stay until half of a term's list is dead,
 //! when the list is compacted: removal is amortised O(terms of the document).
 //! Searches skip dead postings: they score only keys that are both live and
 //! allowed by the caller.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use hashbrown::HashMap;
@@ -17,6 +16,7 @@ use roaring::RoaringBitmap;
 
 use crate::Key;
 use crate::backend::Scored;
+use crate::topk::TopK;
 
 /// BM25 term-frequency saturation.
 const K1: f32 = 1.2;
@@ -89,7 +89,15 @@ impl Namespace {
         for (term, tf) in counts {
             let id = self.term_id(term);
             let p = &mut self.postings[id as usize];
-            p.entries.push(Posting { key, tf, len });
+            let posting = Posting { key, tf, len };
+            // Keys are allocated in order but concurrent writers may take the
+            // lock out of order: a late key goes to its place, a few from the end.
+            if p.entries.last().is_some_and(|last| last.key > key) {
+                let at = p.entries.partition_point(|e| e.key < key);
+                p.entries.insert(at, posting);
+            } else {
+                p.entries.push(posting);
+            }
             p.live += 1;
             ids.push(id);
         }
@@ -251,7 +259,7 @@ impl LexicalIndex {
             sum += l.bound;
             bounds_below.push(sum);
         }
-        let mut best: BinaryHeap<Reverse<Ranked>> = BinaryHeap::with_capacity(k + 1);
+        let mut best = TopK::new(k);
         let mut threshold = f32::NEG_INFINITY;
         let mut first_essential = 0;
         while let Some(key) = lists[first_essential..]
@@ -293,17 +301,9 @@ impl LexicalIndex {
             if hopeless {
                 continue;
             }
-            let candidate = Ranked(Scored { key, score });
-            if best.len() < k {
-                best.push(Reverse(candidate));
-            } else if best.peek().is_some_and(|Reverse(worst)| candidate > *worst) {
-                best.pop();
-                best.push(Reverse(candidate));
-            }
-            if best.len() == k
-                && let Some(Reverse(worst)) = best.peek()
-            {
-                threshold = worst.0.score;
+            best.push(Scored { key, score });
+            if let Some(t) = best.threshold() {
+                threshold = t;
                 while first_essential < lists.len()
                     && bounds_below[first_essential + 1] <= threshold
                 {
@@ -311,9 +311,7 @@ impl LexicalIndex {
                 }
             }
         }
-        let mut hits: Vec<Scored> = best.into_iter().map(|Reverse(r)| r.0).collect();
-        hits.sort_unstable_by(|a, b| b.score.total_cmp(&a.score).then(a.key.cmp(&b.key)));
-        hits
+        best.into_sorted()
     }
 }
 
@@ -324,33 +322,6 @@ struct List<'a> {
     weight: f32,
     /// The most one posting can add.
     bound: f32,
-}
-
-/// A scored key ordered so that greater is better (higher score, then lower key).
-#[derive(Debug, Clone, Copy)]
-struct Ranked(Scored);
-
-impl PartialEq for Ranked {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Ranked {}
-
-impl PartialOrd for Ranked {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Ranked {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0
-            .score
-            .total_cmp(&other.0.score)
-            .then(other.0.key.cmp(&self.0.key))
-    }
 }
 
 #[cfg(test)]
@@ -514,6 +485,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn keys_inserted_out_of_order_are_merged_correctly() {
+        let ns: Arc<str> = Arc::from("a");
+        let mut idx = LexicalIndex::default();
+        for key in [5, 3, 9, 1, 7] {
+            idx.insert(&ns, key, &words(&format!("shared k{key}")));
+        }
+        let keys: Vec<Key> = idx.namespaces["a"].postings[0]
+            .entries
+            .iter()
+            .map(|e| e.key)
+            .collect();
+        assert_eq!(keys, vec![1, 3, 5, 7, 9]);
+        let hits = idx.search("a", &words("shared k7"), 2, &all(0..10));
+        assert_eq!(hits[0].key, 7);
+        assert_eq!(hits.len(), 2);
     }
 
     #[test]

@@ -41,6 +41,7 @@ mod snapshot;
 pub mod store;
 pub mod synthetic;
 pub mod text;
+mod topk;
 pub mod vector;
 
 /// Internal point key: dense, never reused within a collection's lifetime.
