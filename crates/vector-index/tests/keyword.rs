@@ -6,7 +6,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use common::redis_server::RedisServer;
 use common::wait_until;
