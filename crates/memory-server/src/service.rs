@@ -200,6 +200,16 @@ impl Doc {
         serde_json::from_slice(&record.document)
             .map_err(|e| ApiError::Internal(format!("memory {} is unreadable: {e}", record.id)))
     }
+
+    /// The text the stored vector was embedded from: the contextual text, or,
+    /// for memories written before contextual text was indexed, their text.
+    fn embedded_from<'a>(&'a self, payload: &'a Payload) -> &'a str {
+        if payload.text.is_empty() {
+            &self.text
+        } else {
+            &payload.text
+        }
+    }
 }
 
 fn embed_error(e: EmbedError) -> ApiError {
@@ -828,13 +838,7 @@ impl<S: Store> MemoryService<S> {
                 });
             }
             let mut doc = Doc::of(&record)?;
-            // What the stored vector was embedded from (memories written
-            // before contextual text was indexed carry none: their text).
-            let embedded_from = if record.payload.text.is_empty() {
-                doc.text.clone()
-            } else {
-                record.payload.text.clone()
-            };
+            let embedded_from = doc.embedded_from(&record.payload).to_owned();
             let mut payload = record.payload.clone();
             doc.history.insert(0, revision(Self::memory_of(&record)?));
             doc.history.truncate(l.max_history);

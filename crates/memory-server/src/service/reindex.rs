@@ -41,13 +41,7 @@ impl<S: Store> MemoryService<S> {
                 if text == record.payload.text {
                     continue;
                 }
-                // Memories indexed before contextual text existed were embedded from their text.
-                let embedded_from = if record.payload.text.is_empty() {
-                    &doc.text
-                } else {
-                    &record.payload.text
-                };
-                let embed = !doc.client_vector && text != *embedded_from;
+                let embed = !doc.client_vector && text != doc.embedded_from(&record.payload);
                 stale.push(Stale {
                     record,
                     text,
