@@ -264,21 +264,18 @@ impl<S: Store> DurableCollection<S> {
     }
 
     /// Whether `change` is this instance's own write, already applied.
-    fn is_own(own: &mut HashMap<Uuid, u64>, change: &Change) -> bool {
-        let Some(version) = change.version else {
-            return false;
-        };
-        match own.get(&change.id).copied() {
-            Some(mine) if mine == version => {
-                own.remove(&change.id);
-                true
-            }
-            // A newer change by someone else: ours is superseded.
-            Some(mine) if mine < version => {
-                own.remove(&change.id);
-                false
-            }
-            _ => false,
+    fn is_own(own: &HashMap<Uuid, u64>, change: &Change) -> bool {
+        change
+            .version
+            .is_some_and(|version| own.get(&change.id) == Some(&version))
+    }
+
+    /// Forgets the own write `change` reports, or one a newer change superseded.
+    fn forget_seen(own: &mut HashMap<Uuid, u64>, change: &Change) {
+        if let Some(version) = change.version
+            && own.get(&change.id).is_some_and(|&mine| mine <= version)
+        {
+            own.remove(&change.id);
         }
     }
 
@@ -518,20 +515,30 @@ impl<S: Store> DurableCollection<S> {
         // write of this batch is known.
         let _guards = self.lock_stripes(ids.iter().copied()).await;
         let mut others: Vec<Uuid> = {
-            let mut own = self.own_writes.lock();
+            let own = self.own_writes.lock();
             batch
                 .iter()
-                .filter(|c| !Self::is_own(&mut own, c))
+                .filter(|c| !Self::is_own(&own, c))
                 .map(|c| c.id)
                 .collect()
         };
-        self.own_skipped
-            .fetch_add((batch.len() - others.len()) as u64, Ordering::Relaxed);
-        self.refreshed
-            .fetch_add(others.len() as u64, Ordering::Relaxed);
+        let (skipped, refreshed) = (batch.len() - others.len(), others.len());
         others.sort_unstable();
         others.dedup();
-        self.refresh_locked(others).await
+        // A batch that fails is read again whole: its own writes must still
+        // be known then, and nothing counted twice.
+        self.refresh_locked(others).await?;
+        {
+            let mut own = self.own_writes.lock();
+            for change in batch {
+                Self::forget_seen(&mut own, change);
+            }
+        }
+        self.own_skipped
+            .fetch_add(skipped as u64, Ordering::Relaxed);
+        self.refreshed
+            .fetch_add(refreshed as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Makes the index hold what the store holds for `ids` (sorted, distinct),
@@ -665,5 +672,111 @@ async fn follow<S: Store, F: ChangeFeed>(
                 tokio::time::sleep(FEED_RETRY).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::store::{EmbeddedStore, Page};
+
+    /// The embedded store, whose batched reads fail while `fail_reads` is set.
+    struct FlakyStore {
+        inner: EmbeddedStore,
+        fail_reads: Arc<AtomicBool>,
+    }
+
+    impl Store for FlakyStore {
+        async fn put_document(
+            &self,
+            id: Uuid,
+            vector: &[f32],
+            payload: &Payload,
+            document: &[u8],
+            expect: Expect,
+        ) -> Result<u64> {
+            self.inner
+                .put_document(id, vector, payload, document, expect)
+                .await
+        }
+        async fn put_many(&self, items: &[NewPoint]) -> Result<Vec<u64>> {
+            self.inner.put_many(items).await
+        }
+        async fn delete(&self, id: Uuid, expect: Expect) -> Result<Option<u64>> {
+            self.inner.delete(id, expect).await
+        }
+        async fn get(&self, id: Uuid) -> Result<Option<Record>> {
+            self.inner.get(id).await
+        }
+        async fn get_many(&self, ids: &[Uuid]) -> Result<Vec<Option<Record>>> {
+            if self.fail_reads.load(Ordering::SeqCst) {
+                return Err(IndexError::storage("read timed out (test)"));
+            }
+            self.inner.get_many(ids).await
+        }
+        async fn scan(&self, cursor: Cursor, limit: usize) -> Result<Page> {
+            self.inner.scan(cursor, limit).await
+        }
+        async fn save_snapshot(&self, bytes: Vec<u8>, position: Position) -> Result<()> {
+            self.inner.save_snapshot(bytes, position).await
+        }
+        async fn load_snapshot(&self) -> Result<Option<Vec<u8>>> {
+            self.inner.load_snapshot().await
+        }
+    }
+
+    fn change(id: Uuid, version: u64, seq: u64) -> Change {
+        Change {
+            position: Position { millis: 1, seq },
+            id,
+            version: Some(version),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_feed_batch_that_fails_is_retried_with_its_own_writes_still_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let fail_reads = Arc::new(AtomicBool::new(false));
+        let store = FlakyStore {
+            inner: EmbeddedStore::open(dir.path().join("db")).unwrap(),
+            fail_reads: fail_reads.clone(),
+        };
+        let collection = DurableCollection::open(CollectionConfig::new(2), store)
+            .await
+            .unwrap();
+        // One write of ours, and one another instance made straight to the store.
+        let mine = Uuid::now_v7();
+        let my_version = collection
+            .upsert(mine, &[1.0, 0.0], Payload::new("ns"), Expect::Any)
+            .await
+            .unwrap();
+        let theirs = Uuid::now_v7();
+        let their_version = collection
+            .store
+            .put(theirs, &[0.0, 1.0], &Payload::new("ns"), Expect::Any)
+            .await
+            .unwrap();
+        let batch = [
+            change(mine, my_version, 0),
+            change(theirs, their_version, 1),
+        ];
+
+        fail_reads.store(true, Ordering::SeqCst);
+        assert!(collection.apply_changes(&batch).await.is_err());
+        let r = collection.replication();
+        assert_eq!((r.own_skipped, r.refreshed), (0, 0), "nothing counted");
+        assert!(!collection.index().contains(theirs));
+
+        fail_reads.store(false, Ordering::SeqCst);
+        collection.apply_changes(&batch).await.unwrap();
+        let r = collection.replication();
+        assert_eq!((r.own_skipped, r.refreshed), (1, 1), "counted once: {r:?}");
+        assert!(collection.index().contains(theirs));
+        assert!(
+            collection.own_writes.lock().is_empty(),
+            "seen writes forgotten"
+        );
     }
 }
