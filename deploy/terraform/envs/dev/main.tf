@@ -31,6 +31,12 @@ variable "memory_server_image" {
   description = "The first memory-server image."
 }
 
+variable "pulling_projects" {
+  type        = list(string)
+  description = "Project numbers of staging and prod: their Cloud Run pulls the images CI builds into dev's registry."
+  default     = []
+}
+
 variable "notification_channels" {
   type        = list(string)
   description = "Alert notification channel ids."
@@ -49,6 +55,7 @@ module "stack" {
   github_repository     = var.github_repository
   memory_server_image   = var.memory_server_image
   notification_channels = var.notification_channels
+  pulling_projects      = var.pulling_projects
 }
 
 output "stack" {

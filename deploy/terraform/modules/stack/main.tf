@@ -26,6 +26,11 @@ variable "orchestrator_image" {
   description = "The first orchestrator image; null until that binary exists."
   default     = null
 }
+variable "pulling_projects" {
+  type        = list(string)
+  description = "Project numbers of the environments that deploy this one's images (dev: staging's and prod's)."
+  default     = []
+}
 variable "notification_channels" {
   type        = list(string)
   description = "Where alerts go."
@@ -102,6 +107,8 @@ module "registry" {
   labels  = local.labels
   writers = [module.identity.deployer]
   readers = [google_service_account.memory_server.email, google_service_account.orchestrator.email]
+
+  pulling_projects = var.pulling_projects
 }
 
 module "secrets" {
