@@ -378,20 +378,14 @@ impl<S: Store> DurableCollection<S> {
     /// Searches the index; points whose `expires_at` has passed are never returned.
     pub fn search(&self, query: &Query) -> Result<SearchResult> {
         let mut query = query.clone();
-        query
-            .filter
-            .conditions
-            .push(Condition::NotExpiredAt(now_millis()));
+        alive_now(&mut query.filter);
         self.index.search(&query)
     }
 
     /// Keyword (BM25) search; points whose `expires_at` has passed are never returned.
     pub fn search_keyword(&self, query: &KeywordQuery) -> Result<KeywordResult> {
         let mut query = query.clone();
-        query
-            .filter
-            .conditions
-            .push(Condition::NotExpiredAt(now_millis()));
+        alive_now(&mut query.filter);
         self.index.search_keyword(&query)
     }
 
@@ -650,6 +644,14 @@ impl<S: Store> DurableCollection<S> {
             .store(now.saturating_sub(last.position.millis), Ordering::Relaxed);
         Ok(batch.len() < FEED_BATCH)
     }
+}
+
+/// Narrows `filter` to points not expired now: a search never returns an
+/// expired point, even before the sweeper deletes it.
+fn alive_now(filter: &mut Filter) {
+    filter
+        .conditions
+        .push(Condition::NotExpiredAt(now_millis()));
 }
 
 /// The follower task: applies feed entries until the collection is dropped.
