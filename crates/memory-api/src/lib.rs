@@ -273,9 +273,9 @@ pub enum SearchMode {
 #[serde(rename_all = "lowercase")]
 pub enum Fusion {
     /// Reciprocal rank fusion: `sum 1 / (rrf_k + rank)`, scaled to `[0, 1]`.
-    #[default]
     Rrf,
     /// `alpha * similarity + (1 - alpha) * keyword / best keyword score`.
+    #[default]
     Weighted,
 }
 

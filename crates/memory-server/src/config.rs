@@ -361,7 +361,9 @@ impl Default for SearchConfig {
     fn default() -> Self {
         Self {
             mode: SearchMode::Hybrid,
-            fusion: Fusion::Rrf,
+            // Better than rrf on every configuration of the quality set
+            // (docs/benchmarks.md, "Fusion").
+            fusion: Fusion::Weighted,
             alpha: 0.5,
             rrf_k: 60,
             template: "{text}".into(),

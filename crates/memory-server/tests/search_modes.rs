@@ -126,7 +126,18 @@ async fn hybrid_fuses_two_retrievers_and_explains_each_score() {
     assert!(h.similarity.is_some(), "its similarity is still computed");
     assert_eq!(h.score, h.fused_score.unwrap());
     assert!(hybrid.results.iter().all(|h| h.fused_score.is_some()));
+    // Weighted fusion by default, alpha 0.5: the best keyword score counts 1.
+    let expected = 0.5 * h.similarity.unwrap().max(0.0) + 0.5;
+    assert!((h.fused_score.unwrap() - expected).abs() < 1e-6, "{h:?}");
+
     // RRF: rank 1 on one side only is half the top of the scale.
+    let rrf = SearchRequest {
+        fusion: Some(Fusion::Rrf),
+        ..with_vector(None)
+    };
+    let rrf = c.search(&rrf).await.unwrap();
+    let h = rrf.results.iter().find(|h| h.memory.id == far.id).unwrap();
+    assert_eq!((h.keyword_rank, h.vector_rank), (Some(1), None));
     assert!((h.fused_score.unwrap() - 0.5).abs() < 1e-6);
 
     // Weighted fusion: alpha 1 is the vector order, alpha 0 puts the keyword find first.
