@@ -494,7 +494,11 @@ mod tests {
         for key in [5, 3, 9, 1, 7] {
             idx.insert(&ns, key, &words(&format!("shared k{key}")));
         }
-        let keys: Vec<Key> = idx.namespaces["a"].postings[0]
+        // Term ids follow the order a document's terms are counted in (a
+        // hash map's), so look "shared" up rather than assume it is term 0.
+        let namespace = &idx.namespaces["a"];
+        let shared = namespace.dictionary["shared"];
+        let keys: Vec<Key> = namespace.postings[shared as usize]
             .entries
             .iter()
             .map(|e| e.key)
