@@ -12,13 +12,15 @@ variable "labels" {
   type        = map(string)
   description = "Resource labels."
 }
+# Grantees are maps from a fixed name to an email: for_each keys must be
+# known at plan, and a new service account's email is not.
 variable "writers" {
-  type        = list(string)
-  description = "Service accounts that push images (CI)."
+  type        = map(string)
+  description = "Name => service account that pushes images (CI)."
 }
 variable "readers" {
-  type        = list(string)
-  description = "Service accounts that pull images (Cloud Run services)."
+  type        = map(string)
+  description = "Name => service account that pulls images (Cloud Run services)."
 }
 variable "pulling_projects" {
   type        = list(string)
@@ -43,7 +45,7 @@ resource "google_artifact_registry_repository" "images" {
 }
 
 resource "google_artifact_registry_repository_iam_member" "writer" {
-  for_each   = toset(var.writers)
+  for_each   = var.writers
   project    = var.project
   location   = var.region
   repository = google_artifact_registry_repository.images.name
@@ -51,24 +53,23 @@ resource "google_artifact_registry_repository_iam_member" "writer" {
   member     = "serviceAccount:${each.value}"
 }
 
-resource "google_artifact_registry_repository_iam_member" "reader" {
-  for_each   = toset(var.readers)
-  project    = var.project
-  location   = var.region
-  repository = google_artifact_registry_repository.images.name
-  role       = "roles/artifactregistry.reader"
-  member     = "serviceAccount:${each.value}"
+# Readers: the services' own accounts, and for each project in
+# pulling_projects its Cloud Run service agent, which is what pulls an image
+# from another project.
+locals {
+  readers = merge(
+    { for name, account in var.readers : name => "serviceAccount:${account}" },
+    { for number in var.pulling_projects : "project-${number}" => "serviceAccount:service-${number}@serverless-robot-prod.iam.gserviceaccount.com" },
+  )
 }
 
-# Cloud Run pulls with its service agent, one per project: in another
-# project, that agent needs read access here.
-resource "google_artifact_registry_repository_iam_member" "pulling_project" {
-  for_each   = toset(var.pulling_projects)
+resource "google_artifact_registry_repository_iam_member" "reader" {
+  for_each   = local.readers
   project    = var.project
   location   = var.region
   repository = google_artifact_registry_repository.images.name
   role       = "roles/artifactregistry.reader"
-  member     = "serviceAccount:service-${each.value}@serverless-robot-prod.iam.gserviceaccount.com"
+  member     = each.value
 }
 
 output "url" {

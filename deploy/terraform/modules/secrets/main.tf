@@ -6,12 +6,13 @@ variable "project" {
   description = "Project id."
 }
 variable "secrets" {
-  description = "Secret id => { value (null: versions are added out of band), accessors (service account emails) }."
-
-  type = map(object({
-    value     = optional(string)
-    accessors = list(string)
-  }))
+  description = "Secret id => who may read it: name => service account email (fixed names key the grants, so plans know them before the accounts exist)."
+  type        = map(map(string))
+}
+variable "values" {
+  description = "Secret id => the version Terraform writes; the other secrets get versions out of band. Keys must be literal (known at plan)."
+  type        = map(string)
+  default     = {}
 }
 variable "labels" {
   type        = map(string)
@@ -28,24 +29,28 @@ resource "google_secret_manager_secret" "secret" {
   }
 }
 
+# keys(), not the map: the values are secrets (and unknown until Redis exists),
+# the ids are not.
 resource "google_secret_manager_secret_version" "value" {
-  for_each    = { for k, v in var.secrets : k => v if v.value != null }
+  for_each    = toset(keys(var.values))
   secret      = google_secret_manager_secret.secret[each.key].id
-  secret_data = each.value.value
+  secret_data = var.values[each.key]
 }
 
 locals {
-  grants = flatten([
-    for id, s in var.secrets : [for sa in s.accessors : { id = id, sa = sa }]
-  ])
+  grants = merge([
+    for id, readers in var.secrets : {
+      for name, account in readers : "${id}/${name}" => { id = id, account = account }
+    }
+  ]...)
 }
 
 resource "google_secret_manager_secret_iam_member" "accessor" {
-  for_each  = { for g in local.grants : "${g.id}/${g.sa}" => g }
+  for_each  = local.grants
   project   = var.project
   secret_id = google_secret_manager_secret.secret[each.value.id].secret_id
   role      = "roles/secretmanager.secretAccessor"
-  member    = "serviceAccount:${each.value.sa}"
+  member    = "serviceAccount:${each.value.account}"
 }
 
 output "ids" {

@@ -55,9 +55,9 @@ variable "secret_files" {
   default     = {}
 }
 variable "invokers" {
-  type        = list(string)
-  description = "Service accounts allowed to call this service (roles/run.invoker)."
-  default     = []
+  type        = map(string)
+  description = "Name => service account allowed to call this service (roles/run.invoker); names, not emails, key the grants so plans know them before the accounts exist."
+  default     = {}
 }
 variable "service_account" {
   type        = string
@@ -180,7 +180,7 @@ resource "google_cloud_run_v2_service" "service" {
 }
 
 resource "google_cloud_run_v2_service_iam_member" "invoker" {
-  for_each = toset(var.invokers)
+  for_each = var.invokers
   project  = var.project
   location = var.region
   name     = google_cloud_run_v2_service.service.name

@@ -105,8 +105,11 @@ module "registry" {
   project = var.project
   region  = local.primary
   labels  = local.labels
-  writers = [module.identity.deployer]
-  readers = [google_service_account.memory_server.email, google_service_account.orchestrator.email]
+  writers = { deployer = module.identity.deployer }
+  readers = {
+    memory-server = google_service_account.memory_server.email
+    orchestrator  = google_service_account.orchestrator.email
+  }
 
   pulling_projects = var.pulling_projects
 }
@@ -118,21 +121,15 @@ module "secrets" {
 
   secrets = {
     # API keys (TOML array of tables); versions are added by the operator.
-    memory-server-api-keys = {
-      accessors = [google_service_account.memory_server.email]
-    }
-    redis-auth = {
-      value     = module.redis.auth_string
-      accessors = [google_service_account.memory_server.email]
-    }
-    redis-server-ca = {
-      value     = module.redis.server_ca_certs
-      accessors = [google_service_account.memory_server.email]
-    }
+    memory-server-api-keys = { memory-server = google_service_account.memory_server.email }
+    redis-auth             = { memory-server = google_service_account.memory_server.email }
+    redis-server-ca        = { memory-server = google_service_account.memory_server.email }
     # The orchestrator's key for the memory server.
-    orchestrator-memory-key = {
-      accessors = [google_service_account.orchestrator.email]
-    }
+    orchestrator-memory-key = { orchestrator = google_service_account.orchestrator.email }
+  }
+  values = {
+    redis-auth      = module.redis.auth_string
+    redis-server-ca = module.redis.server_ca_certs
   }
 }
 
@@ -165,7 +162,7 @@ module "memory_server" {
   secret_files = {
     "/secrets/redis-ca" = module.secrets.ids["redis-server-ca"]
   }
-  invokers = [google_service_account.orchestrator.email]
+  invokers = { orchestrator = google_service_account.orchestrator.email }
 }
 
 module "orchestrator" {
