@@ -15,7 +15,11 @@ what `terraform validate` would check of a module's wiring:
 - every reference to a resource (`google_x.name.attr`) names a resource of
   the module and an attribute the provider has;
 - every `var.`, `local.` and `module.` reference is declared; module calls
-  pass only declared variables, all required ones, and their outputs exist.
+  pass only declared variables, all required ones, and their outputs exist;
+- no `for_each` is keyed by what only an apply knows: a set built from a
+  resource attribute or module output, directly or through a module variable
+  the module turns into a set (the first `terraform plan` would fail with
+  "Invalid for_each argument").
 
 It does not type-check expressions or evaluate values.
 
@@ -55,6 +59,8 @@ MODULE_META = {"source", "version", "count", "for_each", "depends_on", "provider
 LIFECYCLE_ARGS = {"create_before_destroy", "prevent_destroy", "ignore_changes",
                   "replace_triggered_by", "precondition", "postcondition"}
 PARSER_KEYS = {"__start_line__", "__end_line__"}
+# A reference to something only an apply knows: a resource attribute or a module output.
+APPLY_TIME = r"(?<![\w.])(?:data\.)?(?:google_[a-z0-9_]+\.[\w-]+\.|module\.[\w-]+\.)"
 
 
 # ---------------------------------------------------------------- the schema
@@ -262,6 +268,7 @@ class Checker:
                                f"has no {kind} type {rtype}")
                     continue
                 self.blocks += 1
+                self.check_for_each(where(path, body), what, body)
                 meta_free = {k: v for k, v in body.items() if k not in RESOURCE_META - {"dynamic"}}
                 self.check_body(where(path, body), what, known["config"], meta_free)
                 self.check_ignore_changes(where(path, body), what, known["config"], body)
@@ -275,11 +282,26 @@ class Checker:
             self.check_call(directory, name, path, body)
         self.check_references(directory, module)
 
+    def check_for_each(self, place, what, body):
+        for expression in body.get("for_each", []):
+            text = str(expression)
+            if "toset(" in text and re.search(APPLY_TIME, text):
+                self.error(place, f"{what}: for_each keys are known only after apply")
+
     def check_call(self, directory, name, path, body):
         source = (body.get("source") or [""])[0]
         if not source.startswith("."):
             return
         target = load_module(os.path.normpath(os.path.join(directory, source)))
+        # Variables the module turns into for_each keys (`toset(var.x)`).
+        keyed = {found for (_, resource) in list(target["resource"].values())
+                 + list(target["data"].values())
+                 for expression in resource.get("for_each", [])
+                 for found in re.findall(r"toset\(var\.([\w-]+)\)", str(expression))}
+        for arg in sorted(keyed & set(body)):
+            if re.search(APPLY_TIME, str(body[arg])):
+                self.error(where(path, body), f'module "{name}" ({source}): "{arg}" becomes '
+                           "for_each keys there but is known only after apply")
         for arg in body:
             if arg not in MODULE_META | PARSER_KEYS and arg not in target["variable"]:
                 self.error(where(path, body), f'module "{name}" ({source}) has no variable "{arg}"')

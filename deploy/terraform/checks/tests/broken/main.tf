@@ -105,3 +105,17 @@ output "wiring" {
     module.service.uri,
   ]
 }
+
+# expect: google_service_account_iam_member.by_email: for_each keys are known only after apply
+resource "google_service_account_iam_member" "by_email" {
+  for_each           = toset([google_compute_network.net.id])
+  service_account_id = each.value
+  role               = "roles/iam.serviceAccountUser"
+  member             = "user:someone@example.com"
+}
+
+# expect: module "keyed" (./keyed): "members" becomes for_each keys there but is known only after apply
+module "keyed" {
+  source  = "./keyed"
+  members = [google_redis_instance.redis.host]
+}
