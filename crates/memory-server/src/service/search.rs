@@ -100,7 +100,14 @@ fn rank(i: usize) -> u32 {
 }
 
 /// Merges the two rankings into candidates with their relevance.
-fn fuse(plan: &Plan, vector: &[Hit], keyword: &[Hit]) -> Vec<Candidate> {
+/// `similarity_of` gives the query similarity of a keyword-only find, so
+/// that weighted fusion counts its true vector side rather than zero.
+fn fuse(
+    plan: &Plan,
+    vector: &[Hit],
+    keyword: &[Hit],
+    similarity_of: impl Fn(Uuid) -> Option<f32>,
+) -> Vec<Candidate> {
     let mut by_id: HashMap<Uuid, Candidate> = HashMap::new();
     for (i, h) in vector.iter().enumerate() {
         let c = by_id.entry(h.id).or_insert_with(|| Candidate {
@@ -117,6 +124,9 @@ fn fuse(plan: &Plan, vector: &[Hit], keyword: &[Hit]) -> Vec<Candidate> {
         });
         c.keyword = Some(h.score);
         c.keyword_rank = Some(rank(i));
+        if c.similarity.is_none() {
+            c.similarity = similarity_of(h.id);
+        }
     }
     // Hits are best first, so the first keyword hit has the best score.
     let best_keyword = keyword
@@ -298,22 +308,22 @@ impl<S: Store> MemoryService<S> {
             }
             _ => (Vec::new(), allowed),
         };
-        let mut candidates = fuse(&plan, &vector_hits, &keyword_hits);
-        let mut vectors: HashMap<Uuid, Vec<f32>> = HashMap::new();
         let index = self.collection.index();
         let unit_query = vector
             .as_ref()
             .and_then(|q| vector_index::vector::normalized(q, q.len()).ok());
-        for c in &mut candidates {
+        let mut candidates = fuse(&plan, &vector_hits, &keyword_hits, |id| {
+            let q = unit_query.as_ref()?;
+            index
+                .get(id)
+                .map(|point| vector_index::vector::dot(q, &point.vector))
+        });
+        let mut vectors: HashMap<Uuid, Vec<f32>> = HashMap::new();
+        let per_point = req.recency.is_some() || req.mmr.is_some();
+        for c in candidates.iter_mut().filter(|_| per_point) {
             let Some(point) = index.get(c.id) else {
                 continue;
             };
-            // Found by keyword only: its similarity is still worth showing.
-            if c.similarity.is_none()
-                && let Some(q) = &unit_query
-            {
-                c.similarity = Some(vector_index::vector::dot(q, &point.vector));
-            }
             if let Some(r) = req.recency {
                 let age_h = ((now_ms - point.payload.updated_at).max(0) as f64) / 3_600_000.0;
                 let factor = 0.5f64.powf(age_h / r.half_life_hours);
@@ -407,7 +417,9 @@ mod tests {
     fn rrf_rewards_agreement_and_keeps_one_sided_finds() {
         let v = [hit(1, 0.9), hit(2, 0.8), hit(3, 0.7)];
         let k = [hit(3, 12.0), hit(4, 9.0)];
-        let c = sorted(fuse(&plan(SearchMode::Hybrid, Fusion::Rrf), &v, &k));
+        let c = sorted(fuse(&plan(SearchMode::Hybrid, Fusion::Rrf), &v, &k, |_| {
+            None
+        }));
         let order: Vec<u128> = c.iter().map(|c| c.id.as_u128()).collect();
         assert_eq!(order[0], 3, "found by both sides");
         assert!(order.contains(&4), "a keyword-only find is kept");
@@ -420,6 +432,7 @@ mod tests {
             &plan(SearchMode::Hybrid, Fusion::Rrf),
             &v[..1],
             &[hit(1, 3.0)],
+            |_| None,
         );
         assert!((top[0].relevance - 1.0).abs() < 1e-6);
     }
@@ -430,7 +443,7 @@ mod tests {
         let k = [hit(2, 10.0), hit(1, 5.0)];
         let mut p = plan(SearchMode::Hybrid, Fusion::Weighted);
         p.alpha = 0.25;
-        let c = sorted(fuse(&p, &v, &k));
+        let c = sorted(fuse(&p, &v, &k, |_| None));
         let one = c.iter().find(|c| c.id.as_u128() == 1).unwrap();
         let two = c.iter().find(|c| c.id.as_u128() == 2).unwrap();
         assert!((one.relevance - (0.25 * 0.8 + 0.75 * 0.5)).abs() < 1e-6);
@@ -439,12 +452,32 @@ mod tests {
     }
 
     #[test]
+    fn weighted_fusion_counts_a_keyword_only_find_at_its_true_similarity() {
+        let v = [hit(1, 0.8)];
+        let k = [hit(2, 10.0), hit(1, 5.0)];
+        let mut p = plan(SearchMode::Hybrid, Fusion::Weighted);
+        p.alpha = 0.25;
+        let c = fuse(&p, &v, &k, |id| (id.as_u128() == 2).then_some(0.4));
+        let two = c.iter().find(|c| c.id.as_u128() == 2).unwrap();
+        assert_eq!((two.similarity, two.vector_rank), (Some(0.4), None));
+        assert!((two.relevance - (0.25 * 0.4 + 0.75)).abs() < 1e-6);
+        // The vector side's own hits keep the similarity it reported.
+        let one = c.iter().find(|c| c.id.as_u128() == 1).unwrap();
+        assert_eq!(one.similarity, Some(0.8));
+    }
+
+    #[test]
     fn single_modes_use_their_own_scale() {
         let v = [hit(1, 0.6)];
         let k = [hit(2, 8.0), hit(3, 2.0)];
-        let c = fuse(&plan(SearchMode::Vector, Fusion::Rrf), &v, &[]);
+        let c = fuse(&plan(SearchMode::Vector, Fusion::Rrf), &v, &[], |_| None);
         assert!((c[0].relevance - 0.6).abs() < 1e-6 && c[0].fused.is_none());
-        let c = sorted(fuse(&plan(SearchMode::Keyword, Fusion::Rrf), &[], &k));
+        let c = sorted(fuse(
+            &plan(SearchMode::Keyword, Fusion::Rrf),
+            &[],
+            &k,
+            |_| None,
+        ));
         assert!((c[0].relevance - 1.0).abs() < 1e-6);
         assert!((c[1].relevance - 0.25).abs() < 1e-6);
     }
