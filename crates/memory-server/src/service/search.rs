@@ -319,19 +319,22 @@ impl<S: Store> MemoryService<S> {
                 .map(|point| vector_index::vector::dot(q, &point.vector))
         });
         let mut vectors: HashMap<Uuid, Vec<f32>> = HashMap::new();
-        let per_point = req.recency.is_some() || req.mmr.is_some();
-        for c in candidates.iter_mut().filter(|_| per_point) {
-            let Some(point) = index.get(c.id) else {
-                continue;
-            };
-            if let Some(r) = req.recency {
-                let age_h = ((now_ms - point.payload.updated_at).max(0) as f64) / 3_600_000.0;
-                let factor = 0.5f64.powf(age_h / r.half_life_hours);
-                c.score = ((1.0 - r.weight) * f64::from(c.relevance) + r.weight * factor) as f32;
-                c.recency = Some(factor as f32);
-            }
-            if req.mmr.is_some() {
-                vectors.insert(c.id, point.vector);
+        // Only recency and MMR need each candidate's point.
+        if req.recency.is_some() || req.mmr.is_some() {
+            for c in &mut candidates {
+                let Some(point) = index.get(c.id) else {
+                    continue;
+                };
+                if let Some(r) = req.recency {
+                    let age_h = ((now_ms - point.payload.updated_at).max(0) as f64) / 3_600_000.0;
+                    let factor = 0.5f64.powf(age_h / r.half_life_hours);
+                    c.score =
+                        ((1.0 - r.weight) * f64::from(c.relevance) + r.weight * factor) as f32;
+                    c.recency = Some(factor as f32);
+                }
+                if req.mmr.is_some() {
+                    vectors.insert(c.id, point.vector);
+                }
             }
         }
         if let Some(m) = req.min_score {
