@@ -63,7 +63,10 @@ def stage(dockerfile, target):
 def packages_into(root, cache):
     """Unpacks the base image's packages into ROOT (downloaded once into CACHE)."""
     os.makedirs(cache, exist_ok=True)
-    debs = lambda: sorted(f for f in os.listdir(cache) if f.endswith(".deb"))  # noqa: E731
+
+    def debs():
+        return sorted(f for f in os.listdir(cache) if f.endswith(".deb"))
+
     if len({deb.split("_")[0] for deb in debs()}) < len(PACKAGES):
         if subprocess.run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", *PACKAGES], cwd=cache).returncode != 0:
             subprocess.run(["apt-get", "update", "-qq"], check=True)

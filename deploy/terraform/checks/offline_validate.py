@@ -32,6 +32,7 @@ Usage:
 """
 
 import base64
+import functools
 import glob
 import hashlib
 import io
@@ -155,8 +156,10 @@ def derive_schema(types):
 
 # ---------------------------------------------------------------- the checks
 
+@functools.cache
 def load_module(directory):
-    """Every top-level block of the .tf files in DIRECTORY, by kind."""
+    """Every top-level block of the .tf files in DIRECTORY, by kind (parsed once;
+    callers only read it)."""
     module = {"variable": {}, "output": {}, "locals": {}, "resource": {}, "data": {},
               "module": {}, "provider": {}}
     for path in sorted(glob.glob(os.path.join(directory, "*.tf"))):
