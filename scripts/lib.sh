@@ -25,7 +25,9 @@ start_memory_server() {
   ORCHESTRA__STORAGE__PATH="$SERVER_WORK/data" ORCHESTRA__LOG__LEVEL=warn PORT="$port" \
     ORCHESTRA__STORAGE__SNAPSHOT_EVERY_SECS=0 "$bin" --config-dir config >"$SERVER_WORK/server.log" 2>&1 &
   SERVER_PID=$!
-  trap 'kill "$SERVER_PID" 2>/dev/null || true; rm -rf "$SERVER_WORK"' EXIT
+  # Wait for the server to exit before removing its data: it writes while it
+  # shuts down, and a removal racing that fails (and with it the script).
+  trap 'kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; rm -rf "$SERVER_WORK"' EXIT
   SERVER_URL="http://127.0.0.1:$port"
   for _ in $(seq 100); do
     curl -sf "$SERVER_URL/readyz" >/dev/null && return 0
