@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # Helpers shared by the test scripts (sourced, not run).
 
-# Prints the path of a venv holding PACKAGE==VERSION, created once beside the
-# build directory so that later runs reuse it.
+# Prints the path of the cache directory NAME under $ORCHESTRA_CACHE (default
+# ~/.cache/ai-orchestra), creating it and its parents. Every cache the test
+# scripts keep (venvs, the conformance suite, Debian packages, the provider
+# schema) is derived here and nowhere else, so none depends on a directory
+# that may not exist yet on a fresh machine (scripts/check-cache-paths).
+cache_dir() {
+  local dir="${ORCHESTRA_CACHE:-$HOME/.cache/ai-orchestra}/$1"
+  mkdir -p "$dir" && printf '%s' "$dir"
+}
+
+# Prints the path of a venv holding PACKAGE==VERSION, created once in the
+# cache so that later runs reuse it.
 pinned_venv() {
   local package="$1" version="$2" venv
-  venv="${CARGO_TARGET_DIR:-$HOME/.cache/ai-orchestra/target}/../venv-$package-$version"
+  venv="$(cache_dir "venv-$package-$version")" || return 1
   # Called inside $(...), where `set -e` does not apply: each step checks.
   if [ ! -f "$venv/.installed" ]; then
     python3 -m venv "$venv" >&2 &&

@@ -133,6 +133,9 @@ EOF
     haproxy -f "$work/haproxy.cfg" >>"$work/haproxy.log" 2>&1 &
   fi
   haproxy_pid=$!
+  # The old haproxy ends on the SIGUSR1 that -sf sends it: that is its soft
+  # stop, not a failure, so bash is not to report it ("User defined signal 1").
+  disown "$haproxy_pid"
   pids+=("$haproxy_pid")
 }
 
