@@ -10,12 +10,16 @@ Cloud Run sets it, and checks that it serves (/healthz, /readyz, a memory
 stored, read, found and deleted), runs as that user, keeps its data under
 the working directory (the rest of the tree is root's), and stops cleanly on
 SIGTERM. A binary that needs a library the image lacks, ignores PORT, or
-writes outside its home fails here.
+writes outside its home fails here. It runs the image the way
+docs/operations.md's `docker run` example does (bound to 0.0.0.0 so a
+published port reaches it, with auth on and one key in ORCHESTRA__AUTH__KEYS),
+so that example is known to start and serve.
 
 Usage (as root, for chroot): runtime_image.py DOCKERFILE TARGET BINARY CACHE_DIR
 BINARY stands for what the builder stage copies to /out/<name>.
 """
 
+import hashlib
 import json
 import os
 import shlex
@@ -26,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 
 # The base image this emulates, and what it is made of (Debian 12 packages).
@@ -35,6 +40,16 @@ PASSWD = ("root:x:0:0:root:/root:/sbin/nologin\n"
           "nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n"
           "nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n")
 GROUP = "root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n"
+
+# docs/operations.md's `docker run` example: these variables on top of the image's.
+API_KEY = "runtime-image-test-key"
+DOCUMENTED_RUN_ENV = {
+    "ORCHESTRA__SERVER__HOST": "0.0.0.0",
+    "ORCHESTRA__AUTH__ENABLED": "true",
+    "ORCHESTRA__AUTH__KEYS": '[{name="me",sha256="%s",role="admin",namespaces=["*"]}]'
+                             % hashlib.sha256(API_KEY.encode()).hexdigest(),
+    "ORCHESTRA__MCP__ALLOWED_HOSTS": '["localhost","127.0.0.1"]',
+}
 
 
 def stage(dockerfile, target):
@@ -132,10 +147,12 @@ def free_port():
         return probe.getsockname()[1]
 
 
-def call(method, url, body=None):
+def call(method, url, body=None, key=API_KEY):
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(request, timeout=10) as response:
         raw = response.read()
         return json.loads(raw) if raw else None
@@ -149,7 +166,7 @@ def check(condition, message):
 
 def run(root, uid, gid, workdir, env, command):
     port = free_port()
-    env = dict(env, PORT=str(port))
+    env = dict(env, PORT=str(port), **DOCUMENTED_RUN_ENV)
 
     def enter():
         os.chroot(root)
@@ -175,6 +192,11 @@ def run(root, uid, gid, workdir, env, command):
         check(True, f"ready on PORT={port} (set as Cloud Run sets it)")
         call("GET", f"{url}/healthz")
         check(True, "/healthz answers")
+        try:
+            call("GET", f"{url}/v1/namespaces", key=None)
+            raise AssertionError("a request without a key was served")
+        except urllib.error.HTTPError as e:
+            check(e.code == 401, "bound to 0.0.0.0 with auth on: no key, 401")
         with open(f"/proc/{server.pid}/status") as status:
             ids = {line.split(":")[0]: line.split()[1:] for line in status}
         check(ids["Uid"] == [str(uid)] * 4 and ids["Gid"] == [str(gid)] * 4,

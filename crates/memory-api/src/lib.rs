@@ -107,6 +107,7 @@ pub struct Memory {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"namespace": "team-a", "text": "Alice prefers green tea in the morning", "user_id": "alice", "tags": ["prefs"]}))]
 pub struct NewMemory {
     /// Tenant namespace.
     pub namespace: String,
@@ -179,6 +180,7 @@ pub struct CreatedBatch {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"text": "Alice now prefers oolong tea", "tags": ["prefs", "drinks"]}))]
 pub struct MemoryPatch {
     /// New text (re-embedded).
     #[serde(default)]
@@ -313,6 +315,7 @@ fn default_recency_weight() -> f64 {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"namespace": "team-a", "query": "what does Alice drink?", "top_k": 5}))]
 pub struct SearchRequest {
     /// Namespace to search.
     pub namespace: String,
@@ -327,6 +330,7 @@ pub struct SearchRequest {
     pub filter: MemoryFilter,
     /// How many results (default 10).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub top_k: Option<usize>,
     /// Drop results scoring below this.
     #[serde(default)]
@@ -396,6 +400,24 @@ pub struct SearchResponse {
     pub took_ms: f64,
 }
 
+/// A namespace the caller can read, and how many of its memories it sees.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct NamespaceSummary {
+    /// The namespace.
+    pub namespace: String,
+    /// Memories the caller can see there (shared ones and its own private ones).
+    pub memories: u64,
+}
+
+/// The namespaces the caller's key can read that hold memories it can see.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct NamespaceList {
+    /// By name.
+    pub namespaces: Vec<NamespaceSummary>,
+}
+
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
@@ -441,6 +463,7 @@ pub struct History {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"namespace": "team-a", "filter": {"tags_any": ["obsolete"]}, "dry_run": true}))]
 pub struct BulkDelete {
     /// Namespace.
     pub namespace: String,
@@ -633,6 +656,7 @@ pub struct Session {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"namespace": "team-a", "user_id": "alice", "messages": [{"role": "user", "content": "Book a table for two"}], "context": "Alice is planning dinner"}))]
 pub struct PutSession {
     /// Namespace.
     pub namespace: String,
@@ -657,6 +681,7 @@ pub struct PutSession {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"namespace": "team-a", "messages": [{"role": "assistant", "content": "Booked for 19:30"}]}))]
 pub struct AppendMessages {
     /// Namespace.
     pub namespace: String,
@@ -713,6 +738,7 @@ pub struct SessionPage {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"namespace": "team-a", "tags": ["from-chat"]}))]
 pub struct Promote {
     /// Namespace.
     pub namespace: String,

@@ -166,6 +166,17 @@ pub async fn load(
     Ok(keys)
 }
 
+/// Deletes the memories [`load`] imported (by id: the namespace may hold others).
+pub async fn unload(client: &MemoryClient, keys: &HashMap<Uuid, String>) -> Result<()> {
+    for &id in keys.keys() {
+        match client.delete(id, None).await {
+            Ok(()) | Err(ClientError::Api { status: 404, .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Asks every question in each of `modes` and scores the answers.
 pub async fn evaluate(
     client: &MemoryClient,

@@ -262,6 +262,11 @@ impl MemoryClient {
         .await
     }
 
+    /// The namespaces the key can read, with the memories it sees in each.
+    pub async fn namespaces(&self) -> Result<NamespaceList> {
+        Self::send(self.request(Method::GET, "/v1/namespaces")).await
+    }
+
     /// A memory's states, newest first.
     pub async fn history(&self, id: Uuid) -> Result<History> {
         Self::send(self.request(Method::GET, &format!("/v1/memories/{id}/history"))).await

@@ -16,7 +16,7 @@ use vector_index::store::{EmbeddedStore, RedisConfig, RedisStore, Store};
 use crate::auth::KeyRing;
 use crate::config::EmbedderConfig;
 use crate::config::McpConfig;
-use crate::config::{Config, StorageBackend};
+use crate::config::{Config, StorageBackend, StoreLocation};
 use crate::embed::gcp_auth::AdcTokenSource;
 use crate::embed::{
     BuiltinEmbedder, EmbedError, Embedder, OpenAiEmbedder, OpenAiSettings, RemoteSettings,
@@ -38,6 +38,8 @@ pub struct AppState<S: Store> {
     pub service: Arc<MemoryService<S>>,
     /// The API keys.
     pub keys: Arc<KeyRing>,
+    /// Where the store is (for `/readyz`).
+    pub store: Arc<StoreLocation>,
 }
 
 impl<S: Store> Clone for AppState<S> {
@@ -45,6 +47,7 @@ impl<S: Store> Clone for AppState<S> {
         Self {
             service: Arc::clone(&self.service),
             keys: Arc::clone(&self.keys),
+            store: Arc::clone(&self.store),
         }
     }
 }
@@ -64,7 +67,24 @@ pub enum StartError {
     /// The store could not be opened.
     #[error("cannot open the store: {0}")]
     Store(#[from] vector_index::IndexError),
-    /// The port could not be bound, or serving failed.
+    /// The embedded store is held by another process.
+    #[error(
+        "the embedded store {0} is open in another memory-server: stop that one, give this one \
+         its own directory (ORCHESTRA__STORAGE__PATH), or let both share Redis \
+         (ORCHESTRA__STORAGE__BACKEND=redis, ORCHESTRA__STORAGE__REDIS_URL=redis://...)"
+    )]
+    StoreInUse(String),
+    /// The listening address could not be bound.
+    #[error(
+        "cannot listen on {addr}: {source} (another process on that port? set PORT or server.port)"
+    )]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why binding failed.
+        source: std::io::Error,
+    },
+    /// Serving failed.
     #[error("cannot serve: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -97,6 +117,7 @@ pub fn router<S: Store>(
             "/v1/memories/{id}/history",
             get(routes::memories::history::<S>),
         )
+        .route("/v1/namespaces", get(routes::namespaces::list::<S>))
         .route("/v1/sessions", get(routes::sessions::list::<S>))
         .route(
             "/v1/sessions/{id}",
@@ -117,7 +138,8 @@ pub fn router<S: Store>(
         .route("/healthz", get(routes::ops::healthz))
         .route("/readyz", get(routes::ops::readyz::<S>))
         .route("/metrics", get(routes::ops::metrics::<S>))
-        .route("/openapi.json", get(routes::ops::openapi));
+        .route("/openapi.json", get(routes::ops::openapi))
+        .route("/docs", get(routes::ops::docs));
     let routes = match mcp {
         Some(m) => crate::mcp::http::add_route(
             routes,
@@ -141,6 +163,9 @@ pub fn router<S: Store>(
             crate::metrics::track,
         ))
         .fallback(routes::ops::not_found)
+        .layer(axum::middleware::map_response(
+            crate::respond::end_json_with_newline,
+        ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn(crate::telemetry::request_span))
         // A bug must not take the connection down with it: a panic becomes a logged 500.
@@ -273,8 +298,14 @@ pub async fn run_as(config: Config, mode: Mode) -> Result<(), StartError> {
     match config.storage.backend {
         StorageBackend::Embedded => {
             std::fs::create_dir_all(&config.storage.path)?;
-            let open =
-                |name: &str| EmbeddedStore::open(config.storage.path.join(format!("{name}.redb")));
+            let open = |name: &str| {
+                EmbeddedStore::open(config.storage.path.join(format!("{name}.redb"))).map_err(|e| {
+                    match e {
+                        vector_index::IndexError::InUse(file) => StartError::StoreInUse(file),
+                        e => StartError::Store(e),
+                    }
+                })
+            };
             let collection = DurableCollection::open(index_config, open(&name)?).await?;
             let registry = DurableCollection::open(registry_config(), open(REGISTRY_NAME)?).await?;
             let sessions = DurableCollection::open(sessions_config(), open(SESSIONS_NAME)?).await?;
@@ -408,17 +439,25 @@ async fn serve<S: Store>(
         );
         Faults::every(config.testing.fail_every)
     });
+    let store = Arc::new(config.storage.location());
     let app = router(
-        AppState { service, keys },
+        AppState {
+            service,
+            keys,
+            store: Arc::clone(&store),
+        },
         config.limits.max_body_bytes,
         mcp,
         faults,
     );
     let addr = SocketAddr::new(config.server.host, config.server.port);
-    let listener = TcpListener::bind(addr).await?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
     tracing::info!(
         address = %listener.local_addr()?,
-        storage = ?config.storage.backend,
+        storage = ?store.backend,
+        store = %store.location,
         auth = config.auth.enabled,
         memories = collection.index().len(),
         "memory-server listening"

@@ -159,7 +159,7 @@ impl Principal {
     }
 
     /// Whether the key covers `namespace` at all.
-    fn covers(&self, namespace: &str) -> bool {
+    pub fn covers(&self, namespace: &str) -> bool {
         self.namespaces.iter().any(|n| n == "*" || n == namespace)
     }
 

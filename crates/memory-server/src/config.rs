@@ -118,6 +118,41 @@ impl Default for StorageConfig {
     }
 }
 
+/// Where the store is, for the start-up log and `/readyz` (never a password).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoreLocation {
+    /// `embedded` or `redis`.
+    pub backend: StorageBackend,
+    /// The embedded store's directory, or the Redis URL without credentials.
+    pub location: String,
+}
+
+impl StorageConfig {
+    /// Where memories are kept, with any password in the Redis URL masked.
+    pub fn location(&self) -> StoreLocation {
+        let location = match self.backend {
+            StorageBackend::Embedded => self.path.display().to_string(),
+            StorageBackend::Redis => redact_userinfo(&self.redis_url),
+        };
+        StoreLocation {
+            backend: self.backend,
+            location,
+        }
+    }
+}
+
+/// `scheme://user:secret@host/...` as `scheme://***@host/...`.
+fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
 /// API keys and whether they are required.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -722,6 +757,63 @@ mod tests {
             "embedder.project",
         );
         refused(|c| c.embedder.provider = "cohere".into(), "`vertex`");
+    }
+
+    /// `config/default.toml` documents every setting: loaded alone it gives
+    /// exactly the built-in defaults, and every key of [`Config`] appears in
+    /// it, set or (for settings without a default value) as a comment.
+    #[test]
+    fn default_toml_names_every_setting_with_the_built_in_value() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let from_file: Config = Figment::from(Toml::string(&text)).extract().unwrap();
+        assert_eq!(
+            from_file,
+            Config::default(),
+            "default.toml and Config::default() differ"
+        );
+
+        let set: serde_json::Value = Figment::from(Toml::string(&text)).extract().unwrap();
+        let defaults = serde_json::to_value(Config::default()).unwrap();
+        let mut missing = Vec::new();
+        for (section, keys) in defaults.as_object().unwrap() {
+            for (key, value) in keys.as_object().unwrap() {
+                let unset = value.is_null() || value.as_object().is_some_and(|m| m.is_empty());
+                let present = if unset {
+                    text.contains(&format!("# {key} "))
+                        || text.contains(&format!("# {key}:"))
+                        || text.contains(&format!("# [{section}.{key}."))
+                } else {
+                    set.get(section).and_then(|s| s.get(key)).is_some()
+                };
+                if !present {
+                    missing.push(format!("{section}.{key}"));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "not in config/default.toml: {missing:?}"
+        );
+    }
+
+    #[test]
+    fn store_locations_never_show_a_password() {
+        let mut s = StorageConfig::default();
+        assert_eq!(s.location().location, "./data");
+        s.backend = StorageBackend::Redis;
+        for (url, shown) in [
+            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
+            (
+                "redis://:hunter2@10.0.0.3:6379/0",
+                "redis://***@10.0.0.3:6379/0",
+            ),
+            ("rediss://user:p@ss@host:6378", "rediss://***@host:6378"),
+            ("not a url", "not a url"),
+        ] {
+            s.redis_url = url.into();
+            assert_eq!(s.location().location, shown);
+        }
     }
 
     #[test]

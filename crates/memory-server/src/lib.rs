@@ -2,7 +2,8 @@
 //!
 //! Layers, outside in:
 //! - [`app`]: configuration in, router built, served until SIGTERM;
-//! - [`routes`]: HTTP handlers (parse, call the service, render);
+//! - [`routes`]: HTTP handlers (parse, call the service, render); [`respond`]:
+//!   what every response gets on its way out;
 //! - [`extract`], [`auth`]: request parsing and API-key authentication;
 //! - [`service`]: the memory operations, shared by every transport;
 //! - [`embed`]: text to vectors;
@@ -22,6 +23,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod model;
 pub mod openapi;
+pub mod respond;
 pub mod routes;
 pub mod service;
 pub mod telemetry;

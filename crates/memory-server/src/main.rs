@@ -1,26 +1,79 @@
 //! `memory-server`: serves the memory API with the configuration in `config/`.
 
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use memory_server::config::Config;
 
+/// Where settings come from, shown after the options in `--help`.
+const SETTINGS_HELP: &str = "\
+Settings, later wins: built-in defaults, <config-dir>/default.toml (every
+setting, with comments), <config-dir>/<env>.toml, then environment variables
+ORCHESTRA__<SECTION>__<KEY> (e.g. ORCHESTRA__STORAGE__PATH=/var/lib/memories,
+ORCHESTRA__STORAGE__BACKEND=redis, ORCHESTRA__STORAGE__REDIS_URL=redis://host:6379),
+then PORT for server.port. Lists take inline TOML:
+  ORCHESTRA__AUTH__KEYS='[{name=\"me\",sha256=\"<hex>\",role=\"write\",namespaces=[\"team-a\"]}]'
+Without flags the server binds 127.0.0.1:8080 and keeps memories in ./data.
+API reference: /openapi.json and /docs on the running server.";
+
 /// The AI Orchestra memory server.
 #[derive(Debug, Parser)]
-#[command(name = "memory-server", version)]
+#[command(name = "memory-server", version, after_help = SETTINGS_HELP)]
 struct Cli {
-    /// Directory holding default.toml and <env>.toml.
-    #[arg(long, default_value = "config")]
-    config_dir: PathBuf,
+    /// Directory holding default.toml and <env>.toml [default: config]
+    #[arg(long, global = true, value_name = "DIR")]
+    config_dir: Option<PathBuf>,
     /// Environment whose file overrides the defaults (dev, staging, prod).
-    #[arg(long, env = "ORCHESTRA_ENV")]
+    #[arg(long, global = true, env = "ORCHESTRA_ENV")]
     env: Option<String>,
-    /// Print the SHA-256 of an API key (for auth.keys[].sha256) and exit.
-    #[arg(long, value_name = "KEY")]
+    /// Print the SHA-256 of an API key (for auth.keys[].sha256) and exit;
+    /// without KEY, or with `-`, the key is read from the first line of stdin
+    /// (keeps it out of shell history and the process list).
+    #[arg(long, value_name = "KEY", num_args = 0..=1, default_missing_value = "-")]
     hash_key: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// The key `--hash-key` hashes: the argument, or stdin's first line for `-`.
+fn key_to_hash(arg: String) -> Result<String, String> {
+    if arg != "-" {
+        return Ok(arg);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the key from stdin: {e}"))?;
+    let key = line.trim_end_matches(['\r', '\n']);
+    if key.is_empty() {
+        return Err("--hash-key read an empty key from stdin".into());
+    }
+    Ok(key.to_owned())
+}
+
+/// The configuration directory: an explicit `--config-dir` must exist; the
+/// default `config` may be missing (built-in defaults then apply, said on stderr).
+fn config_dir(flag: Option<PathBuf>) -> Result<PathBuf, String> {
+    match flag {
+        Some(dir) if dir.is_dir() => Ok(dir),
+        Some(dir) => Err(format!(
+            "--config-dir {}: no such directory (it should hold default.toml)",
+            dir.display()
+        )),
+        None => {
+            let dir = PathBuf::from("config");
+            if !dir.join("default.toml").is_file() {
+                eprintln!(
+                    "memory-server: no config/default.toml here; using built-in defaults \
+                     (pass --config-dir to use a configuration directory)"
+                );
+            }
+            Ok(dir)
+        }
+    }
 }
 
 /// What to run instead of the HTTP server.
@@ -33,11 +86,26 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(key) = cli.hash_key {
-        println!("{}", memory_server::auth::key_digest_hex(&key));
-        return ExitCode::SUCCESS;
+    if let Some(arg) = cli.hash_key {
+        return match key_to_hash(arg) {
+            Ok(key) => {
+                println!("{}", memory_server::auth::key_digest_hex(&key));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("memory-server: {e}");
+                ExitCode::from(2)
+            }
+        };
     }
-    let config = match Config::load(&cli.config_dir, cli.env.as_deref()) {
+    let config_dir = match config_dir(cli.config_dir) {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("memory-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let config = match Config::load(&config_dir, cli.env.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("memory-server: {e}");

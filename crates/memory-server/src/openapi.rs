@@ -13,9 +13,9 @@ use utoipa::{Modify, OpenApi};
 use crate::model::{
     AppendMessages, Appended, BulkDelete, BulkDeleted, CreateBody, CreateResponse, Created,
     CreatedBatch, ErrorResponse, Fusion, History, Imported, Kind, Memory, MemoryFilter, MemoryPage,
-    MemoryPatch, Message, Mmr, NewMemories, NewMemory, NewMessage, PortableMemory, Promote,
-    PutSession, Recency, Revision, SearchHit, SearchMode, SearchRequest, SearchResponse, Session,
-    SessionPage, SessionSummary, Visibility,
+    MemoryPatch, Message, Mmr, NamespaceList, NamespaceSummary, NewMemories, NewMemory, NewMessage,
+    PortableMemory, Promote, PutSession, Recency, Revision, SearchHit, SearchMode, SearchRequest,
+    SearchResponse, Session, SessionPage, SessionSummary, Visibility,
 };
 
 /// The document.
@@ -24,7 +24,7 @@ use crate::model::{
     info(title = "AI Orchestra memory API", description = "Memories, search and sessions for AI agents. Errors: `{\"error\": {\"code\", \"message\", \"details\"}}`."),
     paths(
         create_memory, list_memories, get_memory, update_memory, delete_memory, memory_history,
-        search_memories, bulk_delete, export, import, put_session, get_session, delete_session,
+        search_memories, bulk_delete, list_namespaces, export, import, put_session, get_session, delete_session,
         append_messages, list_sessions, promote, healthz, readyz, metrics
     ),
     components(schemas(
@@ -32,9 +32,9 @@ use crate::model::{
         MemoryPatch, MemoryFilter, Recency, SearchRequest, SearchHit, SearchResponse, MemoryPage,
         Revision, History, BulkDelete, BulkDeleted, PortableMemory, Imported, Message, NewMessage,
         Session, PutSession, AppendMessages, Appended, SessionSummary, SessionPage, Promote, Kind,
-        Visibility, SearchMode, Fusion, Mmr, ErrorResponse
+        Visibility, SearchMode, Fusion, Mmr, NamespaceSummary, NamespaceList, ErrorResponse
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Links, &InputRules),
     security(("bearer" = []))
 )]
 pub struct ApiDoc;
@@ -51,15 +51,258 @@ impl Modify for BearerAuth {
     }
 }
 
+/// OpenAPI links: which response values feed which later request (a created
+/// memory's id into get, update, delete and history; a stored session's id
+/// and namespace into its other operations). Clients and generators such as
+/// schemathesis's stateful phase follow them to reach real records.
+struct Links;
+
+/// A link: its name, the operation it leads to, and that operation's
+/// parameters as runtime expressions over this response.
+type LinkSpec = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+const CREATED_ID: &[(&str, &str)] = &[("id", "$response.body#/memory/id")];
+/// The id, and the version a conditional change is based on (the `ETag`).
+const CREATED_ID_VERSION: &[(&str, &str)] = &[
+    ("id", "$response.body#/memory/id"),
+    ("header.If-Match", "$response.header.ETag"),
+];
+const SESSION_ID: &[(&str, &str)] = &[("id", "$request.path.id")];
+const SESSION_ID_NS: &[(&str, &str)] = &[
+    ("id", "$request.path.id"),
+    ("namespace", "$response.body#/namespace"),
+];
+
+impl Links {
+    const FROM_CREATED_MEMORY: &[LinkSpec] = &[
+        ("GetMemory", "get_memory", CREATED_ID),
+        ("UpdateMemory", "update_memory", CREATED_ID_VERSION),
+        ("DeleteMemory", "delete_memory", CREATED_ID_VERSION),
+        ("MemoryHistory", "memory_history", CREATED_ID),
+    ];
+    const FROM_STORED_SESSION: &[LinkSpec] = &[
+        ("GetSession", "get_session", SESSION_ID_NS),
+        ("DeleteSession", "delete_session", SESSION_ID_NS),
+        ("AppendMessages", "append_messages", SESSION_ID),
+        ("PromoteSession", "promote", SESSION_ID),
+    ];
+
+    /// Adds `links` to the `status` response of `method` on `path`.
+    fn add(
+        openapi: &mut utoipa::openapi::OpenApi,
+        path: &str,
+        method: fn(&mut utoipa::openapi::PathItem) -> Option<&mut utoipa::openapi::path::Operation>,
+        status: &str,
+        links: &[LinkSpec],
+    ) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::link::LinkBuilder;
+        let Some(RefOr::T(response)) = openapi
+            .paths
+            .paths
+            .get_mut(path)
+            .and_then(method)
+            .and_then(|op| op.responses.responses.get_mut(status))
+        else {
+            return;
+        };
+        for (name, operation_id, parameters) in links {
+            let link = parameters.iter().fold(
+                LinkBuilder::new().operation_id(*operation_id),
+                |link, (parameter, expression)| link.parameter(*parameter, *expression),
+            );
+            response
+                .links
+                .insert((*name).to_owned(), RefOr::T(link.build()));
+        }
+    }
+}
+
+impl Modify for Links {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        Links::add(
+            openapi,
+            "/v1/memories",
+            |item| item.post.as_mut(),
+            "201",
+            Links::FROM_CREATED_MEMORY,
+        );
+        Links::add(
+            openapi,
+            "/v1/sessions/{id}",
+            |item| item.put.as_mut(),
+            "200",
+            Links::FROM_STORED_SESSION,
+        );
+    }
+}
+
+/// The server's input checks (`validate.rs`) at the default limits, stated
+/// once here for every request schema and parameter they apply to, so that
+/// clients and fuzzers see them: namespaces, id-like labels and texts.
+struct InputRules;
+
+/// What `validate::namespace` accepts.
+const NAMESPACE: (&str, Option<usize>) = ("^[A-Za-z0-9._:-]{1,128}$", None);
+/// What `validate::label` accepts: something besides whitespace, no control characters.
+const LABEL: (&str, Option<usize>) = (
+    "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$",
+    Some(128),
+);
+/// What `validate::text` accepts: something besides whitespace.
+const TEXT: (&str, Option<usize>) = ("\\S", Some(32_000));
+/// A comma-separated list of labels (`tags_any=a,b`): no control characters.
+const LABEL_LIST: (&str, Option<usize>) = ("^[^\\x00-\\x1f\\x7f-\\x9f]*$", None);
+/// What `extract::if_match` accepts: a version, quoted or not, optionally weak.
+const VERSION: (&str, Option<usize>) = ("^(W/)?(\"[0-9]{1,19}\"|[0-9]{1,19})$", None);
+
+/// The request bodies whose fields [`InputRules`] constrains.
+const REQUEST_SCHEMAS: &[&str] = &[
+    "NewMemory",
+    "MemoryPatch",
+    "MemoryFilter",
+    "SearchRequest",
+    "BulkDelete",
+    "PutSession",
+    "AppendMessages",
+    "NewMessage",
+    "Promote",
+];
+
+impl InputRules {
+    /// The rule for a body field called `name`, if any (for an array field,
+    /// the rule of its items).
+    fn field_rule(name: &str) -> Option<(&'static str, Option<usize>)> {
+        match name {
+            "namespace" => Some(NAMESPACE),
+            "agent_id" | "user_id" | "session_id" | "as_agent" | "idempotency_key" | "role"
+            | "tags" | "tags_any" | "tags_all" => Some(LABEL),
+            "text" | "query" | "content" => Some(TEXT),
+            _ => None,
+        }
+    }
+
+    /// The rule for a parameter of an operation on `path`, if any.
+    fn parameter_rule(
+        path: &str,
+        p: &utoipa::openapi::path::Parameter,
+    ) -> Option<(&'static str, Option<usize>)> {
+        use utoipa::openapi::path::ParameterIn;
+        match p.name.as_str() {
+            // Session ids are labels; memory ids are UUIDs (typed already).
+            "id" if path.starts_with("/v1/sessions/") && p.parameter_in == ParameterIn::Path => {
+                Some(LABEL)
+            }
+            "tags_any" | "tags_all" => Some(LABEL_LIST),
+            "If-Match" => Some(VERSION),
+            name => Self::field_rule(name),
+        }
+    }
+
+    /// Sets `rule` on a string schema, or on the items of an array.
+    fn apply(
+        schema: &mut utoipa::openapi::RefOr<utoipa::openapi::Schema>,
+        rule: (&str, Option<usize>),
+    ) {
+        use utoipa::openapi::schema::ArrayItems;
+        use utoipa::openapi::{RefOr, Schema};
+        match schema {
+            RefOr::T(Schema::Object(o)) => {
+                o.pattern = Some(rule.0.to_owned());
+                o.max_length = rule.1;
+            }
+            RefOr::T(Schema::Array(a)) => {
+                if let ArrayItems::RefOrSchema(items) = &mut a.items {
+                    Self::apply(items, rule);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Modify for InputRules {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{RefOr, Schema};
+        if let Some(components) = openapi.components.as_mut() {
+            for name in REQUEST_SCHEMAS {
+                let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(*name)
+                else {
+                    continue;
+                };
+                for (field, schema) in object.properties.iter_mut() {
+                    if let Some(rule) = Self::field_rule(field) {
+                        Self::apply(schema, rule);
+                    }
+                }
+            }
+        }
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                for p in op.parameters.iter_mut().flatten() {
+                    if let Some(rule) = Self::parameter_rule(path, p)
+                        && let Some(schema) = p.schema.as_mut()
+                    {
+                        Self::apply(schema, rule);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The document as JSON.
 pub fn json() -> String {
-    ApiDoc::openapi().to_json().unwrap_or_else(|_| "{}".into())
+    let Ok(mut doc) = serde_json::to_value(ApiDoc::openapi()) else {
+        return "{}".into();
+    };
+    camel_case_links(&mut doc);
+    serde_json::to_string(&doc).unwrap_or_else(|_| "{}".into())
+}
+
+/// utoipa 5.5 writes a Link's `operationId` and `requestBody` in snake_case;
+/// the OpenAPI spec (and every client reading links) wants camelCase.
+fn camel_case_links(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let links = paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses").and_then(|r| r.as_object_mut()))
+        .flat_map(|responses| responses.values_mut())
+        .filter_map(|response| response.get_mut("links").and_then(|l| l.as_object_mut()))
+        .flat_map(|links| links.values_mut())
+        .filter_map(|link| link.as_object_mut());
+    for link in links {
+        for (from, to) in [
+            ("operation_id", "operationId"),
+            ("request_body", "requestBody"),
+        ] {
+            if let Some(value) = link.remove(from) {
+                link.insert(to.to_owned(), value);
+            }
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/v1/memories", tag = "memories", request_body = CreateBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first memory")),
     responses(
-        (status = 201, description = "Created", body = Created),
+        (status = 201, description = "Created", body = Created,
+            headers(("Location" = String, description = "The new memory's URL"), ("ETag" = String, description = "Its version"))),
         (status = 200, description = "An existing memory (duplicate or replay), or a batch", body = CreateResponse),
         (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse), (status = 413, body = ErrorResponse),
@@ -72,7 +315,7 @@ fn create_memory() {}
         ("user_id" = Option<String>, Query), ("session_id" = Option<String>, Query),
         ("kind" = Option<Kind>, Query), ("tags_any" = Option<String>, Query, description = "Comma-separated"),
         ("tags_all" = Option<String>, Query, description = "Comma-separated"),
-        ("limit" = Option<usize>, Query), ("cursor" = Option<String>, Query),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000), ("cursor" = Option<String>, Query),
         ("as_agent" = Option<String>, Query)),
     responses((status = 200, body = MemoryPage), (status = 400, body = ErrorResponse),
         (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)))]
@@ -159,7 +402,7 @@ fn delete_session() {}
 fn append_messages() {}
 
 #[utoipa::path(get, path = "/v1/sessions", tag = "sessions",
-    params(("namespace" = String, Query), ("user_id" = Option<String>, Query), ("limit" = Option<usize>, Query)),
+    params(("namespace" = String, Query), ("user_id" = Option<String>, Query), ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000)),
     responses((status = 200, body = SessionPage), (status = 400, body = ErrorResponse),
         (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)))]
 fn list_sessions() {}
@@ -170,6 +413,12 @@ fn list_sessions() {}
         (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse)))]
 fn promote() {}
+
+#[utoipa::path(get, path = "/v1/namespaces", tag = "memories",
+    params(("as_agent" = Option<String>, Query, description = "The agent whose private memories count (a bound key overrides it)")),
+    responses((status = 200, description = "Namespaces the key can read that hold memories it can see", body = NamespaceList),
+        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse)))]
+fn list_namespaces() {}
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
     responses((status = 200, description = "The process is up")))]

@@ -26,7 +26,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 use crate::model::{
     BulkDelete, BulkDeleted, Created, History, Imported, Kind, Memory, MemoryFilter, MemoryPage,
-    MemoryPatch, NewMemory, PortableMemory, Revision, Visibility,
+    MemoryPatch, NamespaceList, NamespaceSummary, NewMemory, PortableMemory, Revision, Visibility,
 };
 use crate::validate;
 use template::Fields;
@@ -296,6 +296,11 @@ impl<S: Store> MemoryService<S> {
     /// The embedding model's id.
     pub fn model_id(&self) -> &str {
         self.embedder.model_id()
+    }
+
+    /// The embedder (for what `/readyz` says of it).
+    pub fn embedder(&self) -> &dyn Embedder {
+        self.embedder.as_ref()
     }
 
     async fn embed(&self, texts: Vec<String>, purpose: Purpose) -> ApiResult<Vec<Vec<f32>>> {
@@ -945,6 +950,29 @@ impl<S: Store> MemoryService<S> {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The namespaces `who` may read, each with the memories `who` (as
+    /// `agent`) can see there; a namespace where it sees none is left out, so
+    /// another agent's private memories do not reveal that a namespace exists.
+    pub fn namespaces(&self, who: &Principal, agent: Option<&str>) -> NamespaceList {
+        let agent = who.acting_agent(agent);
+        let now = millis(OffsetDateTime::now_utc());
+        let index = self.collection.index();
+        let namespaces = index
+            .values(Field::Namespace)
+            .into_iter()
+            .filter(|ns| who.covers(ns))
+            .filter_map(|namespace| {
+                let visible = Self::visible_filter(&namespace, agent.as_deref(), now);
+                let memories = index.count_matching(&visible);
+                (memories > 0).then_some(NamespaceSummary {
+                    namespace,
+                    memories,
+                })
+            })
+            .collect();
+        NamespaceList { namespaces }
     }
 
     /// Memories of `ns` matching `filter`, newest first, `limit` at a time.

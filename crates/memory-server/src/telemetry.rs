@@ -107,6 +107,7 @@ pub fn init(config: &LogConfig, otel: &OtelConfig) -> Result<Telemetry, String> 
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
+                    .fmt_fields(TextFields)
                     .with_filter(filter),
             )
             .try_init()
@@ -145,9 +146,23 @@ pub fn trace_id(headers: &HeaderMap) -> Option<String> {
         .then(|| id.to_ascii_lowercase())
 }
 
+/// A duration in milliseconds, rounded to the microsecond (no float noise
+/// such as `0.5226080000000001` in responses and logs).
+pub fn millis_rounded(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+/// Whether a span field is for trace export only (`otel.*`, `http.*`): the
+/// exporter reads them, log lines leave them out (they repeat method, path
+/// and status).
+fn export_only(field: &str) -> bool {
+    field.starts_with("otel.") || field.starts_with("http.")
+}
+
 /// Middleware: one span per request carrying its trace, and one log line when it ends.
 pub async fn request_span(req: Request, next: Next) -> Response {
-    let trace = trace_id(req.headers()).unwrap_or_default();
+    // Absent (not empty) when the caller sent no trace header.
+    let trace = trace_id(req.headers());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -157,7 +172,7 @@ pub async fn request_span(req: Request, next: Next) -> Response {
         "request",
         method = %req.method(),
         path = %req.uri().path(),
-        trace = %trace,
+        trace = trace.as_deref(),
         otel.name = %format!("{} {route}", req.method()),
         otel.kind = "server",
         http.route = %route,
@@ -175,37 +190,91 @@ pub async fn request_span(req: Request, next: Next) -> Response {
     span.in_scope(|| {
         tracing::info!(
             status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1e3,
+            latency_ms = millis_rounded(started.elapsed()),
             "request finished"
         );
     });
     response
 }
 
-/// Collects an event's or span's fields as JSON.
+/// Collects an event's or span's fields as JSON, leaving out export-only ones.
 #[derive(Default)]
 struct JsonFields(Map<String, Value>);
 
+impl JsonFields {
+    fn put(&mut self, field: &Field, value: Value) {
+        if !export_only(field.name()) {
+            self.0.insert(field.name().to_owned(), value);
+        }
+    }
+}
+
 impl Visit for JsonFields {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().to_owned(), Value::String(format!("{value:?}")));
+        self.put(field, Value::String(format!("{value:?}")));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0
-            .insert(field.name().to_owned(), Value::String(value.to_owned()));
+        self.put(field, Value::String(value.to_owned()));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.put(field, Value::from(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.put(field, Value::from(value));
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.put(field, Value::from(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().to_owned(), Value::from(value));
+        self.put(field, Value::from(value));
+    }
+}
+
+/// Text log fields as `name=value`, space-separated, without export-only ones.
+struct TextFields;
+
+impl<'w> FormatFields<'w> for TextFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut writer: Writer<'w>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut visit = TextVisit {
+            writer: &mut writer,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visit);
+        visit.result
+    }
+}
+
+/// Writes one text log line's fields; the message goes bare, as tracing's own format does.
+struct TextVisit<'a, 'w> {
+    writer: &'a mut Writer<'w>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl Visit for TextVisit<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.record_debug(field, &format_args!("{value}"));
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if self.result.is_err() || export_only(field.name()) {
+            return;
+        }
+        let separator = if self.first { "" } else { " " };
+        self.first = false;
+        self.result = if field.name() == "message" {
+            write!(self.writer, "{separator}{value:?}")
+        } else {
+            write!(self.writer, "{separator}{}={value:?}", field.name())
+        };
     }
 }
 

@@ -547,6 +547,20 @@ impl Collection {
         self.state.read().ids.contains_key(&id)
     }
 
+    /// Every value `field` has on some point, sorted (e.g. the namespaces in use).
+    pub fn values(&self, field: Field) -> Vec<String> {
+        let mut values: Vec<String> = (self.state.read().payloads.values(field).iter())
+            .map(|v| v.to_string())
+            .collect();
+        values.sort_unstable();
+        values
+    }
+
+    /// How many points match `filter`.
+    pub fn count_matching(&self, filter: &Filter) -> u64 {
+        self.state.read().payloads.matching(filter).len()
+    }
+
     /// The ids of every point matching `filter` (no order).
     pub fn ids_matching(&self, filter: &Filter) -> Vec<Uuid> {
         let state = self.state.read();

@@ -60,6 +60,9 @@ pub enum IndexError {
     /// The store failed or holds data this version cannot read.
     #[error("store error: {0}")]
     Storage(String),
+    /// An embedded store file is held open by another process (one process per file).
+    #[error("{0} is open in another process")]
+    InUse(String),
     /// A snapshot is damaged or does not match the collection; rebuild from records.
     #[error("unusable snapshot: {0}")]
     CorruptSnapshot(String),

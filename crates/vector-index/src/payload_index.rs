@@ -205,6 +205,11 @@ impl PayloadIndex {
         true
     }
 
+    /// Every value `field` has on some point (unordered).
+    pub fn values(&self, field: Field) -> Vec<Arc<str>> {
+        self.terms[field as usize].keys().cloned().collect()
+    }
+
     /// The keys whose payload matches `filter`.
     pub fn matching(&self, filter: &Filter) -> RoaringBitmap {
         // Keyword conditions first, smallest bitmap first, so intersections stay small.

@@ -1,6 +1,7 @@
 //! `retrieval-eval`: loads a retrieval-quality set into a running memory
 //! server through its HTTP API and prints recall@1/5/10/25 and MRR for the
-//! vector, keyword and hybrid search modes.
+//! vector, keyword and hybrid search modes. The memories it loaded are
+//! deleted again afterwards unless `--keep` is given.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +29,9 @@ struct Args {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Leave the loaded memories in the server (to look at them afterwards).
+    #[arg(long)]
+    keep: bool,
 }
 
 async fn run(args: Args) -> Result<String, String> {
@@ -45,9 +49,13 @@ async fn run(args: Args) -> Result<String, String> {
     let keys = eval::load(&client, &set, &namespace)
         .await
         .map_err(|e| format!("loading the set: {e}"))?;
-    let report = eval::evaluate(&client, &set, &namespace, &keys, &MODES)
-        .await
-        .map_err(|e| format!("searching: {e}"))?;
+    let report = eval::evaluate(&client, &set, &namespace, &keys, &MODES).await;
+    if !args.keep {
+        eval::unload(&client, &keys)
+            .await
+            .map_err(|e| format!("deleting the loaded memories from {namespace}: {e}"))?;
+    }
+    let report = report.map_err(|e| format!("searching: {e}"))?;
     if args.json {
         serde_json::to_string_pretty(&report).map_err(|e| e.to_string())
     } else {

@@ -94,6 +94,15 @@ impl Embedder for BuiltinEmbedder {
         &self.model_id
     }
 
+    fn captures(&self) -> &'static str {
+        "shared words and word fragments, not meaning: \"hot beverage\" does not find \"tea\"; \
+         for semantic recall set embedder.provider to openai or vertex (docs/api.md, Embeddings)"
+    }
+
+    fn semantic(&self) -> bool {
+        false
+    }
+
     fn dims(&self) -> usize {
         self.dims
     }

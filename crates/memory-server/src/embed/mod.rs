@@ -47,6 +47,15 @@ pub trait Embedder: Send + Sync + 'static {
     fn model_id(&self) -> &str;
     /// Length of every vector it returns.
     fn dims(&self) -> usize;
+    /// What nearness of its vectors means, in a sentence for operators
+    /// (`/readyz`): whether it captures meaning or only shared words.
+    fn captures(&self) -> &'static str {
+        "meaning: texts that say the same thing in other words land close (a semantic model)"
+    }
+    /// Whether it captures meaning (see [`Embedder::captures`]).
+    fn semantic(&self) -> bool {
+        true
+    }
     /// One vector per text, in order.
     fn embed<'a>(&'a self, texts: &'a [String], purpose: Purpose) -> EmbedFuture<'a>;
 }

@@ -62,7 +62,14 @@ pub async fn create<S: Store>(
     } else {
         StatusCode::CREATED
     };
-    Ok(with_etag(status, &created.memory.clone(), created))
+    let location = format!("/v1/memories/{}", created.memory.id);
+    let mut response = with_etag(status, &created.memory.clone(), created);
+    if status == StatusCode::CREATED
+        && let Ok(v) = header::HeaderValue::from_str(&location)
+    {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
 }
 
 /// Who the caller acts as, for endpoints without a body.

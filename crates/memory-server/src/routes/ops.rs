@@ -1,4 +1,5 @@
-//! Operational endpoints: liveness, readiness, and the JSON 404.
+//! Operational endpoints: liveness, readiness, metrics, the API description
+//! and its interactive page, and the JSON 404.
 
 use axum::Json;
 use axum::extract::State;
@@ -8,6 +9,7 @@ use serde_json::json;
 use vector_index::store::Store;
 
 use crate::app::AppState;
+use crate::auth::Principal;
 use crate::error::ApiError;
 
 /// `GET /healthz`: the process is up.
@@ -16,16 +18,30 @@ pub async fn healthz() -> impl IntoResponse {
 }
 
 /// `GET /readyz`: 200 once the index has loaded and caught up with the store, else 503.
-pub async fn readyz<S: Store>(State(app): State<AppState<S>>) -> impl IntoResponse {
+/// With auth on, the details (memory count, store, embedder) need a valid key:
+/// probes see only `ready` and the replication lag.
+pub async fn readyz<S: Store>(
+    State(app): State<AppState<S>>,
+    who: Result<Principal, ApiError>,
+) -> impl IntoResponse {
     let c = app.service.collection();
     let r = c.replication();
     let ready = c.is_ready() && app.service.models().registry().is_ready();
-    let body = json!({
+    let mut body = json!({
         "ready": ready,
-        "memories": c.index().len(),
         "replication_lag_ms": r.lag_ms,
-        "embedding_model": app.service.model_id(),
     });
+    if who.is_ok() {
+        let embedder = app.service.embedder();
+        body["memories"] = json!(c.index().len());
+        body["embedding_model"] = json!(embedder.model_id());
+        body["embedder"] = json!({
+            "model": embedder.model_id(),
+            "semantic": embedder.semantic(),
+            "captures": embedder.captures(),
+        });
+        body["store"] = json!(app.store.as_ref());
+    }
     let status = if ready {
         StatusCode::OK
     } else {
@@ -51,6 +67,23 @@ pub async fn openapi() -> impl IntoResponse {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         crate::openapi::json(),
+    )
+}
+
+/// `GET /docs`: an interactive page over `/openapi.json`, served from the
+/// binary (no CDN, so it works offline and inside a VPC).
+pub async fn docs() -> impl IntoResponse {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            // The page loads nothing from elsewhere and talks only to this server.
+            (
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+                 connect-src 'self'; img-src 'self'",
+            ),
+        ],
+        include_str!("api_page.html"),
     )
 }
 

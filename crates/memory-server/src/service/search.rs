@@ -337,8 +337,16 @@ impl<S: Store> MemoryService<S> {
                 }
             }
         }
-        if let Some(m) = req.min_score {
-            candidates.retain(|c| c.score >= m);
+        match req.min_score {
+            Some(m) => candidates.retain(|c| c.score >= m),
+            // A text search leaves out what matches nothing at all (no shared
+            // word, no positive similarity): with a lexical embedder those
+            // would be noise at score 0. `min_score` (e.g. 0) asks for them;
+            // a caller's own vector asks for nearest neighbours, whatever they are.
+            None if req.query.is_some() && req.vector.is_none() => {
+                candidates.retain(|c| c.relevance > 0.0)
+            }
+            None => {}
         }
         candidates.sort_by(by_score);
         let chosen = match req.mmr {
@@ -384,7 +392,7 @@ impl<S: Store> MemoryService<S> {
             mode: plan.mode,
             plan: plan_name.to_owned(),
             candidates: allowed,
-            took_ms: started.elapsed().as_secs_f64() * 1e3,
+            took_ms: crate::telemetry::millis_rounded(started.elapsed()),
         })
     }
 }

@@ -43,8 +43,12 @@ impl std::fmt::Debug for EmbeddedStore {
 impl EmbeddedStore {
     /// Opens (or creates) the store at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let db = Database::create(path.as_ref())
-            .map_err(|e| IndexError::storage(format!("{}: {e}", path.as_ref().display())))?;
+        let db = Database::create(path.as_ref()).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                IndexError::InUse(path.as_ref().display().to_string())
+            }
+            e => IndexError::storage(format!("{}: {e}", path.as_ref().display())),
+        })?;
         // Create the tables up front so readers never see them missing.
         let tx = db.begin_write().map_err(IndexError::storage)?;
         tx.open_table(RECORDS).map_err(IndexError::storage)?;

@@ -1,0 +1,96 @@
+//! The retrieval-quality set (eval/retrieval-set.json) through the real
+//! binary: hybrid search is never worse than the better single mode by more
+//! than a small margin, the default fusion ranks at least as well as the
+//! other, and a contextual-text template makes "who" and "when" questions
+//! answerable.
+
+use crate::support::{Server, config_toml, free_port};
+use memory_client::SearchMode;
+use memory_client::eval::{self, EvalSet, MODES, Report};
+
+/// How far hybrid may trail the better single mode (recall@10, MRR).
+const MARGIN: f64 = 0.01;
+
+const CONTEXTUAL: &str = "template = \"{agent_id} for {user_id} on {created_at:date}: {text}\"\n";
+
+fn set() -> EvalSet {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../eval/retrieval-set.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+async fn run(extra: &str) -> Report {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        dir.path(),
+        &config_toml(free_port(), &dir.path().join("data"), None, extra),
+    );
+    let c = s.client();
+    let set = set();
+    let keys = eval::load(&c, &set, &set.namespace).await.unwrap();
+    assert_eq!(keys.len(), set.memories.len());
+    let report = eval::evaluate(&c, &set, &set.namespace, &keys, &MODES)
+        .await
+        .unwrap();
+    println!("{}", report.table());
+    // What retrieval-eval does after a run: the loaded memories go again.
+    eval::unload(&c, &keys).await.unwrap();
+    let left = c.namespaces().await.unwrap();
+    assert!(
+        left.namespaces.iter().all(|n| n.namespace != set.namespace),
+        "the set's namespace outlived the run: {left:?}"
+    );
+    report
+}
+
+/// A mode's recall@10 and MRR over all questions.
+fn figures(report: &Report, mode: SearchMode) -> (f64, f64) {
+    let m = report.mode(mode).unwrap();
+    (m.overall.recall_at(10).unwrap(), m.overall.mrr)
+}
+
+fn check_hybrid_keeps_up(report: &Report) {
+    let (vector10, vector_mrr) = figures(report, SearchMode::Vector);
+    let (keyword10, keyword_mrr) = figures(report, SearchMode::Keyword);
+    let (hybrid10, hybrid_mrr) = figures(report, SearchMode::Hybrid);
+    let best10 = vector10.max(keyword10);
+    let best_mrr = vector_mrr.max(keyword_mrr);
+    assert!(
+        hybrid10 >= best10 - MARGIN,
+        "hybrid recall@10 {hybrid10} trails the best single mode's {best10}"
+    );
+    assert!(
+        hybrid_mrr >= best_mrr - MARGIN,
+        "hybrid MRR {hybrid_mrr} trails the best single mode's {best_mrr}"
+    );
+}
+
+#[tokio::test]
+async fn hybrid_keeps_up_with_the_best_single_mode_and_templates_add_context() {
+    let plain = run("").await;
+    check_hybrid_keeps_up(&plain);
+    let contextual = run(&format!("[search]\n{CONTEXTUAL}")).await;
+    check_hybrid_keeps_up(&contextual);
+
+    // The default fusion (weighted) was chosen on this set: it must rank at
+    // least as well as rrf, with and without the template.
+    for (template, default) in [("", &plain), (CONTEXTUAL, &contextual)] {
+        let rrf = run(&format!("[search]\nfusion = \"rrf\"\n{template}")).await;
+        let (w10, w_mrr) = figures(default, SearchMode::Hybrid);
+        let (r10, r_mrr) = figures(&rrf, SearchMode::Hybrid);
+        assert!(
+            w10 >= r10 && w_mrr >= r_mrr,
+            "template {template:?}: default fusion R@10 {w10} MRR {w_mrr}, rrf R@10 {r10} MRR {r_mrr}"
+        );
+    }
+    let context_recall = |r: &Report| {
+        r.mode(SearchMode::Hybrid).unwrap().by_kind["context"]
+            .recall_at(10)
+            .unwrap()
+    };
+    assert!(
+        context_recall(&contextual) > context_recall(&plain) + 0.2,
+        "who/when questions: {} with the template vs {} without",
+        context_recall(&contextual),
+        context_recall(&plain)
+    );
+}

@@ -1,0 +1,161 @@
+//! Spawns the real `memory-server` binary on a free port with a config of the test's choosing.
+#![allow(dead_code)]
+
+#[path = "../../../../vector-index/tests/it/common/redis_server.rs"]
+pub mod redis_server;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use memory_client::{Memory, MemoryClient, NewMemory, SearchRequest};
+
+/// A running server process, killed on drop.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    /// Its config directory.
+    pub config_dir: PathBuf,
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The TOML of a server on `port` keeping data in `data` (embedded) or on `redis`.
+pub fn config_toml(port: u16, data: &Path, redis: Option<&str>, extra: &str) -> String {
+    let storage = match redis {
+        Some(url) => format!("backend = \"redis\"\nredis_url = \"{url}\""),
+        None => format!("backend = \"embedded\"\npath = \"{}\"", data.display()),
+    };
+    format!(
+        "[server]\nhost = \"127.0.0.1\"\nport = {port}\nshutdown_grace_secs = 5\n\n\
+         [storage]\n{storage}\nsnapshot_every_secs = 0\n\n[log]\nlevel = \"warn\"\n\n{extra}\n"
+    )
+}
+
+/// Serves `app` on a free loopback port, standing in for an external service;
+/// returns `http://127.0.0.1:<port>`.
+pub async fn serve_stub(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("its address"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("the stub serves") });
+    url
+}
+
+/// Creates one memory in `ns` (embedding it), checks that a text search finds
+/// it first (embedding the query), and returns it.
+pub async fn create_and_find(c: &MemoryClient, ns: &str) -> Memory {
+    let m = c
+        .create(&NewMemory {
+            namespace: ns.into(),
+            text: "the invoice for March is overdue".into(),
+            ..NewMemory::default()
+        })
+        .await
+        .expect("create")
+        .memory;
+    let found = c
+        .search(&SearchRequest {
+            namespace: ns.into(),
+            query: Some("overdue invoice".into()),
+            ..SearchRequest::default()
+        })
+        .await
+        .expect("search");
+    assert_eq!(found.results.first().map(|h| h.memory.id), Some(m.id));
+    m
+}
+
+/// A new config directory under `dir` whose `default.toml` is `toml`.
+pub fn config_dir(dir: &Path, toml: &str) -> PathBuf {
+    let config_dir = dir.join(format!("config-{}", free_port()));
+    std::fs::create_dir_all(&config_dir).unwrap();
+    std::fs::write(config_dir.join("default.toml"), toml).unwrap();
+    config_dir
+}
+
+impl Server {
+    /// Writes `toml` as the config, starts the binary and waits until `/readyz` is 200.
+    pub fn start(dir: &Path, toml: &str) -> Self {
+        let config_dir = config_dir(dir, toml);
+        let port: u16 = toml
+            .lines()
+            .find_map(|l| l.strip_prefix("port = "))
+            .and_then(|p| p.trim().parse().ok())
+            .expect("config has a port");
+        let child = Command::new(env!("CARGO_BIN_EXE_memory-server"))
+            .arg("--config-dir")
+            .arg(&config_dir)
+            .env_remove("ORCHESTRA_ENV")
+            .env_remove("PORT")
+            // A developer's Google credentials must not leak into a test.
+            .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
+            .env_remove("GCE_METADATA_HOST")
+            .env("CLOUDSDK_CONFIG", &config_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn memory-server");
+        let server = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            config_dir,
+        };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(self.url.trim_start_matches("http://"))
+            {
+                use std::io::{Read, Write};
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let req = "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+                let mut buf = String::new();
+                if s.write_all(req.as_bytes()).is_ok()
+                    && s.read_to_string(&mut buf).is_ok()
+                    && buf.starts_with("HTTP/1.1 200")
+                {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "memory-server at {} never became ready",
+                self.url
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A client without a key.
+    pub fn client(&self) -> MemoryClient {
+        MemoryClient::new(&self.url).unwrap()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        self.child.wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

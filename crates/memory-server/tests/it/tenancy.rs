@@ -1,0 +1,374 @@
+//! Tenancy: keys per namespace and role, agent-bound keys, private memories,
+//! checked endpoint by endpoint against the real binary.
+
+use crate::support::{Server, config_toml, free_port};
+use memory_client::{
+    BulkDelete, ClientError, ListQuery, MemoryPatch, NewMemory, SearchRequest, Visibility,
+};
+
+const KEYS: &str = r#"
+[auth]
+enabled = true
+
+[[auth.keys]]
+name = "admin-a"
+key = "k-admin-a"
+role = "admin"
+namespaces = ["a"]
+
+[[auth.keys]]
+name = "writer-a"
+key = "k-writer-a"
+role = "write"
+namespaces = ["a"]
+
+[[auth.keys]]
+name = "reader-a"
+key = "k-reader-a"
+role = "read"
+namespaces = ["a"]
+
+[[auth.keys]]
+name = "bot-a"
+key = "k-bot-a"
+role = "write"
+namespaces = ["a"]
+agent_id = "bot"
+
+[[auth.keys]]
+name = "admin-b"
+key = "k-admin-b"
+role = "admin"
+namespaces = ["b"]
+"#;
+
+fn memory(ns: &str, text: &str) -> NewMemory {
+    NewMemory {
+        namespace: ns.into(),
+        text: text.into(),
+        ..NewMemory::default()
+    }
+}
+
+fn search(ns: &str, q: &str) -> SearchRequest {
+    SearchRequest {
+        namespace: ns.into(),
+        query: Some(q.into()),
+        ..SearchRequest::default()
+    }
+}
+
+fn status<T: std::fmt::Debug>(r: Result<T, ClientError>) -> u16 {
+    r.unwrap_err().status().expect("an API error")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_only_reach_their_namespaces_roles_and_agents() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &config_toml(free_port(), &dir.path().join("data"), None, KEYS),
+    );
+    let key = |k: &str| server.client().with_key(k);
+    let (admin_a, writer_a, reader_a, bot_a, admin_b) = (
+        key("k-admin-a"),
+        key("k-writer-a"),
+        key("k-reader-a"),
+        key("k-bot-a"),
+        key("k-admin-b"),
+    );
+
+    // 401 without a key or with an unknown one, with a WWW-Authenticate challenge.
+    assert_eq!(status(server.client().search(&search("a", "x")).await), 401);
+    assert_eq!(status(key("nope").search(&search("a", "x")).await), 401);
+    let raw = reqwest::get(format!("{}/v1/memories?namespace=a", server.url))
+        .await
+        .unwrap();
+    assert_eq!(raw.status(), 401);
+    assert_eq!(raw.headers()["www-authenticate"], "Bearer");
+
+    // B's data, which no key of A may see or change.
+    let b = admin_b
+        .create(&memory("b", "namespace b's secret plan"))
+        .await
+        .unwrap()
+        .memory;
+    for c in [&admin_a, &writer_a, &reader_a, &bot_a] {
+        // By id: "not found", so ids of other tenants do not leak.
+        assert_eq!(status(c.get(b.id).await), 404);
+        assert_eq!(status(c.history(b.id).await), 404);
+        assert_eq!(
+            status(
+                c.update(
+                    b.id,
+                    &MemoryPatch {
+                        text: Some("pwned".into()),
+                        ..MemoryPatch::default()
+                    },
+                    None
+                )
+                .await
+            ),
+            404
+        );
+        assert_eq!(status(c.delete(b.id, None).await), 404);
+        // By namespace: forbidden.
+        assert_eq!(status(c.search(&search("b", "secret plan")).await), 403);
+        assert_eq!(
+            status(
+                c.list(&ListQuery {
+                    namespace: "b".into(),
+                    ..ListQuery::default()
+                })
+                .await
+            ),
+            403
+        );
+        assert_eq!(status(c.create(&memory("b", "planted")).await), 403);
+        assert_eq!(
+            status(
+                c.bulk_delete(&BulkDelete {
+                    namespace: "b".into(),
+                    ..BulkDelete::default()
+                })
+                .await
+            ),
+            403
+        );
+        assert_eq!(status(c.export("b", true).await), 403);
+        let mut planted = memory_client::PortableMemory::from(b.clone());
+        planted.text = "overwritten by import".into();
+        assert_eq!(status(c.import(&[planted]).await), 403);
+        assert_eq!(status(c.get_session("b", "any").await), 403);
+        assert_eq!(status(c.list_sessions("b", None).await), 403);
+    }
+    assert_eq!(admin_b.get(b.id).await.unwrap(), b, "B unchanged");
+    let b_list = admin_b
+        .list(&ListQuery {
+            namespace: "b".into(),
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(b_list.memories, vec![b.clone()]);
+
+    // Roles: read cannot write; write cannot bulk delete; admin can.
+    let a1 = writer_a
+        .create(&memory("a", "team a fact one"))
+        .await
+        .unwrap()
+        .memory;
+    assert_eq!(reader_a.get(a1.id).await.unwrap().id, a1.id);
+    assert_eq!(
+        reader_a
+            .search(&search("a", "fact one"))
+            .await
+            .unwrap()
+            .results
+            .len(),
+        1
+    );
+    assert_eq!(status(reader_a.create(&memory("a", "nope")).await), 403);
+    assert_eq!(
+        status(
+            reader_a
+                .update(
+                    a1.id,
+                    &MemoryPatch {
+                        text: Some("x".into()),
+                        ..MemoryPatch::default()
+                    },
+                    None
+                )
+                .await
+        ),
+        403
+    );
+    assert_eq!(status(reader_a.delete(a1.id, None).await), 403);
+    let bulk = BulkDelete {
+        namespace: "a".into(),
+        dry_run: true,
+        ..BulkDelete::default()
+    };
+    assert_eq!(status(writer_a.bulk_delete(&bulk).await), 403);
+    assert_eq!(admin_a.bulk_delete(&bulk).await.unwrap().matched, 1);
+
+    // An agent-bound key writes as its agent whatever the request says.
+    let by_bot = bot_a
+        .create(&NewMemory {
+            agent_id: Some("planner".into()),
+            ..memory("a", "bot wrote this")
+        })
+        .await
+        .unwrap()
+        .memory;
+    assert_eq!(by_bot.agent_id.as_deref(), Some("bot"));
+
+    // Private memories: the planner's stays hidden from the bot even when the
+    // bot claims to be the planner; the bot's own stays hidden from others.
+    let planners = writer_a
+        .create(&NewMemory {
+            agent_id: Some("planner".into()),
+            visibility: Visibility::Private,
+            ..memory("a", "planner private note on pricing")
+        })
+        .await
+        .unwrap()
+        .memory;
+    let bots = bot_a
+        .create(&NewMemory {
+            visibility: Visibility::Private,
+            ..memory("a", "bot private note on pricing")
+        })
+        .await
+        .unwrap()
+        .memory;
+    let ids = |r: memory_client::SearchResponse| -> Vec<uuid::Uuid> {
+        r.results.into_iter().map(|h| h.memory.id).collect()
+    };
+    let bot_view = ids(bot_a
+        .search(&SearchRequest {
+            as_agent: Some("planner".into()),
+            ..search("a", "private note on pricing")
+        })
+        .await
+        .unwrap());
+    assert!(bot_view.contains(&bots.id) && !bot_view.contains(&planners.id));
+    assert_eq!(
+        status(bot_a.clone().as_agent("planner").get(planners.id).await),
+        404
+    );
+    let critic_view = ids(writer_a
+        .search(&SearchRequest {
+            as_agent: Some("critic".into()),
+            ..search("a", "private note on pricing")
+        })
+        .await
+        .unwrap());
+    assert!(!critic_view.contains(&bots.id) && !critic_view.contains(&planners.id));
+    let listed = reader_a
+        .list(&ListQuery {
+            namespace: "a".into(),
+            ..ListQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        listed
+            .memories
+            .iter()
+            .all(|m| m.id != bots.id && m.id != planners.id)
+    );
+    // A bulk delete by another agent leaves private memories alone.
+    let wiped = admin_a
+        .bulk_delete(&BulkDelete {
+            namespace: "a".into(),
+            ..BulkDelete::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(wiped.deleted, 2, "a1 and the bot's shared memory");
+    assert_eq!(bot_a.get(bots.id).await.unwrap().id, bots.id);
+    assert_eq!(
+        writer_a
+            .clone()
+            .as_agent("planner")
+            .get(planners.id)
+            .await
+            .unwrap()
+            .id,
+        planners.id
+    );
+}
+
+#[test]
+fn auth_off_on_a_public_bind_refuses_to_start_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("default.toml"),
+        "[server]\nhost = \"0.0.0.0\"\nport = 1\n[auth]\nenabled = false\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_memory-server"))
+        .arg("--config-dir")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("auth.enabled is false"), "{stderr}");
+    assert!(stderr.contains("loopback"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_and_readiness_show_only_what_the_key_may_see() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &config_toml(free_port(), &dir.path().join("data"), None, KEYS),
+    );
+    let key = |k: &str| server.client().with_key(k);
+    let (admin_a, reader_a, bot_a, admin_b) = (
+        key("k-admin-a"),
+        key("k-reader-a"),
+        key("k-bot-a"),
+        key("k-admin-b"),
+    );
+    admin_b
+        .create(&memory("b", "namespace b's plan"))
+        .await
+        .unwrap();
+    bot_a
+        .create(&NewMemory {
+            visibility: Visibility::Private,
+            ..memory("a", "the bot's own note")
+        })
+        .await
+        .unwrap();
+    let seen = |list: memory_client::NamespaceList| -> Vec<(String, u64)> {
+        list.namespaces
+            .into_iter()
+            .map(|n| (n.namespace, n.memories))
+            .collect()
+    };
+    assert_eq!(seen(admin_b.namespaces().await.unwrap()), [("b".into(), 1)]);
+    assert_eq!(seen(bot_a.namespaces().await.unwrap()), [("a".into(), 1)]);
+    // Namespace a holds only the bot's private memory: to other agents of
+    // tenant A it does not show, and B's namespace never does.
+    assert!(seen(reader_a.namespaces().await.unwrap()).is_empty());
+    assert!(seen(admin_a.namespaces().await.unwrap()).is_empty());
+    assert_eq!(status(server.client().namespaces().await), 401);
+
+    // Readiness: a probe without a key learns only whether the server is ready.
+    let readyz = |k: Option<&str>| {
+        let mut r = reqwest::Client::new().get(format!("{}/readyz", server.url));
+        if let Some(k) = k {
+            r = r.bearer_auth(k);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let anonymous = readyz(None).await;
+    assert_eq!(anonymous["ready"], true);
+    for detail in ["memories", "store", "embedder", "embedding_model"] {
+        assert!(
+            anonymous.get(detail).is_none(),
+            "{detail} shown: {anonymous}"
+        );
+    }
+    let keyed = readyz(Some("k-reader-a")).await;
+    assert_eq!(keyed["store"]["backend"], "embedded");
+    assert_eq!(keyed["embedder"]["semantic"], false);
+    assert!(
+        keyed["embedder"]["captures"]
+            .as_str()
+            .unwrap()
+            .contains("not meaning"),
+        "{keyed}"
+    );
+}

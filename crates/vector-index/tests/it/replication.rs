@@ -1,0 +1,360 @@
+//! Durable collections on real stores: read-your-writes, replication between
+//! instances on one Redis, restart, resync after a trimmed stream, expiry, outages.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::common::redis_server::RedisServer;
+use crate::common::wait_until;
+use vector_index::durable::{DurableCollection, now_millis};
+use vector_index::store::{EmbeddedStore, Expect, NewPoint, RedisConfig, RedisStore, Store};
+use vector_index::synthetic::clustered;
+use vector_index::{CollectionConfig, Filter, IndexError, Payload, Plan, Query, Strategy, Uuid};
+
+const DIM: usize = 16;
+
+fn config() -> CollectionConfig {
+    CollectionConfig::new(DIM)
+}
+
+fn payload(i: usize) -> Payload {
+    let mut p = Payload::new("ns");
+    p.created_at = i as i64;
+    p
+}
+
+async fn redis_instance(
+    url: &str,
+    name: &str,
+) -> (
+    Arc<DurableCollection<RedisStore>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let store = RedisStore::connect(RedisConfig::new(url, name))
+        .await
+        .unwrap();
+    let feed = store.feed().await.unwrap();
+    DurableCollection::open_following(config(), store, feed)
+        .await
+        .unwrap()
+}
+
+fn finds(c: &DurableCollection<impl Store>, id: Uuid, v: &[f32]) -> bool {
+    let r = c
+        .search(&Query::new(v.to_vec(), 5).strategy(Strategy::Exact))
+        .unwrap();
+    r.hits.iter().any(|h| h.id == id)
+}
+
+/// Every stored record's id and vector, as the index should hold them.
+async fn store_contents(s: &impl Store) -> Vec<(Uuid, Vec<f32>)> {
+    crate::common::all_records(s)
+        .await
+        .into_iter()
+        .map(|r| (r.id, r.vector))
+        .collect()
+}
+
+/// The index holds exactly the store's records: same ids, each found at rank 1 by its own vector.
+async fn assert_mirrors_store<S: Store>(c: &DurableCollection<S>) {
+    let records = store_contents(c.store()).await;
+    let mut ids = c.index().ids_matching(&Filter::all());
+    ids.sort();
+    assert_eq!(ids, records.iter().map(|(id, _)| *id).collect::<Vec<_>>());
+    for (id, v) in records.iter().take(50) {
+        let r = c
+            .search(&Query::new(v.clone(), 1).strategy(Strategy::Exact))
+            .unwrap();
+        assert_eq!(r.plan, Plan::Exact);
+        assert!((r.hits[0].score - 1.0).abs() < 1e-5, "{id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_on_one_instance_reach_the_other_and_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start(dir.path());
+    let (a, _ta) = redis_instance(&server.url(), "shared").await;
+    let (b, _tb) = redis_instance(&server.url(), "shared").await;
+    wait_until("both ready", || a.is_ready() && b.is_ready()).await;
+
+    let data = clustered(200, DIM, 10, 0.5, 1);
+    let mut lags = Vec::new();
+    for (i, v) in data.chunks_exact(DIM).enumerate().take(100) {
+        let id = Uuid::now_v7();
+        a.upsert(id, v, payload(i), Expect::Absent).await.unwrap();
+        // Read-your-writes: searchable on A the moment the write returns.
+        if !finds(&a, id, v) {
+            let r = a
+                .search(&Query::new(v.to_vec(), 5).strategy(Strategy::Exact))
+                .unwrap();
+            let p = a.index().get(id);
+            panic!(
+                "read-your-writes: {id} missing; got {r:?}; index has it: {}; len {}",
+                p.is_some(),
+                a.index().len()
+            );
+        }
+        lags.push(wait_until("A's write on B", || finds(&b, id, v)).await);
+    }
+    lags.sort();
+    eprintln!(
+        "replication lag A->B: p50 {:?}, max {:?}",
+        lags[lags.len() / 2],
+        lags[lags.len() - 1]
+    );
+
+    // A batch written on A: all searchable on A at once, and reaching B.
+    let batch: Vec<_> = data
+        .chunks_exact(DIM)
+        .skip(100)
+        .take(50)
+        .enumerate()
+        .map(|(i, v)| NewPoint::new(Uuid::now_v7(), v.to_vec(), payload(100 + i)))
+        .collect();
+    a.upsert_many(batch.clone()).await.unwrap();
+    for p in &batch {
+        assert!(finds(&a, p.id, &p.vector));
+    }
+    let last = batch.last().unwrap();
+    wait_until("A's batch on B", || finds(&b, last.id, &last.vector)).await;
+
+    // A delete on B disappears on A.
+    let victim = a.index().ids_matching(&Filter::all())[0];
+    let v = a.index().get(victim).unwrap().vector;
+    assert!(b.delete(victim, Expect::Any).await.unwrap().is_some());
+    assert!(!finds(&b, victim, &v));
+    wait_until("B's delete on A", || !finds(&a, victim, &v)).await;
+
+    // Optimistic concurrency across instances.
+    let id = Uuid::now_v7();
+    let v1 = a
+        .upsert(id, &data[..DIM], payload(0), Expect::Absent)
+        .await
+        .unwrap();
+    let v2 = b
+        .upsert(id, &data[DIM..2 * DIM], payload(1), Expect::Version(v1))
+        .await
+        .unwrap();
+    let err = a
+        .upsert(id, &data[..DIM], payload(0), Expect::Version(v1))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        IndexError::VersionConflict {
+            id,
+            expected: Expect::Version(v1),
+            found: Some(v2)
+        }
+    );
+    wait_until("B's update on A", || finds(&a, id, &data[DIM..2 * DIM])).await;
+
+    // A third instance starting now loads everything.
+    let (c, _tc) = redis_instance(&server.url(), "shared").await;
+    wait_until("C ready", || c.is_ready()).await;
+    assert_mirrors_store(&c).await;
+    assert_mirrors_store(&a).await;
+    assert!(a.replication().position > Default::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_behind_a_trimmed_stream_resyncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start(dir.path());
+    let mut small = RedisConfig::new(server.url(), "trim");
+    small.stream_max_len = 10;
+    let writer = DurableCollection::open(config(), RedisStore::connect(small).await.unwrap())
+        .await
+        .unwrap();
+    let (b, follower) = redis_instance(&server.url(), "trim").await;
+    let data = clustered(600, DIM, 10, 0.5, 2);
+    let ids: Vec<Uuid> = (0..300).map(|_| Uuid::now_v7()).collect();
+    for (i, id) in ids.iter().enumerate().take(50) {
+        writer
+            .upsert(*id, &data[i * DIM..][..DIM], payload(i), Expect::Any)
+            .await
+            .unwrap();
+    }
+    wait_until("B ready", || b.is_ready()).await;
+    // B stops following; meanwhile far more changes than the stream keeps.
+    follower.abort();
+    for (i, id) in ids.iter().enumerate() {
+        writer
+            .upsert(
+                *id,
+                &data[(i + 300) * DIM..][..DIM],
+                payload(i),
+                Expect::Any,
+            )
+            .await
+            .unwrap();
+    }
+    for id in ids.iter().step_by(3) {
+        writer.delete(*id, Expect::Any).await.unwrap();
+    }
+    let feed = b.store().feed().await.unwrap();
+    let _f = b.spawn_follower(feed);
+    wait_until("B resynced", || b.replication().resyncs > 0).await;
+    wait_until("B converged", || b.index().len() == 200).await;
+    assert_mirrors_store(&b).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_outage_fails_writes_fast_keeps_searches_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = RedisServer::start(dir.path());
+    let (a, _t) = redis_instance(&server.url(), "outage").await;
+    let v = vec![1.0; DIM];
+    let id = Uuid::now_v7();
+    a.upsert(id, &v, payload(0), Expect::Any).await.unwrap();
+    server.kill();
+    let started = Instant::now();
+    let err = a
+        .upsert(Uuid::now_v7(), &v, payload(1), Expect::Any)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, IndexError::Unavailable(_)), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(finds(&a, id, &v), "searches keep working from memory");
+    server.restart();
+    let mut recovered = false;
+    for _ in 0..100 {
+        if a.upsert(Uuid::now_v7(), &v, payload(2), Expect::Any)
+            .await
+            .is_ok()
+        {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the collection reconnects by itself");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_collection_reloads_and_sweeps_expired_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("points.redb");
+    let data = clustered(100, DIM, 5, 0.5, 3);
+    let expired = Uuid::now_v7();
+    {
+        let c = DurableCollection::open(config(), EmbeddedStore::open(&path).unwrap())
+            .await
+            .unwrap();
+        for (i, v) in data.chunks_exact(DIM).enumerate() {
+            c.upsert(Uuid::from_u128(i as u128 + 1), v, payload(i), Expect::Any)
+                .await
+                .unwrap();
+        }
+        let mut p = payload(0);
+        p.expires_at = Some(now_millis() - 1);
+        c.upsert(expired, &data[..DIM], p, Expect::Any)
+            .await
+            .unwrap();
+        // Expired points are never returned, even before the sweeper runs.
+        assert!(!finds(&c, expired, &data[..DIM]));
+        // Bad input is refused before it reaches the store.
+        let err = c
+            .upsert(Uuid::now_v7(), &[f32::NAN; DIM], payload(0), Expect::Any)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, IndexError::NonFinite { .. }));
+        assert_eq!(store_contents(c.store()).await.len(), 101);
+    }
+    let c = DurableCollection::open(config(), EmbeddedStore::open(&path).unwrap())
+        .await
+        .unwrap();
+    assert!(c.is_ready());
+    assert_eq!(c.index().len(), 101);
+    assert_mirrors_store(&c).await;
+    assert_eq!(c.sweep_expired(now_millis()).await.unwrap(), 1);
+    assert!(c.get(expired).await.unwrap().is_none());
+    assert_eq!(c.index().len(), 100);
+    assert_eq!(c.sweep_expired(now_millis()).await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_sweeper_and_snapshotter_run_on_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path().join("bg.redb")).unwrap();
+    let snapshot_path = store.snapshot_path().to_path_buf();
+    let c = DurableCollection::open(config(), store).await.unwrap();
+    let _sweeper = c.spawn_sweeper(Duration::from_millis(20));
+    let _snapshotter = c.spawn_snapshotter(Duration::from_millis(20));
+    let id = Uuid::now_v7();
+    let mut p = payload(0);
+    p.expires_at = Some(now_millis() + 50);
+    c.upsert(id, &[1.0; DIM], p, Expect::Any).await.unwrap();
+    c.upsert(Uuid::now_v7(), &[2.0; DIM], payload(1), Expect::Any)
+        .await
+        .unwrap();
+    wait_until("the snapshot file", || snapshot_path.exists()).await;
+    let start = Instant::now();
+    while c.get(id).await.unwrap().is_some() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "expired point never swept"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(c.index().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_skips_its_own_writes_and_reads_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start(dir.path());
+    let (a, _fa) = redis_instance(&server.url(), "own").await;
+    let (b, _fb) = redis_instance(&server.url(), "own").await;
+    wait_until("both ready", || a.is_ready() && b.is_ready()).await;
+    let data = clustered(200, DIM, 10, 0.5, 3);
+    // 40 single writes and a batch of 60 through A.
+    for i in 0..40 {
+        a.upsert(
+            Uuid::now_v7(),
+            &data[i * DIM..][..DIM],
+            payload(i),
+            Expect::Any,
+        )
+        .await
+        .unwrap();
+    }
+    let batch: Vec<NewPoint> = (40..100)
+        .map(|i| NewPoint::new(Uuid::now_v7(), data[i * DIM..][..DIM].to_vec(), payload(i)))
+        .collect();
+    a.upsert_many(batch).await.unwrap();
+    // And 10 through B, so each instance also has the other's writes to apply.
+    for i in 100..110 {
+        b.upsert(
+            Uuid::now_v7(),
+            &data[i * DIM..][..DIM],
+            payload(i),
+            Expect::Any,
+        )
+        .await
+        .unwrap();
+    }
+    wait_until("A saw every entry", || {
+        let r = a.replication();
+        r.own_skipped + r.refreshed >= 110
+    })
+    .await;
+    wait_until("B saw every entry", || {
+        let r = b.replication();
+        r.own_skipped + r.refreshed >= 110
+    })
+    .await;
+    let (ra, rb) = (a.replication(), b.replication());
+    // Each read back from the store exactly what the other wrote.
+    assert_eq!((ra.own_skipped, ra.refreshed), (100, 10), "{ra:?}");
+    assert_eq!((rb.own_skipped, rb.refreshed), (10, 100), "{rb:?}");
+    assert_eq!(a.index().len(), 110);
+    assert_eq!(b.index().len(), 110);
+    assert_mirrors_store(&a).await;
+    assert_mirrors_store(&b).await;
+}

@@ -1,0 +1,175 @@
+//! Restart from a stored snapshot plus the changes after it, on both stores;
+//! a damaged snapshot is detected and the index rebuilt from records.
+
+use std::time::{Duration, Instant};
+
+use crate::common::redis_server::RedisServer;
+use vector_index::durable::DurableCollection;
+use vector_index::store::{EmbeddedStore, Expect, NewPoint, RedisConfig, RedisStore, Store};
+use vector_index::synthetic::clustered;
+use vector_index::vector::{dot, normalized};
+use vector_index::{CollectionConfig, Payload, Query, Strategy, Uuid};
+
+const DIM: usize = 16;
+
+fn config() -> CollectionConfig {
+    CollectionConfig::new(DIM)
+}
+
+/// 1,000 points, a snapshot, then a 10% tail of inserts, updates and deletes.
+async fn write_with_tail<S: Store>(c: &DurableCollection<S>, data: &[f32]) {
+    let rows: Vec<&[f32]> = data.chunks_exact(DIM).collect();
+    let items = (0..1000)
+        .map(|i| {
+            NewPoint::new(
+                Uuid::from_u128(i as u128 + 1),
+                rows[i].to_vec(),
+                Payload::new("ns"),
+            )
+        })
+        .collect();
+    c.upsert_many(items).await.unwrap();
+    assert!(c.snapshot().await.unwrap() > 1000 * DIM * 4);
+    for (i, row) in rows.iter().enumerate().skip(1000).take(60) {
+        c.upsert(
+            Uuid::from_u128(i as u128 + 1),
+            row,
+            Payload::new("ns"),
+            Expect::Any,
+        )
+        .await
+        .unwrap();
+    }
+    for i in (0..200).step_by(10) {
+        c.upsert(
+            Uuid::from_u128(i as u128 + 1),
+            rows[1500 + i],
+            Payload::new("moved"),
+            Expect::Any,
+        )
+        .await
+        .unwrap();
+    }
+    for i in (5..300).step_by(15) {
+        c.delete(Uuid::from_u128(i as u128 + 1), Expect::Any)
+            .await
+            .unwrap();
+    }
+}
+
+/// Exact top-10 for a few queries equals brute force over the stored records.
+async fn matches_brute_force<S: Store>(c: &DurableCollection<S>, queries: &[f32]) {
+    let records = crate::common::all_records(c.store()).await;
+    assert_eq!(c.index().len() as usize, records.len());
+    for q in queries.chunks_exact(DIM).take(30) {
+        let unit = normalized(q, DIM).unwrap();
+        let mut want: Vec<(Uuid, f32)> = records
+            .iter()
+            .map(|r| (r.id, dot(&unit, &normalized(&r.vector, DIM).unwrap())))
+            .collect();
+        want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        want.truncate(10);
+        let got = c
+            .search(&Query::new(q.to_vec(), 10).strategy(Strategy::Exact))
+            .unwrap();
+        let got: Vec<Uuid> = got.hits.iter().map(|h| h.id).collect();
+        let want: Vec<Uuid> = want.iter().map(|w| w.0).collect();
+        assert_eq!(got, want);
+    }
+}
+
+async fn wait_ready<S: Store>(c: &DurableCollection<S>) {
+    let start = Instant::now();
+    while !c.is_ready() {
+        assert!(start.elapsed() < Duration::from_secs(15), "not ready");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restart_from_snapshot_and_tail_and_from_a_corrupt_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start(dir.path());
+    let mut small_chunks = RedisConfig::new(server.url(), "snap");
+    small_chunks.snapshot_chunk_bytes = 16 * 1024;
+    let store = RedisStore::connect(small_chunks.clone()).await.unwrap();
+    let data = clustered(2000, DIM, 20, 0.5, 11);
+    {
+        let (a, _t) =
+            DurableCollection::open_following(config(), store.clone(), store.feed().await.unwrap())
+                .await
+                .unwrap();
+        write_with_tail(&a, &data).await;
+    }
+    let store = RedisStore::connect(small_chunks.clone()).await.unwrap();
+    let (b, _t) =
+        DurableCollection::open_following(config(), store.clone(), store.feed().await.unwrap())
+            .await
+            .unwrap();
+    wait_ready(&b).await;
+    assert!(b.replication().restored_from_snapshot);
+    matches_brute_force(&b, &data[1800 * DIM..]).await;
+
+    // Damage one chunk: detected, and the index is rebuilt from records.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("vi:{snap}:snap:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        keys.len() > 2,
+        "a 64 KiB+ snapshot in 16 KiB chunks: {keys:?}"
+    );
+    let chunk = keys.iter().find(|k| k.ends_with(":1")).unwrap();
+    let () = redis::cmd("SETRANGE")
+        .arg(chunk)
+        .arg(100)
+        .arg("garbage")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let store = RedisStore::connect(small_chunks).await.unwrap();
+    let (c, _t) =
+        DurableCollection::open_following(config(), store.clone(), store.feed().await.unwrap())
+            .await
+            .unwrap();
+    wait_ready(&c).await;
+    let stats = c.replication();
+    assert!(!stats.restored_from_snapshot);
+    assert_eq!(stats.snapshots_rejected, 1);
+    matches_brute_force(&c, &data[1800 * DIM..]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_restart_from_snapshot_and_tail_and_from_a_corrupt_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("points.redb");
+    let data = clustered(2000, DIM, 20, 0.5, 12);
+    let snapshot_path = {
+        let store = EmbeddedStore::open(&path).unwrap();
+        let snapshot_path = store.snapshot_path().to_path_buf();
+        let a = DurableCollection::open(config(), store).await.unwrap();
+        write_with_tail(&a, &data).await;
+        snapshot_path
+    };
+    let b = DurableCollection::open(config(), EmbeddedStore::open(&path).unwrap())
+        .await
+        .unwrap();
+    assert!(b.replication().restored_from_snapshot);
+    matches_brute_force(&b, &data[1800 * DIM..]).await;
+    drop(b);
+
+    let mut bytes = std::fs::read(&snapshot_path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&snapshot_path, bytes).unwrap();
+    let c = DurableCollection::open(config(), EmbeddedStore::open(&path).unwrap())
+        .await
+        .unwrap();
+    let stats = c.replication();
+    assert!(!stats.restored_from_snapshot);
+    assert_eq!(stats.snapshots_rejected, 1);
+    matches_brute_force(&c, &data[1800 * DIM..]).await;
+}

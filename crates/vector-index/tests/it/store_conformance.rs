@@ -1,0 +1,337 @@
+//! One conformance suite, run against both stores (Redis is a real server).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use crate::common::redis_server::RedisServer;
+use vector_index::store::{
+    Cursor, EmbeddedStore, Expect, NewPoint, RedisConfig, RedisStore, Store,
+};
+use vector_index::{IndexError, Payload, Uuid};
+
+fn payload(i: u32) -> Payload {
+    let mut p = Payload::new("ns");
+    p.tags = vec![format!("t{i}"), "ü🙂".into()];
+    p.created_at = i64::from(i);
+    p.expires_at = Some(1_000 + i64::from(i));
+    p
+}
+
+fn vector(i: u32) -> Vec<f32> {
+    vec![i as f32, -0.0, f32::MIN_POSITIVE, 1e30]
+}
+
+async fn versions_and_conflicts(s: &impl Store) {
+    let id = Uuid::now_v7();
+    let v1 = s
+        .put(id, &vector(1), &payload(1), Expect::Absent)
+        .await
+        .unwrap();
+    assert!(v1 > 0);
+    let r = s.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        (r.id, r.version, &r.vector, &r.payload),
+        (id, v1, &vector(1), &payload(1))
+    );
+
+    let err = s
+        .put(id, &vector(2), &payload(2), Expect::Absent)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        IndexError::VersionConflict {
+            id,
+            expected: Expect::Absent,
+            found: Some(v1)
+        }
+    );
+    let v2 = s
+        .put(id, &vector(2), &payload(2), Expect::Version(v1))
+        .await
+        .unwrap();
+    assert!(v2 > v1);
+    let err = s
+        .put(id, &vector(3), &payload(3), Expect::Version(v1))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        IndexError::VersionConflict {
+            id,
+            expected: Expect::Version(v1),
+            found: Some(v2)
+        }
+    );
+    // A rejected write changed nothing.
+    assert_eq!(s.get(id).await.unwrap().unwrap().payload, payload(2));
+    let v3 = s
+        .put(id, &vector(3), &payload(3), Expect::Any)
+        .await
+        .unwrap();
+    assert!(v3 > v2);
+
+    let err = s.delete(id, Expect::Version(v2)).await.unwrap_err();
+    assert!(matches!(err, IndexError::VersionConflict { found: Some(f), .. } if f == v3));
+    assert!(s.get(id).await.unwrap().is_some());
+    assert_eq!(s.delete(id, Expect::Version(v3)).await.unwrap(), Some(v3));
+    assert_eq!(s.get(id).await.unwrap(), None);
+    assert_eq!(s.delete(id, Expect::Any).await.unwrap(), None);
+    let err = s.delete(id, Expect::Version(v3)).await.unwrap_err();
+    assert_eq!(
+        err,
+        IndexError::VersionConflict {
+            id,
+            expected: Expect::Version(v3),
+            found: None
+        }
+    );
+
+    // Recreated: a fresh, larger version, never an old one (no ABA).
+    let v4 = s
+        .put(id, &vector(4), &payload(4), Expect::Absent)
+        .await
+        .unwrap();
+    assert!(v4 > v3);
+    let err = s
+        .put(id, &vector(5), &payload(5), Expect::Version(v1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, IndexError::VersionConflict { .. }));
+}
+
+async fn scan_pages_through_everything(s: &impl Store) {
+    let mut want = HashSet::new();
+    for i in 0..250 {
+        let id = Uuid::now_v7();
+        s.put(id, &vector(i), &payload(i), Expect::Any)
+            .await
+            .unwrap();
+        want.insert(id);
+    }
+    let mut seen = HashSet::new();
+    let mut cursor = Cursor::default();
+    let mut pages = 0;
+    loop {
+        let page = s.scan(cursor, 50).await.unwrap();
+        pages += 1;
+        for r in page.records {
+            let i = r.payload.created_at as u32;
+            assert_eq!(r.vector, vector(i));
+            seen.insert(r.id);
+        }
+        match page.next {
+            Some(c) => cursor = c,
+            None => break,
+        }
+        assert!(pages < 1000, "scan does not terminate");
+    }
+    assert!(pages > 1, "250 records at 50 a page need several pages");
+    assert!(
+        want.is_subset(&seen),
+        "scan missed {} records",
+        want.difference(&seen).count()
+    );
+}
+
+async fn concurrent_writers_get_distinct_versions(s: &(impl Store + Clone)) {
+    let id = Uuid::now_v7();
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut versions = Vec::new();
+                for i in 0..20 {
+                    versions.push(
+                        s.put(id, &vector(t * 100 + i), &payload(i), Expect::Any)
+                            .await
+                            .unwrap(),
+                    );
+                }
+                versions
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let distinct: HashSet<_> = all.iter().collect();
+    assert_eq!(distinct.len(), all.len(), "versions must be unique");
+    let last = s.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        last.version,
+        *all.iter().max().unwrap(),
+        "the newest write wins"
+    );
+}
+
+/// Concurrent conditional writes (committed together on the embedded store)
+/// still see each other: one create wins, one update per version wins.
+async fn racing_conditional_writes_have_one_winner(s: &(impl Store + Clone)) {
+    let id = Uuid::now_v7();
+    let race = |expect: Expect| {
+        let tasks: Vec<_> = (0..16)
+            .map(|t| {
+                let s = s.clone();
+                tokio::spawn(async move { s.put(id, &vector(t), &payload(t), expect).await })
+            })
+            .collect();
+        async move {
+            let mut won = Vec::new();
+            for t in tasks {
+                match t.await.unwrap() {
+                    Ok(v) => won.push(v),
+                    Err(IndexError::VersionConflict { .. }) => {}
+                    Err(e) => panic!("unexpected {e}"),
+                }
+            }
+            won
+        }
+    };
+    let created = race(Expect::Absent).await;
+    assert_eq!(created.len(), 1, "exactly one create wins: {created:?}");
+    let updated = race(Expect::Version(created[0])).await;
+    assert_eq!(updated.len(), 1, "exactly one update wins: {updated:?}");
+    let current = updated[0];
+    assert_eq!(s.get(id).await.unwrap().unwrap().version, current);
+    let deletes: Vec<_> = (0..8)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.delete(id, Expect::Version(current)).await })
+        })
+        .collect();
+    let mut deleted = 0;
+    for d in deletes {
+        if d.await.unwrap().is_ok() {
+            deleted += 1;
+        }
+    }
+    assert_eq!(deleted, 1, "exactly one delete wins");
+    assert!(s.get(id).await.unwrap().is_none());
+}
+
+async fn batches_write_in_order(s: &impl Store) {
+    assert_eq!(s.put_many(&[]).await.unwrap(), Vec::<u64>::new());
+    let ids: Vec<Uuid> = (0..100).map(|_| Uuid::now_v7()).collect();
+    let mut items: Vec<_> = ids
+        .iter()
+        .zip(0..)
+        .map(|(id, i)| {
+            NewPoint::new(*id, vector(i), payload(i)).with_document(format!("doc {i}").into())
+        })
+        .collect();
+    // The same id twice: the later entry wins.
+    items.push(NewPoint::new(ids[0], vector(500), payload(500)));
+    let versions = s.put_many(&items).await.unwrap();
+    assert_eq!(versions.len(), 101);
+    assert!(
+        versions.windows(2).all(|w| w[0] < w[1]),
+        "versions follow batch order"
+    );
+    let first = s.get(ids[0]).await.unwrap().unwrap();
+    assert_eq!((first.version, first.vector), (versions[100], vector(500)));
+    assert!(first.document.is_empty(), "the later entry had no document");
+    let last = s.get(ids[99]).await.unwrap().unwrap();
+    assert_eq!((last.version, last.payload), (versions[99], payload(99)));
+    assert_eq!(last.document, b"doc 99");
+    let both = s.get_many(&[ids[5], ids[0]]).await.unwrap();
+    assert_eq!(both[0].as_ref().unwrap().document, b"doc 5");
+
+    // A single write keeps its document; a later write without one clears it.
+    let id = Uuid::now_v7();
+    let doc: Vec<u8> = (0..=255u8).collect();
+    s.put_document(id, &vector(1), &payload(1), &doc, Expect::Absent)
+        .await
+        .unwrap();
+    assert_eq!(s.get(id).await.unwrap().unwrap().document, doc);
+    s.put(id, &vector(1), &payload(1), Expect::Any)
+        .await
+        .unwrap();
+    assert!(s.get(id).await.unwrap().unwrap().document.is_empty());
+}
+
+async fn suite(s: &(impl Store + Clone)) {
+    batches_write_in_order(s).await;
+    versions_and_conflicts(s).await;
+    scan_pages_through_everything(s).await;
+    concurrent_writers_get_distinct_versions(s).await;
+    racing_conditional_writes_have_one_winner(s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_conforms_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("points.redb");
+    let id = Uuid::now_v7();
+    {
+        let s = EmbeddedStore::open(&path).unwrap();
+        suite(&s).await;
+        s.put(id, &vector(7), &payload(7), Expect::Absent)
+            .await
+            .unwrap();
+    }
+    let s = EmbeddedStore::open(&path).unwrap();
+    assert_eq!(s.get(id).await.unwrap().unwrap().vector, vector(7));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_conforms_and_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = RedisServer::start(dir.path());
+    let s = RedisStore::connect(RedisConfig::new(server.url(), "conformance"))
+        .await
+        .unwrap();
+    suite(&s).await;
+    let id = Uuid::now_v7();
+    let v = s
+        .put(id, &vector(7), &payload(7), Expect::Absent)
+        .await
+        .unwrap();
+    server.kill();
+    // Down: fails fast and typed, not after the default TCP timeout.
+    let started = Instant::now();
+    let err = s.get(id).await.unwrap_err();
+    assert!(matches!(err, IndexError::Unavailable(_)), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    server.restart();
+    // Back: the same store object reconnects by itself.
+    let mut back = None;
+    for _ in 0..50 {
+        match s.get(id).await {
+            Ok(r) => {
+                back = r;
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let r = back.expect("the acknowledged write survives a kill -9 with appendfsync always");
+    assert_eq!((r.version, r.vector), (v, vector(7)));
+}
+
+#[tokio::test]
+async fn unreachable_redis_is_unavailable_and_bad_names_are_rejected() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = RedisConfig::new(format!("redis://127.0.0.1:{port}"), "c");
+    config.connect_timeout = Duration::from_millis(300);
+    let err = RedisStore::connect(config).await.unwrap_err();
+    assert!(matches!(err, IndexError::Unavailable(_)), "{err}");
+    let err = RedisStore::connect(RedisConfig::new("redis://127.0.0.1:1", "a{b}"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            IndexError::InvalidParameter {
+                name: "collection",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
