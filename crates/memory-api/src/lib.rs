@@ -210,6 +210,19 @@ pub struct MemoryPatch {
     pub version: Option<u64>,
 }
 
+impl MemoryPatch {
+    /// Whether applying it would change nothing (no field given).
+    pub fn changes_nothing(&self) -> bool {
+        self.text.is_none()
+            && self.tags.is_none()
+            && self.metadata.is_none()
+            && self.kind.is_none()
+            && self.visibility.is_none()
+            && self.expires_at.is_none()
+            && !self.clear_expiry
+    }
+}
+
 /// Filters shared by list, search and bulk delete; all given conditions must hold.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
@@ -821,8 +834,9 @@ pub struct ErrorResponse {
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct ErrorDetail {
     /// Stable code: `invalid_argument`, `unauthenticated`, `permission_denied`,
-    /// `not_found`, `conflict`, `precondition_failed`, `payload_too_large`,
-    /// `embedding_failed`, `unavailable`, `internal`.
+    /// `not_found`, `method_not_allowed`, `conflict`, `model_mismatch`,
+    /// `precondition_failed`, `payload_too_large`, `embedding_failed`,
+    /// `unavailable`, `internal`.
     pub code: String,
     /// What to fix.
     pub message: String,

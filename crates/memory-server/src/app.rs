@@ -163,6 +163,7 @@ pub fn router<S: Store>(
             crate::metrics::track,
         ))
         .fallback(routes::ops::not_found)
+        .method_not_allowed_fallback(routes::ops::method_not_allowed)
         .layer(axum::middleware::map_response(
             crate::respond::end_json_with_newline,
         ))

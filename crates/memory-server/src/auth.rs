@@ -69,6 +69,10 @@ fn parse_hex32(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// The agent id that stands for every agent in visibility (`vis:*`); no
+/// memory, message or key may name it as its agent.
+pub const EVERY_AGENT: &str = "*";
+
 /// Hex SHA-256 of a key, as `auth.keys[].sha256` expects.
 pub fn key_digest_hex(secret: &str) -> String {
     digest(secret).iter().map(|b| format!("{b:02x}")).collect()

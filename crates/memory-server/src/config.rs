@@ -628,6 +628,16 @@ impl Config {
             ));
         }
         for k in &self.auth.keys {
+            if k.agent_id
+                .as_deref()
+                .is_some_and(|a| a.trim() == crate::auth::EVERY_AGENT)
+            {
+                return Err(ConfigError(format!(
+                    "API key `{}`: agent_id `*` is reserved (it stands for every agent); \
+                     name one agent or leave it out",
+                    k.name
+                )));
+            }
             if k.sha256.is_some() == k.key.is_some() {
                 return Err(ConfigError(format!(
                     "API key `{}` needs exactly one of `sha256` (preferred) or `key`",

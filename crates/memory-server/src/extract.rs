@@ -16,10 +16,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(e) => Err(json_rejection(e)),
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => v,
+            Err(e) => return Err(json_rejection(e)),
+        };
+        // serde reads a struct from a JSON array too (its fields in order):
+        // every body of this API is an object, so anything else is refused
+        // before it can be read that way.
+        if !value.is_object() {
+            return Err(ApiError::bad_request(
+                "the request body must be a JSON object ({...})",
+            ));
         }
+        serde_json::from_value(value).map(ApiJson).map_err(|e| {
+            ApiError::bad_request(format!("request body does not match the schema: {e}"))
+        })
     }
 }
 
@@ -41,6 +52,24 @@ fn json_rejection(e: JsonRejection) -> ApiError {
             )
         }
         other => ApiError::bad_request(other.body_text()),
+    }
+}
+
+/// The `{id}` segment of a path, as text; one that is not valid UTF-8 once
+/// percent-decoded (e.g. `%FF`) is a 400 in the API's error format.
+pub struct ApiPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<String>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(id)) => Ok(ApiPath(id)),
+            Err(e) => Err(ApiError::invalid(
+                "id",
+                format!("the id in the path cannot be read: {}", e.body_text()),
+            )),
+        }
     }
 }
 

@@ -516,7 +516,7 @@ impl<S: Store> MemoryService<S> {
         validate::namespace(l, &m.namespace)?;
         who.require(&m.namespace, Role::Write)?;
         validate::text(l, "text", &m.text)?;
-        validate::opt_label(l, "agent_id", m.agent_id.as_deref())?;
+        validate::agent(l, "agent_id", m.agent_id.as_deref())?;
         validate::opt_label(l, "user_id", m.user_id.as_deref())?;
         validate::opt_label(l, "session_id", m.session_id.as_deref())?;
         validate::tags(l, "tags", &m.tags)?;
@@ -761,15 +761,17 @@ impl<S: Store> MemoryService<S> {
             .timed("get", self.collection.get(id))
             .await?
             .ok_or_else(not_found)?;
-        // Another tenant's memory is "not found", never "forbidden": ids do not leak.
+        // What the caller cannot see is "not found", never "forbidden", whatever
+        // the operation: another tenant's memory, another agent's private one.
+        // Only then does the role count, so a 403 never confirms an id.
         if who.require(&record.payload.namespace, Role::Read).is_err() {
             return Err(not_found());
         }
-        who.require(&record.payload.namespace, role)?;
         let agent = who.acting_agent(agent);
         if !Self::visible(&record, agent.as_deref(), millis(OffsetDateTime::now_utc())) {
             return Err(not_found());
         }
+        who.require(&record.payload.namespace, role)?;
         Ok(record)
     }
 
@@ -827,6 +829,21 @@ impl<S: Store> MemoryService<S> {
             }
             (a, b) => a.or(b),
         };
+        if patch.changes_nothing() {
+            // No new version and no history entry (history keeps only
+            // `max_history` states; an empty PATCH must not push real ones out).
+            let record = self.load_visible(who, id, agent, Role::Write).await?;
+            if let Some(v) = expected.filter(|v| *v != record.version) {
+                return Err(ApiError::PreconditionFailed {
+                    message: format!(
+                        "memory {id} is at version {}, not {v}; reload it and retry",
+                        record.version
+                    ),
+                    current_version: Some(record.version),
+                });
+            }
+            return Self::memory_of(&record);
+        }
         // The last embedding made, kept across retries: (text, vector).
         let mut embedded: Option<(String, Vec<f32>)> = None;
         for _ in 0..PATCH_RETRIES {
@@ -1112,6 +1129,8 @@ impl<S: Store> MemoryService<S> {
         let now = OffsetDateTime::now_utc();
         let at_line = |line: usize, e: ApiError| located(e, format!("line {line}"), "line", line);
         let mut checked = Vec::with_capacity(lines.len());
+        // Lines that name an id, which may already be taken: (line, id).
+        let mut given = Vec::new();
         for (line, p) in lines {
             let created = p.created_at.unwrap_or(now);
             let updated = p.updated_at.unwrap_or(created);
@@ -1120,6 +1139,9 @@ impl<S: Store> MemoryService<S> {
                     line,
                     ApiError::invalid("updated_at", "updated_at is before created_at"),
                 ));
+            }
+            if let Some(id) = p.id {
+                given.push((line, id, checked.len()));
             }
             let id = p.id.unwrap_or_else(Uuid::now_v7);
             let input = NewMemory {
@@ -1139,6 +1161,29 @@ impl<S: Store> MemoryService<S> {
             self.check_new(who, &input, now)
                 .map_err(|e| at_line(line, e))?;
             checked.push((id, (millis(created), millis(updated)), input));
+        }
+        // Ids are global: a line may replace only a memory the caller could
+        // itself update, in the same namespace. Another tenant's memory,
+        // another agent's private one or a session record is refused, and
+        // nothing is written.
+        let ids: Vec<Uuid> = given.iter().map(|(_, id, _)| *id).collect();
+        let existing = self
+            .timed("get_many", self.collection.store().get_many(&ids))
+            .await?;
+        let now_ms = millis(now);
+        for ((line, id, at), record) in given.into_iter().zip(existing) {
+            let (Some(record), Some((_, _, input))) = (record, checked.get(at)) else {
+                continue;
+            };
+            let agent = who.acting_agent(input.agent_id.as_deref());
+            let replaceable = record.payload.namespace == input.namespace
+                && Self::visible(&record, agent.as_deref(), now_ms);
+            if !replaceable {
+                return Err(ApiError::Conflict(format!(
+                    "line {line}: id {id} is taken by a record this key cannot replace; \
+                     leave `id` out to import the line as a new memory"
+                )));
+            }
         }
         self.bind_models(checked.iter().map(|(_, _, m)| m.namespace.as_str()))
             .await?;

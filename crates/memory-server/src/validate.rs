@@ -63,12 +63,26 @@ pub fn opt_label(limits: &Limits, field: &str, value: Option<&str>) -> ApiResult
     value.map_or(Ok(()), |v| label(limits, field, v))
 }
 
-/// Memory text: non-blank and at most `max_text_chars`.
-pub fn text(limits: &Limits, field: &str, text: &str) -> ApiResult<()> {
-    if text.trim().is_empty() {
+/// An optional agent id: a label, and never `*`, which in visibility means
+/// "every agent" (a private memory of agent `*` would be readable by all).
+pub fn agent(limits: &Limits, field: &str, value: Option<&str>) -> ApiResult<()> {
+    opt_label(limits, field, value)?;
+    if value.is_some_and(|v| v.trim() == crate::auth::EVERY_AGENT) {
         return Err(ApiError::invalid(
             field,
-            format!("{field} must not be empty or only whitespace"),
+            format!("{field} `*` is reserved (it stands for every agent); name one agent"),
+        ));
+    }
+    Ok(())
+}
+
+/// Memory text: non-blank and at most `max_text_chars`.
+pub fn text(limits: &Limits, field: &str, text: &str) -> ApiResult<()> {
+    // Whitespace and control characters alone say nothing (e.g. "\u0000").
+    if !text.chars().any(|c| !c.is_whitespace() && !c.is_control()) {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must not be empty or only whitespace and control characters"),
         ));
     }
     let chars = text.chars().count();
@@ -119,7 +133,31 @@ pub fn metadata(limits: &Limits, metadata: &Map<String, Value>) -> ApiResult<()>
             "metadata keys must not be empty",
         ));
     }
+    let depth = metadata.values().map(nesting).max().unwrap_or(0) + 1;
+    if depth > MAX_METADATA_DEPTH {
+        return Err(ApiError::invalid(
+            "metadata",
+            format!(
+                "metadata nests {depth} levels of objects and arrays; the limit is {MAX_METADATA_DEPTH}"
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// How deep metadata may nest. A stored memory holds its metadata a few
+/// levels down (and again in each history entry), and serde_json refuses to
+/// read past 128 levels: a deeper value would be accepted here and then make
+/// the memory unreadable after its first change.
+pub const MAX_METADATA_DEPTH: usize = 32;
+
+/// Levels of objects and arrays in `value` (a scalar is 0).
+fn nesting(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(nesting).max().unwrap_or(0),
+        Value::Object(fields) => 1 + fields.values().map(nesting).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// An expiry, which must lie in the future.

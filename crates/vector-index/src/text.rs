@@ -191,7 +191,18 @@ impl Analyzer {
     /// The terms of `text`, in order, repeats kept.
     pub fn terms(&self, text: &str) -> Vec<String> {
         let mut out = Vec::new();
-        for word in text.unicode_words() {
+        // Invisible format characters go before segmentation: they neither
+        // join nor split words as a reader sees them, so `\u{202e}evil\u{202c}`
+        // and `e\u{200b}vil` are both `evil`.
+        let visible: std::borrow::Cow<'_, str> = if text.chars().any(is_invisible_format) {
+            text.chars()
+                .filter(|c| !is_invisible_format(*c))
+                .collect::<String>()
+                .into()
+        } else {
+            text.into()
+        };
+        for word in visible.unicode_words() {
             let lower = word.to_lowercase();
             if lower.len() > MAX_TERM_BYTES || self.stop_words.contains(lower.as_str()) {
                 continue;
@@ -206,6 +217,21 @@ impl Analyzer {
         }
         out
     }
+}
+
+/// Bidirectional controls, zero-width characters, the word joiner, the byte
+/// order mark and the soft hyphen: format characters that change no word.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00ad}'
+            | '\u{061c}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{feff}'
+    )
 }
 
 /// The analyzer of each namespace: one default plus per-namespace overrides.
@@ -248,6 +274,20 @@ impl Analyzers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn invisible_format_characters_do_not_hide_a_word() {
+        let a = Analyzer::new(AnalyzerSettings::default());
+        for text in [
+            "\u{202e}evil\u{202c}",
+            "e\u{200b}vil",
+            "\u{feff}evil",
+            "ev\u{00ad}il",
+            "\u{2066}evil\u{2069}",
+        ] {
+            assert_eq!(a.terms(text), a.terms("evil"), "{text:?}");
+        }
+    }
 
     #[test]
     fn every_language_has_stop_words_and_a_stemmer() {

@@ -2,7 +2,8 @@
 //!
 //! Both protocol eras are served by the one endpoint: 2026-07-28 requests are
 //! stateless; 2025-11-25 clients get an `Mcp-Session-Id` whose state lives in
-//! the shared store ([`super::sessions`]), so any instance can serve it.
+//! the shared store ([`super::sessions`]), so any instance can serve it. A
+//! session answers only the key and agent that opened it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +20,10 @@ use tower::ServiceBuilder;
 use vector_index::store::Store;
 
 use super::MemoryMcp;
+use super::sessions::{McpSessions, SessionOwners};
 use crate::auth::{KeyRing, Principal};
 use crate::config::McpConfig;
+use crate::error::ApiError;
 
 /// Origins accepted when `mcp.allowed_origins` is empty: pages served from
 /// this machine (e.g. a local MCP inspector), on any port.
@@ -43,7 +46,7 @@ pub fn add_route<S: Store, St: Clone + Send + Sync + 'static>(
     keys: Arc<KeyRing>,
     settings: &McpConfig,
     max_body_bytes: usize,
-    sessions: Arc<dyn SessionStore>,
+    sessions: Arc<McpSessions<S>>,
     stop: CancellationToken,
 ) -> Router<St> {
     let mut config = StreamableHttpServerConfig::default()
@@ -62,7 +65,8 @@ pub fn add_route<S: Store, St: Clone + Send + Sync + 'static>(
     if !settings.allowed_hosts.is_empty() {
         config = config.with_allowed_hosts(settings.allowed_hosts.clone());
     }
-    config.session_store = Some(sessions);
+    let owners: Arc<dyn SessionOwners> = Arc::clone(&sessions) as Arc<dyn SessionOwners>;
+    config.session_store = Some(sessions as Arc<dyn SessionStore>);
     let rmcp = StreamableHttpService::new(
         move || Ok(mcp.clone()),
         Arc::new(LocalSessionManager::default()),
@@ -71,19 +75,70 @@ pub fn add_route<S: Store, St: Clone + Send + Sync + 'static>(
     router.route_service(
         "/mcp",
         ServiceBuilder::new()
-            .layer(axum::middleware::from_fn_with_state(keys, authenticate))
+            .layer(axum::middleware::from_fn_with_state(
+                Gate { keys, owners },
+                authenticate,
+            ))
             .service(rmcp),
     )
 }
 
-/// Puts the caller's [`Principal`] in the request, or answers 401/403 itself.
-async fn authenticate(State(keys): State<Arc<KeyRing>>, req: Request, next: Next) -> Response {
+/// What stands in front of rmcp: the key ring, and who opened which session.
+#[derive(Clone)]
+struct Gate {
+    keys: Arc<KeyRing>,
+    owners: Arc<dyn SessionOwners>,
+}
+
+/// The header that carries an older-era protocol session.
+const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Whom a session belongs to: the key and the agent it is bound to.
+fn owner_of(who: &Principal) -> String {
+    format!(
+        "{}\u{1f}{}",
+        who.key_name.as_deref().unwrap_or(""),
+        who.agent_id.as_deref().unwrap_or("")
+    )
+}
+
+/// Puts the caller's [`Principal`] in the request, or answers 401/403 itself;
+/// a session id is honoured only for the key and agent that opened it (any
+/// other caller gets 404, as for an unknown session), and a new session is
+/// bound to its opener before the client learns its id.
+async fn authenticate(State(gate): State<Gate>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
-    match Principal::from_request_parts(&mut parts, &keys).await {
-        Ok(who) => {
-            parts.extensions.insert(who);
-            next.run(Request::from_parts(parts, body)).await
+    let who = match Principal::from_request_parts(&mut parts, &gate.keys).await {
+        Ok(who) => who,
+        Err(e) => return e.into_response(),
+    };
+    let owner = owner_of(&who);
+    let session = parts
+        .headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(id) = &session {
+        match gate.owners.owner(id).await {
+            Ok(Some(o)) if o == owner => {}
+            Ok(_) => {
+                return ApiError::NotFound("no such MCP session for this API key".into())
+                    .into_response();
+            }
+            Err(e) => return ApiError::Unavailable(format!("MCP sessions: {e}")).into_response(),
         }
-        Err(e) => e.into_response(),
     }
+    parts.extensions.insert(who);
+    let response = next.run(Request::from_parts(parts, body)).await;
+    if session.is_none()
+        && let Some(id) = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+        && let Err(e) = gate.owners.bind(id, &owner).await
+    {
+        // Unbound, the session would answer nobody: say so now.
+        return ApiError::Unavailable(format!("MCP session not recorded: {e}")).into_response();
+    }
+    response
 }

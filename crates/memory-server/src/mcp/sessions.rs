@@ -43,21 +43,25 @@ fn record_id(session_id: &str) -> Uuid {
     derived_id(&["mcp-session", session_id])
 }
 
-#[async_trait::async_trait]
-impl<S: Store> SessionStore for McpSessions<S> {
-    async fn load(&self, session_id: &str) -> Result<Option<SessionState>, SessionStoreError> {
-        let Some(record) = self.collection.get(record_id(session_id)).await? else {
-            return Ok(None);
-        };
-        // The sweeper deletes expired sessions; one not swept yet is gone already.
-        if record.payload.expires_at.is_some_and(|t| t <= now_millis()) {
-            return Ok(None);
-        }
-        Ok(Some(serde_json::from_slice(&record.document)?))
-    }
+fn owner_id(session_id: &str) -> Uuid {
+    derived_id(&["mcp-session-owner", session_id])
+}
 
-    async fn store(&self, session_id: &str, state: &SessionState) -> Result<(), SessionStoreError> {
-        let document = serde_json::to_vec(state)?;
+/// Who opened each protocol session: a session answers only the key (and
+/// agent) that initialized it, so a session id seen elsewhere (a log, a
+/// proxy) cannot be used or ended with another key.
+#[async_trait::async_trait]
+pub trait SessionOwners: Send + Sync {
+    /// Records `owner` as the opener of `session_id`.
+    async fn bind(&self, session_id: &str, owner: &str) -> Result<(), SessionStoreError>;
+    /// The opener of `session_id`, if the session is known; refreshes the
+    /// record's expiry when half of it has passed.
+    async fn owner(&self, session_id: &str) -> Result<Option<String>, SessionStoreError>;
+}
+
+impl<S: Store> McpSessions<S> {
+    /// Writes `document` under `id`, expiring `ttl` from now.
+    async fn put(&self, id: Uuid, document: &[u8]) -> Result<(), SessionStoreError> {
         let now = now_millis();
         let ttl = i64::try_from(self.ttl.as_millis()).unwrap_or(i64::MAX);
         let payload = Payload {
@@ -68,21 +72,58 @@ impl<S: Store> SessionStore for McpSessions<S> {
             ..Payload::default()
         };
         self.collection
-            .upsert_document(
-                record_id(session_id),
-                &[1.0],
-                payload,
-                &document,
-                Expect::Any,
-            )
+            .upsert_document(id, &[1.0], payload, document, Expect::Any)
             .await?;
         Ok(())
     }
 
+    /// The record under `id` unless it has expired (the sweeper may not have run yet).
+    async fn live(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<vector_index::store::Record>, SessionStoreError> {
+        let record = self.collection.get(id).await?;
+        Ok(record.filter(|r| r.payload.expires_at.is_none_or(|t| t > now_millis())))
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: Store> SessionOwners for McpSessions<S> {
+    async fn bind(&self, session_id: &str, owner: &str) -> Result<(), SessionStoreError> {
+        self.put(owner_id(session_id), owner.as_bytes()).await
+    }
+
+    async fn owner(&self, session_id: &str) -> Result<Option<String>, SessionStoreError> {
+        let Some(record) = self.live(owner_id(session_id)).await? else {
+            return Ok(None);
+        };
+        let owner = String::from_utf8_lossy(&record.document).into_owned();
+        let half_ttl = i64::try_from(self.ttl.as_millis() / 2).unwrap_or(i64::MAX);
+        if now_millis().saturating_sub(record.payload.updated_at) > half_ttl {
+            self.put(owner_id(session_id), owner.as_bytes()).await?;
+        }
+        Ok(Some(owner))
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: Store> SessionStore for McpSessions<S> {
+    async fn load(&self, session_id: &str) -> Result<Option<SessionState>, SessionStoreError> {
+        match self.live(record_id(session_id)).await? {
+            Some(record) => Ok(Some(serde_json::from_slice(&record.document)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn store(&self, session_id: &str, state: &SessionState) -> Result<(), SessionStoreError> {
+        self.put(record_id(session_id), &serde_json::to_vec(state)?)
+            .await
+    }
+
     async fn delete(&self, session_id: &str) -> Result<(), SessionStoreError> {
-        self.collection
-            .delete(record_id(session_id), Expect::Any)
-            .await?;
+        for id in [record_id(session_id), owner_id(session_id)] {
+            self.collection.delete(id, Expect::Any).await?;
+        }
         Ok(())
     }
 }

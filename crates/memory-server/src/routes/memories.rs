@@ -1,7 +1,7 @@
 //! `/v1/memories`: create, get, update, delete, list, search, bulk delete, history.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use vector_index::store::Store;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery, if_match, memory_id, required_namespace};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, if_match, memory_id, required_namespace};
 use crate::model::{
     BulkDelete, CreatedBatch, Kind, Memory, MemoryFilter, MemoryPatch, NewMemories, NewMemory,
     SearchRequest,
@@ -84,7 +84,7 @@ pub struct AsAgent {
 pub async fn get<S: Store>(
     State(app): State<AppState<S>>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath,
     ApiQuery(q): ApiQuery<AsAgent>,
 ) -> ApiResult<Response> {
     let memory = app
@@ -98,7 +98,7 @@ pub async fn get<S: Store>(
 pub async fn history<S: Store>(
     State(app): State<AppState<S>>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath,
     ApiQuery(q): ApiQuery<AsAgent>,
 ) -> ApiResult<Response> {
     let h = app
@@ -112,7 +112,7 @@ pub async fn history<S: Store>(
 pub async fn update<S: Store>(
     State(app): State<AppState<S>>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath,
     ApiQuery(q): ApiQuery<AsAgent>,
     headers: HeaderMap,
     ApiJson(patch): ApiJson<MemoryPatch>,
@@ -130,7 +130,7 @@ pub async fn update<S: Store>(
 pub async fn delete<S: Store>(
     State(app): State<AppState<S>>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath,
     ApiQuery(q): ApiQuery<AsAgent>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {

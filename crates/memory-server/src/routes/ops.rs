@@ -87,6 +87,13 @@ pub async fn docs() -> impl IntoResponse {
     )
 }
 
+/// A known path with a method it does not take.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed(
+        "this path does not take that method; see /openapi.json for the ones it takes".into(),
+    )
+}
+
 /// Any other path.
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("no such endpoint; see /openapi.json".into())

@@ -1,7 +1,7 @@
 //! `/v1/sessions`: working memory (put, get, delete, append, list, promote).
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use vector_index::store::Store;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::ApiResult;
-use crate::extract::{ApiJson, ApiQuery, required_namespace};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, required_namespace};
 use crate::model::{AppendMessages, CreatedBatch, Promote, PutSession};
 
 /// The namespace of a session endpoint without a body.
@@ -25,7 +25,7 @@ pub struct SessionScope {
 pub async fn put<S: Store>(
     State(app): State<AppState<S>>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath,
     ApiJson(req): ApiJson<PutSession>,
 ) -> ApiResult<Response> {
     Ok(Json(app.service.put_session(&who, &id, req).await?).into_response())
@@ -35,7 +35,7 @@ pub async fn put<S: Store>(
 pub async fn get<S: Store>(
     State(app): State<AppState<S>>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath,
     ApiQuery(q): ApiQuery<SessionScope>,
 ) -> ApiResult<Response> {
     let ns = required_namespace(q.namespace)?;
@@ -46,7 +46,7 @@ pub async fn get<S: Store>(
 pub async fn delete<S: Store>(
     State(app): State<AppState<S>>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath,
     ApiQuery(q): ApiQuery<SessionScope>,
 ) -> ApiResult<StatusCode> {
     let ns = required_namespace(q.namespace)?;
@@ -58,7 +58,7 @@ pub async fn delete<S: Store>(
 pub async fn append<S: Store>(
     State(app): State<AppState<S>>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath,
     ApiJson(req): ApiJson<AppendMessages>,
 ) -> ApiResult<Response> {
     Ok(Json(app.service.append_messages(&who, &id, req).await?).into_response())
@@ -68,7 +68,7 @@ pub async fn append<S: Store>(
 pub async fn promote<S: Store>(
     State(app): State<AppState<S>>,
     who: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath,
     ApiJson(req): ApiJson<Promote>,
 ) -> ApiResult<Response> {
     let memories = app.service.promote(&who, &id, req).await?;

@@ -74,7 +74,7 @@ impl<S: Store> MemoryService<S> {
         for m in messages {
             validate::label(&self.limits, "messages.role", &m.role)?;
             validate::text(&self.limits, "messages.content", &m.content)?;
-            validate::opt_label(&self.limits, "messages.agent_id", m.agent_id.as_deref())?;
+            validate::agent(&self.limits, "messages.agent_id", m.agent_id.as_deref())?;
         }
         Ok(())
     }

@@ -524,6 +524,75 @@ async fn bad_input_is_a_documented_4xx_and_changes_nothing() {
             404,
             "not_found",
         ),
+        // serde would read a struct from an array of its fields in order.
+        case(
+            "an array in place of a memory",
+            Method::POST,
+            "/v1/memories",
+            json_body(json!(["ns", "created from an array"])),
+            400,
+            "invalid_argument",
+        ),
+        case(
+            "an array in place of a patch",
+            Method::PATCH,
+            &format!("/v1/memories/{id}"),
+            json_body(json!(["replaced", ["t1"]])),
+            400,
+            "invalid_argument",
+        ),
+        case(
+            "an array in place of a search",
+            Method::POST,
+            "/v1/memories/search",
+            json_body(json!(["ns", "query"])),
+            400,
+            "invalid_argument",
+        ),
+        case(
+            "text of control characters only",
+            Method::POST,
+            "/v1/memories",
+            ok_memory(json!({"text": "\u{0}\u{1}"})),
+            400,
+            "invalid_argument",
+        ),
+        case(
+            "metadata nested past the limit",
+            Method::POST,
+            "/v1/memories",
+            format!(
+                "{{\"namespace\":\"ns\",\"text\":\"x\",\"metadata\":{{\"a\":{}1{}}}}}",
+                "[".repeat(40),
+                "]".repeat(40)
+            ),
+            400,
+            "invalid_argument",
+        ),
+        case(
+            "agent `*`",
+            Method::POST,
+            "/v1/memories",
+            ok_memory(json!({"agent_id": "*", "visibility": "private"})),
+            400,
+            "invalid_argument",
+        ),
+        case(
+            "a path id that is not UTF-8",
+            Method::GET,
+            "/v1/memories/%FF",
+            "",
+            400,
+            "invalid_argument",
+        ),
+        case(
+            "a method the path does not take",
+            Method::PUT,
+            "/v1/memories",
+            ok_memory(json!({})),
+            405,
+            "method_not_allowed",
+        ),
     ];
     cases.push(Case {
         content_type: None,
@@ -589,6 +658,39 @@ async fn bad_input_is_a_documented_4xx_and_changes_nothing() {
         "rejected requests changed nothing"
     );
     assert_eq!(c.get(id).await.unwrap(), existing);
+
+    // An empty PATCH changes nothing: no new version, no history entry.
+    let history = c.history(id).await.unwrap().revisions.len();
+    let same = c
+        .update(id, &memory_client::MemoryPatch::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(same, existing);
+    assert_eq!(c.history(id).await.unwrap().revisions.len(), history);
+
+    // Metadata at the deepest allowed nesting stays readable after changes
+    // (stored, it sits deeper still, inside each history entry).
+    let deep: serde_json::Map<String, Value> =
+        serde_json::from_str(&format!("{{\"a\":{}1{}}}", "[".repeat(31), "]".repeat(31))).unwrap();
+    let nested = c
+        .create(&NewMemory {
+            namespace: "deep".into(),
+            text: "deeply nested metadata".into(),
+            metadata: deep,
+            ..NewMemory::default()
+        })
+        .await
+        .unwrap()
+        .memory;
+    for text in ["changed once", "changed twice"] {
+        let patch = memory_client::MemoryPatch {
+            text: Some(text.into()),
+            ..memory_client::MemoryPatch::default()
+        };
+        c.update(nested.id, &patch, None).await.unwrap();
+    }
+    assert_eq!(c.get(nested.id).await.unwrap().text, "changed twice");
+    assert_eq!(c.history(nested.id).await.unwrap().revisions.len(), 3);
 
     // Odd but valid Unicode is data, stored and returned exactly.
     for text in [

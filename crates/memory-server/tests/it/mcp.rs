@@ -836,3 +836,49 @@ async fn http_serves_every_operation_through_rmcp_client_in_both_eras() {
         client.cancel().await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn a_session_answers_only_the_key_that_opened_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &config_toml(free_port(), dir.path(), None, KEYS),
+    );
+    let mut owner = Mcp::new(&server, Some("k-writer-a"), OLD);
+    let session = owner.initialize().await;
+    // Another key of the same tenant, and another tenant's key, holding the id.
+    for key in ["k-reader-a", "k-writer-b"] {
+        let mut thief = Mcp::new(&server, Some(key), OLD);
+        thief.session = Some(session.clone());
+        let body = thief.request("tools/list", json!({}));
+        let a = thief.send(&body, &[]).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{key} used the session");
+        let http = reqwest::Client::new();
+        for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+            let r = http
+                .request(method.clone(), &thief.url)
+                .bearer_auth(key)
+                .header("mcp-session-id", &session)
+                .header("mcp-protocol-version", OLD)
+                .header("accept", "application/json, text/event-stream")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "{key}: {method}");
+        }
+    }
+    // The opener's session is untouched and still answers it, until it ends it.
+    let tools = owner.call("tools/list", json!({})).await;
+    assert_eq!(tools["tools"].as_array().unwrap().len(), TOOLS.len());
+    let r = reqwest::Client::new()
+        .delete(&owner.url)
+        .bearer_auth("k-writer-a")
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", OLD)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let body = owner.request("tools/list", json!({}));
+    assert_eq!(owner.send(&body, &[]).await.status, StatusCode::NOT_FOUND);
+}

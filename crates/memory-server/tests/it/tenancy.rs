@@ -259,6 +259,50 @@ async fn keys_only_reach_their_namespaces_roles_and_agents() {
             .iter()
             .all(|m| m.id != bots.id && m.id != planners.id)
     );
+    // A read key learns nothing of a private memory it cannot see: changing
+    // or deleting it is "not found" (as for an unknown id), never "forbidden".
+    let unknown = uuid::Uuid::now_v7();
+    for id in [bots.id, planners.id, unknown] {
+        let patch = MemoryPatch {
+            text: Some("x".into()),
+            ..MemoryPatch::default()
+        };
+        assert_eq!(status(reader_a.update(id, &patch, None).await), 404);
+        assert_eq!(status(reader_a.delete(id, None).await), 404);
+    }
+    // ...while on a memory it can see, the role still decides.
+    let shared = writer_a
+        .create(&memory("a", "a shared note"))
+        .await
+        .unwrap()
+        .memory;
+    assert_eq!(status(reader_a.delete(shared.id, None).await), 403);
+    writer_a.delete(shared.id, None).await.unwrap();
+    // Agent `*` stands for every agent: no memory may claim it, so no private
+    // memory becomes everyone's.
+    let star = writer_a
+        .create(&NewMemory {
+            agent_id: Some("*".into()),
+            visibility: Visibility::Private,
+            ..memory("a", "private to agent star")
+        })
+        .await;
+    assert_eq!(status(star), 400);
+    // Import keeps ids, and ids are global: another tenant importing into its
+    // own namespace, or another agent of this tenant, cannot take over a
+    // memory by naming its id. Nothing is written.
+    let takeover = |ns: &str| memory_client::PortableMemory {
+        namespace: ns.into(),
+        text: "taken over".into(),
+        ..memory_client::PortableMemory::from(planners.clone())
+    };
+    assert_eq!(status(admin_b.import(&[takeover("b")]).await), 409);
+    assert_eq!(status(bot_a.import(&[takeover("a")]).await), 409);
+    let mut own = memory_client::PortableMemory::from(bots.clone());
+    own.text = "the bot's note, re-imported".into();
+    assert_eq!(bot_a.import(&[own]).await.unwrap().imported, 1);
+    let planner = writer_a.clone().as_agent("planner");
+    assert_eq!(planner.get(planners.id).await.unwrap(), planners);
     // A bulk delete by another agent leaves private memories alone.
     let wiped = admin_a
         .bulk_delete(&BulkDelete {
