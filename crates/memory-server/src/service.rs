@@ -829,21 +829,6 @@ impl<S: Store> MemoryService<S> {
             }
             (a, b) => a.or(b),
         };
-        if patch.changes_nothing() {
-            // No new version and no history entry (history keeps only
-            // `max_history` states; an empty PATCH must not push real ones out).
-            let record = self.load_visible(who, id, agent, Role::Write).await?;
-            if let Some(v) = expected.filter(|v| *v != record.version) {
-                return Err(ApiError::PreconditionFailed {
-                    message: format!(
-                        "memory {id} is at version {}, not {v}; reload it and retry",
-                        record.version
-                    ),
-                    current_version: Some(record.version),
-                });
-            }
-            return Self::memory_of(&record);
-        }
         // The last embedding made, kept across retries: (text, vector).
         let mut embedded: Option<(String, Vec<f32>)> = None;
         for _ in 0..PATCH_RETRIES {
@@ -858,6 +843,11 @@ impl<S: Store> MemoryService<S> {
                     ),
                     current_version: Some(record.version),
                 });
+            }
+            if patch.changes_nothing() {
+                // No new version and no history entry (history keeps only
+                // `max_history` states; an empty PATCH must not push real ones out).
+                return Self::memory_of(&record);
             }
             let mut doc = Doc::of(&record)?;
             let embedded_from = doc.embedded_from(&record.payload).to_owned();
