@@ -262,13 +262,17 @@ impl Modify for InputRules {
     }
 }
 
-/// The document as JSON.
-pub fn json() -> String {
-    let Ok(mut doc) = serde_json::to_value(ApiDoc::openapi()) else {
-        return "{}".into();
-    };
-    camel_case_links(&mut doc);
-    serde_json::to_string(&doc).unwrap_or_else(|_| "{}".into())
+/// The document as JSON, built on first use (it never changes while the
+/// server runs).
+pub fn json() -> &'static str {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        let Ok(mut doc) = serde_json::to_value(ApiDoc::openapi()) else {
+            return "{}".into();
+        };
+        camel_case_links(&mut doc);
+        serde_json::to_string(&doc).unwrap_or_else(|_| "{}".into())
+    })
 }
 
 /// utoipa 5.5 writes a Link's `operationId` and `requestBody` in snake_case;
