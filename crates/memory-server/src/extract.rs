@@ -28,9 +28,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 "the request body must be a JSON object ({...})",
             ));
         }
-        serde_json::from_value(value).map(ApiJson).map_err(|e| {
-            ApiError::bad_request(format!("request body does not match the schema: {e}"))
-        })
+        // The path names the field to fix, as axum's own `Json` does.
+        serde_path_to_error::deserialize(value)
+            .map(ApiJson)
+            .map_err(|e| {
+                ApiError::bad_request(format!(
+                    "request body does not match the schema: {}: {}",
+                    e.path(),
+                    e.inner()
+                ))
+            })
     }
 }
 
@@ -110,4 +117,36 @@ pub fn if_match(headers: &axum::http::HeaderMap) -> Result<Option<u64>, ApiError
     let s = value.to_str().map_err(|_| bad())?.trim();
     let s = s.strip_prefix("W/").unwrap_or(s).trim_matches('"');
     s.parse().map(Some).map_err(|_| bad())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SearchRequest;
+
+    async fn read(body: &'static str) -> Result<SearchRequest, String> {
+        let req = Request::builder()
+            .header(axum::http::header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(body))
+            .map_err(|e| e.to_string())?;
+        ApiJson::<SearchRequest>::from_request(req, &())
+            .await
+            .map(|ApiJson(v)| v)
+            .map_err(|e| e.to_string())
+    }
+
+    #[tokio::test]
+    async fn a_body_error_names_the_field_and_arrays_are_refused() {
+        let nested = read(r#"{"namespace": "n", "filter": {"kind": 7}}"#).await;
+        assert!(
+            nested.as_ref().is_err_and(|e| e.contains("filter.kind")),
+            "{nested:?}"
+        );
+        let array = read(r#"["n", "query"]"#).await;
+        assert!(
+            array.as_ref().is_err_and(|e| e.contains("JSON object")),
+            "{array:?}"
+        );
+        assert!(read(r#"{"namespace": "n", "query": "q"}"#).await.is_ok());
+    }
 }
