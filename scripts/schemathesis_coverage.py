@@ -19,7 +19,9 @@ def operations(doc, excluded):
     for path, item in doc["paths"].items():
         if path in excluded:
             continue
-        pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", re.escape(path).replace("\\{", "{").replace("\\}", "}")) + "$"
+        # A `{param}` segment matches any one segment; the rest literally.
+        pattern = "^" + "/".join("[^/]+" if seg.startswith("{") else re.escape(seg)
+                                 for seg in path.split("/")) + "$"
         for method in ("get", "post", "put", "patch", "delete"):
             if method in item:
                 out.append((method.upper(), path, re.compile(pattern)))
