@@ -211,7 +211,7 @@ pub struct Change {
 
 /// The ordered log of changes a store writes with each record change.
 pub trait ChangeFeed: Send + Sync + 'static {
-    /// The newest entry's position (`0-0` when empty).
+    /// The position of the last entry ever written, kept or trimmed since (`0-0` when none).
     fn head(&self) -> impl Future<Output = Result<Position>> + Send;
     /// Whether entries after `position` may have been trimmed away, so a reader
     /// there must resync (may err towards `true`, never towards `false`).

@@ -243,52 +243,60 @@ fn position(id: &str) -> Result<Position> {
 }
 
 impl RedisFeed {
-    async fn newest(&self) -> Result<Option<Position>> {
-        let reply: redis::streams::StreamRangeReply = redis::cmd("XREVRANGE")
-            .arg(&self.stream)
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_error)?;
-        reply.ids.first().map(|e| position(&e.id)).transpose()
-    }
-}
-
-impl ChangeFeed for RedisFeed {
-    async fn head(&self) -> Result<Position> {
-        Ok(self.newest().await?.unwrap_or_default())
-    }
-
-    async fn gap_after(&self, reader: Position) -> Result<bool> {
+    /// `XINFO STREAM`, or `None` when there is no stream yet.
+    async fn info(&self) -> Result<Option<std::collections::HashMap<String, redis::Value>>> {
         let info: redis::RedisResult<std::collections::HashMap<String, redis::Value>> =
             redis::cmd("XINFO")
                 .arg("STREAM")
                 .arg(&self.stream)
                 .query_async(&mut self.conn.clone())
                 .await;
-        let info = match info {
-            Ok(info) => info,
-            // No stream yet: nothing was ever trimmed.
+        match info {
+            Ok(info) => Ok(Some(info)),
             Err(e)
                 if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
             {
-                return Ok(false);
+                Ok(None)
             }
-            Err(e) => return Err(redis_error(e)),
+            Err(e) => Err(redis_error(e)),
+        }
+    }
+}
+
+/// A field of `XINFO STREAM`.
+fn info_field<T: redis::FromRedisValue>(
+    info: &std::collections::HashMap<String, redis::Value>,
+    field: &str,
+) -> Result<T> {
+    let v = info.get(field).ok_or_else(|| {
+        IndexError::storage(format!("XINFO STREAM lacks {field}: Redis 7+ is required"))
+    })?;
+    redis::from_redis_value_ref(v).map_err(|e| IndexError::storage(e.to_string()))
+}
+
+impl ChangeFeed for RedisFeed {
+    async fn head(&self) -> Result<Position> {
+        // The last id ever generated, not the newest entry kept: a stream
+        // trimmed to empty still has a head, so a reader placed there does not
+        // see a gap (and resync) again and again.
+        match self.info().await? {
+            Some(info) => position(&info_field::<String>(&info, "last-generated-id")?),
+            None => Ok(Position::default()),
+        }
+    }
+
+    async fn gap_after(&self, reader: Position) -> Result<bool> {
+        // No stream yet: nothing was ever trimmed.
+        let Some(info) = self.info().await? else {
+            return Ok(false);
         };
-        let number = |field: &str| -> Result<u64> {
-            let v = info.get(field).ok_or_else(|| {
-                IndexError::storage(format!("XINFO STREAM lacks {field}: Redis 7+ is required"))
-            })?;
-            redis::from_redis_value_ref(v).map_err(|e| IndexError::storage(e.to_string()))
-        };
+        // XDEL leaves a record of the newest entry it removed.
+        if position(&info_field::<String>(&info, "max-deleted-entry-id")?)? > reader {
+            return Ok(true);
+        }
         // Trimming removes entries from the head only and never records which:
-        // if nothing was ever removed, or the oldest kept entry is not after the
-        // reader, nothing it needs is gone.
-        if number("entries-added")? <= number("length")? {
+        // if nothing was ever removed, nothing the reader needs is gone.
+        if info_field::<u64>(&info, "entries-added")? <= info_field::<u64>(&info, "length")? {
             return Ok(false);
         }
         let first = match info.get("first-entry") {
@@ -302,8 +310,12 @@ impl ChangeFeed for RedisFeed {
             },
             _ => None,
         };
-        // An empty trimmed stream: everything after the reader may be gone.
-        Ok(first.is_none_or(|f| f > reader))
+        Ok(match first {
+            // Entries before the oldest kept one may be gone.
+            Some(first) => first > reader,
+            // Trimmed to empty: gone are whatever came after the reader.
+            None => position(&info_field::<String>(&info, "last-generated-id")?)? > reader,
+        })
     }
 
     async fn read(&self, after: Position, block: Duration, count: usize) -> Result<Vec<Change>> {

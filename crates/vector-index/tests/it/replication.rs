@@ -201,6 +201,56 @@ async fn a_replica_behind_a_trimmed_stream_resyncs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_trimmed_to_empty_costs_one_resync_and_a_restart_is_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start(dir.path());
+    let (a, _ta) = redis_instance(&server.url(), "emptied").await;
+    let data = clustered(20, DIM, 2, 0.5, 3);
+    for i in 0..20 {
+        a.upsert(
+            Uuid::now_v7(),
+            &data[i * DIM..][..DIM],
+            payload(i),
+            Expect::Any,
+        )
+        .await
+        .unwrap();
+    }
+    let (b, _tb) = redis_instance(&server.url(), "emptied").await;
+    wait_until("B ready", || b.is_ready()).await;
+    // Someone trims the whole change stream (an operator, a MAXLEN of 0).
+    let stream = b.store().stream_key();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let trimmed: u64 = redis::cmd("XTRIM")
+        .arg(&stream)
+        .arg("MAXLEN")
+        .arg(0)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(trimmed, 20);
+    // A follower that had read everything lost nothing: no resync at all, and
+    // certainly not one per poll (it used to loop on full SCANs).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(b.replication().resyncs, 0, "{:?}", b.replication());
+    assert!(b.is_ready());
+    // An instance started now is ready without anyone writing first.
+    let (c, _tc) = redis_instance(&server.url(), "emptied").await;
+    wait_until("C ready on an empty stream", || c.is_ready()).await;
+    assert_eq!(c.index().len(), 20);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(c.replication().resyncs, 0, "{:?}", c.replication());
+    // And writes after the trim still reach both.
+    let late = Uuid::now_v7();
+    a.upsert(late, &data[..DIM], payload(0), Expect::Any)
+        .await
+        .unwrap();
+    wait_until("B sees the late write", || b.index().contains(late)).await;
+    wait_until("C sees the late write", || c.index().contains(late)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_outage_fails_writes_fast_keeps_searches_and_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = RedisServer::start(dir.path());
