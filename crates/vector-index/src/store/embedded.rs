@@ -30,6 +30,8 @@ pub(super) const VERSION_KEY: &str = "version";
 pub struct EmbeddedStore {
     db: Arc<Database>,
     writer: Writer,
+    /// The database file (named in errors).
+    path: Arc<Path>,
     /// `<file>.snapshot`, beside the database file.
     snapshot: PathBuf,
 }
@@ -42,24 +44,53 @@ impl std::fmt::Debug for EmbeddedStore {
 
 impl EmbeddedStore {
     /// Opens (or creates) the store at `path`.
+    ///
+    /// A damaged file is an error naming it, never a panic: redb can panic on
+    /// pages it cannot make sense of, so opening runs behind `catch_unwind`
+    /// (reads later run on the blocking pool, where a panic is a failed task).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let db = Database::create(path.as_ref()).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => {
-                IndexError::InUse(path.as_ref().display().to_string())
+        let path = path.as_ref();
+        let damaged = |what: &str| {
+            IndexError::storage(format!(
+                "{}: {what}; the file is damaged: restore it from a backup or an \
+                 export, or move it away to start empty",
+                path.display()
+            ))
+        };
+        match std::panic::catch_unwind(|| Self::open_unguarded(path)) {
+            Ok(result) => result,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "redb failed".to_owned());
+                Err(damaged(&what))
             }
-            e => IndexError::storage(format!("{}: {e}", path.as_ref().display())),
+        }
+    }
+
+    fn open_unguarded(path: &Path) -> Result<Self> {
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => {
+                IndexError::InUse(path.display().to_string())
+            }
+            e => IndexError::storage(format!("{}: {e}", path.display())),
         })?;
+        let named =
+            |e: &dyn std::fmt::Display| IndexError::storage(format!("{}: {e}", path.display()));
         // Create the tables up front so readers never see them missing.
-        let tx = db.begin_write().map_err(IndexError::storage)?;
-        tx.open_table(RECORDS).map_err(IndexError::storage)?;
-        tx.open_table(META).map_err(IndexError::storage)?;
-        tx.commit().map_err(IndexError::storage)?;
-        let mut snapshot = path.as_ref().as_os_str().to_owned();
+        let tx = db.begin_write().map_err(|e| named(&e))?;
+        tx.open_table(RECORDS).map_err(|e| named(&e))?;
+        tx.open_table(META).map_err(|e| named(&e))?;
+        tx.commit().map_err(|e| named(&e))?;
+        let mut snapshot = path.as_os_str().to_owned();
         snapshot.push(".snapshot");
         let db = Arc::new(db);
         Ok(Self {
             writer: Writer::start(Arc::clone(&db))?,
             db,
+            path: Arc::from(path),
             snapshot: PathBuf::from(snapshot),
         })
     }
@@ -69,9 +100,20 @@ impl EmbeddedStore {
         f: impl FnOnce(&Database) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || f(&db))
+        let result = tokio::task::spawn_blocking(move || f(&db))
             .await
-            .map_err(|e| IndexError::storage(format!("store task failed: {e}")))?
+            // A panic in redb (a damaged page) ends up here, not in the server.
+            .map_err(|e| {
+                IndexError::storage(format!(
+                    "{}: a read failed ({e}); the file may be damaged",
+                    self.path.display()
+                ))
+            })?;
+        // Storage errors (a record that does not decode, redb's own) name the file.
+        result.map_err(|e| match e {
+            IndexError::Storage(m) => IndexError::Storage(format!("{}: {m}", self.path.display())),
+            other => other,
+        })
     }
 }
 
