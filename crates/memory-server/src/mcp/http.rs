@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Request, State};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::session::store::SessionStore;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use vector_index::store::Store;
@@ -75,12 +77,131 @@ pub fn add_route<S: Store, St: Clone + Send + Sync + 'static>(
     router.route_service(
         "/mcp",
         ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(json_rpc_errors))
             .layer(axum::middleware::from_fn_with_state(
                 Gate { keys, owners },
                 authenticate,
             ))
+            .layer(axum::middleware::from_fn_with_state(
+                max_body_bytes,
+                well_formed,
+            ))
             .service(rmcp),
     )
+}
+
+/// A JSON-RPC error response (`id` null when the request's is unknown).
+fn json_rpc_error(status: StatusCode, id: Value, code: i64, message: String) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": { "code": code, "message": message },
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+/// JSON-RPC's "parse error", "invalid request" and "invalid params" codes.
+const PARSE_ERROR: i64 = -32700;
+const INVALID_REQUEST: i64 = -32600;
+const INVALID_PARAMS: i64 = -32602;
+
+/// Checks a POST body's shape before rmcp reads it, so that malformed JSON
+/// is a JSON-RPC parse error (400, not rmcp's 415 in plain text) and a
+/// request whose `params` or tool `arguments` are not objects is "invalid
+/// params" in both protocol eras (rmcp would call it an unknown method).
+async fn well_formed(State(limit): State<usize>, req: Request, next: Next) -> Response {
+    if req.method() != axum::http::Method::POST {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return json_rpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Value::Null,
+                INVALID_REQUEST,
+                format!("the request body is over limits.max_body_bytes ({limit} bytes)"),
+            );
+        }
+    };
+    let message: Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return json_rpc_error(
+                StatusCode::BAD_REQUEST,
+                Value::Null,
+                PARSE_ERROR,
+                format!("Parse error: the body is not JSON ({e})"),
+            );
+        }
+    };
+    if let Some(problem) = shape_problem(&message) {
+        let id = message.get("id").cloned().unwrap_or(Value::Null);
+        let status = if id.is_null() {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::OK
+        };
+        return json_rpc_error(status, id, problem.0, problem.1);
+    }
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
+/// What is wrong with a JSON-RPC message's shape, as a code and a message.
+fn shape_problem(message: &Value) -> Option<(i64, String)> {
+    let Some(object) = message.as_object() else {
+        return Some((
+            INVALID_REQUEST,
+            "Invalid request: a JSON-RPC message is an object (batches are not accepted)".into(),
+        ));
+    };
+    let params = object.get("params");
+    if params.is_some_and(|p| !p.is_object()) {
+        return Some((
+            INVALID_PARAMS,
+            "Invalid params: `params` must be an object".into(),
+        ));
+    }
+    let arguments = params.and_then(|p| p.get("arguments"));
+    if object.get("method").and_then(Value::as_str) == Some("tools/call")
+        && arguments.is_some_and(|a| !a.is_object() && !a.is_null())
+    {
+        return Some((
+            INVALID_PARAMS,
+            "Invalid params: a tool's `arguments` must be an object".into(),
+        ));
+    }
+    None
+}
+
+/// Turns rmcp's plain-text HTTP errors (406, 413, 415, ...) into JSON-RPC
+/// error bodies with the same status, so every error at `/mcp` is JSON.
+async fn json_rpc_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|ct| ct.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return response;
+    }
+    let bytes = axum::body::to_bytes(response.into_body(), 64 << 10)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_owned()
+    } else {
+        text
+    };
+    json_rpc_error(status, Value::Null, INVALID_REQUEST, message)
 }
 
 /// What stands in front of rmcp: the key ring, and who opened which session.

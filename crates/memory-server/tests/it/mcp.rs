@@ -3,10 +3,10 @@
 //! instances on one Redis, auth and tenancy, Host/Origin checks, and stdio
 //! through rmcp's own client.
 
+use crate::support::mcp::{Mcp, NEW, OLD, failed, ok};
 use crate::support::redis_server::RedisServer;
 use crate::support::{Server, config_toml, free_port};
 use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 const KEYS: &str = r#"
@@ -32,9 +32,6 @@ role = "write"
 namespaces = ["b"]
 "#;
 
-const NEW: &str = "2026-07-28";
-const OLD: &str = "2025-11-25";
-
 const TOOLS: [&str; 9] = [
     "memory_context",
     "memory_delete",
@@ -46,156 +43,6 @@ const TOOLS: [&str; 9] = [
     "session_append",
     "session_get",
 ];
-
-/// A raw MCP client of one era.
-struct Mcp {
-    http: reqwest::Client,
-    url: String,
-    key: Option<String>,
-    version: &'static str,
-    session: Option<String>,
-    next_id: u64,
-}
-
-/// One HTTP answer: status, headers and the JSON-RPC message, if any.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    message: Option<Value>,
-}
-
-fn parse_body(body: &str) -> Option<Value> {
-    if let Ok(v) = serde_json::from_str::<Value>(body) {
-        return Some(v);
-    }
-    // An SSE stream: the response is the `data:` line that carries an id.
-    body.lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-        .find(|v| v.get("id").is_some())
-}
-
-impl Mcp {
-    fn new(server: &Server, key: Option<&str>, version: &'static str) -> Self {
-        Self {
-            http: reqwest::Client::new(),
-            url: format!("{}/mcp", server.url),
-            key: key.map(str::to_owned),
-            version,
-            session: None,
-            next_id: 1,
-        }
-    }
-
-    async fn send(&self, body: &Value, extra: &[(&str, &str)]) -> Answer {
-        let mut req = self
-            .http
-            .post(&self.url)
-            .header("content-type", "application/json")
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", self.version);
-        if let Some(k) = &self.key {
-            req = req.bearer_auth(k);
-        }
-        if let Some(s) = &self.session {
-            req = req.header("mcp-session-id", s);
-        }
-        if self.version == NEW {
-            if let Some(m) = body["method"].as_str() {
-                req = req.header("mcp-method", m);
-            }
-            if let Some(n) = body["params"]["name"].as_str() {
-                req = req.header("mcp-name", n);
-            }
-        }
-        for (k, v) in extra {
-            req = req.header(*k, *v);
-        }
-        let resp = req.json(body).send().await.expect("POST /mcp");
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap_or_default();
-        Answer {
-            status,
-            headers,
-            message: parse_body(&text),
-        }
-    }
-
-    fn request(&mut self, method: &str, mut params: Value) -> Value {
-        if self.version == NEW {
-            params["_meta"] = json!({
-                "io.modelcontextprotocol/protocolVersion": NEW,
-                "io.modelcontextprotocol/clientInfo": {"name": "mcp-test", "version": "1"},
-                "io.modelcontextprotocol/clientCapabilities": {}
-            });
-        }
-        self.next_id += 1;
-        json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params})
-    }
-
-    /// Sends a request; returns its `result`, failing the test on a protocol error.
-    async fn call(&mut self, method: &str, params: Value) -> Value {
-        let body = self.request(method, params);
-        let a = self.send(&body, &[]).await;
-        assert_eq!(a.status, StatusCode::OK, "{method}: {:?}", a.message);
-        let msg = a.message.expect("a JSON-RPC response");
-        assert!(msg.get("error").is_none(), "{method}: {msg}");
-        msg["result"].clone()
-    }
-
-    /// Calls a tool; returns the whole tool result.
-    async fn tool(&mut self, name: &str, args: Value) -> Value {
-        self.call("tools/call", json!({"name": name, "arguments": args}))
-            .await
-    }
-
-    /// The older era's handshake: initialize, then the initialized notification.
-    async fn initialize(&mut self) -> String {
-        let body = self.request(
-            "initialize",
-            json!({
-                "protocolVersion": OLD,
-                "capabilities": {},
-                "clientInfo": {"name": "mcp-test", "version": "1"}
-            }),
-        );
-        let a = self.send(&body, &[]).await;
-        assert_eq!(a.status, StatusCode::OK, "{:?}", a.message);
-        let result = &a.message.expect("initialize result")["result"];
-        assert_eq!(result["protocolVersion"], OLD);
-        let session = a
-            .headers
-            .get("mcp-session-id")
-            .expect("an Mcp-Session-Id")
-            .to_str()
-            .unwrap()
-            .to_owned();
-        self.session = Some(session.clone());
-        let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-        let a = self.send(&note, &[]).await;
-        assert!(a.status.is_success(), "initialized: {}", a.status);
-        session
-    }
-}
-
-/// The structured result of a successful tool call (checked against its text twin).
-fn ok(result: &Value) -> &Value {
-    assert_eq!(result["isError"], false, "tool failed: {result}");
-    let text = result["content"][0]["text"].as_str().expect("text content");
-    let from_text: Value = serde_json::from_str(text).expect("text is the JSON");
-    assert_eq!(from_text, result["structuredContent"]);
-    &result["structuredContent"]
-}
-
-/// The error text of a failed tool call.
-fn failed(result: &Value) -> String {
-    assert_eq!(result["isError"], true, "tool should fail: {result}");
-    result["content"][0]["text"]
-        .as_str()
-        .expect("an error message")
-        .to_owned()
-}
 
 #[tokio::test]
 async fn older_era_session_covers_tools_resources_and_prompts() {
@@ -881,4 +728,70 @@ async fn a_session_answers_only_the_key_that_opened_it() {
     assert!(r.status().is_success(), "{}", r.status());
     let body = owner.request("tools/list", json!({}));
     assert_eq!(owner.send(&body, &[]).await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn malformed_messages_get_json_rpc_errors_in_both_eras() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &config_toml(free_port(), dir.path(), None, KEYS),
+    );
+    for era in [NEW, OLD] {
+        let mut mcp = Mcp::new(&server, Some("k-writer-a"), era);
+        if era == OLD {
+            mcp.initialize().await;
+        }
+        let raw = |body: &'static str, content_type: &'static str| {
+            let mut req = reqwest::Client::new()
+                .post(&mcp.url)
+                .bearer_auth("k-writer-a")
+                .header("content-type", content_type)
+                .header("accept", "application/json, text/event-stream")
+                .header("mcp-protocol-version", era);
+            if let Some(s) = &mcp.session {
+                req = req.header("mcp-session-id", s);
+            }
+            async move {
+                let r = req.body(body).send().await.unwrap();
+                let status = r.status();
+                let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+                (status, ct, r.json::<Value>().await.expect("a JSON body"))
+            }
+        };
+        // Not JSON: a JSON-RPC parse error, 400 (it was 415 in plain text).
+        let (status, ct, v) = raw("{\"jsonrpc\": \"2.0\", \"id\": 1,", "application/json").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{era}: {v}");
+        assert!(ct.starts_with("application/json"));
+        assert_eq!(v["error"]["code"], -32700, "{era}: {v}");
+        // The wrong media type keeps its 415, as a JSON-RPC error body.
+        let (status, _, v) = raw("{}", "text/plain").await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{era}: {v}");
+        assert_eq!(v["error"]["code"], -32600, "{era}: {v}");
+        // A batch (an array) is refused as an invalid request.
+        let (status, _, v) = raw("[]", "application/json").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{era}: {v}");
+        assert_eq!(v["error"]["code"], -32600);
+
+        // Tool arguments that are not an object: "invalid params", with the
+        // request's id, whatever the era (not "method not found").
+        for arguments in [json!(["a", "b"]), json!("text"), json!(7)] {
+            let mut body = mcp.request(
+                "tools/call",
+                json!({"name": "memory_list", "arguments": {}}),
+            );
+            body["params"]["arguments"] = arguments.clone();
+            let a = mcp.send(&body, &[]).await;
+            let msg = a.message.expect("a JSON-RPC answer");
+            assert_eq!(msg["error"]["code"], -32602, "{era} {arguments}: {msg}");
+            assert_eq!(msg["id"], body["id"]);
+        }
+        let mut body = mcp.request("tools/list", json!({}));
+        body["params"] = json!([1, 2]);
+        let msg = mcp.send(&body, &[]).await.message.unwrap();
+        assert_eq!(msg["error"]["code"], -32602, "{era}: {msg}");
+        // Well-formed calls still work.
+        let listed = mcp.tool("memory_list", json!({"namespace": "a"})).await;
+        assert!(ok(&listed)["memories"].is_array());
+    }
 }

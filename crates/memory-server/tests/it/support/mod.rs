@@ -4,6 +4,8 @@
 #[path = "../../../../vector-index/tests/it/common/redis_server.rs"]
 pub mod redis_server;
 
+pub mod mcp;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
