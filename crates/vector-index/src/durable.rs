@@ -73,6 +73,8 @@ pub struct DurableCollection<S> {
     store: S,
     stripes: Box<[tokio::sync::Mutex<()>]>,
     ready: AtomicBool,
+    /// The follower's last read of the feed succeeded (always true without one).
+    reachable: AtomicBool,
     position: Mutex<Position>,
     lag_ms: AtomicU64,
     resyncs: AtomicU64,
@@ -210,6 +212,7 @@ impl<S: Store> DurableCollection<S> {
             store,
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             ready: AtomicBool::new(false),
+            reachable: AtomicBool::new(true),
             position: Mutex::new(Position::default()),
             lag_ms: AtomicU64::new(0),
             resyncs: AtomicU64::new(0),
@@ -235,6 +238,14 @@ impl<S: Store> DurableCollection<S> {
     /// Whether the index has loaded and caught up with the feed.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// Whether the store answered the follower's last read. Documents are
+    /// read from the store, so while this is false reads fail as writes do
+    /// and the instance should not take traffic. Without a follower (the
+    /// embedded store lives in this process) it is always true.
+    pub fn store_reachable(&self) -> bool {
+        self.reachable.load(Ordering::Acquire)
     }
 
     /// Replication position, lag and counters.
@@ -664,12 +675,15 @@ async fn follow<S: Store, F: ChangeFeed>(
         let Some(this) = weak.upgrade() else { return };
         match this.follow_once(&feed, &mut position).await {
             Ok(drained) => {
+                this.reachable.store(true, Ordering::Release);
                 if drained {
                     this.ready.store(true, Ordering::Release);
                 }
             }
             Err(_) => {
-                // Store unreachable: keep serving searches from memory and retry.
+                // Store unreachable (or refusing, e.g. while loading its data):
+                // say so for readiness, and retry.
+                this.reachable.store(false, Ordering::Release);
                 drop(this);
                 tokio::time::sleep(FEED_RETRY).await;
             }

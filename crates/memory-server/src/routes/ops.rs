@@ -17,23 +17,41 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: 200 once the index has loaded and caught up with the store, else 503.
+/// `GET /readyz`: 200 once the index has loaded and caught up with the store
+/// and while the store answers, else 503 (memories are read from the store, so
+/// an instance that cannot reach it can serve nothing but liveness).
 /// With auth on, the details (memory count, store, embedder) need a valid key:
-/// probes see only `ready` and the replication lag.
+/// probes see only `ready`, the reason when not, and the replication lag.
 pub async fn readyz<S: Store>(
     State(app): State<AppState<S>>,
     who: Result<Principal, ApiError>,
 ) -> impl IntoResponse {
     let c = app.service.collection();
     let r = c.replication();
-    let ready = c.is_ready() && app.service.models().registry().is_ready();
+    let registry = app.service.models().registry();
+    let loaded = c.is_ready() && registry.is_ready();
+    let reachable = c.store_reachable() && registry.store_reachable();
+    let ready = loaded && reachable;
     let mut body = json!({
         "ready": ready,
         "replication_lag_ms": r.lag_ms,
     });
-    if who.is_ok() {
+    if !reachable {
+        body["reason"] = json!("the store is unreachable; requests fail until it is back");
+    } else if !loaded {
+        body["reason"] = json!("loading the index and catching up with the store");
+    }
+    if let Ok(who) = who {
         let embedder = app.service.embedder();
-        body["memories"] = json!(c.index().len());
+        // Only what this key may see: another tenant's count is theirs.
+        let visible: u64 = app
+            .service
+            .namespaces(&who, None)
+            .namespaces
+            .iter()
+            .map(|n| n.memories)
+            .sum();
+        body["memories"] = json!(visible);
         body["embedding_model"] = json!(embedder.model_id());
         body["embedder"] = json!({
             "model": embedder.model_id(),
