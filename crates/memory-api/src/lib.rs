@@ -456,13 +456,26 @@ pub struct Revision {
     pub metadata: Map<String, Value>,
     /// Its kind.
     pub kind: Kind,
+    /// Who could see this state. History shows a caller only the states it
+    /// could see then; a state stored before this was recorded counts as private.
+    #[serde(default = "Visibility::unrecorded")]
+    pub visibility: Visibility,
     /// When it was written.
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub updated_at: OffsetDateTime,
 }
 
-/// A memory's history, newest first (the first entry is the current state).
+impl Visibility {
+    /// The visibility assumed where none was recorded: private, so an old
+    /// draft never reaches a reader it was not written for.
+    pub fn unrecorded() -> Self {
+        Self::Private
+    }
+}
+
+/// A memory's history, newest first (the first entry is the current state;
+/// states the caller could not see when they were current are left out).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 pub struct History {
@@ -598,6 +611,28 @@ impl From<Memory> for PortableMemory {
 pub struct Imported {
     /// Memories written (new or replaced).
     pub imported: u64,
+}
+
+/// The last line of a complete export: an export without it was cut short.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"export_complete": {"memories": 2, "skipped_unreadable": 0}}))]
+pub struct ExportTrailer {
+    /// What the export held.
+    pub export_complete: ExportSummary,
+}
+
+/// What a complete export held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ExportSummary {
+    /// Memory lines before this one.
+    pub memories: u64,
+    /// Stored records left out because they could not be decoded (logged
+    /// and counted by the server as `memory_unreadable_records`).
+    pub skipped_unreadable: u64,
 }
 
 /// One message of a session.

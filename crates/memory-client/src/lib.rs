@@ -272,7 +272,9 @@ impl MemoryClient {
         Self::send(self.request(Method::GET, &format!("/v1/memories/{id}/history"))).await
     }
 
-    /// Every memory of `ns` the caller may see, oldest first (NDJSON, read whole).
+    /// Every memory of `ns` the caller may see, oldest first (NDJSON, read
+    /// whole). An export that does not end with its [`ExportTrailer`], or
+    /// whose count disagrees, was cut short: that is an error, not a result.
     pub async fn export(&self, ns: &str, include_vectors: bool) -> Result<Vec<PortableMemory>> {
         let response = self
             .request(Method::GET, "/v1/export")
@@ -285,17 +287,29 @@ impl MemoryClient {
             return Err(Self::api_error(status, response).await);
         }
         let text = response.text().await?;
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                serde_json::from_str(l).map_err(|e| ClientError::Api {
-                    status: status.as_u16(),
-                    code: "bad_export_line".into(),
-                    message: e.to_string(),
-                    details: serde_json::Value::Null,
-                })
-            })
-            .collect()
+        let bad = |message: String| ClientError::Api {
+            status: status.as_u16(),
+            code: "bad_export".into(),
+            message,
+            details: serde_json::Value::Null,
+        };
+        let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let trailer: ExportTrailer = lines
+            .pop()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .ok_or_else(|| bad("the export has no end line: it was cut short".into()))?;
+        let memories = lines
+            .into_iter()
+            .map(|l| serde_json::from_str(l).map_err(|e| bad(e.to_string())))
+            .collect::<Result<Vec<PortableMemory>>>()?;
+        if trailer.export_complete.memories != memories.len() as u64 {
+            return Err(bad(format!(
+                "the export's end line counts {} memories, {} arrived",
+                trailer.export_complete.memories,
+                memories.len()
+            )));
+        }
+        Ok(memories)
     }
 
     /// Imports memories (sent as NDJSON); ids and times are kept, same ids replaced.

@@ -52,6 +52,8 @@ pub struct Metrics {
     store_errors: Family<OpLabels, Counter>,
     embed_seconds: Histogram,
     embed_errors: Counter,
+    unreadable: Counter,
+    export_failures: Counter,
     memories: Gauge,
     ready: Gauge,
     replication_lag_ms: Gauge,
@@ -86,6 +88,7 @@ impl Metrics {
         let store_errors = Family::<OpLabels, Counter>::default();
         let embed_seconds = latency_histogram();
         let embed_errors = Counter::default();
+        let (unreadable, export_failures) = (Counter::default(), Counter::default());
         let (memories, ready, replication_lag_ms, resyncs, keyword_bytes) = (
             Gauge::default(),
             Gauge::default(),
@@ -124,6 +127,16 @@ impl Metrics {
             embed_errors.clone(),
         );
         registry.register(
+            "unreadable_records",
+            "Stored records skipped because they could not be decoded (each is logged)",
+            unreadable.clone(),
+        );
+        registry.register(
+            "export_failures",
+            "Exports broken off after their headers were sent (each is logged)",
+            export_failures.clone(),
+        );
+        registry.register(
             "index_memories",
             "Memories in the in-memory index",
             memories.clone(),
@@ -156,6 +169,8 @@ impl Metrics {
             store_errors,
             embed_seconds,
             embed_errors,
+            unreadable,
+            export_failures,
             memories,
             ready,
             replication_lag_ms,
@@ -175,6 +190,16 @@ impl Metrics {
         }
     }
 
+    /// Counts a stored record skipped because it could not be decoded.
+    pub fn unreadable_record(&self) {
+        self.unreadable.inc();
+    }
+
+    /// Counts an export broken off after its headers were sent.
+    pub fn export_failed(&self) {
+        self.export_failures.inc();
+    }
+
     /// Records one embedding call.
     pub fn embed(&self, started: Instant, ok: bool) {
         self.embed_seconds.observe(started.elapsed().as_secs_f64());
@@ -188,7 +213,9 @@ impl Metrics {
         let r = collection.replication();
         let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         self.memories.set(clamp(collection.index().len()));
-        self.ready.set(i64::from(collection.is_ready()));
+        self.ready.set(i64::from(
+            collection.is_ready() && collection.store_reachable(),
+        ));
         self.replication_lag_ms.set(clamp(r.lag_ms));
         self.resyncs.set(clamp(r.resyncs));
         self.keyword_bytes

@@ -12,10 +12,11 @@ use utoipa::{Modify, OpenApi};
 
 use crate::model::{
     AppendMessages, Appended, BulkDelete, BulkDeleted, CreateBody, CreateResponse, Created,
-    CreatedBatch, ErrorResponse, Fusion, History, Imported, Kind, Memory, MemoryFilter, MemoryPage,
-    MemoryPatch, Message, Mmr, NamespaceList, NamespaceSummary, NewMemories, NewMemory, NewMessage,
-    PortableMemory, Promote, PutSession, Recency, Revision, SearchHit, SearchMode, SearchRequest,
-    SearchResponse, Session, SessionPage, SessionSummary, Visibility,
+    CreatedBatch, ErrorResponse, ExportSummary, ExportTrailer, Fusion, History, Imported, Kind,
+    Memory, MemoryFilter, MemoryPage, MemoryPatch, Message, Mmr, NamespaceList, NamespaceSummary,
+    NewMemories, NewMemory, NewMessage, PortableMemory, Promote, PutSession, Recency, Revision,
+    SearchHit, SearchMode, SearchRequest, SearchResponse, Session, SessionPage, SessionSummary,
+    Visibility,
 };
 
 /// The document.
@@ -32,7 +33,8 @@ use crate::model::{
         MemoryPatch, MemoryFilter, Recency, SearchRequest, SearchHit, SearchResponse, MemoryPage,
         Revision, History, BulkDelete, BulkDeleted, PortableMemory, Imported, Message, NewMessage,
         Session, PutSession, AppendMessages, Appended, SessionSummary, SessionPage, Promote, Kind,
-        Visibility, SearchMode, Fusion, Mmr, NamespaceSummary, NamespaceList, ErrorResponse
+        Visibility, SearchMode, Fusion, Mmr, NamespaceSummary, NamespaceList, ErrorResponse,
+        ExportTrailer, ExportSummary
     )),
     modifiers(&BearerAuth, &Links, &InputRules),
     security(("bearer" = []))
@@ -367,15 +369,16 @@ fn bulk_delete() {}
 
 #[utoipa::path(get, path = "/v1/export", tag = "portability",
     params(("namespace" = String, Query), ("include_vectors" = Option<bool>, Query), ("as_agent" = Option<String>, Query)),
-    responses((status = 200, description = "NDJSON, one PortableMemory per line", content_type = "application/x-ndjson", body = PortableMemory),
-        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)))]
+    responses((status = 200, description = "NDJSON, one PortableMemory per line, then one ExportTrailer line; without the trailer the export was cut short", content_type = "application/x-ndjson", body = PortableMemory),
+        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
+        (status = 503, body = ErrorResponse)))]
 fn export() {}
 
 #[utoipa::path(post, path = "/v1/import", tag = "portability",
-    request_body(content = PortableMemory, content_type = "application/x-ndjson", description = "One PortableMemory per line"),
+    request_body(content = PortableMemory, content_type = "application/x-ndjson", description = "One PortableMemory per line; an export's ExportTrailer line may end it (its count is checked)"),
     responses((status = 200, body = Imported), (status = 400, body = ErrorResponse),
         (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
-        (status = 413, body = ErrorResponse)))]
+        (status = 409, body = ErrorResponse), (status = 413, body = ErrorResponse)))]
 fn import() {}
 
 #[utoipa::path(put, path = "/v1/sessions/{id}", tag = "sessions", request_body = PutSession,

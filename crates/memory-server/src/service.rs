@@ -75,7 +75,7 @@ mod attr {
     pub const META: &str = "m:";
     /// `dup:<digest of scope and text>`.
     pub const DUPLICATE: &str = "dup:";
-    /// `idem:<digest of namespace and idempotency key>`.
+    /// `idem:<digest of namespace, author agent and idempotency key>`.
     pub const IDEMPOTENCY: &str = "idem:";
 }
 
@@ -133,8 +133,20 @@ fn duplicate_attr(ns: &str, user: Option<&str>, owner: Option<&str>, text: &str)
     )
 }
 
-fn idempotency_attr(ns: &str, key: &str) -> String {
-    format!("{}{}", attr::IDEMPOTENCY, digest(&[ns, key]))
+/// Idempotency keys are scoped to the agent that wrote (none for an unbound
+/// key acting as no agent): another agent reusing a key gets its own memory,
+/// never a replay of one it might not be allowed to see.
+fn idempotency_attr(ns: &str, agent: Option<&str>, key: &str) -> String {
+    format!(
+        "{}{}",
+        attr::IDEMPOTENCY,
+        digest(&[ns, agent.unwrap_or(""), key])
+    )
+}
+
+/// The attribute every shared memory carries (what all readers of its namespace see).
+pub fn shared_attribute() -> String {
+    visibility_attr(Visibility::Shared, None)
 }
 
 fn visibility_attr(visibility: Visibility, author: Option<&str>) -> String {
@@ -153,7 +165,7 @@ fn scope_keys(p: &Payload, doc: &Doc) -> (String, Option<String>) {
     let idem = doc
         .idempotency_key
         .as_deref()
-        .map(|k| idempotency_attr(&p.namespace, k));
+        .map(|k| idempotency_attr(&p.namespace, p.agent_id.as_deref(), k));
     (dup, idem)
 }
 
@@ -179,6 +191,7 @@ fn revision(m: Memory) -> Revision {
         tags: m.tags,
         metadata: m.metadata,
         kind: m.kind,
+        visibility: m.visibility,
         updated_at: m.updated_at,
     }
 }
@@ -368,6 +381,20 @@ impl<S: Store> MemoryService<S> {
         })
     }
 
+    /// The memory of a record read for a list, search or export, or `None`
+    /// (logged and counted) when it cannot be decoded: one bad record must
+    /// not fail every request that touches it.
+    fn readable(&self, record: &Record) -> Option<Memory> {
+        match Self::memory_of(record) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::error!(id = %record.id, error = %e, "skipping an unreadable memory");
+                self.metrics.unreadable_record();
+                None
+            }
+        }
+    }
+
     /// Whether the caller may see `record`, acting as `agent`.
     fn visible(record: &Record, agent: Option<&str>, now: i64) -> bool {
         let p = &record.payload;
@@ -538,16 +565,26 @@ impl<S: Store> MemoryService<S> {
         Ok(())
     }
 
-    /// The live memory carrying attribute `a` in `ns`, if any.
-    async fn find_by_attr(&self, ns: &str, a: &str, now: i64) -> ApiResult<Option<Record>> {
-        let filter = Filter::all()
-            .eq(Field::Namespace, ns)
-            .eq(Field::Attribute, a)
-            .not_expired_at(now);
+    /// The live memory carrying attribute `a` in `ns` that `agent` may see, if any.
+    ///
+    /// Replays and duplicates return what this finds, so it answers only what
+    /// a `GET` by the same caller would: the scope keys already separate
+    /// authors, and the visibility check makes that hold whatever the keys.
+    async fn find_by_attr(
+        &self,
+        ns: &str,
+        a: &str,
+        agent: Option<&str>,
+        now: i64,
+    ) -> ApiResult<Option<Record>> {
+        let filter = Self::visible_filter(ns, agent, now).eq(Field::Attribute, a);
         let mut ids = self.collection.index().ids_matching(&filter);
         ids.sort();
         for id in ids {
-            if let Some(r) = self.timed("get", self.collection.get(id)).await? {
+            if let Some(r) = self.timed("get", self.collection.get(id)).await?
+                && r.payload.namespace == ns
+                && Self::visible(&r, agent, now)
+            {
                 return Ok(Some(r));
             }
         }
@@ -648,8 +685,11 @@ impl<S: Store> MemoryService<S> {
         let mut batch_keys: Vec<(String, usize)> = Vec::new();
         for (i, p) in prepared.into_iter().enumerate() {
             let ns = p.payload.namespace.clone();
+            let author = p.payload.agent_id.clone();
             if let Some(idem) = &p.idem
-                && let Some(r) = self.find_by_attr(&ns, idem, now_ms).await?
+                && let Some(r) = self
+                    .find_by_attr(&ns, idem, author.as_deref(), now_ms)
+                    .await?
             {
                 outcomes.push(Some(Created {
                     memory: Self::memory_of(&r)?,
@@ -658,7 +698,10 @@ impl<S: Store> MemoryService<S> {
                 }));
                 continue;
             }
-            if let Some(r) = self.find_by_attr(&ns, &p.dup, now_ms).await? {
+            if let Some(r) = self
+                .find_by_attr(&ns, &p.dup, author.as_deref(), now_ms)
+                .await?
+            {
                 outcomes.push(Some(Created {
                     memory: Self::memory_of(&r)?,
                     duplicate: true,
@@ -790,7 +833,16 @@ impl<S: Store> MemoryService<S> {
     ) -> ApiResult<History> {
         let record = self.load_visible(who, id, agent, Role::Read).await?;
         let mut revisions = vec![revision(Self::memory_of(&record)?)];
-        revisions.extend(Doc::of(&record)?.history);
+        // A shared memory may have been a private draft: its earlier states
+        // are shown only to its author, as they were when current.
+        let author = record.payload.agent_id.as_deref();
+        let is_author = author.is_some() && who.acting_agent(agent).as_deref() == author;
+        revisions.extend(
+            Doc::of(&record)?
+                .history
+                .into_iter()
+                .filter(|r| r.visibility == Visibility::Shared || is_author),
+        );
         Ok(History { id, revisions })
     }
 
@@ -1015,7 +1067,7 @@ impl<S: Store> MemoryService<S> {
         for r in records.iter().flatten() {
             // A memory changed since the index answered is re-checked here.
             if Self::visible(r, agent.as_deref(), now) && r.payload.namespace == ns {
-                memories.push(Self::memory_of(r)?);
+                memories.extend(self.readable(r));
             }
         }
         let next_cursor = if more {
@@ -1080,33 +1132,39 @@ impl<S: Store> MemoryService<S> {
         Ok(ids)
     }
 
-    /// The exportable form of `ids` (skipping any deleted since they were listed).
+    /// The exportable form of `ids` (skipping any deleted since they were
+    /// listed), and how many were left out as unreadable.
     pub async fn export_page(
         &self,
         who: &Principal,
         ids: &[Uuid],
         agent: Option<&str>,
         include_vectors: bool,
-    ) -> ApiResult<Vec<PortableMemory>> {
+    ) -> ApiResult<(Vec<PortableMemory>, u64)> {
         let agent = who.acting_agent(agent);
         let now = millis(OffsetDateTime::now_utc());
         let records = self
             .timed("get_many", self.collection.store().get_many(ids))
             .await?;
         let mut out = Vec::with_capacity(records.len());
+        let mut unreadable = 0;
         for r in records.into_iter().flatten() {
             if !Self::visible(&r, agent.as_deref(), now)
                 || who.require(&r.payload.namespace, Role::Read).is_err()
             {
                 continue;
             }
-            let mut p = PortableMemory::from(Self::memory_of(&r)?);
+            let Some(m) = self.readable(&r) else {
+                unreadable += 1;
+                continue;
+            };
+            let mut p = PortableMemory::from(m);
             if include_vectors {
                 p.vector = Some(r.vector);
             }
             out.push(p);
         }
-        Ok(out)
+        Ok((out, unreadable))
     }
 
     /// Writes imported memories (ids and times kept, same id replaced). Every

@@ -376,8 +376,11 @@ impl<S: Store> MemoryService<S> {
             {
                 continue;
             }
+            let Some(memory) = self.readable(&record) else {
+                continue;
+            };
             results.push(SearchHit {
-                memory: Self::memory_of(&record)?,
+                memory,
                 score: c.score,
                 similarity: c.similarity,
                 keyword_score: c.keyword,
