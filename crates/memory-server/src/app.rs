@@ -295,6 +295,9 @@ pub async fn run_as(config: Config, mode: Mode) -> Result<(), StartError> {
     index_config.ef_search = config.index.ef_search;
     index_config.graph.quantization = config.index.quantization;
     index_config.text = config.search.text_config();
+    // Keyword statistics come from shared memories only: every reader of a
+    // namespace sees those, so a private memory cannot move anyone's scores.
+    index_config.keyword_statistics = Some(crate::service::shared_attribute());
     let name = collection_name(embedder.model_id());
     match config.storage.backend {
         StorageBackend::Embedded => {

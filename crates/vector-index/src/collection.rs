@@ -55,6 +55,12 @@ pub struct CollectionConfig {
     pub planner: PlannerConfig,
     /// How each namespace's text is analyzed for keyword search.
     pub text: TextConfig,
+    /// When set, only points carrying this attribute count towards a
+    /// namespace's keyword statistics (document count, average length,
+    /// document frequencies); the others are found and scored but never move
+    /// them. A server marks what every reader may see, so scores cannot
+    /// reveal the words of points a searcher cannot see. `None`: all count.
+    pub keyword_statistics: Option<String>,
 }
 
 impl CollectionConfig {
@@ -69,7 +75,15 @@ impl CollectionConfig {
             max_ef: 4096,
             planner: PlannerConfig::default(),
             text: TextConfig::default(),
+            keyword_statistics: None,
         }
+    }
+
+    /// Whether a point with `payload` counts towards keyword statistics.
+    fn counts_in_statistics(&self, payload: &Payload) -> bool {
+        self.keyword_statistics
+            .as_ref()
+            .is_none_or(|a| payload.attributes.iter().any(|x| x == a))
     }
 
     /// The same configuration on another backend.
@@ -247,11 +261,12 @@ struct State {
 }
 
 impl State {
-    /// Indexes a new key's payload and its analyzed text.
-    fn insert(&mut self, key: Key, payload: &Payload, terms: &[String]) {
+    /// Indexes a new key's payload and its analyzed text (`counted`: in the
+    /// keyword statistics).
+    fn insert(&mut self, key: Key, payload: &Payload, terms: &[String], counted: bool) {
         self.payloads.insert(key, payload);
         if let Some(ns) = self.payloads.namespace(key) {
-            self.lexical.insert(&ns, key, terms);
+            self.lexical.insert(&ns, key, terms, counted);
         }
     }
 
@@ -410,7 +425,8 @@ impl Collection {
                     state.ids.insert(p.id, p.key);
                     state.keys.insert(p.key, p.id);
                     let terms = analyzers.of(&p.payload.namespace).terms(&p.payload.text);
-                    state.insert(p.key, &p.payload, &terms);
+                    let counted = config.counts_in_statistics(&p.payload);
+                    state.insert(p.key, &p.payload, &terms, counted);
                 }
                 Ok::<_, IndexError>(state)
             })();
@@ -458,7 +474,8 @@ impl Collection {
             let mut state = self.state.write();
             let old = state.ids.insert(id, key);
             state.keys.insert(key, id);
-            state.insert(key, &payload, &terms);
+            let counted = self.config.counts_in_statistics(&payload);
+            state.insert(key, &payload, &terms, counted);
             if let Some(old) = old {
                 // The key→id entry stays until the grace period ends (`remove_retired`).
                 state.unindex(old);

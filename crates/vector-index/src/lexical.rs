@@ -2,7 +2,10 @@
 //!
 //! Each namespace has its own term dictionary and statistics (document count,
 //! average length, document frequencies), so one tenant's text never changes
-//! another's scores. Postings are kept in key order (keys only grow, so almost
+//! another's scores. Within a namespace, only documents inserted as *counted*
+//! make the statistics; the others are scored with them but never move them,
+//! so a document some searchers cannot see (a private memory) cannot change
+//! the scores they get, and scores cannot reveal its words. Postings are kept in key order (keys only grow, so almost
 //! every insert appends; searches merge the lists by key), and
 //! a removed document's postings stay until half of a term's list is dead,
 //! when the list is compacted: removal is amortised O(terms of the document).
@@ -39,14 +42,18 @@ struct Posting {
 struct Postings {
     term: Option<Arc<str>>,
     entries: Vec<Posting>,
-    /// Live documents containing the term (the document frequency).
+    /// Live documents containing the term.
     live: u32,
+    /// Live counted documents containing the term (the document frequency).
+    df: u32,
 }
 
 #[derive(Debug)]
 struct Document {
     len: u32,
     terms: Box<[TermId]>,
+    /// Whether it counts towards the statistics.
+    counted: bool,
 }
 
 #[derive(Debug, Default)]
@@ -57,6 +64,8 @@ struct Namespace {
     docs: HashMap<Key, Document>,
     /// The keys of `docs`, for intersecting with a search's allowed keys.
     live: RoaringBitmap,
+    /// Counted documents, and their total length.
+    counted: u64,
     total_len: u64,
 }
 
@@ -79,7 +88,7 @@ impl Namespace {
         id
     }
 
-    fn insert(&mut self, key: Key, terms: &[String]) {
+    fn insert(&mut self, key: Key, terms: &[String], counted: bool) {
         let mut counts: HashMap<&str, u32> = HashMap::new();
         for t in terms {
             *counts.entry(t.as_str()).or_default() += 1;
@@ -99,6 +108,7 @@ impl Namespace {
                 p.entries.push(posting);
             }
             p.live += 1;
+            p.df += u32::from(counted);
             ids.push(id);
         }
         self.docs.insert(
@@ -106,10 +116,14 @@ impl Namespace {
             Document {
                 len,
                 terms: ids.into_boxed_slice(),
+                counted,
             },
         );
         self.live.insert(key);
-        self.total_len += u64::from(len);
+        if counted {
+            self.counted += 1;
+            self.total_len += u64::from(len);
+        }
     }
 
     fn remove(&mut self, key: Key) -> bool {
@@ -117,10 +131,14 @@ impl Namespace {
             return false;
         };
         self.live.remove(key);
-        self.total_len -= u64::from(doc.len);
+        if doc.counted {
+            self.counted -= 1;
+            self.total_len -= u64::from(doc.len);
+        }
         for &id in doc.terms.iter() {
             let p = &mut self.postings[id as usize];
             p.live -= 1;
+            p.df -= u32::from(doc.counted);
             if p.live == 0 {
                 if let Some(term) = p.term.take() {
                     self.dictionary.remove(&term);
@@ -170,16 +188,17 @@ pub struct LexicalIndex {
 }
 
 impl LexicalIndex {
-    /// Indexes `terms` (already analyzed) as document `key` of `namespace`.
+    /// Indexes `terms` (already analyzed) as document `key` of `namespace`;
+    /// `counted` documents make the namespace's statistics.
     /// A document without terms is not indexed: nothing could match it.
-    pub fn insert(&mut self, namespace: &Arc<str>, key: Key, terms: &[String]) {
+    pub fn insert(&mut self, namespace: &Arc<str>, key: Key, terms: &[String], counted: bool) {
         if terms.is_empty() {
             return;
         }
         self.namespaces
             .entry(Arc::clone(namespace))
             .or_default()
-            .insert(key, terms);
+            .insert(key, terms, counted);
     }
 
     /// Forgets document `key` of `namespace`; returns whether it was indexed.
@@ -217,7 +236,7 @@ impl LexicalIndex {
             return Vec::new();
         };
         let allowed = allowed & &ns.live;
-        let n = ns.docs.len() as f32;
+        let n = ns.counted as f32;
         let avg_len = (ns.total_len as f32 / n.max(1.0)).max(1.0);
         // A repeated query term counts as many times as it is repeated.
         let mut query: HashMap<TermId, f32> = HashMap::new();
@@ -241,7 +260,7 @@ impl LexicalIndex {
             .into_iter()
             .map(|(id, weight)| {
                 let p = &ns.postings[id as usize];
-                let df = p.live as f32;
+                let df = p.df as f32;
                 let weight = weight * (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
                 List {
                     postings: p.entries.as_slice(),
@@ -340,9 +359,9 @@ mod tests {
     fn rare_terms_outweigh_common_ones_and_tf_saturates() {
         let ns: Arc<str> = Arc::from("a");
         let mut idx = LexicalIndex::default();
-        idx.insert(&ns, 0, &words("paris trip booked"));
-        idx.insert(&ns, 1, &words("trip trip trip trip planned"));
-        idx.insert(&ns, 2, &words("trip to rome"));
+        idx.insert(&ns, 0, &words("paris trip booked"), true);
+        idx.insert(&ns, 1, &words("trip trip trip trip planned"), true);
+        idx.insert(&ns, 2, &words("trip to rome"), true);
         let hits = idx.search("a", &words("paris trip"), 10, &all(0..3));
         assert_eq!(hits[0].key, 0, "the only document with the rare term wins");
         assert_eq!(hits.len(), 3);
@@ -357,11 +376,11 @@ mod tests {
     fn namespaces_keep_their_own_statistics() {
         let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
         let mut idx = LexicalIndex::default();
-        idx.insert(&a, 0, &words("alpha beta"));
-        idx.insert(&a, 1, &words("gamma"));
+        idx.insert(&a, 0, &words("alpha beta"), true);
+        idx.insert(&a, 1, &words("gamma"), true);
         let before = idx.search("a", &words("alpha"), 5, &all(0..10));
         for key in 2..50 {
-            idx.insert(&b, key, &words("alpha"));
+            idx.insert(&b, key, &words("alpha"), true);
         }
         let after = idx.search("a", &words("alpha"), 5, &all(0..50));
         assert_eq!(before, after, "b's documents change nothing in a");
@@ -373,7 +392,7 @@ mod tests {
         let ns: Arc<str> = Arc::from("a");
         let mut idx = LexicalIndex::default();
         for key in 0..100 {
-            idx.insert(&ns, key, &words("common words here"));
+            idx.insert(&ns, key, &words("common words here"), true);
         }
         for key in 0..90 {
             assert!(idx.remove("a", key));
@@ -396,11 +415,11 @@ mod tests {
     fn terms_of_removed_documents_are_forgotten_and_their_ids_reused() {
         let ns: Arc<str> = Arc::from("a");
         let mut idx = LexicalIndex::default();
-        idx.insert(&ns, 0, &words("keep"));
-        idx.insert(&ns, 1, &words("once"));
+        idx.insert(&ns, 0, &words("keep"), true);
+        idx.insert(&ns, 1, &words("once"), true);
         idx.remove("a", 1);
         assert!(!idx.namespaces["a"].dictionary.contains_key("once"));
-        idx.insert(&ns, 2, &words("again"));
+        idx.insert(&ns, 2, &words("again"), true);
         assert_eq!(
             idx.namespaces["a"].postings.len(),
             2,
@@ -418,15 +437,15 @@ mod tests {
         allowed: &RoaringBitmap,
     ) -> Vec<Scored> {
         let ns = &idx.namespaces["a"];
-        let n = ns.docs.len() as f32;
-        let avg_len = (ns.total_len as f32 / n).max(1.0);
+        let n = ns.counted as f32;
+        let avg_len = (ns.total_len as f32 / n.max(1.0)).max(1.0);
         let mut scores: HashMap<Key, f32> = HashMap::new();
         for t in terms {
             let Some(id) = ns.dictionary.get(t.as_str()) else {
                 continue;
             };
             let p = &ns.postings[*id as usize];
-            let df = p.live as f32;
+            let df = p.df as f32;
             let idf = (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
             for e in p
                 .entries
@@ -461,7 +480,7 @@ mod tests {
         for key in 0..3000 {
             let len = rng.random_range(1..12);
             let text: Vec<String> = (0..len).map(|_| word(&mut rng)).collect();
-            idx.insert(&ns, key, &text);
+            idx.insert(&ns, key, &text, true);
             if key % 7 == 0 {
                 idx.remove("a", key / 2);
             }
@@ -492,7 +511,7 @@ mod tests {
         let ns: Arc<str> = Arc::from("a");
         let mut idx = LexicalIndex::default();
         for key in [5, 3, 9, 1, 7] {
-            idx.insert(&ns, key, &words(&format!("shared k{key}")));
+            idx.insert(&ns, key, &words(&format!("shared k{key}")), true);
         }
         // Term ids follow the order a document's terms are counted in (a
         // hash map's), so look "shared" up rather than assume it is term 0.
@@ -514,7 +533,7 @@ mod tests {
         let ns: Arc<str> = Arc::from("a");
         let mut idx = LexicalIndex::default();
         for key in 0..20 {
-            idx.insert(&ns, key, &words("same text"));
+            idx.insert(&ns, key, &words("same text"), true);
         }
         let hits = idx.search("a", &words("text"), 3, &all([5, 7, 9, 11]));
         let keys: Vec<Key> = hits.iter().map(|h| h.key).collect();
@@ -524,11 +543,39 @@ mod tests {
             idx.search("missing", &words("text"), 3, &all(0..20))
                 .is_empty()
         );
-        idx.insert(&ns, 30, &[]);
+        idx.insert(&ns, 30, &[], true);
         assert_eq!(
             idx.documents("a"),
             20,
             "a document without terms is not indexed"
         );
+    }
+
+    #[test]
+    fn uncounted_documents_are_scored_but_never_move_the_statistics() {
+        let ns: Arc<str> = Arc::from("a");
+        let mut idx = LexicalIndex::default();
+        idx.insert(&ns, 0, &words("deploy the canary"), true);
+        idx.insert(&ns, 1, &words("rollback plan"), true);
+        let before = idx.search("a", &words("canary"), 5, &all(0..10));
+        // A private document with the same word, counted or not.
+        idx.insert(&ns, 2, &words("canary secret"), false);
+        let after = idx.search("a", &words("canary"), 5, &all([0, 1]));
+        assert_eq!(before, after, "the visible document's score did not move");
+        // The uncounted document is found and scored like any other.
+        let hits = idx.search("a", &words("canary"), 5, &all(0..10));
+        assert_eq!(hits.len(), 2);
+        assert!(hits.iter().all(|h| h.score > 0.0));
+        let expected = reference(&idx, &words("canary"), 5, &all(0..10));
+        for (h, e) in hits.iter().zip(&expected) {
+            assert_eq!(h.key, e.key);
+            assert!((h.score - e.score).abs() < 1e-5, "{h:?} vs {e:?}");
+        }
+        // Removing it leaves the statistics as they were.
+        assert!(idx.remove("a", 2));
+        assert_eq!(idx.search("a", &words("canary"), 5, &all(0..10)), before);
+        // Counted, it would have moved them: the check above can fail.
+        idx.insert(&ns, 3, &words("canary secret"), true);
+        assert_ne!(idx.search("a", &words("canary"), 5, &all([0, 1])), before);
     }
 }

@@ -416,3 +416,62 @@ async fn namespaces_and_readiness_show_only_what_the_key_may_see() {
         "{keyed}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_memories_do_not_move_anyone_elses_keyword_scores() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &config_toml(free_port(), &dir.path().join("data"), None, KEYS),
+    );
+    let bot = server.client().with_key("k-bot-a");
+    let planner = server.client().with_key("k-writer-a").as_agent("planner");
+    bot.create(&memory("a", "the canary window opens at noon"))
+        .await
+        .unwrap();
+    bot.create(&memory("a", "rollback steps for the release"))
+        .await
+        .unwrap();
+    let score = || async {
+        let r = bot
+            .search(&SearchRequest {
+                mode: Some(memory_client::SearchMode::Keyword),
+                ..search("a", "canary window")
+            })
+            .await
+            .unwrap();
+        assert_eq!(r.results.len(), 1, "{r:?}");
+        r.results[0].keyword_score.expect("a keyword score")
+    };
+    let before = score().await;
+    // Another agent's private memories full of the searched words: the bot
+    // cannot see them, so they must not change its scores (which would tell
+    // it the words are there).
+    for _ in 0..3 {
+        planner
+            .create(&NewMemory {
+                agent_id: Some("planner".into()),
+                visibility: Visibility::Private,
+                ..memory("a", "canary canary window secret launch")
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(score().await, before);
+    // A shared memory with the words is everyone's, and does move them.
+    bot.create(&memory("a", "canary dashboards")).await.unwrap();
+    let r = bot
+        .search(&SearchRequest {
+            mode: Some(memory_client::SearchMode::Keyword),
+            ..search("a", "canary window")
+        })
+        .await
+        .unwrap();
+    let moved = r
+        .results
+        .iter()
+        .find(|h| h.memory.text.contains("noon"))
+        .and_then(|h| h.keyword_score)
+        .unwrap();
+    assert_ne!(moved, before);
+}
