@@ -12,7 +12,42 @@ use crate::error::ApiError;
 /// A JSON body; malformed JSON, wrong types and oversize bodies are 4xx errors that say why.
 pub struct ApiJson<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+/// A request body type, and the schema of `/openapi.json` it is checked against.
+pub trait BodySchema {
+    /// Its name under `components.schemas` (`None`: the handler checks it).
+    const NAME: Option<&'static str>;
+}
+
+macro_rules! body_schemas {
+    ($($t:ident),*) => {$(
+        impl BodySchema for crate::model::$t {
+            const NAME: Option<&'static str> = Some(stringify!($t));
+        }
+    )*};
+}
+body_schemas!(
+    MemoryPatch,
+    SearchRequest,
+    BulkDelete,
+    PutSession,
+    AppendMessages,
+    Promote
+);
+
+/// `POST /v1/memories` takes one memory or a batch: the handler checks whichever it is.
+impl BodySchema for serde_json::Value {
+    const NAME: Option<&'static str> = None;
+}
+
+/// Checks `value` against schema `name` of `/openapi.json`: an array where
+/// the schema has an object is a 400 naming the field ([`crate::shape`]).
+pub fn check_shape(name: &str, value: &serde_json::Value) -> Result<(), ApiError> {
+    let schema = serde_json::json!({ "$ref": format!("#/components/schemas/{name}") });
+    crate::shape::check(crate::openapi::document(), &schema, value)
+        .map_err(|e| ApiError::bad_request(format!("request body does not match the schema: {e}")))
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + BodySchema> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -27,6 +62,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             return Err(ApiError::bad_request(
                 "the request body must be a JSON object ({...})",
             ));
+        }
+        if let Some(name) = T::NAME {
+            check_shape(name, &value)?;
         }
         // The path names the field to fix, as axum's own `Json` does.
         serde_path_to_error::deserialize(value)

@@ -4,7 +4,8 @@
 //! - [`app`]: configuration in, router built, served until SIGTERM;
 //! - [`routes`]: HTTP handlers (parse, call the service, render); [`respond`]:
 //!   what every response gets on its way out;
-//! - [`extract`], [`auth`]: request parsing and API-key authentication;
+//! - [`extract`], [`shape`], [`auth`]: request parsing (bodies checked against
+//!   the published schema) and API-key authentication;
 //! - [`service`]: the memory operations, shared by every transport;
 //! - [`embed`]: text to vectors;
 //! - [`model`], [`validate`], [`error`]: data shapes, input checks, the error type;
@@ -26,5 +27,6 @@ pub mod openapi;
 pub mod respond;
 pub mod routes;
 pub mod service;
+pub mod shape;
 pub mod telemetry;
 pub mod validate;

@@ -264,6 +264,13 @@ impl Modify for InputRules {
     }
 }
 
+/// The document as a JSON value, for checking request bodies against it
+/// ([`crate::shape`]).
+pub fn document() -> &'static serde_json::Value {
+    static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| serde_json::from_str(json()).unwrap_or_default())
+}
+
 /// The document as JSON, built on first use (it never changes while the
 /// server runs).
 pub fn json() -> &'static str {

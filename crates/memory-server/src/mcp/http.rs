@@ -5,6 +5,7 @@
 //! the shared store ([`super::sessions`]), so any instance can serve it. A
 //! session answers only the key and agent that opened it.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,6 +68,10 @@ pub fn add_route<S: Store, St: Clone + Send + Sync + 'static>(
     if !settings.allowed_hosts.is_empty() {
         config = config.with_allowed_hosts(settings.allowed_hosts.clone());
     }
+    let shapes = Shapes {
+        max_body_bytes,
+        tools: Arc::new(mcp.input_schemas()),
+    };
     let owners: Arc<dyn SessionOwners> = Arc::clone(&sessions) as Arc<dyn SessionOwners>;
     config.session_store = Some(sessions as Arc<dyn SessionStore>);
     let rmcp = StreamableHttpService::new(
@@ -82,10 +87,7 @@ pub fn add_route<S: Store, St: Clone + Send + Sync + 'static>(
                 Gate { keys, owners },
                 authenticate,
             ))
-            .layer(axum::middleware::from_fn_with_state(
-                max_body_bytes,
-                well_formed,
-            ))
+            .layer(axum::middleware::from_fn_with_state(shapes, well_formed))
             .service(rmcp),
     )
 }
@@ -105,11 +107,22 @@ const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
 const INVALID_PARAMS: i64 = -32602;
 
+/// What a message's shape is checked against: the body limit, and each
+/// tool's input schema.
+#[derive(Clone)]
+struct Shapes {
+    max_body_bytes: usize,
+    tools: Arc<HashMap<String, Value>>,
+}
+
 /// Checks a POST body's shape before rmcp reads it, so that malformed JSON
 /// is a JSON-RPC parse error (400, not rmcp's 415 in plain text) and a
-/// request whose `params` or tool `arguments` are not objects is "invalid
-/// params" in both protocol eras (rmcp would call it an unknown method).
-async fn well_formed(State(limit): State<usize>, req: Request, next: Next) -> Response {
+/// request whose `params` or tool `arguments` are not objects, or whose
+/// arguments hold an array where the tool's schema has an object, is
+/// "invalid params" in both protocol eras (rmcp would call the first an
+/// unknown method, and read the last as an object).
+async fn well_formed(State(shapes): State<Shapes>, req: Request, next: Next) -> Response {
+    let limit = shapes.max_body_bytes;
     if req.method() != axum::http::Method::POST {
         return next.run(req).await;
     }
@@ -136,7 +149,7 @@ async fn well_formed(State(limit): State<usize>, req: Request, next: Next) -> Re
             );
         }
     };
-    if let Some(problem) = shape_problem(&message) {
+    if let Some(problem) = shape_problem(&message, &shapes.tools) {
         let id = message.get("id").cloned().unwrap_or(Value::Null);
         let status = if id.is_null() {
             StatusCode::BAD_REQUEST
@@ -150,7 +163,7 @@ async fn well_formed(State(limit): State<usize>, req: Request, next: Next) -> Re
 }
 
 /// What is wrong with a JSON-RPC message's shape, as a code and a message.
-fn shape_problem(message: &Value) -> Option<(i64, String)> {
+fn shape_problem(message: &Value, tools: &HashMap<String, Value>) -> Option<(i64, String)> {
     let Some(object) = message.as_object() else {
         return Some((
             INVALID_REQUEST,
@@ -172,6 +185,15 @@ fn shape_problem(message: &Value) -> Option<(i64, String)> {
             INVALID_PARAMS,
             "Invalid params: a tool's `arguments` must be an object".into(),
         ));
+    }
+    let tool = params
+        .and_then(|p| p.get("name"))
+        .and_then(Value::as_str)
+        .and_then(|name| tools.get(name));
+    if let (Some(schema), Some(arguments)) = (tool, arguments)
+        && let Err(e) = crate::shape::check(schema, schema, arguments)
+    {
+        return Some((INVALID_PARAMS, format!("Invalid params: {e}")));
     }
     None
 }

@@ -48,6 +48,21 @@ pub struct MemoryMcp<S: Store> {
     prompt_router: PromptRouter<Self>,
 }
 
+impl<S: Store> MemoryMcp<S> {
+    /// Each tool's input schema by tool name (for checking arguments' shape
+    /// before rmcp reads them: [`crate::shape`]).
+    pub fn input_schemas(&self) -> std::collections::HashMap<String, serde_json::Value> {
+        self.tool_router
+            .list_all()
+            .into_iter()
+            .map(|t| {
+                let schema = serde_json::Value::Object((*t.input_schema).clone());
+                (t.name.into_owned(), schema)
+            })
+            .collect()
+    }
+}
+
 impl<S: Store> Clone for MemoryMcp<S> {
     fn clone(&self) -> Self {
         Self {

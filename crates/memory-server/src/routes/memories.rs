@@ -11,7 +11,9 @@ use vector_index::store::Store;
 use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, if_match, memory_id, required_namespace};
+use crate::extract::{
+    ApiJson, ApiPath, ApiQuery, check_shape, if_match, memory_id, required_namespace,
+};
 use crate::model::{
     BulkDelete, CreatedBatch, Kind, Memory, MemoryFilter, MemoryPatch, NewMemories, NewMemory,
     SearchRequest,
@@ -33,6 +35,7 @@ pub async fn create<S: Store>(
     ApiJson(body): ApiJson<Value>,
 ) -> ApiResult<Response> {
     let is_batch = body.get("memories").is_some();
+    check_shape(if is_batch { "NewMemories" } else { "NewMemory" }, &body)?;
     if is_batch {
         let batch: NewMemories = serde_json::from_value(body)
             .map_err(|e| ApiError::bad_request(format!("invalid batch: {e}")))?;

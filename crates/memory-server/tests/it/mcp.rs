@@ -786,6 +786,29 @@ async fn malformed_messages_get_json_rpc_errors_in_both_eras() {
             assert_eq!(msg["error"]["code"], -32602, "{era} {arguments}: {msg}");
             assert_eq!(msg["id"], body["id"]);
         }
+        // Nested: an array where the tool's input schema has an object.
+        for (tool, arguments) in [
+            (
+                "memory_store",
+                json!({"memories": [["a", "stored from an array"]]}),
+            ),
+            ("memory_list", json!({"namespace": "a", "filter": ["x"]})),
+            (
+                "memory_update",
+                json!({"id": "00000000-0000-0000-0000-000000000000", "changes": ["x"]}),
+            ),
+        ] {
+            let body = mcp.request("tools/call", json!({"name": tool, "arguments": arguments}));
+            let msg = mcp.send(&body, &[]).await.message.unwrap();
+            assert_eq!(msg["error"]["code"], -32602, "{era} {tool}: {msg}");
+            assert!(
+                msg["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("expected an object"),
+                "{msg}"
+            );
+        }
         let mut body = mcp.request("tools/list", json!({}));
         body["params"] = json!([1, 2]);
         let msg = mcp.send(&body, &[]).await.message.unwrap();
