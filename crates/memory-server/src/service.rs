@@ -382,13 +382,19 @@ impl<S: Store> MemoryService<S> {
     }
 
     /// The memory of a record read for a list, search or export, or `None`
-    /// (logged and counted) when it cannot be decoded: one bad record must
-    /// not fail every request that touches it.
+    /// (logged and counted) when it cannot be decoded.
     fn readable(&self, record: &Record) -> Option<Memory> {
-        match Self::memory_of(record) {
-            Ok(m) => Some(m),
+        self.skip_unreadable(record.id, Self::memory_of(record))
+    }
+
+    /// `decoded`, or `None` when record `id` could not be decoded, with an
+    /// error log naming it and `memory_unreadable_records_total`: one bad
+    /// record must not fail every request that touches it.
+    fn skip_unreadable<T>(&self, id: Uuid, decoded: ApiResult<T>) -> Option<T> {
+        match decoded {
+            Ok(v) => Some(v),
             Err(e) => {
-                tracing::error!(id = %record.id, error = %e, "skipping an unreadable memory");
+                tracing::error!(id = %id, error = %e, "skipping an unreadable record");
                 self.metrics.unreadable_record();
                 None
             }

@@ -134,18 +134,28 @@ pub fn metadata(limits: &Limits, metadata: &Map<String, Value>) -> ApiResult<()>
         ));
     }
     let depth = metadata.values().map(nesting).max().unwrap_or(0) + 1;
+    within_depth("metadata", depth)
+}
+
+/// Free-form JSON stored in a record (a session's `data`): no deeper than
+/// metadata may be, for the same reason.
+pub fn json(field: &str, value: &Value) -> ApiResult<()> {
+    within_depth(field, nesting(value))
+}
+
+fn within_depth(field: &str, depth: usize) -> ApiResult<()> {
     if depth > MAX_METADATA_DEPTH {
         return Err(ApiError::invalid(
-            "metadata",
+            field,
             format!(
-                "metadata nests {depth} levels of objects and arrays; the limit is {MAX_METADATA_DEPTH}"
+                "{field} nests {depth} levels of objects and arrays; the limit is {MAX_METADATA_DEPTH}"
             ),
         ));
     }
     Ok(())
 }
 
-/// How deep metadata may nest. A stored memory holds its metadata a few
+/// How deep metadata (and other stored JSON) may nest. A stored memory holds its metadata a few
 /// levels down (and again in each history entry), and serde_json refuses to
 /// read past 128 levels: a deeper value would be accepted here and then make
 /// the memory unreadable after its first change.

@@ -221,6 +221,7 @@ impl<S: Store> MemoryService<S> {
         if let Some(c) = &req.context {
             validate::text(&self.limits, "context", c)?;
         }
+        validate::json("data", &req.data)?;
         let now = OffsetDateTime::now_utc();
         let expires = Self::ttl(req.ttl_secs, now)?;
         let window = self.window(None)?;
@@ -388,7 +389,9 @@ impl<S: Store> MemoryService<S> {
             if !live_session(&r, now) {
                 continue;
             }
-            let s = Self::session_of(&r)?;
+            let Some(s) = self.skip_unreadable(r.id, Self::session_of(&r)) else {
+                continue;
+            };
             sessions.push(SessionSummary {
                 session_id: s.session_id,
                 namespace: s.namespace,

@@ -559,6 +559,18 @@ async fn bad_input_is_a_documented_4xx_and_changes_nothing() {
             "invalid_argument",
         ),
         case(
+            "session data nested past the limit",
+            Method::PUT,
+            "/v1/sessions/deep",
+            format!(
+                "{{\"namespace\":\"ns\",\"data\":{}1{}}}",
+                "[".repeat(124),
+                "]".repeat(124)
+            ),
+            400,
+            "invalid_argument",
+        ),
+        case(
             "an array in place of a search filter",
             Method::POST,
             "/v1/memories/search",

@@ -90,6 +90,20 @@ impl Attacker {
     }
 }
 
+/// The record id the server derives for session `id` of `ns` (a UUIDv8 of
+/// the first 16 bytes of SHA-256 over the NUL-terminated parts).
+fn session_record_id(ns: &str, id: &str) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for part in [ns, "session", id] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&h.finalize()[..16]);
+    uuid::Uuid::new_v8(bytes).to_string()
+}
+
 /// What a1 owns, and how to reach the server.
 struct World {
     url: String,
@@ -400,8 +414,11 @@ impl World {
                 }
             }
             ("post", "/v1/import") => {
-                // Naming a1's ids to take them over, into the caller's own namespace.
-                for id in [&p, &s] {
+                // Naming a1's ids to take them over, into the caller's own
+                // namespace: its memories, and its session's record, whose id
+                // anyone can derive from the namespace and session id.
+                let session_record = session_record_id("team", SESSION);
+                for id in [&p, &s, &session_record] {
                     let expected = if at == Attacker::ReadKey {
                         403
                     } else if id == &s && !b {
