@@ -50,7 +50,7 @@ pub enum IndexError {
         /// The record.
         id: uuid::Uuid,
         /// What the write required.
-        expected: crate::store::Expect,
+        expected: crate::expect::Expect,
         /// The version stored, if any.
         found: Option<u64>,
     },

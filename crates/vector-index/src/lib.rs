@@ -9,7 +9,8 @@
 //! - [`text`], [`lexical`]: text analysis and the per-namespace BM25 index
 //!   for keyword search over each point's [`Payload::text`];
 //! - [`collection`]: ties them together behind ids, with concurrency rules;
-//! - [`store`]: durable records (embedded redb file, or Redis) behind one trait;
+//! - [`store`]: durable records (embedded redb file, or Redis) behind one trait,
+//!   each write carrying what it [`expect`]s of the record it replaces;
 //! - [`durable`]: a collection kept in the store and in step across instances;
 //! - [`synthetic`]: clustered test data and exact ground truth.
 //!
@@ -32,6 +33,7 @@ pub mod backend;
 pub mod collection;
 pub mod durable;
 pub mod error;
+pub mod expect;
 pub mod filter;
 pub mod lexical;
 pub mod payload;

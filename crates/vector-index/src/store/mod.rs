@@ -10,13 +10,11 @@
 
 mod codec;
 mod embedded;
-mod group_commit;
 mod redis;
 
 use std::fmt;
 use std::future::Future;
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::Result;
@@ -24,6 +22,7 @@ use crate::payload::Payload;
 
 pub use self::embedded::EmbeddedStore;
 pub use self::redis::{RedisConfig, RedisFeed, RedisStore};
+pub use crate::expect::Expect;
 
 /// A stored point.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,38 +67,6 @@ impl NewPoint {
     pub fn with_document(mut self, document: Vec<u8>) -> Self {
         self.document = document;
         self
-    }
-}
-
-/// What a write requires of the stored record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Expect {
-    /// Anything (or nothing) may be stored.
-    Any,
-    /// No record may exist.
-    Absent,
-    /// The record must exist at exactly this version.
-    Version(u64),
-}
-
-impl fmt::Display for Expect {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Expect::Any => f.write_str("any version"),
-            Expect::Absent => f.write_str("no record"),
-            Expect::Version(v) => write!(f, "version {v}"),
-        }
-    }
-}
-
-impl Expect {
-    /// Whether a record at `found` (or none) satisfies this expectation.
-    pub fn allows(self, found: Option<u64>) -> bool {
-        match self {
-            Expect::Any => true,
-            Expect::Absent => found.is_none(),
-            Expect::Version(v) => found == Some(v),
-        }
     }
 }
 

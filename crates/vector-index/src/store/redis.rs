@@ -6,8 +6,9 @@
 //! - `vi:{c}:r:<uuid>`: hash `v` (f32 LE vector), `p` (payload JSON), `ver`;
 //! - `vi:{c}:seq`: the last version handed out (`INCR`);
 //! - `vi:{c}:log`: stream of changes, `op` (`put` | `del`), `id`, `ver`;
-//! - `vi:{c}:snap`: snapshot manifest hash (`gen`, `chunks`, `bytes`, `crc`);
-//! - `vi:{c}:snap:<gen>:<i>`: snapshot chunks, each at most 64 MiB.
+//! - `vi:{c}:snap`: snapshot manifest hash (`gen`, `chunks`, `bytes`, `crc`, `position`);
+//! - `vi:{c}:snap:<gen>:<i>`: snapshot chunks, each at most 64 MiB;
+//! - `vi:{c}:snapgen`: the last snapshot generation handed out (`INCR`).
 //!
 //! Each write is one Lua script: check the expected version, bump the
 //! counter, write or delete the hash and append to the stream. Redis runs a

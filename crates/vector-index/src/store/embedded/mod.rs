@@ -3,7 +3,7 @@
 //! redb commits are durable when `commit` returns (fsync), and a crash leaves
 //! the file at its last commit. Writes go through one writer thread that
 //! commits whatever queued up during the previous fsync together
-//! ([`group_commit`](super::group_commit)); reads run on tokio's blocking pool,
+//! ([`group_commit`]); reads run on tokio's blocking pool,
 //! so neither stalls the async workers.
 
 use std::path::{Path, PathBuf};
@@ -12,8 +12,10 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, TableDefinition};
 use uuid::Uuid;
 
+mod group_commit;
+
+use self::group_commit::{Done, Op, Writer};
 use super::codec;
-use super::group_commit::{Done, Op, Writer};
 use super::{Cursor, Expect, NewPoint, Page, Position, Record, Store};
 use crate::error::{IndexError, Result};
 use crate::payload::Payload;

@@ -14,10 +14,10 @@ use redb::{Database, ReadableTable, Table};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::codec;
-use super::embedded::{META, RECORDS, VERSION_KEY};
-use super::{Expect, NewPoint};
+use super::{META, RECORDS, VERSION_KEY};
 use crate::error::{IndexError, Result};
+use crate::store::codec;
+use crate::store::{Expect, NewPoint};
 
 /// Largest number of writes committed together.
 const MAX_GROUP: usize = 512;
