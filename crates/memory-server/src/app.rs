@@ -1,12 +1,10 @@
-//! Wiring: open the store, build the router, serve until SIGTERM, drain.
+//! Wiring: load the stores and the embedder, build the router ([`crate::http`]),
+//! serve until SIGTERM, drain.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use vector_index::CollectionConfig;
@@ -15,48 +13,21 @@ use vector_index::store::{EmbeddedStore, RedisConfig, RedisStore, Store};
 
 use crate::auth::KeyRing;
 use crate::config::EmbedderConfig;
-use crate::config::McpConfig;
-use crate::config::{Config, StorageBackend, StoreLocation};
+use crate::config::{Config, StorageBackend};
 use crate::embed::gcp_auth::AdcTokenSource;
 use crate::embed::{
     BuiltinEmbedder, EmbedError, Embedder, OpenAiEmbedder, OpenAiSettings, RemoteSettings,
     VertexEmbedder, VertexSettings,
 };
-use crate::fault::{self, Faults};
+use crate::fault::Faults;
+use crate::http::{AppState, McpEndpoint, router};
 use crate::mcp::MemoryMcp;
 use crate::mcp::sessions::{McpSessions, SESSIONS_DIMS, SESSIONS_NAME};
 use crate::metrics::Metrics;
-use crate::routes;
 use crate::service::{MemoryService, REGISTRY_DIMS, REGISTRY_NAME, SearchSettings};
 
 /// How much deeper than `max_top_k` a search may look (recency re-ranking).
 const SEARCH_DEPTH_FACTOR: usize = 5;
-
-/// Shared state of every handler.
-pub struct AppState<S: Store> {
-    /// The memory operations.
-    pub service: Arc<MemoryService<S>>,
-    /// The API keys.
-    pub keys: Arc<KeyRing>,
-    /// Where the store is (for `/readyz`).
-    pub store: Arc<StoreLocation>,
-}
-
-impl<S: Store> Clone for AppState<S> {
-    fn clone(&self) -> Self {
-        Self {
-            service: Arc::clone(&self.service),
-            keys: Arc::clone(&self.keys),
-            store: Arc::clone(&self.store),
-        }
-    }
-}
-
-impl<S: Store> FromRef<AppState<S>> for Arc<KeyRing> {
-    fn from_ref(state: &AppState<S>) -> Self {
-        Arc::clone(&state.keys)
-    }
-}
 
 /// A failure to start.
 #[derive(Debug, thiserror::Error)]
@@ -87,108 +58,6 @@ pub enum StartError {
     /// Serving failed.
     #[error("cannot serve: {0}")]
     Io(#[from] std::io::Error),
-}
-
-/// The router over `state`; `mcp` adds the `/mcp` endpoint when given;
-/// `faults` (test-only) fails a share of requests.
-pub fn router<S: Store>(
-    state: AppState<S>,
-    max_body_bytes: usize,
-    mcp: Option<McpEndpoint<S>>,
-    faults: Option<Arc<Faults>>,
-) -> Router {
-    let routes = Router::new()
-        .route(
-            "/v1/memories",
-            post(routes::memories::create::<S>).get(routes::memories::list::<S>),
-        )
-        .route("/v1/memories/search", post(routes::memories::search::<S>))
-        .route(
-            "/v1/memories/delete",
-            post(routes::memories::bulk_delete::<S>),
-        )
-        .route(
-            "/v1/memories/{id}",
-            get(routes::memories::get::<S>)
-                .patch(routes::memories::update::<S>)
-                .delete(routes::memories::delete::<S>),
-        )
-        .route(
-            "/v1/memories/{id}/history",
-            get(routes::memories::history::<S>),
-        )
-        .route("/v1/namespaces", get(routes::namespaces::list::<S>))
-        .route("/v1/sessions", get(routes::sessions::list::<S>))
-        .route(
-            "/v1/sessions/{id}",
-            get(routes::sessions::get::<S>)
-                .put(routes::sessions::put::<S>)
-                .delete(routes::sessions::delete::<S>),
-        )
-        .route(
-            "/v1/sessions/{id}/messages",
-            post(routes::sessions::append::<S>),
-        )
-        .route(
-            "/v1/sessions/{id}/promote",
-            post(routes::sessions::promote::<S>),
-        )
-        .route("/v1/export", get(routes::portable::export::<S>))
-        .route("/v1/import", post(routes::portable::import::<S>))
-        .route("/healthz", get(routes::ops::healthz))
-        .route("/readyz", get(routes::ops::readyz::<S>))
-        .route("/metrics", get(routes::ops::metrics::<S>))
-        .route("/openapi.json", get(routes::ops::openapi))
-        .route("/docs", get(routes::ops::docs));
-    let routes = match mcp {
-        Some(m) => crate::mcp::http::add_route(
-            routes,
-            MemoryMcp::new(Arc::clone(&state.service), None),
-            Arc::clone(&state.keys),
-            &m.settings,
-            max_body_bytes,
-            m.sessions,
-            m.stop,
-        ),
-        None => routes,
-    };
-    // Inside the metrics layer, so injected failures are counted like real ones.
-    let routes = match faults {
-        Some(f) => routes.route_layer(axum::middleware::from_fn_with_state(f, fault::inject)),
-        None => routes,
-    };
-    routes
-        .route_layer(axum::middleware::from_fn_with_state(
-            Arc::clone(state.service.metrics()),
-            crate::metrics::track,
-        ))
-        .fallback(routes::ops::not_found)
-        .method_not_allowed_fallback(routes::ops::method_not_allowed)
-        .layer(axum::middleware::map_response(
-            crate::respond::end_json_with_newline,
-        ))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(axum::middleware::from_fn(crate::telemetry::request_span))
-        // A bug must not take the connection down with it: a panic becomes a logged 500.
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-            panic_response,
-        ))
-        .with_state(state)
-}
-
-/// What the `/mcp` endpoint needs besides the service.
-pub struct McpEndpoint<S: Store> {
-    /// Host and Origin allowlists.
-    pub settings: McpConfig,
-    /// Where older-era MCP sessions are kept.
-    pub sessions: Arc<McpSessions<S>>,
-    /// Cancelled at shutdown, closing open MCP streams.
-    pub stop: CancellationToken,
-}
-
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    crate::error::ApiError::Internal("handler panicked".into()).into_response()
 }
 
 /// The collection name for an embedding model: one collection per model, so

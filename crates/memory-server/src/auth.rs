@@ -12,8 +12,38 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::{AuthConfig, ConfigError};
-use crate::error::ApiError;
+use crate::error::{ApiError, ConfigError};
+
+/// API keys and whether they are required.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Whether requests need a key; may be false only on a loopback bind.
+    pub enabled: bool,
+    /// The keys.
+    pub keys: Vec<KeyConfig>,
+}
+
+/// One API key as configured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    /// A label for logs (never the key).
+    pub name: String,
+    /// Hex SHA-256 of the key (preferred: the key itself is never stored).
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// The key in clear (development only; hashed at load).
+    #[serde(default)]
+    pub key: Option<String>,
+    /// What the key may do.
+    pub role: Role,
+    /// Namespaces it may touch; `"*"` means all.
+    pub namespaces: Vec<String>,
+    /// When set, the caller is this agent whatever the request says.
+    #[serde(default)]
+    pub agent_id: Option<String>,
+}
 
 /// What a key may do; each role includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -227,8 +257,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use super::KeyConfig;
     use super::*;
-    use crate::config::KeyConfig;
 
     fn ring() -> KeyRing {
         KeyRing::from_config(&AuthConfig {

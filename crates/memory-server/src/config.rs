@@ -12,7 +12,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Role;
+pub use crate::auth::{AuthConfig, KeyConfig};
+pub use crate::error::ConfigError;
 use crate::model::{Fusion, SearchMode};
 
 /// Everything the server reads from its environment.
@@ -151,37 +152,6 @@ fn redact_userinfo(url: &str) -> String {
         Some(at) => format!("{scheme}://***{}", &rest[at..]),
         None => url.to_owned(),
     }
-}
-
-/// API keys and whether they are required.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AuthConfig {
-    /// Whether requests need a key; may be false only on a loopback bind.
-    pub enabled: bool,
-    /// The keys.
-    pub keys: Vec<KeyConfig>,
-}
-
-/// One API key as configured.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KeyConfig {
-    /// A label for logs (never the key).
-    pub name: String,
-    /// Hex SHA-256 of the key (preferred: the key itself is never stored).
-    #[serde(default)]
-    pub sha256: Option<String>,
-    /// The key in clear (development only; hashed at load).
-    #[serde(default)]
-    pub key: Option<String>,
-    /// What the key may do.
-    pub role: Role,
-    /// Namespaces it may touch; `"*"` means all.
-    pub namespaces: Vec<String>,
-    /// When set, the caller is this agent whatever the request says.
-    #[serde(default)]
-    pub agent_id: Option<String>,
 }
 
 /// Request limits; a request over one is a 4xx that names it.
@@ -509,8 +479,8 @@ impl SearchConfig {
             if s.rrf_k == 0 {
                 return Err(ConfigError(format!("{} must be at least 1", at("rrf_k"))));
             }
-            crate::service::Template::parse(&s.template)
-                .map_err(|e| ConfigError(format!("{}: {e}", at("template"))))?;
+            // Templates are parsed once, where they are used
+            // (`service::SearchSettings::new`, at start), and named there.
         }
         Ok(())
     }
@@ -581,11 +551,6 @@ impl Default for OtelConfig {
         }
     }
 }
-
-/// A configuration that cannot be used, and why.
-#[derive(Debug, thiserror::Error)]
-#[error("configuration error: {0}")]
-pub struct ConfigError(pub String);
 
 impl Config {
     /// Loads defaults, `<dir>/default.toml`, `<dir>/<env>.toml` (when `env` is
@@ -743,6 +708,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::Role;
 
     #[test]
     fn out_of_range_settings_say_which_and_why() {

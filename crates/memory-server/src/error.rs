@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use vector_index::IndexError;
 
-use crate::service::Binding;
+use crate::model::Binding;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -222,3 +222,8 @@ impl IntoResponse for ApiError {
 
 /// Shorthand for handler results.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A configuration that cannot be used, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);

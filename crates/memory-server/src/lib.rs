@@ -1,15 +1,19 @@
 //! The AI Orchestra memory server: a REST memory API for AI agents.
 //!
 //! Layers, outside in:
-//! - [`app`]: configuration in, router built, served until SIGTERM;
-//! - [`routes`]: HTTP handlers (parse, call the service, render); [`respond`]:
-//!   what every response gets on its way out;
-//! - [`extract`], [`shape`], [`auth`]: request parsing (bodies checked against
-//!   the published schema) and API-key authentication;
+//! - [`app`]: configuration in, stores and embedder opened, served until SIGTERM;
+//! - [`http`]: the REST router and its state, handlers (`http::routes`: parse,
+//!   call the service, render), extractors, `/openapi.json`, and what every
+//!   response gets on its way out; [`mcp`]: the same operations as MCP tools;
+//! - [`shape`], [`auth`]: bodies checked against their published schema, and
+//!   API-key authentication;
 //! - [`service`]: the memory operations, shared by every transport;
 //! - [`embed`]: text to vectors;
-//! - [`model`], [`validate`], [`error`]: data shapes, input checks, the error type;
-//! - [`config`], [`telemetry`], [`metrics`]: typed configuration, logs and metrics.
+//! - [`model`], [`validate`], [`error`]: data shapes, input checks, the error types;
+//! - [`config`], [`telemetry`], [`metrics`], [`fault`]: typed configuration,
+//!   logs and traces, metrics, and test-only fault injection.
+//!
+//! `scripts/check-module-cycles` keeps these modules free of import circles.
 //!
 //! Storage, search and replication live in the `vector-index` crate.
 
@@ -18,14 +22,11 @@ pub mod auth;
 pub mod config;
 pub mod embed;
 pub mod error;
-pub mod extract;
 pub mod fault;
+pub mod http;
 pub mod mcp;
 pub mod metrics;
 pub mod model;
-pub mod openapi;
-pub mod respond;
-pub mod routes;
 pub mod service;
 pub mod shape;
 pub mod telemetry;

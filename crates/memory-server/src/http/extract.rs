@@ -43,7 +43,7 @@ impl BodySchema for serde_json::Value {
 /// the schema has an object is a 400 naming the field ([`crate::shape`]).
 pub fn check_shape(name: &str, value: &serde_json::Value) -> Result<(), ApiError> {
     let schema = serde_json::json!({ "$ref": format!("#/components/schemas/{name}") });
-    crate::shape::check(crate::openapi::document(), &schema, value)
+    crate::shape::check(crate::http::openapi::document(), &schema, value)
         .map_err(|e| ApiError::bad_request(format!("request body does not match the schema: {e}")))
 }
 

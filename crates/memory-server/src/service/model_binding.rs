@@ -14,7 +14,6 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use vector_index::durable::DurableCollection;
 use vector_index::store::{Expect, Store};
@@ -22,20 +21,12 @@ use vector_index::{IndexError, Payload};
 
 use super::derived_id;
 use crate::error::{ApiError, ApiResult};
+use crate::model::Binding;
 
 /// The vector dimension of the registry: its points are never searched.
 pub const REGISTRY_DIMS: usize = 1;
 /// The registry's collection name in the store.
 pub const REGISTRY_NAME: &str = "namespace-models";
-
-/// The model a namespace is bound to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Binding {
-    /// Embedding model id.
-    pub model: String,
-    /// Its vector dimension.
-    pub dims: usize,
-}
 
 /// The namespace → model registry, with an in-process cache.
 pub struct ModelBindings<S: Store> {

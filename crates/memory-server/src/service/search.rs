@@ -49,17 +49,20 @@ pub struct SearchSettings {
 impl SearchSettings {
     /// Resolves `config`; fails on a template that does not parse.
     pub fn new(config: &SearchConfig) -> Result<Self, ConfigError> {
-        let resolve = |settings: NamespaceSearch| {
+        let resolve = |settings: NamespaceSearch, key: String| {
             Template::parse(&settings.template)
                 .map(|template| Resolved { settings, template })
-                .map_err(|e| ConfigError(format!("search template: {e}")))
+                .map_err(|e| ConfigError(format!("{key}: {e}")))
         };
         Ok(Self {
-            default: resolve(config.namespace_defaults())?,
+            default: resolve(config.namespace_defaults(), "search.template".into())?,
             namespaces: config
                 .namespaces
                 .keys()
-                .map(|ns| Ok((ns.clone(), resolve(config.namespace(ns))?)))
+                .map(|ns| {
+                    let key = format!("search.namespaces.{ns}.template");
+                    Ok((ns.clone(), resolve(config.namespace(ns), key)?))
+                })
                 .collect::<Result<_, ConfigError>>()?,
         })
     }

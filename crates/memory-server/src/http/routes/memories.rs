@@ -8,10 +8,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use vector_index::store::Store;
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{
+use crate::http::AppState;
+use crate::http::extract::{
     ApiJson, ApiPath, ApiQuery, check_shape, if_match, memory_id, required_namespace,
 };
 use crate::model::{

@@ -4,11 +4,11 @@ use axum::Json;
 use axum::extract::State;
 use vector_index::store::Store;
 
-use crate::app::AppState;
 use crate::auth::Principal;
-use crate::extract::ApiQuery;
+use crate::http::AppState;
+use crate::http::extract::ApiQuery;
+use crate::http::routes::memories::AsAgent;
 use crate::model::NamespaceList;
-use crate::routes::memories::AsAgent;
 
 /// `GET /v1/namespaces`.
 pub async fn list<S: Store>(

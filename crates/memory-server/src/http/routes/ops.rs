@@ -8,9 +8,9 @@ use axum::response::IntoResponse;
 use serde_json::json;
 use vector_index::store::Store;
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::http::AppState;
 
 /// `GET /healthz`: the process is up.
 pub async fn healthz() -> impl IntoResponse {
@@ -84,7 +84,7 @@ pub async fn metrics<S: Store>(State(app): State<AppState<S>>) -> impl IntoRespo
 pub async fn openapi() -> impl IntoResponse {
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
-        crate::openapi::json(),
+        crate::http::openapi::json(),
     )
 }
 

@@ -9,10 +9,10 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 use vector_index::store::Store;
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiQuery, required_namespace};
+use crate::http::AppState;
+use crate::http::extract::{ApiQuery, required_namespace};
 use crate::model::{ExportSummary, ExportTrailer, PortableMemory};
 
 /// Memories fetched per round trip while exporting.

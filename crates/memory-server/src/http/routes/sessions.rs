@@ -7,10 +7,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use vector_index::store::Store;
 
-use crate::app::AppState;
 use crate::auth::Principal;
 use crate::error::ApiResult;
-use crate::extract::{ApiJson, ApiPath, ApiQuery, required_namespace};
+use crate::http::AppState;
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, required_namespace};
 use crate::model::{AppendMessages, CreatedBatch, Promote, PutSession};
 
 /// The namespace of a session endpoint without a body.

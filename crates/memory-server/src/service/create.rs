@@ -1,0 +1,357 @@
+//! Creating memories: validation, embedding, and the duplicate and
+//! idempotency checks (serialised per scope key on this instance).
+
+use std::collections::HashSet;
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+use vector_index::store::{Expect, NewPoint, Record, Store};
+use vector_index::{Field, Payload};
+
+use super::record::{Doc, attributes, distinct_tags, hex, scope_keys};
+use super::{MemoryService, located, millis};
+use crate::auth::{Principal, Role};
+use crate::embed::Purpose;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{Created, Memory, NewMemory, Visibility};
+use crate::validate;
+
+/// Locks serialising creates that share a duplicate or idempotency key.
+pub(super) const CREATE_LOCKS: usize = 256;
+
+/// A new memory's vector and the contextual text it was embedded from.
+pub(super) struct Embedded {
+    pub(super) vector: Vec<f32>,
+    /// The rendered template: embedded (unless the caller gave the vector) and keyword-indexed.
+    pub(super) text: String,
+    /// The caller gave the vector.
+    pub(super) client: bool,
+}
+
+/// A validated create, ready to write.
+pub(super) struct Prepared {
+    pub(super) id: Uuid,
+    pub(super) vector: Vec<f32>,
+    pub(super) payload: Payload,
+    pub(super) doc: Doc,
+    pub(super) dup: String,
+    pub(super) idem: Option<String>,
+}
+
+impl<S: Store> MemoryService<S> {
+    /// Validates one create and computes everything but the vector.
+    pub(super) fn prepare(
+        &self,
+        who: &Principal,
+        input: NewMemory,
+        embedded: Embedded,
+        id: Uuid,
+        (created_at, updated_at): (i64, i64),
+    ) -> ApiResult<Prepared> {
+        let content_hash = hex(&Sha256::digest(input.text.as_bytes()));
+        let mut payload = Payload {
+            namespace: input.namespace,
+            agent_id: who.acting_agent(input.agent_id.as_deref()),
+            user_id: input.user_id,
+            session_id: input.session_id,
+            kind: Some(input.kind.as_str().to_owned()),
+            tags: distinct_tags(&input.tags),
+            created_at,
+            updated_at,
+            expires_at: input.expires_at.map(millis),
+            attributes: Vec::new(),
+            text: embedded.text,
+        };
+        let doc = Doc {
+            text: input.text,
+            metadata: input.metadata,
+            visibility: input.visibility,
+            content_hash,
+            embedding_model: self.embedder.model_id().to_owned(),
+            idempotency_key: input.idempotency_key,
+            history: Vec::new(),
+            client_vector: embedded.client,
+        };
+        let (dup, idem) = scope_keys(&payload, &doc);
+        payload.attributes = attributes(&payload, &doc, (dup.clone(), idem.clone()));
+        Ok(Prepared {
+            id,
+            vector: embedded.vector,
+            payload,
+            doc,
+            dup,
+            idem,
+        })
+    }
+
+    pub(super) fn check_new(
+        &self,
+        who: &Principal,
+        m: &NewMemory,
+        now: OffsetDateTime,
+    ) -> ApiResult<()> {
+        let l = &self.limits;
+        validate::namespace(l, &m.namespace)?;
+        who.require(&m.namespace, Role::Write)?;
+        validate::text(l, "text", &m.text)?;
+        validate::agent(l, "agent_id", m.agent_id.as_deref())?;
+        validate::opt_label(l, "user_id", m.user_id.as_deref())?;
+        validate::opt_label(l, "session_id", m.session_id.as_deref())?;
+        validate::tags(l, "tags", &m.tags)?;
+        validate::metadata(l, &m.metadata)?;
+        validate::expiry(m.expires_at, now)?;
+        if let Some(k) = &m.idempotency_key {
+            validate::label(l, "idempotency_key", k)?;
+        }
+        if let Some(v) = &m.vector {
+            validate::vector(self.embedder.dims(), v)?;
+        }
+        if m.visibility == Visibility::Private && who.acting_agent(m.agent_id.as_deref()).is_none()
+        {
+            return Err(ApiError::invalid(
+                "visibility",
+                "a private memory needs an author: give agent_id (or use an agent-bound key)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The live memory carrying attribute `a` in `ns` that `agent` may see, if any.
+    ///
+    /// Replays and duplicates return what this finds, so it answers only what
+    /// a `GET` by the same caller would: the scope keys already separate
+    /// authors, and the visibility check makes that hold whatever the keys.
+    pub(super) async fn find_by_attr(
+        &self,
+        ns: &str,
+        a: &str,
+        agent: Option<&str>,
+        now: i64,
+    ) -> ApiResult<Option<Record>> {
+        let filter = Self::visible_filter(ns, agent, now).eq(Field::Attribute, a);
+        let mut ids = self.collection.index().ids_matching(&filter);
+        ids.sort();
+        for id in ids {
+            if let Some(r) = self.timed("get", self.collection.get(id)).await?
+                && r.payload.namespace == ns
+                && Self::visible(&r, agent, now)
+            {
+                return Ok(Some(r));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Binds each namespace to this server's model (409 if bound to another).
+    pub(super) async fn bind_models<'a>(
+        &self,
+        namespaces: impl Iterator<Item = &'a str>,
+    ) -> ApiResult<()> {
+        let distinct: HashSet<&str> = namespaces.collect();
+        // All are checked before any is bound, so a refused batch binds nothing.
+        for ns in &distinct {
+            self.models.check(ns).await?;
+        }
+        for ns in distinct {
+            self.models.bind(ns).await?;
+        }
+        Ok(())
+    }
+
+    /// Creates memories in order; identical text in the same scope and reused
+    /// idempotency keys return the existing memory instead of a new one.
+    /// Nothing is written unless every input is valid.
+    pub async fn create(&self, who: &Principal, inputs: Vec<NewMemory>) -> ApiResult<Vec<Created>> {
+        if inputs.is_empty() {
+            return Err(ApiError::invalid("memories", "no memories given"));
+        }
+        if inputs.len() > self.limits.max_batch {
+            return Err(ApiError::invalid(
+                "memories",
+                format!(
+                    "{} memories in one batch; the limit is {}",
+                    inputs.len(),
+                    self.limits.max_batch
+                ),
+            ));
+        }
+        let now = OffsetDateTime::now_utc();
+        for (i, m) in inputs.iter().enumerate() {
+            self.check_new(who, m, now).map_err(|e| {
+                if inputs.len() > 1 {
+                    located(e, format!("memories[{i}]"), "index", i)
+                } else {
+                    e
+                }
+            })?;
+        }
+        self.bind_models(inputs.iter().map(|m| m.namespace.as_str()))
+            .await?;
+        let contexts: Vec<String> = inputs
+            .iter()
+            .map(|m| self.contextual(who, m, now))
+            .collect();
+        let to_embed: Vec<String> = inputs
+            .iter()
+            .zip(&contexts)
+            .filter(|(m, _)| m.vector.is_none())
+            .map(|(_, text)| text.clone())
+            .collect();
+        let mut embedded = self.embed(to_embed, Purpose::Document).await?.into_iter();
+        let mut prepared = Vec::with_capacity(inputs.len());
+        for (mut m, text) in inputs.into_iter().zip(contexts) {
+            let client = m.vector.is_some();
+            let vector = match m.vector.take() {
+                Some(v) => v,
+                None => embedded.next().ok_or_else(|| {
+                    ApiError::Internal("embedder returned too few vectors".into())
+                })?,
+            };
+            let now_ms = millis(now);
+            let e = Embedded {
+                vector,
+                text,
+                client,
+            };
+            prepared.push(self.prepare(who, m, e, Uuid::now_v7(), (now_ms, now_ms))?);
+        }
+
+        // Creates sharing a duplicate or idempotency key are serialised here.
+        let mut locks: Vec<usize> = prepared
+            .iter()
+            .flat_map(|p| std::iter::once(&p.dup).chain(p.idem.as_ref()))
+            .map(|k| self.lock_index(k))
+            .collect();
+        locks.sort_unstable();
+        locks.dedup();
+        let mut _guards = Vec::with_capacity(locks.len());
+        for i in locks {
+            if let Some(l) = self.create_locks.get(i) {
+                _guards.push(l.lock().await);
+            }
+        }
+
+        let now_ms = millis(now);
+        let mut outcomes: Vec<Option<Created>> = Vec::with_capacity(prepared.len());
+        let mut writes: Vec<NewPoint> = Vec::new();
+        let mut written: Vec<(usize, Memory)> = Vec::new();
+        // Within the batch, a repeat of an earlier entry returns that entry.
+        let mut batch_keys: Vec<(String, usize)> = Vec::new();
+        for (i, p) in prepared.into_iter().enumerate() {
+            let ns = p.payload.namespace.clone();
+            let author = p.payload.agent_id.clone();
+            if let Some(idem) = &p.idem
+                && let Some(r) = self
+                    .find_by_attr(&ns, idem, author.as_deref(), now_ms)
+                    .await?
+            {
+                outcomes.push(Some(Created {
+                    memory: Self::memory_of(&r)?,
+                    duplicate: false,
+                    replayed: true,
+                }));
+                continue;
+            }
+            if let Some(r) = self
+                .find_by_attr(&ns, &p.dup, author.as_deref(), now_ms)
+                .await?
+            {
+                outcomes.push(Some(Created {
+                    memory: Self::memory_of(&r)?,
+                    duplicate: true,
+                    replayed: false,
+                }));
+                continue;
+            }
+            let earlier = batch_keys
+                .iter()
+                .find(|(k, _)| *k == p.dup || Some(k) == p.idem.as_ref())
+                .map(|(_, j)| *j);
+            if let Some(j) = earlier {
+                outcomes.push(None);
+                written.push((
+                    i,
+                    Memory {
+                        version: 0,
+                        ..written_memory(&written, j)?
+                    },
+                ));
+                continue;
+            }
+            batch_keys.push((p.dup.clone(), i));
+            if let Some(k) = &p.idem {
+                batch_keys.push((k.clone(), i));
+            }
+            let document = serde_json::to_vec(&p.doc)
+                .map_err(|e| ApiError::Internal(format!("encoding a memory: {e}")))?;
+            let record = Record {
+                id: p.id,
+                version: 0,
+                vector: Vec::new(),
+                payload: p.payload.clone(),
+                document: document.clone(),
+            };
+            written.push((i, Self::memory_of(&record)?));
+            writes.push(NewPoint::new(p.id, p.vector, p.payload).with_document(document));
+            outcomes.push(None);
+        }
+        let versions = if writes.len() == 1 {
+            let w = writes.remove(0);
+            vec![
+                self.timed(
+                    "put",
+                    self.collection.upsert_document(
+                        w.id,
+                        &w.vector,
+                        w.payload,
+                        &w.document,
+                        Expect::Absent,
+                    ),
+                )
+                .await?,
+            ]
+        } else {
+            self.timed("put_many", self.collection.upsert_many(writes))
+                .await?
+        };
+        // Attach versions to the new memories, then resolve in-batch repeats.
+        let mut versions = versions.into_iter();
+        let mut by_index: Vec<(usize, Memory, bool)> = Vec::new();
+        let mut first_of: std::collections::HashMap<Uuid, u64> = std::collections::HashMap::new();
+        for (i, mut m) in written {
+            if m.version == 0 && first_of.contains_key(&m.id) {
+                m.version = first_of[&m.id];
+                by_index.push((i, m, true));
+            } else {
+                m.version = versions
+                    .next()
+                    .ok_or_else(|| ApiError::Internal("store returned too few versions".into()))?;
+                first_of.insert(m.id, m.version);
+                by_index.push((i, m, false));
+            }
+        }
+        for (i, memory, duplicate) in by_index {
+            if let Some(slot) = outcomes.get_mut(i) {
+                *slot = Some(Created {
+                    memory,
+                    duplicate,
+                    replayed: false,
+                });
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.ok_or_else(|| ApiError::Internal("a create had no outcome".into())))
+            .collect()
+    }
+}
+
+/// The memory written earlier in the same batch at input index `j`.
+fn written_memory(written: &[(usize, Memory)], j: usize) -> ApiResult<Memory> {
+    written
+        .iter()
+        .find(|(i, _)| *i == j)
+        .map(|(_, m)| m.clone())
+        .ok_or_else(|| ApiError::Internal("batch repeat refers to nothing".into()))
+}

@@ -1,0 +1,359 @@
+//! A memory as a stored record: the document beside its vector, the index
+//! attributes that say who may see it and which scope keys it has, and the
+//! mapping back to the API's [`Memory`].
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+use vector_index::store::{Record, Store};
+use vector_index::{Field, Filter, Payload, TimeField};
+
+use super::MemoryService;
+use super::template::Fields;
+use crate::auth::Principal;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{Kind, Memory, MemoryFilter, NewMemory, Revision, Visibility};
+use crate::validate;
+
+/// The document stored beside each memory's vector.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Doc {
+    pub(super) text: String,
+    #[serde(default)]
+    pub(super) metadata: Map<String, Value>,
+    #[serde(default)]
+    pub(super) visibility: Visibility,
+    pub(super) content_hash: String,
+    pub(super) embedding_model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) idempotency_key: Option<String>,
+    /// Prior states, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) history: Vec<Revision>,
+    /// The caller gave the vector: it is never re-embedded from text.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) client_vector: bool,
+}
+
+/// Attribute prefixes in the index payload (see [`Payload::attributes`]).
+pub(super) mod attr {
+    /// `vis:*` for shared memories, `vis:<agent>` for private ones.
+    pub const VISIBLE: &str = "vis:";
+    /// `m:<key>=<JSON value>` for each top-level scalar of the metadata.
+    pub const META: &str = "m:";
+    /// `dup:<digest of scope and text>`.
+    pub const DUPLICATE: &str = "dup:";
+    /// `idem:<digest of namespace, author agent and idempotency key>`.
+    pub const IDEMPOTENCY: &str = "idem:";
+}
+
+pub(super) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The first 16 bytes of the SHA-256 of `parts`, each followed by a NUL so
+/// that `["ab", ""]` and `["a", "b"]` differ.
+pub(super) fn digest_bytes(parts: &[&str]) -> [u8; 16] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&h.finalize()[..16]);
+    bytes
+}
+
+pub(super) fn digest(parts: &[&str]) -> String {
+    hex(&digest_bytes(parts))
+}
+
+/// A record id derived from `parts`: every instance computes the same one.
+pub(crate) fn derived_id(parts: &[&str]) -> Uuid {
+    Uuid::new_v8(digest_bytes(parts))
+}
+
+pub(super) fn millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+pub(super) fn from_millis(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// The metadata attribute for `key = value`, if the value is a filterable scalar.
+pub(super) fn meta_attr(key: &str, value: &Value) -> Option<String> {
+    match value {
+        Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Null => {
+            Some(format!("{}{key}={value}", attr::META))
+        }
+        Value::Array(_) | Value::Object(_) => None,
+    }
+}
+
+/// The scope in which identical text counts as a duplicate.
+pub(super) fn duplicate_attr(
+    ns: &str,
+    user: Option<&str>,
+    owner: Option<&str>,
+    text: &str,
+) -> String {
+    format!(
+        "{}{}",
+        attr::DUPLICATE,
+        digest(&[ns, user.unwrap_or(""), owner.unwrap_or(""), text])
+    )
+}
+
+/// Idempotency keys are scoped to the agent that wrote (none for an unbound
+/// key acting as no agent): another agent reusing a key gets its own memory,
+/// never a replay of one it might not be allowed to see.
+pub(super) fn idempotency_attr(ns: &str, agent: Option<&str>, key: &str) -> String {
+    format!(
+        "{}{}",
+        attr::IDEMPOTENCY,
+        digest(&[ns, agent.unwrap_or(""), key])
+    )
+}
+
+/// The attribute every shared memory carries (what all readers of its namespace see).
+pub fn shared_attribute() -> String {
+    visibility_attr(Visibility::Shared, None)
+}
+
+pub(super) fn visibility_attr(visibility: Visibility, author: Option<&str>) -> String {
+    match (visibility, author) {
+        (Visibility::Private, Some(a)) => format!("{}{a}", attr::VISIBLE),
+        _ => format!("{}*", attr::VISIBLE),
+    }
+}
+
+/// The duplicate-scope key and idempotency key of a memory.
+pub(super) fn scope_keys(p: &Payload, doc: &Doc) -> (String, Option<String>) {
+    let owner = (doc.visibility == Visibility::Private)
+        .then_some(p.agent_id.as_deref())
+        .flatten();
+    let dup = duplicate_attr(&p.namespace, p.user_id.as_deref(), owner, &doc.text);
+    let idem = doc
+        .idempotency_key
+        .as_deref()
+        .map(|k| idempotency_attr(&p.namespace, p.agent_id.as_deref(), k));
+    (dup, idem)
+}
+
+/// The index attributes of a memory: who may see it, its scope keys, its metadata.
+pub(super) fn attributes(
+    p: &Payload,
+    doc: &Doc,
+    (dup, idem): (String, Option<String>),
+) -> Vec<String> {
+    let mut a = vec![visibility_attr(doc.visibility, p.agent_id.as_deref()), dup];
+    a.extend(idem);
+    a.extend(doc.metadata.iter().filter_map(|(k, v)| meta_attr(k, v)));
+    a
+}
+
+/// Tags with repeats dropped, first occurrence kept.
+pub(super) fn distinct_tags(tags: &[String]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    tags.iter().filter(|t| seen.insert(*t)).cloned().collect()
+}
+
+/// A memory's state as a history entry.
+pub(super) fn revision(m: Memory) -> Revision {
+    Revision {
+        version: m.version,
+        text: m.text,
+        tags: m.tags,
+        metadata: m.metadata,
+        kind: m.kind,
+        visibility: m.visibility,
+        updated_at: m.updated_at,
+    }
+}
+
+impl Doc {
+    /// The document of a memory record.
+    pub(super) fn of(record: &Record) -> ApiResult<Self> {
+        serde_json::from_slice(&record.document)
+            .map_err(|e| ApiError::Internal(format!("memory {} is unreadable: {e}", record.id)))
+    }
+
+    /// The text the stored vector was embedded from: the contextual text, or,
+    /// for memories written before contextual text was indexed, their text.
+    pub(super) fn embedded_from<'a>(&'a self, payload: &'a Payload) -> &'a str {
+        if payload.text.is_empty() {
+            &self.text
+        } else {
+            &payload.text
+        }
+    }
+}
+
+impl<S: Store> MemoryService<S> {
+    /// Turns a stored record into a memory (`None` if it is not a memory).
+    pub(super) fn memory_of(record: &Record) -> ApiResult<Memory> {
+        let doc = Doc::of(record)?;
+        let p = &record.payload;
+        Ok(Memory {
+            id: record.id,
+            namespace: p.namespace.clone(),
+            agent_id: p.agent_id.clone(),
+            user_id: p.user_id.clone(),
+            session_id: p.session_id.clone(),
+            kind: p.kind.as_deref().and_then(Kind::parse).unwrap_or_default(),
+            text: doc.text,
+            tags: p.tags.clone(),
+            metadata: doc.metadata,
+            visibility: doc.visibility,
+            created_at: from_millis(p.created_at),
+            updated_at: from_millis(p.updated_at),
+            expires_at: p.expires_at.map(from_millis),
+            version: record.version,
+            content_hash: doc.content_hash,
+            embedding_model: doc.embedding_model,
+        })
+    }
+
+    /// The memory of a record read for a list, search or export, or `None`
+    /// (logged and counted) when it cannot be decoded.
+    pub(super) fn readable(&self, record: &Record) -> Option<Memory> {
+        self.skip_unreadable(record.id, Self::memory_of(record))
+    }
+
+    /// `decoded`, or `None` when record `id` could not be decoded, with an
+    /// error log naming it and `memory_unreadable_records_total`: one bad
+    /// record must not fail every request that touches it.
+    pub(super) fn skip_unreadable<T>(&self, id: Uuid, decoded: ApiResult<T>) -> Option<T> {
+        match decoded {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::error!(id = %id, error = %e, "skipping an unreadable record");
+                self.metrics.unreadable_record();
+                None
+            }
+        }
+    }
+
+    /// Whether the caller may see `record`, acting as `agent`.
+    pub(super) fn visible(record: &Record, agent: Option<&str>, now: i64) -> bool {
+        let p = &record.payload;
+        if !p.alive_at(now) {
+            return false;
+        }
+        let want_shared = format!("{}*", attr::VISIBLE);
+        p.attributes.iter().any(|a| {
+            a == &want_shared || agent.is_some_and(|ag| a.strip_prefix(attr::VISIBLE) == Some(ag))
+        })
+    }
+
+    /// The filter of what `agent` may see in `ns`, now.
+    pub(super) fn visible_filter(ns: &str, agent: Option<&str>, now: i64) -> Filter {
+        let mut readers = vec![format!("{}*", attr::VISIBLE)];
+        if let Some(a) = agent {
+            readers.push(format!("{}{a}", attr::VISIBLE));
+        }
+        Filter::all()
+            .eq(Field::Namespace, ns)
+            .any_of(Field::Attribute, readers)
+            .not_expired_at(now)
+    }
+
+    /// Adds the conditions of `f` to `filter`.
+    pub(super) fn apply_filter(&self, mut filter: Filter, f: &MemoryFilter) -> ApiResult<Filter> {
+        let l = &self.limits;
+        for (field, name, value) in [
+            (Field::Agent, "filter.agent_id", &f.agent_id),
+            (Field::User, "filter.user_id", &f.user_id),
+            (Field::Session, "filter.session_id", &f.session_id),
+        ] {
+            if let Some(v) = value {
+                validate::label(l, name, v)?;
+                filter = filter.eq(field, v.as_str());
+            }
+        }
+        if let Some(kind) = f.kind {
+            filter = filter.eq(Field::Kind, kind.as_str());
+        }
+        validate::tags(l, "filter.tags_any", &f.tags_any)?;
+        validate::tags(l, "filter.tags_all", &f.tags_all)?;
+        if !f.tags_any.is_empty() {
+            filter = filter.any_of(Field::Tag, f.tags_any.iter().cloned());
+        }
+        filter = filter.all_tags(f.tags_all.iter().cloned());
+        for (field, after, before) in [
+            (TimeField::Created, f.created_after, f.created_before),
+            (TimeField::Updated, f.updated_after, f.updated_before),
+        ] {
+            if after.is_some() || before.is_some() {
+                filter = filter.range(field, after.map(millis), before.map(millis));
+            }
+        }
+        for (k, v) in &f.metadata {
+            let a = meta_attr(k, v).ok_or_else(|| {
+                ApiError::invalid(
+                    "filter.metadata",
+                    format!("metadata filter `{k}` must be a string, number, boolean or null"),
+                )
+            })?;
+            filter = filter.eq(Field::Attribute, a);
+        }
+        Ok(filter)
+    }
+
+    /// The contextual text of a new memory created at `created_at`.
+    pub(super) fn contextual(
+        &self,
+        who: &Principal,
+        m: &NewMemory,
+        created_at: OffsetDateTime,
+    ) -> String {
+        let agent = who.acting_agent(m.agent_id.as_deref());
+        let tags = distinct_tags(&m.tags);
+        self.search.of(&m.namespace).template.render(&Fields {
+            text: &m.text,
+            namespace: &m.namespace,
+            agent_id: agent.as_deref(),
+            user_id: m.user_id.as_deref(),
+            session_id: m.session_id.as_deref(),
+            kind: m.kind.as_str(),
+            tags: &tags,
+            metadata: &m.metadata,
+            created_at,
+        })
+    }
+
+    /// The contextual text of a stored memory.
+    pub(super) fn contextual_of(&self, payload: &Payload, doc: &Doc) -> String {
+        self.search.of(&payload.namespace).template.render(&Fields {
+            text: &doc.text,
+            namespace: &payload.namespace,
+            agent_id: payload.agent_id.as_deref(),
+            user_id: payload.user_id.as_deref(),
+            session_id: payload.session_id.as_deref(),
+            kind: payload.kind.as_deref().unwrap_or(""),
+            tags: &payload.tags,
+            metadata: &doc.metadata,
+            created_at: from_millis(payload.created_at),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_attributes_distinguish_types() {
+        assert_ne!(
+            meta_attr("k", &Value::from(1)),
+            meta_attr("k", &Value::from("1"))
+        );
+        assert!(meta_attr("k", &serde_json::json!([1])).is_none());
+    }
+}

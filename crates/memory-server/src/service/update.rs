@@ -1,0 +1,241 @@
+//! One memory by id: get, history, update (optimistic, retried without
+//! `If-Match`), delete. What the caller cannot see is 404 for all of them.
+
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+use uuid::Uuid;
+use vector_index::IndexError;
+use vector_index::store::{Expect, Record, Store};
+
+use super::record::{Doc, attributes, distinct_tags, hex, revision, scope_keys};
+use super::{MemoryService, millis};
+use crate::auth::{Principal, Role};
+use crate::embed::Purpose;
+use crate::error::{ApiError, ApiResult};
+use crate::model::{History, Memory, MemoryPatch, Visibility};
+use crate::validate;
+
+/// Retries of a read-modify-write that lost a race without `If-Match`.
+const PATCH_RETRIES: usize = 5;
+
+impl<S: Store> MemoryService<S> {
+    /// Loads a memory the caller may see (acting as `agent`), or 404.
+    pub(super) async fn load_visible(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        agent: Option<&str>,
+        role: Role,
+    ) -> ApiResult<Record> {
+        let not_found = || ApiError::NotFound(format!("memory {id} not found"));
+        let record = self
+            .timed("get", self.collection.get(id))
+            .await?
+            .ok_or_else(not_found)?;
+        // What the caller cannot see is "not found", never "forbidden", whatever
+        // the operation: another tenant's memory, another agent's private one.
+        // Only then does the role count, so a 403 never confirms an id.
+        if who.require(&record.payload.namespace, Role::Read).is_err() {
+            return Err(not_found());
+        }
+        let agent = who.acting_agent(agent);
+        if !Self::visible(&record, agent.as_deref(), millis(OffsetDateTime::now_utc())) {
+            return Err(not_found());
+        }
+        who.require(&record.payload.namespace, role)?;
+        Ok(record)
+    }
+
+    /// One memory.
+    pub async fn get(&self, who: &Principal, id: Uuid, agent: Option<&str>) -> ApiResult<Memory> {
+        let record = self.load_visible(who, id, agent, Role::Read).await?;
+        Self::memory_of(&record)
+    }
+
+    /// The memory's states, newest first.
+    pub async fn history(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        agent: Option<&str>,
+    ) -> ApiResult<History> {
+        let record = self.load_visible(who, id, agent, Role::Read).await?;
+        let mut revisions = vec![revision(Self::memory_of(&record)?)];
+        // A shared memory may have been a private draft: its earlier states
+        // are shown only to its author, as they were when current.
+        let author = record.payload.agent_id.as_deref();
+        let is_author = author.is_some() && who.acting_agent(agent).as_deref() == author;
+        revisions.extend(
+            Doc::of(&record)?
+                .history
+                .into_iter()
+                .filter(|r| r.visibility == Visibility::Shared || is_author),
+        );
+        Ok(History { id, revisions })
+    }
+
+    /// Applies `patch`; `if_match` (or `patch.version`) must name the stored version when given.
+    pub async fn update(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        patch: MemoryPatch,
+        if_match: Option<u64>,
+        agent: Option<&str>,
+    ) -> ApiResult<Memory> {
+        let l = &self.limits;
+        if let Some(t) = &patch.text {
+            validate::text(l, "text", t)?;
+        }
+        if let Some(t) = &patch.tags {
+            validate::tags(l, "tags", t)?;
+        }
+        if let Some(m) = &patch.metadata {
+            validate::metadata(l, m)?;
+        }
+        let now = OffsetDateTime::now_utc();
+        validate::expiry(patch.expires_at, now)?;
+        if patch.clear_expiry && patch.expires_at.is_some() {
+            return Err(ApiError::invalid(
+                "clear_expiry",
+                "give either expires_at or clear_expiry, not both",
+            ));
+        }
+        let expected = match (if_match, patch.version) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(ApiError::bad_request(
+                    "If-Match and version name different versions",
+                ));
+            }
+            (a, b) => a.or(b),
+        };
+        // The last embedding made, kept across retries: (text, vector).
+        let mut embedded: Option<(String, Vec<f32>)> = None;
+        for _ in 0..PATCH_RETRIES {
+            let record = self.load_visible(who, id, agent, Role::Write).await?;
+            if let Some(v) = expected
+                && v != record.version
+            {
+                return Err(ApiError::PreconditionFailed {
+                    message: format!(
+                        "memory {id} is at version {}, not {v}; reload it and retry",
+                        record.version
+                    ),
+                    current_version: Some(record.version),
+                });
+            }
+            if patch.changes_nothing() {
+                // No new version and no history entry (history keeps only
+                // `max_history` states; an empty PATCH must not push real ones out).
+                return Self::memory_of(&record);
+            }
+            let mut doc = Doc::of(&record)?;
+            let embedded_from = doc.embedded_from(&record.payload).to_owned();
+            let mut payload = record.payload.clone();
+            doc.history.insert(0, revision(Self::memory_of(&record)?));
+            doc.history.truncate(l.max_history);
+            if let Some(t) = &patch.text {
+                doc.text.clone_from(t);
+                doc.content_hash = hex(&Sha256::digest(t.as_bytes()));
+                doc.embedding_model = self.embedder.model_id().to_owned();
+                doc.client_vector = false;
+            }
+            if let Some(m) = &patch.metadata {
+                doc.metadata.clone_from(m);
+            }
+            if let Some(v) = patch.visibility {
+                if v == Visibility::Private && payload.agent_id.is_none() {
+                    return Err(ApiError::invalid(
+                        "visibility",
+                        "this memory has no author agent, so it cannot be private",
+                    ));
+                }
+                doc.visibility = v;
+            }
+            if let Some(t) = &patch.tags {
+                payload.tags = distinct_tags(t);
+            }
+            if let Some(k) = patch.kind {
+                payload.kind = Some(k.as_str().to_owned());
+            }
+            if patch.clear_expiry {
+                payload.expires_at = None;
+            } else if let Some(e) = patch.expires_at {
+                payload.expires_at = Some(millis(e));
+            }
+            payload.updated_at = millis(now).max(payload.created_at);
+            payload.attributes = attributes(&payload, &doc, scope_keys(&payload, &doc));
+            payload.text = self.contextual_of(&payload, &doc);
+            let v = if doc.client_vector || payload.text == embedded_from {
+                record.vector.clone()
+            } else {
+                match &embedded {
+                    Some((text, v)) if *text == payload.text => v.clone(),
+                    _ => {
+                        let v = self
+                            .embed(vec![payload.text.clone()], Purpose::Document)
+                            .await?
+                            .remove(0);
+                        embedded = Some((payload.text.clone(), v.clone()));
+                        v
+                    }
+                }
+            };
+            let document = serde_json::to_vec(&doc)
+                .map_err(|e| ApiError::Internal(format!("encoding a memory: {e}")))?;
+            let write = self.collection.upsert_document(
+                id,
+                &v,
+                payload.clone(),
+                &document,
+                Expect::Version(record.version),
+            );
+            match self.timed("put", write).await {
+                Ok(version) => {
+                    return Self::memory_of(&Record {
+                        id,
+                        version,
+                        vector: Vec::new(),
+                        payload,
+                        document,
+                    });
+                }
+                // Someone else wrote in between: with If-Match that is the caller's
+                // conflict; without, re-read and apply the patch to the new state.
+                Err(IndexError::VersionConflict { found, .. }) if expected.is_some() => {
+                    return Err(ApiError::PreconditionFailed {
+                        message: format!("memory {id} changed while updating; reload it and retry"),
+                        current_version: found,
+                    });
+                }
+                Err(IndexError::VersionConflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::Conflict(format!(
+            "memory {id} is being updated concurrently; retry"
+        )))
+    }
+
+    /// Deletes a memory; `if_match` must name the stored version when given.
+    pub async fn delete(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        if_match: Option<u64>,
+        agent: Option<&str>,
+    ) -> ApiResult<()> {
+        let record = self.load_visible(who, id, agent, Role::Write).await?;
+        let expect = Expect::Version(if_match.unwrap_or(record.version));
+        match self
+            .timed("delete", self.collection.delete(id, expect))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(IndexError::VersionConflict { found: None, .. }) => {
+                Err(ApiError::NotFound(format!("memory {id} not found")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
