@@ -7,7 +7,7 @@
 use std::fs;
 use std::path::Path;
 
-use memory_server::embed::BuiltinEmbedder;
+use providers::embed::BuiltinEmbedder;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};

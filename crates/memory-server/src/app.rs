@@ -12,19 +12,14 @@ use vector_index::durable::DurableCollection;
 use vector_index::store::{EmbeddedStore, RedisConfig, RedisStore, Store};
 
 use crate::auth::KeyRing;
-use crate::config::EmbedderConfig;
 use crate::config::{Config, StorageBackend};
-use crate::embed::gcp_auth::AdcTokenSource;
-use crate::embed::{
-    BuiltinEmbedder, EmbedError, Embedder, OpenAiEmbedder, OpenAiSettings, RemoteSettings,
-    VertexEmbedder, VertexSettings,
-};
 use crate::fault::Faults;
 use crate::http::{AppState, McpEndpoint, router};
 use crate::mcp::MemoryMcp;
 use crate::mcp::sessions::{McpSessions, SESSIONS_DIMS, SESSIONS_NAME};
 use crate::metrics::Metrics;
 use crate::service::{MemoryService, REGISTRY_DIMS, REGISTRY_NAME, SearchSettings};
+use providers::embed::Embedder;
 
 /// How much deeper than `max_top_k` a search may look (recency re-ranking).
 const SEARCH_DEPTH_FACTOR: usize = 5;
@@ -86,59 +81,6 @@ fn registry_config() -> CollectionConfig {
     CollectionConfig::new(REGISTRY_DIMS)
 }
 
-/// The embedder the configuration names.
-fn embedder(e: &EmbedderConfig) -> Result<Arc<dyn Embedder>, StartError> {
-    let config_error = |err: EmbedError| crate::config::ConfigError(err.to_string());
-    let remote = RemoteSettings {
-        dims: e.dims,
-        timeout: Duration::from_millis(e.timeout_ms),
-        max_retries: e.max_retries,
-        backoff: Duration::from_millis(e.backoff_ms),
-        batch_size: e.batch_size,
-        cache_entries: e.cache_entries,
-    };
-    Ok(match e.provider.as_str() {
-        "openai" => Arc::new(
-            OpenAiEmbedder::from_settings(OpenAiSettings {
-                base_url: e.base_url.clone(),
-                model: e.model.clone(),
-                api_key: e.api_key.clone().filter(|k| !k.is_empty()),
-                send_dimensions: e.send_dimensions,
-                remote,
-            })
-            .map_err(config_error)?,
-        ),
-        "vertex" => {
-            let tokens = AdcTokenSource::new(
-                e.credentials_file.as_deref(),
-                &e.metadata_url,
-                Duration::from_millis(e.timeout_ms),
-            )
-            .map_err(config_error)?;
-            tracing::info!(credentials = ?tokens, "Vertex AI embeddings");
-            let mut remote = remote;
-            // Gemini embedding models take one text per request.
-            if e.model.starts_with("gemini-embedding") {
-                remote.batch_size = 1;
-            }
-            Arc::new(
-                VertexEmbedder::from_settings(
-                    VertexSettings {
-                        base_url: e.base_url.clone(),
-                        project: e.project.clone(),
-                        location: e.location.clone(),
-                        model: e.model.clone(),
-                        remote,
-                    },
-                    Arc::new(tokens),
-                )
-                .map_err(config_error)?,
-            )
-        }
-        _ => Arc::new(BuiltinEmbedder::new(e.dims)),
-    })
-}
-
 /// How the server talks to its clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -157,7 +99,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 pub async fn run_as(config: Config, mode: Mode) -> Result<(), StartError> {
     config.check()?;
     let keys = Arc::new(KeyRing::from_config(&config.auth)?);
-    let embedder = embedder(&config.embedder)?;
+    let embedder = providers::embed::from_config(&config.embedder)
+        .map_err(|e| crate::config::ConfigError(e.to_string()))?;
     let mut index_config = CollectionConfig::new(embedder.dims());
     index_config.max_k = config.limits.max_top_k * SEARCH_DEPTH_FACTOR;
     index_config.graph.ef_construction = config.index.ef_construction;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::auth::{AuthConfig, KeyConfig};
 pub use crate::error::ConfigError;
 use crate::model::{Fusion, SearchMode};
+pub use providers::embed::EmbedderConfig;
 
 /// Everything the server reads from its environment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -196,90 +197,6 @@ impl Default for Limits {
             max_import_bytes: 256 << 20,
             session_window: 50,
             max_session_window: 1_000,
-        }
-    }
-}
-
-/// How text becomes vectors.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EmbedderConfig {
-    /// `builtin` (offline, no model files), `openai` (any OpenAI-compatible
-    /// server) or `vertex` (Vertex AI).
-    pub provider: String,
-    /// Vector dimension (the built-in embedder's size, or what the model returns).
-    pub dims: usize,
-    /// `openai`: base URL including the version, e.g. `http://127.0.0.1:11434/v1`;
-    /// `vertex`: endpoint root, empty for `https://<location>-aiplatform.googleapis.com`.
-    pub base_url: String,
-    /// Model name (`openai`, `vertex`).
-    pub model: String,
-    /// `vertex`: Google Cloud project id.
-    pub project: String,
-    /// `vertex`: region, e.g. `us-central1`.
-    pub location: String,
-    /// `vertex`: Application Default Credentials file (service-account key or
-    /// gcloud user credentials). When unset: `GOOGLE_APPLICATION_CREDENTIALS`,
-    /// then gcloud's well-known file, then the metadata server.
-    pub credentials_file: Option<PathBuf>,
-    /// `vertex`: metadata server root (`GCE_METADATA_HOST` overrides the host).
-    pub metadata_url: String,
-    /// `openai`: bearer token (set it through `ORCHESTRA__EMBEDDER__API_KEY`).
-    pub api_key: Option<String>,
-    /// `openai`: send `dimensions` (OpenAI `text-embedding-3-*` only).
-    pub send_dimensions: bool,
-    /// Timeout of one provider call, in milliseconds.
-    pub timeout_ms: u64,
-    /// Retries after the first attempt (429, 5xx, connection errors).
-    pub max_retries: u32,
-    /// First backoff in milliseconds (doubles per retry).
-    pub backoff_ms: u64,
-    /// Texts per request (`gemini-embedding-*` on Vertex takes one).
-    pub batch_size: usize,
-    /// Texts whose vectors are cached (0 = no cache).
-    pub cache_entries: usize,
-}
-
-impl Default for EmbedderConfig {
-    fn default() -> Self {
-        Self {
-            provider: "builtin".into(),
-            dims: 384,
-            base_url: String::new(),
-            model: String::new(),
-            project: String::new(),
-            location: "us-central1".into(),
-            credentials_file: None,
-            metadata_url: "http://metadata.google.internal".into(),
-            api_key: None,
-            send_dimensions: false,
-            timeout_ms: 10_000,
-            max_retries: 4,
-            backoff_ms: 200,
-            batch_size: 96,
-            cache_entries: 10_000,
-        }
-    }
-}
-
-impl EmbedderConfig {
-    /// Honours Google's standard variables the way its client libraries do:
-    /// `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's well-known credentials file
-    /// (under `CLOUDSDK_CONFIG` or `~/.config/gcloud`) and `GCE_METADATA_HOST`.
-    fn apply_google_environment(&mut self) {
-        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-        if self.credentials_file.is_none() {
-            let well_known = var("CLOUDSDK_CONFIG")
-                .map(PathBuf::from)
-                .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".config/gcloud")))
-                .map(|dir| dir.join("application_default_credentials.json"))
-                .filter(|f| f.is_file());
-            self.credentials_file = var("GOOGLE_APPLICATION_CREDENTIALS")
-                .map(PathBuf::from)
-                .or(well_known);
-        }
-        if let Some(host) = var("GCE_METADATA_HOST") {
-            self.metadata_url = format!("http://{}", host.to_string_lossy());
         }
     }
 }
@@ -610,50 +527,7 @@ impl Config {
                 )));
             }
         }
-        match self.embedder.provider.as_str() {
-            "builtin" => {}
-            "openai" => {
-                let e = &self.embedder;
-                if !(e.base_url.starts_with("http://") || e.base_url.starts_with("https://")) {
-                    return Err(ConfigError(
-                        "embedder.base_url must be an http(s) URL for provider `openai`".into(),
-                    ));
-                }
-                if e.model.is_empty() {
-                    return Err(ConfigError(
-                        "embedder.model is required for provider `openai`".into(),
-                    ));
-                }
-            }
-            "vertex" => {
-                let e = &self.embedder;
-                for (name, value) in [
-                    ("project", &e.project),
-                    ("location", &e.location),
-                    ("model", &e.model),
-                ] {
-                    if value.is_empty() {
-                        return Err(ConfigError(format!(
-                            "embedder.{name} is required for provider `vertex`"
-                        )));
-                    }
-                }
-                if !(e.base_url.is_empty()
-                    || e.base_url.starts_with("http://")
-                    || e.base_url.starts_with("https://"))
-                {
-                    return Err(ConfigError(
-                        "embedder.base_url must be empty or an http(s) URL for provider `vertex`"
-                            .into(),
-                    ));
-                }
-            }
-            other => {
-                return Err(ConfigError(format!(
-                    "embedder.provider `{other}` is not available; use `builtin`, `openai` or `vertex`"
-                )));
-            }
-        }
+        self.embedder.check().map_err(ConfigError)?;
         if !(8..=4096).contains(&self.index.ef_construction) {
             return Err(ConfigError(format!(
                 "index.ef_construction must be between 8 and 4096, got {}",

@@ -8,7 +8,7 @@
 //! - [`shape`], [`auth`]: bodies checked against their published schema, and
 //!   API-key authentication;
 //! - [`service`]: the memory operations, shared by every transport;
-//! - [`embed`]: text to vectors;
+//! - embedders (text to vectors) come from the `providers` crate;
 //! - [`model`], [`validate`], [`error`]: data shapes, input checks, the error types;
 //! - [`config`], [`telemetry`], [`metrics`], [`fault`]: typed configuration,
 //!   logs and traces, metrics, and test-only fault injection.
@@ -20,7 +20,6 @@
 pub mod app;
 pub mod auth;
 pub mod config;
-pub mod embed;
 pub mod error;
 pub mod fault;
 pub mod http;

@@ -12,10 +12,10 @@ use vector_index::{Field, Payload};
 use super::record::{Doc, attributes, distinct_tags, hex, scope_keys};
 use super::{MemoryService, located, millis};
 use crate::auth::{Principal, Role};
-use crate::embed::Purpose;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Created, Memory, NewMemory, Visibility};
 use crate::validate;
+use providers::embed::Purpose;
 
 /// Locks serialising creates that share a duplicate or idempotency key.
 pub(super) const CREATE_LOCKS: usize = 256;

@@ -16,9 +16,10 @@ use vector_index::durable::DurableCollection;
 use vector_index::store::Store;
 
 use crate::config::Limits;
-use crate::embed::{EmbedError, Embedder, Purpose};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
+use providers::ProviderError;
+use providers::embed::{Embedder, Purpose};
 
 mod context;
 mod create;
@@ -51,10 +52,10 @@ fn located(e: ApiError, label: String, key: &str, at: usize) -> ApiError {
     }
 }
 
-fn embed_error(e: EmbedError) -> ApiError {
+fn embed_error(e: ProviderError) -> ApiError {
     match e {
-        EmbedError::Unavailable(m) => ApiError::Unavailable(m),
-        EmbedError::Provider(m) => ApiError::BadGateway(format!("embedding provider: {m}")),
+        ProviderError::Unavailable(m) => ApiError::Unavailable(m),
+        ProviderError::Provider(m) => ApiError::BadGateway(format!("embedding provider: {m}")),
     }
 }
 

@@ -8,10 +8,10 @@ use vector_index::store::{NewPoint, Store};
 use super::create::Embedded;
 use super::{MemoryService, from_millis, located, millis};
 use crate::auth::{Principal, Role};
-use crate::embed::Purpose;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Imported, NewMemory, PortableMemory};
 use crate::validate;
+use providers::embed::Purpose;
 
 impl<S: Store> MemoryService<S> {
     /// Ids of the memories of `ns` the caller may export, oldest first.

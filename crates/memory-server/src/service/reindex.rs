@@ -9,8 +9,8 @@ use vector_index::store::{Expect, Record, Store};
 use vector_index::{Filter, IndexError};
 
 use super::{Doc, MemoryService};
-use crate::embed::Purpose;
 use crate::error::{ApiError, ApiResult};
+use providers::embed::Purpose;
 
 /// Memories read (and at most embedded) per round.
 const REINDEX_BATCH: usize = 256;

@@ -18,10 +18,10 @@ use super::template::Template;
 use super::{MemoryService, millis};
 use crate::auth::{Principal, Role};
 use crate::config::{ConfigError, NamespaceSearch, SearchConfig};
-use crate::embed::Purpose;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Fusion, SearchHit, SearchMode, SearchRequest, SearchResponse};
 use crate::validate;
+use providers::embed::Purpose;
 
 /// How much deeper than `top_k` each side of a hybrid search looks.
 const HYBRID_DEPTH: usize = 4;

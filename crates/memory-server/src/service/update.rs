@@ -10,10 +10,10 @@ use vector_index::store::{Expect, Record, Store};
 use super::record::{Doc, attributes, distinct_tags, hex, revision, scope_keys};
 use super::{MemoryService, millis};
 use crate::auth::{Principal, Role};
-use crate::embed::Purpose;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{History, Memory, MemoryPatch, Visibility};
 use crate::validate;
+use providers::embed::Purpose;
 
 /// Retries of a read-modify-write that lost a race without `If-Match`.
 const PATCH_RETRIES: usize = 5;

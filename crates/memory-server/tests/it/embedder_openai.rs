@@ -12,10 +12,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use memory_client::{ListQuery, NewMemory, SearchRequest};
-use memory_server::embed::{
-    BuiltinEmbedder, EmbedError, Embedder, OpenAiEmbedder, OpenAiSettings, Purpose, RemoteSettings,
-};
 use parking_lot::Mutex;
+use providers::ProviderError;
+use providers::embed::{
+    BuiltinEmbedder, Embedder, OpenAiEmbedder, OpenAiSettings, Purpose, RemoteSettings,
+};
 use serde_json::{Value, json};
 
 const DIMS: usize = 64;
@@ -156,7 +157,7 @@ async fn batches_orders_caches_and_retries() {
         .embed(&["never".to_string()], Purpose::Document)
         .await
         .unwrap_err();
-    assert!(matches!(err, EmbedError::Unavailable(_)), "{err}");
+    assert!(matches!(err, ProviderError::Unavailable(_)), "{err}");
     assert_eq!(stub.calls.load(Ordering::SeqCst) - before, 4);
 
     // A 400 is not retried and says what the provider said.
@@ -167,7 +168,7 @@ async fn batches_orders_caches_and_retries() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, EmbedError::Provider(ref m) if m.contains("stub failure")),
+        matches!(err, ProviderError::Provider(ref m) if m.contains("stub failure")),
         "{err}"
     );
     assert_eq!(stub.calls.load(Ordering::SeqCst) - before, 1);

@@ -19,11 +19,12 @@ use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use memory_server::embed::gcp_auth::{AdcTokenSource, StaticToken, TokenSource};
-use memory_server::embed::{
-    BuiltinEmbedder, EmbedError, Embedder, Purpose, RemoteSettings, VertexEmbedder, VertexSettings,
-};
 use parking_lot::Mutex;
+use providers::ProviderError;
+use providers::embed::{
+    BuiltinEmbedder, Embedder, Purpose, RemoteSettings, VertexEmbedder, VertexSettings,
+};
+use providers::google::{AdcTokenSource, StaticToken, TokenSource};
 use serde_json::{Value, json};
 
 const DIMS: usize = 64;
@@ -288,7 +289,7 @@ async fn vertex_batches_marks_queries_and_documents_and_retries() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, EmbedError::Provider(ref m) if m.contains("401")),
+        matches!(err, ProviderError::Provider(ref m) if m.contains("401")),
         "{err}"
     );
     assert_eq!(g.predict_calls.load(Ordering::SeqCst) - calls, 1);
@@ -378,7 +379,7 @@ async fn adc_files_get_tokens_and_tokens_are_cached_until_near_expiry() {
     let source = AdcTokenSource::new(Some(&user), "http://unused", timeout).unwrap();
     let err = source.token().await.unwrap_err();
     assert!(
-        matches!(err, EmbedError::Provider(ref m) if m.contains("400") && m.contains("invalid_grant")),
+        matches!(err, ProviderError::Provider(ref m) if m.contains("400") && m.contains("invalid_grant")),
         "{err}"
     );
 
@@ -463,7 +464,7 @@ async fn a_refused_token_is_replaced_once_and_then_the_refusal_stands() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, EmbedError::Provider(ref m) if m.contains("401")),
+        matches!(err, ProviderError::Provider(ref m) if m.contains("401")),
         "{err}"
     );
     assert_eq!(g.predict_calls.load(Ordering::SeqCst) - calls, 2);

@@ -12,9 +12,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::gcp_auth::TokenSource;
+use super::Purpose;
 use super::remote::{RemoteEmbedder, RemoteSettings, Wire};
-use super::{EmbedError, Purpose};
+use crate::ProviderError;
+use crate::google::TokenSource;
 
 /// Settings of the Vertex AI provider.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,7 +41,7 @@ impl VertexEmbedder {
     pub fn from_settings(
         settings: VertexSettings,
         tokens: Arc<dyn TokenSource>,
-    ) -> Result<Self, EmbedError> {
+    ) -> Result<Self, ProviderError> {
         let base = if settings.base_url.is_empty() {
             match settings.location.as_str() {
                 "global" => "https://aiplatform.googleapis.com".to_owned(),
@@ -113,7 +114,7 @@ impl Wire for VertexWire {
         http: &reqwest::Client,
         texts: &[String],
         purpose: Purpose,
-    ) -> Result<reqwest::RequestBuilder, EmbedError> {
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
         let task_type = match purpose {
             Purpose::Document => "RETRIEVAL_DOCUMENT",
             Purpose::Query => "RETRIEVAL_QUERY",
@@ -142,7 +143,7 @@ impl Wire for VertexWire {
     type Answer = Response;
 
     /// Predictions come back in instance order.
-    fn vectors(&self, r: Response, _expected: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+    fn vectors(&self, r: Response, _expected: usize) -> Result<Vec<Vec<f32>>, ProviderError> {
         Ok(r.predictions
             .into_iter()
             .map(|p| p.embeddings.values)

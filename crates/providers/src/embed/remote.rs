@@ -11,7 +11,8 @@ use std::time::Duration;
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use super::{EmbedError, EmbedFuture, Embedder, Purpose};
+use super::{EmbedFuture, Embedder, Purpose};
+use crate::ProviderError;
 
 /// Settings shared by HTTP providers.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,12 +41,16 @@ pub trait Wire: Send + Sync + 'static {
         http: &reqwest::Client,
         texts: &[String],
         purpose: Purpose,
-    ) -> impl Future<Output = Result<reqwest::RequestBuilder, EmbedError>> + Send;
+    ) -> impl Future<Output = Result<reqwest::RequestBuilder, ProviderError>> + Send;
     /// The JSON body of a successful answer.
     type Answer: serde::de::DeserializeOwned;
     /// The answer's vectors, in input order (count, length and values are
     /// checked by the caller).
-    fn vectors(&self, answer: Self::Answer, expected: usize) -> Result<Vec<Vec<f32>>, EmbedError>;
+    fn vectors(
+        &self,
+        answer: Self::Answer,
+        expected: usize,
+    ) -> Result<Vec<Vec<f32>>, ProviderError>;
     /// The provider answered 401: drop cached credentials. Returns whether a
     /// retry with fresh ones may succeed (a fixed API key would not).
     fn unauthorized(&self) -> bool {
@@ -76,11 +81,11 @@ impl<W: Wire> std::fmt::Debug for RemoteEmbedder<W> {
 
 impl<W: Wire> RemoteEmbedder<W> {
     /// An embedder of model `model_id` speaking `wire`.
-    pub fn new(wire: W, model_id: String, settings: RemoteSettings) -> Result<Self, EmbedError> {
+    pub fn new(wire: W, model_id: String, settings: RemoteSettings) -> Result<Self, ProviderError> {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             .build()
-            .map_err(|e| EmbedError::Provider(format!("HTTP client: {e}")))?;
+            .map_err(|e| ProviderError::Provider(format!("HTTP client: {e}")))?;
         let cache = NonZeroUsize::new(settings.cache_entries).map(|n| Mutex::new(LruCache::new(n)));
         Ok(Self {
             http,
@@ -92,7 +97,11 @@ impl<W: Wire> RemoteEmbedder<W> {
     }
 
     /// One request for `texts`, with retries.
-    async fn call(&self, texts: &[String], purpose: Purpose) -> Result<Vec<Vec<f32>>, EmbedError> {
+    async fn call(
+        &self,
+        texts: &[String],
+        purpose: Purpose,
+    ) -> Result<Vec<Vec<f32>>, ProviderError> {
         let s = &self.settings;
         let mut attempt = 0;
         let mut refreshed = false;
@@ -100,12 +109,11 @@ impl<W: Wire> RemoteEmbedder<W> {
             let request = self.wire.request(&self.http, texts, purpose).await?;
             let (retryable, wait, error) = match request.send().await {
                 Ok(r) if r.status().is_success() => {
-                    let body = r
-                        .bytes()
-                        .await
-                        .map_err(|e| EmbedError::Unavailable(format!("answer cut short: {e}")))?;
+                    let body = r.bytes().await.map_err(|e| {
+                        ProviderError::Unavailable(format!("answer cut short: {e}"))
+                    })?;
                     let answer = serde_json::from_slice(&body)
-                        .map_err(|e| EmbedError::Provider(format!("unreadable answer: {e}")))?;
+                        .map_err(|e| ProviderError::Provider(format!("unreadable answer: {e}")))?;
                     let vectors = self.wire.vectors(answer, texts.len())?;
                     return self.check(vectors, texts.len());
                 }
@@ -134,10 +142,10 @@ impl<W: Wire> RemoteEmbedder<W> {
                 Err(e) => (true, None, e.to_string()),
             };
             if !retryable {
-                return Err(EmbedError::Provider(error));
+                return Err(ProviderError::Provider(error));
             }
             if attempt >= s.max_retries {
-                return Err(EmbedError::Unavailable(format!(
+                return Err(ProviderError::Unavailable(format!(
                     "{} failed {} times, last: {error}",
                     self.wire.endpoint(),
                     attempt + 1
@@ -159,23 +167,27 @@ impl<W: Wire> RemoteEmbedder<W> {
     }
 
     /// Refuses answers of the wrong count, length or with non-finite numbers.
-    fn check(&self, vectors: Vec<Vec<f32>>, expected: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+    fn check(
+        &self,
+        vectors: Vec<Vec<f32>>,
+        expected: usize,
+    ) -> Result<Vec<Vec<f32>>, ProviderError> {
         if vectors.len() != expected {
-            return Err(EmbedError::Provider(format!(
+            return Err(ProviderError::Provider(format!(
                 "asked for {expected} embeddings, got {}",
                 vectors.len()
             )));
         }
         for v in &vectors {
             if v.len() != self.settings.dims {
-                return Err(EmbedError::Provider(format!(
+                return Err(ProviderError::Provider(format!(
                     "model returned {} dimensions; embedder.dims is {}",
                     v.len(),
                     self.settings.dims
                 )));
             }
             if v.iter().any(|x| !x.is_finite()) {
-                return Err(EmbedError::Provider(
+                return Err(ProviderError::Provider(
                     "model returned a non-finite number".into(),
                 ));
             }
@@ -187,7 +199,7 @@ impl<W: Wire> RemoteEmbedder<W> {
         &self,
         texts: &[String],
         purpose: Purpose,
-    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+    ) -> Result<Vec<Vec<f32>>, ProviderError> {
         let mut out: Vec<Option<Vec<f32>>> = match &self.cache {
             Some(cache) => {
                 let mut cache = cache.lock();
@@ -223,7 +235,7 @@ impl<W: Wire> RemoteEmbedder<W> {
             }
         }
         out.into_iter()
-            .map(|v| v.ok_or_else(|| EmbedError::Provider("a text was not embedded".into())))
+            .map(|v| v.ok_or_else(|| ProviderError::Provider("a text was not embedded".into())))
             .collect()
     }
 }

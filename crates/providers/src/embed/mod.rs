@@ -1,10 +1,10 @@
 //! Text to vectors: the [`Embedder`] trait and its providers.
 //!
-//! A namespace is bound to one model and dimension (see the service layer);
-//! providers only turn batches of text into vectors.
+//! A memory namespace is bound to one model and dimension (memory-server's
+//! service layer); providers only turn batches of text into vectors.
 
 mod builtin;
-pub mod gcp_auth;
+mod config;
 mod openai;
 mod remote;
 mod vertex;
@@ -12,7 +12,10 @@ mod vertex;
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::ProviderError;
+
 pub use self::builtin::BuiltinEmbedder;
+pub use self::config::{EmbedderConfig, from_config};
 pub use self::openai::{OpenAiEmbedder, OpenAiSettings, OpenAiWire};
 pub use self::remote::{RemoteEmbedder, RemoteSettings, Wire};
 pub use self::vertex::{VertexEmbedder, VertexSettings, VertexWire};
@@ -26,20 +29,9 @@ pub enum Purpose {
     Query,
 }
 
-/// A failed embedding call.
-#[derive(Debug, thiserror::Error)]
-pub enum EmbedError {
-    /// The provider could not be reached or kept failing; retry later.
-    #[error("embedding provider unavailable: {0}")]
-    Unavailable(String),
-    /// The provider answered something unusable.
-    #[error("embedding provider error: {0}")]
-    Provider(String),
-}
-
 /// Boxed future returned by [`Embedder::embed`].
 pub type EmbedFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Vec<Vec<f32>>, EmbedError>> + Send + 'a>>;
+    Pin<Box<dyn Future<Output = Result<Vec<Vec<f32>>, ProviderError>> + Send + 'a>>;
 
 /// Turns text into vectors of one model.
 pub trait Embedder: Send + Sync + 'static {

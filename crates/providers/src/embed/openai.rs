@@ -6,8 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Purpose;
 use super::remote::{RemoteEmbedder, RemoteSettings, Wire};
-use super::{EmbedError, Purpose};
+use crate::ProviderError;
 
 /// Settings of an OpenAI-compatible provider.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,7 +30,7 @@ pub type OpenAiEmbedder = RemoteEmbedder<OpenAiWire>;
 
 impl OpenAiEmbedder {
     /// A provider with `settings`; its model id is `openai:<model>:<dims>`.
-    pub fn from_settings(settings: OpenAiSettings) -> Result<Self, EmbedError> {
+    pub fn from_settings(settings: OpenAiSettings) -> Result<Self, ProviderError> {
         let dims = settings.remote.dims;
         let model_id = format!("openai:{}:{dims}", settings.model);
         let wire = OpenAiWire {
@@ -82,7 +83,7 @@ impl Wire for OpenAiWire {
         texts: &[String],
         // The format has no query / document distinction.
         _purpose: Purpose,
-    ) -> Result<reqwest::RequestBuilder, EmbedError> {
+    ) -> Result<reqwest::RequestBuilder, ProviderError> {
         let body = Request {
             model: &self.model,
             input: texts,
@@ -99,9 +100,9 @@ impl Wire for OpenAiWire {
     type Answer = Response;
 
     /// Puts the answer's items in input order by their `index`.
-    fn vectors(&self, r: Response, expected: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
+    fn vectors(&self, r: Response, expected: usize) -> Result<Vec<Vec<f32>>, ProviderError> {
         if r.data.len() != expected {
-            return Err(EmbedError::Provider(format!(
+            return Err(ProviderError::Provider(format!(
                 "asked for {expected} embeddings, got {}",
                 r.data.len()
             )));
@@ -111,7 +112,7 @@ impl Wire for OpenAiWire {
             match out.get_mut(d.index) {
                 Some(slot @ None) => *slot = Some(d.embedding),
                 _ => {
-                    return Err(EmbedError::Provider(format!(
+                    return Err(ProviderError::Provider(format!(
                         "answer has a bad or repeated index {}",
                         d.index
                     )));
@@ -119,7 +120,7 @@ impl Wire for OpenAiWire {
             }
         }
         out.into_iter()
-            .map(|v| v.ok_or_else(|| EmbedError::Provider("answer misses an index".into())))
+            .map(|v| v.ok_or_else(|| ProviderError::Provider("answer misses an index".into())))
             .collect()
     }
 }

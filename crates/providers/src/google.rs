@@ -24,7 +24,7 @@ use rustls_pki_types::PrivatePkcs8KeyDer;
 use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 
-use super::EmbedError;
+use crate::ProviderError;
 
 /// The scope Vertex AI needs.
 pub const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
@@ -34,7 +34,7 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 const ASSERTION_LIFETIME_SECS: u64 = 3600;
 
 /// Boxed future returned by [`TokenSource::token`].
-pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<String, EmbedError>> + Send + 'a>>;
+pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<String, ProviderError>> + Send + 'a>>;
 
 /// Something that hands out a currently valid bearer token.
 pub trait TokenSource: Send + Sync + 'static {
@@ -122,8 +122,8 @@ impl std::fmt::Debug for AdcTokenSource {
     }
 }
 
-fn config_error(message: String) -> EmbedError {
-    EmbedError::Provider(message)
+fn config_error(message: String) -> ProviderError {
+    ProviderError::Provider(message)
 }
 
 impl AdcTokenSource {
@@ -133,7 +133,7 @@ impl AdcTokenSource {
         file: Option<&Path>,
         metadata_url: &str,
         timeout: Duration,
-    ) -> Result<Self, EmbedError> {
+    ) -> Result<Self, ProviderError> {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .build()
@@ -154,7 +154,7 @@ impl AdcTokenSource {
         })
     }
 
-    fn from_file(path: &Path) -> Result<Credentials, EmbedError> {
+    fn from_file(path: &Path) -> Result<Credentials, ProviderError> {
         let bytes = std::fs::read(path).map_err(|e| {
             config_error(format!("cannot read credentials {}: {e}", path.display()))
         })?;
@@ -210,7 +210,7 @@ impl AdcTokenSource {
     }
 
     /// Asks the credentials' issuer for a new token.
-    async fn fetch(&self) -> Result<TokenAnswer, EmbedError> {
+    async fn fetch(&self) -> Result<TokenAnswer, ProviderError> {
         let (url, request) = match &self.credentials {
             Credentials::MetadataServer { url } => (
                 url.as_str(),
@@ -252,7 +252,7 @@ impl AdcTokenSource {
         let answer = request
             .send()
             .await
-            .map_err(|e| EmbedError::Unavailable(format!("token from {url}: {e}")))?;
+            .map_err(|e| ProviderError::Unavailable(format!("token from {url}: {e}")))?;
         let status = answer.status();
         if !status.is_success() {
             let body = answer.text().await.unwrap_or_default();
@@ -262,15 +262,14 @@ impl AdcTokenSource {
             );
             // A refused credential will not heal by retrying; an outage might.
             return Err(if status.is_server_error() || status.as_u16() == 429 {
-                EmbedError::Unavailable(message)
+                ProviderError::Unavailable(message)
             } else {
-                EmbedError::Provider(message)
+                ProviderError::Provider(message)
             });
         }
-        answer
-            .json()
-            .await
-            .map_err(|e| EmbedError::Provider(format!("token from {url}: unreadable answer: {e}")))
+        answer.json().await.map_err(|e| {
+            ProviderError::Provider(format!("token from {url}: unreadable answer: {e}"))
+        })
     }
 }
 
@@ -307,10 +306,10 @@ fn sign_assertion(
     key_id: Option<&str>,
     client_email: &str,
     audience: &str,
-) -> Result<String, EmbedError> {
+) -> Result<String, ProviderError> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_err(|e| EmbedError::Provider(format!("clock before 1970: {e}")))?
+        .map_err(|e| ProviderError::Provider(format!("clock before 1970: {e}")))?
         .as_secs();
     let mut header = serde_json::json!({ "alg": "RS256", "typ": "JWT" });
     if let Some(kid) = key_id {
@@ -335,7 +334,7 @@ fn sign_assertion(
         signing_input.as_bytes(),
         &mut signature,
     )
-    .map_err(|_| EmbedError::Provider("could not sign the service-account assertion".into()))?;
+    .map_err(|_| ProviderError::Provider("could not sign the service-account assertion".into()))?;
     Ok(format!(
         "{signing_input}.{}",
         URL_SAFE_NO_PAD.encode(signature)

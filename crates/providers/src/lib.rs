@@ -1,0 +1,25 @@
+//! The external models AI Orchestra calls, each stating only its wire format.
+//!
+//! - [`embed`]: text to vectors — the [`embed::Embedder`] trait, the offline
+//!   built-in embedder, OpenAI-compatible servers and Vertex AI, their
+//!   configuration ([`embed::EmbedderConfig`]) and the factory that builds one
+//!   from it. Retries, batching and caching are written once
+//!   (`embed::remote`), and each provider supplies a [`embed::Wire`].
+//! - [`google`]: OAuth tokens from Application Default Credentials, for any
+//!   Google API (Vertex AI embeddings now, Gemini chat next).
+//!
+//! One error type, [`ProviderError`], says whether to retry.
+
+pub mod embed;
+pub mod google;
+
+/// A failed call to a provider.
+#[derive(Debug, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider could not be reached or kept failing; retry later.
+    #[error("provider unavailable: {0}")]
+    Unavailable(String),
+    /// The provider answered something unusable, or is misconfigured.
+    #[error("provider error: {0}")]
+    Provider(String),
+}
