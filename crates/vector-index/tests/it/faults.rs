@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::redis_server::RedisServer;
 use parking_lot::Mutex;
+use test_support::redis_server::RedisServer;
 use vector_index::store::{Expect, RedisConfig, RedisStore, Store};
 use vector_index::{IndexError, Payload, Uuid};
 

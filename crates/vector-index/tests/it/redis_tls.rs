@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::common::redis_server::{RedisServer, TlsFiles};
+use test_support::redis_server::{RedisServer, TlsFiles};
 use vector_index::durable::DurableCollection;
 use vector_index::store::{Expect, RedisConfig, RedisStore};
 use vector_index::{CollectionConfig, IndexError, Payload, Query, Uuid};

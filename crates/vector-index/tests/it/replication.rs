@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::common::redis_server::RedisServer;
-use crate::common::wait_until;
+use test_support::redis_server::RedisServer;
+use test_support::wait_until;
 use vector_index::durable::{DurableCollection, now_millis};
 use vector_index::store::{EmbeddedStore, Expect, NewPoint, RedisConfig, RedisStore, Store};
 use vector_index::synthetic::clustered;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::redis_server::RedisServer;
+use test_support::redis_server::RedisServer;
 use vector_index::durable::DurableCollection;
 use vector_index::store::{EmbeddedStore, Expect, NewPoint, RedisConfig, RedisStore, Store};
 use vector_index::synthetic::clustered;

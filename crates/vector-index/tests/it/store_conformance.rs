@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use crate::common::redis_server::RedisServer;
+use test_support::redis_server::RedisServer;
 use vector_index::store::{
     Cursor, EmbeddedStore, Expect, NewPoint, RedisConfig, RedisStore, Store,
 };

@@ -1,12 +1,11 @@
 //! Spawns the real `memory-server` binary on a free port with a config of the test's choosing.
 #![allow(dead_code)]
 
-#[path = "../../../../vector-index/tests/it/common/redis_server.rs"]
-pub mod redis_server;
+pub use test_support::redis_server;
+pub use test_support::{free_port, serve_stub};
 
 pub mod mcp;
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,14 +21,6 @@ pub struct Server {
     pub config_dir: PathBuf,
 }
 
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// The TOML of a server on `port` keeping data in `data` (embedded) or on `redis`.
 pub fn config_toml(port: u16, data: &Path, redis: Option<&str>, extra: &str) -> String {
     let storage = match redis {
@@ -40,17 +31,6 @@ pub fn config_toml(port: u16, data: &Path, redis: Option<&str>, extra: &str) -> 
         "[server]\nhost = \"127.0.0.1\"\nport = {port}\nshutdown_grace_secs = 5\n\n\
          [storage]\n{storage}\nsnapshot_every_secs = 0\n\n[log]\nlevel = \"warn\"\n\n{extra}\n"
     )
-}
-
-/// Serves `app` on a free loopback port, standing in for an external service;
-/// returns `http://127.0.0.1:<port>`.
-pub async fn serve_stub(app: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("a loopback port");
-    let url = format!("http://{}", listener.local_addr().expect("its address"));
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("the stub serves") });
-    url
 }
 
 /// Creates one memory in `ns` (embedding it), checks that a text search finds

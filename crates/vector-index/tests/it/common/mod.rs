@@ -1,8 +1,7 @@
-//! Helpers shared by the integration tests: a brute-force model of a collection,
-//! every record of a store, and polling until a condition holds.
+//! Helpers shared by vector-index's integration tests: a brute-force model of
+//! a collection and every record of a store (Redis servers and polling come
+//! from the `test-support` crate).
 #![allow(dead_code, clippy::expect_used)]
-
-pub mod redis_server;
 
 use std::collections::HashMap;
 
@@ -80,17 +79,4 @@ pub async fn all_records(store: &impl Store) -> Vec<Record> {
     out.sort_by_key(|r| r.id);
     out.dedup_by_key(|r| r.id);
     out
-}
-
-/// Polls `check` every 5 ms until it holds (panics after 15 s); returns how long it took.
-pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) -> std::time::Duration {
-    let start = std::time::Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(15),
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    start.elapsed()
 }

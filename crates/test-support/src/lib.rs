@@ -1,0 +1,46 @@
+//! Helpers for the workspace's tests (a dev-dependency only): real services
+//! the tests start themselves, never mocks of them.
+//!
+//! - [`redis_server`]: a `redis-server` process on a free port, with AOF,
+//!   TLS, replicas, kill and restart;
+//! - [`free_port`], [`wait_until`]: loopback ports and polling with a deadline;
+//! - [`serve_stub`]: an axum router on a loopback port, standing in for an
+//!   external SaaS (Vertex AI, OpenAI) in its real wire format.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod redis_server;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+/// A free loopback port (free when asked; bind it soon).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Polls `check` every 5 ms until it holds (panics after 15 s); returns how long it took.
+pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    start.elapsed()
+}
+
+/// Serves `app` on a free loopback port, standing in for an external service;
+/// returns `http://127.0.0.1:<port>`.
+pub async fn serve_stub(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let url = format!("http://{}", listener.local_addr().expect("its address"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("the stub serves") });
+    url
+}
