@@ -3,8 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::redis_server::RedisServer;
-use crate::support::{Server, config_toml, free_port};
+use crate::support::{Server, config_toml, free_port, two_servers_on_one_redis};
 use memory_client::{
     BulkDelete, Kind, ListQuery, MemoryClient, MemoryFilter, MemoryPatch, NewMemory, Recency,
     SearchMode, SearchRequest, Visibility,
@@ -456,15 +455,7 @@ async fn every_endpoint_on_the_embedded_store_and_data_survives_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_on_redis_and_two_servers_share_it() {
     let dir = tempfile::tempdir().unwrap();
-    let redis = RedisServer::start(dir.path());
-    let a = Server::start(
-        dir.path(),
-        &config_toml(free_port(), dir.path(), Some(&redis.url()), ""),
-    );
-    let b = Server::start(
-        dir.path(),
-        &config_toml(free_port(), dir.path(), Some(&redis.url()), ""),
-    );
+    let (redis, a, b) = two_servers_on_one_redis(dir.path(), "");
     let (ca, cb) = (a.client(), b.client());
     // Readiness says which Redis the server uses (no silent default).
     let ready: serde_json::Value = reqwest::get(format!("{}/readyz", a.url))

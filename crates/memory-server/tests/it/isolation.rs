@@ -10,45 +10,18 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::support::mcp::{Mcp, NEW, OLD, failed, ok};
-use crate::support::{Server, config_toml, free_port};
+use crate::support::{Server, auth_keys, config_toml, free_port};
 
-const KEYS: &str = r#"
-[auth]
-enabled = true
-
-[[auth.keys]]
-name = "a1"
-key = "k-a1"
-role = "write"
-namespaces = ["team"]
-agent_id = "a1"
-
-[[auth.keys]]
-name = "a2"
-key = "k-a2"
-role = "write"
-namespaces = ["team"]
-agent_id = "a2"
-
-[[auth.keys]]
-name = "r"
-key = "k-r"
-role = "read"
-namespaces = ["team"]
-agent_id = "r"
-
-[[auth.keys]]
-name = "w"
-key = "k-w"
-role = "write"
-namespaces = ["team"]
-
-[[auth.keys]]
-name = "b"
-key = "k-b"
-role = "admin"
-namespaces = ["other"]
-"#;
+/// The keys of these tests.
+fn keys() -> String {
+    auth_keys(&[
+        ("a1", "k-a1", "write", &["team"], Some("a1")),
+        ("a2", "k-a2", "write", &["team"], Some("a2")),
+        ("r", "k-r", "read", &["team"], Some("r")),
+        ("w", "k-w", "write", &["team"], None),
+        ("b", "k-b", "admin", &["other"], None),
+    ])
+}
 
 /// A key that must not reach a1's private data, and why.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -717,7 +690,7 @@ async fn no_route_or_tool_lets_another_key_reach_a_tenants_private_data() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
-        &config_toml(free_port(), &dir.path().join("data"), None, KEYS),
+        &config_toml(free_port(), &dir.path().join("data"), None, &keys()),
     );
     let mut world = World {
         url: server.url.clone(),

@@ -4,33 +4,18 @@
 //! through rmcp's own client.
 
 use crate::support::mcp::{Mcp, NEW, OLD, failed, ok};
-use crate::support::redis_server::RedisServer;
-use crate::support::{Server, config_toml, free_port};
+use crate::support::{Server, auth_keys, config_toml, free_port, two_servers_on_one_redis};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const KEYS: &str = r#"
-[auth]
-enabled = true
-
-[[auth.keys]]
-name = "writer-a"
-key = "k-writer-a"
-role = "write"
-namespaces = ["a"]
-
-[[auth.keys]]
-name = "reader-a"
-key = "k-reader-a"
-role = "read"
-namespaces = ["a"]
-
-[[auth.keys]]
-name = "writer-b"
-key = "k-writer-b"
-role = "write"
-namespaces = ["b"]
-"#;
+/// The keys of these tests.
+fn keys() -> String {
+    auth_keys(&[
+        ("writer-a", "k-writer-a", "write", &["a"], None),
+        ("reader-a", "k-reader-a", "read", &["a"], None),
+        ("writer-b", "k-writer-b", "write", &["b"], None),
+    ])
+}
 
 const TOOLS: [&str; 9] = [
     "memory_context",
@@ -49,7 +34,7 @@ async fn older_era_session_covers_tools_resources_and_prompts() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
-        &config_toml(free_port(), dir.path(), None, KEYS),
+        &config_toml(free_port(), dir.path(), None, &keys()),
     );
     let mut mcp = Mcp::new(&server, Some("k-writer-a"), OLD);
     mcp.initialize().await;
@@ -229,7 +214,7 @@ async fn stateless_era_enforces_keys_roles_and_namespaces() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
-        &config_toml(free_port(), dir.path(), None, KEYS),
+        &config_toml(free_port(), dir.path(), None, &keys()),
     );
     let mut writer_b = Mcp::new(&server, Some("k-writer-b"), NEW);
     let stored = writer_b
@@ -357,15 +342,7 @@ async fn foreign_origins_and_hosts_are_refused() {
 #[tokio::test]
 async fn an_older_era_session_moves_between_instances_on_one_redis() {
     let dir = tempfile::tempdir().unwrap();
-    let redis = RedisServer::start(dir.path());
-    let a = Server::start(
-        dir.path(),
-        &config_toml(free_port(), dir.path(), Some(&redis.url()), ""),
-    );
-    let b = Server::start(
-        dir.path(),
-        &config_toml(free_port(), dir.path(), Some(&redis.url()), ""),
-    );
+    let (_redis, a, b) = two_servers_on_one_redis(dir.path(), "");
     let mut on_a = Mcp::new(&a, None, OLD);
     let session = on_a.initialize().await;
     let stored = on_a
@@ -553,7 +530,7 @@ async fn stdio_serves_every_operation_through_rmcp_client() {
             free_port(),
             &dir.path().join("data"),
             None,
-            &format!("{KEYS}\n{stdio_key}"),
+            &format!("{}\n{stdio_key}", keys()),
         ),
     )
     .unwrap();
@@ -607,7 +584,7 @@ async fn stdio_exits_when_stdin_closes_and_refuses_to_start_without_its_key() {
     // With auth on and no stdio key, it says what to set.
     std::fs::write(
         config_dir.join("default.toml"),
-        config_toml(free_port(), &dir.path().join("data2"), None, KEYS),
+        config_toml(free_port(), &dir.path().join("data2"), None, &keys()),
     )
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_memory-server"))
@@ -656,7 +633,7 @@ async fn http_serves_every_operation_through_rmcp_client_in_both_eras() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
-        &config_toml(free_port(), dir.path(), None, KEYS),
+        &config_toml(free_port(), dir.path(), None, &keys()),
     );
     for (mode, era) in [
         (ClientLifecycleMode::Initialize, OLD),
@@ -689,7 +666,7 @@ async fn a_session_answers_only_the_key_that_opened_it() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
-        &config_toml(free_port(), dir.path(), None, KEYS),
+        &config_toml(free_port(), dir.path(), None, &keys()),
     );
     let mut owner = Mcp::new(&server, Some("k-writer-a"), OLD);
     let session = owner.initialize().await;
@@ -735,7 +712,7 @@ async fn malformed_messages_get_json_rpc_errors_in_both_eras() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
-        &config_toml(free_port(), dir.path(), None, KEYS),
+        &config_toml(free_port(), dir.path(), None, &keys()),
     );
     for era in [NEW, OLD] {
         let mut mcp = Mcp::new(&server, Some("k-writer-a"), era);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Server, config_toml, free_port};
+use crate::support::{Server, auth_keys, config_toml, free_port};
 use memory_client::{
     AppendMessages, Kind, MemoryClient, NewMessage, Promote, PutSession, SearchRequest,
 };
@@ -28,10 +28,13 @@ fn append(ns: &str, messages: Vec<NewMessage>) -> AppendMessages {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_keep_a_window_append_atomically_and_promote() {
     let dir = tempfile::tempdir().unwrap();
-    let keys = "[auth]\nenabled = true\n[[auth.keys]]\nname = \"a\"\nkey = \"ka\"\nrole = \"write\"\nnamespaces = [\"s\"]\n[[auth.keys]]\nname = \"b\"\nkey = \"kb\"\nrole = \"write\"\nnamespaces = [\"other\"]\n";
+    let keys = auth_keys(&[
+        ("a", "ka", "write", &["s"], None),
+        ("b", "kb", "write", &["other"], None),
+    ]);
     let server = Server::start(
         dir.path(),
-        &config_toml(free_port(), &dir.path().join("data"), None, keys),
+        &config_toml(free_port(), &dir.path().join("data"), None, &keys),
     );
     let c = server.client().with_key("ka");
 

@@ -1,46 +1,21 @@
 //! Tenancy: keys per namespace and role, agent-bound keys, private memories,
 //! checked endpoint by endpoint against the real binary.
 
-use crate::support::{Server, config_toml, free_port};
+use crate::support::{Server, auth_keys, config_toml, free_port};
 use memory_client::{
     BulkDelete, ClientError, ListQuery, MemoryPatch, NewMemory, SearchRequest, Visibility,
 };
 
-const KEYS: &str = r#"
-[auth]
-enabled = true
-
-[[auth.keys]]
-name = "admin-a"
-key = "k-admin-a"
-role = "admin"
-namespaces = ["a"]
-
-[[auth.keys]]
-name = "writer-a"
-key = "k-writer-a"
-role = "write"
-namespaces = ["a"]
-
-[[auth.keys]]
-name = "reader-a"
-key = "k-reader-a"
-role = "read"
-namespaces = ["a"]
-
-[[auth.keys]]
-name = "bot-a"
-key = "k-bot-a"
-role = "write"
-namespaces = ["a"]
-agent_id = "bot"
-
-[[auth.keys]]
-name = "admin-b"
-key = "k-admin-b"
-role = "admin"
-namespaces = ["b"]
-"#;
+/// The keys of these tests.
+fn keys() -> String {
+    auth_keys(&[
+        ("admin-a", "k-admin-a", "admin", &["a"], None),
+        ("writer-a", "k-writer-a", "write", &["a"], None),
+        ("reader-a", "k-reader-a", "read", &["a"], None),
+        ("bot-a", "k-bot-a", "write", &["a"], Some("bot")),
+        ("admin-b", "k-admin-b", "admin", &["b"], None),
+    ])
+}
 
 fn memory(ns: &str, text: &str) -> NewMemory {
     NewMemory {
@@ -67,7 +42,7 @@ async fn keys_only_reach_their_namespaces_roles_and_agents() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
-        &config_toml(free_port(), &dir.path().join("data"), None, KEYS),
+        &config_toml(free_port(), &dir.path().join("data"), None, &keys()),
     );
     let key = |k: &str| server.client().with_key(k);
     let (admin_a, writer_a, reader_a, bot_a, admin_b) = (
@@ -351,7 +326,7 @@ async fn namespaces_and_readiness_show_only_what_the_key_may_see() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
-        &config_toml(free_port(), &dir.path().join("data"), None, KEYS),
+        &config_toml(free_port(), &dir.path().join("data"), None, &keys()),
     );
     let key = |k: &str| server.client().with_key(k);
     let (admin_a, reader_a, bot_a, admin_b) = (
@@ -422,7 +397,7 @@ async fn private_memories_do_not_move_anyone_elses_keyword_scores() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(
         dir.path(),
-        &config_toml(free_port(), &dir.path().join("data"), None, KEYS),
+        &config_toml(free_port(), &dir.path().join("data"), None, &keys()),
     );
     let bot = server.client().with_key("k-bot-a");
     let planner = server.client().with_key("k-writer-a").as_agent("planner");

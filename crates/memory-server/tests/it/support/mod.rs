@@ -141,3 +141,39 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// One API key of a test configuration: name, clear key, role, namespaces,
+/// and the agent it is bound to.
+pub type Key<'a> = (&'a str, &'a str, &'a str, &'a [&'a str], Option<&'a str>);
+
+/// The `[auth]` table of a test configuration, auth on, with `keys`.
+pub fn auth_keys(keys: &[Key<'_>]) -> String {
+    let mut toml = String::from("[auth]\nenabled = true\n");
+    for (name, key, role, namespaces, agent) in keys {
+        let namespaces: Vec<String> = namespaces.iter().map(|n| format!("\"{n}\"")).collect();
+        toml.push_str(&format!(
+            "\n[[auth.keys]]\nname = \"{name}\"\nkey = \"{key}\"\nrole = \"{role}\"\nnamespaces = [{}]\n",
+            namespaces.join(", ")
+        ));
+        if let Some(agent) = agent {
+            toml.push_str(&format!("agent_id = \"{agent}\"\n"));
+        }
+    }
+    toml
+}
+
+/// A Redis and two servers sharing it (each with `extra` config).
+pub fn two_servers_on_one_redis(
+    dir: &Path,
+    extra: &str,
+) -> (redis_server::RedisServer, Server, Server) {
+    let redis = redis_server::RedisServer::start(dir);
+    let start = || {
+        Server::start(
+            dir,
+            &config_toml(free_port(), dir, Some(&redis.url()), extra),
+        )
+    };
+    let (a, b) = (start(), start());
+    (redis, a, b)
+}
