@@ -431,6 +431,10 @@ pub struct NamespaceList {
     pub namespaces: Vec<NamespaceSummary>,
 }
 
+/// Memories per page of a listing when the request gives no `limit`
+/// (REST, MCP and the client alike).
+pub const DEFAULT_LIST_LIMIT: usize = 50;
+
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use vector_index::IndexError;
 
-use crate::model::Binding;
+use crate::model::{Binding, ErrorDetail, ErrorResponse};
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -124,8 +124,8 @@ impl ApiError {
         }
     }
 
-    /// The JSON body.
-    pub fn body(&self) -> Value {
+    /// The response body: `{"error": {"code", "message", "details"}}`.
+    pub fn body(&self) -> ErrorResponse {
         let (message, details) = match self {
             ApiError::BadRequest { message, details } => (message.clone(), details.clone()),
             ApiError::PreconditionFailed {
@@ -159,21 +159,27 @@ impl ApiError {
         } else {
             json!({})
         };
-        json!({ "error": { "code": self.code(), "message": message, "details": details } })
+        ErrorResponse {
+            error: ErrorDetail {
+                code: self.code().to_owned(),
+                message,
+                details,
+            },
+        }
     }
 
     /// The text of an MCP tool failure (`isError: true`): the code, the
     /// message, and the details when there are any.
     pub fn tool_message(self) -> String {
         self.log_if_server_error("tool call failed");
-        let body = self.body();
-        let error = &body["error"];
-        let message = error["message"].as_str().unwrap_or_default();
-        match &error["details"] {
-            Value::Object(d) if !d.is_empty() => {
-                format!("{}: {message} (details: {})", self.code(), error["details"])
-            }
-            _ => format!("{}: {message}", self.code()),
+        let ErrorDetail {
+            code,
+            message,
+            details,
+        } = self.body().error;
+        match &details {
+            Value::Object(d) if !d.is_empty() => format!("{code}: {message} (details: {details})"),
+            _ => format!("{code}: {message}"),
         }
     }
 

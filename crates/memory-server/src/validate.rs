@@ -220,3 +220,9 @@ pub fn vector(dims: usize, v: &[f32]) -> ApiResult<()> {
     }
     Ok(())
 }
+
+/// A memory id as a client sent it (path segment, tool argument).
+pub fn memory_id(raw: &str) -> ApiResult<uuid::Uuid> {
+    uuid::Uuid::parse_str(raw)
+        .map_err(|_| ApiError::invalid("id", format!("`{raw}` is not a memory id (a UUID)")))
+}

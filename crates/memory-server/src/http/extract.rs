@@ -5,7 +5,6 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
-use uuid::Uuid;
 
 use crate::error::ApiError;
 
@@ -138,12 +137,6 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
 /// A required `namespace` query parameter.
 pub fn required_namespace(ns: Option<String>) -> Result<String, ApiError> {
     ns.ok_or_else(|| ApiError::invalid("namespace", "the namespace query parameter is required"))
-}
-
-/// Parses a memory id from the path.
-pub fn memory_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw)
-        .map_err(|_| ApiError::invalid("id", format!("`{raw}` is not a memory id (a UUID)")))
 }
 
 /// Parses an `If-Match` header: `"7"`, `W/"7"` or `7`.

@@ -34,8 +34,6 @@ use crate::model::{
 };
 use crate::service::MemoryService;
 
-/// Memories a list returns when the call names no limit (as over REST).
-const DEFAULT_LIST_LIMIT: usize = 50;
 /// The resource template's URI scheme.
 const SCHEME: &str = "memory://";
 
@@ -199,9 +197,7 @@ pub struct RecallArgs {
 type ToolResult<T> = Result<Json<T>, String>;
 
 fn parse_id(raw: &str) -> Result<Uuid, String> {
-    Uuid::parse_str(raw).map_err(|_| {
-        ApiError::invalid("id", format!("`{raw}` is not a memory id (a UUID)")).tool_message()
-    })
+    crate::validate::memory_id(raw).map_err(ApiError::tool_message)
 }
 
 impl<S: Store> MemoryMcp<S> {
@@ -379,7 +375,7 @@ impl<S: Store> MemoryMcp<S> {
                     &args.namespace,
                     &args.filter,
                     args.as_agent.as_deref(),
-                    args.limit.unwrap_or(DEFAULT_LIST_LIMIT),
+                    args.limit.unwrap_or(crate::model::DEFAULT_LIST_LIMIT),
                     args.cursor.as_deref(),
                 )
                 .await

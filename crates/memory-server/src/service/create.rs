@@ -10,7 +10,7 @@ use vector_index::store::{Expect, NewPoint, Record, Store};
 use vector_index::{Field, Payload};
 
 use super::record::{Doc, attributes, distinct_tags, hex, scope_keys};
-use super::{MemoryService, located, millis};
+use super::{MemoryService, from_millis, located, millis};
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Created, Memory, NewMemory, Visibility};
@@ -159,6 +159,45 @@ impl<S: Store> MemoryService<S> {
         Ok(())
     }
 
+    /// Embeds the inputs that bring no vector of their own (one batched call;
+    /// the contextual text is rendered at each input's creation time, as the
+    /// stored millisecond, so a later re-render gives the same text) and
+    /// prepares every input for writing, in order. Used by create and import.
+    pub(super) async fn embed_and_prepare(
+        &self,
+        who: &Principal,
+        items: Vec<(Uuid, (i64, i64), NewMemory)>,
+    ) -> ApiResult<Vec<Prepared>> {
+        let contexts: Vec<String> = items
+            .iter()
+            .map(|(_, (created, _), m)| self.contextual(who, m, from_millis(*created)))
+            .collect();
+        let to_embed: Vec<String> = items
+            .iter()
+            .zip(&contexts)
+            .filter(|((_, _, m), _)| m.vector.is_none())
+            .map(|(_, text)| text.clone())
+            .collect();
+        let mut embedded = self.embed(to_embed, Purpose::Document).await?.into_iter();
+        let mut prepared = Vec::with_capacity(items.len());
+        for ((id, times, mut m), text) in items.into_iter().zip(contexts) {
+            let client = m.vector.is_some();
+            let vector = match m.vector.take() {
+                Some(v) => v,
+                None => embedded.next().ok_or_else(|| {
+                    ApiError::Internal("embedder returned too few vectors".into())
+                })?,
+            };
+            let e = Embedded {
+                vector,
+                text,
+                client,
+            };
+            prepared.push(self.prepare(who, m, e, id, times)?);
+        }
+        Ok(prepared)
+    }
+
     /// Creates memories in order; identical text in the same scope and reused
     /// idempotency keys return the existing memory instead of a new one.
     /// Nothing is written unless every input is valid.
@@ -188,34 +227,12 @@ impl<S: Store> MemoryService<S> {
         }
         self.bind_models(inputs.iter().map(|m| m.namespace.as_str()))
             .await?;
-        let contexts: Vec<String> = inputs
-            .iter()
-            .map(|m| self.contextual(who, m, now))
+        let now_ms = millis(now);
+        let items = inputs
+            .into_iter()
+            .map(|m| (Uuid::now_v7(), (now_ms, now_ms), m))
             .collect();
-        let to_embed: Vec<String> = inputs
-            .iter()
-            .zip(&contexts)
-            .filter(|(m, _)| m.vector.is_none())
-            .map(|(_, text)| text.clone())
-            .collect();
-        let mut embedded = self.embed(to_embed, Purpose::Document).await?.into_iter();
-        let mut prepared = Vec::with_capacity(inputs.len());
-        for (mut m, text) in inputs.into_iter().zip(contexts) {
-            let client = m.vector.is_some();
-            let vector = match m.vector.take() {
-                Some(v) => v,
-                None => embedded.next().ok_or_else(|| {
-                    ApiError::Internal("embedder returned too few vectors".into())
-                })?,
-            };
-            let now_ms = millis(now);
-            let e = Embedded {
-                vector,
-                text,
-                client,
-            };
-            prepared.push(self.prepare(who, m, e, Uuid::now_v7(), (now_ms, now_ms))?);
-        }
+        let prepared = self.embed_and_prepare(who, items).await?;
 
         // Creates sharing a duplicate or idempotency key are serialised here.
         let mut locks: Vec<usize> = prepared

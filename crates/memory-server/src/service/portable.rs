@@ -5,13 +5,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use vector_index::store::{NewPoint, Store};
 
-use super::create::Embedded;
-use super::{MemoryService, from_millis, located, millis};
+use super::{MemoryService, located, millis};
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Imported, NewMemory, PortableMemory};
 use crate::validate;
-use providers::embed::Purpose;
 
 impl<S: Store> MemoryService<S> {
     /// Ids of the memories of `ns` the caller may export, oldest first.
@@ -139,32 +137,9 @@ impl<S: Store> MemoryService<S> {
             .await?;
         let mut imported = 0u64;
         for chunk in checked.chunks(self.limits.max_batch.max(1)) {
-            let contexts: Vec<String> = chunk
-                .iter()
-                .map(|(_, (created, _), m)| self.contextual(who, m, from_millis(*created)))
-                .collect();
-            let texts: Vec<String> = chunk
-                .iter()
-                .zip(&contexts)
-                .filter(|((_, _, m), _)| m.vector.is_none())
-                .map(|(_, text)| text.clone())
-                .collect();
-            let mut embedded = self.embed(texts, Purpose::Document).await?.into_iter();
-            let mut writes = Vec::with_capacity(chunk.len());
-            for ((id, times, input), text) in chunk.iter().cloned().zip(contexts) {
-                let client = input.vector.is_some();
-                let vector = match &input.vector {
-                    Some(v) => v.clone(),
-                    None => embedded.next().ok_or_else(|| {
-                        ApiError::Internal("embedder returned too few vectors".into())
-                    })?,
-                };
-                let e = Embedded {
-                    vector,
-                    text,
-                    client,
-                };
-                let p = self.prepare(who, input, e, id, times)?;
+            let prepared = self.embed_and_prepare(who, chunk.to_vec()).await?;
+            let mut writes = Vec::with_capacity(prepared.len());
+            for p in prepared {
                 let document = serde_json::to_vec(&p.doc)
                     .map_err(|e| ApiError::Internal(format!("encoding a memory: {e}")))?;
                 writes.push(NewPoint::new(p.id, p.vector, p.payload).with_document(document));

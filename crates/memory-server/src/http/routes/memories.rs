@@ -11,13 +11,12 @@ use vector_index::store::Store;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
 use crate::http::AppState;
-use crate::http::extract::{
-    ApiJson, ApiPath, ApiQuery, check_shape, if_match, memory_id, required_namespace,
-};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, check_shape, if_match, required_namespace};
 use crate::model::{
     BulkDelete, CreatedBatch, Kind, Memory, MemoryFilter, MemoryPatch, NewMemories, NewMemory,
     SearchRequest,
 };
+use crate::validate::memory_id;
 
 fn with_etag(status: StatusCode, memory: &Memory, body: impl serde::Serialize) -> Response {
     let mut response = (status, Json(body)).into_response();
@@ -216,7 +215,7 @@ pub async fn list<S: Store>(
             &ns,
             &filter,
             q.as_agent.as_deref(),
-            q.limit.unwrap_or(50),
+            q.limit.unwrap_or(crate::model::DEFAULT_LIST_LIMIT),
             q.cursor.as_deref(),
         )
         .await?;
