@@ -16,7 +16,7 @@ use crate::config::{Config, StorageBackend};
 use crate::fault::Faults;
 use crate::http::{AppState, McpEndpoint, router};
 use crate::mcp::MemoryMcp;
-use crate::mcp::sessions::{McpSessions, SESSIONS_DIMS, SESSIONS_NAME};
+use crate::mcp::protocol_sessions::{ProtocolSessions, SESSIONS_DIMS, SESSIONS_NAME};
 use crate::metrics::Metrics;
 use crate::service::{MemoryService, REGISTRY_DIMS, REGISTRY_NAME, SearchSettings};
 use providers::embed::Embedder;
@@ -242,7 +242,7 @@ async fn serve<S: Store>(
     let stop = CancellationToken::new();
     let mcp = config.mcp.enabled.then(|| McpEndpoint {
         settings: config.mcp.clone(),
-        sessions: Arc::new(McpSessions::new(
+        sessions: Arc::new(ProtocolSessions::new(
             sessions,
             Duration::from_secs(config.mcp.session_ttl_secs),
         )),

@@ -15,7 +15,7 @@ use crate::auth::KeyRing;
 use crate::config::{McpConfig, StoreLocation};
 use crate::fault::{self, Faults};
 use crate::mcp::MemoryMcp;
-use crate::mcp::sessions::McpSessions;
+use crate::mcp::protocol_sessions::ProtocolSessions;
 use crate::service::MemoryService;
 
 pub mod extract;
@@ -141,7 +141,7 @@ pub struct McpEndpoint<S: Store> {
     /// Host and Origin allowlists.
     pub settings: McpConfig,
     /// Where older-era MCP sessions are kept.
-    pub sessions: Arc<McpSessions<S>>,
+    pub sessions: Arc<ProtocolSessions<S>>,
     /// Cancelled at shutdown, closing open MCP streams.
     pub stop: CancellationToken,
 }

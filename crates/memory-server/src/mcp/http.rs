@@ -2,7 +2,7 @@
 //!
 //! Both protocol eras are served by the one endpoint: 2026-07-28 requests are
 //! stateless; 2025-11-25 clients get an `Mcp-Session-Id` whose state lives in
-//! the shared store ([`super::sessions`]), so any instance can serve it. A
+//! the shared store ([`super::protocol_sessions`]), so any instance can serve it. A
 //! session answers only the key and agent that opened it.
 
 use std::collections::HashMap;
@@ -23,7 +23,7 @@ use tower::ServiceBuilder;
 use vector_index::store::Store;
 
 use super::MemoryMcp;
-use super::sessions::{McpSessions, SessionOwners};
+use super::protocol_sessions::{ProtocolSessions, SessionOwners};
 use crate::auth::{KeyRing, Principal};
 use crate::config::McpConfig;
 use crate::error::ApiError;
@@ -49,7 +49,7 @@ pub fn add_route<S: Store, St: Clone + Send + Sync + 'static>(
     keys: Arc<KeyRing>,
     settings: &McpConfig,
     max_body_bytes: usize,
-    sessions: Arc<McpSessions<S>>,
+    sessions: Arc<ProtocolSessions<S>>,
     stop: CancellationToken,
 ) -> Router<St> {
     let mut config = StreamableHttpServerConfig::default()

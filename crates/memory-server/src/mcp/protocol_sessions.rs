@@ -1,4 +1,5 @@
-//! Older-era (2025-11-25) MCP sessions kept in the shared store.
+//! Older-era (2025-11-25) MCP protocol sessions (the `Mcp-Session-Id`
+//! handshake state, not working memory) kept in the shared store.
 //!
 //! rmcp keeps a session's live state in the process that answered
 //! `initialize`. Behind a load balancer the next request may reach another
@@ -27,12 +28,12 @@ pub const SESSIONS_NAME: &str = "mcp-sessions";
 pub const SESSIONS_DIMS: usize = 1;
 
 /// MCP session state in a store collection.
-pub struct McpSessions<S: Store> {
+pub struct ProtocolSessions<S: Store> {
     collection: Arc<DurableCollection<S>>,
     ttl: Duration,
 }
 
-impl<S: Store> McpSessions<S> {
+impl<S: Store> ProtocolSessions<S> {
     /// Sessions in `collection`, each kept for `ttl` after it was last stored.
     pub fn new(collection: Arc<DurableCollection<S>>, ttl: Duration) -> Self {
         Self { collection, ttl }
@@ -59,7 +60,7 @@ pub trait SessionOwners: Send + Sync {
     async fn owner(&self, session_id: &str) -> Result<Option<String>, SessionStoreError>;
 }
 
-impl<S: Store> McpSessions<S> {
+impl<S: Store> ProtocolSessions<S> {
     /// Writes `document` under `id`, expiring `ttl` from now.
     async fn put(&self, id: Uuid, document: &[u8]) -> Result<(), SessionStoreError> {
         let now = now_millis();
@@ -88,7 +89,7 @@ impl<S: Store> McpSessions<S> {
 }
 
 #[async_trait::async_trait]
-impl<S: Store> SessionOwners for McpSessions<S> {
+impl<S: Store> SessionOwners for ProtocolSessions<S> {
     async fn bind(&self, session_id: &str, owner: &str) -> Result<(), SessionStoreError> {
         self.put(owner_id(session_id), owner.as_bytes()).await
     }
@@ -107,7 +108,7 @@ impl<S: Store> SessionOwners for McpSessions<S> {
 }
 
 #[async_trait::async_trait]
-impl<S: Store> SessionStore for McpSessions<S> {
+impl<S: Store> SessionStore for ProtocolSessions<S> {
     async fn load(&self, session_id: &str) -> Result<Option<SessionState>, SessionStoreError> {
         match self.live(record_id(session_id)).await? {
             Some(record) => Ok(Some(serde_json::from_slice(&record.document)?)),
