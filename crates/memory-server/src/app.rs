@@ -9,7 +9,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use vector_index::CollectionConfig;
 use vector_index::durable::DurableCollection;
-use vector_index::store::{EmbeddedStore, RedisConfig, RedisStore, Store};
+use vector_index::store::AnyStore;
+use vector_index::store::{EmbeddedStore, RedisConfig, RedisStore};
 
 use crate::auth::KeyRing;
 use crate::config::{Config, StorageBackend};
@@ -111,71 +112,85 @@ pub async fn run_as(config: Config, mode: Mode) -> Result<(), StartError> {
     // namespace sees those, so a private memory cannot move anyone's scores.
     index_config.keyword_statistics = Some(crate::service::shared_attribute());
     let name = collection_name(embedder.model_id());
-    match config.storage.backend {
-        StorageBackend::Embedded => {
-            std::fs::create_dir_all(&config.storage.path)?;
-            let open = |name: &str| {
-                EmbeddedStore::open(config.storage.path.join(format!("{name}.redb"))).map_err(|e| {
-                    match e {
-                        vector_index::IndexError::InUse(file) => StartError::StoreInUse(file),
-                        e => StartError::Store(e),
-                    }
-                })
-            };
-            let collection = DurableCollection::open(index_config, open(&name)?).await?;
-            let registry = DurableCollection::open(registry_config(), open(REGISTRY_NAME)?).await?;
-            let sessions = DurableCollection::open(sessions_config(), open(SESSIONS_NAME)?).await?;
-            let stores = Stores {
-                collection,
-                registry,
-                sessions,
-                snapshot_on_exit: true,
-            };
-            serve(config, stores, embedder, keys, mode).await
-        }
-        StorageBackend::Redis => {
-            let ca_cert = match &config.storage.redis_ca_cert_file {
-                Some(path) => Some(std::fs::read(path).map_err(|e| {
-                    crate::config::ConfigError(format!(
-                        "storage.redis_ca_cert_file {}: {e}",
-                        path.display()
-                    ))
-                })?),
-                None => None,
-            };
-            // A collection on Redis, following the other instances' writes.
-            let open = async |name: &str, index: CollectionConfig| {
-                let mut rc = RedisConfig::new(config.storage.redis_url.clone(), name);
-                rc.op_timeout = Duration::from_millis(config.storage.op_timeout_ms);
-                rc.wait_replicas = config.storage.wait_replicas;
+    let embedded = config.storage.backend == StorageBackend::Embedded;
+    let place = StorePlace::of(&config)?;
+    let stores = Stores {
+        collection: place.open(&name, index_config).await?,
+        registry: place.open(REGISTRY_NAME, registry_config()).await?,
+        sessions: place.open(SESSIONS_NAME, sessions_config()).await?,
+        // Embedded stores snapshot at exit; Redis instances share the
+        // periodic snapshotter's snapshots.
+        snapshot_on_exit: embedded,
+    };
+    serve(config, stores, embedder, keys, mode).await
+}
+
+/// Where the collections are stored, as configured.
+enum StorePlace<'a> {
+    /// redb files in this directory.
+    Embedded(&'a std::path::Path),
+    /// Redis, with the CA certificate read once.
+    Redis(&'a Config, Option<Vec<u8>>),
+}
+
+impl<'a> StorePlace<'a> {
+    fn of(config: &'a Config) -> Result<Self, StartError> {
+        Ok(match config.storage.backend {
+            StorageBackend::Embedded => {
+                std::fs::create_dir_all(&config.storage.path)?;
+                Self::Embedded(&config.storage.path)
+            }
+            StorageBackend::Redis => {
+                let ca_cert = match &config.storage.redis_ca_cert_file {
+                    Some(path) => Some(std::fs::read(path).map_err(|e| {
+                        crate::config::ConfigError(format!(
+                            "storage.redis_ca_cert_file {}: {e}",
+                            path.display()
+                        ))
+                    })?),
+                    None => None,
+                };
+                Self::Redis(config, ca_cert)
+            }
+        })
+    }
+
+    /// Opens collection `name`; on Redis it follows the other instances' writes.
+    async fn open(
+        &self,
+        name: &str,
+        index: CollectionConfig,
+    ) -> Result<Arc<DurableCollection<AnyStore>>, StartError> {
+        match self {
+            Self::Embedded(dir) => {
+                let file = dir.join(format!("{name}.redb"));
+                let store = EmbeddedStore::open(file).map_err(|e| match e {
+                    vector_index::IndexError::InUse(file) => StartError::StoreInUse(file),
+                    e => StartError::Store(e),
+                })?;
+                Ok(DurableCollection::open(index, store.into()).await?)
+            }
+            Self::Redis(config, ca_cert) => {
+                let storage = &config.storage;
+                let mut rc = RedisConfig::new(storage.redis_url.clone(), name);
+                rc.op_timeout = Duration::from_millis(storage.op_timeout_ms);
+                rc.wait_replicas = storage.wait_replicas;
                 rc.ca_cert = ca_cert.clone();
-                rc.password = config
-                    .storage
-                    .redis_password
-                    .clone()
-                    .filter(|p| !p.is_empty());
+                rc.password = storage.redis_password.clone().filter(|p| !p.is_empty());
                 let store = RedisStore::connect(rc).await?;
                 let feed = store.feed().await?;
-                DurableCollection::open_following(index, store, feed).await
-            };
-            let (collection, _follower) = open(&name, index_config).await?;
-            let (registry, _registry_follower) = open(REGISTRY_NAME, registry_config()).await?;
-            let (sessions, _sessions_follower) = open(SESSIONS_NAME, sessions_config()).await?;
-            // Instances share Redis snapshots; the periodic snapshotter takes them.
-            let stores = Stores {
-                collection,
-                registry,
-                sessions,
-                snapshot_on_exit: false,
-            };
-            serve(config, stores, embedder, keys, mode).await
+                // The follower task ends when the collection is dropped.
+                let (collection, _follower) =
+                    DurableCollection::open_following(index, store.into(), feed).await?;
+                Ok(collection)
+            }
         }
     }
 }
 
 /// Re-indexes, in the background, the memories whose contextual text no
 /// longer matches their namespace's template (after a template change).
-fn spawn_reindex<S: Store>(service: Arc<MemoryService<S>>) -> tokio::task::JoinHandle<()> {
+fn spawn_reindex(service: Arc<MemoryService>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         match service.reindex().await {
             Ok(0) => {}
@@ -188,17 +203,17 @@ fn spawn_reindex<S: Store>(service: Arc<MemoryService<S>>) -> tokio::task::JoinH
 }
 
 /// The opened collections.
-struct Stores<S: Store> {
-    collection: Arc<DurableCollection<S>>,
-    registry: Arc<DurableCollection<S>>,
-    sessions: Arc<DurableCollection<S>>,
-    /// Embedded stores snapshot at exit; Redis instances share periodic snapshots.
+struct Stores {
+    collection: Arc<DurableCollection<AnyStore>>,
+    registry: Arc<DurableCollection<AnyStore>>,
+    sessions: Arc<DurableCollection<AnyStore>>,
+    /// Whether to snapshot the memories at exit.
     snapshot_on_exit: bool,
 }
 
-async fn serve<S: Store>(
+async fn serve(
     config: Config,
-    stores: Stores<S>,
+    stores: Stores,
     embedder: Arc<dyn Embedder>,
     keys: Arc<KeyRing>,
     mode: Mode,

@@ -15,7 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use vector_index::durable::DurableCollection;
-use vector_index::store::Store;
+use vector_index::store::AnyStore;
 
 /// Labels of a request count.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -209,7 +209,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition, with gauges read from `collection` now.
-    pub fn render<S: Store>(&self, collection: &DurableCollection<S>) -> String {
+    pub fn render(&self, collection: &DurableCollection<AnyStore>) -> String {
         let r = collection.replication();
         let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         self.memories.set(clamp(collection.index().len()));

@@ -9,7 +9,6 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
-use vector_index::store::Store;
 
 use crate::auth::KeyRing;
 use crate::config::{McpConfig, StoreLocation};
@@ -24,16 +23,16 @@ pub mod respond;
 pub mod routes;
 
 /// Shared state of every handler.
-pub struct AppState<S: Store> {
+pub struct AppState {
     /// The memory operations.
-    pub service: Arc<MemoryService<S>>,
+    pub service: Arc<MemoryService>,
     /// The API keys.
     pub keys: Arc<KeyRing>,
     /// Where the store is (for `/readyz`).
     pub store: Arc<StoreLocation>,
 }
 
-impl<S: Store> Clone for AppState<S> {
+impl Clone for AppState {
     fn clone(&self) -> Self {
         Self {
             service: Arc::clone(&self.service),
@@ -43,61 +42,49 @@ impl<S: Store> Clone for AppState<S> {
     }
 }
 
-impl<S: Store> FromRef<AppState<S>> for Arc<KeyRing> {
-    fn from_ref(state: &AppState<S>) -> Self {
+impl FromRef<AppState> for Arc<KeyRing> {
+    fn from_ref(state: &AppState) -> Self {
         Arc::clone(&state.keys)
     }
 }
 
 /// The router over `state`; `mcp` adds the `/mcp` endpoint when given;
 /// `faults` (test-only) fails a share of requests.
-pub fn router<S: Store>(
-    state: AppState<S>,
+pub fn router(
+    state: AppState,
     max_body_bytes: usize,
-    mcp: Option<McpEndpoint<S>>,
+    mcp: Option<McpEndpoint>,
     faults: Option<Arc<Faults>>,
 ) -> Router {
     let routes = Router::new()
         .route(
             "/v1/memories",
-            post(routes::memories::create::<S>).get(routes::memories::list::<S>),
+            post(routes::memories::create).get(routes::memories::list),
         )
-        .route("/v1/memories/search", post(routes::memories::search::<S>))
-        .route(
-            "/v1/memories/delete",
-            post(routes::memories::bulk_delete::<S>),
-        )
+        .route("/v1/memories/search", post(routes::memories::search))
+        .route("/v1/memories/delete", post(routes::memories::bulk_delete))
         .route(
             "/v1/memories/{id}",
-            get(routes::memories::get::<S>)
-                .patch(routes::memories::update::<S>)
-                .delete(routes::memories::delete::<S>),
+            get(routes::memories::get)
+                .patch(routes::memories::update)
+                .delete(routes::memories::delete),
         )
-        .route(
-            "/v1/memories/{id}/history",
-            get(routes::memories::history::<S>),
-        )
-        .route("/v1/namespaces", get(routes::namespaces::list::<S>))
-        .route("/v1/sessions", get(routes::sessions::list::<S>))
+        .route("/v1/memories/{id}/history", get(routes::memories::history))
+        .route("/v1/namespaces", get(routes::namespaces::list))
+        .route("/v1/sessions", get(routes::sessions::list))
         .route(
             "/v1/sessions/{id}",
-            get(routes::sessions::get::<S>)
-                .put(routes::sessions::put::<S>)
-                .delete(routes::sessions::delete::<S>),
+            get(routes::sessions::get)
+                .put(routes::sessions::put)
+                .delete(routes::sessions::delete),
         )
-        .route(
-            "/v1/sessions/{id}/messages",
-            post(routes::sessions::append::<S>),
-        )
-        .route(
-            "/v1/sessions/{id}/promote",
-            post(routes::sessions::promote::<S>),
-        )
-        .route("/v1/export", get(routes::portable::export::<S>))
-        .route("/v1/import", post(routes::portable::import::<S>))
+        .route("/v1/sessions/{id}/messages", post(routes::sessions::append))
+        .route("/v1/sessions/{id}/promote", post(routes::sessions::promote))
+        .route("/v1/export", get(routes::portable::export))
+        .route("/v1/import", post(routes::portable::import))
         .route("/healthz", get(routes::ops::healthz))
-        .route("/readyz", get(routes::ops::readyz::<S>))
-        .route("/metrics", get(routes::ops::metrics::<S>))
+        .route("/readyz", get(routes::ops::readyz))
+        .route("/metrics", get(routes::ops::metrics))
         .route("/openapi.json", get(routes::ops::openapi))
         .route("/docs", get(routes::ops::docs));
     let routes = match mcp {
@@ -137,11 +124,11 @@ pub fn router<S: Store>(
 }
 
 /// What the `/mcp` endpoint needs besides the service.
-pub struct McpEndpoint<S: Store> {
+pub struct McpEndpoint {
     /// Host and Origin allowlists.
     pub settings: McpConfig,
     /// Where older-era MCP sessions are kept.
-    pub sessions: Arc<ProtocolSessions<S>>,
+    pub sessions: Arc<ProtocolSessions>,
     /// Cancelled at shutdown, closing open MCP streams.
     pub stop: CancellationToken,
 }

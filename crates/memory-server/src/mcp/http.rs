@@ -20,7 +20,6 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
-use vector_index::store::Store;
 
 use super::MemoryMcp;
 use super::protocol_sessions::{ProtocolSessions, SessionOwners};
@@ -43,13 +42,13 @@ const LOOPBACK_ORIGINS: [&str; 6] = [
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Adds `/mcp` to `router`: authentication, then rmcp's streamable HTTP service.
-pub fn add_route<S: Store, St: Clone + Send + Sync + 'static>(
+pub fn add_route<St: Clone + Send + Sync + 'static>(
     router: Router<St>,
-    mcp: MemoryMcp<S>,
+    mcp: MemoryMcp,
     keys: Arc<KeyRing>,
     settings: &McpConfig,
     max_body_bytes: usize,
-    sessions: Arc<ProtocolSessions<S>>,
+    sessions: Arc<ProtocolSessions>,
     stop: CancellationToken,
 ) -> Router<St> {
     let mut config = StreamableHttpServerConfig::default()

@@ -18,7 +18,8 @@ use rmcp::transport::streamable_http_server::session::store::{
 use uuid::Uuid;
 use vector_index::Payload;
 use vector_index::durable::{DurableCollection, now_millis};
-use vector_index::store::{Expect, Store};
+use vector_index::store::AnyStore;
+use vector_index::store::Expect;
 
 use crate::service::derived_id;
 
@@ -28,14 +29,14 @@ pub const SESSIONS_NAME: &str = "mcp-sessions";
 pub const SESSIONS_DIMS: usize = 1;
 
 /// MCP session state in a store collection.
-pub struct ProtocolSessions<S: Store> {
-    collection: Arc<DurableCollection<S>>,
+pub struct ProtocolSessions {
+    collection: Arc<DurableCollection<AnyStore>>,
     ttl: Duration,
 }
 
-impl<S: Store> ProtocolSessions<S> {
+impl ProtocolSessions {
     /// Sessions in `collection`, each kept for `ttl` after it was last stored.
-    pub fn new(collection: Arc<DurableCollection<S>>, ttl: Duration) -> Self {
+    pub fn new(collection: Arc<DurableCollection<AnyStore>>, ttl: Duration) -> Self {
         Self { collection, ttl }
     }
 }
@@ -60,7 +61,7 @@ pub trait SessionOwners: Send + Sync {
     async fn owner(&self, session_id: &str) -> Result<Option<String>, SessionStoreError>;
 }
 
-impl<S: Store> ProtocolSessions<S> {
+impl ProtocolSessions {
     /// Writes `document` under `id`, expiring `ttl` from now.
     async fn put(&self, id: Uuid, document: &[u8]) -> Result<(), SessionStoreError> {
         let now = now_millis();
@@ -89,7 +90,7 @@ impl<S: Store> ProtocolSessions<S> {
 }
 
 #[async_trait::async_trait]
-impl<S: Store> SessionOwners for ProtocolSessions<S> {
+impl SessionOwners for ProtocolSessions {
     async fn bind(&self, session_id: &str, owner: &str) -> Result<(), SessionStoreError> {
         self.put(owner_id(session_id), owner.as_bytes()).await
     }
@@ -108,7 +109,7 @@ impl<S: Store> SessionOwners for ProtocolSessions<S> {
 }
 
 #[async_trait::async_trait]
-impl<S: Store> SessionStore for ProtocolSessions<S> {
+impl SessionStore for ProtocolSessions {
     async fn load(&self, session_id: &str) -> Result<Option<SessionState>, SessionStoreError> {
         match self.live(record_id(session_id)).await? {
             Some(record) => Ok(Some(serde_json::from_slice(&record.document)?)),

@@ -4,12 +4,11 @@
 //! when stdin closes.
 
 use rmcp::ServiceExt;
-use vector_index::store::Store;
 
 use super::MemoryMcp;
 
 /// Serves `mcp` on stdin/stdout until the client closes stdin.
-pub async fn serve<S: Store>(mcp: MemoryMcp<S>) -> std::io::Result<()> {
+pub async fn serve(mcp: MemoryMcp) -> std::io::Result<()> {
     let running = mcp
         .serve(rmcp::transport::stdio())
         .await

@@ -24,7 +24,6 @@ use rmcp::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
-use vector_index::store::Store;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -38,15 +37,15 @@ use crate::service::MemoryService;
 const SCHEME: &str = "memory://";
 
 /// The MCP server: one per MCP session (cheap to clone), all sharing one service.
-pub struct MemoryMcp<S: Store> {
-    service: Arc<MemoryService<S>>,
+pub struct MemoryMcp {
+    service: Arc<MemoryService>,
     /// Who stdio callers are; HTTP callers are authenticated on every request.
     local: Option<Principal>,
     tool_router: ToolRouter<Self>,
     prompt_router: PromptRouter<Self>,
 }
 
-impl<S: Store> MemoryMcp<S> {
+impl MemoryMcp {
     /// Each tool's input schema by tool name (for checking arguments' shape
     /// before rmcp reads them: [`crate::shape`]).
     pub fn input_schemas(&self) -> std::collections::HashMap<String, serde_json::Value> {
@@ -61,7 +60,7 @@ impl<S: Store> MemoryMcp<S> {
     }
 }
 
-impl<S: Store> Clone for MemoryMcp<S> {
+impl Clone for MemoryMcp {
     fn clone(&self) -> Self {
         Self {
             service: Arc::clone(&self.service),
@@ -200,7 +199,7 @@ fn parse_id(raw: &str) -> Result<Uuid, String> {
     crate::validate::memory_id(raw).map_err(ApiError::tool_message)
 }
 
-impl<S: Store> MemoryMcp<S> {
+impl MemoryMcp {
     /// Who made this call: the principal the HTTP layer authenticated, or the
     /// stdio principal.
     fn caller(&self, ext: &Extensions) -> Result<Principal, ApiError> {
@@ -227,9 +226,9 @@ impl<S: Store> MemoryMcp<S> {
 }
 
 #[tool_router]
-impl<S: Store> MemoryMcp<S> {
+impl MemoryMcp {
     /// A server over `service`; `local` is who stdio callers act as.
-    pub fn new(service: Arc<MemoryService<S>>, local: Option<Principal>) -> Self {
+    pub fn new(service: Arc<MemoryService>, local: Option<Principal>) -> Self {
         Self {
             service,
             local,
@@ -462,7 +461,7 @@ impl<S: Store> MemoryMcp<S> {
 // The macro adds an undocumented public helper per prompt.
 #[allow(missing_docs)]
 #[prompt_router]
-impl<S: Store> MemoryMcp<S> {
+impl MemoryMcp {
     /// Recalls what the memory knows about a task and asks the model to use it.
     #[prompt(
         name = "recall",
@@ -532,7 +531,7 @@ fn parse_uri(uri: &str) -> Result<(&str, Uuid), ApiError> {
 
 #[tool_handler(router = self.tool_router)]
 #[prompt_handler(router = self.prompt_router)]
-impl<S: Store> ServerHandler for MemoryMcp<S> {
+impl ServerHandler for MemoryMcp {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()

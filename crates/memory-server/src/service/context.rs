@@ -1,8 +1,6 @@
 //! Context blocks: a session's recent messages and the memories most relevant
 //! to a query, packed into a character budget for a model's prompt.
 
-use vector_index::store::Store;
-
 use super::MemoryService;
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
@@ -18,7 +16,7 @@ const MAX_CHARS: usize = 200_000;
 /// Memories and messages considered when the request names no number.
 const DEFAULT_ITEMS: usize = 10;
 
-impl<S: Store> MemoryService<S> {
+impl MemoryService {
     /// Builds a context block for `req.query`; a missing session contributes nothing.
     pub async fn context(&self, who: &Principal, req: ContextRequest) -> ApiResult<ContextBlock> {
         validate::namespace(&self.limits, &req.namespace)?;

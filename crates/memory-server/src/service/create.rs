@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
-use vector_index::store::{Expect, NewPoint, Record, Store};
+use vector_index::store::{Expect, NewPoint, Record};
 use vector_index::{Field, Payload};
 
 use super::record::{Doc, attributes, distinct_tags, hex, scope_keys};
@@ -39,7 +39,7 @@ pub(super) struct Prepared {
     pub(super) idem: Option<String>,
 }
 
-impl<S: Store> MemoryService<S> {
+impl MemoryService {
     /// Validates one create and computes everything but the vector.
     pub(super) fn prepare(
         &self,

@@ -14,7 +14,7 @@ use crate::model::{
 };
 use crate::validate;
 
-impl<S: Store> MemoryService<S> {
+impl MemoryService {
     /// The namespaces `who` may read, each with the memories `who` (as
     /// `agent`) can see there; a namespace where it sees none is left out, so
     /// another agent's private memories do not reveal that a namespace exists.

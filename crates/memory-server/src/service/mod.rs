@@ -13,7 +13,7 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 use vector_index::IndexError;
 use vector_index::durable::DurableCollection;
-use vector_index::store::Store;
+use vector_index::store::AnyStore;
 
 use crate::config::Limits;
 use crate::error::{ApiError, ApiResult};
@@ -60,22 +60,22 @@ fn embed_error(e: ProviderError) -> ApiError {
 }
 
 /// The memory operations over one durable collection.
-pub struct MemoryService<S: Store> {
-    collection: Arc<DurableCollection<S>>,
+pub struct MemoryService {
+    collection: Arc<DurableCollection<AnyStore>>,
     embedder: Arc<dyn Embedder>,
     limits: Limits,
     metrics: Arc<Metrics>,
     create_locks: Vec<tokio::sync::Mutex<()>>,
-    models: ModelBindings<S>,
+    models: ModelBindings,
     search: SearchSettings,
 }
 
-impl<S: Store> MemoryService<S> {
+impl MemoryService {
     /// A service over `collection`, embedding with `embedder`; `registry`
     /// holds which model each namespace is bound to.
     pub fn new(
-        collection: Arc<DurableCollection<S>>,
-        registry: Arc<DurableCollection<S>>,
+        collection: Arc<DurableCollection<AnyStore>>,
+        registry: Arc<DurableCollection<AnyStore>>,
         embedder: Arc<dyn Embedder>,
         limits: Limits,
         metrics: Arc<Metrics>,
@@ -95,12 +95,12 @@ impl<S: Store> MemoryService<S> {
     }
 
     /// The collection (for readiness and metrics).
-    pub fn collection(&self) -> &Arc<DurableCollection<S>> {
+    pub fn collection(&self) -> &Arc<DurableCollection<AnyStore>> {
         &self.collection
     }
 
     /// The namespace → model registry.
-    pub fn models(&self) -> &ModelBindings<S> {
+    pub fn models(&self) -> &ModelBindings {
         &self.models
     }
 

@@ -16,7 +16,8 @@ use std::sync::{Arc, RwLock};
 
 use uuid::Uuid;
 use vector_index::durable::DurableCollection;
-use vector_index::store::{Expect, Store};
+use vector_index::store::AnyStore;
+use vector_index::store::Expect;
 use vector_index::{IndexError, Payload};
 
 use super::derived_id;
@@ -29,8 +30,8 @@ pub const REGISTRY_DIMS: usize = 1;
 pub const REGISTRY_NAME: &str = "namespace-models";
 
 /// The namespace → model registry, with an in-process cache.
-pub struct ModelBindings<S: Store> {
-    registry: Arc<DurableCollection<S>>,
+pub struct ModelBindings {
+    registry: Arc<DurableCollection<AnyStore>>,
     this: Binding,
     known: RwLock<HashMap<String, Binding>>,
 }
@@ -40,9 +41,9 @@ fn record_id(ns: &str) -> Uuid {
     derived_id(&["namespace-model", ns])
 }
 
-impl<S: Store> ModelBindings<S> {
+impl ModelBindings {
     /// A registry for a server embedding with `model` of `dims` dimensions.
-    pub fn new(registry: Arc<DurableCollection<S>>, model: &str, dims: usize) -> Self {
+    pub fn new(registry: Arc<DurableCollection<AnyStore>>, model: &str, dims: usize) -> Self {
         Self {
             registry,
             this: Binding {
@@ -54,7 +55,7 @@ impl<S: Store> ModelBindings<S> {
     }
 
     /// The registry collection (for readiness).
-    pub fn registry(&self) -> &Arc<DurableCollection<S>> {
+    pub fn registry(&self) -> &Arc<DurableCollection<AnyStore>> {
         &self.registry
     }
 

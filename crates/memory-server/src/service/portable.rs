@@ -11,7 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::model::{Imported, NewMemory, PortableMemory};
 use crate::validate;
 
-impl<S: Store> MemoryService<S> {
+impl MemoryService {
     /// Ids of the memories of `ns` the caller may export, oldest first.
     pub async fn export_ids(
         &self,

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
-use vector_index::store::{Record, Store};
+use vector_index::store::Record;
 use vector_index::{Field, Filter, Payload, TimeField};
 
 use super::MemoryService;
@@ -195,7 +195,7 @@ impl Doc {
     }
 }
 
-impl<S: Store> MemoryService<S> {
+impl MemoryService {
     /// Turns a stored record into a memory (`None` if it is not a memory).
     pub(super) fn memory_of(record: &Record) -> ApiResult<Memory> {
         let doc = Doc::of(record)?;

@@ -22,7 +22,7 @@ struct Stale {
     embed: bool,
 }
 
-impl<S: Store> MemoryService<S> {
+impl MemoryService {
     /// Brings every memory's contextual text, and its vector where the
     /// embedded text changes, in line with the current templates; returns
     /// how many memories were rewritten.

@@ -191,7 +191,7 @@ fn diversify(mut pool: Vec<(Candidate, Vec<f32>)>, lambda: f32, top_k: usize) ->
     picked.into_iter().map(|(c, _)| c).collect()
 }
 
-impl<S: Store> MemoryService<S> {
+impl MemoryService {
     /// Checks a search request and fills in the namespace's defaults.
     fn plan_search(&self, req: &SearchRequest) -> ApiResult<Plan> {
         let l = &self.limits;

@@ -50,7 +50,7 @@ fn record_id(ns: &str, session_id: &str) -> Uuid {
     derived_id(&[ns, "session", session_id])
 }
 
-impl<S: Store> MemoryService<S> {
+impl MemoryService {
     /// Sessions are not searched by vector; every one gets the same unit vector.
     fn session_vector(&self) -> Vec<f32> {
         let mut v = vec![0.0; self.embedder.dims()];

@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use vector_index::IndexError;
-use vector_index::store::{Expect, Record, Store};
+use vector_index::store::{Expect, Record};
 
 use super::record::{Doc, attributes, distinct_tags, hex, revision, scope_keys};
 use super::{MemoryService, millis};
@@ -18,7 +18,7 @@ use providers::embed::Purpose;
 /// Retries of a read-modify-write that lost a race without `If-Match`.
 const PATCH_RETRIES: usize = 5;
 
-impl<S: Store> MemoryService<S> {
+impl MemoryService {
     /// Loads a memory the caller may see (acting as `agent`), or 404.
     pub(super) async fn load_visible(
         &self,

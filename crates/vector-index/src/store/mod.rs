@@ -8,6 +8,7 @@
 //! - [`RedisStore`]: Redis hashes plus a change stream written in the same Lua
 //!   call, for several instances sharing one Memorystore.
 
+mod any;
 mod codec;
 mod embedded;
 mod redis;
@@ -20,6 +21,7 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::payload::Payload;
 
+pub use self::any::AnyStore;
 pub use self::embedded::EmbeddedStore;
 pub use self::redis::{RedisConfig, RedisFeed, RedisStore};
 pub use crate::expect::Expect;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use test_support::redis_server::RedisServer;
 use vector_index::store::{
-    Cursor, EmbeddedStore, Expect, NewPoint, RedisConfig, RedisStore, Store,
+    AnyStore, Cursor, EmbeddedStore, Expect, NewPoint, RedisConfig, RedisStore, Store,
 };
 use vector_index::{IndexError, Payload, Uuid};
 
@@ -308,6 +308,21 @@ async fn redis_store_conforms_and_survives_restart() {
     }
     let r = back.expect("the acknowledged write survives a kill -9 with appendfsync always");
     assert_eq!((r.version, r.vector), (v, vector(7)));
+}
+
+/// `AnyStore`, the one type servers hold, conforms over either store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_store_conforms_over_both_stores() {
+    let dir = tempfile::tempdir().unwrap();
+    let embedded = AnyStore::from(EmbeddedStore::open(dir.path().join("any.redb")).unwrap());
+    suite(&embedded).await;
+    let server = RedisServer::start(dir.path());
+    let redis = AnyStore::from(
+        RedisStore::connect(RedisConfig::new(server.url(), "any"))
+            .await
+            .unwrap(),
+    );
+    suite(&redis).await;
 }
 
 #[tokio::test]

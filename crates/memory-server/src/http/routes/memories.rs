@@ -6,7 +6,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
-use vector_index::store::Store;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
@@ -27,8 +26,8 @@ fn with_etag(status: StatusCode, memory: &Memory, body: impl serde::Serialize) -
 }
 
 /// `POST /v1/memories`: one memory, or `{"memories": [...]}`.
-pub async fn create<S: Store>(
-    State(app): State<AppState<S>>,
+pub async fn create(
+    State(app): State<AppState>,
     who: Principal,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
@@ -83,8 +82,8 @@ pub struct AsAgent {
 }
 
 /// `GET /v1/memories/{id}`.
-pub async fn get<S: Store>(
-    State(app): State<AppState<S>>,
+pub async fn get(
+    State(app): State<AppState>,
     who: Principal,
     ApiPath(id): ApiPath,
     ApiQuery(q): ApiQuery<AsAgent>,
@@ -97,8 +96,8 @@ pub async fn get<S: Store>(
 }
 
 /// `GET /v1/memories/{id}/history`.
-pub async fn history<S: Store>(
-    State(app): State<AppState<S>>,
+pub async fn history(
+    State(app): State<AppState>,
     who: Principal,
     ApiPath(id): ApiPath,
     ApiQuery(q): ApiQuery<AsAgent>,
@@ -111,8 +110,8 @@ pub async fn history<S: Store>(
 }
 
 /// `PATCH /v1/memories/{id}` (`If-Match` optional).
-pub async fn update<S: Store>(
-    State(app): State<AppState<S>>,
+pub async fn update(
+    State(app): State<AppState>,
     who: Principal,
     ApiPath(id): ApiPath,
     ApiQuery(q): ApiQuery<AsAgent>,
@@ -129,8 +128,8 @@ pub async fn update<S: Store>(
 }
 
 /// `DELETE /v1/memories/{id}` (`If-Match` optional).
-pub async fn delete<S: Store>(
-    State(app): State<AppState<S>>,
+pub async fn delete(
+    State(app): State<AppState>,
     who: Principal,
     ApiPath(id): ApiPath,
     ApiQuery(q): ApiQuery<AsAgent>,
@@ -181,8 +180,8 @@ fn split_tags(s: Option<&str>) -> Vec<String> {
 }
 
 /// `GET /v1/memories`.
-pub async fn list<S: Store>(
-    State(app): State<AppState<S>>,
+pub async fn list(
+    State(app): State<AppState>,
     who: Principal,
     ApiQuery(q): ApiQuery<ListParams>,
 ) -> ApiResult<Response> {
@@ -223,8 +222,8 @@ pub async fn list<S: Store>(
 }
 
 /// `POST /v1/memories/search`.
-pub async fn search<S: Store>(
-    State(app): State<AppState<S>>,
+pub async fn search(
+    State(app): State<AppState>,
     who: Principal,
     ApiJson(req): ApiJson<SearchRequest>,
 ) -> ApiResult<Response> {
@@ -232,8 +231,8 @@ pub async fn search<S: Store>(
 }
 
 /// `POST /v1/memories/delete`: bulk delete by filter (admin), with `dry_run`.
-pub async fn bulk_delete<S: Store>(
-    State(app): State<AppState<S>>,
+pub async fn bulk_delete(
+    State(app): State<AppState>,
     who: Principal,
     ApiJson(req): ApiJson<BulkDelete>,
 ) -> ApiResult<Response> {

@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use vector_index::store::Store;
 
 use crate::auth::Principal;
 use crate::http::AppState;
@@ -11,8 +10,8 @@ use crate::http::routes::memories::AsAgent;
 use crate::model::NamespaceList;
 
 /// `GET /v1/namespaces`.
-pub async fn list<S: Store>(
-    State(app): State<AppState<S>>,
+pub async fn list(
+    State(app): State<AppState>,
     who: Principal,
     ApiQuery(q): ApiQuery<AsAgent>,
 ) -> Json<NamespaceList> {

@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::json;
-use vector_index::store::Store;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -22,8 +21,8 @@ pub async fn healthz() -> impl IntoResponse {
 /// an instance that cannot reach it can serve nothing but liveness).
 /// With auth on, the details (memory count, store, embedder) need a valid key:
 /// probes see only `ready`, the reason when not, and the replication lag.
-pub async fn readyz<S: Store>(
-    State(app): State<AppState<S>>,
+pub async fn readyz(
+    State(app): State<AppState>,
     who: Result<Principal, ApiError>,
 ) -> impl IntoResponse {
     let c = app.service.collection();
@@ -69,7 +68,7 @@ pub async fn readyz<S: Store>(
 }
 
 /// `GET /metrics`: Prometheus text exposition.
-pub async fn metrics<S: Store>(State(app): State<AppState<S>>) -> impl IntoResponse {
+pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     let body = app.service.metrics().render(app.service.collection());
     (
         [(

@@ -7,7 +7,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde::Deserialize;
-use vector_index::store::Store;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
@@ -38,8 +37,8 @@ pub struct ExportParams {
 /// down is a 503, not a 200 that breaks off. A failure after that is logged,
 /// counted (`memory_export_failures`) and ends the connection without the
 /// trailer, so no client can take a partial export for a whole one.
-pub async fn export<S: Store>(
-    State(app): State<AppState<S>>,
+pub async fn export(
+    State(app): State<AppState>,
     who: Principal,
     ApiQuery(q): ApiQuery<ExportParams>,
 ) -> ApiResult<Response> {
@@ -178,8 +177,8 @@ impl ImportLines {
 
 /// `POST /v1/import`: NDJSON of memories (an export's end line is checked and
 /// skipped); every line is checked before any is written.
-pub async fn import<S: Store>(
-    State(app): State<AppState<S>>,
+pub async fn import(
+    State(app): State<AppState>,
     who: Principal,
     body: Body,
 ) -> ApiResult<Response> {

@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use vector_index::store::Store;
 
 use crate::auth::Principal;
 use crate::error::ApiResult;
@@ -22,8 +21,8 @@ pub struct SessionScope {
 }
 
 /// `PUT /v1/sessions/{id}`.
-pub async fn put<S: Store>(
-    State(app): State<AppState<S>>,
+pub async fn put(
+    State(app): State<AppState>,
     who: Principal,
     ApiPath(id): ApiPath,
     ApiJson(req): ApiJson<PutSession>,
@@ -32,8 +31,8 @@ pub async fn put<S: Store>(
 }
 
 /// `GET /v1/sessions/{id}?namespace=...`.
-pub async fn get<S: Store>(
-    State(app): State<AppState<S>>,
+pub async fn get(
+    State(app): State<AppState>,
     who: Principal,
     ApiPath(id): ApiPath,
     ApiQuery(q): ApiQuery<SessionScope>,
@@ -43,8 +42,8 @@ pub async fn get<S: Store>(
 }
 
 /// `DELETE /v1/sessions/{id}?namespace=...`.
-pub async fn delete<S: Store>(
-    State(app): State<AppState<S>>,
+pub async fn delete(
+    State(app): State<AppState>,
     who: Principal,
     ApiPath(id): ApiPath,
     ApiQuery(q): ApiQuery<SessionScope>,
@@ -55,8 +54,8 @@ pub async fn delete<S: Store>(
 }
 
 /// `POST /v1/sessions/{id}/messages`.
-pub async fn append<S: Store>(
-    State(app): State<AppState<S>>,
+pub async fn append(
+    State(app): State<AppState>,
     who: Principal,
     ApiPath(id): ApiPath,
     ApiJson(req): ApiJson<AppendMessages>,
@@ -65,8 +64,8 @@ pub async fn append<S: Store>(
 }
 
 /// `POST /v1/sessions/{id}/promote`.
-pub async fn promote<S: Store>(
-    State(app): State<AppState<S>>,
+pub async fn promote(
+    State(app): State<AppState>,
     who: Principal,
     ApiPath(id): ApiPath,
     ApiJson(req): ApiJson<Promote>,
@@ -88,8 +87,8 @@ pub struct ListSessions {
 }
 
 /// `GET /v1/sessions?namespace=...`.
-pub async fn list<S: Store>(
-    State(app): State<AppState<S>>,
+pub async fn list(
+    State(app): State<AppState>,
     who: Principal,
     ApiQuery(q): ApiQuery<ListSessions>,
 ) -> ApiResult<Response> {
