@@ -381,9 +381,30 @@ impl<S: Store> DurableCollection<S> {
         Ok(found)
     }
 
-    /// The stored record, with its version.
+    /// The stored record, with its version; `None` once it has expired
+    /// (even before the sweeper deletes it).
     pub async fn get(&self, id: Uuid) -> Result<Option<Record>> {
-        self.store.get(id).await
+        Ok(self.store.get(id).await?.filter(alive))
+    }
+
+    /// The stored records `ids`, in order, in one read; expired ones are `None`.
+    pub async fn get_many(&self, ids: &[Uuid]) -> Result<Vec<Option<Record>>> {
+        let records = self.store.get_many(ids).await?;
+        Ok(records.into_iter().map(|r| r.filter(alive)).collect())
+    }
+
+    /// Ids of the live points `filter` matches (expired points never match).
+    pub fn ids_matching(&self, filter: &Filter) -> Vec<Uuid> {
+        let mut filter = filter.clone();
+        alive_now(&mut filter);
+        self.index.ids_matching(&filter)
+    }
+
+    /// How many live points `filter` matches.
+    pub fn count_matching(&self, filter: &Filter) -> u64 {
+        let mut filter = filter.clone();
+        alive_now(&mut filter);
+        self.index.count_matching(&filter)
     }
 
     /// Searches the index; points whose `expires_at` has passed are never returned.
@@ -655,6 +676,11 @@ impl<S: Store> DurableCollection<S> {
             .store(now.saturating_sub(last.position.millis), Ordering::Relaxed);
         Ok(batch.len() < FEED_BATCH)
     }
+}
+
+/// Whether a stored record is still alive now.
+fn alive(record: &Record) -> bool {
+    record.payload.alive_at(now_millis())
 }
 
 /// Narrows `filter` to points not expired now: a search never returns an

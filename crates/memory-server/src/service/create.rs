@@ -130,7 +130,7 @@ impl MemoryService {
         now: i64,
     ) -> ApiResult<Option<Record>> {
         let filter = Self::visible_filter(ns, agent, now).eq(Field::Attribute, a);
-        let mut ids = self.collection.index().ids_matching(&filter);
+        let mut ids = self.collection.ids_matching(&filter);
         ids.sort();
         for id in ids {
             if let Some(r) = self.timed("get", self.collection.get(id)).await?

@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 use vector_index::Field;
-use vector_index::store::{Expect, Store};
+use vector_index::store::Expect;
 
 use super::{MemoryService, millis};
 use crate::auth::{Principal, Role};
@@ -21,14 +21,15 @@ impl MemoryService {
     pub fn namespaces(&self, who: &Principal, agent: Option<&str>) -> NamespaceList {
         let agent = who.acting_agent(agent);
         let now = millis(OffsetDateTime::now_utc());
-        let index = self.collection.index();
-        let namespaces = index
+        let namespaces = self
+            .collection
+            .index()
             .values(Field::Namespace)
             .into_iter()
             .filter(|ns| who.covers(ns))
             .filter_map(|namespace| {
                 let visible = Self::visible_filter(&namespace, agent.as_deref(), now);
-                let memories = index.count_matching(&visible);
+                let memories = self.collection.count_matching(&visible);
                 (memories > 0).then_some(NamespaceSummary {
                     namespace,
                     memories,
@@ -56,7 +57,7 @@ impl MemoryService {
         let agent = who.acting_agent(agent);
         let now = millis(OffsetDateTime::now_utc());
         let f = self.apply_filter(Self::visible_filter(ns, agent.as_deref(), now), filter)?;
-        let mut ids = self.collection.index().ids_matching(&f);
+        let mut ids = self.collection.ids_matching(&f);
         // UUIDv7 ids sort by creation time: newest first is descending id order.
         ids.sort_unstable_by(|a, b| b.cmp(a));
         if let Some(after) = after {
@@ -65,7 +66,7 @@ impl MemoryService {
         let more = ids.len() > limit;
         ids.truncate(limit);
         let records = self
-            .timed("get_many", self.collection.store().get_many(&ids))
+            .timed("get_many", self.collection.get_many(&ids))
             .await?;
         let mut memories = Vec::with_capacity(ids.len());
         for r in records.iter().flatten() {
@@ -96,7 +97,7 @@ impl MemoryService {
             Self::visible_filter(&req.namespace, agent.as_deref(), now),
             &req.filter,
         )?;
-        let ids = self.collection.index().ids_matching(&f);
+        let ids = self.collection.ids_matching(&f);
         let matched = ids.len() as u64;
         let mut deleted = 0;
         if !req.dry_run {

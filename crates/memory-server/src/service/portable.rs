@@ -3,7 +3,7 @@
 
 use time::OffsetDateTime;
 use uuid::Uuid;
-use vector_index::store::{NewPoint, Store};
+use vector_index::store::NewPoint;
 
 use super::{MemoryService, located, millis};
 use crate::auth::{Principal, Role};
@@ -26,7 +26,6 @@ impl MemoryService {
         let now = millis(OffsetDateTime::now_utc());
         let mut ids =
             self.collection
-                .index()
                 .ids_matching(&Self::visible_filter(ns, agent.as_deref(), now));
         ids.sort_unstable();
         Ok(ids)
@@ -44,7 +43,7 @@ impl MemoryService {
         let agent = who.acting_agent(agent);
         let now = millis(OffsetDateTime::now_utc());
         let records = self
-            .timed("get_many", self.collection.store().get_many(ids))
+            .timed("get_many", self.collection.get_many(ids))
             .await?;
         let mut out = Vec::with_capacity(records.len());
         let mut unreadable = 0;
@@ -116,7 +115,7 @@ impl MemoryService {
         // nothing is written.
         let ids: Vec<Uuid> = given.iter().map(|(_, id, _)| *id).collect();
         let existing = self
-            .timed("get_many", self.collection.store().get_many(&ids))
+            .timed("get_many", self.collection.get_many(&ids))
             .await?;
         let now_ms = millis(now);
         for ((line, id, at), record) in given.into_iter().zip(existing) {

@@ -5,7 +5,7 @@
 //! version read, so a concurrent update (or another instance doing the same
 //! work) always wins and nothing is lost.
 
-use vector_index::store::{Expect, Record, Store};
+use vector_index::store::{Expect, Record};
 use vector_index::{Filter, IndexError};
 
 use super::{Doc, MemoryService};
@@ -27,12 +27,12 @@ impl MemoryService {
     /// embedded text changes, in line with the current templates; returns
     /// how many memories were rewritten.
     pub async fn reindex(&self) -> ApiResult<u64> {
-        let mut ids = self.collection.index().ids_matching(&Filter::all());
+        let mut ids = self.collection.ids_matching(&Filter::all());
         ids.sort_unstable();
         let mut rewritten = 0;
         for chunk in ids.chunks(REINDEX_BATCH) {
             let records = self
-                .timed("get_many", self.collection.store().get_many(chunk))
+                .timed("get_many", self.collection.get_many(chunk))
                 .await?;
             let mut stale = Vec::new();
             for record in records.into_iter().flatten() {

@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
-use vector_index::store::Store;
 use vector_index::{Hit, KeywordQuery, Query};
 
 use super::template::Template;
@@ -368,7 +367,7 @@ impl MemoryService {
 
         let ids: Vec<Uuid> = chosen.iter().map(|c| c.id).collect();
         let records = self
-            .timed("get_many", self.collection.store().get_many(&ids))
+            .timed("get_many", self.collection.get_many(&ids))
             .await?;
         let mut results = Vec::with_capacity(records.len());
         for (c, record) in chosen.into_iter().zip(records) {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
 use uuid::Uuid;
-use vector_index::store::{Expect, Record, Store};
+use vector_index::store::{Expect, Record};
 use vector_index::{Field, Filter, IndexError, Payload};
 
 use super::{MemoryService, derived_id, from_millis, millis};
@@ -380,9 +380,9 @@ impl MemoryService {
             validate::label(&self.limits, "user_id", u)?;
             filter = filter.eq(Field::User, u);
         }
-        let ids = self.collection.index().ids_matching(&filter);
+        let ids = self.collection.ids_matching(&filter);
         let records = self
-            .timed("get_many", self.collection.store().get_many(&ids))
+            .timed("get_many", self.collection.get_many(&ids))
             .await?;
         let mut sessions = Vec::new();
         for r in records.into_iter().flatten() {

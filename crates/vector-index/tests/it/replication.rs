@@ -345,7 +345,8 @@ async fn background_sweeper_and_snapshotter_run_on_their_own() {
         .unwrap();
     wait_until("the snapshot file", || snapshot_path.exists()).await;
     let start = Instant::now();
-    while c.get(id).await.unwrap().is_some() {
+    // The store still holds it until the sweeper deletes it.
+    while c.store().get(id).await.unwrap().is_some() {
         assert!(
             start.elapsed() < Duration::from_secs(15),
             "expired point never swept"
@@ -353,6 +354,32 @@ async fn background_sweeper_and_snapshotter_run_on_their_own() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(c.index().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_records_are_hidden_by_every_query_before_the_sweep() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(dir.path().join("expiry.redb")).unwrap();
+    let c = DurableCollection::open(config(), store).await.unwrap();
+    let (gone, kept) = (Uuid::now_v7(), Uuid::now_v7());
+    let mut p = payload(0);
+    p.expires_at = Some(now_millis() + 30);
+    c.upsert(gone, &[1.0; DIM], p, Expect::Any).await.unwrap();
+    c.upsert(kept, &[2.0; DIM], payload(1), Expect::Any)
+        .await
+        .unwrap();
+    let all = Filter::all();
+    assert_eq!(c.ids_matching(&all).len(), 2);
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    // No sweeper ran: the store and the index still hold it...
+    assert!(c.store().get(gone).await.unwrap().is_some());
+    assert!(c.index().contains(gone));
+    // ...but no query of the collection returns or counts it.
+    assert!(c.get(gone).await.unwrap().is_none());
+    let many = c.get_many(&[gone, kept]).await.unwrap();
+    assert!(many[0].is_none() && many[1].is_some());
+    assert_eq!(c.ids_matching(&all), vec![kept]);
+    assert_eq!(c.count_matching(&all), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
