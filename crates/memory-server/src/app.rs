@@ -99,7 +99,8 @@ pub async fn run(config: Config) -> Result<(), StartError> {
 /// Runs the server described by `config` in `mode`.
 pub async fn run_as(config: Config, mode: Mode) -> Result<(), StartError> {
     config.check()?;
-    let keys = Arc::new(KeyRing::from_config(&config.auth)?);
+    let keys =
+        Arc::new(KeyRing::from_config(&config.auth).map_err(crate::config::ConfigError::from)?);
     let embedder = providers::embed::from_config(&config.embedder)
         .map_err(|e| crate::config::ConfigError(e.to_string()))?;
     let mut index_config = CollectionConfig::new(embedder.dims());
@@ -293,51 +294,13 @@ async fn serve(
         memories = collection.index().len(),
         "memory-server listening"
     );
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
-        // Open MCP streams would hold the drain open until the grace ends.
-        stop.cancel();
-        let _ = stop_tx.send(true);
-    });
-    let mut stop = stop_rx.clone();
-    tokio::select! {
-        result = server => result?,
-        // After the signal, in-flight requests get `grace` to finish.
-        _ = async {
-            let _ = stop.wait_for(|s| *s).await;
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!("shutdown grace period over; dropping the remaining requests");
-        }
-    }
+    // Open MCP streams would hold the drain open until the grace ends.
+    kit::serve::until_signal(listener, app, grace, move || stop.cancel()).await?;
     // A snapshot at shutdown makes the next start fast (best effort).
     if snapshot_on_exit && let Err(e) = collection.snapshot().await {
         tracing::warn!(error = %e, "no snapshot at shutdown");
     }
     tracing::info!("memory-server stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown signal received; draining");
 }

@@ -8,8 +8,6 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 pub use crate::auth::{AuthConfig, KeyConfig};
@@ -473,22 +471,7 @@ impl Config {
     /// Loads defaults, `<dir>/default.toml`, `<dir>/<env>.toml` (when `env` is
     /// given), `ORCHESTRA__*` variables and `PORT`, then checks the result.
     pub fn load(dir: &Path, env: Option<&str>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Serialized::defaults(Config::default()))
-            .merge(Toml::file(dir.join("default.toml")));
-        if let Some(env) = env {
-            let file = dir.join(format!("{env}.toml"));
-            if !file.exists() {
-                return Err(ConfigError(format!(
-                    "environment `{env}` has no file {}",
-                    file.display()
-                )));
-            }
-            figment = figment.merge(Toml::file(file));
-        }
-        figment = figment
-            .merge(Env::prefixed("ORCHESTRA__").split("__"))
-            .merge(Env::raw().only(&["PORT"]).map(|_| "server.port".into()));
-        let mut config: Config = figment.extract().map_err(|e| ConfigError(e.to_string()))?;
+        let mut config = kit::config::load(Config::default(), dir, env, "ORCHESTRA")?;
         config.embedder.apply_google_environment();
         config.check()?;
         Ok(config)
@@ -583,6 +566,8 @@ impl Config {
 mod tests {
     use super::*;
     use crate::auth::Role;
+    use figment::Figment;
+    use figment::providers::{Format, Toml};
 
     #[test]
     fn out_of_range_settings_say_which_and_why() {

@@ -3,13 +3,12 @@
 //! Every error renders as `{"error": {"code", "message", "details"}}`; a
 //! client's mistake is a 4xx whose message says what to fix.
 
-use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use vector_index::IndexError;
 
-use crate::model::{Binding, ErrorDetail, ErrorResponse};
+use crate::model::Binding;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -124,8 +123,8 @@ impl ApiError {
         }
     }
 
-    /// The response body: `{"error": {"code", "message", "details"}}`.
-    pub fn body(&self) -> ErrorResponse {
+    /// What to tell the caller, and the details (always an object).
+    fn message_and_details(&self) -> (String, Value) {
         let (message, details) = match self {
             ApiError::BadRequest { message, details } => (message.clone(), details.clone()),
             ApiError::PreconditionFailed {
@@ -153,30 +152,15 @@ impl ApiError {
             ApiError::Internal(_) => ("internal error; it has been logged".into(), json!({})),
             other => (other.to_string(), json!({})),
         };
-        // `details` is always an object, as the OpenAPI document says.
-        let details = if details.is_object() {
-            details
-        } else {
-            json!({})
-        };
-        ErrorResponse {
-            error: ErrorDetail {
-                code: self.code().to_owned(),
-                message,
-                details,
-            },
-        }
+        (message, details)
     }
 
     /// The text of an MCP tool failure (`isError: true`): the code, the
     /// message, and the details when there are any.
     pub fn tool_message(self) -> String {
         self.log_if_server_error("tool call failed");
-        let ErrorDetail {
-            code,
-            message,
-            details,
-        } = self.body().error;
+        let body = kit::error::envelope(&self).error;
+        let (code, message, details) = (body.code, body.message, body.details);
         match &details {
             Value::Object(d) if !d.is_empty() => format!("{code}: {message} (details: {details})"),
             _ => format!("{code}: {message}"),
@@ -211,18 +195,29 @@ impl From<IndexError> for ApiError {
     }
 }
 
+/// Status, code, message and details decided above; the envelope, the
+/// `Bearer` challenge and the logging of 5xx are `kit::error`'s.
+impl kit::error::HttpError for ApiError {
+    fn status(&self) -> StatusCode {
+        ApiError::status(self)
+    }
+
+    fn code(&self) -> &'static str {
+        ApiError::code(self)
+    }
+
+    fn message(&self) -> String {
+        self.message_and_details().0
+    }
+
+    fn details(&self) -> Value {
+        self.message_and_details().1
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        self.log_if_server_error("request failed");
-        let mut response = (status, Json(self.body())).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
-        }
-        response
+        kit::error::respond(&self)
     }
 }
 
@@ -233,3 +228,22 @@ pub type ApiResult<T> = Result<T, ApiError>;
 #[derive(Debug, thiserror::Error)]
 #[error("configuration error: {0}")]
 pub struct ConfigError(pub String);
+
+impl From<kit::Error> for ApiError {
+    fn from(e: kit::Error) -> Self {
+        match e {
+            kit::Error::Unauthenticated(m) => ApiError::Unauthenticated(m),
+            kit::Error::Forbidden(m) => ApiError::Forbidden(m),
+            kit::Error::Config(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl From<kit::Error> for ConfigError {
+    fn from(e: kit::Error) -> Self {
+        match e {
+            kit::Error::Config(m) => ConfigError(m),
+            other => ConfigError(other.to_string()),
+        }
+    }
+}

@@ -18,7 +18,8 @@
 //! Storage, search and replication live in the `vector-index` crate.
 
 pub mod app;
-pub mod auth;
+/// API-key auth, shared with the other services (`kit::auth`).
+pub use kit::auth;
 pub mod config;
 pub mod error;
 pub mod fault;

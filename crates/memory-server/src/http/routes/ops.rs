@@ -23,7 +23,7 @@ pub async fn healthz() -> impl IntoResponse {
 /// probes see only `ready`, the reason when not, and the replication lag.
 pub async fn readyz(
     State(app): State<AppState>,
-    who: Result<Principal, ApiError>,
+    who: Result<Principal, kit::Error>,
 ) -> impl IntoResponse {
     let c = app.service.collection();
     let r = c.replication();

@@ -1,4 +1,5 @@
-//! API keys: who the caller is and what it may do.
+//! API keys: who the caller is and what it may do (the `[auth]` table of
+//! every service).
 //!
 //! Keys are kept as SHA-256 digests and compared in constant time. A key grants
 //! one role on listed namespaces and may bind the caller to an agent, whose id
@@ -12,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::error::{ApiError, ConfigError};
+use crate::Error;
 
 /// API keys and whether they are required.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -110,19 +111,19 @@ pub fn key_digest_hex(secret: &str) -> String {
 
 impl KeyRing {
     /// Builds the ring from configuration (clear keys are hashed here and dropped).
-    pub fn from_config(config: &AuthConfig) -> Result<Self, ConfigError> {
+    pub fn from_config(config: &AuthConfig) -> Result<Self, Error> {
         let mut keys = Vec::with_capacity(config.keys.len());
         for k in &config.keys {
             let digest = match (&k.sha256, &k.key) {
                 (Some(hex), None) => parse_hex32(hex).ok_or_else(|| {
-                    ConfigError(format!(
+                    Error::Config(format!(
                         "API key `{}`: sha256 must be 64 hex digits",
                         k.name
                     ))
                 })?,
                 (None, Some(clear)) => digest(clear),
                 _ => {
-                    return Err(ConfigError(format!(
+                    return Err(Error::Config(format!(
                         "API key `{}` needs exactly one of `sha256` or `key`",
                         k.name
                     )));
@@ -143,12 +144,12 @@ impl KeyRing {
     }
 
     /// Who presents `bearer` (the `Authorization` header's token, if any).
-    pub fn authenticate(&self, bearer: Option<&str>) -> Result<Principal, ApiError> {
+    pub fn authenticate(&self, bearer: Option<&str>) -> Result<Principal, Error> {
         if !self.enabled {
             return Ok(Principal::anonymous());
         }
         let token = bearer.ok_or_else(|| {
-            ApiError::Unauthenticated("missing API key: send `Authorization: Bearer <key>`".into())
+            Error::Unauthenticated("missing API key: send `Authorization: Bearer <key>`".into())
         })?;
         let presented = digest(token);
         // Every key is compared, so the time taken does not depend on which matched.
@@ -160,7 +161,7 @@ impl KeyRing {
         }
         let key = found
             .and_then(|i| self.keys.get(i))
-            .ok_or_else(|| ApiError::Unauthenticated("unknown API key".into()))?;
+            .ok_or_else(|| Error::Unauthenticated("unknown API key".into()))?;
         Ok(Principal {
             key_name: Some(key.name.clone()),
             role: key.role,
@@ -198,14 +199,14 @@ impl Principal {
     }
 
     /// Fails unless the key grants `role` on `namespace`.
-    pub fn require(&self, namespace: &str, role: Role) -> Result<(), ApiError> {
+    pub fn require(&self, namespace: &str, role: Role) -> Result<(), Error> {
         if !self.covers(namespace) {
-            return Err(ApiError::Forbidden(format!(
+            return Err(Error::Forbidden(format!(
                 "this API key has no access to namespace `{namespace}`"
             )));
         }
         if self.role < role {
-            return Err(ApiError::Forbidden(format!(
+            return Err(Error::Forbidden(format!(
                 "this API key is `{}` on `{namespace}`; the operation needs `{}`",
                 self.role.name(),
                 role.name()
@@ -228,7 +229,7 @@ where
     Arc<KeyRing>: FromRef<S>,
     S: Send + Sync,
 {
-    type Rejection = ApiError;
+    type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let ring = Arc::<KeyRing>::from_ref(state);
@@ -245,9 +246,7 @@ where
                     .and_then(|v| v.strip_prefix("Bearer "))
                     .map(str::trim)
                     .ok_or_else(|| {
-                        ApiError::Unauthenticated(
-                            "Authorization header must be `Bearer <key>`".into(),
-                        )
+                        Error::Unauthenticated("Authorization header must be `Bearer <key>`".into())
                     })
             })
             .transpose()?;
@@ -290,21 +289,21 @@ mod tests {
         let ring = ring();
         assert!(matches!(
             ring.authenticate(None),
-            Err(ApiError::Unauthenticated(_))
+            Err(Error::Unauthenticated(_))
         ));
         assert!(matches!(
             ring.authenticate(Some("nope")),
-            Err(ApiError::Unauthenticated(_))
+            Err(Error::Unauthenticated(_))
         ));
         let reader = ring.authenticate(Some("r-secret")).unwrap();
         assert!(reader.require("a", Role::Read).is_ok());
         assert!(matches!(
             reader.require("a", Role::Write),
-            Err(ApiError::Forbidden(_))
+            Err(Error::Forbidden(_))
         ));
         assert!(matches!(
             reader.require("b", Role::Read),
-            Err(ApiError::Forbidden(_))
+            Err(Error::Forbidden(_))
         ));
         let bot = ring.authenticate(Some("w-secret")).unwrap();
         assert!(bot.require("anything", Role::Write).is_ok());

@@ -1,0 +1,39 @@
+//! Layered configuration into a service's own typed struct, loaded once.
+
+use std::path::Path;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::Error;
+
+/// Loads `defaults`, then `<dir>/default.toml`, then `<dir>/<env>.toml` (when
+/// `env` is given; it must exist), then `<prefix>__SECTION__KEY` variables,
+/// then `PORT` as `server.port` (what Cloud Run sets). Unknown keys are
+/// errors when the struct denies them; the message names the key.
+pub fn load<C: Serialize + DeserializeOwned>(
+    defaults: C,
+    dir: &Path,
+    env: Option<&str>,
+    prefix: &str,
+) -> Result<C, Error> {
+    let mut figment =
+        Figment::from(Serialized::defaults(defaults)).merge(Toml::file(dir.join("default.toml")));
+    if let Some(env) = env {
+        let file = dir.join(format!("{env}.toml"));
+        if !file.exists() {
+            return Err(Error::Config(format!(
+                "environment `{env}` has no file {}",
+                file.display()
+            )));
+        }
+        figment = figment.merge(Toml::file(file));
+    }
+    figment
+        .merge(Env::prefixed(&format!("{prefix}__")).split("__"))
+        .merge(Env::raw().only(&["PORT"]).map(|_| "server.port".into()))
+        .extract()
+        .map_err(|e| Error::Config(e.to_string()))
+}

@@ -1,0 +1,58 @@
+//! Serving until SIGTERM (Cloud Run's stop) or Ctrl-C, then a bounded drain.
+
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+/// Serves `app` on `listener` until a stop signal, then lets in-flight
+/// requests finish for up to `grace`; `on_signal` runs when the signal
+/// arrives (e.g. to close long-lived streams that would hold the drain open).
+pub async fn until_signal(
+    listener: TcpListener,
+    app: Router,
+    grace: Duration,
+    on_signal: impl FnOnce() + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        on_signal();
+        let _ = stop_tx.send(true);
+    });
+    let mut stop = stop_rx.clone();
+    tokio::select! {
+        result = server => result?,
+        // After the signal, in-flight requests get `grace` to finish.
+        _ = async {
+            let _ = stop.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!("shutdown grace period over; dropping the remaining requests");
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; draining");
+}
