@@ -8,7 +8,9 @@
 //! - [`error`]: the `{"error": {"code", "message", "details"}}` envelope,
 //!   written once for any service error that implements [`error::HttpError`];
 //! - [`serve`]: serving until SIGTERM or Ctrl-C, then draining in-flight
-//!   requests for a grace period.
+//!   requests for a grace period;
+//! - [`telemetry`]: logs (text, or JSON with Cloud Logging's fields), OTLP
+//!   traces, and the request span with W3C trace-context propagation.
 //!
 //! Each service keeps its own error enum and configuration struct.
 
@@ -16,6 +18,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod serve;
+pub mod telemetry;
 
 /// What can go wrong in the kit: a configuration that cannot be used, or a
 /// caller that is not authenticated or not allowed.

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::auth::{AuthConfig, KeyConfig};
 pub use crate::error::ConfigError;
 use crate::model::{Fusion, SearchMode};
+pub use kit::telemetry::{LogConfig, OtelConfig};
 pub use providers::embed::EmbedderConfig;
 
 /// Everything the server reads from its environment.
@@ -195,29 +196,6 @@ impl Default for Limits {
             max_import_bytes: 256 << 20,
             session_window: 50,
             max_session_window: 1_000,
-        }
-    }
-}
-
-/// Logging.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LogConfig {
-    /// `tracing` filter, e.g. `info` or `memory_server=debug`.
-    pub level: String,
-    /// JSON lines for Cloud Logging (`true`) or human-readable text.
-    pub json: bool,
-    /// Google Cloud project id: traces are logged as `projects/<id>/traces/<trace>`,
-    /// the form Cloud Logging links to Cloud Trace (raw trace id when empty).
-    pub gcp_project: String,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self {
-            level: "info".into(),
-            json: false,
-            gcp_project: String::new(),
         }
     }
 }
@@ -437,32 +415,6 @@ impl Default for McpConfig {
             allowed_origins: Vec::new(),
             stdio_key: None,
             session_ttl_secs: 24 * 3600,
-        }
-    }
-}
-
-/// OpenTelemetry trace export over OTLP/HTTP (protobuf).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct OtelConfig {
-    /// Collector base URL, e.g. `http://127.0.0.1:4318` (spans go to
-    /// `<endpoint>/v1/traces`); empty turns export off.
-    pub endpoint: String,
-    /// `service.name` of the exported resource.
-    pub service_name: String,
-    /// Share of new traces sampled (0.0 to 1.0); a sampled parent is always followed.
-    pub sample_ratio: f64,
-    /// Longest wait for one export, in milliseconds.
-    pub export_timeout_ms: u64,
-}
-
-impl Default for OtelConfig {
-    fn default() -> Self {
-        Self {
-            endpoint: String::new(),
-            service_name: "memory-server".into(),
-            sample_ratio: 1.0,
-            export_timeout_ms: 10_000,
         }
     }
 }

@@ -29,5 +29,4 @@ pub mod metrics;
 pub mod model;
 pub mod service;
 pub mod shape;
-pub mod telemetry;
 pub mod validate;

@@ -112,7 +112,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let telemetry = match memory_server::telemetry::init(&config.log, &config.otel) {
+    let telemetry = match kit::telemetry::init(
+        &config.log,
+        &config.otel,
+        kit::telemetry::Service {
+            name: "memory-server",
+            target: "memory_server",
+        },
+    ) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("memory-server: {e}");

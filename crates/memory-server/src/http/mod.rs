@@ -115,7 +115,7 @@ pub fn router(
             crate::http::respond::end_json_with_newline,
         ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(axum::middleware::from_fn(crate::telemetry::request_span))
+        .layer(axum::middleware::from_fn(kit::telemetry::request_span))
         // A bug must not take the connection down with it: a panic becomes a logged 500.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,

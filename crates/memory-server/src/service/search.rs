@@ -397,7 +397,7 @@ impl MemoryService {
             mode: plan.mode,
             plan: plan_name.to_owned(),
             candidates: allowed,
-            took_ms: crate::telemetry::millis_rounded(started.elapsed()),
+            took_ms: kit::telemetry::millis_rounded(started.elapsed()),
         })
     }
 }

@@ -29,12 +29,62 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::{LogConfig, OtelConfig};
+use serde::{Deserialize, Serialize};
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `tracing` filter, e.g. `info` or `memory_server=debug`.
+    pub level: String,
+    /// JSON lines for Cloud Logging (`true`) or human-readable text.
+    pub json: bool,
+    /// Google Cloud project id: traces are logged as `projects/<id>/traces/<trace>`,
+    /// the form Cloud Logging links to Cloud Trace (raw trace id when empty).
+    pub gcp_project: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            json: false,
+            gcp_project: String::new(),
+        }
+    }
+}
+
+/// OpenTelemetry trace export over OTLP/HTTP (protobuf).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtelConfig {
+    /// Collector base URL, e.g. `http://127.0.0.1:4318` (spans go to
+    /// `<endpoint>/v1/traces`); empty turns export off.
+    pub endpoint: String,
+    /// `service.name` of the exported resource (empty: the service's own name).
+    pub service_name: String,
+    /// Share of new traces sampled (0.0 to 1.0); a sampled parent is always followed.
+    pub sample_ratio: f64,
+    /// Longest wait for one export, in milliseconds.
+    pub export_timeout_ms: u64,
+}
+
+impl Default for OtelConfig {
+    fn default() -> Self {
+        Self {
+            endpoint: String::new(),
+            service_name: String::new(),
+            sample_ratio: 1.0,
+            export_timeout_ms: 10_000,
+        }
+    }
+}
 
 /// Flushes exported traces when the server stops.
 #[derive(Debug, Default)]
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    service: &'static str,
 }
 
 impl Telemetry {
@@ -44,13 +94,13 @@ impl Telemetry {
         if let Some(provider) = self.provider
             && let Err(e) = provider.shutdown()
         {
-            eprintln!("memory-server: trace export did not flush: {e}");
+            eprintln!("{}: trace export did not flush: {e}", self.service);
         }
     }
 }
 
 /// The OTLP trace pipeline `config` asks for, if any.
-fn tracer_provider(config: &OtelConfig) -> Result<Option<SdkTracerProvider>, String> {
+fn tracer_provider(config: &OtelConfig, name: &str) -> Result<Option<SdkTracerProvider>, String> {
     if config.endpoint.is_empty() {
         return Ok(None);
     }
@@ -70,22 +120,42 @@ fn tracer_provider(config: &OtelConfig) -> Result<Option<SdkTracerProvider>, Str
             .with_sampler(sampler)
             .with_resource(
                 Resource::builder()
-                    .with_service_name(config.service_name.clone())
+                    .with_service_name(name.to_owned())
                     .build(),
             )
             .build(),
     ))
 }
 
+/// Which service is logging: its name (the default `service.name` of
+/// exported traces) and its crate, whose spans are exported.
+#[derive(Debug, Clone, Copy)]
+pub struct Service {
+    /// e.g. `memory-server`.
+    pub name: &'static str,
+    /// The crate's `tracing` target, e.g. `memory_server`.
+    pub target: &'static str,
+}
+
 /// Installs the global subscriber (stderr) and, when configured, trace export.
 /// Call it before starting the async runtime; a second call installs nothing.
-pub fn init(config: &LogConfig, otel: &OtelConfig) -> Result<Telemetry, String> {
-    let provider = tracer_provider(otel)?;
-    // Exported spans are this crate's, whatever the log level says.
+pub fn init(config: &LogConfig, otel: &OtelConfig, service: Service) -> Result<Telemetry, String> {
+    let name = if otel.service_name.is_empty() {
+        service.name.to_owned()
+    } else {
+        otel.service_name.clone()
+    };
+    let provider = tracer_provider(otel, &name)?;
+    // Exported spans are the service's and the kit's (the request span),
+    // whatever the log level says.
     let otel_layer = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer()
-            .with_tracer(p.tracer(otel.service_name.clone()))
-            .with_filter(Targets::new().with_target("memory_server", Level::INFO))
+            .with_tracer(p.tracer(name.clone()))
+            .with_filter(
+                Targets::new()
+                    .with_target(service.target, Level::INFO)
+                    .with_target(env!("CARGO_CRATE_NAME"), Level::INFO),
+            )
     });
     let filter = EnvFilter::try_new(&config.level).unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(otel_layer);
@@ -113,7 +183,10 @@ pub fn init(config: &LogConfig, otel: &OtelConfig) -> Result<Telemetry, String> 
             .try_init()
     };
     let _ = result;
-    Ok(Telemetry { provider })
+    Ok(Telemetry {
+        provider,
+        service: service.name,
+    })
 }
 
 /// Reads W3C trace context from request headers.
