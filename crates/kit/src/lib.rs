@@ -7,6 +7,7 @@
 //!   granting a role on namespaces and optionally binding an agent;
 //! - [`error`]: the `{"error": {"code", "message", "details"}}` envelope,
 //!   written once for any service error that implements [`error::HttpError`];
+//! - [`metrics`]: request counts and latencies by route for Prometheus;
 //! - [`serve`]: serving until SIGTERM or Ctrl-C, then draining in-flight
 //!   requests for a grace period;
 //! - [`telemetry`]: logs (text, or JSON with Cloud Logging's fields), OTLP
@@ -17,6 +18,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod serve;
 pub mod telemetry;
 

@@ -1,36 +1,20 @@
-//! Prometheus metrics: per-route request counts and latency, store and embedder
-//! latency and errors, index size and replication state (`GET /metrics`).
+//! Prometheus metrics (`GET /metrics`): the HTTP request metrics of
+//! `kit::metrics`, registered under `memory_`, plus store and embedder
+//! latency and errors, index size and replication state.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
+use kit::metrics::{HttpMetrics, latency_histogram};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use vector_index::durable::DurableCollection;
 use vector_index::store::AnyStore;
-
-/// Labels of a request count.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RequestLabels {
-    method: String,
-    route: String,
-    status: u16,
-}
-
-/// Labels of a request latency.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteLabels {
-    method: String,
-    route: String,
-}
 
 /// Labels of a store operation.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -38,16 +22,10 @@ struct OpLabels {
     op: String,
 }
 
-fn latency_histogram() -> Histogram {
-    // 100 µs to ~3 s.
-    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
-}
-
 /// The server's metrics.
 pub struct Metrics {
     registry: Registry,
-    requests: Family<RequestLabels, Counter>,
-    request_seconds: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    http: Arc<HttpMetrics>,
     store_seconds: Family<OpLabels, Histogram, fn() -> Histogram>,
     store_errors: Family<OpLabels, Counter>,
     embed_seconds: Histogram,
@@ -77,11 +55,8 @@ impl Metrics {
     /// Registers every metric.
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("memory");
-        let requests = Family::<RequestLabels, Counter>::default();
-        let request_seconds =
-            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-                latency_histogram as fn() -> Histogram,
-            );
+        // Registered first, so the exposition keeps its order.
+        let http = HttpMetrics::register(&mut registry);
         let store_seconds = Family::<OpLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram as fn() -> Histogram,
         );
@@ -95,16 +70,6 @@ impl Metrics {
             Gauge::default(),
             Gauge::default(),
             Gauge::default(),
-        );
-        registry.register(
-            "http_requests",
-            "HTTP requests by route and status",
-            requests.clone(),
-        );
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request latency by route",
-            request_seconds.clone(),
         );
         registry.register(
             "store_operation_duration_seconds",
@@ -163,8 +128,7 @@ impl Metrics {
         );
         Self {
             registry,
-            requests,
-            request_seconds,
+            http,
             store_seconds,
             store_errors,
             embed_seconds,
@@ -177,6 +141,11 @@ impl Metrics {
             resyncs,
             keyword_bytes,
         }
+    }
+
+    /// The HTTP request metrics, for `kit::metrics::track`.
+    pub fn http(&self) -> Arc<HttpMetrics> {
+        Arc::clone(&self.http)
     }
 
     /// Records one store operation.
@@ -225,29 +194,4 @@ impl Metrics {
         let _ = encode(&mut out, &self.registry);
         out
     }
-}
-
-/// Middleware: counts and times every request by its route template.
-pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = req.method().to_string();
-    // The template (`/v1/memories/{id}`), never the raw path: ids would explode the labels.
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let response = next.run(req).await;
-    metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            method: method.clone(),
-            route: route.clone(),
-            status: response.status().as_u16(),
-        })
-        .inc();
-    metrics
-        .request_seconds
-        .get_or_create(&RouteLabels { method, route })
-        .observe(started.elapsed().as_secs_f64());
-    response
 }

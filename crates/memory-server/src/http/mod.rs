@@ -106,8 +106,8 @@ pub fn router(
     };
     routes
         .route_layer(axum::middleware::from_fn_with_state(
-            Arc::clone(state.service.metrics()),
-            crate::metrics::track,
+            state.service.metrics().http(),
+            kit::metrics::track,
         ))
         .fallback(routes::ops::not_found)
         .method_not_allowed_fallback(routes::ops::method_not_allowed)
