@@ -14,6 +14,14 @@
 //! counter, write or delete the hash and append to the stream. Redis runs a
 //! script atomically, so a record change and its stream entry exist together
 //! or not at all.
+//!
+//! [`feed`] reads the change stream; [`snapshot`] stores index snapshots in
+//! chunks.
+
+mod feed;
+mod snapshot;
+
+pub use self::feed::RedisFeed;
 
 use std::time::Duration;
 
@@ -22,7 +30,7 @@ use redis::{IntoConnectionInfo, RedisError, Script};
 use uuid::Uuid;
 
 use super::codec;
-use super::{Change, ChangeFeed, Cursor, Expect, NewPoint, Page, Position, Record, Store};
+use super::{Cursor, Expect, NewPoint, Page, Position, Record, Store};
 use crate::error::{IndexError, Result};
 use crate::payload::Payload;
 
@@ -196,16 +204,6 @@ impl RedisStore {
         format!("{}seq", self.prefix)
     }
 
-    /// A change feed on its own connection: a blocking `XREAD` must not hold up
-    /// the commands multiplexed on the store's connection.
-    pub async fn feed(&self) -> Result<RedisFeed> {
-        let conn = connect_manager(&self.config, self.config.op_timeout + FEED_BLOCK_MAX).await?;
-        Ok(RedisFeed {
-            conn,
-            stream: self.stream_key(),
-        })
-    }
-
     /// Waits for replicas if configured; a write not replicated in time is reported.
     async fn replicate(&self) -> Result<()> {
         let n = self.config.wait_replicas;
@@ -226,127 +224,6 @@ impl RedisStore {
             )));
         }
         Ok(())
-    }
-}
-
-/// Longest `XREAD BLOCK` a feed issues.
-const FEED_BLOCK_MAX: Duration = Duration::from_secs(5);
-
-/// The change stream of a [`RedisStore`], read on a dedicated connection.
-#[derive(Clone)]
-pub struct RedisFeed {
-    conn: ConnectionManager,
-    stream: String,
-}
-
-fn position(id: &str) -> Result<Position> {
-    Position::parse(id).ok_or_else(|| IndexError::storage(format!("bad stream id {id}")))
-}
-
-impl RedisFeed {
-    /// `XINFO STREAM`, or `None` when there is no stream yet.
-    async fn info(&self) -> Result<Option<std::collections::HashMap<String, redis::Value>>> {
-        let info: redis::RedisResult<std::collections::HashMap<String, redis::Value>> =
-            redis::cmd("XINFO")
-                .arg("STREAM")
-                .arg(&self.stream)
-                .query_async(&mut self.conn.clone())
-                .await;
-        match info {
-            Ok(info) => Ok(Some(info)),
-            Err(e)
-                if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(redis_error(e)),
-        }
-    }
-}
-
-/// A field of `XINFO STREAM`.
-fn info_field<T: redis::FromRedisValue>(
-    info: &std::collections::HashMap<String, redis::Value>,
-    field: &str,
-) -> Result<T> {
-    let v = info.get(field).ok_or_else(|| {
-        IndexError::storage(format!("XINFO STREAM lacks {field}: Redis 7+ is required"))
-    })?;
-    redis::from_redis_value_ref(v).map_err(|e| IndexError::storage(e.to_string()))
-}
-
-impl ChangeFeed for RedisFeed {
-    async fn head(&self) -> Result<Position> {
-        // The last id ever generated, not the newest entry kept: a stream
-        // trimmed to empty still has a head, so a reader placed there does not
-        // see a gap (and resync) again and again.
-        match self.info().await? {
-            Some(info) => position(&info_field::<String>(&info, "last-generated-id")?),
-            None => Ok(Position::default()),
-        }
-    }
-
-    async fn gap_after(&self, reader: Position) -> Result<bool> {
-        // No stream yet: nothing was ever trimmed.
-        let Some(info) = self.info().await? else {
-            return Ok(false);
-        };
-        // XDEL leaves a record of the newest entry it removed.
-        if position(&info_field::<String>(&info, "max-deleted-entry-id")?)? > reader {
-            return Ok(true);
-        }
-        // Trimming removes entries from the head only and never records which:
-        // if nothing was ever removed, nothing the reader needs is gone.
-        if info_field::<u64>(&info, "entries-added")? <= info_field::<u64>(&info, "length")? {
-            return Ok(false);
-        }
-        let first = match info.get("first-entry") {
-            Some(redis::Value::Array(entry)) => match entry.first() {
-                Some(id) => {
-                    let id: String = redis::from_redis_value_ref(id)
-                        .map_err(|e| IndexError::storage(e.to_string()))?;
-                    Some(position(&id)?)
-                }
-                None => None,
-            },
-            _ => None,
-        };
-        Ok(match first {
-            // Entries before the oldest kept one may be gone.
-            Some(first) => first > reader,
-            // Trimmed to empty: gone are whatever came after the reader.
-            None => position(&info_field::<String>(&info, "last-generated-id")?)? > reader,
-        })
-    }
-
-    async fn read(&self, after: Position, block: Duration, count: usize) -> Result<Vec<Change>> {
-        let block = block.min(FEED_BLOCK_MAX);
-        let mut cmd = redis::cmd("XREAD");
-        cmd.arg("COUNT").arg(count.max(1));
-        // `BLOCK 0` would wait forever: a zero wait is a plain poll.
-        if !block.is_zero() {
-            cmd.arg("BLOCK").arg(block.as_millis().max(1) as u64);
-        }
-        let reply: Option<redis::streams::StreamReadReply> = cmd
-            .arg("STREAMS")
-            .arg(&self.stream)
-            .arg(after.to_string())
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_error)?;
-        let mut out = Vec::new();
-        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
-            let id: String = entry.get("id").ok_or_else(|| {
-                IndexError::storage(format!("stream entry {} has no id", entry.id))
-            })?;
-            let id = Uuid::parse_str(&id).map_err(IndexError::storage)?;
-            out.push(Change {
-                position: position(&entry.id)?,
-                id,
-                version: entry.get("ver"),
-            });
-        }
-        Ok(out)
     }
 }
 
@@ -381,6 +258,14 @@ fn outcome(id: Uuid, expect: Expect, reply: &[i64]) -> Result<Option<u64>> {
 }
 
 impl Store for RedisStore {
+    async fn save_snapshot(&self, bytes: Vec<u8>, position: Position) -> Result<()> {
+        self.save_chunks(bytes, position).await
+    }
+
+    async fn load_snapshot(&self) -> Result<Option<Vec<u8>>> {
+        self.load_chunks().await
+    }
+
     async fn put_document(
         &self,
         id: Uuid,
@@ -481,127 +366,6 @@ impl Store for RedisStore {
             .await
             .map_err(redis_error)?;
         parse_record(id, fields)
-    }
-
-    async fn save_snapshot(&self, bytes: Vec<u8>, position: Position) -> Result<()> {
-        let mut conn = self.conn.clone();
-        let chunk = self.config.snapshot_chunk_bytes.clamp(1, 64 << 20);
-        let manifest = format!("{}snap", self.prefix);
-        let generation: u64 = redis::cmd("INCR")
-            .arg(format!("{}snapgen", self.prefix))
-            .query_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
-        let chunks: Vec<&[u8]> = bytes.chunks(chunk).collect();
-        for (i, part) in chunks.iter().enumerate() {
-            let () = redis::cmd("SET")
-                .arg(format!("{manifest}:{generation}:{i}"))
-                .arg(*part)
-                .query_async(&mut conn)
-                .await
-                .map_err(redis_error)?;
-        }
-        // The manifest switches to the new chunks in one command.
-        let previous: (Option<u64>, Option<u64>) = redis::cmd("HMGET")
-            .arg(&manifest)
-            .arg("gen")
-            .arg("chunks")
-            .query_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
-        let () = redis::cmd("HSET")
-            .arg(&manifest)
-            .arg("gen")
-            .arg(generation)
-            .arg("chunks")
-            .arg(chunks.len())
-            .arg("bytes")
-            .arg(bytes.len())
-            .arg("crc")
-            .arg(crc32fast::hash(&bytes))
-            .arg("position")
-            .arg(position.to_string())
-            .query_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
-        self.replicate().await?;
-        if let (Some(old), Some(n)) = previous {
-            for i in 0..n {
-                let _: i64 = redis::cmd("DEL")
-                    .arg(format!("{manifest}:{old}:{i}"))
-                    .query_async(&mut conn)
-                    .await
-                    .map_err(redis_error)?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn load_snapshot(&self) -> Result<Option<Vec<u8>>> {
-        let mut conn = self.conn.clone();
-        let manifest = format!("{}snap", self.prefix);
-        let (generation, chunks, bytes, crc): (
-            Option<u64>,
-            Option<u64>,
-            Option<usize>,
-            Option<u32>,
-        ) = redis::cmd("HMGET")
-            .arg(&manifest)
-            .arg("gen")
-            .arg("chunks")
-            .arg("bytes")
-            .arg("crc")
-            .query_async(&mut conn)
-            .await
-            .map_err(redis_error)?;
-        let (Some(generation), Some(chunks), Some(bytes), Some(crc)) =
-            (generation, chunks, bytes, crc)
-        else {
-            return Ok(None);
-        };
-        // Chunks arrive in pipelined groups, the next group already requested
-        // while this one is copied and hashed, so Redis and the client overlap.
-        const GROUP: u64 = 8;
-        let fetch = |first: u64| {
-            let mut conn = self.conn.clone();
-            let keys: Vec<String> = (first..chunks.min(first + GROUP))
-                .map(|i| format!("{manifest}:{generation}:{i}"))
-                .collect();
-            tokio::spawn(async move {
-                let mut pipe = redis::pipe();
-                for key in &keys {
-                    pipe.cmd("GET").arg(key);
-                }
-                let parts: Vec<Option<Vec<u8>>> =
-                    pipe.query_async(&mut conn).await.map_err(redis_error)?;
-                Ok::<_, IndexError>(parts)
-            })
-        };
-        let mut out = Vec::with_capacity(bytes);
-        let mut hasher = crc32fast::Hasher::new();
-        let mut next = (chunks > 0).then(|| fetch(0));
-        let mut first = 0;
-        while let Some(pending) = next.take() {
-            let parts = pending
-                .await
-                .map_err(|e| IndexError::storage(format!("snapshot fetch failed: {e}")))??;
-            let after = first + GROUP;
-            next = (after < chunks).then(|| fetch(after));
-            for (i, part) in (first..).zip(parts) {
-                let part = part.ok_or_else(|| {
-                    IndexError::CorruptSnapshot(format!("snapshot chunk {i} is missing"))
-                })?;
-                hasher.update(&part);
-                out.extend_from_slice(&part);
-            }
-            first = after;
-        }
-        if out.len() != bytes || hasher.finalize() != crc {
-            return Err(IndexError::CorruptSnapshot(
-                "snapshot chunks do not match the manifest".into(),
-            ));
-        }
-        Ok(Some(out))
     }
 
     async fn get_many(&self, ids: &[Uuid]) -> Result<Vec<Option<Record>>> {

@@ -8,9 +8,12 @@
 //! record and applies whatever the store holds *now*. Store write plus local
 //! apply, and re-read plus apply, run under a per-id lock, so the index ends in
 //! the store's latest state whatever order the entries and local writes race in.
+//!
+//! This module is the write-through collection; [`follower`] is the
+//! replication (the change feed, gaps, resyncs).
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hashbrown::{HashMap, HashSet};
@@ -24,7 +27,9 @@ use crate::collection::{
 use crate::error::{IndexError, Result};
 use crate::filter::{Condition, Filter};
 use crate::payload::{Millis, Payload, TimeField};
-use crate::store::{Change, ChangeFeed, Cursor, Expect, NewPoint, Position, Record, Store};
+use crate::store::{Cursor, Expect, NewPoint, Position, Record, Store};
+
+mod follower;
 
 /// Own writes remembered for the follower at most (then forgotten: re-read).
 const OWN_WRITES_MAX: usize = 1 << 16;
@@ -32,13 +37,6 @@ const OWN_WRITES_MAX: usize = 1 << 16;
 const STRIPES: usize = 256;
 /// Records read per page when loading.
 const LOAD_PAGE: usize = 1000;
-/// Feed entries read per call.
-const FEED_BATCH: usize = 1000;
-/// How long a feed read waits for new entries.
-const FEED_BLOCK: Duration = Duration::from_millis(500);
-/// Pause after a failed feed read before trying again.
-const FEED_RETRY: Duration = Duration::from_millis(200);
-
 /// Milliseconds since the Unix epoch, now.
 pub fn now_millis() -> Millis {
     SystemTime::now()
@@ -96,34 +94,6 @@ impl<S: Store> DurableCollection<S> {
         this.reconcile().await?;
         this.ready.store(true, Ordering::Release);
         Ok(Arc::new(this))
-    }
-
-    /// Opens the collection, and follows `feed` on a background task.
-    ///
-    /// With a usable snapshot the index is restored and the feed replayed from
-    /// the snapshot's position; otherwise every record is loaded. Returns once
-    /// that is done; [`Self::is_ready`] turns true when the follower has caught
-    /// up. The task stops when the collection is dropped.
-    pub async fn open_following<F: ChangeFeed>(
-        config: CollectionConfig,
-        store: S,
-        feed: F,
-    ) -> Result<(Arc<Self>, JoinHandle<()>)> {
-        // Everything written after `start` is replayed, so a write racing with
-        // the load is never lost (replaying re-reads, so repeats are harmless).
-        let head = feed.head().await?;
-        let (this, restored) = Self::restore_or_empty(config, store).await?;
-        let start = match restored {
-            Some(position) => position,
-            None => {
-                this.reconcile().await?;
-                head
-            }
-        };
-        *this.position.lock() = start;
-        let this = Arc::new(this);
-        let task = tokio::spawn(follow(Arc::downgrade(&this), feed, start));
-        Ok((this, task))
     }
 
     /// An index restored from the stored snapshot (with the position it was taken
@@ -199,13 +169,6 @@ impl<S: Store> DurableCollection<S> {
         })
     }
 
-    /// Follows `feed` from the last applied position on a new background task
-    /// (e.g. after the previous one was stopped).
-    pub fn spawn_follower<F: ChangeFeed>(self: &Arc<Self>, feed: F) -> JoinHandle<()> {
-        let start = *self.position.lock();
-        tokio::spawn(follow(Arc::downgrade(self), feed, start))
-    }
-
     fn with_index(index: Collection, store: S) -> Self {
         Self {
             index,
@@ -272,22 +235,6 @@ impl<S: Store> DurableCollection<S> {
             own.clear();
         }
         own.extend(writes);
-    }
-
-    /// Whether `change` is this instance's own write, already applied.
-    fn is_own(own: &HashMap<Uuid, u64>, change: &Change) -> bool {
-        change
-            .version
-            .is_some_and(|version| own.get(&change.id) == Some(&version))
-    }
-
-    /// Forgets the own write `change` reports, or one a newer change superseded.
-    fn forget_seen(own: &mut HashMap<Uuid, u64>, change: &Change) {
-        if let Some(version) = change.version
-            && own.get(&change.id).is_some_and(|&mine| mine <= version)
-        {
-            own.remove(&change.id);
-        }
     }
 
     fn stripe_of(&self, id: Uuid) -> usize {
@@ -530,43 +477,6 @@ impl<S: Store> DurableCollection<S> {
         self.refresh_locked(ids).await
     }
 
-    /// Applies feed entries: this instance's own writes are skipped (the index
-    /// has them), the others' records are read back from the store.
-    async fn apply_changes(&self, batch: &[Change]) -> Result<()> {
-        let mut ids: Vec<Uuid> = batch.iter().map(|c| c.id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        // A writer holds an id's stripe from before its store write until it
-        // has noted the write as its own, so under the stripes every own
-        // write of this batch is known.
-        let _guards = self.lock_stripes(ids.iter().copied()).await;
-        let mut others: Vec<Uuid> = {
-            let own = self.own_writes.lock();
-            batch
-                .iter()
-                .filter(|c| !Self::is_own(&own, c))
-                .map(|c| c.id)
-                .collect()
-        };
-        let (skipped, refreshed) = (batch.len() - others.len(), others.len());
-        others.sort_unstable();
-        others.dedup();
-        // A batch that fails is read again whole: its own writes must still
-        // be known then, and nothing counted twice.
-        self.refresh_locked(others).await?;
-        {
-            let mut own = self.own_writes.lock();
-            for change in batch {
-                Self::forget_seen(&mut own, change);
-            }
-        }
-        self.own_skipped
-            .fetch_add(skipped as u64, Ordering::Relaxed);
-        self.refreshed
-            .fetch_add(refreshed as u64, Ordering::Relaxed);
-        Ok(())
-    }
-
     /// Makes the index hold what the store holds for `ids` (sorted, distinct),
     /// whose stripes the caller holds.
     async fn refresh_locked(&self, ids: Vec<Uuid>) -> Result<()> {
@@ -620,62 +530,6 @@ impl<S: Store> DurableCollection<S> {
         }
         Ok(())
     }
-
-    /// Rebuilds the index's view from the store after missing feed entries.
-    async fn resync<F: ChangeFeed>(&self, feed: &F) -> Result<Position> {
-        // Re-reading everything covers our own writes too.
-        self.own_writes.lock().clear();
-        let head = feed.head().await?;
-        let mut seen = HashSet::new();
-        let mut cursor = Cursor::default();
-        loop {
-            let page = self.store.scan(cursor, LOAD_PAGE).await?;
-            let ids: Vec<Uuid> = page.records.iter().map(|r| r.id).collect();
-            seen.extend(ids.iter().copied());
-            // Re-read under the per-id locks: writes may race with the resync.
-            self.refresh_many(ids).await?;
-            match page.next {
-                Some(next) => cursor = next,
-                None => break,
-            }
-        }
-        // Points the store no longer has (deleted while we were behind).
-        let gone: Vec<Uuid> = self
-            .index
-            .ids_matching(&Filter::all())
-            .into_iter()
-            .filter(|id| !seen.contains(id))
-            .collect();
-        self.refresh_many(gone).await?;
-        self.resyncs.fetch_add(1, Ordering::Relaxed);
-        Ok(head)
-    }
-
-    /// One round of following: returns whether the feed is drained.
-    async fn follow_once<F: ChangeFeed>(&self, feed: &F, position: &mut Position) -> Result<bool> {
-        if feed.gap_after(*position).await? {
-            *position = self.resync(feed).await?;
-            *self.position.lock() = *position;
-            return Ok(false);
-        }
-        // Until caught up, poll: an empty answer means ready now, not after a block.
-        let block = if self.is_ready() {
-            FEED_BLOCK
-        } else {
-            Duration::ZERO
-        };
-        let batch = feed.read(*position, block, FEED_BATCH).await?;
-        let Some(last) = batch.last() else {
-            return Ok(true);
-        };
-        self.apply_changes(&batch).await?;
-        *position = last.position;
-        *self.position.lock() = last.position;
-        let now = u64::try_from(now_millis()).unwrap_or(0);
-        self.lag_ms
-            .store(now.saturating_sub(last.position.millis), Ordering::Relaxed);
-        Ok(batch.len() < FEED_BATCH)
-    }
 }
 
 /// Whether a stored record is still alive now.
@@ -689,136 +543,4 @@ fn alive_now(filter: &mut Filter) {
     filter
         .conditions
         .push(Condition::NotExpiredAt(now_millis()));
-}
-
-/// The follower task: applies feed entries until the collection is dropped.
-async fn follow<S: Store, F: ChangeFeed>(
-    weak: Weak<DurableCollection<S>>,
-    feed: F,
-    mut position: Position,
-) {
-    loop {
-        let Some(this) = weak.upgrade() else { return };
-        match this.follow_once(&feed, &mut position).await {
-            Ok(drained) => {
-                this.reachable.store(true, Ordering::Release);
-                if drained {
-                    this.ready.store(true, Ordering::Release);
-                }
-            }
-            Err(_) => {
-                // Store unreachable (or refusing, e.g. while loading its data):
-                // say so for readiness, and retry.
-                this.reachable.store(false, Ordering::Release);
-                drop(this);
-                tokio::time::sleep(FEED_RETRY).await;
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    use super::*;
-    use crate::store::{EmbeddedStore, Page};
-
-    /// The embedded store, whose batched reads fail while `fail_reads` is set.
-    struct FlakyStore {
-        inner: EmbeddedStore,
-        fail_reads: Arc<AtomicBool>,
-    }
-
-    impl Store for FlakyStore {
-        async fn put_document(
-            &self,
-            id: Uuid,
-            vector: &[f32],
-            payload: &Payload,
-            document: &[u8],
-            expect: Expect,
-        ) -> Result<u64> {
-            self.inner
-                .put_document(id, vector, payload, document, expect)
-                .await
-        }
-        async fn put_many(&self, items: &[NewPoint]) -> Result<Vec<u64>> {
-            self.inner.put_many(items).await
-        }
-        async fn delete(&self, id: Uuid, expect: Expect) -> Result<Option<u64>> {
-            self.inner.delete(id, expect).await
-        }
-        async fn get(&self, id: Uuid) -> Result<Option<Record>> {
-            self.inner.get(id).await
-        }
-        async fn get_many(&self, ids: &[Uuid]) -> Result<Vec<Option<Record>>> {
-            if self.fail_reads.load(Ordering::SeqCst) {
-                return Err(IndexError::storage("read timed out (test)"));
-            }
-            self.inner.get_many(ids).await
-        }
-        async fn scan(&self, cursor: Cursor, limit: usize) -> Result<Page> {
-            self.inner.scan(cursor, limit).await
-        }
-        async fn save_snapshot(&self, bytes: Vec<u8>, position: Position) -> Result<()> {
-            self.inner.save_snapshot(bytes, position).await
-        }
-        async fn load_snapshot(&self) -> Result<Option<Vec<u8>>> {
-            self.inner.load_snapshot().await
-        }
-    }
-
-    fn change(id: Uuid, version: u64, seq: u64) -> Change {
-        Change {
-            position: Position { millis: 1, seq },
-            id,
-            version: Some(version),
-        }
-    }
-
-    #[tokio::test]
-    async fn a_feed_batch_that_fails_is_retried_with_its_own_writes_still_skipped() {
-        let dir = tempfile::tempdir().unwrap();
-        let fail_reads = Arc::new(AtomicBool::new(false));
-        let store = FlakyStore {
-            inner: EmbeddedStore::open(dir.path().join("db")).unwrap(),
-            fail_reads: fail_reads.clone(),
-        };
-        let collection = DurableCollection::open(CollectionConfig::new(2), store)
-            .await
-            .unwrap();
-        // One write of ours, and one another instance made straight to the store.
-        let mine = Uuid::now_v7();
-        let my_version = collection
-            .upsert(mine, &[1.0, 0.0], Payload::new("ns"), Expect::Any)
-            .await
-            .unwrap();
-        let theirs = Uuid::now_v7();
-        let their_version = collection
-            .store
-            .put(theirs, &[0.0, 1.0], &Payload::new("ns"), Expect::Any)
-            .await
-            .unwrap();
-        let batch = [
-            change(mine, my_version, 0),
-            change(theirs, their_version, 1),
-        ];
-
-        fail_reads.store(true, Ordering::SeqCst);
-        assert!(collection.apply_changes(&batch).await.is_err());
-        let r = collection.replication();
-        assert_eq!((r.own_skipped, r.refreshed), (0, 0), "nothing counted");
-        assert!(!collection.index().contains(theirs));
-
-        fail_reads.store(false, Ordering::SeqCst);
-        collection.apply_changes(&batch).await.unwrap();
-        let r = collection.replication();
-        assert_eq!((r.own_skipped, r.refreshed), (1, 1), "counted once: {r:?}");
-        assert!(collection.index().contains(theirs));
-        assert!(
-            collection.own_writes.lock().is_empty(),
-            "seen writes forgotten"
-        );
-    }
 }
