@@ -25,8 +25,6 @@
 
 use std::time::Duration;
 
-pub mod eval;
-
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -6,7 +6,7 @@
 
 use crate::support::{Server, config_toml, free_port};
 use memory_client::SearchMode;
-use memory_client::eval::{self, EvalSet, MODES, Report};
+use retrieval_eval::{self as eval, EvalSet, MODES, Report};
 
 /// How far hybrid may trail the better single mode (recall@10, MRR).
 const MARGIN: f64 = 0.01;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use crate::{ClientError, MemoryClient, PortableMemory, Result, SearchMode, SearchRequest};
+use memory_client::{ClientError, MemoryClient, PortableMemory, Result, SearchMode, SearchRequest};
 
 /// The cut-offs recall is reported at.
 pub const CUTOFFS: [usize; 4] = [1, 5, 10, 25];

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use memory_client::MemoryClient;
-use memory_client::eval::{self, EvalSet, MODES};
+use retrieval_eval::{self as eval, EvalSet, MODES};
 
 /// Measures retrieval quality of a memory server on a question set.
 #[derive(Debug, Parser)]
