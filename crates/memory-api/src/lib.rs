@@ -431,6 +431,70 @@ pub struct NamespaceList {
     pub namespaces: Vec<NamespaceSummary>,
 }
 
+/// `GET /v1/memories`: filters and paging, as query parameters (the REST
+/// route and the client share it; MCP's `memory_list` takes the same
+/// conditions as a nested [`MemoryFilter`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListMemories {
+    /// Namespace (required).
+    #[serde(default)]
+    pub namespace: String,
+    /// Author agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// User.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Kind>,
+    /// Comma-separated tags, any of which must be present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags_any: Option<String>,
+    /// Comma-separated tags, all of which must be present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tags_all: Option<String>,
+    /// Page size (default [`DEFAULT_LIST_LIMIT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// The previous page's `next_cursor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    /// The agent the caller acts as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_agent: Option<String>,
+}
+
+impl ListMemories {
+    /// The conditions as a [`MemoryFilter`] (comma-separated tags split, blanks dropped).
+    pub fn filter(&self) -> MemoryFilter {
+        let split = |s: &Option<String>| -> Vec<String> {
+            s.as_deref()
+                .map(|s| {
+                    s.split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        MemoryFilter {
+            agent_id: self.agent_id.clone(),
+            user_id: self.user_id.clone(),
+            session_id: self.session_id.clone(),
+            kind: self.kind,
+            tags_any: split(&self.tags_any),
+            tags_all: split(&self.tags_all),
+            ..MemoryFilter::default()
+        }
+    }
+}
+
 /// Memories per page of a listing when the request gives no `limit`
 /// (REST, MCP and the client alike).
 pub const DEFAULT_LIST_LIMIT: usize = 50;

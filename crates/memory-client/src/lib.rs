@@ -26,7 +26,6 @@
 use std::time::Duration;
 
 use reqwest::{Method, RequestBuilder, StatusCode};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
@@ -78,40 +77,6 @@ impl ClientError {
 
 /// Shorthand for client results.
 pub type Result<T> = std::result::Result<T, ClientError>;
-
-/// Filters and paging of [`MemoryClient::list`].
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ListQuery {
-    /// Namespace (required).
-    pub namespace: String,
-    /// Author agent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub agent_id: Option<String>,
-    /// User.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
-    /// Session.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub session_id: Option<String>,
-    /// Kind.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kind: Option<Kind>,
-    /// Comma-separated tags, any of which must be present.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tags_any: Option<String>,
-    /// Comma-separated tags, all of which must be present.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tags_all: Option<String>,
-    /// Page size.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit: Option<usize>,
-    /// The previous page's `next_cursor`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cursor: Option<String>,
-    /// The agent the caller acts as.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub as_agent: Option<String>,
-}
 
 /// A client for one server; cheap to clone.
 #[derive(Debug, Clone)]
@@ -238,7 +203,7 @@ impl MemoryClient {
     }
 
     /// One page of memories, newest first.
-    pub async fn list(&self, query: &ListQuery) -> Result<MemoryPage> {
+    pub async fn list(&self, query: &ListMemories) -> Result<MemoryPage> {
         Self::send(self.request(Method::GET, "/v1/memories").query(query)).await
     }
 

@@ -2,7 +2,7 @@
 //! search text is data, never syntax.
 
 use crate::support::{Server, config_toml, free_port};
-use memory_client::{ListQuery, NewMemory};
+use memory_client::{ListMemories, NewMemory};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -62,9 +62,9 @@ async fn bad_input_is_a_documented_4xx_and_changes_nothing() {
         .memory;
     let id = existing.id;
     let snapshot = || async {
-        c.list(&ListQuery {
+        c.list(&ListMemories {
             namespace: "ns".into(),
-            ..ListQuery::default()
+            ..ListMemories::default()
         })
         .await
         .unwrap()

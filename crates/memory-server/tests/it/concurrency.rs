@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use crate::support::{Server, config_toml, free_port};
-use memory_client::{ListQuery, MemoryClient, MemoryFilter, NewMemory, SearchRequest};
+use memory_client::{ListMemories, MemoryClient, MemoryFilter, NewMemory, SearchRequest};
 use uuid::Uuid;
 
 /// Creates `n` memories with unique tags, checking each at once by get and by search.
@@ -52,11 +52,11 @@ async fn all_ids(c: &MemoryClient, ns: &str) -> HashSet<Uuid> {
     let mut cursor = None;
     loop {
         let page = c
-            .list(&ListQuery {
+            .list(&ListMemories {
                 namespace: ns.into(),
                 limit: Some(1000),
                 cursor,
-                ..ListQuery::default()
+                ..ListMemories::default()
             })
             .await
             .unwrap();

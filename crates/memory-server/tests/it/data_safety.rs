@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use memory_client::{ListQuery, NewMemory, SearchRequest};
+use memory_client::{ListMemories, NewMemory, SearchRequest};
 use serde_json::{Value, json};
 use vector_index::store::{EmbeddedStore, Expect, Store};
 
@@ -70,9 +70,9 @@ async fn an_undecodable_record_is_skipped_logged_and_counted_never_failing_reads
     let server = Server::start(dir.path(), &toml);
     let c = server.client();
     let page = c
-        .list(&ListQuery {
+        .list(&ListMemories {
             namespace: "ns".into(),
-            ..ListQuery::default()
+            ..ListMemories::default()
         })
         .await
         .unwrap();
@@ -258,9 +258,9 @@ async fn imports_bound_each_line_and_check_an_exports_trailer() {
         );
     }
     let all = c
-        .list(&ListQuery {
+        .list(&ListMemories {
             namespace: "ns".into(),
-            ..ListQuery::default()
+            ..ListMemories::default()
         })
         .await
         .unwrap();

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Server, config_toml, free_port, two_servers_on_one_redis};
 use memory_client::{
-    BulkDelete, Kind, ListQuery, MemoryClient, MemoryFilter, MemoryPatch, NewMemory, Recency,
+    BulkDelete, Kind, ListMemories, MemoryClient, MemoryFilter, MemoryPatch, NewMemory, Recency,
     SearchMode, SearchRequest, Visibility,
 };
 use serde_json::json;
@@ -223,11 +223,11 @@ async fn every_endpoint(c: &MemoryClient) {
     let mut cursor = None;
     loop {
         let page = c
-            .list(&ListQuery {
+            .list(&ListMemories {
                 namespace: ns.into(),
                 limit: Some(2),
                 cursor: cursor.clone(),
-                ..ListQuery::default()
+                ..ListMemories::default()
             })
             .await
             .unwrap();
@@ -241,10 +241,10 @@ async fn every_endpoint(c: &MemoryClient) {
     assert_eq!(seen.len(), 4, "tea, deploy, password, rollback");
     assert!(seen.windows(2).all(|w| w[0] > w[1]), "newest first");
     let ops_page = c
-        .list(&ListQuery {
+        .list(&ListMemories {
             namespace: ns.into(),
             tags_any: Some("ops,nothing".into()),
-            ..ListQuery::default()
+            ..ListMemories::default()
         })
         .await
         .unwrap();
@@ -396,9 +396,9 @@ async fn every_endpoint_on_the_embedded_store_and_data_survives_a_restart() {
         "{keyword_bytes}"
     );
     let before = c
-        .list(&ListQuery {
+        .list(&ListMemories {
             namespace: "e2e".into(),
-            ..ListQuery::default()
+            ..ListMemories::default()
         })
         .await
         .unwrap();
@@ -419,9 +419,9 @@ async fn every_endpoint_on_the_embedded_store_and_data_survives_a_restart() {
     assert_eq!(imported.imported, exported.len() as u64);
     let copy = other
         .client()
-        .list(&ListQuery {
+        .list(&ListMemories {
             namespace: "e2e".into(),
-            ..ListQuery::default()
+            ..ListMemories::default()
         })
         .await
         .unwrap();
@@ -442,9 +442,9 @@ async fn every_endpoint_on_the_embedded_store_and_data_survives_a_restart() {
     let server = Server::start(dir.path(), &toml);
     let after = server
         .client()
-        .list(&ListQuery {
+        .list(&ListMemories {
             namespace: "e2e".into(),
-            ..ListQuery::default()
+            ..ListMemories::default()
         })
         .await
         .unwrap();

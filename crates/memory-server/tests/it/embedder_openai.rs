@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use memory_client::{ListQuery, NewMemory, SearchRequest};
+use memory_client::{ListMemories, NewMemory, SearchRequest};
 use parking_lot::Mutex;
 use providers::ProviderError;
 use providers::embed::{
@@ -222,9 +222,9 @@ async fn the_server_embeds_through_the_provider_and_fails_cleanly_without_it() {
         .unwrap_err();
     assert_eq!(err.status(), Some(503), "{err}");
     let listed = c
-        .list(&ListQuery {
+        .list(&ListMemories {
             namespace: "p".into(),
-            ..ListQuery::default()
+            ..ListMemories::default()
         })
         .await
         .unwrap();

@@ -5,7 +5,7 @@
 use crate::support::redis_server::RedisServer;
 use crate::support::{Server, config_toml, free_port};
 use memory_client::{
-    AppendMessages, BulkDelete, ClientError, ListQuery, MemoryClient, MemoryFilter, NewMemory,
+    AppendMessages, BulkDelete, ClientError, ListMemories, MemoryClient, MemoryFilter, NewMemory,
     NewMessage, SearchRequest,
 };
 
@@ -86,9 +86,9 @@ async fn every_endpoint_refuses(c: &MemoryClient, ns: &str, bound: usize, server
     );
     assert_mismatch(c.search(&search(ns)).await, ns, bound, server);
     assert_mismatch(
-        c.list(&ListQuery {
+        c.list(&ListMemories {
             namespace: ns.into(),
-            ..ListQuery::default()
+            ..ListMemories::default()
         })
         .await,
         ns,
@@ -137,9 +137,9 @@ async fn a_restart_with_another_model_refuses_the_bound_namespace() {
     every_endpoint_refuses(&c, "tea", 64, 32).await;
     // The batch that named "tea" wrote nothing, not even its other entry.
     let elsewhere = c
-        .list(&ListQuery {
+        .list(&ListMemories {
             namespace: "elsewhere".into(),
-            ..ListQuery::default()
+            ..ListMemories::default()
         })
         .await
         .unwrap();

@@ -1,7 +1,7 @@
 //! The README's curl walkthrough works as written, against the real binary.
 
 use crate::support::{Server, config_toml, free_port};
-use memory_client::ListQuery;
+use memory_client::ListMemories;
 
 /// The first ```sh block after the `## Walkthrough` heading.
 fn walkthrough() -> String {
@@ -59,9 +59,9 @@ async fn the_readme_walkthrough_runs_as_written() {
     // What the walkthrough leaves: the deploy memory; the tea memory is deleted.
     let left = server
         .client()
-        .list(&ListQuery {
+        .list(&ListMemories {
             namespace: "demo".into(),
-            ..ListQuery::default()
+            ..ListMemories::default()
         })
         .await
         .unwrap();

@@ -3,7 +3,7 @@
 
 use crate::support::{Server, auth_keys, config_toml, free_port};
 use memory_client::{
-    BulkDelete, ClientError, ListQuery, MemoryPatch, NewMemory, SearchRequest, Visibility,
+    BulkDelete, ClientError, ListMemories, MemoryPatch, NewMemory, SearchRequest, Visibility,
 };
 
 /// The keys of these tests.
@@ -91,9 +91,9 @@ async fn keys_only_reach_their_namespaces_roles_and_agents() {
         assert_eq!(status(c.search(&search("b", "secret plan")).await), 403);
         assert_eq!(
             status(
-                c.list(&ListQuery {
+                c.list(&ListMemories {
                     namespace: "b".into(),
-                    ..ListQuery::default()
+                    ..ListMemories::default()
                 })
                 .await
             ),
@@ -119,9 +119,9 @@ async fn keys_only_reach_their_namespaces_roles_and_agents() {
     }
     assert_eq!(admin_b.get(b.id).await.unwrap(), b, "B unchanged");
     let b_list = admin_b
-        .list(&ListQuery {
+        .list(&ListMemories {
             namespace: "b".into(),
-            ..ListQuery::default()
+            ..ListMemories::default()
         })
         .await
         .unwrap();
@@ -222,9 +222,9 @@ async fn keys_only_reach_their_namespaces_roles_and_agents() {
         .unwrap());
     assert!(!critic_view.contains(&bots.id) && !critic_view.contains(&planners.id));
     let listed = reader_a
-        .list(&ListQuery {
+        .list(&ListMemories {
             namespace: "a".into(),
-            ..ListQuery::default()
+            ..ListMemories::default()
         })
         .await
         .unwrap();

@@ -12,7 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::AppState;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, check_shape, if_match, required_namespace};
 use crate::model::{
-    BulkDelete, CreatedBatch, Kind, Memory, MemoryFilter, MemoryPatch, NewMemories, NewMemory,
+    BulkDelete, CreatedBatch, ListMemories, Memory, MemoryPatch, NewMemories, NewMemory,
     SearchRequest,
 };
 use crate::validate::memory_id;
@@ -142,71 +142,14 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Query parameters of `GET /v1/memories`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListParams {
-    /// Namespace (required).
-    pub namespace: Option<String>,
-    /// Author agent.
-    pub agent_id: Option<String>,
-    /// User.
-    pub user_id: Option<String>,
-    /// Session.
-    pub session_id: Option<String>,
-    /// Kind.
-    pub kind: Option<String>,
-    /// Comma-separated: at least one.
-    pub tags_any: Option<String>,
-    /// Comma-separated: all.
-    pub tags_all: Option<String>,
-    /// Page size (default 50).
-    pub limit: Option<usize>,
-    /// From the previous page's `next_cursor`.
-    pub cursor: Option<String>,
-    /// The agent the caller acts as.
-    pub as_agent: Option<String>,
-}
-
-fn split_tags(s: Option<&str>) -> Vec<String> {
-    s.map(|s| {
-        s.split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
-            .collect()
-    })
-    .unwrap_or_default()
-}
-
 /// `GET /v1/memories`.
 pub async fn list(
     State(app): State<AppState>,
     who: Principal,
-    ApiQuery(q): ApiQuery<ListParams>,
+    ApiQuery(q): ApiQuery<ListMemories>,
 ) -> ApiResult<Response> {
-    let ns = required_namespace(q.namespace)?;
-    let kind = q
-        .kind
-        .as_deref()
-        .map(|k| {
-            Kind::parse(k).ok_or_else(|| {
-                ApiError::invalid(
-                    "kind",
-                    format!("kind `{k}` is not one of semantic, episodic, procedural, message"),
-                )
-            })
-        })
-        .transpose()?;
-    let filter = MemoryFilter {
-        agent_id: q.agent_id,
-        user_id: q.user_id,
-        session_id: q.session_id,
-        kind,
-        tags_any: split_tags(q.tags_any.as_deref()),
-        tags_all: split_tags(q.tags_all.as_deref()),
-        ..MemoryFilter::default()
-    };
+    let ns = required_namespace(Some(q.namespace.clone()).filter(|n| !n.is_empty()))?;
+    let filter = q.filter();
     let page = app
         .service
         .list(
