@@ -17,9 +17,9 @@ use crate::config::{Config, StorageBackend};
 use crate::fault::Faults;
 use crate::http::{AppState, McpEndpoint, router};
 use crate::mcp::MemoryMcp;
-use crate::mcp::protocol_sessions::{ProtocolSessions, SESSIONS_DIMS, SESSIONS_NAME};
+use crate::mcp::protocol_sessions::{ProtocolSessions, SESSIONS_NAME};
 use crate::metrics::Metrics;
-use crate::service::{MemoryService, REGISTRY_DIMS, REGISTRY_NAME, SearchSettings};
+use crate::service::{MemoryService, REGISTRY_NAME, SearchSettings};
 use providers::embed::Embedder;
 
 /// How much deeper than `max_top_k` a search may look (recency re-ranking).
@@ -72,14 +72,14 @@ fn collection_name(model_id: &str) -> String {
     format!("memories-{safe}")
 }
 
-/// MCP session state: one point per session, never searched.
+/// MCP protocol session state: a record collection (no vectors), one record per session.
 fn sessions_config() -> CollectionConfig {
-    CollectionConfig::new(SESSIONS_DIMS)
+    CollectionConfig::records()
 }
 
-/// The namespace → model registry: one point per namespace, never searched.
+/// The namespace → model registry: a record collection, one record per namespace.
 fn registry_config() -> CollectionConfig {
-    CollectionConfig::new(REGISTRY_DIMS)
+    CollectionConfig::records()
 }
 
 /// How the server talks to its clients.

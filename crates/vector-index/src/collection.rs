@@ -61,9 +61,28 @@ pub struct CollectionConfig {
     /// them. A server marks what every reader may see, so scores cannot
     /// reveal the words of points a searcher cannot see. `None`: all count.
     pub keyword_statistics: Option<String>,
+    /// Whether points carry vectors; false for a record collection
+    /// ([`CollectionConfig::records`]), whose `dim` is then unused.
+    pub vectors: bool,
 }
 
 impl CollectionConfig {
+    /// A record collection: points without vectors, found by
+    /// id and payload only — versioned, replicated, expiring and snapshotted
+    /// like any collection when held by a `DurableCollection`. Vectors given
+    /// to it are ignored; similarity search is refused.
+    pub fn records() -> Self {
+        Self {
+            vectors: false,
+            ..Self::new(1)
+        }
+    }
+
+    /// Whether this is a record collection (no vectors).
+    pub fn is_records(&self) -> bool {
+        !self.vectors
+    }
+
     /// Defaults for `dim`-dimensional vectors on the default backend.
     pub fn new(dim: usize) -> Self {
         Self {
@@ -76,6 +95,7 @@ impl CollectionConfig {
             planner: PlannerConfig::default(),
             text: TextConfig::default(),
             keyword_statistics: None,
+            vectors: true,
         }
     }
 
@@ -306,7 +326,11 @@ impl Collection {
     /// An empty collection; fails if a setting is out of range.
     pub fn new(config: CollectionConfig) -> Result<Self> {
         config.validate()?;
-        let backend = Arc::from(backend::build(config.backend, config.dim, &config.graph)?);
+        let backend: Arc<dyn AnnBackend> = if config.is_records() {
+            Arc::new(backend::none::NoVectors::new(config.backend))
+        } else {
+            Arc::from(backend::build(config.backend, config.dim, &config.graph)?)
+        };
         Ok(Self {
             analyzers: Analyzers::new(&config.text),
             config,
@@ -409,8 +433,12 @@ impl Collection {
         // The graph loads on one core while the payload and keyword indexes build on the other.
         let (backend, state) = std::thread::scope(|s| {
             let loading = s.spawn(|| -> Result<Box<dyn AnnBackend>> {
-                let backend = backend::restore(config.backend, config.dim, &config.graph, graph)
-                    .map_err(|e| IndexError::CorruptSnapshot(e.to_string()))?;
+                let backend: Box<dyn AnnBackend> = if config.is_records() {
+                    Box::new(backend::none::NoVectors::restore(config.backend, graph)?)
+                } else {
+                    backend::restore(config.backend, config.dim, &config.graph, graph)
+                        .map_err(|e| IndexError::CorruptSnapshot(e.to_string()))?
+                };
                 for key in &header.retired {
                     backend.remove(*key)?;
                 }
@@ -458,6 +486,9 @@ impl Collection {
     /// Checks a point as [`Collection::upsert`] would, without writing anything.
     pub fn validate(&self, vector: &[f32], payload: &Payload) -> Result<()> {
         payload.validate()?;
+        if self.config.is_records() {
+            return Ok(());
+        }
         normalized(vector, self.config.dim).map(|_| ())
     }
 
@@ -466,7 +497,12 @@ impl Collection {
         let _writing = self.write_gate.read();
         self.remove_retired();
         payload.validate()?;
-        let unit = normalized(vector, self.config.dim)?;
+        // A record collection keeps no vector, whatever was stored with the record.
+        let unit = if self.config.is_records() {
+            Vec::new()
+        } else {
+            normalized(vector, self.config.dim)?
+        };
         let terms = self.analyzers.of(&payload.namespace).terms(&payload.text);
         let key = self.allocate_key()?;
         self.backend.insert(key, &unit)?;
@@ -592,6 +628,13 @@ impl Collection {
     /// The `k` points most similar to the query that match its filter.
     pub fn search(&self, query: &Query) -> Result<SearchResult> {
         let started = Instant::now();
+        if self.config.is_records() {
+            return Err(IndexError::InvalidParameter {
+                name: "query",
+                reason: "this collection holds records without vectors; find them by id or filter"
+                    .into(),
+            });
+        }
         self.check_k(query.k)?;
         let ef = query.ef.unwrap_or(self.config.ef_search);
         backend::check_range("ef", ef, 1, self.config.max_ef)?;

@@ -8,7 +8,8 @@
 //! - [`planner`]: exact scan or (filtered) graph search;
 //! - [`text`], [`lexical`]: text analysis and the per-namespace BM25 index
 //!   for keyword search over each point's [`Payload::text`];
-//! - [`collection`]: ties them together behind ids, with concurrency rules;
+//! - [`collection`]: ties them together behind ids, with concurrency rules (a
+//!   record collection, [`CollectionConfig::records`], keeps points without vectors);
 //! - [`store`]: durable records (embedded redb file, or Redis) behind one trait,
 //!   each write carrying what it [`expect`]s of the record it replaces;
 //! - [`durable`]: a collection kept in the store and in step across instances;

@@ -25,8 +25,6 @@ use crate::service::derived_id;
 
 /// The collection's name in the store.
 pub const SESSIONS_NAME: &str = "mcp-sessions";
-/// Its vector dimension: its points are never searched.
-pub const SESSIONS_DIMS: usize = 1;
 
 /// MCP session state in a store collection.
 pub struct ProtocolSessions {
@@ -74,7 +72,7 @@ impl ProtocolSessions {
             ..Payload::default()
         };
         self.collection
-            .upsert_document(id, &[1.0], payload, document, Expect::Any)
+            .upsert_document(id, &[], payload, document, Expect::Any)
             .await?;
         Ok(())
     }

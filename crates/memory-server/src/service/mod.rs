@@ -37,7 +37,7 @@ use self::create::CREATE_LOCKS;
 pub(crate) use self::record::derived_id;
 pub use self::record::shared_attribute;
 use self::record::{Doc, from_millis, millis};
-pub use model_binding::{ModelBindings, REGISTRY_DIMS, REGISTRY_NAME};
+pub use model_binding::{ModelBindings, REGISTRY_NAME};
 pub use search::SearchSettings;
 pub use template::Template;
 

@@ -24,8 +24,6 @@ use super::derived_id;
 use crate::error::{ApiError, ApiResult};
 use crate::model::Binding;
 
-/// The vector dimension of the registry: its points are never searched.
-pub const REGISTRY_DIMS: usize = 1;
 /// The registry's collection name in the store.
 pub const REGISTRY_NAME: &str = "namespace-models";
 
@@ -81,7 +79,7 @@ impl ModelBindings {
         };
         let written = self
             .registry
-            .upsert_document(record_id(ns), &[1.0], payload, &document, Expect::Absent)
+            .upsert_document(record_id(ns), &[], payload, &document, Expect::Absent)
             .await;
         match written {
             Ok(_) => {

@@ -5,6 +5,7 @@
 //! payloads or plans; the [`crate::Collection`] adds those.
 
 mod hnsw;
+pub(crate) mod none;
 mod usearch;
 
 use std::fmt;

@@ -435,3 +435,105 @@ async fn a_follower_skips_its_own_writes_and_reads_the_others() {
     assert_mirrors_store(&a).await;
     assert_mirrors_store(&b).await;
 }
+
+/// A record collection (no vectors): versioned, expiring, snapshotted and
+/// reloaded like any other, found by id and payload; vectors stored with a
+/// record (as older servers wrote them) are ignored, and similarity search is
+/// refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_collection_keeps_records_without_vectors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("records.redb");
+    let (plain, legacy, expiring) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    {
+        let c = DurableCollection::open(
+            vector_index::CollectionConfig::records(),
+            EmbeddedStore::open(&path).unwrap(),
+        )
+        .await
+        .unwrap();
+        let v1 = c
+            .upsert_document(plain, &[], payload(0), b"one", Expect::Absent)
+            .await
+            .unwrap();
+        // A record an older server wrote with a one-element vector.
+        c.upsert_document(legacy, &[1.0], payload(1), b"two", Expect::Absent)
+            .await
+            .unwrap();
+        let mut p = payload(2);
+        p.expires_at = Some(now_millis() + 30);
+        c.upsert(expiring, &[], p, Expect::Any).await.unwrap();
+        assert_eq!(c.replication().rejected, 0);
+        // Versioned like any record.
+        let err = c
+            .upsert_document(plain, &[], payload(0), b"stale", Expect::Version(v1 + 100))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, IndexError::VersionConflict { .. }), "{err}");
+        assert_eq!(c.get(plain).await.unwrap().unwrap().document, b"one");
+        assert!(c.index().contains(legacy));
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(
+            c.ids_matching(&Filter::all()).len(),
+            2,
+            "the expired one is hidden"
+        );
+        // No similarity search on records.
+        let q = Query::new(vec![1.0], 5);
+        assert!(matches!(
+            c.search(&q),
+            Err(IndexError::InvalidParameter { .. })
+        ));
+        c.snapshot().await.unwrap();
+    }
+    // Reopened from its snapshot: the same records.
+    let c = DurableCollection::open(
+        vector_index::CollectionConfig::records(),
+        EmbeddedStore::open(&path).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(c.replication().restored_from_snapshot);
+    assert_eq!(c.replication().snapshots_rejected, 0);
+    let mut ids = c.ids_matching(&Filter::all());
+    ids.sort();
+    let mut want = vec![plain, legacy];
+    want.sort();
+    assert_eq!(ids, want);
+    assert_eq!(c.get(legacy).await.unwrap().unwrap().document, b"two");
+}
+
+/// What servers stored before record collections existed (one-element
+/// vectors and a graph snapshot) opens as a record collection: the snapshot
+/// is refused as not its own and every record is loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_dimension_collection_opens_as_a_record_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.redb");
+    let id = Uuid::now_v7();
+    {
+        let old = DurableCollection::open(
+            vector_index::CollectionConfig::new(1),
+            EmbeddedStore::open(&path).unwrap(),
+        )
+        .await
+        .unwrap();
+        old.upsert_document(id, &[1.0], payload(0), b"bound", Expect::Absent)
+            .await
+            .unwrap();
+        old.snapshot().await.unwrap();
+    }
+    let c = DurableCollection::open(
+        vector_index::CollectionConfig::records(),
+        EmbeddedStore::open(&path).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(c.index().contains(id));
+    assert_eq!(c.get(id).await.unwrap().unwrap().document, b"bound");
+    let r = c.replication();
+    assert!(
+        !r.restored_from_snapshot && r.snapshots_rejected == 1,
+        "{r:?}"
+    );
+}
