@@ -127,15 +127,14 @@ impl MemoryService {
         ns: &str,
         a: &str,
         agent: Option<&str>,
-        now: i64,
     ) -> ApiResult<Option<Record>> {
-        let filter = Self::visible_filter(ns, agent, now).eq(Field::Attribute, a);
+        let filter = Self::visible_filter(ns, agent).eq(Field::Attribute, a);
         let mut ids = self.collection.ids_matching(&filter);
         ids.sort();
         for id in ids {
             if let Some(r) = self.timed("get", self.collection.get(id)).await?
                 && r.payload.namespace == ns
-                && Self::visible(&r, agent, now)
+                && Self::visible(&r, agent)
             {
                 return Ok(Some(r));
             }
@@ -249,7 +248,6 @@ impl MemoryService {
             }
         }
 
-        let now_ms = millis(now);
         let mut outcomes: Vec<Option<Created>> = Vec::with_capacity(prepared.len());
         let mut writes: Vec<NewPoint> = Vec::new();
         let mut written: Vec<(usize, Memory)> = Vec::new();
@@ -259,9 +257,7 @@ impl MemoryService {
             let ns = p.payload.namespace.clone();
             let author = p.payload.agent_id.clone();
             if let Some(idem) = &p.idem
-                && let Some(r) = self
-                    .find_by_attr(&ns, idem, author.as_deref(), now_ms)
-                    .await?
+                && let Some(r) = self.find_by_attr(&ns, idem, author.as_deref()).await?
             {
                 outcomes.push(Some(Created {
                     memory: Self::memory_of(&r)?,
@@ -270,10 +266,7 @@ impl MemoryService {
                 }));
                 continue;
             }
-            if let Some(r) = self
-                .find_by_attr(&ns, &p.dup, author.as_deref(), now_ms)
-                .await?
-            {
+            if let Some(r) = self.find_by_attr(&ns, &p.dup, author.as_deref()).await? {
                 outcomes.push(Some(Created {
                     memory: Self::memory_of(&r)?,
                     duplicate: true,

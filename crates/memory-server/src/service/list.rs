@@ -1,12 +1,11 @@
 //! Many memories at once: the namespaces a caller sees, pages of a
 //! namespace, and bulk delete by filter.
 
-use time::OffsetDateTime;
 use uuid::Uuid;
 use vector_index::Field;
 use vector_index::store::Expect;
 
-use super::{MemoryService, millis};
+use super::MemoryService;
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{
@@ -20,7 +19,6 @@ impl MemoryService {
     /// another agent's private memories do not reveal that a namespace exists.
     pub fn namespaces(&self, who: &Principal, agent: Option<&str>) -> NamespaceList {
         let agent = who.acting_agent(agent);
-        let now = millis(OffsetDateTime::now_utc());
         let namespaces = self
             .collection
             .index()
@@ -28,7 +26,7 @@ impl MemoryService {
             .into_iter()
             .filter(|ns| who.covers(ns))
             .filter_map(|namespace| {
-                let visible = Self::visible_filter(&namespace, agent.as_deref(), now);
+                let visible = Self::visible_filter(&namespace, agent.as_deref());
                 let memories = self.collection.count_matching(&visible);
                 (memories > 0).then_some(NamespaceSummary {
                     namespace,
@@ -55,8 +53,7 @@ impl MemoryService {
         let limit = validate::top_k(&self.limits, "limit", limit)?;
         let after = cursor.map(decode_cursor).transpose()?;
         let agent = who.acting_agent(agent);
-        let now = millis(OffsetDateTime::now_utc());
-        let f = self.apply_filter(Self::visible_filter(ns, agent.as_deref(), now), filter)?;
+        let f = self.apply_filter(Self::visible_filter(ns, agent.as_deref()), filter)?;
         let mut ids = self.collection.ids_matching(&f);
         // UUIDv7 ids sort by creation time: newest first is descending id order.
         ids.sort_unstable_by(|a, b| b.cmp(a));
@@ -71,7 +68,7 @@ impl MemoryService {
         let mut memories = Vec::with_capacity(ids.len());
         for r in records.iter().flatten() {
             // A memory changed since the index answered is re-checked here.
-            if Self::visible(r, agent.as_deref(), now) && r.payload.namespace == ns {
+            if Self::visible(r, agent.as_deref()) && r.payload.namespace == ns {
                 memories.extend(self.readable(r));
             }
         }
@@ -92,9 +89,8 @@ impl MemoryService {
         who.require(&req.namespace, Role::Admin)?;
         self.models.check(&req.namespace).await?;
         let agent = who.acting_agent(req.as_agent.as_deref());
-        let now = millis(OffsetDateTime::now_utc());
         let f = self.apply_filter(
-            Self::visible_filter(&req.namespace, agent.as_deref(), now),
+            Self::visible_filter(&req.namespace, agent.as_deref()),
             &req.filter,
         )?;
         let ids = self.collection.ids_matching(&f);

@@ -23,10 +23,9 @@ impl MemoryService {
         who.require(ns, Role::Read)?;
         self.models.check(ns).await?;
         let agent = who.acting_agent(agent);
-        let now = millis(OffsetDateTime::now_utc());
-        let mut ids =
-            self.collection
-                .ids_matching(&Self::visible_filter(ns, agent.as_deref(), now));
+        let mut ids = self
+            .collection
+            .ids_matching(&Self::visible_filter(ns, agent.as_deref()));
         ids.sort_unstable();
         Ok(ids)
     }
@@ -41,14 +40,13 @@ impl MemoryService {
         include_vectors: bool,
     ) -> ApiResult<(Vec<PortableMemory>, u64)> {
         let agent = who.acting_agent(agent);
-        let now = millis(OffsetDateTime::now_utc());
         let records = self
             .timed("get_many", self.collection.get_many(ids))
             .await?;
         let mut out = Vec::with_capacity(records.len());
         let mut unreadable = 0;
         for r in records.into_iter().flatten() {
-            if !Self::visible(&r, agent.as_deref(), now)
+            if !Self::visible(&r, agent.as_deref())
                 || who.require(&r.payload.namespace, Role::Read).is_err()
             {
                 continue;
@@ -117,14 +115,13 @@ impl MemoryService {
         let existing = self
             .timed("get_many", self.collection.get_many(&ids))
             .await?;
-        let now_ms = millis(now);
         for ((line, id, at), record) in given.into_iter().zip(existing) {
             let (Some(record), Some((_, _, input))) = (record, checked.get(at)) else {
                 continue;
             };
             let agent = who.acting_agent(input.agent_id.as_deref());
             let replaceable = record.payload.namespace == input.namespace
-                && Self::visible(&record, agent.as_deref(), now_ms);
+                && Self::visible(&record, agent.as_deref());
             if !replaceable {
                 return Err(ApiError::Conflict(format!(
                     "line {line}: id {id} is taken by a record this key cannot replace; \

@@ -240,20 +240,19 @@ impl MemoryService {
         }
     }
 
-    /// Whether the caller may see `record`, acting as `agent`.
-    pub(super) fn visible(record: &Record, agent: Option<&str>, now: i64) -> bool {
+    /// Whether the caller may see `record`, acting as `agent` (expired
+    /// records never get here: `DurableCollection`'s reads hide them).
+    pub(super) fn visible(record: &Record, agent: Option<&str>) -> bool {
         let p = &record.payload;
-        if !p.alive_at(now) {
-            return false;
-        }
         let want_shared = format!("{}*", attr::VISIBLE);
         p.attributes.iter().any(|a| {
             a == &want_shared || agent.is_some_and(|ag| a.strip_prefix(attr::VISIBLE) == Some(ag))
         })
     }
 
-    /// The filter of what `agent` may see in `ns`, now.
-    pub(super) fn visible_filter(ns: &str, agent: Option<&str>, now: i64) -> Filter {
+    /// The filter of what `agent` may see in `ns` (`DurableCollection`'s
+    /// queries leave out what has expired).
+    pub(super) fn visible_filter(ns: &str, agent: Option<&str>) -> Filter {
         let mut readers = vec![format!("{}*", attr::VISIBLE)];
         if let Some(a) = agent {
             readers.push(format!("{}{a}", attr::VISIBLE));
@@ -261,7 +260,6 @@ impl MemoryService {
         Filter::all()
             .eq(Field::Namespace, ns)
             .any_of(Field::Attribute, readers)
-            .not_expired_at(now)
     }
 
     /// Adds the conditions of `f` to `filter`.

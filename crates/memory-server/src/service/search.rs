@@ -287,7 +287,7 @@ impl MemoryService {
         let now = OffsetDateTime::now_utc();
         let now_ms = millis(now);
         let filter = self.apply_filter(
-            Self::visible_filter(&req.namespace, agent.as_deref(), now_ms),
+            Self::visible_filter(&req.namespace, agent.as_deref()),
             &req.filter,
         )?;
 
@@ -373,7 +373,7 @@ impl MemoryService {
         for (c, record) in chosen.into_iter().zip(records) {
             // Deleted or changed since the index answered: skip what is no longer visible.
             let Some(record) = record else { continue };
-            if !Self::visible(&record, agent.as_deref(), now_ms)
+            if !Self::visible(&record, agent.as_deref())
                 || record.payload.namespace != req.namespace
             {
                 continue;

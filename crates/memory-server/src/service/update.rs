@@ -39,7 +39,7 @@ impl MemoryService {
             return Err(not_found());
         }
         let agent = who.acting_agent(agent);
-        if !Self::visible(&record, agent.as_deref(), millis(OffsetDateTime::now_utc())) {
+        if !Self::visible(&record, agent.as_deref()) {
             return Err(not_found());
         }
         who.require(&record.payload.namespace, role)?;

@@ -331,13 +331,23 @@ impl<S: Store> DurableCollection<S> {
     /// The stored record, with its version; `None` once it has expired
     /// (even before the sweeper deletes it).
     pub async fn get(&self, id: Uuid) -> Result<Option<Record>> {
-        Ok(self.store.get(id).await?.filter(alive))
+        let now = now_millis();
+        Ok(self
+            .store
+            .get(id)
+            .await?
+            .filter(|r| r.payload.alive_at(now)))
     }
 
     /// The stored records `ids`, in order, in one read; expired ones are `None`.
     pub async fn get_many(&self, ids: &[Uuid]) -> Result<Vec<Option<Record>>> {
         let records = self.store.get_many(ids).await?;
-        Ok(records.into_iter().map(|r| r.filter(alive)).collect())
+        // One clock reading for the batch: every record is judged at the same instant.
+        let now = now_millis();
+        Ok(records
+            .into_iter()
+            .map(|r| r.filter(|r| r.payload.alive_at(now)))
+            .collect())
     }
 
     /// Ids of the live points `filter` matches (expired points never match).
@@ -530,11 +540,6 @@ impl<S: Store> DurableCollection<S> {
         }
         Ok(())
     }
-}
-
-/// Whether a stored record is still alive now.
-fn alive(record: &Record) -> bool {
-    record.payload.alive_at(now_millis())
 }
 
 /// Narrows `filter` to points not expired now: a search never returns an
