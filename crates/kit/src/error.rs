@@ -65,14 +65,20 @@ pub fn envelope(e: &impl HttpError) -> Envelope {
     }
 }
 
+/// Logs `e` with the full error if it is a server-side failure (a client's
+/// mistake is not logged as an error); `what` says where it surfaced.
+pub fn log_if_server_error(e: &impl HttpError, what: &str) {
+    if e.status().is_server_error() {
+        tracing::error!(error = %e, code = e.code(), "{what}");
+    }
+}
+
 /// The response for `e`: its status, the envelope, `WWW-Authenticate: Bearer`
 /// on a 401; a 5xx is logged with the full error.
 pub fn respond(e: &impl HttpError) -> Response {
     use axum::response::IntoResponse;
     let status = e.status();
-    if status.is_server_error() {
-        tracing::error!(error = %e, code = e.code(), "request failed");
-    }
+    log_if_server_error(e, "request failed");
     let mut response = (status, Json(envelope(e))).into_response();
     if status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(

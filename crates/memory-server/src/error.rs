@@ -158,19 +158,12 @@ impl ApiError {
     /// The text of an MCP tool failure (`isError: true`): the code, the
     /// message, and the details when there are any.
     pub fn tool_message(self) -> String {
-        self.log_if_server_error("tool call failed");
+        kit::error::log_if_server_error(&self, "tool call failed");
         let body = kit::error::envelope(&self).error;
         let (code, message, details) = (body.code, body.message, body.details);
         match &details {
             Value::Object(d) if !d.is_empty() => format!("{code}: {message} (details: {details})"),
             _ => format!("{code}: {message}"),
-        }
-    }
-
-    /// Logs a server-side failure (a client's mistake is not logged as an error).
-    fn log_if_server_error(&self, what: &str) {
-        if self.status().is_server_error() {
-            tracing::error!(error = %self, code = self.code(), "{what}");
         }
     }
 }
