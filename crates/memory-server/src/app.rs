@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 use vector_index::CollectionConfig;
 use vector_index::durable::DurableCollection;
 use vector_index::store::AnyStore;
-use vector_index::store::{EmbeddedStore, RedisConfig, RedisStore};
+use vector_index::store::place::{StorageBackend, StorePlace};
 
 use crate::auth::KeyRing;
-use crate::config::{Config, StorageBackend};
+use crate::config::Config;
 use crate::fault::Faults;
 use crate::http::{AppState, McpEndpoint, router};
 use crate::mcp::MemoryMcp;
@@ -114,11 +114,11 @@ pub async fn run_as(config: Config, mode: Mode) -> Result<(), StartError> {
     index_config.keyword_statistics = Some(crate::service::shared_attribute());
     let name = collection_name(embedder.model_id());
     let embedded = config.storage.backend == StorageBackend::Embedded;
-    let place = StorePlace::of(&config)?;
+    let place = StorePlace::of(&config.storage)?;
     let stores = Stores {
-        collection: place.open(&name, index_config).await?,
-        registry: place.open(REGISTRY_NAME, registry_config()).await?,
-        sessions: place.open(SESSIONS_NAME, sessions_config()).await?,
+        collection: open(&place, &name, index_config).await?,
+        registry: open(&place, REGISTRY_NAME, registry_config()).await?,
+        sessions: open(&place, SESSIONS_NAME, sessions_config()).await?,
         // Embedded stores snapshot at exit; Redis instances share the
         // periodic snapshotter's snapshots.
         snapshot_on_exit: embedded,
@@ -126,67 +126,16 @@ pub async fn run_as(config: Config, mode: Mode) -> Result<(), StartError> {
     serve(config, stores, embedder, keys, mode).await
 }
 
-/// Where the collections are stored, as configured.
-enum StorePlace<'a> {
-    /// redb files in this directory.
-    Embedded(&'a std::path::Path),
-    /// Redis, with the CA certificate read once.
-    Redis(&'a Config, Option<Vec<u8>>),
-}
-
-impl<'a> StorePlace<'a> {
-    fn of(config: &'a Config) -> Result<Self, StartError> {
-        Ok(match config.storage.backend {
-            StorageBackend::Embedded => {
-                std::fs::create_dir_all(&config.storage.path)?;
-                Self::Embedded(&config.storage.path)
-            }
-            StorageBackend::Redis => {
-                let ca_cert = match &config.storage.redis_ca_cert_file {
-                    Some(path) => Some(std::fs::read(path).map_err(|e| {
-                        crate::config::ConfigError(format!(
-                            "storage.redis_ca_cert_file {}: {e}",
-                            path.display()
-                        ))
-                    })?),
-                    None => None,
-                };
-                Self::Redis(config, ca_cert)
-            }
-        })
-    }
-
-    /// Opens collection `name`; on Redis it follows the other instances' writes.
-    async fn open(
-        &self,
-        name: &str,
-        index: CollectionConfig,
-    ) -> Result<Arc<DurableCollection<AnyStore>>, StartError> {
-        match self {
-            Self::Embedded(dir) => {
-                let file = dir.join(format!("{name}.redb"));
-                let store = EmbeddedStore::open(file).map_err(|e| match e {
-                    vector_index::IndexError::InUse(file) => StartError::StoreInUse(file),
-                    e => StartError::Store(e),
-                })?;
-                Ok(DurableCollection::open(index, store.into()).await?)
-            }
-            Self::Redis(config, ca_cert) => {
-                let storage = &config.storage;
-                let mut rc = RedisConfig::new(storage.redis_url.clone(), name);
-                rc.op_timeout = Duration::from_millis(storage.op_timeout_ms);
-                rc.wait_replicas = storage.wait_replicas;
-                rc.ca_cert = ca_cert.clone();
-                rc.password = storage.redis_password.clone().filter(|p| !p.is_empty());
-                let store = RedisStore::connect(rc).await?;
-                let feed = store.feed().await?;
-                // The follower task ends when the collection is dropped.
-                let (collection, _follower) =
-                    DurableCollection::open_following(index, store.into(), feed).await?;
-                Ok(collection)
-            }
-        }
-    }
+/// Opens collection `name` in `place`, naming a held embedded file.
+async fn open(
+    place: &StorePlace<'_>,
+    name: &str,
+    index: CollectionConfig,
+) -> Result<Arc<DurableCollection<AnyStore>>, StartError> {
+    place.open(name, index).await.map_err(|e| match e {
+        vector_index::IndexError::InUse(file) => StartError::StoreInUse(file),
+        e => StartError::Store(e),
+    })
 }
 
 /// Re-indexes, in the background, the memories whose contextual text no

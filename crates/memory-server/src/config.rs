@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +15,7 @@ pub use crate::error::ConfigError;
 use crate::model::{Fusion, SearchMode};
 pub use kit::telemetry::{LogConfig, OtelConfig};
 pub use providers::embed::EmbedderConfig;
+pub use vector_index::store::place::{StorageBackend, StorageConfig, StoreLocation};
 
 /// Everything the server reads from its environment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -63,94 +64,6 @@ impl Default for ServerConfig {
             port: 8080,
             shutdown_grace_secs: 10,
         }
-    }
-}
-
-/// Which store backs the memories.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StorageBackend {
-    /// A `redb` file under `storage.path` (one process).
-    Embedded,
-    /// Redis / Memorystore at `storage.redis_url` (several instances).
-    Redis,
-}
-
-/// Where memories are kept.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct StorageConfig {
-    /// Embedded or Redis.
-    pub backend: StorageBackend,
-    /// Directory of the embedded store.
-    pub path: PathBuf,
-    /// `redis://host:port[/db]`, or `rediss://` for TLS (Memorystore in-transit
-    /// encryption); set it through the environment when it carries a password.
-    pub redis_url: String,
-    /// Redis `AUTH` password (Memorystore AUTH string); set it through
-    /// `ORCHESTRA__STORAGE__REDIS_PASSWORD`, never in a file.
-    pub redis_password: Option<String>,
-    /// PEM file of the CA that signed the Redis server's certificate
-    /// (Memorystore's server CA); the system's roots when unset.
-    pub redis_ca_cert_file: Option<PathBuf>,
-    /// Longest wait for one Redis command, in milliseconds.
-    pub op_timeout_ms: u64,
-    /// Replicas each Redis write waits for (`WAIT`; 0 = none).
-    pub wait_replicas: u32,
-    /// Seconds between index snapshots (0 = only at shutdown).
-    pub snapshot_every_secs: u64,
-    /// Seconds between sweeps of expired memories.
-    pub sweep_every_secs: u64,
-}
-
-impl Default for StorageConfig {
-    fn default() -> Self {
-        Self {
-            backend: StorageBackend::Embedded,
-            path: PathBuf::from("./data"),
-            redis_url: "redis://127.0.0.1:6379".into(),
-            redis_password: None,
-            redis_ca_cert_file: None,
-            op_timeout_ms: 2_000,
-            wait_replicas: 0,
-            snapshot_every_secs: 600,
-            sweep_every_secs: 60,
-        }
-    }
-}
-
-/// Where the store is, for the start-up log and `/readyz` (never a password).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StoreLocation {
-    /// `embedded` or `redis`.
-    pub backend: StorageBackend,
-    /// The embedded store's directory, or the Redis URL without credentials.
-    pub location: String,
-}
-
-impl StorageConfig {
-    /// Where memories are kept, with any password in the Redis URL masked.
-    pub fn location(&self) -> StoreLocation {
-        let location = match self.backend {
-            StorageBackend::Embedded => self.path.display().to_string(),
-            StorageBackend::Redis => redact_userinfo(&self.redis_url),
-        };
-        StoreLocation {
-            backend: self.backend,
-            location,
-        }
-    }
-}
-
-/// `scheme://user:secret@host/...` as `scheme://***@host/...`.
-fn redact_userinfo(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***{}", &rest[at..]),
-        None => url.to_owned(),
     }
 }
 
@@ -582,25 +495,6 @@ mod tests {
             missing.is_empty(),
             "not in config/default.toml: {missing:?}"
         );
-    }
-
-    #[test]
-    fn store_locations_never_show_a_password() {
-        let mut s = StorageConfig::default();
-        assert_eq!(s.location().location, "./data");
-        s.backend = StorageBackend::Redis;
-        for (url, shown) in [
-            ("redis://127.0.0.1:6379", "redis://127.0.0.1:6379"),
-            (
-                "redis://:hunter2@10.0.0.3:6379/0",
-                "redis://***@10.0.0.3:6379/0",
-            ),
-            ("rediss://user:p@ss@host:6378", "rediss://***@host:6378"),
-            ("not a url", "not a url"),
-        ] {
-            s.redis_url = url.into();
-            assert_eq!(s.location().location, shown);
-        }
     }
 
     #[test]

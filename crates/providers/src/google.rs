@@ -13,7 +13,7 @@
 //! inject their own.
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,27 @@ pub const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-pl
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// Lifetime asked for in a service-account assertion (Google's maximum).
 const ASSERTION_LIFETIME_SECS: u64 = 3600;
+
+/// Fills in where credentials come from as Google's client libraries do: an
+/// unset `credentials_file` becomes `GOOGLE_APPLICATION_CREDENTIALS`, else
+/// gcloud's `application_default_credentials.json` when it exists; a
+/// `GCE_METADATA_HOST` replaces `metadata_url`.
+pub fn resolve_environment(credentials_file: &mut Option<PathBuf>, metadata_url: &mut String) {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if credentials_file.is_none() {
+        let well_known = var("CLOUDSDK_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".config/gcloud")))
+            .map(|dir| dir.join("application_default_credentials.json"))
+            .filter(|f| f.is_file());
+        *credentials_file = var("GOOGLE_APPLICATION_CREDENTIALS")
+            .map(PathBuf::from)
+            .or(well_known);
+    }
+    if let Some(host) = var("GCE_METADATA_HOST") {
+        *metadata_url = format!("http://{}", host.to_string_lossy());
+    }
+}
 
 /// Boxed future returned by [`TokenSource::token`].
 pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<String, ProviderError>> + Send + 'a>>;

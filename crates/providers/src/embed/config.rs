@@ -81,20 +81,7 @@ impl EmbedderConfig {
     /// `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's well-known credentials file
     /// (under `CLOUDSDK_CONFIG` or `~/.config/gcloud`) and `GCE_METADATA_HOST`.
     pub fn apply_google_environment(&mut self) {
-        let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-        if self.credentials_file.is_none() {
-            let well_known = var("CLOUDSDK_CONFIG")
-                .map(PathBuf::from)
-                .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".config/gcloud")))
-                .map(|dir| dir.join("application_default_credentials.json"))
-                .filter(|f| f.is_file());
-            self.credentials_file = var("GOOGLE_APPLICATION_CREDENTIALS")
-                .map(PathBuf::from)
-                .or(well_known);
-        }
-        if let Some(host) = var("GCE_METADATA_HOST") {
-            self.metadata_url = format!("http://{}", host.to_string_lossy());
-        }
+        crate::google::resolve_environment(&mut self.credentials_file, &mut self.metadata_url);
     }
 }
 

@@ -1,6 +1,6 @@
 //! What every HTTP embedding provider shares: batching, a timeout per call,
 //! retries with backoff on 429 / 5xx / connection failures, answer checks and
-//! an LRU cache. A provider only says how to phrase a request and read an
+//! an LRU cache (the retries are [`crate::retry`]'s). A provider only says how to phrase a request and read an
 //! answer ([`Wire`]).
 
 use std::collections::{HashMap, HashSet};
@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 
 use super::{EmbedFuture, Embedder, Purpose};
 use crate::ProviderError;
+use crate::retry::RetryPolicy;
 
 /// Settings shared by HTTP providers.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,68 +103,25 @@ impl<W: Wire> RemoteEmbedder<W> {
         texts: &[String],
         purpose: Purpose,
     ) -> Result<Vec<Vec<f32>>, ProviderError> {
-        let s = &self.settings;
-        let mut attempt = 0;
-        let mut refreshed = false;
-        loop {
-            let request = self.wire.request(&self.http, texts, purpose).await?;
-            let (retryable, wait, error) = match request.send().await {
-                Ok(r) if r.status().is_success() => {
-                    let body = r.bytes().await.map_err(|e| {
-                        ProviderError::Unavailable(format!("answer cut short: {e}"))
-                    })?;
-                    let answer = serde_json::from_slice(&body)
-                        .map_err(|e| ProviderError::Provider(format!("unreadable answer: {e}")))?;
-                    let vectors = self.wire.vectors(answer, texts.len())?;
-                    return self.check(vectors, texts.len());
-                }
-                Ok(r) => {
-                    let status = r.status();
-                    let retry_after = r
-                        .headers()
-                        .get(reqwest::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let text = r.text().await.unwrap_or_default();
-                    let message =
-                        format!("{status}: {}", text.chars().take(300).collect::<String>());
-                    // A revoked or expired token: fetch a new one and retry once, at once.
-                    if status == reqwest::StatusCode::UNAUTHORIZED
-                        && !refreshed
-                        && self.wire.unauthorized()
-                    {
-                        refreshed = true;
-                        continue;
-                    }
-                    let retryable = status.as_u16() == 429 || status.is_server_error();
-                    (retryable, retry_after, message)
-                }
-                Err(e) => (true, None, e.to_string()),
-            };
-            if !retryable {
-                return Err(ProviderError::Provider(error));
-            }
-            if attempt >= s.max_retries {
-                return Err(ProviderError::Unavailable(format!(
-                    "{} failed {} times, last: {error}",
-                    self.wire.endpoint(),
-                    attempt + 1
-                )));
-            }
-            let backoff = s
-                .backoff
-                .saturating_mul(2u32.saturating_pow(attempt))
-                .min(Duration::from_secs(8));
-            // Up to 25% jitter so retrying instances do not stampede together.
-            let jitter = backoff.mul_f64(rand::random::<f64>() * 0.25);
-            tokio::time::sleep(
-                wait.unwrap_or(backoff + jitter)
-                    .min(Duration::from_secs(30)),
-            )
-            .await;
-            attempt += 1;
-        }
+        let policy = RetryPolicy {
+            max_retries: self.settings.max_retries,
+            backoff: self.settings.backoff,
+        };
+        let response = crate::retry::send(
+            policy,
+            self.wire.endpoint(),
+            || self.wire.request(&self.http, texts, purpose),
+            || self.wire.unauthorized(),
+        )
+        .await?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ProviderError::Unavailable(format!("answer cut short: {e}")))?;
+        let answer = serde_json::from_slice(&body)
+            .map_err(|e| ProviderError::Provider(format!("unreadable answer: {e}")))?;
+        let vectors = self.wire.vectors(answer, texts.len())?;
+        self.check(vectors, texts.len())
     }
 
     /// Refuses answers of the wrong count, length or with non-finite numbers.

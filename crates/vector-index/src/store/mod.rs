@@ -11,6 +11,7 @@
 mod any;
 mod codec;
 mod embedded;
+pub mod place;
 mod redis;
 
 use std::fmt;
