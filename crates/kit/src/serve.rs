@@ -1,8 +1,10 @@
 //! Serving until SIGTERM (Cloud Run's stop) or Ctrl-C, then a bounded drain.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::Router;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 /// Serves `app` on `listener` until a stop signal, then lets in-flight
@@ -55,4 +57,26 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown signal received; draining");
+}
+
+/// The `[server]` section of a service: listening address and shutdown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to bind; loopback by default.
+    pub host: IpAddr,
+    /// TCP port (`PORT` overrides it).
+    pub port: u16,
+    /// Longest wait for in-flight requests after SIGTERM, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: IpAddr::from([127, 0, 0, 1]),
+            port: 8080,
+            shutdown_grace_secs: 10,
+        }
+    }
 }

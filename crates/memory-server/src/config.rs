@@ -5,7 +5,6 @@
 //! then `PORT` (Cloud Run's convention) for `server.port`.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -13,6 +12,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::auth::{AuthConfig, KeyConfig};
 pub use crate::error::ConfigError;
 use crate::model::{Fusion, SearchMode};
+pub use kit::serve::ServerConfig;
 pub use kit::telemetry::{LogConfig, OtelConfig};
 pub use providers::embed::EmbedderConfig;
 pub use vector_index::store::place::{StorageBackend, StorageConfig, StoreLocation};
@@ -43,28 +43,6 @@ pub struct Config {
     pub mcp: McpConfig,
     /// Test-only settings.
     pub testing: TestingConfig,
-}
-
-/// Listening address and shutdown.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ServerConfig {
-    /// Address to bind; loopback by default.
-    pub host: IpAddr,
-    /// TCP port (`PORT` overrides it).
-    pub port: u16,
-    /// Longest wait for in-flight requests after SIGTERM, in seconds.
-    pub shutdown_grace_secs: u64,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            host: IpAddr::from([127, 0, 0, 1]),
-            port: 8080,
-            shutdown_grace_secs: 10,
-        }
-    }
 }
 
 /// Request limits; a request over one is a 4xx that names it.
@@ -433,6 +411,7 @@ mod tests {
     use crate::auth::Role;
     use figment::Figment;
     use figment::providers::{Format, Toml};
+    use std::net::IpAddr;
 
     #[test]
     fn out_of_range_settings_say_which_and_why() {
