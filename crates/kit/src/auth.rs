@@ -193,6 +193,11 @@ impl Principal {
         }
     }
 
+    /// The namespaces the key covers (`*` for every one).
+    pub fn namespaces(&self) -> &[String] {
+        &self.namespaces
+    }
+
     /// Whether the key covers `namespace` at all.
     pub fn covers(&self, namespace: &str) -> bool {
         self.namespaces.iter().any(|n| n == "*" || n == namespace)

@@ -19,10 +19,47 @@ pub fn load<C: Serialize + DeserializeOwned>(
     env: Option<&str>,
     prefix: &str,
 ) -> Result<C, Error> {
+    layered(
+        defaults,
+        dir,
+        "default.toml",
+        |env| format!("{env}.toml"),
+        env,
+        prefix,
+    )
+}
+
+/// As [`load`], for a service whose files in `dir` are `<name>.toml` and
+/// `<name>.<env>.toml` (a second service sharing the configuration directory).
+pub fn load_named<C: Serialize + DeserializeOwned>(
+    defaults: C,
+    dir: &Path,
+    name: &str,
+    env: Option<&str>,
+    prefix: &str,
+) -> Result<C, Error> {
+    layered(
+        defaults,
+        dir,
+        &format!("{name}.toml"),
+        |env| format!("{name}.{env}.toml"),
+        env,
+        prefix,
+    )
+}
+
+fn layered<C: Serialize + DeserializeOwned>(
+    defaults: C,
+    dir: &Path,
+    base: &str,
+    env_file: impl Fn(&str) -> String,
+    env: Option<&str>,
+    prefix: &str,
+) -> Result<C, Error> {
     let mut figment =
-        Figment::from(Serialized::defaults(defaults)).merge(Toml::file(dir.join("default.toml")));
+        Figment::from(Serialized::defaults(defaults)).merge(Toml::file(dir.join(base)));
     if let Some(env) = env {
-        let file = dir.join(format!("{env}.toml"));
+        let file = dir.join(env_file(env));
         if !file.exists() {
             return Err(Error::Config(format!(
                 "environment `{env}` has no file {}",

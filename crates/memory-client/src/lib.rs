@@ -105,6 +105,12 @@ impl MemoryClient {
         })
     }
 
+    /// Gives up on a call after `timeout` (30 s by default).
+    pub fn with_timeout(mut self, timeout: Duration) -> Result<Self> {
+        self.http = reqwest::Client::builder().timeout(timeout).build()?;
+        Ok(self)
+    }
+
     /// Sends `Authorization: Bearer <key>` with every call.
     pub fn with_key(mut self, key: impl Into<String>) -> Self {
         self.key = Some(key.into());

@@ -1,0 +1,790 @@
+//! A run's life: claiming the thread (or queueing behind its run), executing
+//! under a lease, cancelling from any instance, finishing (messages, memory
+//! write-back, the final record and event), and taking over runs whose
+//! instance died.
+//!
+//! Consistency, in short:
+//! - a thread has at most one active run: `Thread::active_run` is set by a
+//!   compare-and-set on the thread's version, and cleared the same way by
+//!   the run that holds it;
+//! - a running run belongs to the instance named in its record while its
+//!   lease (`lease_until`) is fresh; the owner renews it every heartbeat and,
+//!   at the same read, sees a cancel asked through any instance;
+//! - any instance's sweeper fails a running run whose lease has passed
+//!   (`instance_lost`) and starts the next queued run of its thread;
+//! - only the owner writes a run's events, numbered in order; the terminal
+//!   event is written after the final record, so a reader that sees it reads
+//!   the final run.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use orchestrator_api::{
+    InputMessage, Message, Role, Run, RunError, RunStatus, RunUsage, Thread, event,
+};
+use parking_lot::Mutex;
+use providers::chat::{ChatMessage, ChatRole};
+use serde_json::{Map, Value, json};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use vector_index::durable::now_millis;
+use vector_index::store::Expect;
+
+use crate::config::RunsConfig;
+use crate::engine::{Engine, Failure, Ledger, RunCtx};
+use crate::error::ApiError;
+use crate::events::{Emitter, Hub};
+use crate::memory::Scope;
+use crate::metrics::Metrics;
+use crate::store::{Records, RunRecord};
+
+/// Tries of a compare-and-set before giving up (another writer keeps winning).
+const CAS_TRIES: usize = 8;
+
+/// What a new run needs.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// Namespace.
+    pub namespace: String,
+    /// The user memories are about.
+    pub user_id: Option<String>,
+    /// The thread, if any.
+    pub thread: Option<Uuid>,
+    /// The agent.
+    pub agent: String,
+    /// The input messages.
+    pub input: Vec<InputMessage>,
+    /// Caller's metadata.
+    pub metadata: Map<String, Value>,
+    /// Queue behind a busy thread's run instead of failing.
+    pub queue: bool,
+}
+
+/// Runs, on this instance and through the store.
+pub struct Runs {
+    records: Arc<Records>,
+    engine: Arc<Engine>,
+    hub: Hub,
+    metrics: Arc<Metrics>,
+    settings: RunsConfig,
+    /// This instance's name in leases.
+    instance: String,
+    /// Runs executing here, with their cancel switches.
+    local: Mutex<HashMap<Uuid, CancellationToken>>,
+    /// Cancelled at shutdown: local runs stop (and are failed by the drain).
+    stop: CancellationToken,
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+fn status_event(s: RunStatus) -> &'static str {
+    match s {
+        RunStatus::Completed => event::RUN_COMPLETED,
+        RunStatus::Cancelled => event::RUN_CANCELLED,
+        _ => event::RUN_FAILED,
+    }
+}
+
+fn status_name(s: RunStatus) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+impl Runs {
+    /// The run service.
+    pub fn new(
+        records: Arc<Records>,
+        engine: Arc<Engine>,
+        hub: Hub,
+        metrics: Arc<Metrics>,
+        settings: RunsConfig,
+        stop: CancellationToken,
+    ) -> Self {
+        Self {
+            records,
+            engine,
+            hub,
+            metrics,
+            settings,
+            instance: Uuid::new_v4().to_string(),
+            local: Mutex::new(HashMap::new()),
+            stop,
+        }
+    }
+
+    /// The records (threads, messages, runs, events).
+    pub fn records(&self) -> &Arc<Records> {
+        &self.records
+    }
+
+    /// The hub waiters on this instance listen to.
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    fn lease_until(&self) -> i64 {
+        now_millis().saturating_add(i64::try_from(self.settings.lease_ms).unwrap_or(i64::MAX))
+    }
+
+    /// Creates a run: claims its thread (or queues behind the thread's run
+    /// when asked; otherwise a busy thread is a 409) and starts it here.
+    pub async fn start(self: &Arc<Self>, new: NewRun) -> Result<Run, ApiError> {
+        let id = Uuid::now_v7();
+        let mut status = RunStatus::Running;
+        if let Some(thread) = new.thread {
+            status = self.claim(thread, id, new.queue).await?;
+        }
+        let run = Run {
+            id,
+            thread_id: new.thread,
+            agent: new.agent,
+            namespace: new.namespace,
+            status,
+            output: None,
+            error: None,
+            usage: RunUsage::default(),
+            memories_used: Vec::new(),
+            metadata: new.metadata,
+            last_event: 0,
+            created_at: now(),
+            finished_at: None,
+        };
+        let record = RunRecord {
+            run: run.clone(),
+            user_id: new.user_id,
+            input: new.input,
+            owner: (status == RunStatus::Running).then(|| self.instance.clone()),
+            lease_until: self.lease_until(),
+            cancel_requested: false,
+        };
+        let version = match self.records.put_run(&record, Expect::Absent).await {
+            Ok(v) => v,
+            Err(e) => {
+                if let Some(thread) = new.thread {
+                    self.release(thread, id).await;
+                }
+                return Err(e);
+            }
+        };
+        if status == RunStatus::Running {
+            self.spawn(record, version);
+        }
+        Ok(run)
+    }
+
+    /// Makes `run` the thread's active run; returns `Queued` when the thread
+    /// is busy and `queue` was asked, else a 409.
+    async fn claim(&self, thread: Uuid, run: Uuid, queue: bool) -> Result<RunStatus, ApiError> {
+        for _ in 0..CAS_TRIES {
+            let (mut t, version) = self
+                .records
+                .thread(thread)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("thread {thread}")))?;
+            if let Some(active) = t.active_run
+                && self.is_live(active).await?
+            {
+                if queue {
+                    return Ok(RunStatus::Queued);
+                }
+                return Err(ApiError::Busy {
+                    message: format!(
+                        "thread {thread} has run {active} in progress: wait for it, cancel it, \
+                         or send \"queue\": true to run after it"
+                    ),
+                    active_run: active.to_string(),
+                });
+            }
+            t.active_run = Some(run);
+            t.updated_at = now();
+            match self.records.put_thread(&t, Expect::Version(version)).await {
+                Ok(_) => return Ok(RunStatus::Running),
+                Err(ApiError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ApiError::Conflict(format!(
+            "thread {thread} is changing too often to start a run; retry"
+        )))
+    }
+
+    /// Whether run `id` exists and has not ended.
+    async fn is_live(&self, id: Uuid) -> Result<bool, ApiError> {
+        Ok(self
+            .records
+            .run(id)
+            .await?
+            .is_some_and(|(r, _)| !r.run.status.is_terminal()))
+    }
+
+    /// Clears `run` as the thread's active run (if it still is), then starts
+    /// the thread's oldest queued run, if any.
+    async fn release(self: &Arc<Self>, thread: Uuid, run: Uuid) {
+        for _ in 0..CAS_TRIES {
+            let (mut t, version) = match self.records.thread(thread).await {
+                Ok(Some(t)) => t,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, %thread, "cannot release the thread; the sweeper will");
+                    return;
+                }
+            };
+            if t.active_run != Some(run) {
+                return;
+            }
+            t.active_run = None;
+            t.updated_at = now();
+            match self.records.put_thread(&t, Expect::Version(version)).await {
+                Ok(_) => break,
+                Err(ApiError::Conflict(_)) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, %thread, "cannot release the thread; the sweeper will");
+                    return;
+                }
+            }
+        }
+        self.start_next(thread).await;
+    }
+
+    /// Starts the oldest queued run of `thread` if the thread is free.
+    async fn start_next(self: &Arc<Self>, thread: Uuid) {
+        let result: Result<(), ApiError> = async {
+            let ids = self.records.run_ids_with(RunStatus::Queued, Some(thread));
+            let mut queued = self.records.runs(&ids).await?;
+            queued.sort_by_key(|(r, _)| r.run.id);
+            let Some((mut record, version)) = queued.into_iter().next() else {
+                return Ok(());
+            };
+            if self.claim(thread, record.run.id, false).await.is_err() {
+                return Ok(()); // still busy: its run will start this one when it ends
+            }
+            record.run.status = RunStatus::Running;
+            record.owner = Some(self.instance.clone());
+            record.lease_until = self.lease_until();
+            match self
+                .records
+                .put_run(&record, Expect::Version(version))
+                .await
+            {
+                Ok(v) => self.spawn(record, v),
+                Err(_) => self.release_only(thread, record.run.id).await,
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, %thread, "cannot start the next queued run; the sweeper will");
+        }
+    }
+
+    /// Clears the thread's active run without starting another.
+    async fn release_only(&self, thread: Uuid, run: Uuid) {
+        if let Ok(Some((mut t, v))) = self.records.thread(thread).await
+            && t.active_run == Some(run)
+        {
+            t.active_run = None;
+            let _ = self.records.put_thread(&t, Expect::Version(v)).await;
+        }
+    }
+
+    fn spawn(self: &Arc<Self>, record: RunRecord, version: u64) {
+        let this = Arc::clone(self);
+        let token = self.stop.child_token();
+        self.local.lock().insert(record.run.id, token.clone());
+        tokio::spawn(async move { this.execute(record, version, token).await });
+    }
+
+    /// Executes a claimed run to its end.
+    async fn execute(self: Arc<Self>, record: RunRecord, version: u64, cancel: CancellationToken) {
+        let started = Instant::now();
+        self.metrics.active(1);
+        let run = record.run.clone();
+        let emitter = Emitter::new(
+            Arc::clone(&self.records),
+            self.hub.clone(),
+            run.id,
+            run.namespace.clone(),
+            run.thread_id,
+            run.last_event,
+        );
+        let ctx = RunCtx {
+            id: run.id,
+            namespace: run.namespace.clone(),
+            user_id: record.user_id.clone(),
+            thread: run.thread_id,
+            emitter,
+            ledger: Mutex::new(Ledger::default()),
+            state: Mutex::new(Map::new()),
+        };
+        let heartbeat = self.heartbeat(run.id, version, cancel.clone());
+        let outcome = tokio::select! {
+            r = self.work(&ctx, &record) => r,
+            () = cancel.cancelled() => Err(Failure::new("cancelled", "cancelled")),
+            () = tokio::time::sleep(Duration::from_millis(self.settings.max_run_ms)) => Err(Failure::new(
+                "timeout",
+                format!("the run took longer than runs.max_run_ms ({} ms)", self.settings.max_run_ms),
+            )),
+        };
+        heartbeat.abort();
+        let shutting_down = self.stop.is_cancelled();
+        self.finish(&ctx, record, outcome, shutting_down).await;
+        self.local.lock().remove(&run.id);
+        self.metrics.active(-1);
+        let final_status = self
+            .records
+            .run(run.id)
+            .await
+            .ok()
+            .flatten()
+            .map(|(r, _)| r.run);
+        if let Some(r) = &final_status {
+            self.metrics.run_finished(
+                &r.agent,
+                &status_name(r.status),
+                started.elapsed(),
+                r.error.as_ref().map(|e| e.code.as_str()),
+            );
+        }
+        if let Some(thread) = run.thread_id {
+            self.release(thread, run.id).await;
+        }
+    }
+
+    /// The run proper: history, input, the agent.
+    async fn work(&self, ctx: &RunCtx, record: &RunRecord) -> Result<String, Failure> {
+        ctx.emitter
+            .emit(
+                event::RUN_STARTED,
+                json!({"run_id": record.run.id, "agent": record.run.agent, "thread_id": record.run.thread_id}),
+            )
+            .await?;
+        let mut conversation = Vec::new();
+        if let Some(thread) = record.run.thread_id {
+            let history = self.records.messages(thread).await?;
+            let skip = history.len().saturating_sub(self.settings.history_messages);
+            conversation.extend(
+                history
+                    .into_iter()
+                    .skip(skip)
+                    .map(|m| ChatMessage::new(chat_role(m.role), m.content)),
+            );
+            let input: Vec<Message> = record
+                .input
+                .iter()
+                .map(|m| Message {
+                    id: Uuid::now_v7(),
+                    role: m.role,
+                    content: m.content.clone(),
+                    agent: None,
+                    run_id: record.run.id,
+                    created_at: now(),
+                })
+                .collect();
+            self.records
+                .add_messages(&record.run.namespace, thread, &input)
+                .await?;
+        }
+        conversation.extend(
+            record
+                .input
+                .iter()
+                .map(|m| ChatMessage::new(chat_role(m.role), m.content.clone())),
+        );
+        self.engine
+            .run_agent(ctx, &record.run.agent, conversation)
+            .await
+    }
+
+    /// Renews the lease every heartbeat; cancels the run when a cancel was
+    /// asked through another instance.
+    fn heartbeat(
+        &self,
+        run: Uuid,
+        version: u64,
+        cancel: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let records = Arc::clone(&self.records);
+        let every = Duration::from_millis(self.settings.heartbeat_ms);
+        let lease = i64::try_from(self.settings.lease_ms).unwrap_or(i64::MAX);
+        tokio::spawn(async move {
+            let mut version = version;
+            loop {
+                tokio::time::sleep(every).await;
+                let Ok(Some((mut r, v))) = records.run(run).await else {
+                    continue; // store unreachable: try again; the lease has slack
+                };
+                if r.cancel_requested {
+                    cancel.cancel();
+                    return;
+                }
+                if r.run.status.is_terminal() {
+                    return;
+                }
+                version = v.max(version);
+                r.lease_until = now_millis().saturating_add(lease);
+                if let Err(e) = records.put_run(&r, Expect::Version(version)).await {
+                    tracing::debug!(error = %e, %run, "lease renewal raced; re-reading");
+                }
+            }
+        })
+    }
+
+    /// Writes the outcome: the answer to the thread, the turn to memory, the
+    /// final record, then the terminal event.
+    async fn finish(
+        self: &Arc<Self>,
+        ctx: &RunCtx,
+        record: RunRecord,
+        outcome: Result<String, Failure>,
+        shutting_down: bool,
+    ) {
+        let mut run = record.run.clone();
+        let ledger = ctx.ledger.lock().clone();
+        run.usage = ledger.usage;
+        run.memories_used = ledger.memories;
+        match outcome {
+            Ok(answer) => {
+                run.status = RunStatus::Completed;
+                if let Some(thread) = run.thread_id {
+                    let message = Message {
+                        id: Uuid::now_v7(),
+                        role: Role::Assistant,
+                        content: answer.clone(),
+                        agent: Some(run.agent.clone()),
+                        run_id: run.id,
+                        created_at: now(),
+                    };
+                    if let Err(e) = self
+                        .records
+                        .add_messages(&run.namespace, thread, std::slice::from_ref(&message))
+                        .await
+                    {
+                        tracing::error!(error = %e, run = %run.id, "the answer was not added to its thread");
+                    }
+                    self.write_back(ctx, &record, &answer).await;
+                }
+                run.output = Some(answer);
+            }
+            Err(f) if f.code == "cancelled" && !shutting_down => {
+                run.status = RunStatus::Cancelled;
+            }
+            Err(f) => {
+                let f = if shutting_down {
+                    Failure::new("instance_stopped", "the instance running it shut down")
+                } else {
+                    f
+                };
+                tracing::warn!(run = %run.id, code = f.code, message = %f.message, "run failed");
+                run.status = RunStatus::Failed;
+                run.error = Some(RunError {
+                    code: f.code.to_owned(),
+                    message: f.message,
+                });
+            }
+        }
+        run.finished_at = Some(now());
+        self.conclude(&ctx.emitter, run, &record).await;
+    }
+
+    /// Stores the final run, then its terminal event (numbered after the rest).
+    async fn conclude(&self, emitter: &Emitter, mut run: Run, record: &RunRecord) {
+        run.last_event = emitter.last().await + 1;
+        let mut last = None;
+        for _ in 0..CAS_TRIES {
+            let current = match self.records.run(run.id).await {
+                Ok(c) => c,
+                Err(e) => {
+                    last = Some(e);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let (expect, cancel_requested) = match &current {
+                Some((r, _)) if r.run.status.is_terminal() => {
+                    tracing::warn!(run = %run.id, "another instance ended this run first; keeping its outcome");
+                    return;
+                }
+                Some((r, v)) => (Expect::Version(*v), r.cancel_requested),
+                None => return, // its thread was deleted
+            };
+            let final_record = RunRecord {
+                run: run.clone(),
+                owner: None,
+                cancel_requested,
+                ..record.clone()
+            };
+            match self.records.put_run(&final_record, expect).await {
+                Ok(_) => {
+                    let kind = status_event(run.status);
+                    let data = serde_json::to_value(&run).unwrap_or(Value::Null);
+                    if let Err(e) = emitter.emit(kind, data).await {
+                        tracing::error!(error = %e, run = %run.id, "the terminal event was not stored");
+                    }
+                    self.hub.notify(run.id);
+                    return;
+                }
+                Err(ApiError::Conflict(_)) => continue,
+                Err(e) => {
+                    last = Some(e);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+        tracing::error!(run = %run.id, error = ?last, "the run's outcome could not be stored; the sweeper will fail it");
+    }
+
+    /// Appends the turn to the thread's memory session (at most once).
+    async fn write_back(&self, ctx: &RunCtx, record: &RunRecord, answer: &str) {
+        let (Some(memory), Some(thread)) = (self.engine.memory.as_deref(), record.run.thread_id)
+        else {
+            return;
+        };
+        let scope = Scope {
+            namespace: &record.run.namespace,
+            user_id: record.user_id.as_deref(),
+            agent: &record.run.agent,
+        };
+        let mut messages: Vec<(String, String, Option<String>)> = record
+            .input
+            .iter()
+            .map(|m| (role_name(m.role), m.content.clone(), None))
+            .collect();
+        messages.push((
+            "assistant".into(),
+            answer.to_owned(),
+            Some(record.run.agent.clone()),
+        ));
+        if let Err(e) = memory
+            .append_turn(&scope, &thread.to_string(), messages)
+            .await
+        {
+            tracing::warn!(error = %e, run = %ctx.id, "the turn was not appended to the memory session");
+        }
+    }
+
+    /// Asks run `id` to stop: a queued run is cancelled at once; a running
+    /// one stops at once here, or at its owner's next heartbeat elsewhere.
+    pub async fn cancel(&self, id: Uuid) -> Result<Run, ApiError> {
+        for _ in 0..CAS_TRIES {
+            let (mut r, v) = self
+                .records
+                .run(id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("run {id}")))?;
+            if r.run.status.is_terminal() {
+                return Err(ApiError::Conflict(format!(
+                    "run {id} has already ended ({})",
+                    status_name(r.run.status)
+                )));
+            }
+            if r.run.status == RunStatus::Queued {
+                r.run.status = RunStatus::Cancelled;
+                r.run.finished_at = Some(now());
+                r.run.last_event = 1;
+                match self.records.put_run(&r, Expect::Version(v)).await {
+                    Ok(_) => {
+                        let emitter = Emitter::new(
+                            Arc::clone(&self.records),
+                            self.hub.clone(),
+                            id,
+                            r.run.namespace.clone(),
+                            r.run.thread_id,
+                            0,
+                        );
+                        let data = serde_json::to_value(&r.run).unwrap_or(Value::Null);
+                        emitter.emit(event::RUN_CANCELLED, data).await?;
+                        return Ok(r.run);
+                    }
+                    Err(ApiError::Conflict(_)) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            r.cancel_requested = true;
+            match self.records.put_run(&r, Expect::Version(v)).await {
+                Ok(_) => {
+                    if let Some(token) = self.local.lock().get(&id) {
+                        token.cancel();
+                    }
+                    return Ok(r.run);
+                }
+                Err(ApiError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ApiError::Conflict(format!(
+            "run {id} is changing too often; retry"
+        )))
+    }
+
+    /// The run once it has ended, or as it is when `wait` runs out.
+    pub async fn wait(&self, id: Uuid, wait: Duration) -> Result<Run, ApiError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut news = self.hub.subscribe();
+        loop {
+            let (r, _) = self
+                .records
+                .run(id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("run {id}")))?;
+            if r.run.status.is_terminal() || tokio::time::Instant::now() >= deadline {
+                return Ok(r.run);
+            }
+            // Woken by this instance's news, or polling the replica for others'.
+            let _ = tokio::time::timeout_at(
+                deadline.min(tokio::time::Instant::now() + Duration::from_millis(250)),
+                async {
+                    loop {
+                        match news.recv().await {
+                            Ok(run) if run == id => return,
+                            Ok(_) => {}
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                                std::future::pending::<()>().await
+                            }
+                        }
+                    }
+                },
+            )
+            .await;
+        }
+    }
+
+    /// Fails running runs whose lease has passed (their instance died) and
+    /// starts queued runs whose thread is free; returns how many it failed.
+    pub async fn sweep(self: &Arc<Self>) -> Result<usize, ApiError> {
+        let ids = self.records.run_ids_with(RunStatus::Running, None);
+        let now_ms = now_millis();
+        let mut failed = 0;
+        for (mut r, v) in self.records.runs(&ids).await? {
+            if r.lease_until >= now_ms || self.local.lock().contains_key(&r.run.id) {
+                continue;
+            }
+            let last = self.records.last_event(r.run.id).await?;
+            r.run.status = RunStatus::Failed;
+            r.run.error = Some(RunError {
+                code: "instance_lost".into(),
+                message: "the instance running it stopped renewing its lease".into(),
+            });
+            r.run.finished_at = Some(now());
+            r.run.last_event = last + 1;
+            r.owner = None;
+            if self.records.put_run(&r, Expect::Version(v)).await.is_err() {
+                continue; // renewed or ended meanwhile
+            }
+            failed += 1;
+            tracing::warn!(run = %r.run.id, "run failed: its instance stopped renewing the lease");
+            let emitter = Emitter::new(
+                Arc::clone(&self.records),
+                self.hub.clone(),
+                r.run.id,
+                r.run.namespace.clone(),
+                r.run.thread_id,
+                last,
+            );
+            let data = serde_json::to_value(&r.run).unwrap_or(Value::Null);
+            emitter.emit(event::RUN_FAILED, data).await?;
+            self.metrics.run_finished(
+                &r.run.agent,
+                "failed",
+                Duration::ZERO,
+                Some("instance_lost"),
+            );
+            if let Some(thread) = r.run.thread_id {
+                self.release(thread, r.run.id).await;
+            }
+        }
+        // Queued runs whose thread is free (their predecessor's instance died
+        // before starting them).
+        let queued = self.records.run_ids_with(RunStatus::Queued, None);
+        let mut threads: Vec<Uuid> = self
+            .records
+            .runs(&queued)
+            .await?
+            .into_iter()
+            .filter_map(|(r, _)| r.run.thread_id)
+            .collect();
+        threads.sort();
+        threads.dedup();
+        for thread in threads {
+            if let Some((t, _)) = self.records.thread(thread).await?
+                && match t.active_run {
+                    Some(a) => !self.is_live(a).await?,
+                    None => true,
+                }
+            {
+                if let Some(a) = t.active_run {
+                    self.release_only(thread, a).await;
+                }
+                self.start_next(thread).await;
+            }
+        }
+        Ok(failed)
+    }
+
+    /// Runs [`Self::sweep`] every heartbeat until `stop`.
+    pub fn spawn_sweeper(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let this = Arc::clone(self);
+        let every = Duration::from_millis(self.settings.heartbeat_ms);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = this.stop.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+                if let Err(e) = this.sweep().await {
+                    tracing::warn!(error = %e, "run sweep failed; retrying next heartbeat");
+                }
+            }
+        })
+    }
+
+    /// Waits up to `grace` for local runs to end after shutdown was asked.
+    pub async fn drain(&self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        while !self.local.lock().is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Thread records are created by the HTTP layer; this is the one place
+    /// that deletes a thread (refused while a run is active).
+    pub async fn delete_thread(&self, thread: &Thread) -> Result<(), ApiError> {
+        if let Some(active) = thread.active_run
+            && self.is_live(active).await?
+        {
+            return Err(ApiError::Busy {
+                message: format!(
+                    "thread {} has run {active} in progress: cancel it first",
+                    thread.id
+                ),
+                active_run: active.to_string(),
+            });
+        }
+        self.records.delete_thread(thread.id).await
+    }
+}
+
+/// The model-side role of a thread message.
+fn chat_role(r: Role) -> ChatRole {
+    match r {
+        Role::User => ChatRole::User,
+        Role::Assistant => ChatRole::Assistant,
+        Role::System => ChatRole::System,
+    }
+}
+
+/// A role's name in memory-server sessions.
+fn role_name(r: Role) -> String {
+    match r {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+        Role::System => "system",
+    }
+    .to_owned()
+}

@@ -1,0 +1,360 @@
+//! Threads, messages, runs and run events as records in the shared store
+//! (vector-index's record collection: no vectors, versioned, Redis in the
+//! cloud so every instance sees every record).
+//!
+//! Each record's payload says what it is (`kind`), whose it is
+//! (`namespace`, `user_id`) and what it belongs to (`session_id` = the
+//! thread, attribute `run=<id>` for events, `status=<s>` for runs), so
+//! listings are bitmap lookups; the JSON document is the record itself.
+//! Writes that race (two runs on one thread, a cancel against a finish) are
+//! compare-and-set on the record's version.
+
+use std::sync::Arc;
+
+use orchestrator_api::{Message, Run, RunEvent, RunStatus, Thread};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+use vector_index::durable::{DurableCollection, now_millis};
+use vector_index::store::{AnyStore, Expect, NewPoint};
+use vector_index::{Field, Filter, Payload};
+
+use crate::error::ApiError;
+
+/// The collection's name in the store.
+pub const COLLECTION: &str = "orchestrator";
+
+const THREAD: &str = "thread";
+const MESSAGE: &str = "message";
+const RUN: &str = "run";
+const EVENT: &str = "event";
+
+/// A run as stored: the run, and what only the orchestrator needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// The run as callers see it.
+    pub run: Run,
+    /// The user memories are about.
+    pub user_id: Option<String>,
+    /// The input messages (kept until the run starts, for queued runs).
+    pub input: Vec<orchestrator_api::InputMessage>,
+    /// Instance holding the lease.
+    pub owner: Option<String>,
+    /// The lease ends at this instant (ms since the epoch) unless renewed.
+    pub lease_until: i64,
+    /// A caller asked to cancel; the owner stops at its next heartbeat.
+    pub cancel_requested: bool,
+}
+
+/// A message as stored, with its place in the thread.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MessageRecord {
+    message: Message,
+    order: u64,
+}
+
+/// A record and its version.
+pub type Versioned<T> = (T, u64);
+
+/// The orchestrator's records.
+pub struct Records {
+    c: Arc<DurableCollection<AnyStore>>,
+}
+
+fn decode<T: DeserializeOwned>(id: Uuid, document: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(document)
+        .map_err(|e| ApiError::Internal(format!("record {id} cannot be read: {e}")))
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(value).map_err(|e| ApiError::Internal(format!("cannot encode: {e}")))
+}
+
+fn payload(kind: &str, namespace: &str, user: Option<&str>, thread: Option<Uuid>) -> Payload {
+    let now = now_millis();
+    Payload {
+        namespace: namespace.to_owned(),
+        user_id: user.map(str::to_owned),
+        session_id: thread.map(|t| t.to_string()),
+        kind: Some(kind.to_owned()),
+        created_at: now,
+        updated_at: now,
+        ..Payload::default()
+    }
+}
+
+fn status_attr(s: RunStatus) -> String {
+    let name = serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    format!("status={name}")
+}
+
+impl Records {
+    /// Records in `collection`.
+    pub fn new(collection: Arc<DurableCollection<AnyStore>>) -> Self {
+        Self { c: collection }
+    }
+
+    /// Whether the store answers (for `/readyz`).
+    pub fn reachable(&self) -> bool {
+        self.c.is_ready() && self.c.store_reachable()
+    }
+
+    /// The collection (for the sweeper and snapshots).
+    pub fn collection(&self) -> &Arc<DurableCollection<AnyStore>> {
+        &self.c
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        id: Uuid,
+        kind: &str,
+    ) -> Result<Option<Versioned<T>>, ApiError> {
+        match self.c.get(id).await? {
+            Some(r) if r.payload.kind.as_deref() == Some(kind) => {
+                Ok(Some((decode(id, &r.document)?, r.version)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn get_all<T: DeserializeOwned>(&self, ids: &[Uuid]) -> Result<Vec<T>, ApiError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            for (id, r) in chunk.iter().zip(self.c.get_many(chunk).await?) {
+                // Deleted between the lookup and the read: gone, not an error.
+                if let Some(r) = r {
+                    out.push(decode(*id, &r.document)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- threads ----
+
+    /// Stores `thread` if `expect` allows; returns the new version.
+    pub async fn put_thread(&self, thread: &Thread, expect: Expect) -> Result<u64, ApiError> {
+        let mut p = payload(THREAD, &thread.namespace, thread.user_id.as_deref(), None);
+        p.updated_at = vector_index::durable::now_millis();
+        Ok(self
+            .c
+            .upsert_document(thread.id, &[], p, &encode(thread)?, expect)
+            .await?)
+    }
+
+    /// The thread `id`.
+    pub async fn thread(&self, id: Uuid) -> Result<Option<Versioned<Thread>>, ApiError> {
+        self.get(id, THREAD).await
+    }
+
+    /// Threads in `namespaces` (any namespace for `None`), of `user` when given.
+    pub async fn threads(
+        &self,
+        namespaces: Option<&[String]>,
+        user: Option<&str>,
+    ) -> Result<Vec<Thread>, ApiError> {
+        let mut f = Filter::all().eq(Field::Kind, THREAD);
+        if let Some(ns) = namespaces {
+            f = f.any_of(Field::Namespace, ns.iter().cloned());
+        }
+        if let Some(u) = user {
+            f = f.eq(Field::User, u);
+        }
+        self.get_all(&self.c.ids_matching(&f)).await
+    }
+
+    /// Deletes the thread and everything in it (messages, runs, events).
+    pub async fn delete_thread(&self, id: Uuid) -> Result<(), ApiError> {
+        let inside = self
+            .c
+            .ids_matching(&Filter::all().eq(Field::Session, id.to_string()));
+        let runs: Vec<RunRecord> = self
+            .get_all(
+                &self.c.ids_matching(
+                    &Filter::all()
+                        .eq(Field::Session, id.to_string())
+                        .eq(Field::Kind, RUN),
+                ),
+            )
+            .await?;
+        for run in runs {
+            for e in self.event_ids(run.run.id) {
+                self.c.delete(e, Expect::Any).await?;
+            }
+        }
+        for r in inside {
+            self.c.delete(r, Expect::Any).await?;
+        }
+        self.c.delete(id, Expect::Any).await?;
+        Ok(())
+    }
+
+    // ---- messages ----
+
+    /// Appends `messages` to their thread, in order.
+    pub async fn add_messages(
+        &self,
+        namespace: &str,
+        thread: Uuid,
+        messages: &[Message],
+    ) -> Result<(), ApiError> {
+        let base = u64::try_from(now_millis()).unwrap_or(0).saturating_mul(64);
+        let mut points = Vec::with_capacity(messages.len());
+        for (i, m) in messages.iter().enumerate() {
+            let record = MessageRecord {
+                message: m.clone(),
+                order: base + i as u64,
+            };
+            let mut point = NewPoint::new(
+                m.id,
+                Vec::new(),
+                payload(MESSAGE, namespace, None, Some(thread)),
+            );
+            point.document = encode(&record)?;
+            points.push(point);
+        }
+        self.c.upsert_many(points).await?;
+        Ok(())
+    }
+
+    /// The thread's messages, oldest first.
+    pub async fn messages(&self, thread: Uuid) -> Result<Vec<Message>, ApiError> {
+        let f = Filter::all()
+            .eq(Field::Session, thread.to_string())
+            .eq(Field::Kind, MESSAGE);
+        let mut records: Vec<MessageRecord> = self.get_all(&self.c.ids_matching(&f)).await?;
+        records.sort_by_key(|r| (r.order, r.message.id));
+        Ok(records.into_iter().map(|r| r.message).collect())
+    }
+
+    // ---- runs ----
+
+    /// Stores `record` if `expect` allows; returns the new version.
+    pub async fn put_run(&self, record: &RunRecord, expect: Expect) -> Result<u64, ApiError> {
+        let run = &record.run;
+        let mut p = payload(
+            RUN,
+            &run.namespace,
+            record.user_id.as_deref(),
+            run.thread_id,
+        );
+        p.attributes = vec![status_attr(run.status)];
+        Ok(self
+            .c
+            .upsert_document(run.id, &[], p, &encode(record)?, expect)
+            .await?)
+    }
+
+    /// The run `id`.
+    pub async fn run(&self, id: Uuid) -> Result<Option<Versioned<RunRecord>>, ApiError> {
+        self.get(id, RUN).await
+    }
+
+    /// Runs with `status` (all namespaces), for the lease sweeper and queues.
+    pub fn run_ids_with(&self, status: RunStatus, thread: Option<Uuid>) -> Vec<Uuid> {
+        let mut f = Filter::all()
+            .eq(Field::Kind, RUN)
+            .eq(Field::Attribute, status_attr(status));
+        if let Some(t) = thread {
+            f = f.eq(Field::Session, t.to_string());
+        }
+        self.c.ids_matching(&f)
+    }
+
+    /// The runs `ids` that still exist, with versions.
+    pub async fn runs(&self, ids: &[Uuid]) -> Result<Vec<Versioned<RunRecord>>, ApiError> {
+        let mut out = Vec::new();
+        for (id, r) in ids.iter().zip(self.c.get_many(ids).await?) {
+            if let Some(r) = r {
+                out.push((decode(*id, &r.document)?, r.version));
+            }
+        }
+        Ok(out)
+    }
+
+    // ---- events ----
+
+    fn event_ids(&self, run: Uuid) -> Vec<Uuid> {
+        self.c.ids_matching(
+            &Filter::all()
+                .eq(Field::Kind, EVENT)
+                .eq(Field::Attribute, format!("run={run}")),
+        )
+    }
+
+    /// Stores `events` of a run in `namespace`.
+    pub async fn add_events(
+        &self,
+        namespace: &str,
+        thread: Option<Uuid>,
+        events: &[RunEvent],
+    ) -> Result<(), ApiError> {
+        let mut points = Vec::with_capacity(events.len());
+        for e in events {
+            let mut p = payload(EVENT, namespace, None, thread);
+            p.attributes = vec![format!("run={}", e.run_id)];
+            let mut point = NewPoint::new(Uuid::now_v7(), Vec::new(), p);
+            point.document = encode(e)?;
+            points.push(point);
+        }
+        self.c.upsert_many(points).await?;
+        Ok(())
+    }
+
+    /// The run's events with a sequence number above `after` among the
+    /// records not in `known` (which this call adds to), in order, with
+    /// their record ids.
+    pub async fn events_after(
+        &self,
+        run: Uuid,
+        after: u64,
+        known: &mut std::collections::HashSet<Uuid>,
+    ) -> Result<Vec<(Uuid, RunEvent)>, ApiError> {
+        let fresh: Vec<Uuid> = self
+            .event_ids(run)
+            .into_iter()
+            .filter(|id| !known.contains(id))
+            .collect();
+        if fresh.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut events = Vec::new();
+        for chunk in fresh.chunks(500) {
+            for (id, r) in chunk.iter().zip(self.c.get_many(chunk).await?) {
+                if let Some(r) = r {
+                    let e: RunEvent = decode(*id, &r.document)?;
+                    known.insert(*id);
+                    if e.seq > after {
+                        events.push((*id, e));
+                    }
+                }
+            }
+        }
+        events.sort_by_key(|(_, e)| e.seq);
+        Ok(events)
+    }
+
+    /// Every stored event of the run, in order.
+    pub async fn events(&self, run: Uuid) -> Result<Vec<RunEvent>, ApiError> {
+        let mut known = std::collections::HashSet::new();
+        Ok(self
+            .events_after(run, 0, &mut known)
+            .await?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect())
+    }
+
+    /// The highest sequence number stored for the run (0 for none).
+    pub async fn last_event(&self, run: Uuid) -> Result<u64, ApiError> {
+        let mut known = std::collections::HashSet::new();
+        Ok(self
+            .events_after(run, 0, &mut known)
+            .await?
+            .last()
+            .map_or(0, |(_, e)| e.seq))
+    }
+}
