@@ -44,3 +44,32 @@ pub async fn serve_stub(app: axum::Router) -> String {
     tokio::spawn(async move { axum::serve(listener, app).await.expect("the stub serves") });
     url
 }
+
+/// The path of workspace binary `bin` of package `package`, built for this
+/// test run: `cargo test --workspace` builds every binary beside the test
+/// executables; a narrower run (`cargo test -p orchestrator`) builds the
+/// missing one here, once.
+pub fn workspace_binary(package: &str, bin: &str) -> std::path::PathBuf {
+    static BUILD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // target/<profile>/deps/<test> -> target/<profile>/<bin>
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("a test executable under target/<profile>/deps");
+    let path = profile_dir.join(bin);
+    let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    if !path.exists() {
+        let target_dir = profile_dir.parent().expect("target/<profile>");
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", package, "--bin", bin])
+            .env("CARGO_TARGET_DIR", target_dir)
+            .status()
+            .expect("run cargo build");
+        assert!(
+            status.success(),
+            "cargo build -p {package} --bin {bin} failed"
+        );
+    }
+    path
+}
