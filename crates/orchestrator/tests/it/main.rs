@@ -5,5 +5,6 @@
 mod agents;
 mod api;
 mod instances;
+mod local_model;
 mod memory;
 mod support;
