@@ -14,6 +14,7 @@ use providers::chat::{ChatModel, ChatModelConfig};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::mcp_tools::{McpServerConfig, McpServers};
 use crate::tools::BUILTIN_TOOLS;
 
 /// The agents file as written.
@@ -30,6 +31,9 @@ pub struct AgentsFile {
     /// Agents by name.
     #[serde(default)]
     pub agents: BTreeMap<String, Spanned<AgentConfig>>,
+    /// Remote MCP servers whose tools agents may use, by name.
+    #[serde(default)]
+    pub mcp_servers: BTreeMap<String, McpServerConfig>,
 }
 
 /// One agent as written.
@@ -161,6 +165,8 @@ pub struct Model {
 pub struct Agents {
     agents: BTreeMap<String, Agent>,
     models: BTreeMap<String, Model>,
+    /// The remote MCP servers.
+    pub mcp: McpServers,
 }
 
 /// A bad agents file.
@@ -220,6 +226,17 @@ impl Agents {
                 m.get_ref()
             ));
         }
+        for (name, server) in &parsed.mcp_servers {
+            if !valid_name(name) || name.contains(crate::mcp_tools::MODEL_SEPARATOR) {
+                return Err(format!(
+                    "mcp_servers.{name}: server names are letters, digits, `-` and single `_`"
+                ));
+            }
+            server
+                .check()
+                .map_err(|e| format!("mcp_servers.{name}: {e}"))?;
+        }
+        let mcp = McpServers::new(&parsed.mcp_servers);
         let names: HashSet<&str> = parsed.agents.keys().map(String::as_str).collect();
         let mut agents = BTreeMap::new();
         for (name, spanned) in &parsed.agents {
@@ -245,11 +262,16 @@ impl Agents {
                 ));
             }
             for tool in &c.tools {
-                if !BUILTIN_TOOLS.contains(&tool.get_ref().as_str()) {
+                let t = tool.get_ref().as_str();
+                let remote = t
+                    .split_once('.')
+                    .is_some_and(|(server, tool)| mcp.allows(server, tool));
+                if !BUILTIN_TOOLS.contains(&t) && !remote {
                     return Err(format!(
-                        "agents.{name} ({}): tool `{}` does not exist; built-in tools: {}",
+                        "agents.{name} ({}): tool `{t}` does not exist; built-in tools: {}; \
+                         remote tools are `<server>.<tool>` with the tool in that \
+                         [mcp_servers.<server>] `tools` list",
                         at(tool.span()),
-                        tool.get_ref(),
                         BUILTIN_TOOLS.join(", ")
                     ));
                 }
@@ -304,7 +326,11 @@ impl Agents {
                 },
             );
         }
-        let this = Self { agents, models };
+        let this = Self {
+            agents,
+            models,
+            mcp,
+        };
         for name in this.agents.keys() {
             this.check_acyclic(name, &mut Vec::new())?;
         }
@@ -406,6 +432,22 @@ mod tests {
             "{MODEL}\n[agents.a]\nkind = \"llm\"\nmodel = \"m\"\ntools = [\"rm_rf\"]\n"
         ));
         assert!(e.contains("tool `rm_rf`"), "{e}");
+    }
+
+    #[test]
+    fn remote_tools_must_be_on_their_servers_allowlist() {
+        let server =
+            "[mcp_servers.mem]\nurl = \"http://127.0.0.1:1/mcp\"\ntools = [\"memory_list\"]\n";
+        let ok = format!(
+            "{MODEL}{server}\n[agents.a]\nkind = \"llm\"\nmodel = \"m\"\ntools = [\"mem.memory_list\"]\n"
+        );
+        assert!(Agents::parse(&ok).is_ok());
+        let e = error(&format!(
+            "{MODEL}{server}\n[agents.a]\nkind = \"llm\"\nmodel = \"m\"\ntools = [\"mem.memory_delete\"]\n"
+        ));
+        assert!(e.contains("mem.memory_delete"), "{e}");
+        let e = error(&format!("{MODEL}[mcp_servers.x]\ntools = [\"t\"]\n"));
+        assert!(e.contains("url") && e.contains("command"), "{e}");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::agents::{Agent, Agents};
 use crate::events::Emitter;
+use crate::mcp_tools;
 use crate::memory::{MemoryLink, Scope, render};
 use crate::metrics::Metrics;
 use crate::tools::{self, EXIT_LOOP_KEY, ToolEnv};
@@ -537,7 +538,10 @@ impl Engine {
             )
             .await?;
         // Only the agent's own tools run, whatever the model asks for.
-        let allowed = agent.tools().contains(&call.name);
+        let remote = mcp_tools::split(&call.name)
+            .filter(|_| call.name.contains(mcp_tools::MODEL_SEPARATOR))
+            .filter(|(server, tool)| agent.tools().contains(&format!("{server}.{tool}")));
+        let allowed = remote.is_some() || agent.tools().contains(&call.name);
         let user = ctx.user_id.as_deref();
         let env = ToolEnv {
             memory: self.memory.as_deref(),
@@ -552,7 +556,13 @@ impl Engine {
             state: &ctx.state,
         };
         let started = Instant::now();
-        let result = if allowed {
+        let result = if let Some((server, tool)) = remote {
+            // The server's own timeouts apply (mcp_servers.<name>.timeout_ms).
+            self.agents
+                .mcp
+                .call(server, tool, &call.arguments, &ctx.namespace, user)
+                .await
+        } else if allowed {
             tokio::time::timeout(TOOL_TIMEOUT, tools::call(&call.name, &call.arguments, &env))
                 .await
                 .unwrap_or_else(|_| Err(format!("{} timed out", call.name)))

@@ -9,6 +9,7 @@
 //! | [`runs`] | a run's life: claiming its thread, lease, cancel, finish, takeover |
 //! | [`engine`] | executing agents: `llm` tool loops, `router`, `sequential`, `parallel`, `loop` |
 //! | [`tools`] | the built-in tools (memory search / store / context, `exit_loop`) |
+//! | [`mcp_tools`] | tools of remote MCP servers (rmcp's client), allowlisted, scope pinned |
 //! | [`memory`] | the link to memory-server (recall, write-back) |
 //! | [`events`] | numbered run events, stored and announced |
 //! | [`store`] | threads, messages, runs and events as records in the shared store |
@@ -29,6 +30,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod mcp_tools;
 pub mod memory;
 pub mod metrics;
 pub mod runs;

@@ -99,7 +99,10 @@ async fn a_real_small_model_runs_streams_counts_and_routes() {
     let usage = &run["usage"];
     assert!(usage["input_tokens"].as_u64().unwrap() > 5, "{usage}");
     let out_tokens = usage["output_tokens"].as_u64().unwrap();
-    assert!((1..=24).contains(&out_tokens), "max_tokens bounds the answer: {usage}");
+    assert!(
+        (1..=24).contains(&out_tokens),
+        "max_tokens bounds the answer: {usage}"
+    );
     assert_eq!(usage["by_model"]["openai_compat:smollm2"]["calls"], 1);
 
     // A streamed run: deltas that join to the final message.
@@ -117,16 +120,24 @@ async fn a_real_small_model_runs_streams_counts_and_routes() {
         .filter(|e| e["event"] == "message.delta")
         .map(|e| e["data"]["delta"].as_str().unwrap())
         .collect();
-    let completed: Vec<&Value> = events.iter().filter(|e| e["event"] == "message.completed").collect();
+    let completed: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event"] == "message.completed")
+        .collect();
     assert_eq!(completed.len(), 1);
     assert_eq!(completed[0]["data"]["content"].as_str().unwrap(), text);
     assert!(!text.trim().is_empty());
 
     // The JSON-schema router: the model's choice is one of the routes.
-    let a = api.run(&thread, "router", "How long should green tea steep?").await;
+    let a = api
+        .run(&thread, "router", "How long should green tea steep?")
+        .await;
     assert_eq!(a.body["run"]["status"], "completed", "{:?}", a.body);
     let events = api
-        .get(&format!("/v1/threads/{thread}/runs/{}/events", a.body["run"]["id"].as_str().unwrap()))
+        .get(&format!(
+            "/v1/threads/{thread}/runs/{}/events",
+            a.body["run"]["id"].as_str().unwrap()
+        ))
         .await
         .body;
     let chosen = events["events"]

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{AGENTS, Api, Storage, memory_server, orchestrator};
+use crate::support::{AGENTS, Api, Storage, memory_server, orchestrator, orchestrator_with_env};
 
 const MEMORY_KEYS: &str = r#"[auth]
 enabled = true
@@ -164,4 +164,155 @@ async fn memory_text_is_data_not_instructions() {
     // The agents are what the file says.
     let agent = api.get("/v1/agents/echo").await.body;
     assert_eq!(agent["tools"], json!(["memory_search", "memory_store"]));
+}
+
+#[tokio::test]
+async fn an_mcp_tool_served_by_memory_server_runs_pinned_to_the_runs_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let ms = memory_server(dir.path(), MEMORY_KEYS);
+    let memory = Api::new(&ms.url).with_key("admin-key");
+    let mine = remember(&memory, "alice", "Alice's own note about tea").await;
+    let b = memory
+        .post(
+            "/v1/memories",
+            json!({"namespace": "team-b", "text": "team-b secret"}),
+        )
+        .await;
+    assert_eq!(b.status, 201);
+    // The MCP server's key is the admin's: only the pinning keeps the model
+    // (which asks for team-b) inside the run's namespace.
+    let agents = format!(
+        r#"{AGENTS}
+[mcp_servers.mem]
+url = "{}/mcp"
+api_key_env = "MEM_MCP_KEY"
+tools = ["memory_list", "memory_search"]
+timeout_ms = 5000
+
+[models.lister]
+provider = "scripted"
+
+[[models.lister.script]]
+after_tool = false
+tool_call = {{ name = "mem__memory_list", arguments = {{ namespace = "team-b" }} }}
+
+[[models.lister.script]]
+after_tool = true
+reply = "listed: {{last}}"
+
+[agents.lister]
+kind = "llm"
+model = "lister"
+tools = ["mem.memory_list"]
+memory = {{ recall = false }}
+"#,
+        ms.url
+    );
+    let data = dir.path().join("orch-data");
+    let p = orchestrator_with_env(
+        dir.path(),
+        &agents,
+        Storage::Embedded(&data),
+        "",
+        &[("MEM_MCP_KEY", "admin-key")],
+    );
+    let api = Api::new(&p.url);
+    let thread = api.thread("team-a", Some("alice")).await;
+    let a = api.run(&thread, "lister", "list my memories").await;
+    assert_eq!(a.body["run"]["status"], "completed", "{:?}", a.body);
+    let events = api
+        .get(&format!(
+            "/v1/threads/{thread}/runs/{}/events",
+            a.body["run"]["id"].as_str().unwrap()
+        ))
+        .await
+        .body;
+    let result = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "tool.result")
+        .unwrap()
+        .clone();
+    assert_eq!(result["data"]["tool"], "mem__memory_list");
+    assert_eq!(result["data"]["ok"], true, "{result}");
+    let listed = result["data"]["result"]["memories"].as_array().unwrap();
+    let ids: Vec<&str> = listed.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&mine.as_str()), "{result}");
+    assert!(
+        listed.iter().all(|m| m["namespace"] == "team-a"),
+        "{result}"
+    );
+    // A tool the server offers but the allowlist leaves out is refused at start.
+    let refused = agents.replace(
+        r#"tools = ["mem.memory_list"]"#,
+        r#"tools = ["mem.memory_delete"]"#,
+    );
+    let dir2 = tempfile::tempdir().unwrap();
+    std::fs::write(dir2.path().join("agents.toml"), &refused).unwrap();
+    std::fs::write(dir2.path().join("orchestrator.toml"), "").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+        .args(["--check", "--config-dir"])
+        .arg(dir2.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mem.memory_delete") && err.contains("line"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_mcp_tool_runs_over_stdio() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = test_support::workspace_binary("memory-server", "memory-server");
+    let mem_config = dir.path().join("mem-config");
+    std::fs::create_dir_all(&mem_config).unwrap();
+    std::fs::write(
+        mem_config.join("default.toml"),
+        format!(
+            "[storage]\npath = \"{}\"\nsnapshot_every_secs = 0\n[log]\nlevel = \"error\"\n",
+            dir.path().join("mem-data").display()
+        ),
+    )
+    .unwrap();
+    let agents = format!(
+        r#"{AGENTS}
+[mcp_servers.local]
+command = ["{}", "--config-dir", "{}", "mcp-stdio"]
+tools = ["memory_store"]
+
+[models.storer]
+provider = "scripted"
+
+[[models.storer.script]]
+after_tool = false
+tool_call = {{ name = "local__memory_store", arguments = {{ memories = [{{ namespace = "elsewhere", user_id = "mallory", text = "{{input}}" }}] }} }}
+
+[[models.storer.script]]
+after_tool = true
+reply = "stored: {{last}}"
+
+[agents.storer]
+kind = "llm"
+model = "storer"
+tools = ["local.memory_store"]
+"#,
+        bin.display(),
+        mem_config.display()
+    );
+    let data = dir.path().join("orch-data");
+    let p = orchestrator(dir.path(), &agents, Storage::Embedded(&data), "");
+    let api = Api::new(&p.url);
+    let thread = api.thread("team-a", Some("alice")).await;
+    let a = api.run(&thread, "storer", "a fact over stdio").await;
+    assert_eq!(a.body["run"]["status"], "completed", "{:?}", a.body);
+    let out = a.body["run"]["output"].as_str().unwrap();
+    let stored: Value = serde_json::from_str(out.trim_start_matches("stored: ")).unwrap();
+    let memory = &stored["memories"][0]["memory"];
+    assert_eq!(memory["namespace"], "team-a", "pinned: {stored}");
+    assert_eq!(memory["user_id"], "alice", "pinned: {stored}");
+    assert_eq!(memory["text"], "a fact over stdio");
 }

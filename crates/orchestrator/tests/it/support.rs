@@ -68,6 +68,17 @@ pub enum Storage<'a> {
 /// Starts an orchestrator with `agents`, `storage`, and `extra` TOML
 /// (sections such as `[auth]`, `[memory]`, `[runs]`).
 pub fn orchestrator(dir: &Path, agents: &str, storage: Storage<'_>, extra: &str) -> Process {
+    orchestrator_with_env(dir, agents, storage, extra, &[])
+}
+
+/// As [`orchestrator`], with variables `env` set for the process.
+pub fn orchestrator_with_env(
+    dir: &Path,
+    agents: &str,
+    storage: Storage<'_>,
+    extra: &str,
+    env: &[(&str, &str)],
+) -> Process {
     let port = free_port();
     let config_dir = dir.join(format!("orchestrator-{port}"));
     std::fs::create_dir_all(&config_dir).unwrap();
@@ -88,6 +99,7 @@ pub fn orchestrator(dir: &Path, agents: &str, storage: Storage<'_>, extra: &str)
         .env_remove("PORT")
         .env_remove("GOOGLE_APPLICATION_CREDENTIALS")
         .env("CLOUDSDK_CONFIG", &config_dir)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
