@@ -208,6 +208,8 @@ pub enum RunStatus {
     Queued,
     /// Executing.
     Running,
+    /// Paused: a tool call waits for a person's decision (`POST .../resume`).
+    Interrupted,
     /// Finished with an answer.
     Completed,
     /// Stopped by an error (see `error`).
@@ -220,6 +222,11 @@ impl RunStatus {
     /// Whether the run is over.
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+
+    /// Whether the run waits on nothing but a caller: over, or interrupted.
+    pub fn is_settled(self) -> bool {
+        self.is_terminal() || self == Self::Interrupted
     }
 }
 
@@ -326,6 +333,9 @@ pub mod event {
     pub const TOOL_CALL: &str = "tool.call";
     /// A tool's result (data: `agent`, `id`, `tool`, `ok`, `result`).
     pub const TOOL_RESULT: &str = "tool.result";
+    /// A tool call waits for approval; the run is paused (data: `agent`,
+    /// `id`, `tool`, `arguments`).
+    pub const INTERRUPT: &str = "interrupt";
     /// A router's choice (data: `agent`, `route`, `method`).
     pub const ROUTE_CHOSEN: &str = "route.chosen";
     /// Tokens and cost of one model call (data: `agent`, `model`, tokens, `cost_usd`).
@@ -340,6 +350,12 @@ pub mod event {
     /// Whether `kind` ends a run's events.
     pub fn is_terminal(kind: &str) -> bool {
         matches!(kind, RUN_COMPLETED | RUN_FAILED | RUN_CANCELLED)
+    }
+
+    /// Whether a stream of the run's events ends at `kind` (its end, or a
+    /// pause; rejoin after resuming).
+    pub fn ends_stream(kind: &str) -> bool {
+        is_terminal(kind) || kind == INTERRUPT
     }
 }
 
@@ -359,6 +375,37 @@ pub struct RunEvent {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub at: OffsetDateTime,
+}
+
+/// What a person decided about an interrupted run's pending tool call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResumeDecision {
+    /// Run the call as the model asked.
+    Approve,
+    /// Do not run it; the model is told `reason`.
+    Reject,
+    /// Run it with `arguments` instead.
+    Edit,
+}
+
+/// `POST /v1/threads/{id}/runs/{run_id}/resume`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"decision": "approve"}))]
+pub struct ResumeRequest {
+    /// The decision.
+    pub decision: ResumeDecision,
+    /// `edit`: the arguments to run the call with (a JSON object).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub arguments: Option<Value>,
+    /// `reject`: why (the model sees it).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// How long to wait for the run to settle, as in a run request.
+    #[serde(default)]
+    pub deadline_ms: Option<u64>,
 }
 
 /// The answer of a blocking run request: the run, and its events when it finished in time.

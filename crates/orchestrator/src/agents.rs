@@ -55,6 +55,10 @@ pub struct AgentConfig {
     /// `llm`: tools it may call.
     #[serde(default)]
     pub tools: Vec<Spanned<String>>,
+    /// `llm`: tools whose calls wait for a person's approval (`interrupt`,
+    /// then `POST .../resume`); only on agents that are not a step of another.
+    #[serde(default)]
+    pub approval: Vec<Spanned<String>>,
     /// `llm`: most model calls in one turn (tool loops included).
     #[serde(default = "default_max_steps")]
     pub max_steps: u32,
@@ -285,6 +289,15 @@ impl Agents {
                     ));
                 }
             }
+            for t in &c.approval {
+                if !c.tools.iter().any(|x| x.get_ref() == t.get_ref()) {
+                    return Err(format!(
+                        "agents.{name} ({}): approval names `{}`, which is not one of its tools",
+                        at(t.span()),
+                        t.get_ref()
+                    ));
+                }
+            }
             let needs = |ok: bool, what: &str| if ok { Ok(()) } else { Err(bad(what.into())) };
             match c.kind {
                 AgentKind::Llm => {
@@ -331,6 +344,22 @@ impl Agents {
             models,
             mcp,
         };
+        // A paused agent is resumed on its own: one inside another agent
+        // would need the outer agent's place kept too.
+        for agent in this.agents.values() {
+            for sub in agent.sub_agents() {
+                if let Some(inner) = this.agents.get(&sub)
+                    && let Some(first) = inner.config.approval.first()
+                {
+                    return Err(format!(
+                        "agents.{sub} ({}): an agent with `approval` tools cannot be a step of \
+                         another agent ({} uses it); run it directly",
+                        at(first.span()),
+                        agent.name
+                    ));
+                }
+            }
+        }
         for name in this.agents.keys() {
             this.check_acyclic(name, &mut Vec::new())?;
         }
@@ -448,6 +477,23 @@ mod tests {
         assert!(e.contains("mem.memory_delete"), "{e}");
         let e = error(&format!("{MODEL}[mcp_servers.x]\ntools = [\"t\"]\n"));
         assert!(e.contains("url") && e.contains("command"), "{e}");
+    }
+
+    #[test]
+    fn approval_tools_must_be_the_agents_own_and_not_in_a_step() {
+        let careful = "[agents.c]\nkind = \"llm\"\nmodel = \"m\"\ntools = [\"exit_loop\"]\napproval = [\"exit_loop\"]\n";
+        assert!(Agents::parse(&format!("{MODEL}{careful}")).is_ok());
+        let e = error(&format!(
+            "{MODEL}{careful}[agents.p]\nkind = \"sequential\"\nsteps = [\"c\"]\n"
+        ));
+        assert!(
+            e.contains("cannot be a step") && e.contains("agents.c"),
+            "{e}"
+        );
+        let e = error(&format!(
+            "{MODEL}[agents.c]\nkind = \"llm\"\nmodel = \"m\"\napproval = [\"memory_store\"]\n"
+        ));
+        assert!(e.contains("not one of its tools"), "{e}");
     }
 
     #[test]

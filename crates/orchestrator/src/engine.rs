@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 use providers::ProviderError;
 use providers::chat::{Assembler, ChatEvent, ChatMessage, ChatRequest, ChatRole, ToolCall};
 use providers::embed::{Embedder, Purpose};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -54,6 +55,53 @@ impl From<crate::error::ApiError> for Failure {
     fn from(e: crate::error::ApiError) -> Self {
         Self::new("store_unavailable", e.to_string())
     }
+}
+
+/// Why an agent stopped without an answer: it failed, or it waits for a
+/// person to approve a tool call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    /// It failed.
+    Failed(Failure),
+    /// A tool call needs approval; the run can resume from here.
+    Interrupted(Box<Checkpoint>),
+}
+
+impl From<Failure> for Stop {
+    fn from(f: Failure) -> Self {
+        Self::Failed(f)
+    }
+}
+
+impl From<crate::error::ApiError> for Stop {
+    fn from(e: crate::error::ApiError) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+/// Where an `llm` agent stopped for approval: enough to go on from there on
+/// any instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The agent.
+    pub agent: String,
+    /// Its conversation so far (the assistant's tool calls included).
+    pub messages: Vec<ChatMessage>,
+    /// Model calls made so far.
+    pub steps: u32,
+    /// The step's tool calls not run yet; the first awaits approval.
+    pub pending: Vec<ToolCall>,
+}
+
+/// What a person decided about the pending tool call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Run it as the model asked.
+    Approve,
+    /// Do not run it; the model is told why.
+    Reject(String),
+    /// Run it with these arguments instead.
+    Edit(Value),
 }
 
 /// What the engine needs, shared by every run.
@@ -135,7 +183,7 @@ impl Engine {
         ctx: &'a RunCtx,
         name: &'a str,
         conversation: Vec<ChatMessage>,
-    ) -> BoxFuture<'a, Result<String, Failure>> {
+    ) -> BoxFuture<'a, Result<String, Stop>> {
         Box::pin(async move {
             let agent = self
                 .agents
@@ -175,7 +223,7 @@ impl Engine {
         agent: &Agent,
         mut conversation: Vec<ChatMessage>,
         passes: u32,
-    ) -> Result<String, Failure> {
+    ) -> Result<String, Stop> {
         let mut output = String::new();
         for _ in 0..passes {
             for step in &agent.config.steps {
@@ -206,7 +254,7 @@ impl Engine {
         ctx: &RunCtx,
         agent: &Agent,
         conversation: Vec<ChatMessage>,
-    ) -> Result<String, Failure> {
+    ) -> Result<String, Stop> {
         let branches = agent.config.steps.iter().map(|s| s.get_ref().as_str());
         let outputs = futures_util::future::join_all(
             branches
@@ -240,7 +288,7 @@ impl Engine {
         ctx: &RunCtx,
         agent: &Agent,
         conversation: Vec<ChatMessage>,
-    ) -> Result<String, Failure> {
+    ) -> Result<String, Stop> {
         let routes: Vec<&str> = agent
             .config
             .routes
@@ -449,7 +497,7 @@ impl Engine {
         ctx: &RunCtx,
         agent: &Agent,
         conversation: Vec<ChatMessage>,
-    ) -> Result<String, Failure> {
+    ) -> Result<String, Stop> {
         let work = self.llm_loop(ctx, agent, conversation);
         match agent.config.timeout_ms {
             Some(ms) => tokio::time::timeout(Duration::from_millis(ms), work)
@@ -458,7 +506,8 @@ impl Engine {
                     Err(Failure::new(
                         "timeout",
                         format!("agent {} took longer than {ms} ms", agent.name),
-                    ))
+                    )
+                    .into())
                 }),
             None => work.await,
         }
@@ -469,10 +518,7 @@ impl Engine {
         ctx: &RunCtx,
         agent: &Agent,
         conversation: Vec<ChatMessage>,
-    ) -> Result<String, Failure> {
-        let model_name = agent
-            .model()
-            .ok_or_else(|| Failure::new("internal", "llm agent without a model"))?;
+    ) -> Result<String, Stop> {
         let mut messages = Vec::new();
         if !agent.config.instruction.is_empty() {
             messages.push(ChatMessage::new(
@@ -484,12 +530,113 @@ impl Engine {
             messages.push(ChatMessage::new(ChatRole::System, block));
         }
         messages.extend(conversation);
-        let tools: Vec<_> = agent
-            .tools()
-            .iter()
-            .filter_map(|t| tools::spec(t))
-            .collect();
-        for _ in 0..agent.config.max_steps {
+        let start = Checkpoint {
+            agent: agent.name.clone(),
+            messages,
+            steps: 0,
+            pending: Vec::new(),
+        };
+        self.llm_steps(ctx, agent, start, None).await
+    }
+
+    /// Goes on with `llm` agent `checkpoint.agent` after a person decided
+    /// about its pending tool call.
+    pub async fn resume(
+        &self,
+        ctx: &RunCtx,
+        checkpoint: Checkpoint,
+        decision: Decision,
+    ) -> Result<String, Stop> {
+        let agent = self.agents.agent(&checkpoint.agent).ok_or_else(|| {
+            Failure::new("internal", format!("agent {} vanished", checkpoint.agent))
+        })?;
+        ctx.emitter
+            .emit(
+                event::AGENT_STARTED,
+                json!({"agent": agent.name, "kind": agent.config.kind, "resumed": true}),
+            )
+            .await?;
+        let output = self
+            .llm_steps(ctx, agent, checkpoint, Some(decision))
+            .await?;
+        ctx.emitter
+            .emit(
+                event::AGENT_FINISHED,
+                json!({"agent": agent.name, "output": output}),
+            )
+            .await?;
+        Ok(output)
+    }
+
+    /// The declarations of the agent's tools: built-in and remote.
+    async fn tool_specs(&self, agent: &Agent) -> Result<Vec<providers::chat::ToolSpec>, Failure> {
+        let names = agent.tools();
+        let mut specs: Vec<_> = names.iter().filter_map(|t| tools::spec(t)).collect();
+        let remote: Vec<String> = names.into_iter().filter(|t| t.contains('.')).collect();
+        if !remote.is_empty() {
+            let found = self
+                .agents
+                .mcp
+                .specs(&remote)
+                .await
+                .map_err(|e| Failure::new("tool_unavailable", e))?;
+            specs.extend(found);
+        }
+        Ok(specs)
+    }
+
+    /// Model calls and tool calls from `at` until an answer, a failure or a
+    /// tool call that needs a person's approval (`decision` is the one
+    /// awaited by the first pending call, when resuming).
+    async fn llm_steps(
+        &self,
+        ctx: &RunCtx,
+        agent: &Agent,
+        at: Checkpoint,
+        mut decision: Option<Decision>,
+    ) -> Result<String, Stop> {
+        let model_name = agent
+            .model()
+            .ok_or_else(|| Failure::new("internal", "llm agent without a model"))?;
+        let tools = self.tool_specs(agent).await?;
+        let Checkpoint {
+            mut messages,
+            mut steps,
+            mut pending,
+            ..
+        } = at;
+        loop {
+            // The step's tool calls, each approved first when the agent says so.
+            while !pending.is_empty() {
+                let call = pending[0].clone();
+                let needs_approval = agent.config.approval.iter().any(|t| {
+                    *t.get_ref() == call.name
+                        || t.get_ref().replacen('.', mcp_tools::MODEL_SEPARATOR, 1) == call.name
+                });
+                let decided = decision.take();
+                if needs_approval && decided.is_none() {
+                    return Err(Stop::Interrupted(Box::new(Checkpoint {
+                        agent: agent.name.clone(),
+                        messages,
+                        steps,
+                        pending,
+                    })));
+                }
+                let result = self.tool(ctx, agent, &call, decided).await?;
+                messages.push(ChatMessage::tool_result(&call, result));
+                pending.remove(0);
+            }
+            if steps >= agent.config.max_steps {
+                return Err(Failure::new(
+                    "max_steps",
+                    format!(
+                        "agent {} made {} model calls without answering (max_steps)",
+                        agent.name, agent.config.max_steps
+                    ),
+                )
+                .into());
+            }
+            steps += 1;
             let request = ChatRequest {
                 messages: messages.clone(),
                 tools: tools.clone(),
@@ -515,28 +662,34 @@ impl Engine {
             let mut said = ChatMessage::new(ChatRole::Assistant, answer.text.clone());
             said.tool_calls = answer.tool_calls.clone();
             messages.push(said);
-            for call in &answer.tool_calls {
-                let result = self.tool(ctx, agent, call).await?;
-                messages.push(ChatMessage::tool_result(call, result));
-            }
+            pending = answer.tool_calls;
         }
-        Err(Failure::new(
-            "max_steps",
-            format!(
-                "agent {} made {} model calls without answering (max_steps)",
-                agent.name, agent.config.max_steps
-            ),
-        ))
     }
 
     /// Runs one tool call; its result (or error) is what the model sees next.
-    async fn tool(&self, ctx: &RunCtx, agent: &Agent, call: &ToolCall) -> Result<String, Failure> {
-        ctx.emitter
-            .emit(
-                event::TOOL_CALL,
-                json!({"agent": agent.name, "id": call.id, "tool": call.name, "arguments": call.arguments}),
-            )
-            .await?;
+    async fn tool(
+        &self,
+        ctx: &RunCtx,
+        agent: &Agent,
+        call: &ToolCall,
+        decision: Option<Decision>,
+    ) -> Result<String, Failure> {
+        let call = &match &decision {
+            Some(Decision::Edit(arguments)) => ToolCall {
+                arguments: arguments.to_string(),
+                ..call.clone()
+            },
+            _ => call.clone(),
+        };
+        let mut data = json!({"agent": agent.name, "id": call.id, "tool": call.name, "arguments": call.arguments});
+        if let Some(d) = &decision {
+            data["approval"] = json!(match d {
+                Decision::Approve => "approved",
+                Decision::Reject(_) => "rejected",
+                Decision::Edit(_) => "edited",
+            });
+        }
+        ctx.emitter.emit(event::TOOL_CALL, data).await?;
         // Only the agent's own tools run, whatever the model asks for.
         let remote = mcp_tools::split(&call.name)
             .filter(|_| call.name.contains(mcp_tools::MODEL_SEPARATOR))
@@ -556,7 +709,9 @@ impl Engine {
             state: &ctx.state,
         };
         let started = Instant::now();
-        let result = if let Some((server, tool)) = remote {
+        let result = if let Some(Decision::Reject(reason)) = &decision {
+            Err(format!("a person rejected this call: {reason}"))
+        } else if let Some((server, tool)) = remote {
             // The server's own timeouts apply (mcp_servers.<name>.timeout_ms).
             self.agents
                 .mcp

@@ -33,7 +33,7 @@ use vector_index::durable::now_millis;
 use vector_index::store::Expect;
 
 use crate::config::RunsConfig;
-use crate::engine::{Engine, Failure, Ledger, RunCtx};
+use crate::engine::{Checkpoint, Decision, Engine, Failure, Ledger, RunCtx, Stop};
 use crate::error::ApiError;
 use crate::events::{Emitter, Hub};
 use crate::memory::Scope;
@@ -162,6 +162,7 @@ impl Runs {
             owner: (status == RunStatus::Running).then(|| self.instance.clone()),
             lease_until: self.lease_until(),
             cancel_requested: false,
+            checkpoint: None,
         };
         let version = match self.records.put_run(&record, Expect::Absent).await {
             Ok(v) => v,
@@ -294,14 +295,25 @@ impl Runs {
     }
 
     fn spawn(self: &Arc<Self>, record: RunRecord, version: u64) {
+        self.spawn_with(record, version, None);
+    }
+
+    /// Executes `record` here; `decision` resumes it from its checkpoint.
+    fn spawn_with(self: &Arc<Self>, record: RunRecord, version: u64, decision: Option<Decision>) {
         let this = Arc::clone(self);
         let token = self.stop.child_token();
         self.local.lock().insert(record.run.id, token.clone());
-        tokio::spawn(async move { this.execute(record, version, token).await });
+        tokio::spawn(async move { this.execute(record, version, token, decision).await });
     }
 
     /// Executes a claimed run to its end.
-    async fn execute(self: Arc<Self>, record: RunRecord, version: u64, cancel: CancellationToken) {
+    async fn execute(
+        self: Arc<Self>,
+        record: RunRecord,
+        version: u64,
+        cancel: CancellationToken,
+        decision: Option<Decision>,
+    ) {
         let started = Instant::now();
         self.metrics.active(1);
         let run = record.run.clone();
@@ -319,17 +331,29 @@ impl Runs {
             user_id: record.user_id.clone(),
             thread: run.thread_id,
             emitter,
-            ledger: Mutex::new(Ledger::default()),
+            // A resumed run goes on counting from where it paused.
+            ledger: Mutex::new(Ledger {
+                usage: run.usage.clone(),
+                memories: run.memories_used.clone(),
+            }),
             state: Mutex::new(Map::new()),
         };
         let heartbeat = self.heartbeat(run.id, version, cancel.clone());
+        let work = async {
+            match (record.checkpoint.clone(), decision) {
+                (Some(checkpoint), Some(decision)) => {
+                    self.engine.resume(&ctx, checkpoint, decision).await
+                }
+                _ => self.work(&ctx, &record).await,
+            }
+        };
         let outcome = tokio::select! {
-            r = self.work(&ctx, &record) => r,
-            () = cancel.cancelled() => Err(Failure::new("cancelled", "cancelled")),
+            r = work => r,
+            () = cancel.cancelled() => Err(Failure::new("cancelled", "cancelled").into()),
             () = tokio::time::sleep(Duration::from_millis(self.settings.max_run_ms)) => Err(Failure::new(
                 "timeout",
                 format!("the run took longer than runs.max_run_ms ({} ms)", self.settings.max_run_ms),
-            )),
+            ).into()),
         };
         heartbeat.abort();
         let shutting_down = self.stop.is_cancelled();
@@ -351,13 +375,16 @@ impl Runs {
                 r.error.as_ref().map(|e| e.code.as_str()),
             );
         }
-        if let Some(thread) = run.thread_id {
+        // An interrupted run keeps its thread until it is resumed or cancelled.
+        if let Some(thread) = run.thread_id
+            && final_status.is_none_or(|r| r.status != RunStatus::Interrupted)
+        {
             self.release(thread, run.id).await;
         }
     }
 
     /// The run proper: history, input, the agent.
-    async fn work(&self, ctx: &RunCtx, record: &RunRecord) -> Result<String, Failure> {
+    async fn work(&self, ctx: &RunCtx, record: &RunRecord) -> Result<String, Stop> {
         ctx.emitter
             .emit(
                 event::RUN_STARTED,
@@ -441,13 +468,24 @@ impl Runs {
         self: &Arc<Self>,
         ctx: &RunCtx,
         record: RunRecord,
-        outcome: Result<String, Failure>,
+        outcome: Result<String, Stop>,
         shutting_down: bool,
     ) {
         let mut run = record.run.clone();
         let ledger = ctx.ledger.lock().clone();
         run.usage = ledger.usage;
         run.memories_used = ledger.memories;
+        let outcome = match outcome {
+            Err(Stop::Interrupted(checkpoint)) if !shutting_down => {
+                run.status = RunStatus::Interrupted;
+                self.conclude(&ctx.emitter, run, &record, Some(*checkpoint))
+                    .await;
+                return;
+            }
+            Err(Stop::Interrupted(_)) => Err(Failure::new("cancelled", "shut down while paused")),
+            Err(Stop::Failed(f)) => Err(f),
+            Ok(answer) => Ok(answer),
+        };
         match outcome {
             Ok(answer) => {
                 run.status = RunStatus::Completed;
@@ -489,11 +527,18 @@ impl Runs {
             }
         }
         run.finished_at = Some(now());
-        self.conclude(&ctx.emitter, run, &record).await;
+        self.conclude(&ctx.emitter, run, &record, None).await;
     }
 
-    /// Stores the final run, then its terminal event (numbered after the rest).
-    async fn conclude(&self, emitter: &Emitter, mut run: Run, record: &RunRecord) {
+    /// Stores the run as it ended (or paused, with its `checkpoint`), then
+    /// its terminal (or `interrupt`) event, numbered after the rest.
+    async fn conclude(
+        &self,
+        emitter: &Emitter,
+        mut run: Run,
+        record: &RunRecord,
+        checkpoint: Option<Checkpoint>,
+    ) {
         run.last_event = emitter.last().await + 1;
         let mut last = None;
         for _ in 0..CAS_TRIES {
@@ -517,12 +562,24 @@ impl Runs {
                 run: run.clone(),
                 owner: None,
                 cancel_requested,
+                checkpoint: checkpoint.clone(),
                 ..record.clone()
             };
             match self.records.put_run(&final_record, expect).await {
                 Ok(_) => {
-                    let kind = status_event(run.status);
-                    let data = serde_json::to_value(&run).unwrap_or(Value::Null);
+                    let (kind, data) = match checkpoint.as_ref().and_then(|c| c.pending.first()) {
+                        Some(call) => (
+                            event::INTERRUPT,
+                            json!({
+                                "agent": checkpoint.as_ref().map(|c| c.agent.clone()),
+                                "id": call.id, "tool": call.name, "arguments": call.arguments,
+                            }),
+                        ),
+                        None => (
+                            status_event(run.status),
+                            serde_json::to_value(&run).unwrap_or(Value::Null),
+                        ),
+                    };
                     if let Err(e) = emitter.emit(kind, data).await {
                         tracing::error!(error = %e, run = %run.id, "the terminal event was not stored");
                     }
@@ -570,7 +627,7 @@ impl Runs {
 
     /// Asks run `id` to stop: a queued run is cancelled at once; a running
     /// one stops at once here, or at its owner's next heartbeat elsewhere.
-    pub async fn cancel(&self, id: Uuid) -> Result<Run, ApiError> {
+    pub async fn cancel(self: &Arc<Self>, id: Uuid) -> Result<Run, ApiError> {
         for _ in 0..CAS_TRIES {
             let (mut r, v) = self
                 .records
@@ -583,10 +640,13 @@ impl Runs {
                     status_name(r.run.status)
                 )));
             }
-            if r.run.status == RunStatus::Queued {
+            if matches!(r.run.status, RunStatus::Queued | RunStatus::Interrupted) {
+                let was_interrupted = r.run.status == RunStatus::Interrupted;
+                let last = r.run.last_event;
                 r.run.status = RunStatus::Cancelled;
                 r.run.finished_at = Some(now());
-                r.run.last_event = 1;
+                r.run.last_event = last + 1;
+                r.checkpoint = None;
                 match self.records.put_run(&r, Expect::Version(v)).await {
                     Ok(_) => {
                         let emitter = Emitter::new(
@@ -595,10 +655,13 @@ impl Runs {
                             id,
                             r.run.namespace.clone(),
                             r.run.thread_id,
-                            0,
+                            last,
                         );
                         let data = serde_json::to_value(&r.run).unwrap_or(Value::Null);
                         emitter.emit(event::RUN_CANCELLED, data).await?;
+                        if was_interrupted && let Some(thread) = r.run.thread_id {
+                            self.release(thread, id).await;
+                        }
                         return Ok(r.run);
                     }
                     Err(ApiError::Conflict(_)) => continue,
@@ -622,7 +685,40 @@ impl Runs {
         )))
     }
 
-    /// The run once it has ended, or as it is when `wait` runs out.
+    /// Goes on with an interrupted run after a person's `decision` about its
+    /// pending tool call, on this instance; 409 unless it is interrupted.
+    pub async fn resume(self: &Arc<Self>, id: Uuid, decision: Decision) -> Result<Run, ApiError> {
+        for _ in 0..CAS_TRIES {
+            let (mut r, v) = self
+                .records
+                .run(id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("run {id}")))?;
+            if r.run.status != RunStatus::Interrupted || r.checkpoint.is_none() {
+                return Err(ApiError::Conflict(format!(
+                    "run {id} is {}, not interrupted: there is nothing to resume",
+                    status_name(r.run.status)
+                )));
+            }
+            r.run.status = RunStatus::Running;
+            r.owner = Some(self.instance.clone());
+            r.lease_until = self.lease_until();
+            match self.records.put_run(&r, Expect::Version(v)).await {
+                Ok(version) => {
+                    let run = r.run.clone();
+                    self.spawn_with(r, version, Some(decision));
+                    return Ok(run);
+                }
+                Err(ApiError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(ApiError::Conflict(format!(
+            "run {id} is changing too often; retry"
+        )))
+    }
+
+    /// The run once it has ended (or paused), or as it is when `wait` runs out.
     pub async fn wait(&self, id: Uuid, wait: Duration) -> Result<Run, ApiError> {
         let deadline = tokio::time::Instant::now() + wait;
         let mut news = self.hub.subscribe();
@@ -632,7 +728,7 @@ impl Runs {
                 .run(id)
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("run {id}")))?;
-            if r.run.status.is_terminal() || tokio::time::Instant::now() >= deadline {
+            if r.run.status.is_settled() || tokio::time::Instant::now() >= deadline {
                 return Ok(r.run);
             }
             // Woken by this instance's news, or polling the replica for others'.

@@ -44,6 +44,9 @@ pub struct RunRecord {
     pub lease_until: i64,
     /// A caller asked to cancel; the owner stops at its next heartbeat.
     pub cancel_requested: bool,
+    /// Where an interrupted run goes on from.
+    #[serde(default)]
+    pub checkpoint: Option<crate::engine::Checkpoint>,
 }
 
 /// A message as stored, with its place in the thread.

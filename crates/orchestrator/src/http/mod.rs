@@ -76,6 +76,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/threads/{id}/runs/{run_id}/cancel",
             post(routes::cancel_run),
         )
+        .route(
+            "/v1/threads/{id}/runs/{run_id}/resume",
+            post(routes::resume_run),
+        )
         .route("/v1/runs", post(routes::stateless_run))
         .route("/v1/runs/stream", post(routes::stateless_run_stream))
         .route("/healthz", get(routes::healthz))

@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 
 use orchestrator_api::{
     Agent, AgentKind, AgentList, EventList, InputMessage, MemoryUsed, Message, MessageList,
-    ModelUsage, NewThread, Role, Run, RunError, RunEvent, RunOutcome, RunRequest, RunStatus,
-    RunUsage, StreamMode, Thread, ThreadPage,
+    ModelUsage, NewThread, ResumeDecision, ResumeRequest, Role, Run, RunError, RunEvent,
+    RunOutcome, RunRequest, RunStatus, RunUsage, StreamMode, Thread, ThreadPage,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -21,12 +21,12 @@ use utoipa::{Modify, OpenApi};
     paths(
         list_agents, get_agent, create_thread, list_threads, get_thread, delete_thread,
         thread_messages, create_run, create_run_stream, get_run, join_stream, run_events,
-        cancel_run, stateless_run, stateless_run_stream, healthz, readyz, metrics
+        cancel_run, resume_run, stateless_run, stateless_run_stream, healthz, readyz, metrics
     ),
     components(schemas(
         Agent, AgentKind, AgentList, EventList, InputMessage, MemoryUsed, Message, MessageList,
         ModelUsage, NewThread, Role, Run, RunError, RunEvent, RunOutcome, RunRequest, RunStatus,
-        RunUsage, StreamMode, Thread, ThreadPage
+        RunUsage, StreamMode, Thread, ThreadPage, ResumeRequest, ResumeDecision
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -77,6 +77,8 @@ fn join_stream() {}
 fn run_events() {}
 #[utoipa::path(post, path = "/v1/threads/{id}/runs/{run_id}/cancel", params(("id" = String, Path), ("run_id" = String, Path)), responses((status = 202, body = Run), (status = 409, description = "already ended")))]
 fn cancel_run() {}
+#[utoipa::path(post, path = "/v1/threads/{id}/runs/{run_id}/resume", params(("id" = String, Path), ("run_id" = String, Path)), request_body = ResumeRequest, responses((status = 200, body = RunOutcome), (status = 202, body = RunOutcome), (status = 409, description = "the run is not interrupted")))]
+fn resume_run() {}
 #[utoipa::path(post, path = "/v1/runs", request_body = RunRequest, responses((status = 200, body = RunOutcome), (status = 202, body = RunOutcome)))]
 fn stateless_run() {}
 #[utoipa::path(post, path = "/v1/runs/stream", request_body = RunRequest, responses((status = 200, content_type = "text/event-stream")))]

@@ -11,8 +11,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kit::auth::{Principal, Role};
 use orchestrator_api::{
-    AgentList, EventList, InputMessage, MessageList, NewThread, Role as MsgRole, Run, RunOutcome,
-    RunRequest, StreamMode, Thread, ThreadPage,
+    AgentList, EventList, InputMessage, MessageList, NewThread, ResumeDecision, ResumeRequest,
+    Role as MsgRole, Run, RunOutcome, RunRequest, StreamMode, Thread, ThreadPage,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -388,11 +388,11 @@ async fn start_stateless(
         .await
 }
 
-/// Waits for `run` up to the request's deadline; 200 with the outcome when it
-/// ended, 202 with the run to poll when not.
-async fn outcome(app: &AppState, run: Run, request: &RunRequest) -> Result<Response, ApiError> {
+/// Waits for `run` up to `deadline_ms`; 200 with the outcome when it ended
+/// (or paused for approval), 202 with the run to poll when not.
+async fn outcome(app: &AppState, run: Run, deadline_ms: Option<u64>) -> Result<Response, ApiError> {
     let max = app.config.runs.max_wait_ms;
-    let wait = request.deadline_ms.unwrap_or(max).min(max);
+    let wait = deadline_ms.unwrap_or(max).min(max);
     let run = app.runs.wait(run.id, Duration::from_millis(wait)).await?;
     let messages = match run.thread_id {
         Some(thread) if run.status.is_terminal() => app
@@ -405,7 +405,7 @@ async fn outcome(app: &AppState, run: Run, request: &RunRequest) -> Result<Respo
             .collect(),
         _ => Vec::new(),
     };
-    let status = if run.status.is_terminal() {
+    let status = if run.status.is_settled() {
         StatusCode::OK
     } else {
         StatusCode::ACCEPTED
@@ -421,7 +421,7 @@ pub async fn create_run(
     ApiJson(request): ApiJson<RunRequest>,
 ) -> Result<Response, ApiError> {
     let run = start_on_thread(&app, &who, &id, &request).await?;
-    outcome(&app, run, &request).await
+    outcome(&app, run, request.deadline_ms).await
 }
 
 /// `POST /v1/threads/{id}/runs/stream`: runs and streams its events.
@@ -443,7 +443,7 @@ pub async fn stateless_run(
     ApiJson(request): ApiJson<RunRequest>,
 ) -> Result<Response, ApiError> {
     let run = start_stateless(&app, &who, &request).await?;
-    outcome(&app, run, &request).await
+    outcome(&app, run, request.deadline_ms).await
 }
 
 /// `POST /v1/runs/stream`: a run without a thread, streamed.
@@ -544,4 +544,38 @@ pub async fn cancel_run(
     let run = visible_run(&app, &who, &thread, &run, Role::Write).await?;
     let run = app.runs.cancel(run.id).await?;
     Ok((StatusCode::ACCEPTED, Json(run)))
+}
+
+/// `POST .../runs/{run_id}/resume`: a person's decision about an interrupted
+/// run's pending tool call; then waits as a run request does.
+pub async fn resume_run(
+    State(app): State<AppState>,
+    who: Principal,
+    Path((thread, run)): Path<(String, String)>,
+    ApiJson(request): ApiJson<ResumeRequest>,
+) -> Result<Response, ApiError> {
+    let run = visible_run(&app, &who, &thread, &run, Role::Write).await?;
+    let decision = match (request.decision, request.arguments) {
+        (ResumeDecision::Approve, None) => crate::engine::Decision::Approve,
+        (ResumeDecision::Reject, None) => crate::engine::Decision::Reject(
+            request.reason.unwrap_or_else(|| "no reason given".into()),
+        ),
+        (ResumeDecision::Edit, Some(arguments)) if arguments.is_object() => {
+            crate::engine::Decision::Edit(arguments)
+        }
+        (ResumeDecision::Edit, _) => {
+            return Err(ApiError::field(
+                "arguments",
+                "edit needs `arguments`, a JSON object",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(ApiError::field(
+                "arguments",
+                "only an edit takes `arguments`",
+            ));
+        }
+    };
+    let run = app.runs.resume(run.id, decision).await?;
+    outcome(&app, run, request.deadline_ms).await
 }

@@ -53,7 +53,7 @@ impl Follow {
                 continue;
             }
             self.after = e.seq;
-            if event::is_terminal(&e.event) {
+            if event::ends_stream(&e.event) {
                 self.done = true;
             }
             self.ready.push_back(e);

@@ -316,3 +316,140 @@ async fn a_busy_thread_refuses_or_queues_and_cancel_stops_runs() {
         "completed"
     );
 }
+
+#[tokio::test]
+async fn a_tool_call_waits_for_approval_and_resumes_approved_rejected_or_edited() {
+    use serde_json::json;
+    let (_d, _p, api, thread) = setup().await;
+    let runs = format!("/v1/threads/{thread}/runs");
+    let interrupted = |a: &crate::support::Answer| {
+        assert_eq!(a.status, 200, "{:?}", a.body);
+        assert_eq!(a.body["run"]["status"], "interrupted", "{:?}", a.body);
+        a.body["run"]["id"].as_str().unwrap().to_owned()
+    };
+    // Streamed: the stream ends at the interrupt, naming the call.
+    let events = api
+        .sse(
+            &format!("{runs}/stream"),
+            Some(json!({"agent": "careful", "input": "use the forbidden tool"})),
+            None,
+        )
+        .await;
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "interrupt");
+    assert_eq!(last["data"]["tool"], "exit_loop");
+    let run = last["run_id"].as_str().unwrap().to_owned();
+    let paused_at = last["seq"].as_u64().unwrap();
+    assert!(
+        !crate::support::kinds(&events)
+            .iter()
+            .any(|k| k == "tool.call"),
+        "nothing ran before approval"
+    );
+    // Paused, it keeps its thread.
+    assert_eq!(api.run(&thread, "echo", "meanwhile").await.status, 409);
+    // Bad decisions change nothing.
+    let resume = format!("{runs}/{run}/resume");
+    assert_eq!(
+        api.post(&resume, json!({"decision": "edit"})).await.status,
+        400
+    );
+    assert_eq!(
+        api.post(&resume, json!({"decision": "approve", "arguments": {}}))
+            .await
+            .status,
+        400
+    );
+    assert_eq!(
+        api.post(&resume, json!({"decision": "maybe"})).await.status,
+        400
+    );
+    // Approved: the call runs, the run completes; a rejoin sees the rest.
+    let a = api.post(&resume, json!({"decision": "approve"})).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.body["run"]["status"], "completed");
+    assert_eq!(a.body["run"]["output"], "tool said: {\"ok\":true}");
+    let rest = api
+        .sse(&format!("{runs}/{run}/stream"), None, Some(paused_at))
+        .await;
+    let call = rest.iter().find(|e| e["event"] == "tool.call").unwrap();
+    assert_eq!(call["data"]["approval"], "approved");
+    assert_eq!(rest.last().unwrap()["event"], "run.completed");
+    assert_eq!(rest[0]["seq"].as_u64().unwrap(), paused_at + 1);
+    assert_eq!(
+        api.post(&resume, json!({"decision": "approve"}))
+            .await
+            .status,
+        409
+    );
+    // Usage counts both halves of the run.
+    assert_eq!(
+        a.body["run"]["usage"]["by_model"]["scripted:script"]["calls"],
+        2
+    );
+
+    // Rejected: the model is told why; the call never runs.
+    let id = interrupted(
+        &api.post(
+            &runs,
+            json!({"agent": "careful", "input": "use the forbidden tool"}),
+        )
+        .await,
+    );
+    let a = api
+        .post(
+            &format!("{runs}/{id}/resume"),
+            json!({"decision": "reject", "reason": "not now"}),
+        )
+        .await;
+    assert!(
+        a.body["run"]["output"]
+            .as_str()
+            .unwrap()
+            .contains("a person rejected this call: not now"),
+        "{:?}",
+        a.body
+    );
+
+    // Edited: it runs with the person's arguments.
+    let id = interrupted(
+        &api.post(
+            &runs,
+            json!({"agent": "careful", "input": "use the forbidden tool"}),
+        )
+        .await,
+    );
+    let a = api
+        .post(
+            &format!("{runs}/{id}/resume"),
+            json!({"decision": "edit", "arguments": {"why": "done"}}),
+        )
+        .await;
+    assert_eq!(a.body["run"]["status"], "completed");
+    let events = api.get(&format!("{runs}/{id}/events")).await.body;
+    let call = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "tool.call")
+        .unwrap()
+        .clone();
+    assert_eq!(call["data"]["approval"], "edited");
+    assert_eq!(call["data"]["arguments"], "{\"why\":\"done\"}");
+
+    // Cancelled while paused: the thread is free again.
+    let id = interrupted(
+        &api.post(
+            &runs,
+            json!({"agent": "careful", "input": "use the forbidden tool"}),
+        )
+        .await,
+    );
+    let c = api.post(&format!("{runs}/{id}/cancel"), json!({})).await;
+    assert_eq!(c.status, 202);
+    assert_eq!(c.body["status"], "cancelled");
+    assert_eq!(
+        api.run(&thread, "echo", "free").await.body["run"]["status"],
+        "completed"
+    );
+}

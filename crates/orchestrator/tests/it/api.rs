@@ -222,6 +222,12 @@ async fn keys_reach_only_their_namespaces_threads_and_runs() {
         404
     );
     assert_eq!(b.post(&format!("{r}/cancel"), json!({})).await.status, 404);
+    assert_eq!(
+        b.post(&format!("{r}/resume"), json!({"decision": "approve"}))
+            .await
+            .status,
+        404
+    );
     assert_eq!(b.delete(&t).await.status, 404);
     let streamed = reqwest::Client::new()
         .get(format!("{}{r}/stream", p.url))
@@ -264,6 +270,9 @@ async fn keys_reach_only_their_namespaces_threads_and_runs() {
         a_read.post(&format!("{r}/cancel"), json!({})).await.status,
         403
     );
+    let resume = format!("{r}/resume");
+    let resumed = a_read.post(&resume, json!({"decision": "approve"})).await;
+    assert_eq!(resumed.status, 403);
     assert_eq!(a_read.delete(&t).await.status, 403);
     // The owner deletes it, with its runs and events.
     assert_eq!(a.delete(&t).await.status, 204);
@@ -292,6 +301,7 @@ async fn the_openapi_document_declares_every_route() {
         ("/v1/threads/{id}/runs/{run_id}/stream", "get"),
         ("/v1/threads/{id}/runs/{run_id}/events", "get"),
         ("/v1/threads/{id}/runs/{run_id}/cancel", "post"),
+        ("/v1/threads/{id}/runs/{run_id}/resume", "post"),
         ("/v1/runs", "post"),
         ("/v1/runs/stream", "post"),
         ("/healthz", "get"),

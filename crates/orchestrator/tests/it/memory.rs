@@ -198,7 +198,7 @@ tool_call = {{ name = "mem__memory_list", arguments = {{ namespace = "team-b" }}
 
 [[models.lister.script]]
 after_tool = true
-reply = "listed: {{last}}"
+reply = "offered {{tools}}; listed: {{last}}"
 
 [agents.lister]
 kind = "llm"
@@ -220,6 +220,9 @@ memory = {{ recall = false }}
     let thread = api.thread("team-a", Some("alice")).await;
     let a = api.run(&thread, "lister", "list my memories").await;
     assert_eq!(a.body["run"]["status"], "completed", "{:?}", a.body);
+    // The model was offered the remote tool under its model-facing name.
+    let out = a.body["run"]["output"].as_str().unwrap();
+    assert!(out.starts_with("offered mem__memory_list;"), "{out}");
     let events = api
         .get(&format!(
             "/v1/threads/{thread}/runs/{}/events",

@@ -7,7 +7,7 @@
 //! answers with `reply` text, a `json` value, or a `tool_call`. Templates in
 //! text and arguments: `{input}` is the last user message, `{last}` the last
 //! message of any kind, `{context}` the system messages (what memory put
-//! there). With no rule matching, the model echoes `{input}`. Answers stream
+//! there), `{tools}` the names of the tools offered, comma-separated. With no rule matching, the model echoes `{input}`. Answers stream
 //! word by word after `latency_ms`; token counts are words.
 
 use std::time::Duration;
@@ -86,10 +86,13 @@ impl ScriptedModel {
             .map(|m| m.content.as_str())
             .collect();
         let context = context.join("\n");
+        let tools: Vec<&str> = request.tools.iter().map(|t| t.name.as_str()).collect();
+        let tools = tools.join(",");
         let fill = |t: &str| {
             t.replace("{input}", input)
                 .replace("{last}", last_text)
                 .replace("{context}", &context)
+                .replace("{tools}", &tools)
         };
         let lowered = last_text.to_lowercase();
         let rule = self.rules.iter().find(|r| {
