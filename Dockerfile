@@ -1,9 +1,8 @@
 # syntax=docker/dockerfile:1
 #
-# One image per binary, all built from one dependency-cached builder:
+# One image per binary, both built from one dependency-cached builder:
 #   docker build --target memory-server -t memory-server .
-# An `orchestrator` target joins when that binary exists: a runtime stage like
-# `memory-server` below, copying /out/orchestrator (see docs/operations.md).
+#   docker build --target orchestrator -t orchestrator .
 #
 # Base images are pinned by version; CI pins them further by digest when it
 # resolves them (no `latest` anywhere).
@@ -28,11 +27,11 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
-RUN cargo chef cook --release --locked --recipe-path recipe.json -p memory-server
+RUN cargo chef cook --release --locked --recipe-path recipe.json -p memory-server -p orchestrator
 COPY . .
-RUN cargo build --release --locked -p memory-server --bin memory-server \
+RUN cargo build --release --locked -p memory-server --bin memory-server -p orchestrator --bin orchestrator \
  && mkdir -p /out \
- && cp target/release/memory-server /out/
+ && cp target/release/memory-server target/release/orchestrator /out/
 
 # The memory server: distroless, no shell, runs as uid 65532. Cloud Run sets
 # PORT, which the server honours; ORCHESTRA_ENV picks config/<env>.toml.
@@ -45,3 +44,16 @@ USER 65532:65532
 ENV PORT=8080
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/memory-server", "--config-dir", "/etc/ai-orchestra/config"]
+
+# The orchestrator: the same base and rules. Its agents are
+# /etc/ai-orchestra/config/agents.toml (mount another file over it, or set
+# ORCHESTRA__AGENTS__FILE); ORCHESTRA__MEMORY__URL names the memory server.
+# checkov:skip=CKV_DOCKER_2:Cloud Run ignores HEALTHCHECK; its startup and liveness probes call /readyz and /healthz, and distroless has no shell to run one
+FROM gcr.io/distroless/cc-debian12:nonroot AS orchestrator
+COPY --from=builder /out/orchestrator /usr/local/bin/orchestrator
+COPY config /etc/ai-orchestra/config
+WORKDIR /home/nonroot
+USER 65532:65532
+ENV PORT=8080
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/orchestrator", "--config-dir", "/etc/ai-orchestra/config"]

@@ -2,9 +2,10 @@
 # deploy.sh ENV SERVICE IMAGE: canary rollout of IMAGE to a Cloud Run service.
 #
 # 1. Deploys a revision with no traffic and a `canary-*` tag.
-# 2. Smoke-tests it through the tag URL: /healthz, /readyz and one real memory
-#    round trip (store, read, search, delete). A failure stops here; the
-#    revision never receives traffic.
+# 2. Smoke-tests it through the tag URL: /healthz, /readyz and, for
+#    memory-server, one real memory round trip (store, read, search, delete);
+#    for the orchestrator, its agents and a thread created, read and deleted.
+#    A failure stops here; the revision never receives traffic.
 # 3. Moves traffic through the steps of config/canary.toml (10% -> 50% ->
 #    100%), judging each step by the canary's error ratio and p95 latency
 #    (PromQL on Cloud Monitoring) and by open alert incidents.
@@ -26,7 +27,7 @@ DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [ $# -eq 3 ] || die "usage: deploy.sh ENV SERVICE IMAGE"
 env="$1" service="$2" image="$3"
 load_environment "$env"
-load_canary_config
+load_canary_config "$service"
 : "${SMOKE_API_KEY:?set SMOKE_API_KEY to an API key with write access to the smoke-test namespace}"
 
 stable="$(serving_revision "$service")"
@@ -48,7 +49,7 @@ abort() {
 }
 
 smoke_test() {
-  local url auth ns id body
+  local url auth
   url="$(describe_service "$service" | json_eval \
     "next((t.get('url') for t in j.get('status',{}).get('traffic',[]) if t.get('tag')=='$tag'), None)")"
   [ -n "$url" ] || { log "no URL for tag $tag"; return 1; }
@@ -57,6 +58,31 @@ smoke_test() {
   auth="X-Serverless-Authorization: Bearer $(gcloud auth print-identity-token)"
   http_get "$url/healthz" -H "$auth" >/dev/null || { log "smoke: /healthz failed"; return 1; }
   http_get "$url/readyz" -H "$auth" >/dev/null || { log "smoke: /readyz failed"; return 1; }
+  case "$service" in
+    orchestrator) smoke_orchestrator "$url" "$auth" || return 1 ;;
+    *) smoke_memory_server "$url" "$auth" || return 1 ;;
+  esac
+  log "smoke test passed at $url"
+}
+
+# The agents are loaded, and a thread is created, read and deleted (through
+# the shared store); no model is called, so a smoke test costs nothing.
+smoke_orchestrator() {
+  local url="$1" auth="$2" key="Authorization: Bearer $SMOKE_API_KEY" id
+  http_get "$url/v1/agents" -H "$auth" -H "$key" | json_eval "len(j['agents']) > 0" | grep -qx True ||
+    { log "smoke: no agents"; return 1; }
+  id="$(http_get "$url/v1/threads" -X POST -H "$auth" -H "$key" -H 'Content-Type: application/json' \
+    -d '{"namespace":"smoke-test","metadata":{"deploy":"'"$tag"'"}}' | json_eval "j['id']")" ||
+    { log "smoke: creating a thread failed"; return 1; }
+  http_get "$url/v1/threads/$id" -H "$auth" -H "$key" >/dev/null ||
+    { log "smoke: reading the thread back failed"; return 1; }
+  http_get "$url/v1/threads/$id" -X DELETE -H "$auth" -H "$key" >/dev/null ||
+    { log "smoke: deleting the thread failed"; return 1; }
+}
+
+# One memory stored, read, found by search and deleted.
+smoke_memory_server() {
+  local url="$1" auth="$2" ns id body
   ns="smoke-test"
   body="{\"namespace\":\"$ns\",\"text\":\"deploy smoke test $tag\"}"
   id="$(http_get "$url/v1/memories" -X POST -H "$auth" -H "Authorization: Bearer $SMOKE_API_KEY" \
@@ -70,7 +96,6 @@ smoke_test() {
     { log "smoke: the memory was not found by search"; return 1; }
   http_get "$url/v1/memories/$id" -X DELETE -H "$auth" -H "Authorization: Bearer $SMOKE_API_KEY" >/dev/null ||
     { log "smoke: deleting the memory failed"; return 1; }
-  log "smoke test passed at $url"
 }
 
 smoke_test || abort "smoke test failed; $revision never received traffic"

@@ -4,14 +4,15 @@
 # deploy.sh; the same code judges the local canary run against a local
 # Prometheus (PROMQL_URL / ALERTS_URL point elsewhere there).
 
-# Loads the rollout settings of config/canary.toml (or $CANARY_CONFIG).
+# Loads the rollout settings of config/canary.toml (or $CANARY_CONFIG) for
+# service $1 (its [services.<name>] table overrides the defaults).
 load_canary_config() {
-  local file="${CANARY_CONFIG:-$DEPLOY_DIR/../config/canary.toml}" key
+  local file="${CANARY_CONFIG:-$DEPLOY_DIR/../config/canary.toml}" service="${1:-}" key
   [ -f "$file" ] || die "missing canary config $file"
   for key in steps checks_per_step check_every_secs min_requests max_wait_secs \
     bad_checks_to_fail max_error_ratio max_p95_ms lookback \
     query_requests query_errors query_p95_ms; do
-    printf -v "CANARY_${key^^}" '%s' "$(toml_get "$file" "$key")" || die "canary config: $key"
+    printf -v "CANARY_${key^^}" '%s' "$(toml_get "$file" "$key" "$service")" || die "canary config: $key"
   done
   PROMQL_URL="${PROMQL_URL:-https://monitoring.googleapis.com/v1/projects/$PROJECT/location/global/prometheus/api/v1/query}"
   ALERTS_URL="${ALERTS_URL:-https://monitoring.googleapis.com/v3/projects/$PROJECT/alerts}"

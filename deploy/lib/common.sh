@@ -30,12 +30,15 @@ load_environment() {
   fi
 }
 
-# Reads one key of a TOML file (python3's tomllib); lists print space-separated.
+# Reads key $2 of TOML file $1 (python3's tomllib), the [services.$3] value
+# first when service $3 is given; lists print space-separated.
 toml_get() {
-  python3 - "$1" "$2" <<'PY'
+  python3 - "$1" "$2" "${3:-}" <<'PY'
 import sys, tomllib
 with open(sys.argv[1], "rb") as f:
-    value = tomllib.load(f)[sys.argv[2]]
+    config = tomllib.load(f)
+# A [services.<name>] table overrides the top-level value for that service.
+value = config.get("services", {}).get(sys.argv[3], {}).get(sys.argv[2], config[sys.argv[2]])
 print(" ".join(map(str, value)) if isinstance(value, list) else value)
 PY
 }

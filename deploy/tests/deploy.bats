@@ -105,6 +105,18 @@ serving() {
   grep -q 'https://canary-[0-9]*---svc.run.app/healthz' "$FAKE_DIR/curl.log"
 }
 
+@test "an orchestrator rollout smoke-tests a thread and uses its own latency gate" {
+  # 2 s p95 fails the default 500 ms gate ("a latency spike rolls back"),
+  # not the orchestrator's 30 s.
+  FAKE_P95_MS=2000 run "$DEPLOY/deploy.sh" dev orchestrator us-docker.pkg.dev/p/r/orchestrator:abc
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"smoke test passed"* ]]
+  grep -q -- "-X POST .*/v1/threads" "$FAKE_DIR/curl.log"
+  grep -q -- "/v1/threads/t-1 .*-X DELETE\|-X DELETE .*/v1/threads/t-1" "$FAKE_DIR/curl.log"
+  ! grep -q "/v1/memories" "$FAKE_DIR/curl.log"
+  [ "$(serving)" = "svc-00002-new=100" ]
+}
+
 @test "rollback restores the stable revision the deploy recorded" {
   run "$DEPLOY/deploy.sh" dev svc image:v2
   [ "$status" -eq 0 ]

@@ -6,8 +6,9 @@ Debian 12 packages that gcr.io/distroless/cc-debian12 ships (C and C++
 runtime, OpenSSL), its users (nonroot is uid 65532), and the stage's own
 COPY, WORKDIR, USER, ENV and ENTRYPOINT read from the Dockerfile. It starts
 the binary in a chroot of that tree as the stage's user, with PORT set as
-Cloud Run sets it, and checks that it serves (/healthz, /readyz, a memory
-stored, read, found and deleted), runs as that user, keeps its data under
+Cloud Run sets it, and checks that it serves (/healthz, /readyz, then for
+memory-server a memory stored, read, found and deleted, for the orchestrator
+a thread and a run of the shipped offline agents), runs as that user, keeps its data under
 the working directory (the rest of the tree is root's), and stops cleanly on
 SIGTERM. A binary that needs a library the image lacks, ignores PORT, or
 writes outside its home fails here. It runs the image the way
@@ -48,7 +49,11 @@ DOCUMENTED_RUN_ENV = {
     "ORCHESTRA__AUTH__ENABLED": "true",
     "ORCHESTRA__AUTH__KEYS": '[{name="me",sha256="%s",role="admin",namespaces=["*"]}]'
                              % hashlib.sha256(API_KEY.encode()).hexdigest(),
-    "ORCHESTRA__MCP__ALLOWED_HOSTS": '["localhost","127.0.0.1"]',
+}
+# Settings only one service has.
+TARGET_ENV = {
+    "memory-server": {"ORCHESTRA__MCP__ALLOWED_HOSTS": '["localhost","127.0.0.1"]'},
+    "orchestrator": {},
 }
 
 
@@ -164,9 +169,38 @@ def check(condition, message):
     print(f"  ok: {message}")
 
 
-def run(root, uid, gid, workdir, env, command):
+def exercise_memory_server(url):
+    """A memory stored, read back, found and deleted."""
+    created = call("POST", f"{url}/v1/memories",
+                   {"namespace": "image-test", "text": "the runtime image serves memories"})
+    memory_id = created["memory"]["id"]
+    read = call("GET", f"{url}/v1/memories/{memory_id}")
+    check(read["text"] == "the runtime image serves memories", "a stored memory reads back")
+    found = call("POST", f"{url}/v1/memories/search",
+                 {"namespace": "image-test", "query": "runtime image memories"})
+    check(any(hit["memory"]["id"] == memory_id for hit in found["results"]), "search finds it")
+    call("DELETE", f"{url}/v1/memories/{memory_id}")
+
+
+def exercise_orchestrator(url):
+    """A thread and a run of the shipped agents (the offline scripted model)."""
+    agents = call("GET", f"{url}/v1/agents")["agents"]
+    check(any(a["name"] == "assistant" for a in agents), "the shipped agents are loaded")
+    thread = call("POST", f"{url}/v1/threads", {"namespace": "image-test", "user_id": "u"})
+    outcome = call("POST", f"{url}/v1/threads/{thread['id']}/runs",
+                   {"agent": "assistant", "input": "hello from the image"})
+    check(outcome["run"]["status"] == "completed", "a run completes")
+    messages = call("GET", f"{url}/v1/threads/{thread['id']}/messages")["messages"]
+    check([m["role"] for m in messages] == ["user", "assistant"], "the thread keeps the turn")
+
+
+EXERCISE = {"memory-server": exercise_memory_server, "orchestrator": exercise_orchestrator}
+AUTHENTICATED_PATH = {"memory-server": "/v1/namespaces", "orchestrator": "/v1/agents"}
+
+
+def run(root, uid, gid, workdir, env, command, target):
     port = free_port()
-    env = dict(env, PORT=str(port), **DOCUMENTED_RUN_ENV)
+    env = dict(env, PORT=str(port), **DOCUMENTED_RUN_ENV, **TARGET_ENV[target])
 
     def enter():
         os.chroot(root)
@@ -193,7 +227,7 @@ def run(root, uid, gid, workdir, env, command):
         call("GET", f"{url}/healthz")
         check(True, "/healthz answers")
         try:
-            call("GET", f"{url}/v1/namespaces", key=None)
+            call("GET", f"{url}{AUTHENTICATED_PATH[target]}", key=None)
             raise AssertionError("a request without a key was served")
         except urllib.error.HTTPError as e:
             check(e.code == 401, "bound to 0.0.0.0 with auth on: no key, 401")
@@ -201,17 +235,7 @@ def run(root, uid, gid, workdir, env, command):
             ids = {line.split(":")[0]: line.split()[1:] for line in status}
         check(ids["Uid"] == [str(uid)] * 4 and ids["Gid"] == [str(gid)] * 4,
               f"runs as {uid}:{gid}, the stage's USER")
-        created = call("POST", f"{url}/v1/memories",
-                       {"namespace": "image-test", "text": "the runtime image serves memories"})
-        memory_id = created["memory"]["id"]
-        read = call("GET", f"{url}/v1/memories/{memory_id}")
-        check(read["text"] == "the runtime image serves memories",
-              "a stored memory reads back")
-        found = call("POST", f"{url}/v1/memories/search",
-                     {"namespace": "image-test", "query": "runtime image memories"})
-        check(any(hit["memory"]["id"] == memory_id for hit in found["results"]),
-              "search finds it")
-        call("DELETE", f"{url}/v1/memories/{memory_id}")
+        EXERCISE[target](url)
         home = os.path.join(root, workdir.lstrip("/"))
         check(any(os.scandir(home)), f"its data lives under {workdir}")
         server.send_signal(signal.SIGTERM)
@@ -230,6 +254,8 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     dockerfile, target, binary, cache = argv[1:]
+    if target not in EXERCISE:
+        sys.exit(f"no checks for target {target}; known: {', '.join(EXERCISE)}")
     base, steps = stage(dockerfile, target)
     if base != EMULATED_BASE:
         sys.exit(f"the {target} stage is FROM {base}; this test emulates {EMULATED_BASE}: "
@@ -243,7 +269,7 @@ def main(argv):
             cache)
         print(f"{target}: {EMULATED_BASE} rebuilt from {len(PACKAGES)} Debian packages, "
               f"entrypoint {command}")
-        run(root, uid, gid, workdir, env, command)
+        run(root, uid, gid, workdir, env, command, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -1,5 +1,8 @@
 # A VPC for the environment, and in each region a Serverless VPC Access
-# connector through which Cloud Run reaches Memorystore's private address.
+# connector through which Cloud Run reaches Memorystore's private address,
+# and a Cloud NAT: a service that sends all its traffic through the VPC (the
+# orchestrator, to reach the internal-ingress memory server) still reaches
+# Vertex AI and other public endpoints.
 
 variable "project" {
   type        = string
@@ -53,6 +56,28 @@ resource "google_vpc_access_connector" "connector" {
   min_instances = 2
   max_instances = 10
   machine_type  = "e2-micro"
+}
+
+resource "google_compute_router" "nat" {
+  for_each = toset(var.regions)
+  project  = var.project
+  region   = each.key
+  name     = "${var.name}-nat-${each.key}"
+  network  = google_compute_network.vpc.id
+}
+
+resource "google_compute_router_nat" "nat" {
+  for_each                           = toset(var.regions)
+  project                            = var.project
+  region                             = each.key
+  name                               = "${var.name}-nat-${each.key}"
+  router                             = google_compute_router.nat[each.key].name
+  nat_ip_allocate_option             = "AUTO_ONLY"
+  source_subnetwork_ip_ranges_to_nat = "ALL_SUBNETWORKS_ALL_IP_RANGES"
+  log_config {
+    enable = true
+    filter = "ERRORS_ONLY"
+  }
 }
 
 output "network_id" {

@@ -35,6 +35,16 @@ variable "ingress" {
   description = "INGRESS_TRAFFIC_INTERNAL_ONLY for the memory server; ALL behind auth otherwise."
   default     = "INGRESS_TRAFFIC_INTERNAL_ONLY"
 }
+variable "timeout" {
+  type        = string
+  description = "Longest request (streamed runs of the orchestrator need minutes)."
+  default     = "60s"
+}
+variable "egress" {
+  type        = string
+  description = "PRIVATE_RANGES_ONLY (Redis only); ALL_TRAFFIC to reach an internal-ingress service through the VPC."
+  default     = "PRIVATE_RANGES_ONLY"
+}
 variable "connector_id" {
   type        = string
   description = "Serverless VPC Access connector (private egress to Redis)."
@@ -79,7 +89,7 @@ resource "google_cloud_run_v2_service" "service" {
   template {
     service_account                  = var.service_account
     max_instance_request_concurrency = var.size.concurrency
-    timeout                          = "60s"
+    timeout                          = var.timeout
 
     scaling {
       min_instance_count = var.size.min_instances
@@ -88,7 +98,7 @@ resource "google_cloud_run_v2_service" "service" {
 
     vpc_access {
       connector = var.connector_id
-      egress    = "PRIVATE_RANGES_ONLY"
+      egress    = var.egress
     }
 
     dynamic "volumes" {

@@ -23,7 +23,7 @@ variable "memory_server_image" {
 }
 variable "orchestrator_image" {
   type        = string
-  description = "The first orchestrator image; null until that binary exists."
+  description = "The first orchestrator image; null leaves the orchestrator out."
   default     = null
 }
 variable "pulling_projects" {
@@ -122,10 +122,21 @@ module "secrets" {
   secrets = {
     # API keys (TOML array of tables); versions are added by the operator.
     memory-server-api-keys = { memory-server = google_service_account.memory_server.email }
-    redis-auth             = { memory-server = google_service_account.memory_server.email }
-    redis-server-ca        = { memory-server = google_service_account.memory_server.email }
+    redis-auth = {
+      memory-server = google_service_account.memory_server.email
+      orchestrator  = google_service_account.orchestrator.email
+    }
+    redis-server-ca = {
+      memory-server = google_service_account.memory_server.email
+      orchestrator  = google_service_account.orchestrator.email
+    }
     # The orchestrator's key for the memory server.
     orchestrator-memory-key = { orchestrator = google_service_account.orchestrator.email }
+    # Its callers' API keys (TOML array of tables), and the API key of an
+    # OpenAI-compatible or Gemini API model (agents.toml: api_key_env =
+    # "ORCHESTRA_MODEL_API_KEY"); Vertex AI needs none (its service account).
+    orchestrator-api-keys  = { orchestrator = google_service_account.orchestrator.email }
+    orchestrator-model-key = { orchestrator = google_service_account.orchestrator.email }
   }
   values = {
     redis-auth      = module.redis.auth_string
@@ -177,13 +188,35 @@ module "orchestrator" {
   connector_id    = module.network.connector_ids[each.key]
   service_account = google_service_account.orchestrator.email
   labels          = local.labels
+  # Streamed runs last minutes; runs.max_run_ms (240 s) stays inside this.
+  timeout = "300s"
+  # All egress through the VPC: the memory server's ingress is internal.
+  egress = "ALL_TRAFFIC"
 
   env = {
-    ORCHESTRA_ENV = var.environment
+    ORCHESTRA_ENV                          = var.environment
+    ORCHESTRA__MEMORY__URL                 = module.memory_server[each.key].uri
+    ORCHESTRA__STORAGE__REDIS_URL          = module.redis.url
+    ORCHESTRA__STORAGE__REDIS_CA_CERT_FILE = "/secrets/redis-ca/value"
+    ORCHESTRA__STORAGE__WAIT_REPLICAS      = local.size.redis_tier == "STANDARD_HA" ? "1" : "0"
+    ORCHESTRA__LOG__GCP_PROJECT            = var.project
   }
   secret_env = {
-    ORCHESTRA__MEMORY__API_KEY = module.secrets.ids["orchestrator-memory-key"]
+    ORCHESTRA__MEMORY__API_KEY         = module.secrets.ids["orchestrator-memory-key"]
+    ORCHESTRA__AUTH__KEYS              = module.secrets.ids["orchestrator-api-keys"]
+    ORCHESTRA__STORAGE__REDIS_PASSWORD = module.secrets.ids["redis-auth"]
+    ORCHESTRA_MODEL_API_KEY            = module.secrets.ids["orchestrator-model-key"]
   }
+  secret_files = {
+    "/secrets/redis-ca" = module.secrets.ids["redis-server-ca"]
+  }
+}
+
+# Gemini on Vertex AI, as the orchestrator's own identity.
+resource "google_project_iam_member" "orchestrator_vertex_ai" {
+  project = var.project
+  role    = "roles/aiplatform.user"
+  member  = "serviceAccount:${google_service_account.orchestrator.email}"
 }
 
 module "monitoring" {
@@ -194,9 +227,24 @@ module "monitoring" {
   notification_channels = var.notification_channels
 }
 
+# The same alerts (and canary gates) for the orchestrator, once it is deployed.
+module "monitoring_orchestrator" {
+  source                = "../monitoring"
+  count                 = var.orchestrator_image == null ? 0 : 1
+  project               = var.project
+  service               = "orchestrator"
+  baseline_instances    = local.size.min_instances * length(local.size.regions)
+  notification_channels = var.notification_channels
+}
+
 output "memory_server_urls" {
   description = "Region => memory-server URL."
   value       = { for r, m in module.memory_server : r => m.uri }
+}
+
+output "orchestrator_urls" {
+  description = "Region => orchestrator URL (empty without orchestrator_image)."
+  value       = { for r, m in module.orchestrator : r => m.uri }
 }
 
 output "workload_identity_provider" {
