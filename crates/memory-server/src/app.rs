@@ -9,8 +9,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use vector_index::CollectionConfig;
 use vector_index::durable::DurableCollection;
+use vector_index::place::{StorageBackend, StorePlace};
 use vector_index::store::AnyStore;
-use vector_index::store::place::{StorageBackend, StorePlace};
 
 use crate::auth::KeyRing;
 use crate::config::Config;

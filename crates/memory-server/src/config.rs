@@ -15,7 +15,7 @@ use crate::model::{Fusion, SearchMode};
 pub use kit::serve::ServerConfig;
 pub use kit::telemetry::{LogConfig, OtelConfig};
 pub use providers::embed::EmbedderConfig;
-pub use vector_index::store::place::{StorageBackend, StorageConfig, StoreLocation};
+pub use vector_index::place::{StorageBackend, StorageConfig, StoreLocation};
 
 /// Everything the server reads from its environment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

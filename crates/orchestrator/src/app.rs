@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use vector_index::CollectionConfig;
-use vector_index::store::place::StorePlace;
+use vector_index::place::StorePlace;
 
 use crate::agents::{Agents, AgentsError};
 use crate::config::Config;

@@ -13,7 +13,7 @@ pub use kit::auth::{AuthConfig, KeyConfig};
 pub use kit::serve::ServerConfig;
 pub use kit::telemetry::{LogConfig, OtelConfig};
 pub use providers::embed::EmbedderConfig;
-pub use vector_index::store::place::{StorageBackend, StorageConfig};
+pub use vector_index::place::{StorageBackend, StorageConfig};
 
 use crate::error::ConfigError;
 

@@ -16,7 +16,6 @@ use parking_lot::Mutex;
 use providers::ProviderError;
 use providers::chat::{Assembler, ChatEvent, ChatMessage, ChatRequest, ChatRole, ToolCall};
 use providers::embed::{Embedder, Purpose};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
@@ -25,6 +24,7 @@ use crate::events::Emitter;
 use crate::mcp_tools;
 use crate::memory::{MemoryLink, Scope, render};
 use crate::metrics::Metrics;
+pub use crate::store::Checkpoint;
 use crate::tools::{self, EXIT_LOOP_KEY, ToolEnv};
 
 /// How often text deltas are stored at most (the rest are joined).
@@ -77,20 +77,6 @@ impl From<crate::error::ApiError> for Stop {
     fn from(e: crate::error::ApiError) -> Self {
         Self::Failed(e.into())
     }
-}
-
-/// Where an `llm` agent stopped for approval: enough to go on from there on
-/// any instance.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// The agent.
-    pub agent: String,
-    /// Its conversation so far (the assistant's tool calls included).
-    pub messages: Vec<ChatMessage>,
-    /// Model calls made so far.
-    pub steps: u32,
-    /// The step's tool calls not run yet; the first awaits approval.
-    pub pending: Vec<ToolCall>,
 }
 
 /// What a person decided about the pending tool call.
@@ -760,6 +746,7 @@ impl Engine {
             user_id: ctx.user_id.as_deref(),
             agent: &agent.name,
         };
+        let started = Instant::now();
         let found = match memory
             .recall(&scope, query, policy.top_k, policy.min_score)
             .await
@@ -785,6 +772,7 @@ impl Engine {
                     "agent": agent.name,
                     "query": query,
                     "memories": used.iter().map(|m| json!({"id": m.id, "score": m.score})).collect::<Vec<_>>(),
+                    "took_ms": kit::telemetry::millis_rounded(started.elapsed()),
                 }),
             )
             .await?;

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 use orchestrator_api::{Message, Run, RunEvent, RunStatus, Thread};
+use providers::chat::{ChatMessage, ToolCall};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -46,7 +47,21 @@ pub struct RunRecord {
     pub cancel_requested: bool,
     /// Where an interrupted run goes on from.
     #[serde(default)]
-    pub checkpoint: Option<crate::engine::Checkpoint>,
+    pub checkpoint: Option<Checkpoint>,
+}
+
+/// Where an `llm` agent stopped for approval: enough to go on from there on
+/// any instance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The agent.
+    pub agent: String,
+    /// Its conversation so far (the assistant's tool calls included).
+    pub messages: Vec<ChatMessage>,
+    /// Model calls made so far.
+    pub steps: u32,
+    /// The step's tool calls not run yet; the first awaits approval.
+    pub pending: Vec<ToolCall>,
 }
 
 /// A message as stored, with its place in the thread.

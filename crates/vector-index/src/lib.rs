@@ -13,6 +13,8 @@
 //! - [`store`]: durable records (embedded redb file, or Redis) behind one trait,
 //!   each write carrying what it [`expect`]s of the record it replaces;
 //! - [`durable`]: a collection kept in the store and in step across instances;
+//! - [`place`]: where a service keeps its collections (`[storage]`), and
+//!   opening one there;
 //! - [`synthetic`]: clustered test data and exact ground truth.
 //!
 //! Similarity is cosine on L2-normalised vectors, i.e. a dot product.
@@ -39,6 +41,7 @@ pub mod filter;
 pub mod lexical;
 pub mod payload;
 pub mod payload_index;
+pub mod place;
 pub mod planner;
 mod snapshot;
 pub mod store;

@@ -11,7 +11,6 @@
 mod any;
 mod codec;
 mod embedded;
-pub mod place;
 mod redis;
 
 use std::fmt;

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AnyStore, EmbeddedStore, RedisConfig, RedisStore};
 use crate::collection::CollectionConfig;
 use crate::durable::DurableCollection;
 use crate::error::{IndexError, Result};
+use crate::store::{AnyStore, EmbeddedStore, RedisConfig, RedisStore};
 
 /// Which store backs a service's collections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
