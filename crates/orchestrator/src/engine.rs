@@ -396,6 +396,8 @@ impl Engine {
         let mut request = request.clone();
         request.temperature = request.temperature.or(model.config.temperature);
         request.max_tokens = request.max_tokens.or(model.config.max_tokens);
+        // What happened so far is stored before the wait on the model.
+        ctx.emitter.flush().await?;
         let started = Instant::now();
         let mut stream = model.chat.stream(&request);
         let mut answer = Assembler::default();
@@ -676,6 +678,7 @@ impl Engine {
             });
         }
         ctx.emitter.emit(event::TOOL_CALL, data).await?;
+        ctx.emitter.flush().await?;
         // Only the agent's own tools run, whatever the model asks for.
         let remote = mcp_tools::split(&call.name)
             .filter(|_| call.name.contains(mcp_tools::MODEL_SEPARATOR))

@@ -1,10 +1,14 @@
 //! Run events: numbered, stored, announced.
 //!
 //! The instance running a run is the only writer of its events; it numbers
-//! them from 1 and stores each before the next (so every instance reads them
-//! in order, through the store). Waiters on this instance are woken at once
-//! through the [`Hub`]; waiters elsewhere see the events when the store's
-//! change feed brings them (they poll their replica).
+//! them from 1 and stores them in order (so every instance reads them in
+//! order, through the store). Events that mark progress a caller waits for
+//! (`run.started`, text deltas, the end) are stored at once; the others are
+//! held and stored with the next of those, or when the engine is about to
+//! wait on a model or a tool ([`Emitter::flush`]): one store write per burst
+//! instead of one per event. Waiters on this instance are woken through the
+//! [`Hub`]; waiters elsewhere see the events when the store's change feed
+//! brings them (they poll their replica).
 
 use std::sync::Arc;
 
@@ -50,8 +54,22 @@ pub struct Emitter {
     run: Uuid,
     namespace: String,
     thread: Option<Uuid>,
-    /// The last number used; held across the store write so events land in order.
-    seq: tokio::sync::Mutex<u64>,
+    /// The last number used, and the events not stored yet; held across the
+    /// store write so events land in order.
+    state: tokio::sync::Mutex<Pending>,
+}
+
+#[derive(Default)]
+struct Pending {
+    seq: u64,
+    held: Vec<RunEvent>,
+}
+
+/// Whether an event is stored at once rather than held for the next write.
+fn urgent(kind: &str) -> bool {
+    kind == orchestrator_api::event::RUN_STARTED
+        || kind == orchestrator_api::event::MESSAGE_DELTA
+        || orchestrator_api::event::ends_stream(kind)
 }
 
 impl Emitter {
@@ -70,30 +88,53 @@ impl Emitter {
             run,
             namespace,
             thread,
-            seq: tokio::sync::Mutex::new(last),
+            state: tokio::sync::Mutex::new(Pending {
+                seq: last,
+                held: Vec::new(),
+            }),
         }
     }
 
-    /// Stores event `kind` with `data`; returns its number.
+    /// Numbers event `kind` with `data`; stores it (with any held before it)
+    /// at once if it is urgent, else holds it. Returns its number.
     pub async fn emit(&self, kind: &str, data: Value) -> Result<u64, ApiError> {
-        let mut seq = self.seq.lock().await;
-        let event = RunEvent {
-            seq: *seq + 1,
+        let mut state = self.state.lock().await;
+        let seq = state.seq + 1;
+        state.held.push(RunEvent {
+            seq,
             run_id: self.run,
             event: kind.to_owned(),
             data,
             at: OffsetDateTime::now_utc(),
-        };
-        self.records
-            .add_events(&self.namespace, self.thread, std::slice::from_ref(&event))
-            .await?;
-        *seq += 1;
-        self.hub.notify(self.run);
-        Ok(*seq)
+        });
+        state.seq = seq;
+        if urgent(kind) {
+            self.store(&mut state).await?;
+        }
+        Ok(seq)
     }
 
-    /// The last number used.
+    /// Stores the held events (before waiting on a model or a tool, so
+    /// watchers see how far the run got).
+    pub async fn flush(&self) -> Result<(), ApiError> {
+        let mut state = self.state.lock().await;
+        self.store(&mut state).await
+    }
+
+    async fn store(&self, state: &mut Pending) -> Result<(), ApiError> {
+        if state.held.is_empty() {
+            return Ok(());
+        }
+        self.records
+            .add_events(&self.namespace, self.thread, &state.held)
+            .await?;
+        state.held.clear();
+        self.hub.notify(self.run);
+        Ok(())
+    }
+
+    /// The last number used (held events included).
     pub async fn last(&self) -> u64 {
-        *self.seq.lock().await
+        self.state.lock().await.seq
     }
 }

@@ -164,7 +164,20 @@ impl Runs {
             cancel_requested: false,
             checkpoint: None,
         };
-        let version = match self.records.put_run(&record, Expect::Absent).await {
+        let stored = if status == RunStatus::Running {
+            // Stored with its first event and its input in one write: the
+            // caller's stream has something to show at once.
+            let mut record = record.clone();
+            let started = self.started_event(&record.run, 1);
+            record.run.last_event = 1;
+            let input = input_messages(&record);
+            let stored = self.records.start_run(&record, &started, &input).await;
+            stored.map(|v| (record, v))
+        } else {
+            let stored = self.records.put_run(&record, Expect::Absent).await;
+            stored.map(|v| (record, v))
+        };
+        let (record, version) = match stored {
             Ok(v) => v,
             Err(e) => {
                 if let Some(thread) = new.thread {
@@ -173,10 +186,23 @@ impl Runs {
                 return Err(e);
             }
         };
+        let run = record.run.clone();
         if status == RunStatus::Running {
+            self.hub.notify(id);
             self.spawn(record, version);
         }
         Ok(run)
+    }
+
+    /// The `run.started` event of `run`, numbered `seq`.
+    fn started_event(&self, run: &Run, seq: u64) -> orchestrator_api::RunEvent {
+        orchestrator_api::RunEvent {
+            seq,
+            run_id: run.id,
+            event: event::RUN_STARTED.into(),
+            data: json!({"run_id": run.id, "agent": run.agent, "thread_id": run.thread_id}),
+            at: now(),
+        }
     }
 
     /// Makes `run` the thread's active run; returns `Queued` when the thread
@@ -385,15 +411,17 @@ impl Runs {
 
     /// The run proper: history, input, the agent.
     async fn work(&self, ctx: &RunCtx, record: &RunRecord) -> Result<String, Stop> {
-        ctx.emitter
-            .emit(
-                event::RUN_STARTED,
-                json!({"run_id": record.run.id, "agent": record.run.agent, "thread_id": record.run.thread_id}),
-            )
-            .await?;
+        // A run created running was announced when it was stored; one that
+        // waited in the queue is announced now.
+        let announced = record.run.last_event > 0;
+        if !announced {
+            let started = self.started_event(&record.run, 0);
+            ctx.emitter.emit(event::RUN_STARTED, started.data).await?;
+        }
         let mut conversation = Vec::new();
         if let Some(thread) = record.run.thread_id {
-            let history = self.records.messages(thread).await?;
+            let mut history = self.records.messages(thread).await?;
+            history.retain(|m| m.run_id != record.run.id);
             let skip = history.len().saturating_sub(self.settings.history_messages);
             conversation.extend(
                 history
@@ -401,21 +429,11 @@ impl Runs {
                     .skip(skip)
                     .map(|m| ChatMessage::new(chat_role(m.role), m.content)),
             );
-            let input: Vec<Message> = record
-                .input
-                .iter()
-                .map(|m| Message {
-                    id: Uuid::now_v7(),
-                    role: m.role,
-                    content: m.content.clone(),
-                    agent: None,
-                    run_id: record.run.id,
-                    created_at: now(),
-                })
-                .collect();
-            self.records
-                .add_messages(&record.run.namespace, thread, &input)
-                .await?;
+            if !announced {
+                self.records
+                    .add_messages(&record.run.namespace, thread, &input_messages(record))
+                    .await?;
+            }
         }
         conversation.extend(
             record
@@ -505,7 +523,7 @@ impl Runs {
                     {
                         tracing::error!(error = %e, run = %run.id, "the answer was not added to its thread");
                     }
-                    self.write_back(ctx, &record, &answer).await;
+                    self.write_back(&record, &answer);
                 }
                 run.output = Some(answer);
             }
@@ -596,35 +614,49 @@ impl Runs {
         tracing::error!(run = %run.id, error = ?last, "the run's outcome could not be stored; the sweeper will fail it");
     }
 
-    /// Appends the turn to the thread's memory session (at most once).
-    async fn write_back(&self, ctx: &RunCtx, record: &RunRecord, answer: &str) {
-        let (Some(memory), Some(thread)) = (self.engine.memory.as_deref(), record.run.thread_id)
+    /// Appends the turn to the thread's memory session (at most once), in
+    /// the background: the caller's answer does not wait on memory-server's
+    /// write. Sessions are appended in run order because a thread runs one
+    /// run at a time and the next run starts after this one's record is final
+    /// (the append may land after that start; it never reorders turns of one run).
+    fn write_back(&self, record: &RunRecord, answer: &str) {
+        let (Some(memory), Some(thread)) = (self.engine.memory.clone(), record.run.thread_id)
         else {
             return;
         };
-        let scope = Scope {
-            namespace: &record.run.namespace,
-            user_id: record.user_id.as_deref(),
-            agent: &record.run.agent,
-        };
-        let mut messages: Vec<(String, String, Option<String>)> = record
-            .input
-            .iter()
-            .map(|m| (role_name(m.role), m.content.clone(), None))
-            .collect();
-        messages.push((
-            "assistant".into(),
-            answer.to_owned(),
-            Some(record.run.agent.clone()),
-        ));
-        if let Err(e) = memory
-            .append_turn(&scope, &thread.to_string(), messages)
-            .await
-        {
-            tracing::warn!(error = %e, run = %ctx.id, "the turn was not appended to the memory session");
-        }
+        let record = record.clone();
+        let answer = answer.to_owned();
+        tokio::spawn(async move { append_turn(&memory, &record, thread, answer).await });
     }
+}
 
+/// Appends one run's turn to its thread's memory session.
+async fn append_turn(
+    memory: &crate::memory::MemoryLink,
+    record: &RunRecord,
+    thread: Uuid,
+    answer: String,
+) {
+    let scope = Scope {
+        namespace: &record.run.namespace,
+        user_id: record.user_id.as_deref(),
+        agent: &record.run.agent,
+    };
+    let mut messages: Vec<(String, String, Option<String>)> = record
+        .input
+        .iter()
+        .map(|m| (role_name(m.role), m.content.clone(), None))
+        .collect();
+    messages.push(("assistant".into(), answer, Some(record.run.agent.clone())));
+    if let Err(e) = memory
+        .append_turn(&scope, &thread.to_string(), messages)
+        .await
+    {
+        tracing::warn!(error = %e, run = %record.run.id, "the turn was not appended to the memory session");
+    }
+}
+
+impl Runs {
     /// Asks run `id` to stop: a queued run is cancelled at once; a running
     /// one stops at once here, or at its owner's next heartbeat elsewhere.
     pub async fn cancel(self: &Arc<Self>, id: Uuid) -> Result<Run, ApiError> {
@@ -864,6 +896,22 @@ impl Runs {
         }
         self.records.delete_thread(thread.id).await
     }
+}
+
+/// A run's input as thread messages.
+fn input_messages(record: &RunRecord) -> Vec<Message> {
+    record
+        .input
+        .iter()
+        .map(|m| Message {
+            id: Uuid::now_v7(),
+            role: m.role,
+            content: m.content.clone(),
+            agent: None,
+            run_id: record.run.id,
+            created_at: now(),
+        })
+        .collect()
 }
 
 /// The model-side role of a thread message.

@@ -109,6 +109,54 @@ fn status_attr(s: RunStatus) -> String {
     format!("status={name}")
 }
 
+/// The record of a run.
+fn run_point(record: &RunRecord) -> Result<NewPoint, ApiError> {
+    let run = &record.run;
+    let mut p = payload(
+        RUN,
+        &run.namespace,
+        record.user_id.as_deref(),
+        run.thread_id,
+    );
+    p.attributes = vec![status_attr(run.status)];
+    let mut point = NewPoint::new(run.id, Vec::new(), p);
+    point.document = encode(record)?;
+    Ok(point)
+}
+
+/// The record of one run event.
+fn event_point(namespace: &str, thread: Option<Uuid>, e: &RunEvent) -> Result<NewPoint, ApiError> {
+    let mut p = payload(EVENT, namespace, None, thread);
+    p.attributes = vec![format!("run={}", e.run_id)];
+    let mut point = NewPoint::new(Uuid::now_v7(), Vec::new(), p);
+    point.document = encode(e)?;
+    Ok(point)
+}
+
+/// The records of `messages` appended to `thread`, in order.
+fn message_points(
+    namespace: &str,
+    thread: Uuid,
+    messages: &[Message],
+) -> Result<Vec<NewPoint>, ApiError> {
+    let base = u64::try_from(now_millis()).unwrap_or(0).saturating_mul(64);
+    messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let record = MessageRecord {
+                message: m.clone(),
+                order: base + i as u64,
+            };
+            let mut p = payload(MESSAGE, namespace, None, Some(thread));
+            p.attributes = vec![format!("run={}", m.run_id)];
+            let mut point = NewPoint::new(m.id, Vec::new(), p);
+            point.document = encode(&record)?;
+            Ok(point)
+        })
+        .collect()
+}
+
 impl Records {
     /// Records in `collection`.
     pub fn new(collection: Arc<DurableCollection<AnyStore>>) -> Self {
@@ -219,23 +267,20 @@ impl Records {
         thread: Uuid,
         messages: &[Message],
     ) -> Result<(), ApiError> {
-        let base = u64::try_from(now_millis()).unwrap_or(0).saturating_mul(64);
-        let mut points = Vec::with_capacity(messages.len());
-        for (i, m) in messages.iter().enumerate() {
-            let record = MessageRecord {
-                message: m.clone(),
-                order: base + i as u64,
-            };
-            let mut point = NewPoint::new(
-                m.id,
-                Vec::new(),
-                payload(MESSAGE, namespace, None, Some(thread)),
-            );
-            point.document = encode(&record)?;
-            points.push(point);
-        }
-        self.c.upsert_many(points).await?;
+        self.c
+            .upsert_many(message_points(namespace, thread, messages)?)
+            .await?;
         Ok(())
+    }
+
+    /// The messages run `run` added to its thread, oldest first.
+    pub async fn run_messages(&self, run: Uuid) -> Result<Vec<Message>, ApiError> {
+        let f = Filter::all()
+            .eq(Field::Kind, MESSAGE)
+            .eq(Field::Attribute, format!("run={run}"));
+        let mut records: Vec<MessageRecord> = self.get_all(&self.c.ids_matching(&f)).await?;
+        records.sort_by_key(|r| (r.order, r.message.id));
+        Ok(records.into_iter().map(|r| r.message).collect())
     }
 
     /// The thread's messages, oldest first.
@@ -252,18 +297,35 @@ impl Records {
 
     /// Stores `record` if `expect` allows; returns the new version.
     pub async fn put_run(&self, record: &RunRecord, expect: Expect) -> Result<u64, ApiError> {
-        let run = &record.run;
-        let mut p = payload(
-            RUN,
-            &run.namespace,
-            record.user_id.as_deref(),
-            run.thread_id,
-        );
-        p.attributes = vec![status_attr(run.status)];
+        let point = run_point(record)?;
         Ok(self
             .c
-            .upsert_document(run.id, &[], p, &encode(record)?, expect)
+            .upsert_document(point.id, &[], point.payload, &point.document, expect)
             .await?)
+    }
+
+    /// Stores a new run with its first event and its input messages in one
+    /// write (the run is visible, announced and in its thread at once);
+    /// returns the run record's version.
+    pub async fn start_run(
+        &self,
+        record: &RunRecord,
+        started: &RunEvent,
+        input: &[Message],
+    ) -> Result<u64, ApiError> {
+        let run = &record.run;
+        let mut points = vec![
+            run_point(record)?,
+            event_point(&run.namespace, run.thread_id, started)?,
+        ];
+        if let Some(thread) = run.thread_id {
+            points.extend(message_points(&run.namespace, thread, input)?);
+        }
+        let versions = self.c.upsert_many(points).await?;
+        versions
+            .first()
+            .copied()
+            .ok_or_else(|| ApiError::Internal("the store returned no version".into()))
     }
 
     /// The run `id`.
@@ -310,14 +372,10 @@ impl Records {
         thread: Option<Uuid>,
         events: &[RunEvent],
     ) -> Result<(), ApiError> {
-        let mut points = Vec::with_capacity(events.len());
-        for e in events {
-            let mut p = payload(EVENT, namespace, None, thread);
-            p.attributes = vec![format!("run={}", e.run_id)];
-            let mut point = NewPoint::new(Uuid::now_v7(), Vec::new(), p);
-            point.document = encode(e)?;
-            points.push(point);
-        }
+        let points = events
+            .iter()
+            .map(|e| event_point(namespace, thread, e))
+            .collect::<Result<Vec<_>, _>>()?;
         self.c.upsert_many(points).await?;
         Ok(())
     }

@@ -395,13 +395,13 @@ async fn outcome(app: &AppState, run: Run, deadline_ms: Option<u64>) -> Result<R
     let wait = deadline_ms.unwrap_or(max).min(max);
     let run = app.runs.wait(run.id, Duration::from_millis(wait)).await?;
     let messages = match run.thread_id {
-        Some(thread) if run.status.is_terminal() => app
+        Some(_) if run.status.is_terminal() => app
             .runs
             .records()
-            .messages(thread)
+            .run_messages(run.id)
             .await?
             .into_iter()
-            .filter(|m| m.run_id == run.id && m.role == MsgRole::Assistant)
+            .filter(|m| m.role == MsgRole::Assistant)
             .collect(),
         _ => Vec::new(),
     };

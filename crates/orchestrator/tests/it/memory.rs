@@ -101,12 +101,15 @@ async fn runs_recall_store_and_write_back_through_memory_server() {
     assert_eq!(hits[0]["memory"]["agent_id"], "echo");
     assert_eq!(hits[0]["memory"]["session_id"], thread.as_str());
 
-    // Each completed turn is in the thread's memory session.
-    let session = memory
-        .get(&format!("/v1/sessions/{thread}?namespace=team-a"))
-        .await;
-    assert_eq!(session.status, 200, "{:?}", session.body);
-    let messages = session.body["messages"].as_array().unwrap();
+    // Each completed turn is in the thread's memory session (appended in
+    // the background once the run has answered).
+    let session = crate::support::eventually(
+        &memory,
+        &format!("/v1/sessions/{thread}?namespace=team-a"),
+        |s| s["messages"].as_array().is_some_and(|m| m.len() == 4),
+    )
+    .await;
+    let messages = session["messages"].as_array().unwrap();
     let roles: Vec<&str> = messages
         .iter()
         .map(|m| m["role"].as_str().unwrap())
@@ -114,7 +117,7 @@ async fn runs_recall_store_and_write_back_through_memory_server() {
     assert_eq!(roles, ["user", "assistant", "user", "assistant"]);
     assert_eq!(messages[0]["content"], "what green tea do I drink");
     assert_eq!(messages[1]["agent_id"], "echo");
-    assert_eq!(session.body["user_id"], "alice");
+    assert_eq!(session["user_id"], "alice");
 
     // A thread of another namespace: the orchestrator's key cannot reach
     // its memories, and the run says so instead of failing.

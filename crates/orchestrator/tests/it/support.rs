@@ -302,7 +302,7 @@ pub fn kinds(events: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// Polls `GET path` until `done` holds for its body (15 s at most).
+/// Polls `GET path` until `done` holds for its body (30 s at most).
 pub async fn eventually(api: &Api, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
