@@ -396,15 +396,25 @@ impl Engine {
         let mut request = request.clone();
         request.temperature = request.temperature.or(model.config.temperature);
         request.max_tokens = request.max_tokens.or(model.config.max_tokens);
-        // What happened so far is stored before the wait on the model.
-        ctx.emitter.flush().await?;
+        // What happened so far is stored while the model works (not before:
+        // the write need not delay the call; held events keep their order).
+        let flushing = ctx.emitter.flush();
         let started = Instant::now();
         let mut stream = model.chat.stream(&request);
         let mut answer = Assembler::default();
+        let (flushed, first) = tokio::join!(flushing, stream.next());
+        flushed?;
+        // The first poll's answer, not polled again (a finished stream may not be).
+        let mut first = Some(first);
         let mut pending = String::new();
         let mut last_flush = Instant::now() - DELTA_EVERY;
         let outcome: Result<(), ProviderError> = async {
-            while let Some(e) = stream.next().await {
+            loop {
+                let next = match first.take() {
+                    Some(polled) => polled,
+                    None => stream.next().await,
+                };
+                let Some(e) = next else { break };
                 let e = e?;
                 if let (true, ChatEvent::TextDelta(t)) = (stream_text, &e) {
                     pending.push_str(t);
