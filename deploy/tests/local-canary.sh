@@ -165,7 +165,7 @@ PROMQL_URL="http://127.0.0.1:$prom_port/api/v1/query"
 ALERTS_URL="http://127.0.0.1:$alerts_port/alerts"
 MONITORING_AUTH=none
 export PROJECT CANARY_CONFIG PROMQL_URL ALERTS_URL MONITORING_AUTH
-load_canary_config
+load_canary_config memory-server
 
 # One rollout of the candidate revision $1 listening on port $2; returns 0 if promoted.
 rollout() {
