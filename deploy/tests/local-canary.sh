@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The local canary run: the production gate code (deploy/lib/canary.sh)
-# judging real memory-server processes.
+# judging real processes of either service.
 #
 # A stable server and a canary server sit behind haproxy, which splits the
 # traffic by weight (the canary's share steps 10% -> 50% -> 100% as on Cloud
@@ -10,11 +10,17 @@
 # test-only setting testing.fail_every must be rolled back (all traffic
 # returned to the stable server).
 #
-# Usage: deploy/tests/local-canary.sh <memory-server binary>
-# Needs haproxy and prometheus (Debian packages), python3 and curl.
+# Usage: deploy/tests/local-canary.sh <binary> [memory-server|orchestrator]
+# (the orchestrator runs the repository's config/agents.toml: the offline
+# scripted model). Needs haproxy and prometheus (Debian packages), python3 and curl.
 set -euo pipefail
 
 bin="$(realpath "$1")"
+service="${2:-memory-server}"
+case "$service" in
+  memory-server | orchestrator) ;;
+  *) echo "unknown service $service" >&2; exit 2 ;;
+esac
 DEPLOY_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source-path=SCRIPTDIR source=../lib/common.sh
 . "$DEPLOY_DIR/lib/common.sh"
@@ -53,17 +59,21 @@ wait_http() {
   die "nothing answered at $url"
 }
 
-# Starts a memory server on port $2 with extra TOML $3; prints its pid.
+# Starts a server of $service on port $2 with extra TOML $3; prints its pid.
 start_server() {
-  local name="$1" port="$2" extra="$3"
+  local name="$1" port="$2" extra="$3" file=default.toml snapshots="snapshot_every_secs = 0"
   mkdir -p "$work/$name"
-  cat >"$work/$name/default.toml" <<EOF
+  if [ "$service" = orchestrator ]; then
+    file=orchestrator.toml snapshots=""
+    cp "$DEPLOY_DIR/../config/agents.toml" "$work/$name/agents.toml"
+  fi
+  cat >"$work/$name/$file" <<EOF
 [server]
 host = "127.0.0.1"
 port = $port
 [storage]
 path = "$work/$name/data"
-snapshot_every_secs = 0
+$snapshots
 [log]
 level = "warn"
 $extra
@@ -95,7 +105,7 @@ cat >"$work/prometheus.yml" <<EOF
 global:
   scrape_interval: 1s
 scrape_configs:
-  - job_name: memory-server
+  - job_name: $service
     static_configs:
       - targets: ["127.0.0.1:$stable_port"]
         labels: {revision: stable}
@@ -139,15 +149,19 @@ EOF
   pids+=("$haproxy_pid")
 }
 
-# Searches through haproxy from a few threads until killed.
+# Searches (memory-server) or runs the offline assistant (orchestrator)
+# through haproxy from a few threads until killed.
 cat >"$work/load.py" <<'PY'
 import json, sys, threading, time, urllib.request
-url = sys.argv[1]
+url, service = sys.argv[1], sys.argv[2]
+if service == "orchestrator":
+    path, request = "/v1/runs", {"agent": "assistant", "input": "hello", "namespace": "canary-run"}
+else:
+    path, request = "/v1/memories/search", {"namespace": "canary-run", "query": "green tea"}
 def worker():
     while True:
-        body = json.dumps({"namespace": "canary-run", "query": "green tea"}).encode()
-        req = urllib.request.Request(url + "/v1/memories/search", body,
-                                     {"Content-Type": "application/json"})
+        body = json.dumps(request).encode()
+        req = urllib.request.Request(url + path, body, {"Content-Type": "application/json"})
         try:
             urllib.request.urlopen(req, timeout=5).read()
         except Exception:
@@ -165,7 +179,7 @@ PROMQL_URL="http://127.0.0.1:$prom_port/api/v1/query"
 ALERTS_URL="http://127.0.0.1:$alerts_port/alerts"
 MONITORING_AUTH=none
 export PROJECT CANARY_CONFIG PROMQL_URL ALERTS_URL MONITORING_AUTH
-load_canary_config memory-server
+load_canary_config "$service"
 
 # One rollout of the candidate revision $1 listening on port $2; returns 0 if promoted.
 rollout() {
@@ -173,14 +187,14 @@ rollout() {
   log "== $revision"
   set_canary_weight 0 "$port"
   wait_http "http://127.0.0.1:$proxy_port/healthz"
-  python3 "$work/load.py" "http://127.0.0.1:$proxy_port" &
+  python3 "$work/load.py" "http://127.0.0.1:$proxy_port" "$service" &
   load_pid=$!
   pids+=("$load_pid")
   for step in $CANARY_STEPS; do
     set_canary_weight "$step" "$port"
     log "$step% of traffic on $revision"
     [ "$step" -ge 100 ] && break
-    if ! observe_step memory-server "$revision" "$step"; then
+    if ! observe_step "$service" "$revision" "$step"; then
       set_canary_weight 0 "$port"
       log "rolled back: all traffic on the stable server"
       result=1
@@ -199,4 +213,4 @@ if rollout canary-faulty "$faulty_port"; then
   die "the faulty canary (every 5th request fails) was promoted"
 fi
 log "the faulty canary was rolled back"
-echo "local canary run: ok"
+echo "local canary run ($service): ok"

@@ -18,6 +18,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod fault;
 pub mod metrics;
 pub mod serve;
 pub mod telemetry;

@@ -14,7 +14,6 @@ use vector_index::store::AnyStore;
 
 use crate::auth::KeyRing;
 use crate::config::Config;
-use crate::fault::Faults;
 use crate::http::{AppState, McpEndpoint, router};
 use crate::mcp::MemoryMcp;
 use crate::mcp::protocol_sessions::{ProtocolSessions, SESSIONS_NAME};
@@ -213,13 +212,7 @@ async fn serve(
         )),
         stop: stop.clone(),
     });
-    let faults = (config.testing.fail_every > 0).then(|| {
-        tracing::warn!(
-            every = config.testing.fail_every,
-            "testing.fail_every is set: this server fails requests on purpose"
-        );
-        Faults::every(config.testing.fail_every)
-    });
+    let faults = kit::fault::from_config(&config.testing);
     let store = Arc::new(config.storage.location());
     let app = router(
         AppState {

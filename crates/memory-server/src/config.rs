@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::auth::{AuthConfig, KeyConfig};
 pub use crate::error::ConfigError;
 use crate::model::{Fusion, SearchMode};
+pub use kit::fault::TestingConfig;
 pub use kit::serve::ServerConfig;
 pub use kit::telemetry::{LogConfig, OtelConfig};
 pub use providers::embed::EmbedderConfig;
@@ -268,15 +269,6 @@ impl SearchConfig {
         }
         Ok(())
     }
-}
-
-/// Test-only settings; never set them in production.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TestingConfig {
-    /// Answer every Nth API request with a 500 (0: never). The local canary
-    /// run uses it to make one build faulty.
-    pub fail_every: u64,
 }
 
 /// The Model Context Protocol endpoint and the stdio transport.

@@ -10,8 +10,8 @@
 //! - [`service`]: the memory operations, shared by every transport;
 //! - embedders (text to vectors) come from the `providers` crate;
 //! - [`model`], [`validate`], [`error`]: data shapes, input checks, the error types;
-//! - [`config`], [`telemetry`], [`metrics`], [`fault`]: typed configuration,
-//!   logs and traces, metrics, and test-only fault injection.
+//! - [`config`], [`telemetry`], [`metrics`]: typed configuration, logs and
+//!   traces, metrics (test-only fault injection is `kit::fault`).
 //!
 //! `scripts/check-module-cycles` keeps these modules free of import circles.
 //!
@@ -22,7 +22,6 @@ pub mod app;
 pub use kit::auth;
 pub mod config;
 pub mod error;
-pub mod fault;
 pub mod http;
 pub mod mcp;
 pub mod metrics;

@@ -101,8 +101,12 @@ pub async fn run(config: Config) -> Result<(), StartError> {
         memory,
         config: Arc::new(config),
     };
+    let faults = kit::fault::from_config(&state.config.testing);
     let stop_runs = stop.clone();
-    kit::serve::until_signal(listener, router(state), grace, move || stop_runs.cancel()).await?;
+    kit::serve::until_signal(listener, router(state, faults), grace, move || {
+        stop_runs.cancel()
+    })
+    .await?;
     // Runs stopped by the shutdown are failed `instance_stopped`; give them
     // a moment to store that.
     runs.drain(Duration::from_secs(2)).await;

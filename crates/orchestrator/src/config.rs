@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use kit::auth::{AuthConfig, KeyConfig};
+pub use kit::fault::TestingConfig;
 pub use kit::serve::ServerConfig;
 pub use kit::telemetry::{LogConfig, OtelConfig};
 pub use providers::embed::EmbedderConfig;
@@ -39,6 +40,8 @@ pub struct Config {
     pub log: LogConfig,
     /// OpenTelemetry trace export.
     pub otel: OtelConfig,
+    /// Test-only settings.
+    pub testing: TestingConfig,
 }
 
 /// Where the memory server is.

@@ -12,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::KeyRing;
 use crate::config::{McpConfig, StoreLocation};
-use crate::fault::{self, Faults};
 use crate::mcp::MemoryMcp;
 use crate::mcp::protocol_sessions::ProtocolSessions;
 use crate::service::MemoryService;
+use kit::fault::{self, Faults};
 
 pub mod extract;
 pub mod openapi;

@@ -43,10 +43,10 @@ impl FromRef<AppState> for Arc<KeyRing> {
     }
 }
 
-/// The router over `state`.
-pub fn router(state: AppState) -> Router {
+/// The router over `state`; `faults` (test-only) fails a share of requests.
+pub fn router(state: AppState, faults: Option<Arc<kit::fault::Faults>>) -> Router {
     let max_body = state.config.runs.max_body_bytes;
-    Router::new()
+    let routes = Router::new()
         .route("/v1/agents", get(routes::list_agents))
         .route("/v1/agents/{name}", get(routes::get_agent))
         .route(
@@ -85,7 +85,13 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
         .route("/metrics", get(routes::metrics))
-        .route("/openapi.json", get(routes::openapi))
+        .route("/openapi.json", get(routes::openapi));
+    // Inside the metrics layer, so injected failures are counted like real ones.
+    let routes = match faults {
+        Some(f) => routes.route_layer(axum::middleware::from_fn_with_state(f, kit::fault::inject)),
+        None => routes,
+    };
+    routes
         .route_layer(axum::middleware::from_fn_with_state(
             state.metrics.http(),
             kit::metrics::track,
