@@ -47,6 +47,25 @@ impl Hub {
     }
 }
 
+/// Waits on `news` (from [`Hub::subscribe`]) until `run` has news, news
+/// may have been missed (a lagging receiver), or `until`: whichever is
+/// first. Waiters re-read the store either way, so a missed wake-up costs
+/// only the wait.
+pub async fn news_of(news: &mut broadcast::Receiver<Uuid>, run: Uuid, until: tokio::time::Instant) {
+    let _ = tokio::time::timeout_at(until, async {
+        loop {
+            match news.recv().await {
+                Ok(r) if r == run => return,
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                // The hub lives as long as the service: only the deadline ends this.
+                Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+            }
+        }
+    })
+    .await;
+}
+
 /// Writes one run's events.
 pub struct Emitter {
     records: Arc<Records>,

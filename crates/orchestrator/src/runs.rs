@@ -253,30 +253,38 @@ impl Runs {
     /// Clears `run` as the thread's active run (if it still is), then starts
     /// the thread's oldest queued run, if any.
     async fn release(self: &Arc<Self>, thread: Uuid, run: Uuid) {
+        if self.clear_active(thread, run).await {
+            self.start_next(thread).await;
+        }
+    }
+
+    /// Clears `run` as the thread's active run if it still is; returns
+    /// whether this call cleared it.
+    async fn clear_active(&self, thread: Uuid, run: Uuid) -> bool {
         for _ in 0..CAS_TRIES {
             let (mut t, version) = match self.records.thread(thread).await {
                 Ok(Some(t)) => t,
-                Ok(None) => return,
+                Ok(None) => return false,
                 Err(e) => {
                     tracing::warn!(error = %e, %thread, "cannot release the thread; the sweeper will");
-                    return;
+                    return false;
                 }
             };
             if t.active_run != Some(run) {
-                return;
+                return false;
             }
             t.active_run = None;
             t.updated_at = now();
             match self.records.put_thread(&t, Expect::Version(version)).await {
-                Ok(_) => break,
+                Ok(_) => return true,
                 Err(ApiError::Conflict(_)) => continue,
                 Err(e) => {
                     tracing::warn!(error = %e, %thread, "cannot release the thread; the sweeper will");
-                    return;
+                    return false;
                 }
             }
         }
-        self.start_next(thread).await;
+        false
     }
 
     /// Starts the oldest queued run of `thread` if the thread is free.
@@ -300,23 +308,15 @@ impl Runs {
                 .await
             {
                 Ok(v) => self.spawn(record, v),
-                Err(_) => self.release_only(thread, record.run.id).await,
+                Err(_) => {
+                    self.clear_active(thread, record.run.id).await;
+                }
             }
             Ok(())
         }
         .await;
         if let Err(e) = result {
             tracing::warn!(error = %e, %thread, "cannot start the next queued run; the sweeper will");
-        }
-    }
-
-    /// Clears the thread's active run without starting another.
-    async fn release_only(&self, thread: Uuid, run: Uuid) {
-        if let Ok(Some((mut t, v))) = self.records.thread(thread).await
-            && t.active_run == Some(run)
-        {
-            t.active_run = None;
-            let _ = self.records.put_thread(&t, Expect::Version(v)).await;
         }
     }
 
@@ -383,16 +383,9 @@ impl Runs {
         };
         heartbeat.abort();
         let shutting_down = self.stop.is_cancelled();
-        self.finish(&ctx, record, outcome, shutting_down).await;
+        let final_status = self.finish(&ctx, record, outcome, shutting_down).await;
         self.local.lock().remove(&run.id);
         self.metrics.active(-1);
-        let final_status = self
-            .records
-            .run(run.id)
-            .await
-            .ok()
-            .flatten()
-            .map(|(r, _)| r.run);
         if let Some(r) = &final_status {
             self.metrics.run_finished(
                 &r.agent,
@@ -488,7 +481,7 @@ impl Runs {
         record: RunRecord,
         outcome: Result<String, Stop>,
         shutting_down: bool,
-    ) {
+    ) -> Option<Run> {
         let mut run = record.run.clone();
         let ledger = ctx.ledger.lock().clone();
         run.usage = ledger.usage;
@@ -496,9 +489,9 @@ impl Runs {
         let outcome = match outcome {
             Err(Stop::Interrupted(checkpoint)) if !shutting_down => {
                 run.status = RunStatus::Interrupted;
-                self.conclude(&ctx.emitter, run, &record, Some(*checkpoint))
+                return self
+                    .conclude(&ctx.emitter, run, &record, Some(*checkpoint))
                     .await;
-                return;
             }
             Err(Stop::Interrupted(_)) => Err(Failure::new("cancelled", "shut down while paused")),
             Err(Stop::Failed(f)) => Err(f),
@@ -545,18 +538,20 @@ impl Runs {
             }
         }
         run.finished_at = Some(now());
-        self.conclude(&ctx.emitter, run, &record, None).await;
+        self.conclude(&ctx.emitter, run, &record, None).await
     }
 
     /// Stores the run as it ended (or paused, with its `checkpoint`), then
-    /// its terminal (or `interrupt`) event, numbered after the rest.
+    /// its terminal (or `interrupt`) event, numbered after the rest. Returns
+    /// the run as the store now holds it (another instance's outcome if that
+    /// came first); `None` when it is gone or could not be stored.
     async fn conclude(
         &self,
         emitter: &Emitter,
         mut run: Run,
         record: &RunRecord,
         checkpoint: Option<Checkpoint>,
-    ) {
+    ) -> Option<Run> {
         run.last_event = emitter.last().await + 1;
         let mut last = None;
         for _ in 0..CAS_TRIES {
@@ -571,10 +566,10 @@ impl Runs {
             let (expect, cancel_requested) = match &current {
                 Some((r, _)) if r.run.status.is_terminal() => {
                     tracing::warn!(run = %run.id, "another instance ended this run first; keeping its outcome");
-                    return;
+                    return current.map(|(r, _)| r.run);
                 }
                 Some((r, v)) => (Expect::Version(*v), r.cancel_requested),
-                None => return, // its thread was deleted
+                None => return None, // its thread was deleted
             };
             let final_record = RunRecord {
                 run: run.clone(),
@@ -602,7 +597,7 @@ impl Runs {
                         tracing::error!(error = %e, run = %run.id, "the terminal event was not stored");
                     }
                     self.hub.notify(run.id);
-                    return;
+                    return Some(run);
                 }
                 Err(ApiError::Conflict(_)) => continue,
                 Err(e) => {
@@ -612,6 +607,7 @@ impl Runs {
             }
         }
         tracing::error!(run = %run.id, error = ?last, "the run's outcome could not be stored; the sweeper will fail it");
+        None
     }
 
     /// Appends the turn to the thread's memory session (at most once), in
@@ -764,22 +760,8 @@ impl Runs {
                 return Ok(r.run);
             }
             // Woken by this instance's news, or polling the replica for others'.
-            let _ = tokio::time::timeout_at(
-                deadline.min(tokio::time::Instant::now() + Duration::from_millis(250)),
-                async {
-                    loop {
-                        match news.recv().await {
-                            Ok(run) if run == id => return,
-                            Ok(_) => {}
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
-                            Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                                std::future::pending::<()>().await
-                            }
-                        }
-                    }
-                },
-            )
-            .await;
+            let poll = tokio::time::Instant::now() + Duration::from_millis(250);
+            crate::events::news_of(&mut news, id, deadline.min(poll)).await;
         }
     }
 
@@ -847,7 +829,7 @@ impl Runs {
                 }
             {
                 if let Some(a) = t.active_run {
-                    self.release_only(thread, a).await;
+                    self.clear_active(thread, a).await;
                 }
                 self.start_next(thread).await;
             }

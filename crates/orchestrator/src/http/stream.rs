@@ -62,17 +62,8 @@ impl Follow {
 
     /// Waits for news of the run, or a poll interval.
     async fn wait(&mut self) {
-        let _ = tokio::time::timeout(POLL, async {
-            loop {
-                match self.news.recv().await {
-                    Ok(r) if r == self.run => return,
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(_)) => return,
-                    Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
-                }
-            }
-        })
-        .await;
+        let until = tokio::time::Instant::now() + POLL;
+        crate::events::news_of(&mut self.news, self.run, until).await;
     }
 
     /// Whether the run ended without a terminal event this stream can read
