@@ -3,7 +3,8 @@
 //!
 //! - [`redis_server`]: a `redis-server` process on a free port, with AOF,
 //!   TLS, replicas, kill and restart;
-//! - [`free_port`], [`wait_until`]: loopback ports and polling with a deadline;
+//! - [`free_port`], [`wait_until`], [`wait_ready`]: loopback ports, polling
+//!   with a deadline, a server's `/readyz`;
 //! - [`serve_stub`]: an axum router on a loopback port, standing in for an
 //!   external SaaS (Vertex AI, OpenAI) in its real wire format.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -32,6 +33,32 @@ pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) -> Duration
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     start.elapsed()
+}
+
+/// Blocks until `GET /readyz` of the server at `url` (`http://host:port`)
+/// answers 200; panics naming `what` after `within`. Plain blocking I/O, so
+/// it works before any runtime exists.
+pub fn wait_ready(url: &str, what: &str, within: Duration) {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(url.trim_start_matches("http://")) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let req = "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+            let mut buf = String::new();
+            if s.write_all(req.as_bytes()).is_ok()
+                && s.read_to_string(&mut buf).is_ok()
+                && buf.starts_with("HTTP/1.1 200")
+            {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what} at {url} never became ready"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Serves `app` on a free loopback port, standing in for an external service;

@@ -35,26 +35,7 @@ impl Process {
 }
 
 fn wait_ready(url: &str, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(mut s) = std::net::TcpStream::connect(url.trim_start_matches("http://")) {
-            use std::io::{Read, Write};
-            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            let req = "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-            let mut buf = String::new();
-            if s.write_all(req.as_bytes()).is_ok()
-                && s.read_to_string(&mut buf).is_ok()
-                && buf.starts_with("HTTP/1.1 200")
-            {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what} at {url} never became ready"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    test_support::wait_ready(url, what, Duration::from_secs(120));
 }
 
 /// Where an orchestrator keeps its runs.

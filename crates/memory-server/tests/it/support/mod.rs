@@ -8,7 +8,7 @@ pub mod mcp;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use memory_client::{Memory, MemoryClient, NewMemory, SearchRequest};
 
@@ -97,28 +97,7 @@ impl Server {
     }
 
     fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(mut s) = std::net::TcpStream::connect(self.url.trim_start_matches("http://"))
-            {
-                use std::io::{Read, Write};
-                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let req = "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-                let mut buf = String::new();
-                if s.write_all(req.as_bytes()).is_ok()
-                    && s.read_to_string(&mut buf).is_ok()
-                    && buf.starts_with("HTTP/1.1 200")
-                {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "memory-server at {} never became ready",
-                self.url
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        test_support::wait_ready(&self.url, "memory-server", Duration::from_secs(60));
     }
 
     /// A client without a key.
