@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::support::{AGENTS, Api, Storage, kinds, orchestrator};
+use crate::support::{AGENTS, Api, Storage, first_event, kinds, orchestrator};
 
 async fn setup() -> (tempfile::TempDir, crate::support::Process, Api, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -11,14 +11,6 @@ async fn setup() -> (tempfile::TempDir, crate::support::Process, Api, String) {
     let api = Api::new(&p.url);
     let thread = api.thread("team", Some("alice")).await;
     (dir, p, api, thread)
-}
-
-fn events_of(api: &Api, thread: &str, run: &Value) -> String {
-    let _ = api;
-    format!(
-        "/v1/threads/{thread}/runs/{}/events",
-        run["id"].as_str().unwrap()
-    )
 }
 
 #[tokio::test]
@@ -64,12 +56,8 @@ async fn an_llm_run_answers_counts_tokens_and_cost_and_keeps_the_thread() {
         .collect();
     assert_eq!(roles, ["user", "assistant", "user", "assistant"]);
     // The events: started, agent, usage, message, finished, completed, in order.
-    let events = api
-        .get(&events_of(&api, &thread, &a.body["run"]))
-        .await
-        .body;
-    let events = events["events"].as_array().unwrap();
-    let k = kinds(events);
+    let events = api.events(&thread, &a.body["run"]).await;
+    let k = kinds(&events);
     assert_eq!(k.first().map(String::as_str), Some("run.started"));
     assert_eq!(k.last().map(String::as_str), Some("run.completed"));
     for kind in [
@@ -97,13 +85,8 @@ async fn an_llm_run_answers_counts_tokens_and_cost_and_keeps_the_thread() {
 async fn a_router_follows_its_model_and_falls_back_to_similarity() {
     let (_d, _p, api, thread) = setup().await;
     let a = api.run(&thread, "picker", "anything").await;
-    let events = api
-        .get(&events_of(&api, &thread, &a.body["run"]))
-        .await
-        .body;
-    let chosen: Vec<&Value> = events["events"]
-        .as_array()
-        .unwrap()
+    let events = api.events(&thread, &a.body["run"]).await;
+    let chosen: Vec<&Value> = events
         .iter()
         .filter(|e| e["event"] == "route.chosen")
         .collect();
@@ -113,46 +96,19 @@ async fn a_router_follows_its_model_and_falls_back_to_similarity() {
     let a = api
         .run(&thread, "similar", "how long should green tea brew")
         .await;
-    let events = api
-        .get(&events_of(&api, &thread, &a.body["run"]))
-        .await
-        .body;
-    let chosen = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["event"] == "route.chosen")
-        .unwrap()
-        .clone();
+    let events = api.events(&thread, &a.body["run"]).await;
+    let chosen = first_event(&events, "route.chosen");
     assert_eq!(chosen["data"]["route"], "tea");
     assert_eq!(chosen["data"]["method"], "similarity");
     let a = api.run(&thread, "similar", "a bug in my rust code").await;
-    let events = api
-        .get(&events_of(&api, &thread, &a.body["run"]))
-        .await
-        .body;
-    let chosen = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["event"] == "route.chosen")
-        .unwrap()
-        .clone();
+    let events = api.events(&thread, &a.body["run"]).await;
+    let chosen = first_event(&events, "route.chosen");
     assert_eq!(chosen["data"]["route"], "code");
     // A model answering outside the schema's enum: similarity decides.
     let a = api.run(&thread, "confused", "brewing green tea").await;
     assert_eq!(a.body["run"]["status"], "completed");
-    let events = api
-        .get(&events_of(&api, &thread, &a.body["run"]))
-        .await
-        .body;
-    let chosen = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["event"] == "route.chosen")
-        .unwrap()
-        .clone();
+    let events = api.events(&thread, &a.body["run"]).await;
+    let chosen = first_event(&events, "route.chosen");
     assert_eq!(chosen["data"]["route"], "tea");
     assert_eq!(chosen["data"]["method"], "similarity");
 }
@@ -175,10 +131,8 @@ async fn sequential_parallel_and_loop_agents_compose() {
         "{out}"
     );
     assert!(out.contains("## second\n"), "{out}");
-    let started = |events: &Value, agent: &str| {
-        events["events"]
-            .as_array()
-            .unwrap()
+    let started = |events: &[Value], agent: &str| {
+        events
             .iter()
             .filter(|e| e["event"] == "agent.started" && e["data"]["agent"] == agent)
             .count()
@@ -187,25 +141,16 @@ async fn sequential_parallel_and_loop_agents_compose() {
     let a = api.run(&thread, "looper", "go").await;
     assert_eq!(a.body["run"]["status"], "completed", "{:?}", a.body);
     assert_eq!(a.body["run"]["output"], "exited");
-    let events = api
-        .get(&events_of(&api, &thread, &a.body["run"]))
-        .await
-        .body;
+    let events = api.events(&thread, &a.body["run"]).await;
     assert_eq!(started(&events, "exiting"), 1);
     assert_eq!(started(&events, "first"), 0);
     // loop: a state key set by output_key stops it after one pass.
     let a = api.run(&thread, "until", "go").await;
-    let events = api
-        .get(&events_of(&api, &thread, &a.body["run"]))
-        .await
-        .body;
+    let events = api.events(&thread, &a.body["run"]).await;
     assert_eq!(started(&events, "keyed"), 1);
     // loop: without a stop, exactly max_iterations passes.
     let a = api.run(&thread, "twice", "go").await;
-    let events = api
-        .get(&events_of(&api, &thread, &a.body["run"]))
-        .await
-        .body;
+    let events = api.events(&thread, &a.body["run"]).await;
     assert_eq!(started(&events, "first"), 2);
 }
 
@@ -215,11 +160,8 @@ async fn failures_end_runs_with_a_code() {
     let a = api.run(&thread, "spin", "go").await;
     assert_eq!(a.body["run"]["status"], "failed");
     assert_eq!(a.body["run"]["error"]["code"], "max_steps");
-    let events = api
-        .get(&events_of(&api, &thread, &a.body["run"]))
-        .await
-        .body;
-    let k = kinds(events["events"].as_array().unwrap());
+    let events = api.events(&thread, &a.body["run"]).await;
+    let k = kinds(&events);
     assert_eq!(k.iter().filter(|x| *x == "tool.call").count(), 3);
     assert_eq!(k.last().map(String::as_str), Some("run.failed"));
     let a = api.run(&thread, "hasty", "go").await;
@@ -426,14 +368,8 @@ async fn a_tool_call_waits_for_approval_and_resumes_approved_rejected_or_edited(
         )
         .await;
     assert_eq!(a.body["run"]["status"], "completed");
-    let events = api.get(&format!("{runs}/{id}/events")).await.body;
-    let call = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["event"] == "tool.call")
-        .unwrap()
-        .clone();
+    let events = api.events(&thread, &a.body["run"]).await;
+    let call = first_event(&events, "tool.call");
     assert_eq!(call["data"]["approval"], "edited");
     assert_eq!(call["data"]["arguments"], "{\"why\":\"done\"}");
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Api, Storage, free_port, kinds, orchestrator};
+use crate::support::{Api, Storage, first_event, free_port, kinds, orchestrator};
 
 struct Llama(Child);
 
@@ -133,20 +133,8 @@ async fn a_real_small_model_runs_streams_counts_and_routes() {
         .run(&thread, "router", "How long should green tea steep?")
         .await;
     assert_eq!(a.body["run"]["status"], "completed", "{:?}", a.body);
-    let events = api
-        .get(&format!(
-            "/v1/threads/{thread}/runs/{}/events",
-            a.body["run"]["id"].as_str().unwrap()
-        ))
-        .await
-        .body;
-    let chosen = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["event"] == "route.chosen")
-        .unwrap()
-        .clone();
+    let events = api.events(&thread, &a.body["run"]).await;
+    let chosen = first_event(&events, "route.chosen");
     assert_eq!(chosen["data"]["method"], "model", "{chosen}");
     let route = chosen["data"]["route"].as_str().unwrap();
     assert!(["tea", "code"].contains(&route), "{chosen}");

@@ -4,7 +4,9 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{AGENTS, Api, Storage, memory_server, orchestrator, orchestrator_with_env};
+use crate::support::{
+    AGENTS, Api, Storage, first_event, memory_server, orchestrator, orchestrator_with_env,
+};
 
 const MEMORY_KEYS: &str = r#"[auth]
 enabled = true
@@ -25,10 +27,8 @@ async fn remember(memory: &Api, user: &str, text: &str) -> String {
     a.body["memory"]["id"].as_str().unwrap().to_owned()
 }
 
-fn retrieved(events: &Value) -> Vec<Value> {
-    events["events"]
-        .as_array()
-        .unwrap()
+fn retrieved(events: &[Value]) -> Vec<Value> {
+    events
         .iter()
         .filter(|e| e["event"] == "memory.retrieved")
         .cloned()
@@ -59,13 +59,7 @@ async fn runs_recall_store_and_write_back_through_memory_server() {
         .map(|m| m["id"].as_str().unwrap())
         .collect();
     assert_eq!(used, [tea.as_str()]);
-    let events = api
-        .get(&format!(
-            "/v1/threads/{thread}/runs/{}/events",
-            run["id"].as_str().unwrap()
-        ))
-        .await
-        .body;
+    let events = api.events(&thread, run).await;
     let r = retrieved(&events);
     assert_eq!(r.len(), 1);
     assert_eq!(r[0]["data"]["query"], "what green tea do I drink");
@@ -130,13 +124,7 @@ async fn runs_recall_store_and_write_back_through_memory_server() {
             .unwrap()
             .is_empty()
     );
-    let events = api
-        .get(&format!(
-            "/v1/threads/{other}/runs/{}/events",
-            a.body["run"]["id"].as_str().unwrap()
-        ))
-        .await
-        .body;
+    let events = api.events(&other, &a.body["run"]).await;
     let r = retrieved(&events);
     assert!(
         r[0]["data"]["error"].as_str().unwrap().contains("403"),
@@ -226,20 +214,8 @@ memory = {{ recall = false }}
     // The model was offered the remote tool under its model-facing name.
     let out = a.body["run"]["output"].as_str().unwrap();
     assert!(out.starts_with("offered mem__memory_list;"), "{out}");
-    let events = api
-        .get(&format!(
-            "/v1/threads/{thread}/runs/{}/events",
-            a.body["run"]["id"].as_str().unwrap()
-        ))
-        .await
-        .body;
-    let result = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["event"] == "tool.result")
-        .unwrap()
-        .clone();
+    let events = api.events(&thread, &a.body["run"]).await;
+    let result = first_event(&events, "tool.result");
     assert_eq!(result["data"]["tool"], "mem__memory_list");
     assert_eq!(result["data"]["ok"], true, "{result}");
     let listed = result["data"]["result"]["memories"].as_array().unwrap();

@@ -241,6 +241,27 @@ impl Api {
     }
 }
 
+impl Api {
+    /// Every stored event of `run` (a run's JSON) in `thread`, in order.
+    pub async fn events(&self, thread: &str, run: &Value) -> Vec<Value> {
+        let id = run["id"].as_str().expect("a run with an id");
+        let a = self
+            .get(&format!("/v1/threads/{thread}/runs/{id}/events"))
+            .await;
+        assert_eq!(a.status, 200, "{:?}", a.body);
+        a.body["events"].as_array().expect("an event list").clone()
+    }
+}
+
+/// The first event of `kind` in `events` (which must have one).
+pub fn first_event(events: &[Value], kind: &str) -> Value {
+    events
+        .iter()
+        .find(|e| e["event"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} event in {events:?}"))
+        .clone()
+}
+
 /// The events of an SSE body.
 pub fn parse_sse(text: &str) -> Vec<Value> {
     let mut events = Vec::new();
