@@ -228,6 +228,9 @@ mod tests {
         async fn put_many(&self, items: &[NewPoint]) -> Result<Vec<u64>> {
             self.inner.put_many(items).await
         }
+        async fn put_all(&self, items: &[(NewPoint, Expect)]) -> Result<Vec<u64>> {
+            self.inner.put_all(items).await
+        }
         async fn delete(&self, id: Uuid, expect: Expect) -> Result<Option<u64>> {
             self.inner.delete(id, expect).await
         }

@@ -287,6 +287,25 @@ impl<S: Store> DurableCollection<S> {
         }
         let _guards = self.lock_stripes(items.iter().map(|p| p.id)).await;
         let versions = self.store.put_many(&items).await?;
+        self.applied(items, &versions)?;
+        Ok(versions)
+    }
+
+    /// Writes every point if each one's `expect` allows, else none (a
+    /// compare-and-set over several records, in one store write); all are
+    /// searchable when this returns. Returns their versions in order.
+    pub async fn upsert_all(&self, items: Vec<(NewPoint, Expect)>) -> Result<Vec<u64>> {
+        for (p, _) in &items {
+            self.index.validate(&p.vector, &p.payload)?;
+        }
+        let _guards = self.lock_stripes(items.iter().map(|(p, _)| p.id)).await;
+        let versions = self.store.put_all(&items).await?;
+        self.applied(items.into_iter().map(|(p, _)| p).collect(), &versions)?;
+        Ok(versions)
+    }
+
+    /// Brings the index up to a batch the store has just written.
+    fn applied(&self, items: Vec<NewPoint>, versions: &[u64]) -> Result<()> {
         let written: Vec<(Uuid, u64)> = items
             .iter()
             .map(|p| p.id)
@@ -315,7 +334,7 @@ impl<S: Store> DurableCollection<S> {
         }
         // A repeated id keeps its last version; the earlier ones are re-read.
         self.remember_own(written);
-        Ok(versions)
+        Ok(())
     }
 
     /// Deletes the point if `expect` allows; returns the deleted version, if any.

@@ -62,6 +62,10 @@ impl Store for AnyStore {
         each!(self, s => s.put_many(items))
     }
 
+    async fn put_all(&self, items: &[(NewPoint, Expect)]) -> Result<Vec<u64>> {
+        each!(self, s => s.put_all(items))
+    }
+
     async fn delete(&self, id: Uuid, expect: Expect) -> Result<Option<u64>> {
         each!(self, s => s.delete(id, expect))
     }

@@ -115,6 +115,15 @@ pub trait Store: Send + Sync + 'static {
     /// its change entry; the batch as a whole is not.
     fn put_many(&self, items: &[NewPoint]) -> impl Future<Output = Result<Vec<u64>>> + Send;
 
+    /// Writes every point if each one's `expect` allows, else none (the
+    /// first refusal is the error): a compare-and-set over several records in
+    /// one round trip or transaction. A point repeated in `items` is checked
+    /// against the batch's own earlier write. Returns the versions in order.
+    fn put_all(
+        &self,
+        items: &[(NewPoint, Expect)],
+    ) -> impl Future<Output = Result<Vec<u64>>> + Send;
+
     /// Deletes `id` if `expect` allows; returns the deleted version, or `None` if absent
     /// (absent is an error only under [`Expect::Version`]).
     fn delete(&self, id: Uuid, expect: Expect) -> impl Future<Output = Result<Option<u64>>> + Send;

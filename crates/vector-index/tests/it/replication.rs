@@ -119,6 +119,47 @@ async fn writes_on_one_instance_reach_the_other_and_survive_restart() {
     let last = batch.last().unwrap();
     wait_until("A's batch on B", || finds(&b, last.id, &last.vector)).await;
 
+    // A conditional batch: refused, it changes neither the store nor the
+    // index; accepted, all of it is searchable on A at once and reaches B.
+    let v = &data[150 * DIM..][..DIM];
+    let (fresh, held) = (Uuid::now_v7(), batch[0].id);
+    let refused = vec![
+        (
+            NewPoint::new(fresh, v.to_vec(), payload(150)),
+            Expect::Absent,
+        ),
+        (
+            NewPoint::new(held, v.to_vec(), payload(151)),
+            Expect::Absent,
+        ),
+    ];
+    assert!(matches!(
+        a.upsert_all(refused.clone()).await,
+        Err(IndexError::VersionConflict { id, .. }) if id == held
+    ));
+    assert!(
+        a.index().get(fresh).is_none(),
+        "a refused batch is not indexed"
+    );
+    assert!(a.get(fresh).await.unwrap().is_none());
+    let held_version = a.get(held).await.unwrap().unwrap().version;
+    let accepted = vec![
+        (
+            NewPoint::new(fresh, v.to_vec(), payload(150)),
+            Expect::Absent,
+        ),
+        (
+            NewPoint::new(held, v.to_vec(), payload(151)),
+            Expect::Version(held_version),
+        ),
+    ];
+    a.upsert_all(accepted).await.unwrap();
+    assert!(finds(&a, fresh, v) && finds(&a, held, v));
+    wait_until("A's conditional batch on B", || {
+        finds(&b, fresh, v) && finds(&b, held, v)
+    })
+    .await;
+
     // A delete on B disappears on A.
     let victim = a.index().ids_matching(&Filter::all())[0];
     let v = a.index().get(victim).unwrap().vector;

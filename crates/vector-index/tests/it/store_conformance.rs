@@ -251,8 +251,110 @@ async fn batches_write_in_order(s: &impl Store) {
     assert!(s.get(id).await.unwrap().unwrap().document.is_empty());
 }
 
+async fn conditional_batches_write_all_or_nothing(s: &(impl Store + Clone)) {
+    assert_eq!(s.put_all(&[]).await.unwrap(), Vec::<u64>::new());
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let va = s
+        .put(a, &vector(1), &payload(1), Expect::Absent)
+        .await
+        .unwrap();
+    let vb = s
+        .put(b, &vector(2), &payload(2), Expect::Absent)
+        .await
+        .unwrap();
+
+    // One stale expectation refuses the whole batch, naming the record.
+    let stale = vec![
+        (NewPoint::new(c, vector(3), payload(3)), Expect::Absent),
+        (NewPoint::new(a, vector(4), payload(4)), Expect::Version(va)),
+        (
+            NewPoint::new(b, vector(5), payload(5)),
+            Expect::Version(vb + 1_000),
+        ),
+    ];
+    match s.put_all(&stale).await {
+        Err(IndexError::VersionConflict { id, found, .. }) => {
+            assert_eq!((id, found), (b, Some(vb)));
+        }
+        other => panic!("expected a conflict on b, got {other:?}"),
+    }
+    assert!(
+        s.get(c).await.unwrap().is_none(),
+        "nothing of a refused batch is stored"
+    );
+    assert_eq!(s.get(a).await.unwrap().unwrap().version, va);
+
+    // All expectations met: every point is written, versions in order, and a
+    // repeated id is checked against the batch's own earlier write.
+    let items = vec![
+        (
+            NewPoint::new(c, vector(3), payload(3)).with_document(b"c".to_vec()),
+            Expect::Absent,
+        ),
+        (NewPoint::new(a, vector(4), payload(4)), Expect::Version(va)),
+        (NewPoint::new(b, vector(5), payload(5)), Expect::Any),
+    ];
+    let versions = s.put_all(&items).await.unwrap();
+    assert_eq!(versions.len(), 3);
+    assert!(versions.windows(2).all(|w| w[0] < w[1]));
+    let got = s.get_many(&[a, b, c]).await.unwrap();
+    assert_eq!(got[0].as_ref().unwrap().vector, vector(4));
+    assert_eq!(got[1].as_ref().unwrap().version, versions[2]);
+    assert_eq!(got[2].as_ref().unwrap().document, b"c");
+    let twice = vec![
+        (
+            NewPoint::new(a, vector(6), payload(6)),
+            Expect::Version(versions[1]),
+        ),
+        (
+            NewPoint::new(a, vector(7), payload(7)),
+            Expect::Version(versions[1]),
+        ),
+    ];
+    assert!(
+        matches!(
+            s.put_all(&twice).await,
+            Err(IndexError::VersionConflict { .. })
+        ),
+        "the second write of a must expect the first one's version"
+    );
+    assert_eq!(s.get(a).await.unwrap().unwrap().vector, vector(4));
+
+    // Racing batches over the same record: exactly one wins.
+    let d = Uuid::now_v7();
+    let vd = s
+        .put(d, &vector(8), &payload(8), Expect::Absent)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..8u32)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let fresh = Uuid::now_v7();
+                let batch = vec![
+                    (NewPoint::new(fresh, vector(i), payload(i)), Expect::Absent),
+                    (NewPoint::new(d, vector(i), payload(i)), Expect::Version(vd)),
+                ];
+                (fresh, s.put_all(&batch).await.is_ok())
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for t in tasks {
+        let (fresh, won) = t.await.unwrap();
+        winners += usize::from(won);
+        assert_eq!(
+            s.get(fresh).await.unwrap().is_some(),
+            won,
+            "a loser stored nothing"
+        );
+    }
+    assert_eq!(winners, 1, "exactly one conditional batch wins");
+}
+
 async fn suite(s: &(impl Store + Clone)) {
     batches_write_in_order(s).await;
+    conditional_batches_write_all_or_nothing(s).await;
     versions_and_conflicts(s).await;
     scan_pages_through_everything(s).await;
     concurrent_writers_get_distinct_versions(s).await;

@@ -7,6 +7,7 @@
 //! answered only after the commit holding its write is durable; if the
 //! commit fails, every write of the group fails and none is stored.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc;
 
@@ -29,8 +30,8 @@ pub(super) enum Op {
         point: Box<NewPoint>,
         expect: Expect,
     },
-    /// Store many points unconditionally.
-    PutMany { points: Vec<NewPoint> },
+    /// Store every point if each one's `expect` allows, else none.
+    PutMany { points: Vec<(NewPoint, Expect)> },
     /// Remove a point if `expect` allows.
     Delete { id: Uuid, expect: Expect },
 }
@@ -187,10 +188,23 @@ fn apply(records: &mut Table<u128, &[u8]>, last: &mut u64, op: &Op) -> Result<Re
             Ok(Done::Put(version))
         }
         Op::PutMany { points } => {
-            // Encode everything first, so a bad point stores none of them.
+            // Check and encode everything first, so a refused or bad point
+            // stores none of them; a repeated id is checked against the
+            // batch's own earlier write.
+            let mut batch: HashMap<Uuid, u64> = HashMap::new();
             let mut encoded = Vec::with_capacity(points.len());
-            for (i, p) in points.iter().enumerate() {
+            for (i, (p, expect)) in points.iter().enumerate() {
+                if *expect != Expect::Any {
+                    let found = match batch.get(&p.id) {
+                        Some(v) => Some(*v),
+                        None => version_of(records, p.id)?,
+                    };
+                    if !expect.allows(found) {
+                        return Ok(Err(conflict(p.id, *expect, found)));
+                    }
+                }
                 let version = *last + 1 + i as u64;
+                batch.insert(p.id, version);
                 match codec::encode(version, &p.vector, &p.payload, &p.document) {
                     Ok(b) => encoded.push((p.id, version, b)),
                     Err(e) => return Ok(Err(e)),

@@ -119,6 +119,16 @@ impl EmbeddedStore {
     }
 }
 
+impl EmbeddedStore {
+    /// One write of many points (a transaction: all or none).
+    async fn put_points(&self, points: Vec<(NewPoint, Expect)>) -> Result<Vec<u64>> {
+        match self.writer.write(Op::PutMany { points }).await? {
+            Done::PutMany(versions) => Ok(versions),
+            _ => Err(IndexError::storage("store writer answered another write")),
+        }
+    }
+}
+
 impl Store for EmbeddedStore {
     async fn put_document(
         &self,
@@ -141,11 +151,12 @@ impl Store for EmbeddedStore {
     }
 
     async fn put_many(&self, items: &[NewPoint]) -> Result<Vec<u64>> {
-        let points = items.to_vec();
-        match self.writer.write(Op::PutMany { points }).await? {
-            Done::PutMany(versions) => Ok(versions),
-            _ => Err(IndexError::storage("store writer answered another write")),
-        }
+        let points = items.iter().map(|p| (p.clone(), Expect::Any)).collect();
+        self.put_points(points).await
+    }
+
+    async fn put_all(&self, items: &[(NewPoint, Expect)]) -> Result<Vec<u64>> {
+        self.put_points(items.to_vec()).await
     }
 
     async fn delete(&self, id: Uuid, expect: Expect) -> Result<Option<u64>> {

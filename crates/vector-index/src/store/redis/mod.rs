@@ -45,6 +45,39 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[6], '*', 'op', 'put', 'id', ARGV
 return {1, ver}
 "#;
 
+/// Every point or none: KEYS are the n record keys, then the stream and the
+/// counter; ARGV is n, the stream length, then six per point (mode,
+/// expected version, vector, payload, id, document). All checks come first,
+/// against the versions the batch itself gives (the counter's next values),
+/// so a refusal writes nothing. Replies `{1, v1..vn}` or `{0, i, found}`.
+const PUT_ALL: &str = r#"
+local n = tonumber(ARGV[1])
+local stream = KEYS[n + 1]
+local seq = KEYS[n + 2]
+local next = tonumber(redis.call('GET', seq) or '0')
+local batch = {}
+for i = 1, n do
+  local a = 2 + (i - 1) * 6
+  local found = batch[KEYS[i]]
+  if found == nil then
+    local cur = redis.call('HGET', KEYS[i], 'ver')
+    found = cur and tonumber(cur) or -1
+  end
+  if ARGV[a + 1] == 'absent' and found ~= -1 then return {0, i, found} end
+  if ARGV[a + 1] == 'version' and found ~= tonumber(ARGV[a + 2]) then return {0, i, found} end
+  batch[KEYS[i]] = next + i
+end
+local reply = {1}
+for i = 1, n do
+  local a = 2 + (i - 1) * 6
+  local ver = redis.call('INCR', seq)
+  redis.call('HSET', KEYS[i], 'v', ARGV[a + 3], 'p', ARGV[a + 4], 'd', ARGV[a + 6], 'ver', ver)
+  redis.call('XADD', stream, 'MAXLEN', '~', ARGV[2], '*', 'op', 'put', 'id', ARGV[a + 5], 'ver', ver)
+  reply[i + 1] = ver
+end
+return reply
+"#;
+
 const DELETE: &str = r#"
 local cur = redis.call('HGET', KEYS[1], 'ver')
 local found = cur and tonumber(cur) or -1
@@ -108,6 +141,7 @@ pub struct RedisStore {
     config: RedisConfig,
     prefix: String,
     put: Script,
+    put_all: Script,
     delete: Script,
 }
 
@@ -187,6 +221,7 @@ impl RedisStore {
             conn,
             config,
             put: Script::new(PUT),
+            put_all: Script::new(PUT_ALL),
             delete: Script::new(DELETE),
         })
     }
@@ -335,6 +370,59 @@ impl Store for RedisStore {
         }
         self.replicate().await?;
         Ok(versions)
+    }
+
+    async fn put_all(&self, items: &[(NewPoint, Expect)]) -> Result<Vec<u64>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut call = self.put_all.prepare_invoke();
+        for (p, _) in items {
+            call.key(self.record_key(p.id));
+        }
+        call.key(self.stream_key())
+            .key(self.seq_key())
+            .arg(items.len())
+            .arg(self.config.stream_max_len);
+        for (p, expect) in items {
+            let (mode, expected) = mode(*expect);
+            call.arg(mode)
+                .arg(expected)
+                .arg(codec::vector_bytes(&p.vector))
+                .arg(codec::payload_bytes(&p.payload)?)
+                .arg(p.id.to_string())
+                .arg(&p.document);
+        }
+        let reply: Vec<i64> = call
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_error)?;
+        match reply.as_slice() {
+            [1, versions @ ..] if versions.len() == items.len() => {
+                let versions = versions
+                    .iter()
+                    .map(|v| u64::try_from(*v).map_err(|_| IndexError::storage("negative version")))
+                    .collect::<Result<Vec<u64>>>()?;
+                self.replicate().await?;
+                Ok(versions)
+            }
+            [0, i, found] => {
+                let (p, expect) = usize::try_from(*i - 1)
+                    .ok()
+                    .and_then(|i| items.get(i))
+                    .ok_or_else(|| {
+                        IndexError::storage(format!("unexpected script reply {reply:?}"))
+                    })?;
+                Err(IndexError::VersionConflict {
+                    id: p.id,
+                    expected: *expect,
+                    found: u64::try_from(*found).ok(),
+                })
+            }
+            _ => Err(IndexError::storage(format!(
+                "unexpected script reply {reply:?}"
+            ))),
+        }
     }
 
     async fn delete(&self, id: Uuid, expect: Expect) -> Result<Option<u64>> {
