@@ -445,12 +445,14 @@ impl Engine {
         outcome.map_err(provider_failure)?;
         let response = answer.finish().map_err(provider_failure)?;
         if !pending.is_empty() {
+            // The stream has ended: the rest of the text goes with the next
+            // write (the run's outcome, or the flush before a tool call).
             ctx.emitter
-                .emit(
+                .hold(
                     event::MESSAGE_DELTA,
                     json!({"agent": agent.name, "delta": pending}),
                 )
-                .await?;
+                .await;
         }
         let (input, output) = (response.usage.input_tokens, response.usage.output_tokens);
         let cost = (input as f64 * model.config.input_price_per_million

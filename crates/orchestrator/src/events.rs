@@ -4,9 +4,10 @@
 //! them from 1 and stores them in order (so every instance reads them in
 //! order, through the store). Events that mark progress a caller waits for
 //! (`run.started`, text deltas, the end) are stored at once; the others are
-//! held and stored with the next of those, or when the engine is about to
-//! wait on a model or a tool ([`Emitter::flush`]): one store write per burst
-//! instead of one per event. Waiters on this instance are woken through the
+//! held and stored with the next of those, when the engine is about to wait
+//! on a model or a tool ([`Emitter::flush`]), or with the run's outcome
+//! ([`Emitter::take_held`]): one store write per burst instead of one per
+//! event. Waiters on this instance are woken through the
 //! [`Hub`]; waiters elsewhere see the events when the store's change feed
 //! brings them (they poll their replica).
 
@@ -118,6 +119,21 @@ impl Emitter {
     /// at once if it is urgent, else holds it. Returns its number.
     pub async fn emit(&self, kind: &str, data: Value) -> Result<u64, ApiError> {
         let mut state = self.state.lock().await;
+        let seq = self.push(&mut state, kind, data);
+        if urgent(kind) {
+            self.store(&mut state).await?;
+        }
+        Ok(seq)
+    }
+
+    /// Numbers event `kind` with `data` and holds it for the next write,
+    /// whatever its kind (the caller knows a write follows soon).
+    pub async fn hold(&self, kind: &str, data: Value) -> u64 {
+        let mut state = self.state.lock().await;
+        self.push(&mut state, kind, data)
+    }
+
+    fn push(&self, state: &mut Pending, kind: &str, data: Value) -> u64 {
         let seq = state.seq + 1;
         state.held.push(RunEvent {
             seq,
@@ -127,10 +143,7 @@ impl Emitter {
             at: OffsetDateTime::now_utc(),
         });
         state.seq = seq;
-        if urgent(kind) {
-            self.store(&mut state).await?;
-        }
-        Ok(seq)
+        seq
     }
 
     /// Stores the held events (before waiting on a model or a tool, so
@@ -155,5 +168,12 @@ impl Emitter {
     /// The last number used (held events included).
     pub async fn last(&self) -> u64 {
         self.state.lock().await.seq
+    }
+
+    /// At a run's end: the events still held (the caller stores them with
+    /// the run's outcome, in the same write) and the last number used.
+    pub async fn take_held(&self) -> (Vec<RunEvent>, u64) {
+        let mut state = self.state.lock().await;
+        (std::mem::take(&mut state.held), state.seq)
     }
 }

@@ -12,9 +12,11 @@
 //!   at the same read, sees a cancel asked through any instance;
 //! - any instance's sweeper fails a running run whose lease has passed
 //!   (`instance_lost`) and starts the next queued run of its thread;
-//! - only the owner writes a run's events, numbered in order; the terminal
-//!   event is written after the final record, so a reader that sees it reads
-//!   the final run.
+//! - only the owner writes a run's events, numbered in order;
+//! - a run starts in one write (its record, first event, input, and the
+//!   thread's claim) and ends in one (its final record, last events, answer,
+//!   and the thread's release): a reader never sees a run half started or
+//!   a terminal event before the final run.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -136,61 +138,78 @@ impl Runs {
     /// when asked; otherwise a busy thread is a 409) and starts it here.
     pub async fn start(self: &Arc<Self>, new: NewRun) -> Result<Run, ApiError> {
         let id = Uuid::now_v7();
-        let mut status = RunStatus::Running;
-        if let Some(thread) = new.thread {
-            status = self.claim(thread, id, new.queue).await?;
-        }
-        let run = Run {
-            id,
-            thread_id: new.thread,
-            agent: new.agent,
-            namespace: new.namespace,
-            status,
-            output: None,
-            error: None,
-            usage: RunUsage::default(),
-            memories_used: Vec::new(),
-            metadata: new.metadata,
-            last_event: 0,
-            created_at: now(),
-            finished_at: None,
-        };
         let record = RunRecord {
-            run: run.clone(),
+            run: Run {
+                id,
+                thread_id: new.thread,
+                agent: new.agent,
+                namespace: new.namespace,
+                status: RunStatus::Running,
+                output: None,
+                error: None,
+                usage: RunUsage::default(),
+                memories_used: Vec::new(),
+                metadata: new.metadata,
+                last_event: 0,
+                created_at: now(),
+                finished_at: None,
+            },
             user_id: new.user_id,
             input: new.input,
-            owner: (status == RunStatus::Running).then(|| self.instance.clone()),
+            owner: Some(self.instance.clone()),
             lease_until: self.lease_until(),
             cancel_requested: false,
             checkpoint: None,
         };
-        let stored = if status == RunStatus::Running {
-            // Stored with its first event and its input in one write: the
-            // caller's stream has something to show at once.
-            let mut record = record.clone();
-            let started = self.started_event(&record.run, 1);
-            record.run.last_event = 1;
-            let input = input_messages(&record);
-            let stored = self.records.start_run(&record, &started, &input).await;
-            stored.map(|v| (record, v))
-        } else {
-            let stored = self.records.put_run(&record, Expect::Absent).await;
-            stored.map(|v| (record, v))
+        let Some(thread) = new.thread else {
+            return self.start_here(record, None).await;
         };
-        let (record, version) = match stored {
-            Ok(v) => v,
-            Err(e) => {
-                if let Some(thread) = new.thread {
-                    self.release(thread, id).await;
+        for _ in 0..CAS_TRIES {
+            let (mut t, version) = self
+                .records
+                .thread(thread)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("thread {thread}")))?;
+            if let Some(active) = self.busy(&t).await? {
+                if !new.queue {
+                    return Err(busy_error(thread, active));
                 }
-                return Err(e);
+                let mut record = record;
+                record.run.status = RunStatus::Queued;
+                record.owner = None;
+                self.records.put_run(&record, Expect::Absent).await?;
+                return Ok(record.run);
             }
-        };
-        let run = record.run.clone();
-        if status == RunStatus::Running {
-            self.hub.notify(id);
-            self.spawn(record, version);
+            t.active_run = Some(id);
+            t.updated_at = now();
+            match self.start_here(record.clone(), Some((&t, version))).await {
+                // The thread changed since it was read: read it again.
+                Err(ApiError::Conflict(_)) => continue,
+                other => return other,
+            }
         }
+        Err(ApiError::Conflict(format!(
+            "thread {thread} is changing too often to start a run; retry"
+        )))
+    }
+
+    /// Stores `record` running here, with its first event, its input and
+    /// (when given) its thread's claim, in one write; then executes it.
+    async fn start_here(
+        self: &Arc<Self>,
+        mut record: RunRecord,
+        claim: Option<(&Thread, u64)>,
+    ) -> Result<Run, ApiError> {
+        let started = self.started_event(&record.run, 1);
+        record.run.last_event = 1;
+        let input = input_messages(&record);
+        let version = self
+            .records
+            .start_run(&record, &started, &input, claim)
+            .await?;
+        let run = record.run.clone();
+        self.hub.notify(run.id);
+        self.spawn(record, version);
         Ok(run)
     }
 
@@ -205,33 +224,22 @@ impl Runs {
         }
     }
 
-    /// Makes `run` the thread's active run; returns `Queued` when the thread
-    /// is busy and `queue` was asked, else a 409.
-    async fn claim(&self, thread: Uuid, run: Uuid, queue: bool) -> Result<RunStatus, ApiError> {
+    /// Makes `run` the thread's active run if the thread is free; a 409
+    /// otherwise.
+    async fn claim(&self, thread: Uuid, run: Uuid) -> Result<(), ApiError> {
         for _ in 0..CAS_TRIES {
             let (mut t, version) = self
                 .records
                 .thread(thread)
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("thread {thread}")))?;
-            if let Some(active) = t.active_run
-                && self.is_live(active).await?
-            {
-                if queue {
-                    return Ok(RunStatus::Queued);
-                }
-                return Err(ApiError::Busy {
-                    message: format!(
-                        "thread {thread} has run {active} in progress: wait for it, cancel it, \
-                         or send \"queue\": true to run after it"
-                    ),
-                    active_run: active.to_string(),
-                });
+            if let Some(active) = self.busy(&t).await? {
+                return Err(busy_error(thread, active));
             }
             t.active_run = Some(run);
             t.updated_at = now();
             match self.records.put_thread(&t, Expect::Version(version)).await {
-                Ok(_) => return Ok(RunStatus::Running),
+                Ok(_) => return Ok(()),
                 Err(ApiError::Conflict(_)) => continue,
                 Err(e) => return Err(e),
             }
@@ -239,6 +247,14 @@ impl Runs {
         Err(ApiError::Conflict(format!(
             "thread {thread} is changing too often to start a run; retry"
         )))
+    }
+
+    /// The thread's active run, if it has one that has not ended.
+    async fn busy(&self, t: &Thread) -> Result<Option<Uuid>, ApiError> {
+        match t.active_run {
+            Some(active) if self.is_live(active).await? => Ok(Some(active)),
+            _ => Ok(None),
+        }
     }
 
     /// Whether run `id` exists and has not ended.
@@ -296,7 +312,7 @@ impl Runs {
             let Some((mut record, version)) = queued.into_iter().next() else {
                 return Ok(());
             };
-            if self.claim(thread, record.run.id, false).await.is_err() {
+            if self.claim(thread, record.run.id).await.is_err() {
                 return Ok(()); // still busy: its run will start this one when it ends
             }
             record.run.status = RunStatus::Running;
@@ -394,9 +410,11 @@ impl Runs {
                 r.error.as_ref().map(|e| e.code.as_str()),
             );
         }
-        // An interrupted run keeps its thread until it is resumed or cancelled.
+        // The outcome's write released the thread (an interrupted run keeps
+        // it until it is resumed or cancelled); when that write failed, try
+        // on its own (else the sweeper will).
         if let Some(thread) = run.thread_id
-            && final_status.is_none_or(|r| r.status != RunStatus::Interrupted)
+            && final_status.is_none()
         {
             self.release(thread, run.id).await;
         }
@@ -413,7 +431,11 @@ impl Runs {
         }
         let mut conversation = Vec::new();
         if let Some(thread) = record.run.thread_id {
-            let mut history = self.records.messages(thread).await?;
+            // This run's own input is among the thread's last messages (it
+            // is stored with the run); it comes below, from the record.
+            let own = if announced { record.input.len() } else { 0 };
+            let keep = self.settings.history_messages.saturating_add(own);
+            let mut history = self.records.last_messages(thread, keep).await?;
             history.retain(|m| m.run_id != record.run.id);
             let skip = history.len().saturating_sub(self.settings.history_messages);
             conversation.extend(
@@ -490,32 +512,26 @@ impl Runs {
             Err(Stop::Interrupted(checkpoint)) if !shutting_down => {
                 run.status = RunStatus::Interrupted;
                 return self
-                    .conclude(&ctx.emitter, run, &record, Some(*checkpoint))
+                    .conclude(&ctx.emitter, run, &record, Some(*checkpoint), Vec::new())
                     .await;
             }
             Err(Stop::Interrupted(_)) => Err(Failure::new("cancelled", "shut down while paused")),
             Err(Stop::Failed(f)) => Err(f),
             Ok(answer) => Ok(answer),
         };
+        let mut answer_messages = Vec::new();
         match outcome {
             Ok(answer) => {
                 run.status = RunStatus::Completed;
-                if let Some(thread) = run.thread_id {
-                    let message = Message {
+                if run.thread_id.is_some() {
+                    answer_messages.push(Message {
                         id: Uuid::now_v7(),
                         role: Role::Assistant,
                         content: answer.clone(),
                         agent: Some(run.agent.clone()),
                         run_id: run.id,
                         created_at: now(),
-                    };
-                    if let Err(e) = self
-                        .records
-                        .add_messages(&run.namespace, thread, std::slice::from_ref(&message))
-                        .await
-                    {
-                        tracing::error!(error = %e, run = %run.id, "the answer was not added to its thread");
-                    }
+                    });
                     self.write_back(&record, &answer);
                 }
                 run.output = Some(answer);
@@ -538,75 +554,88 @@ impl Runs {
             }
         }
         run.finished_at = Some(now());
-        self.conclude(&ctx.emitter, run, &record, None).await
+        self.conclude(&ctx.emitter, run, &record, None, answer_messages)
+            .await
     }
 
-    /// Stores the run as it ended (or paused, with its `checkpoint`), then
-    /// its terminal (or `interrupt`) event, numbered after the rest. Returns
-    /// the run as the store now holds it (another instance's outcome if that
-    /// came first); `None` when it is gone or could not be stored.
+    /// Stores how the run ended (or paused, with its `checkpoint`) in one
+    /// write: the final record, the events still held, the terminal (or
+    /// `interrupt`) event numbered after them, the `answer` messages, and
+    /// the thread released (unless the run paused); then starts the
+    /// thread's next queued run. Returns the run as the store now holds it
+    /// (another instance's outcome if that came first); `None` when it is
+    /// gone or could not be stored.
     async fn conclude(
-        &self,
+        self: &Arc<Self>,
         emitter: &Emitter,
         mut run: Run,
         record: &RunRecord,
         checkpoint: Option<Checkpoint>,
+        answer: Vec<Message>,
     ) -> Option<Run> {
-        run.last_event = emitter.last().await + 1;
-        let mut last = None;
+        let (mut events, last) = emitter.take_held().await;
+        run.last_event = last + 1;
+        events.push(terminal_event(&run, checkpoint.as_ref()));
+        let release = checkpoint.is_none();
+        let mut failed = None;
         for _ in 0..CAS_TRIES {
-            let current = match self.records.run(run.id).await {
-                Ok(c) => c,
-                Err(e) => {
-                    last = Some(e);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
-            };
-            let (expect, cancel_requested) = match &current {
-                Some((r, _)) if r.run.status.is_terminal() => {
-                    tracing::warn!(run = %run.id, "another instance ended this run first; keeping its outcome");
-                    return current.map(|(r, _)| r.run);
-                }
-                Some((r, v)) => (Expect::Version(*v), r.cancel_requested),
-                None => return None, // its thread was deleted
-            };
-            let final_record = RunRecord {
-                run: run.clone(),
-                owner: None,
-                cancel_requested,
-                checkpoint: checkpoint.clone(),
-                ..record.clone()
-            };
-            match self.records.put_run(&final_record, expect).await {
-                Ok(_) => {
-                    let (kind, data) = match checkpoint.as_ref().and_then(|c| c.pending.first()) {
-                        Some(call) => (
-                            event::INTERRUPT,
-                            json!({
-                                "agent": checkpoint.as_ref().map(|c| c.agent.clone()),
-                                "id": call.id, "tool": call.name, "arguments": call.arguments,
-                            }),
-                        ),
-                        None => (
-                            status_event(run.status),
-                            serde_json::to_value(&run).unwrap_or(Value::Null),
-                        ),
-                    };
-                    if let Err(e) = emitter.emit(kind, data).await {
-                        tracing::error!(error = %e, run = %run.id, "the terminal event was not stored");
+            let written = async {
+                let (current, version) = match self.records.run(run.id).await? {
+                    Some((r, _)) if r.run.status.is_terminal() => {
+                        tracing::warn!(run = %run.id, "another instance ended this run first; keeping its outcome");
+                        return Ok(Some((r.run, None)));
                     }
+                    Some(found) => found,
+                    None => return Ok(None), // its thread was deleted
+                };
+                let final_record = RunRecord {
+                    run: run.clone(),
+                    owner: None,
+                    cancel_requested: current.cancel_requested,
+                    checkpoint: checkpoint.clone(),
+                    ..record.clone()
+                };
+                let thread = match run.thread_id {
+                    Some(t) if release => match self.records.thread(t).await? {
+                        Some((mut t, v)) if t.active_run == Some(run.id) => {
+                            t.active_run = None;
+                            t.updated_at = now();
+                            Some((t, v))
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                self.records
+                    .finish_run(
+                        &final_record,
+                        version,
+                        &events,
+                        &answer,
+                        thread.as_ref().map(|(t, v)| (t, *v)),
+                    )
+                    .await?;
+                Ok::<_, ApiError>(Some((run.clone(), thread.map(|(t, _)| t.id))))
+            }
+            .await;
+            match written {
+                Ok(Some((stored, released))) => {
                     self.hub.notify(run.id);
-                    return Some(run);
+                    if let Some(thread) = released {
+                        self.start_next(thread).await;
+                    }
+                    return Some(stored);
                 }
-                Err(ApiError::Conflict(_)) => continue,
+                Ok(None) => return None,
+                // The run (a cancel asked) or the thread changed: read again.
+                Err(ApiError::Conflict(_)) => {}
                 Err(e) => {
-                    last = Some(e);
+                    failed = Some(e);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
         }
-        tracing::error!(run = %run.id, error = ?last, "the run's outcome could not be stored; the sweeper will fail it");
+        tracing::error!(run = %run.id, error = ?failed, "the run's outcome could not be stored; the sweeper will fail it");
         None
     }
 
@@ -877,6 +906,47 @@ impl Runs {
             });
         }
         self.records.delete_thread(thread.id).await
+    }
+}
+
+/// The event that ends a run's stream: `interrupt` for a paused run (its
+/// pending call), else the terminal status event with the run.
+fn terminal_event(run: &Run, checkpoint: Option<&Checkpoint>) -> orchestrator_api::RunEvent {
+    let (kind, data) = match checkpoint {
+        Some(c) => {
+            let call = c.pending.first();
+            (
+                event::INTERRUPT,
+                json!({
+                    "agent": c.agent,
+                    "id": call.map(|c| c.id.clone()),
+                    "tool": call.map(|c| c.name.clone()),
+                    "arguments": call.map(|c| c.arguments.clone()),
+                }),
+            )
+        }
+        None => (
+            status_event(run.status),
+            serde_json::to_value(run).unwrap_or(Value::Null),
+        ),
+    };
+    orchestrator_api::RunEvent {
+        seq: run.last_event,
+        run_id: run.id,
+        event: kind.into(),
+        data,
+        at: now(),
+    }
+}
+
+/// The 409 for a run asked on a thread whose run `active` is in progress.
+fn busy_error(thread: Uuid, active: Uuid) -> ApiError {
+    ApiError::Busy {
+        message: format!(
+            "thread {thread} has run {active} in progress: wait for it, cancel it, \
+             or send \"queue\": true to run after it"
+        ),
+        active_run: active.to_string(),
     }
 }
 

@@ -71,6 +71,10 @@ struct MessageRecord {
     order: u64,
 }
 
+/// Places in `order` per millisecond: messages written in one millisecond
+/// keep their batch order.
+const ORDER_SLOTS: u64 = 64;
+
 /// A record and its version.
 pub type Versioned<T> = (T, u64);
 
@@ -109,6 +113,12 @@ fn status_attr(s: RunStatus) -> String {
     format!("status={name}")
 }
 
+/// The record of a thread.
+fn thread_point(thread: &Thread) -> Result<NewPoint, ApiError> {
+    let p = payload(THREAD, &thread.namespace, thread.user_id.as_deref(), None);
+    Ok(NewPoint::new(thread.id, Vec::new(), p).with_document(encode(thread)?))
+}
+
 /// The record of a run.
 fn run_point(record: &RunRecord) -> Result<NewPoint, ApiError> {
     let run = &record.run;
@@ -139,7 +149,9 @@ fn message_points(
     thread: Uuid,
     messages: &[Message],
 ) -> Result<Vec<NewPoint>, ApiError> {
-    let base = u64::try_from(now_millis()).unwrap_or(0).saturating_mul(64);
+    let base = u64::try_from(now_millis())
+        .unwrap_or(0)
+        .saturating_mul(ORDER_SLOTS);
     messages
         .iter()
         .enumerate()
@@ -203,11 +215,10 @@ impl Records {
 
     /// Stores `thread` if `expect` allows; returns the new version.
     pub async fn put_thread(&self, thread: &Thread, expect: Expect) -> Result<u64, ApiError> {
-        let mut p = payload(THREAD, &thread.namespace, thread.user_id.as_deref(), None);
-        p.updated_at = vector_index::durable::now_millis();
+        let point = thread_point(thread)?;
         Ok(self
             .c
-            .upsert_document(thread.id, &[], p, &encode(thread)?, expect)
+            .upsert_document(thread.id, &[], point.payload, &point.document, expect)
             .await?)
     }
 
@@ -285,12 +296,25 @@ impl Records {
 
     /// The thread's messages, oldest first.
     pub async fn messages(&self, thread: Uuid) -> Result<Vec<Message>, ApiError> {
+        self.last_messages(thread, usize::MAX).await
+    }
+
+    /// The thread's last `n` messages, oldest first, read without reading
+    /// the rest: message ids are time-ordered (UUIDv7, from the clock that
+    /// also numbers `order`), so the newest ids hold the last messages; a
+    /// margin of one batch covers ties within a millisecond.
+    pub async fn last_messages(&self, thread: Uuid, n: usize) -> Result<Vec<Message>, ApiError> {
         let f = Filter::all()
             .eq(Field::Session, thread.to_string())
             .eq(Field::Kind, MESSAGE);
-        let mut records: Vec<MessageRecord> = self.get_all(&self.c.ids_matching(&f)).await?;
+        let mut ids = self.c.ids_matching(&f);
+        ids.sort_unstable();
+        let keep = n.saturating_add(ORDER_SLOTS as usize);
+        let ids = &ids[ids.len().saturating_sub(keep)..];
+        let mut records: Vec<MessageRecord> = self.get_all(ids).await?;
         records.sort_by_key(|r| (r.order, r.message.id));
-        Ok(records.into_iter().map(|r| r.message).collect())
+        let skip = records.len().saturating_sub(n);
+        Ok(records.into_iter().skip(skip).map(|r| r.message).collect())
     }
 
     // ---- runs ----
@@ -304,28 +328,70 @@ impl Records {
             .await?)
     }
 
-    /// Stores a new run with its first event and its input messages in one
-    /// write (the run is visible, announced and in its thread at once);
-    /// returns the run record's version.
+    /// Stores a new run with its first event and its input messages, and
+    /// claims its thread (the thread as read, with `active_run` set, written
+    /// only if still at that version), in one write: the run is visible,
+    /// announced, in its thread and holds the thread at once, or none of it
+    /// happened (a conflict: the thread changed; read it again). Returns the
+    /// run record's version.
     pub async fn start_run(
         &self,
         record: &RunRecord,
         started: &RunEvent,
         input: &[Message],
+        claim: Option<Versioned<&Thread>>,
     ) -> Result<u64, ApiError> {
         let run = &record.run;
         let mut points = vec![
-            run_point(record)?,
-            event_point(&run.namespace, run.thread_id, started)?,
+            (run_point(record)?, Expect::Absent),
+            (
+                event_point(&run.namespace, run.thread_id, started)?,
+                Expect::Any,
+            ),
         ];
         if let Some(thread) = run.thread_id {
-            points.extend(message_points(&run.namespace, thread, input)?);
+            for m in message_points(&run.namespace, thread, input)? {
+                points.push((m, Expect::Any));
+            }
         }
-        let versions = self.c.upsert_many(points).await?;
+        if let Some((thread, version)) = claim {
+            points.push((thread_point(thread)?, Expect::Version(version)));
+        }
+        let versions = self.c.upsert_all(points).await?;
         versions
             .first()
             .copied()
             .ok_or_else(|| ApiError::Internal("the store returned no version".into()))
+    }
+
+    /// Stores how a run ended in one write: its final `record` (if the run
+    /// is still at `version`), its last `events`, its `answer` messages, and
+    /// its thread with the run no longer active (`release`, if the thread is
+    /// still at that version). All of it or nothing: a conflict means the run
+    /// or the thread changed; read them again.
+    pub async fn finish_run(
+        &self,
+        record: &RunRecord,
+        version: u64,
+        events: &[RunEvent],
+        answer: &[Message],
+        release: Option<Versioned<&Thread>>,
+    ) -> Result<(), ApiError> {
+        let run = &record.run;
+        let mut points = vec![(run_point(record)?, Expect::Version(version))];
+        for e in events {
+            points.push((event_point(&run.namespace, run.thread_id, e)?, Expect::Any));
+        }
+        if let Some(thread) = run.thread_id {
+            for m in message_points(&run.namespace, thread, answer)? {
+                points.push((m, Expect::Any));
+            }
+        }
+        if let Some((thread, version)) = release {
+            points.push((thread_point(thread)?, Expect::Version(version)));
+        }
+        self.c.upsert_all(points).await?;
+        Ok(())
     }
 
     /// The run `id`.
