@@ -32,6 +32,12 @@ struct Cli {
     check: bool,
 }
 
+/// mimalloc instead of the system allocator: a request's many small,
+/// short-lived buffers (JSON, records, HTTP) cost glibc malloc's free-list
+/// upkeep about a sixth of the CPU under load (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("orchestrator: {message}");
     ExitCode::from(2)

@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use orchestrator_api::{
@@ -40,7 +41,7 @@ use crate::error::ApiError;
 use crate::events::{Emitter, Hub};
 use crate::memory::Scope;
 use crate::metrics::Metrics;
-use crate::store::{Records, RunRecord};
+use crate::store::{Records, RunRecord, Versioned};
 
 /// Tries of a compare-and-set before giving up (another writer keeps winning).
 const CAS_TRIES: usize = 8;
@@ -52,8 +53,9 @@ pub struct NewRun {
     pub namespace: String,
     /// The user memories are about.
     pub user_id: Option<String>,
-    /// The thread, if any.
-    pub thread: Option<Uuid>,
+    /// The thread, if any, as the caller read it (with its version; read
+    /// again if it has changed since).
+    pub thread: Option<Versioned<Thread>>,
     /// The agent.
     pub agent: String,
     /// The input messages.
@@ -62,6 +64,49 @@ pub struct NewRun {
     pub metadata: Map<String, Value>,
     /// Queue behind a busy thread's run instead of failing.
     pub queue: bool,
+}
+
+/// What the instance running a run knows of the records it holds, so the
+/// run's last write need not read them first (a stale guess is a version
+/// conflict, and that write then reads them).
+pub struct Known {
+    /// The run record's version (each lease renewal moves it).
+    version: AtomicU64,
+    /// The thread as this run's claim left it, with its version.
+    thread: Option<Versioned<Thread>>,
+}
+
+impl Known {
+    fn new(version: u64, thread: Option<Versioned<Thread>>) -> Self {
+        Self {
+            version: AtomicU64::new(version),
+            thread,
+        }
+    }
+
+    /// The run's version and the thread still held by run `id`, as known.
+    fn guess(&self, id: Uuid) -> (u64, Option<Versioned<Thread>>) {
+        let thread = self
+            .thread
+            .clone()
+            .filter(|(t, _)| t.active_run == Some(id));
+        (self.version.load(Ordering::Acquire), thread)
+    }
+}
+
+/// A running run's records as stored, read when a guess was stale.
+enum Current {
+    /// Another instance ended it: its outcome.
+    Ended(Run),
+    /// The run is gone (its thread was deleted).
+    Gone,
+    /// Still running: whether a cancel was asked, the record's version and,
+    /// if the run still holds it, its thread.
+    Held {
+        cancel_requested: bool,
+        version: u64,
+        thread: Option<Versioned<Thread>>,
+    },
 }
 
 /// Runs, on this instance and through the store.
@@ -141,7 +186,7 @@ impl Runs {
         let record = RunRecord {
             run: Run {
                 id,
-                thread_id: new.thread,
+                thread_id: new.thread.as_ref().map(|(t, _)| t.id),
                 agent: new.agent,
                 namespace: new.namespace,
                 status: RunStatus::Running,
@@ -161,15 +206,19 @@ impl Runs {
             cancel_requested: false,
             checkpoint: None,
         };
-        let Some(thread) = new.thread else {
+        let Some(mut seen) = new.thread.map(Some) else {
             return self.start_here(record, None).await;
         };
+        let thread = record.run.thread_id.unwrap_or_default();
         for _ in 0..CAS_TRIES {
-            let (mut t, version) = self
-                .records
-                .thread(thread)
-                .await?
-                .ok_or_else(|| ApiError::NotFound(format!("thread {thread}")))?;
+            let (mut t, version) = match seen.take() {
+                Some(read) => read,
+                None => self
+                    .records
+                    .thread(thread)
+                    .await?
+                    .ok_or_else(|| ApiError::NotFound(format!("thread {thread}")))?,
+            };
             if let Some(active) = self.busy(&t).await? {
                 if !new.queue {
                     return Err(busy_error(thread, active));
@@ -182,7 +231,7 @@ impl Runs {
             }
             t.active_run = Some(id);
             t.updated_at = now();
-            match self.start_here(record.clone(), Some((&t, version))).await {
+            match self.start_here(record.clone(), Some((t, version))).await {
                 // The thread changed since it was read: read it again.
                 Err(ApiError::Conflict(_)) => continue,
                 other => return other,
@@ -198,18 +247,24 @@ impl Runs {
     async fn start_here(
         self: &Arc<Self>,
         mut record: RunRecord,
-        claim: Option<(&Thread, u64)>,
+        claim: Option<Versioned<Thread>>,
     ) -> Result<Run, ApiError> {
         let started = self.started_event(&record.run, 1);
         record.run.last_event = 1;
         let input = input_messages(&record);
-        let version = self
+        let (version, thread_version) = self
             .records
-            .start_run(&record, &started, &input, claim)
+            .start_run(
+                &record,
+                &started,
+                &input,
+                claim.as_ref().map(|(t, v)| (t, *v)),
+            )
             .await?;
         let run = record.run.clone();
         self.hub.notify(run.id);
-        self.spawn(record, version);
+        let thread = claim.zip(thread_version).map(|((t, _), v)| (t, v));
+        self.spawn(record, Known::new(version, thread), None);
         Ok(run)
     }
 
@@ -224,9 +279,9 @@ impl Runs {
         }
     }
 
-    /// Makes `run` the thread's active run if the thread is free; a 409
-    /// otherwise.
-    async fn claim(&self, thread: Uuid, run: Uuid) -> Result<(), ApiError> {
+    /// Makes `run` the thread's active run if the thread is free (returns
+    /// the thread as written); a 409 otherwise.
+    async fn claim(&self, thread: Uuid, run: Uuid) -> Result<Versioned<Thread>, ApiError> {
         for _ in 0..CAS_TRIES {
             let (mut t, version) = self
                 .records
@@ -239,7 +294,7 @@ impl Runs {
             t.active_run = Some(run);
             t.updated_at = now();
             match self.records.put_thread(&t, Expect::Version(version)).await {
-                Ok(_) => return Ok(()),
+                Ok(v) => return Ok((t, v)),
                 Err(ApiError::Conflict(_)) => continue,
                 Err(e) => return Err(e),
             }
@@ -312,9 +367,9 @@ impl Runs {
             let Some((mut record, version)) = queued.into_iter().next() else {
                 return Ok(());
             };
-            if self.claim(thread, record.run.id).await.is_err() {
+            let Ok(claimed) = self.claim(thread, record.run.id).await else {
                 return Ok(()); // still busy: its run will start this one when it ends
-            }
+            };
             record.run.status = RunStatus::Running;
             record.owner = Some(self.instance.clone());
             record.lease_until = self.lease_until();
@@ -323,7 +378,7 @@ impl Runs {
                 .put_run(&record, Expect::Version(version))
                 .await
             {
-                Ok(v) => self.spawn(record, v),
+                Ok(v) => self.spawn(record, Known::new(v, Some(claimed)), None),
                 Err(_) => {
                     self.clear_active(thread, record.run.id).await;
                 }
@@ -336,26 +391,23 @@ impl Runs {
         }
     }
 
-    fn spawn(self: &Arc<Self>, record: RunRecord, version: u64) {
-        self.spawn_with(record, version, None);
-    }
-
     /// Executes `record` here; `decision` resumes it from its checkpoint.
-    fn spawn_with(self: &Arc<Self>, record: RunRecord, version: u64, decision: Option<Decision>) {
+    fn spawn(self: &Arc<Self>, record: RunRecord, known: Known, decision: Option<Decision>) {
         let this = Arc::clone(self);
         let token = self.stop.child_token();
         self.local.lock().insert(record.run.id, token.clone());
-        tokio::spawn(async move { this.execute(record, version, token, decision).await });
+        tokio::spawn(async move { this.execute(record, known, token, decision).await });
     }
 
     /// Executes a claimed run to its end.
     async fn execute(
         self: Arc<Self>,
         record: RunRecord,
-        version: u64,
+        known: Known,
         cancel: CancellationToken,
         decision: Option<Decision>,
     ) {
+        let known = Arc::new(known);
         let started = Instant::now();
         self.metrics.active(1);
         let run = record.run.clone();
@@ -380,7 +432,7 @@ impl Runs {
             }),
             state: Mutex::new(Map::new()),
         };
-        let heartbeat = self.heartbeat(run.id, version, cancel.clone());
+        let heartbeat = self.heartbeat(run.id, Arc::clone(&known), cancel.clone());
         let work = async {
             match (record.checkpoint.clone(), decision) {
                 (Some(checkpoint), Some(decision)) => {
@@ -399,7 +451,9 @@ impl Runs {
         };
         heartbeat.abort();
         let shutting_down = self.stop.is_cancelled();
-        let final_status = self.finish(&ctx, record, outcome, shutting_down).await;
+        let final_status = self
+            .finish(&ctx, &known, record, outcome, shutting_down)
+            .await;
         self.local.lock().remove(&run.id);
         self.metrics.active(-1);
         if let Some(r) = &final_status {
@@ -466,14 +520,13 @@ impl Runs {
     fn heartbeat(
         &self,
         run: Uuid,
-        version: u64,
+        known: Arc<Known>,
         cancel: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         let records = Arc::clone(&self.records);
         let every = Duration::from_millis(self.settings.heartbeat_ms);
         let lease = i64::try_from(self.settings.lease_ms).unwrap_or(i64::MAX);
         tokio::spawn(async move {
-            let mut version = version;
             loop {
                 tokio::time::sleep(every).await;
                 let Ok(Some((mut r, v))) = records.run(run).await else {
@@ -486,10 +539,10 @@ impl Runs {
                 if r.run.status.is_terminal() {
                     return;
                 }
-                version = v.max(version);
                 r.lease_until = now_millis().saturating_add(lease);
-                if let Err(e) = records.put_run(&r, Expect::Version(version)).await {
-                    tracing::debug!(error = %e, %run, "lease renewal raced; re-reading");
+                match records.put_run(&r, Expect::Version(v)).await {
+                    Ok(renewed) => known.version.store(renewed, Ordering::Release),
+                    Err(e) => tracing::debug!(error = %e, %run, "lease renewal raced; re-reading"),
                 }
             }
         })
@@ -500,6 +553,7 @@ impl Runs {
     async fn finish(
         self: &Arc<Self>,
         ctx: &RunCtx,
+        known: &Known,
         record: RunRecord,
         outcome: Result<String, Stop>,
         shutting_down: bool,
@@ -512,7 +566,14 @@ impl Runs {
             Err(Stop::Interrupted(checkpoint)) if !shutting_down => {
                 run.status = RunStatus::Interrupted;
                 return self
-                    .conclude(&ctx.emitter, run, &record, Some(*checkpoint), Vec::new())
+                    .conclude(
+                        &ctx.emitter,
+                        known,
+                        run,
+                        &record,
+                        Some(*checkpoint),
+                        Vec::new(),
+                    )
                     .await;
             }
             Err(Stop::Interrupted(_)) => Err(Failure::new("cancelled", "shut down while paused")),
@@ -554,7 +615,7 @@ impl Runs {
             }
         }
         run.finished_at = Some(now());
-        self.conclude(&ctx.emitter, run, &record, None, answer_messages)
+        self.conclude(&ctx.emitter, known, run, &record, None, answer_messages)
             .await
     }
 
@@ -562,12 +623,15 @@ impl Runs {
     /// write: the final record, the events still held, the terminal (or
     /// `interrupt`) event numbered after them, the `answer` messages, and
     /// the thread released (unless the run paused); then starts the
-    /// thread's next queued run. Returns the run as the store now holds it
-    /// (another instance's outcome if that came first); `None` when it is
-    /// gone or could not be stored.
+    /// thread's next queued run. The first try trusts what this instance
+    /// `known`s of the run and thread records; a conflict (a cancel asked,
+    /// the thread changed) makes the next tries read them. Returns the run
+    /// as the store now holds it (another instance's outcome if that came
+    /// first); `None` when it is gone or could not be stored.
     async fn conclude(
         self: &Arc<Self>,
         emitter: &Emitter,
+        known: &Known,
         mut run: Run,
         record: &RunRecord,
         checkpoint: Option<Checkpoint>,
@@ -578,34 +642,33 @@ impl Runs {
         events.push(terminal_event(&run, checkpoint.as_ref()));
         let release = checkpoint.is_none();
         let mut failed = None;
-        for _ in 0..CAS_TRIES {
+        for attempt in 0..CAS_TRIES {
+            let guess = (attempt == 0).then(|| known.guess(run.id));
             let written = async {
-                let (current, version) = match self.records.run(run.id).await? {
-                    Some((r, _)) if r.run.status.is_terminal() => {
-                        tracing::warn!(run = %run.id, "another instance ended this run first; keeping its outcome");
-                        return Ok(Some((r.run, None)));
-                    }
-                    Some(found) => found,
-                    None => return Ok(None), // its thread was deleted
+                let (cancel_requested, version, thread) = match guess {
+                    Some((version, thread)) => (false, version, thread),
+                    None => match self.current(&run, release).await? {
+                        Current::Ended(theirs) => return Ok(Some((theirs, None))),
+                        Current::Gone => return Ok(None),
+                        Current::Held {
+                            cancel_requested,
+                            version,
+                            thread,
+                        } => (cancel_requested, version, thread),
+                    },
                 };
                 let final_record = RunRecord {
                     run: run.clone(),
                     owner: None,
-                    cancel_requested: current.cancel_requested,
+                    cancel_requested,
                     checkpoint: checkpoint.clone(),
                     ..record.clone()
                 };
-                let thread = match run.thread_id {
-                    Some(t) if release => match self.records.thread(t).await? {
-                        Some((mut t, v)) if t.active_run == Some(run.id) => {
-                            t.active_run = None;
-                            t.updated_at = now();
-                            Some((t, v))
-                        }
-                        _ => None,
-                    },
-                    _ => None,
-                };
+                let thread = thread.filter(|_| release).map(|(mut t, v)| {
+                    t.active_run = None;
+                    t.updated_at = now();
+                    (t, v)
+                });
                 self.records
                     .finish_run(
                         &final_record,
@@ -637,6 +700,32 @@ impl Runs {
         }
         tracing::error!(run = %run.id, error = ?failed, "the run's outcome could not be stored; the sweeper will fail it");
         None
+    }
+
+    /// The stored state of the (still running) `run` and, when `release`,
+    /// of its thread if the run still holds it.
+    async fn current(&self, run: &Run, release: bool) -> Result<Current, ApiError> {
+        let (record, version) = match self.records.run(run.id).await? {
+            Some((r, _)) if r.run.status.is_terminal() => {
+                tracing::warn!(run = %run.id, "another instance ended this run first; keeping its outcome");
+                return Ok(Current::Ended(r.run));
+            }
+            Some(found) => found,
+            None => return Ok(Current::Gone), // its thread was deleted
+        };
+        let thread = match run.thread_id {
+            Some(t) if release => self
+                .records
+                .thread(t)
+                .await?
+                .filter(|(t, _)| t.active_run == Some(run.id)),
+            _ => None,
+        };
+        Ok(Current::Held {
+            cancel_requested: record.cancel_requested,
+            version,
+            thread,
+        })
     }
 
     /// Appends the turn to the thread's memory session (at most once), in
@@ -763,7 +852,7 @@ impl Runs {
             match self.records.put_run(&r, Expect::Version(v)).await {
                 Ok(version) => {
                     let run = r.run.clone();
-                    self.spawn_with(r, version, Some(decision));
+                    self.spawn(r, Known::new(version, None), Some(decision));
                     return Ok(run);
                 }
                 Err(ApiError::Conflict(_)) => continue,

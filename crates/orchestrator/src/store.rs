@@ -75,6 +75,9 @@ struct MessageRecord {
 /// keep their batch order.
 const ORDER_SLOTS: u64 = 64;
 
+/// Messages read beyond the last `n` asked for (see [`Records::last_messages`]).
+const HISTORY_MARGIN: usize = 4;
+
 /// A record and its version.
 pub type Versioned<T> = (T, u64);
 
@@ -300,16 +303,17 @@ impl Records {
     }
 
     /// The thread's last `n` messages, oldest first, read without reading
-    /// the rest: message ids are time-ordered (UUIDv7, from the clock that
-    /// also numbers `order`), so the newest ids hold the last messages; a
-    /// margin of one batch covers ties within a millisecond.
+    /// the rest: message ids are time-ordered (UUIDv7, made before the
+    /// write that numbers `order`, and a thread's runs write one after
+    /// another), so the newest ids hold the last messages; a small margin
+    /// covers a clock that stepped back.
     pub async fn last_messages(&self, thread: Uuid, n: usize) -> Result<Vec<Message>, ApiError> {
         let f = Filter::all()
             .eq(Field::Session, thread.to_string())
             .eq(Field::Kind, MESSAGE);
         let mut ids = self.c.ids_matching(&f);
         ids.sort_unstable();
-        let keep = n.saturating_add(ORDER_SLOTS as usize);
+        let keep = n.saturating_add(HISTORY_MARGIN);
         let ids = &ids[ids.len().saturating_sub(keep)..];
         let mut records: Vec<MessageRecord> = self.get_all(ids).await?;
         records.sort_by_key(|r| (r.order, r.message.id));
@@ -333,14 +337,14 @@ impl Records {
     /// only if still at that version), in one write: the run is visible,
     /// announced, in its thread and holds the thread at once, or none of it
     /// happened (a conflict: the thread changed; read it again). Returns the
-    /// run record's version.
+    /// versions of the run record and of the claimed thread.
     pub async fn start_run(
         &self,
         record: &RunRecord,
         started: &RunEvent,
         input: &[Message],
         claim: Option<Versioned<&Thread>>,
-    ) -> Result<u64, ApiError> {
+    ) -> Result<(u64, Option<u64>), ApiError> {
         let run = &record.run;
         let mut points = vec![
             (run_point(record)?, Expect::Absent),
@@ -357,11 +361,13 @@ impl Records {
         if let Some((thread, version)) = claim {
             points.push((thread_point(thread)?, Expect::Version(version)));
         }
+        let claimed = claim.is_some();
         let versions = self.c.upsert_all(points).await?;
-        versions
+        let run = versions
             .first()
             .copied()
-            .ok_or_else(|| ApiError::Internal("the store returned no version".into()))
+            .ok_or_else(|| ApiError::Internal("the store returned no version".into()))?;
+        Ok((run, versions.last().copied().filter(|_| claimed)))
     }
 
     /// Stores how a run ended in one write: its final `record` (if the run

@@ -156,8 +156,18 @@ async fn visible_thread(
     raw: &str,
     role: Role,
 ) -> Result<Thread, ApiError> {
+    Ok(visible_thread_at(app, who, raw, role).await?.0)
+}
+
+/// [`visible_thread`] with the version it was read at.
+async fn visible_thread_at(
+    app: &AppState,
+    who: &Principal,
+    raw: &str,
+    role: Role,
+) -> Result<(Thread, u64), ApiError> {
     let id = uuid("thread", raw)?;
-    let (thread, _) = app
+    let (thread, version) = app
         .runs
         .records()
         .thread(id)
@@ -165,7 +175,7 @@ async fn visible_thread(
         .filter(|(t, _)| who.covers(&t.namespace))
         .ok_or_else(|| ApiError::NotFound(format!("thread {id}")))?;
     who.require(&thread.namespace, role)?;
-    Ok(thread)
+    Ok((thread, version))
 }
 
 /// `GET /v1/threads/{id}`.
@@ -333,7 +343,7 @@ async fn start_on_thread(
     thread_raw: &str,
     request: &RunRequest,
 ) -> Result<Run, ApiError> {
-    let thread = visible_thread(app, who, thread_raw, Role::Write).await?;
+    let (thread, version) = visible_thread_at(app, who, thread_raw, Role::Write).await?;
     if request
         .namespace
         .as_ref()
@@ -350,7 +360,7 @@ async fn start_on_thread(
         .start(NewRun {
             namespace: thread.namespace.clone(),
             user_id: thread.user_id.clone(),
-            thread: Some(thread.id),
+            thread: Some((thread, version)),
             agent: request.agent.clone(),
             input,
             metadata: request.metadata.clone(),
