@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadOnlyTable, ReadableDatabase, TableDefinition};
 use uuid::Uuid;
 
 mod group_commit;
@@ -97,6 +97,7 @@ impl EmbeddedStore {
         })
     }
 
+    /// Runs a long read (a scan page, a snapshot) on tokio's blocking pool.
     async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Database) -> Result<T> + Send + 'static,
@@ -105,13 +106,30 @@ impl EmbeddedStore {
         let result = tokio::task::spawn_blocking(move || f(&db))
             .await
             // A panic in redb (a damaged page) ends up here, not in the server.
-            .map_err(|e| {
-                IndexError::storage(format!(
-                    "{}: a read failed ({e}); the file may be damaged",
-                    self.path.display()
-                ))
-            })?;
-        // Storage errors (a record that does not decode, redb's own) name the file.
+            .map_err(|e| self.damaged(&e))?;
+        self.named(result)
+    }
+
+    /// Runs a point read where it is asked: reading a few records from
+    /// redb's page cache takes microseconds, less than handing the work to
+    /// another thread and back (measured: the hand-off was a tenth of the
+    /// orchestrator's CPU under load, docs/benchmarks.md).
+    fn inline<T>(&self, f: impl FnOnce(&Database) -> Result<T>) -> Result<T> {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&self.db)))
+            // A panic in redb (a damaged page) ends up here, not in the server.
+            .map_err(|_| self.damaged(&"panicked"))?;
+        self.named(result)
+    }
+
+    fn damaged(&self, e: &dyn std::fmt::Display) -> IndexError {
+        IndexError::storage(format!(
+            "{}: a read failed ({e}); the file may be damaged",
+            self.path.display()
+        ))
+    }
+
+    /// Storage errors (a record that does not decode, redb's own) name the file.
+    fn named<T>(&self, result: Result<T>) -> Result<T> {
         result.map_err(|e| match e {
             IndexError::Storage(m) => IndexError::Storage(format!("{}: {m}", self.path.display())),
             other => other,
@@ -167,13 +185,16 @@ impl Store for EmbeddedStore {
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<Record>> {
-        self.blocking(move |db| Self::read(db, id)).await
+        self.inline(|db| Self::read(db, id))
     }
 
     async fn get_many(&self, ids: &[Uuid]) -> Result<Vec<Option<Record>>> {
-        let ids = ids.to_vec();
-        self.blocking(move |db| ids.into_iter().map(|id| Self::read(db, id)).collect())
-            .await
+        self.inline(|db| {
+            // One read transaction: one consistent view, opened once.
+            let tx = db.begin_read().map_err(IndexError::storage)?;
+            let records = tx.open_table(RECORDS).map_err(IndexError::storage)?;
+            ids.iter().map(|id| Self::read_in(&records, *id)).collect()
+        })
     }
 
     async fn save_snapshot(&self, bytes: Vec<u8>, _position: Position) -> Result<()> {
@@ -251,6 +272,11 @@ impl EmbeddedStore {
     fn read(db: &Database, id: Uuid) -> Result<Option<Record>> {
         let tx = db.begin_read().map_err(IndexError::storage)?;
         let records = tx.open_table(RECORDS).map_err(IndexError::storage)?;
+        Self::read_in(&records, id)
+    }
+
+    /// Record `id` from an open table (several reads share one transaction).
+    fn read_in(records: &ReadOnlyTable<u128, &[u8]>, id: Uuid) -> Result<Option<Record>> {
         let Some(bytes) = records.get(id.as_u128()).map_err(IndexError::storage)? else {
             return Ok(None);
         };
