@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::agents::{Agent, Agents};
 use crate::events::Emitter;
 use crate::mcp_tools;
-use crate::memory::{MemoryLink, Scope, render};
+use crate::memory::{MemoryLink, Recalled, Scope, render};
 use crate::metrics::Metrics;
 pub use crate::store::Checkpoint;
 use crate::tools::{self, EXIT_LOOP_KEY, ToolEnv};
@@ -118,6 +118,26 @@ pub struct RunCtx {
     pub ledger: Mutex<Ledger>,
     /// State agents share (`output_key`, `exit_loop`).
     pub state: Mutex<Map<String, Value>>,
+    /// The first recall, started while the run was being stored.
+    pub prefetched: Mutex<Option<Prefetch>>,
+}
+
+/// A recall started ahead of the agent's first turn (see
+/// [`Engine::prefetch`]); dropping it stops it.
+pub struct Prefetch(tokio::task::JoinHandle<Option<Prefetched>>);
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a [`Prefetch`] found.
+pub struct Prefetched {
+    agent: String,
+    query: String,
+    found: Result<Vec<Recalled>, String>,
+    took: Duration,
 }
 
 /// Tokens, cost and memories of a run so far.
@@ -740,8 +760,55 @@ impl Engine {
         Ok(body.to_string())
     }
 
+    /// The recall `agent`'s first turn will make, made now: a run's first
+    /// store write and its memory search need not wait for each other. Only
+    /// for an `llm` agent with recall on whose `input` ends the conversation
+    /// with a user message (the query); `None` otherwise. A read, so a run
+    /// that then fails to start has cost only the search.
+    pub fn prefetch(
+        self: &Arc<Self>,
+        agent: &str,
+        namespace: &str,
+        user_id: Option<&str>,
+        input: &[ChatMessage],
+    ) -> Option<Prefetch> {
+        let agent = self.agents.agent(agent)?;
+        let policy = &agent.config.memory;
+        self.memory.as_ref().filter(|_| policy.recall)?;
+        if agent.config.kind != AgentKind::Llm {
+            return None;
+        }
+        let query = last_user(input).to_owned();
+        if query.trim().is_empty() {
+            return None;
+        }
+        let (this, name, namespace) = (Arc::clone(self), agent.name.clone(), namespace.to_owned());
+        let user_id = user_id.map(str::to_owned);
+        let (top_k, min_score) = (policy.top_k, policy.min_score);
+        Some(Prefetch(tokio::spawn(async move {
+            let memory = this.memory.as_deref()?;
+            let scope = Scope {
+                namespace: &namespace,
+                user_id: user_id.as_deref(),
+                agent: &name,
+            };
+            let started = Instant::now();
+            let found = memory
+                .recall(&scope, &query, top_k, min_score)
+                .await
+                .map_err(|e| e.to_string());
+            Some(Prefetched {
+                agent: name,
+                query,
+                found,
+                took: started.elapsed(),
+            })
+        })))
+    }
+
     /// Recalls memories for the latest user message, when the agent's policy
-    /// asks and memory is configured; emits `memory.retrieved`.
+    /// asks and memory is configured (or takes the prefetched recall of the
+    /// same agent and query); emits `memory.retrieved`.
     async fn recall(
         &self,
         ctx: &RunCtx,
@@ -761,11 +828,24 @@ impl Engine {
             user_id: ctx.user_id.as_deref(),
             agent: &agent.name,
         };
-        let started = Instant::now();
-        let found = match memory
-            .recall(&scope, query, policy.top_k, policy.min_score)
-            .await
-        {
+        let prefetch = ctx.prefetched.lock().take();
+        let prefetched = match prefetch {
+            Some(mut p) => (&mut p.0).await.ok().flatten(),
+            None => None,
+        }
+        .filter(|p| p.agent == agent.name && p.query == query);
+        let (found, took) = match prefetched {
+            Some(p) => (p.found, p.took),
+            None => {
+                let started = Instant::now();
+                let found = memory
+                    .recall(&scope, query, policy.top_k, policy.min_score)
+                    .await
+                    .map_err(|e| e.to_string());
+                (found, started.elapsed())
+            }
+        };
+        let found = match found {
             Ok(found) => found,
             Err(e) => {
                 // An answer without memories beats no answer; the event says so.
@@ -773,7 +853,7 @@ impl Engine {
                 ctx.emitter
                     .emit(
                         event::MEMORY_RETRIEVED,
-                        json!({"agent": agent.name, "query": query, "memories": [], "error": e.to_string()}),
+                        json!({"agent": agent.name, "query": query, "memories": [], "error": e}),
                     )
                     .await?;
                 return Ok(None);
@@ -787,7 +867,7 @@ impl Engine {
                     "agent": agent.name,
                     "query": query,
                     "memories": used.iter().map(|m| json!({"id": m.id, "score": m.score})).collect::<Vec<_>>(),
-                    "took_ms": kit::telemetry::millis_rounded(started.elapsed()),
+                    "took_ms": kit::telemetry::millis_rounded(took),
                 }),
             )
             .await?;

@@ -36,7 +36,7 @@ use vector_index::durable::now_millis;
 use vector_index::store::Expect;
 
 use crate::config::RunsConfig;
-use crate::engine::{Checkpoint, Decision, Engine, Failure, Ledger, RunCtx, Stop};
+use crate::engine::{Checkpoint, Decision, Engine, Failure, Ledger, Prefetch, RunCtx, Stop};
 use crate::error::ApiError;
 use crate::events::{Emitter, Hub};
 use crate::memory::Scope;
@@ -74,6 +74,8 @@ pub struct Known {
     version: AtomicU64,
     /// The thread as this run's claim left it, with its version.
     thread: Option<Versioned<Thread>>,
+    /// The first recall, made while the run was stored.
+    prefetched: Option<Prefetch>,
 }
 
 impl Known {
@@ -81,6 +83,7 @@ impl Known {
         Self {
             version: AtomicU64::new(version),
             thread,
+            prefetched: None,
         }
     }
 
@@ -252,6 +255,13 @@ impl Runs {
         let started = self.started_event(&record.run, 1);
         record.run.last_event = 1;
         let input = input_messages(&record);
+        // The first recall is a read: it goes while the run is stored.
+        let prefetched = self.engine.prefetch(
+            &record.run.agent,
+            &record.run.namespace,
+            record.user_id.as_deref(),
+            &chat_messages(&record),
+        );
         let (version, thread_version) = self
             .records
             .start_run(
@@ -264,7 +274,9 @@ impl Runs {
         let run = record.run.clone();
         self.hub.notify(run.id);
         let thread = claim.zip(thread_version).map(|((t, _), v)| (t, v));
-        self.spawn(record, Known::new(version, thread), None);
+        let mut known = Known::new(version, thread);
+        known.prefetched = prefetched;
+        self.spawn(record, known, None);
         Ok(run)
     }
 
@@ -403,10 +415,11 @@ impl Runs {
     async fn execute(
         self: Arc<Self>,
         record: RunRecord,
-        known: Known,
+        mut known: Known,
         cancel: CancellationToken,
         decision: Option<Decision>,
     ) {
+        let prefetched = known.prefetched.take();
         let known = Arc::new(known);
         let started = Instant::now();
         self.metrics.active(1);
@@ -431,6 +444,7 @@ impl Runs {
                 memories: run.memories_used.clone(),
             }),
             state: Mutex::new(Map::new()),
+            prefetched: Mutex::new(prefetched),
         };
         let heartbeat = self.heartbeat(run.id, Arc::clone(&known), cancel.clone());
         let work = async {
@@ -504,12 +518,7 @@ impl Runs {
                     .await?;
             }
         }
-        conversation.extend(
-            record
-                .input
-                .iter()
-                .map(|m| ChatMessage::new(chat_role(m.role), m.content.clone())),
-        );
+        conversation.extend(chat_messages(record));
         self.engine
             .run_agent(ctx, &record.run.agent, conversation)
             .await
@@ -1052,6 +1061,15 @@ fn input_messages(record: &RunRecord) -> Vec<Message> {
             run_id: record.run.id,
             created_at: now(),
         })
+        .collect()
+}
+
+/// A run's input as model messages.
+fn chat_messages(record: &RunRecord) -> Vec<ChatMessage> {
+    record
+        .input
+        .iter()
+        .map(|m| ChatMessage::new(chat_role(m.role), m.content.clone()))
         .collect()
 }
 
