@@ -105,7 +105,9 @@ async fn wait_for_replicas_acknowledges_only_replicated_writes() {
     let mut replica = RedisServer::start_replica(replica_dir.path(), &primary);
     let mut config = RedisConfig::new(primary.url(), "wait");
     config.wait_replicas = 1;
-    config.op_timeout = Duration::from_millis(500);
+    // WAIT gets half of this: long enough for a live replica on a loaded
+    // test machine (250 ms once was not), short enough for the dead one.
+    config.op_timeout = Duration::from_millis(2_000);
     let store = RedisStore::connect(config).await.unwrap();
     let p = Payload::new("ns");
     // Once the replica has synced, writes are acknowledged.
