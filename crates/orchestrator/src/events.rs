@@ -165,11 +165,6 @@ impl Emitter {
         Ok(())
     }
 
-    /// The last number used (held events included).
-    pub async fn last(&self) -> u64 {
-        self.state.lock().await.seq
-    }
-
     /// At a run's end: the events still held (the caller stores them with
     /// the run's outcome, in the same write) and the last number used.
     pub async fn take_held(&self) -> (Vec<RunEvent>, u64) {

@@ -74,8 +74,6 @@ pub struct Known {
     version: AtomicU64,
     /// The thread as this run's claim left it, with its version.
     thread: Option<Versioned<Thread>>,
-    /// The first recall, made while the run was stored.
-    prefetched: Option<Prefetch>,
 }
 
 impl Known {
@@ -83,21 +81,24 @@ impl Known {
         Self {
             version: AtomicU64::new(version),
             thread,
-            prefetched: None,
         }
     }
 
-    /// The run's version and the thread still held by run `id`, as known.
-    fn guess(&self, id: Uuid) -> (u64, Option<Versioned<Thread>>) {
-        let thread = self
-            .thread
-            .clone()
-            .filter(|(t, _)| t.active_run == Some(id));
-        (self.version.load(Ordering::Acquire), thread)
+    /// Run `id`'s records as this instance knows them: running, no cancel
+    /// asked, and the thread if the claim left it held by the run.
+    fn guess(&self, id: Uuid) -> Current {
+        Current::Held {
+            cancel_requested: false,
+            version: self.version.load(Ordering::Acquire),
+            thread: self
+                .thread
+                .clone()
+                .filter(|(t, _)| t.active_run == Some(id)),
+        }
     }
 }
 
-/// A running run's records as stored, read when a guess was stale.
+/// A running run's records: as known ([`Known::guess`]) or as stored.
 enum Current {
     /// Another instance ended it: its outcome.
     Ended(Run),
@@ -110,6 +111,14 @@ enum Current {
         version: u64,
         thread: Option<Versioned<Thread>>,
     },
+}
+
+/// How a run begins on this instance.
+enum Begin {
+    /// From its input, with its first recall if one was started.
+    Fresh(Option<Prefetch>),
+    /// From its checkpoint, after a person's decision.
+    Resume(Decision),
 }
 
 /// Runs, on this instance and through the store.
@@ -209,10 +218,11 @@ impl Runs {
             cancel_requested: false,
             checkpoint: None,
         };
-        let Some(mut seen) = new.thread.map(Some) else {
+        let Some((read, read_version)) = new.thread else {
             return self.start_here(record, None).await;
         };
-        let thread = record.run.thread_id.unwrap_or_default();
+        let thread = read.id;
+        let mut seen = Some((read, read_version));
         for _ in 0..CAS_TRIES {
             let (mut t, version) = match seen.take() {
                 Some(read) => read,
@@ -274,9 +284,11 @@ impl Runs {
         let run = record.run.clone();
         self.hub.notify(run.id);
         let thread = claim.zip(thread_version).map(|((t, _), v)| (t, v));
-        let mut known = Known::new(version, thread);
-        known.prefetched = prefetched;
-        self.spawn(record, known, None);
+        self.spawn(
+            record,
+            Known::new(version, thread),
+            Begin::Fresh(prefetched),
+        );
         Ok(run)
     }
 
@@ -390,7 +402,7 @@ impl Runs {
                 .put_run(&record, Expect::Version(version))
                 .await
             {
-                Ok(v) => self.spawn(record, Known::new(v, Some(claimed)), None),
+                Ok(v) => self.spawn(record, Known::new(v, Some(claimed)), Begin::Fresh(None)),
                 Err(_) => {
                     self.clear_active(thread, record.run.id).await;
                 }
@@ -403,24 +415,27 @@ impl Runs {
         }
     }
 
-    /// Executes `record` here; `decision` resumes it from its checkpoint.
-    fn spawn(self: &Arc<Self>, record: RunRecord, known: Known, decision: Option<Decision>) {
+    /// Executes `record` here, from its start or its checkpoint.
+    fn spawn(self: &Arc<Self>, record: RunRecord, known: Known, begin: Begin) {
         let this = Arc::clone(self);
         let token = self.stop.child_token();
         self.local.lock().insert(record.run.id, token.clone());
-        tokio::spawn(async move { this.execute(record, known, token, decision).await });
+        tokio::spawn(async move { this.execute(record, known, token, begin).await });
     }
 
     /// Executes a claimed run to its end.
     async fn execute(
         self: Arc<Self>,
         record: RunRecord,
-        mut known: Known,
+        known: Known,
         cancel: CancellationToken,
-        decision: Option<Decision>,
+        begin: Begin,
     ) {
-        let prefetched = known.prefetched.take();
         let known = Arc::new(known);
+        let (prefetched, decision) = match begin {
+            Begin::Fresh(prefetched) => (prefetched, None),
+            Begin::Resume(decision) => (None, Some(decision)),
+        };
         let started = Instant::now();
         self.metrics.active(1);
         let run = record.run.clone();
@@ -652,19 +667,20 @@ impl Runs {
         let release = checkpoint.is_none();
         let mut failed = None;
         for attempt in 0..CAS_TRIES {
-            let guess = (attempt == 0).then(|| known.guess(run.id));
             let written = async {
-                let (cancel_requested, version, thread) = match guess {
-                    Some((version, thread)) => (false, version, thread),
-                    None => match self.current(&run, release).await? {
-                        Current::Ended(theirs) => return Ok(Some((theirs, None))),
-                        Current::Gone => return Ok(None),
-                        Current::Held {
-                            cancel_requested,
-                            version,
-                            thread,
-                        } => (cancel_requested, version, thread),
-                    },
+                let current = if attempt == 0 {
+                    known.guess(run.id)
+                } else {
+                    self.current(&run, release).await?
+                };
+                let (cancel_requested, version, thread) = match current {
+                    Current::Ended(theirs) => return Ok(Some((theirs, None))),
+                    Current::Gone => return Ok(None),
+                    Current::Held {
+                        cancel_requested,
+                        version,
+                        thread,
+                    } => (cancel_requested, version, thread),
                 };
                 let final_record = RunRecord {
                     run: run.clone(),
@@ -861,7 +877,7 @@ impl Runs {
             match self.records.put_run(&r, Expect::Version(v)).await {
                 Ok(version) => {
                     let run = r.run.clone();
-                    self.spawn(r, Known::new(version, None), Some(decision));
+                    self.spawn(r, Known::new(version, None), Begin::Resume(decision));
                     return Ok(run);
                 }
                 Err(ApiError::Conflict(_)) => continue,

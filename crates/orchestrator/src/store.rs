@@ -172,6 +172,32 @@ fn message_points(
         .collect()
 }
 
+/// One write of a run's start or end: its record (if `expect` allows), its
+/// `events`, the `messages` it adds to its thread, and the thread (if still
+/// at the given version). The run's record comes first, the thread last.
+fn run_write(
+    record: &RunRecord,
+    expect: Expect,
+    events: &[RunEvent],
+    messages: &[Message],
+    thread: Option<Versioned<&Thread>>,
+) -> Result<Vec<(NewPoint, Expect)>, ApiError> {
+    let run = &record.run;
+    let mut points = vec![(run_point(record)?, expect)];
+    for e in events {
+        points.push((event_point(&run.namespace, run.thread_id, e)?, Expect::Any));
+    }
+    if let Some(t) = run.thread_id {
+        for m in message_points(&run.namespace, t, messages)? {
+            points.push((m, Expect::Any));
+        }
+    }
+    if let Some((t, version)) = thread {
+        points.push((thread_point(t)?, Expect::Version(version)));
+    }
+    Ok(points)
+}
+
 impl Records {
     /// Records in `collection`.
     pub fn new(collection: Arc<DurableCollection<AnyStore>>) -> Self {
@@ -345,22 +371,13 @@ impl Records {
         input: &[Message],
         claim: Option<Versioned<&Thread>>,
     ) -> Result<(u64, Option<u64>), ApiError> {
-        let run = &record.run;
-        let mut points = vec![
-            (run_point(record)?, Expect::Absent),
-            (
-                event_point(&run.namespace, run.thread_id, started)?,
-                Expect::Any,
-            ),
-        ];
-        if let Some(thread) = run.thread_id {
-            for m in message_points(&run.namespace, thread, input)? {
-                points.push((m, Expect::Any));
-            }
-        }
-        if let Some((thread, version)) = claim {
-            points.push((thread_point(thread)?, Expect::Version(version)));
-        }
+        let points = run_write(
+            record,
+            Expect::Absent,
+            std::slice::from_ref(started),
+            input,
+            claim,
+        )?;
         let claimed = claim.is_some();
         let versions = self.c.upsert_all(points).await?;
         let run = versions
@@ -383,19 +400,7 @@ impl Records {
         answer: &[Message],
         release: Option<Versioned<&Thread>>,
     ) -> Result<(), ApiError> {
-        let run = &record.run;
-        let mut points = vec![(run_point(record)?, Expect::Version(version))];
-        for e in events {
-            points.push((event_point(&run.namespace, run.thread_id, e)?, Expect::Any));
-        }
-        if let Some(thread) = run.thread_id {
-            for m in message_points(&run.namespace, thread, answer)? {
-                points.push((m, Expect::Any));
-            }
-        }
-        if let Some((thread, version)) = release {
-            points.push((thread_point(thread)?, Expect::Version(version)));
-        }
+        let points = run_write(record, Expect::Version(version), events, answer, release)?;
         self.c.upsert_all(points).await?;
         Ok(())
     }
