@@ -19,7 +19,7 @@ use providers::embed::{Embedder, Purpose};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::agents::{Agent, Agents};
+use crate::agents::{Agent, Agents, MemoryPolicy};
 use crate::events::Emitter;
 use crate::mcp_tools;
 use crate::memory::{MemoryLink, Recalled, Scope, render};
@@ -124,7 +124,7 @@ pub struct RunCtx {
 
 /// A recall started ahead of the agent's first turn (see
 /// [`Engine::prefetch`]); dropping it stops it.
-pub struct Prefetch(tokio::task::JoinHandle<Option<Prefetched>>);
+pub struct Prefetch(tokio::task::JoinHandle<Prefetched>);
 
 impl Drop for Prefetch {
     fn drop(&mut self) {
@@ -170,6 +170,21 @@ fn last_user(conversation: &[ChatMessage]) -> &str {
         .rev()
         .find(|m| m.role == ChatRole::User)
         .map_or("", |m| m.content.as_str())
+}
+
+/// The memories `policy` recalls for `query`, and how long the search took.
+async fn search(
+    memory: &MemoryLink,
+    scope: &Scope<'_>,
+    query: &str,
+    policy: &MemoryPolicy,
+) -> (Result<Vec<Recalled>, String>, Duration) {
+    let started = Instant::now();
+    let found = memory
+        .recall(scope, query, policy.top_k, policy.min_score)
+        .await
+        .map_err(|e| e.to_string());
+    (found, started.elapsed())
 }
 
 /// `output` of `agent`, as the next agent's input.
@@ -766,15 +781,15 @@ impl Engine {
     /// with a user message (the query); `None` otherwise. A read, so a run
     /// that then fails to start has cost only the search.
     pub fn prefetch(
-        self: &Arc<Self>,
+        &self,
         agent: &str,
         namespace: &str,
         user_id: Option<&str>,
         input: &[ChatMessage],
     ) -> Option<Prefetch> {
         let agent = self.agents.agent(agent)?;
-        let policy = &agent.config.memory;
-        self.memory.as_ref().filter(|_| policy.recall)?;
+        let policy = agent.config.memory.clone();
+        let memory = Arc::clone(self.memory.as_ref().filter(|_| policy.recall)?);
         if agent.config.kind != AgentKind::Llm {
             return None;
         }
@@ -782,27 +797,21 @@ impl Engine {
         if query.trim().is_empty() {
             return None;
         }
-        let (this, name, namespace) = (Arc::clone(self), agent.name.clone(), namespace.to_owned());
+        let (name, namespace) = (agent.name.clone(), namespace.to_owned());
         let user_id = user_id.map(str::to_owned);
-        let (top_k, min_score) = (policy.top_k, policy.min_score);
         Some(Prefetch(tokio::spawn(async move {
-            let memory = this.memory.as_deref()?;
             let scope = Scope {
                 namespace: &namespace,
                 user_id: user_id.as_deref(),
                 agent: &name,
             };
-            let started = Instant::now();
-            let found = memory
-                .recall(&scope, &query, top_k, min_score)
-                .await
-                .map_err(|e| e.to_string());
-            Some(Prefetched {
+            let (found, took) = search(&memory, &scope, &query, &policy).await;
+            Prefetched {
                 agent: name,
                 query,
                 found,
-                took: started.elapsed(),
-            })
+                took,
+            }
         })))
     }
 
@@ -830,20 +839,13 @@ impl Engine {
         };
         let prefetch = ctx.prefetched.lock().take();
         let prefetched = match prefetch {
-            Some(mut p) => (&mut p.0).await.ok().flatten(),
+            Some(mut p) => (&mut p.0).await.ok(),
             None => None,
         }
         .filter(|p| p.agent == agent.name && p.query == query);
         let (found, took) = match prefetched {
             Some(p) => (p.found, p.took),
-            None => {
-                let started = Instant::now();
-                let found = memory
-                    .recall(&scope, query, policy.top_k, policy.min_score)
-                    .await
-                    .map_err(|e| e.to_string());
-                (found, started.elapsed())
-            }
+            None => search(memory, &scope, query, policy).await,
         };
         let found = match found {
             Ok(found) => found,
