@@ -6,8 +6,8 @@
 //! (`run.started`, text deltas, the end) are stored at once; the others are
 //! held and stored with the next of those, when the engine is about to wait
 //! on a model or a tool ([`Emitter::flush`]), or with the run's outcome
-//! ([`Emitter::take_held`]): one store write per burst instead of one per
-//! event. Waiters on this instance are woken through the
+//! ([`Emitter::take_held`]): one store write, and one record, per burst
+//! instead of one per event. Waiters on this instance are woken through the
 //! [`Hub`]; waiters elsewhere see the events when the store's change feed
 //! brings them (they poll their replica).
 
@@ -158,7 +158,7 @@ impl Emitter {
             return Ok(());
         }
         self.records
-            .add_events(&self.namespace, self.thread, &state.held)
+            .add_events(&self.namespace, self.thread, self.run, &state.held)
             .await?;
         state.held.clear();
         self.hub.notify(self.run);

@@ -137,13 +137,37 @@ fn run_point(record: &RunRecord) -> Result<NewPoint, ApiError> {
     Ok(point)
 }
 
-/// The record of one run event.
-fn event_point(namespace: &str, thread: Option<Uuid>, e: &RunEvent) -> Result<NewPoint, ApiError> {
+/// The record of a burst of a run's events (one record per write, not per
+/// event: a run writes a handful of bursts and the record count is what
+/// the store's indexes pay for).
+fn events_point(
+    namespace: &str,
+    thread: Option<Uuid>,
+    run: Uuid,
+    events: &[RunEvent],
+) -> Result<NewPoint, ApiError> {
     let mut p = payload(EVENT, namespace, None, thread);
-    p.attributes = vec![format!("run={}", e.run_id)];
+    p.attributes = vec![format!("run={run}")];
     let mut point = NewPoint::new(Uuid::now_v7(), Vec::new(), p);
-    point.document = encode(e)?;
+    point.document = encode(&events)?;
     Ok(point)
+}
+
+/// An event record as stored: a burst, or (as written before bursts) one event.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EventRecord {
+    Burst(Vec<RunEvent>),
+    One(RunEvent),
+}
+
+impl EventRecord {
+    fn into_events(self) -> Vec<RunEvent> {
+        match self {
+            Self::Burst(events) => events,
+            Self::One(event) => vec![event],
+        }
+    }
 }
 
 /// The records of `messages` appended to `thread`, in order.
@@ -184,8 +208,9 @@ fn run_write(
 ) -> Result<Vec<(NewPoint, Expect)>, ApiError> {
     let run = &record.run;
     let mut points = vec![(run_point(record)?, expect)];
-    for e in events {
-        points.push((event_point(&run.namespace, run.thread_id, e)?, Expect::Any));
+    if !events.is_empty() {
+        let burst = events_point(&run.namespace, run.thread_id, run.id, events)?;
+        points.push((burst, Expect::Any));
     }
     if let Some(t) = run.thread_id {
         for m in message_points(&run.namespace, t, messages)? {
@@ -442,24 +467,25 @@ impl Records {
         )
     }
 
-    /// Stores `events` of a run in `namespace`.
+    /// Stores `events` of `run` in `namespace`, as one record.
     pub async fn add_events(
         &self,
         namespace: &str,
         thread: Option<Uuid>,
+        run: Uuid,
         events: &[RunEvent],
     ) -> Result<(), ApiError> {
-        let points = events
-            .iter()
-            .map(|e| event_point(namespace, thread, e))
-            .collect::<Result<Vec<_>, _>>()?;
-        self.c.upsert_many(points).await?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        let point = events_point(namespace, thread, run, events)?;
+        self.c.upsert_many(vec![point]).await?;
         Ok(())
     }
 
     /// The run's events with a sequence number above `after` among the
-    /// records not in `known` (which this call adds to), in order, with
-    /// their record ids.
+    /// records not in `known` (which this call adds to), in order, each
+    /// with the id of the record holding it.
     pub async fn events_after(
         &self,
         run: Uuid,
@@ -478,10 +504,12 @@ impl Records {
         for chunk in fresh.chunks(500) {
             for (id, r) in chunk.iter().zip(self.c.get_many(chunk).await?) {
                 if let Some(r) = r {
-                    let e: RunEvent = decode(*id, &r.document)?;
+                    let stored: EventRecord = decode(*id, &r.document)?;
                     known.insert(*id);
-                    if e.seq > after {
-                        events.push((*id, e));
+                    for e in stored.into_events() {
+                        if e.seq > after {
+                            events.push((*id, e));
+                        }
                     }
                 }
             }
@@ -509,5 +537,37 @@ impl Records {
             .await?
             .last()
             .map_or(0, |(_, e)| e.seq))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: u64, run: Uuid) -> RunEvent {
+        RunEvent {
+            seq,
+            run_id: run,
+            event: orchestrator_api::event::RUN_STARTED.to_owned(),
+            data: serde_json::json!({"n": seq}),
+            at: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn an_event_record_reads_as_a_burst_or_as_one_event_written_before_bursts() {
+        let run = Uuid::now_v7();
+        let burst = vec![event(1, run), event(2, run)];
+        let stored = encode(&burst).unwrap();
+        let read: EventRecord = decode(run, &stored).unwrap();
+        let seqs: Vec<u64> = read.into_events().iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [1, 2]);
+
+        let old = encode(&event(7, run)).unwrap();
+        let read: EventRecord = decode(run, &old).unwrap();
+        let events = read.into_events();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].seq, 7);
+        assert_eq!(events[0].data["n"], 7);
     }
 }
