@@ -80,6 +80,9 @@ pub struct PayloadIndex {
     created: BTreeSet<(Millis, Key)>,
     updated: BTreeSet<(Millis, Key)>,
     expires: BTreeSet<(Millis, Key)>,
+    /// Keys that have an expiry: "not expired" examines only these, so a
+    /// filter over records that never expire pays no per-point check.
+    expiring: RoaringBitmap,
 }
 
 impl PayloadIndex {
@@ -157,6 +160,7 @@ impl PayloadIndex {
         self.updated.insert((payload.updated_at, key));
         if let Some(e) = payload.expires_at {
             self.expires.insert((e, key));
+            self.expiring.insert(key);
         }
         let stored = Stored {
             namespace,
@@ -201,6 +205,7 @@ impl PayloadIndex {
         self.updated.remove(&(s.updated_at, key));
         if let Some(e) = s.expires_at {
             self.expires.remove(&(e, key));
+            self.expiring.remove(key);
         }
         true
     }
@@ -245,6 +250,19 @@ impl PayloadIndex {
         for c in other {
             if set.is_empty() {
                 break;
+            }
+            if matches!(c, Condition::NotExpiredAt(_)) {
+                // Only keys with an expiry can fail it.
+                let mut may_fail = set.clone();
+                may_fail &= &self.expiring;
+                if may_fail.len() <= PER_POINT_CHECK_MAX {
+                    for k in &may_fail {
+                        if !self.payloads.get(&k).is_some_and(|s| s.satisfies(c)) {
+                            set.remove(k);
+                        }
+                    }
+                    continue;
+                }
             }
             if set.len() <= PER_POINT_CHECK_MAX {
                 set = set
@@ -341,8 +359,10 @@ mod tests {
 
     #[test]
     fn bitmaps_match_per_point_semantics_on_small_and_large_sets() {
-        // 10_000 points exercises the range-bitmap path, 30 the per-point path.
-        for n in [30u32, 10_000] {
+        // 30 points exercise the per-point path; 10_000 the range-bitmap path
+        // for ranges and the per-point check of the 2_500 expiring keys for
+        // "not expired"; 20_000 (5_000 expiring) the range bitmap for both.
+        for n in [30u32, 10_000, 20_000] {
             let (idx, all) = index_of(n);
             let filters = [
                 Filter::all(),
@@ -392,6 +412,6 @@ mod tests {
             idx.remove(k);
         }
         assert!(idx.terms.iter().all(|m| m.is_empty()));
-        assert!(idx.created.is_empty() && idx.expires.is_empty());
+        assert!(idx.created.is_empty() && idx.expires.is_empty() && idx.expiring.is_empty());
     }
 }
