@@ -504,13 +504,26 @@ impl Collection {
             normalized(vector, self.config.dim)?
         };
         let terms = self.analyzers.of(&payload.namespace).terms(&payload.text);
+        let counted = self.config.counts_in_statistics(&payload);
+        // Same vector (a session's, a record's): keep the key and its place
+        // in the graph, and re-index only the payload.
+        let current = self.state.read().ids.get(&id).copied();
+        if let Some(old) = current
+            && self.backend.holds(old, &unit)
+        {
+            let mut state = self.state.write();
+            if state.ids.get(&id) == Some(&old) {
+                state.unindex(old);
+                state.insert(old, &payload, &terms, counted);
+                return Ok(true);
+            }
+        }
         let key = self.allocate_key()?;
         self.backend.insert(key, &unit)?;
         let replaced = {
             let mut state = self.state.write();
             let old = state.ids.insert(id, key);
             state.keys.insert(key, id);
-            let counted = self.config.counts_in_statistics(&payload);
             state.insert(key, &payload, &terms, counted);
             if let Some(old) = old {
                 // The key→id entry stays until the grace period ends (`remove_retired`).
@@ -766,5 +779,52 @@ impl Collection {
             .collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
         hits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_of(c: &Collection, id: Uuid) -> Option<Key> {
+        c.state.read().ids.get(&id).copied()
+    }
+
+    #[test]
+    fn an_update_that_keeps_the_vector_keeps_the_key_and_one_that_moves_it_does_not() {
+        for backend in [BackendKind::Usearch, BackendKind::Hnsw] {
+            let mut config = CollectionConfig::new(4);
+            config.backend = backend;
+            let c = Collection::new(config).unwrap();
+            let id = Uuid::now_v7();
+            let v = [0.5, 0.5, 0.5, 0.5];
+            c.upsert(id, &v, Payload::new("a")).unwrap();
+            let first = key_of(&c, id);
+            let mut p = Payload::new("a");
+            p.tags = vec!["later".into()];
+            assert!(c.upsert(id, &v, p).unwrap());
+            assert_eq!(key_of(&c, id), first, "{backend:?}: same vector, same key");
+            let tagged = c.ids_matching(&Filter::all().eq(Field::Tag, "later"));
+            assert_eq!(tagged, vec![id], "{backend:?}: the new payload is indexed");
+            assert!(
+                c.upsert(id, &[1.0, 0.0, 0.0, 0.0], Payload::new("a"))
+                    .unwrap()
+            );
+            assert_ne!(
+                key_of(&c, id),
+                first,
+                "{backend:?}: a new vector, a new key"
+            );
+            assert!(
+                c.ids_matching(&Filter::all().eq(Field::Tag, "later"))
+                    .is_empty()
+            );
+            let got = c.get(id).unwrap();
+            assert!(
+                (got.vector[0] - 1.0).abs() < 1e-3,
+                "{backend:?}: {:?}",
+                got.vector
+            );
+        }
     }
 }

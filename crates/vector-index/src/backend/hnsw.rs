@@ -303,6 +303,14 @@ impl AnnBackend for HnswBackend {
         self.inner.vectors.read().get(&key).map(|v| v.to_vec())
     }
 
+    fn holds(&self, key: Key, vector: &[f32]) -> bool {
+        self.inner
+            .vectors
+            .read()
+            .get(&key)
+            .is_some_and(|v| **v == *vector)
+    }
+
     fn search(
         &self,
         query: &[f32],

@@ -43,6 +43,13 @@ pub trait AnnBackend: Send + Sync {
     fn scan(&self, keys: &RoaringBitmap, visit: &mut dyn FnMut(Key, &[f32]));
     /// Copies the vector of `key` into a new `Vec`, if present.
     fn vector(&self, key: Key) -> Option<Vec<f32>>;
+    /// Whether `key` is present and inserting `vector` would store exactly
+    /// what it holds (after the backend's quantization), so an update that
+    /// keeps the vector can keep the key and skip the graph insert.
+    fn holds(&self, key: Key, vector: &[f32]) -> bool {
+        let _ = (key, vector);
+        false
+    }
     /// Up to `k` nearest keys accepted by `accept`, exploring about `ef` candidates.
     fn search(
         &self,

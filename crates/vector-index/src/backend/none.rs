@@ -58,6 +58,11 @@ impl AnnBackend for NoVectors {
         None
     }
 
+    fn holds(&self, key: Key, _vector: &[f32]) -> bool {
+        // No vectors are kept: every present key holds what any insert would.
+        self.keys.lock().contains(key)
+    }
+
     fn search(
         &self,
         _query: &[f32],

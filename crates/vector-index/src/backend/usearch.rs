@@ -189,6 +189,31 @@ impl AnnBackend for UsearchBackend {
         }
     }
 
+    fn holds(&self, key: Key, vector: &[f32]) -> bool {
+        if vector.len() != self.dim {
+            return false;
+        }
+        let index = self.index.read();
+        match index.scalar_kind() {
+            ScalarKind::F16 => {
+                let mut halves = vec![0i16; self.dim];
+                matches!(
+                    index.get(u64::from(key), usearch::f16::from_mut_i16s(&mut halves)),
+                    Ok(1)
+                ) && halves
+                    .iter()
+                    .zip(vector)
+                    .all(|(h, v)| *h as u16 == half::f16::from_f32(*v).to_bits())
+            }
+            ScalarKind::F32 => {
+                let mut stored = vec![0f32; self.dim];
+                matches!(index.get(u64::from(key), &mut stored), Ok(1)) && stored == vector
+            }
+            // Lossier kinds: no cheap exact check; the update re-inserts.
+            _ => false,
+        }
+    }
+
     fn vector(&self, key: Key) -> Option<Vec<f32>> {
         let mut buf = vec![0f32; self.dim];
         match self.index.read().get(u64::from(key), &mut buf) {

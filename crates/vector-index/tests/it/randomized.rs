@@ -15,6 +15,14 @@ enum Op {
         tag: u8,
         t: i64,
     },
+    /// Re-upserts a stored point with the vector it has and a new payload
+    /// (the update that keeps the point's place in the graph).
+    Repay {
+        nth: u8,
+        ns: u8,
+        tag: u8,
+        t: i64,
+    },
     Delete {
         id: u8,
     },
@@ -33,6 +41,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         5 => (any::<u8>(), vector(), 0u8..3, 0u8..4, 0i64..100)
             .prop_map(|(id, v, ns, tag, t)| Op::Upsert { id, v, ns, tag, t }),
+        2 => (any::<u8>(), 0u8..3, 0u8..4, 0i64..100)
+            .prop_map(|(nth, ns, tag, t)| Op::Repay { nth, ns, tag, t }),
         2 => any::<u8>().prop_map(|id| Op::Delete { id }),
         2 => (vector(), 1usize..12, 0u8..7).prop_map(|(q, k, filter)| Op::Search { q, k, filter }),
     ]
@@ -88,6 +98,17 @@ fn run(backend: BackendKind, exact_scan_max: u64, ops: &[Op]) -> Result<(), Test
                     .unwrap();
                 prop_assert_eq!(replaced, model.points.contains_key(&uuid(*id)));
                 model.upsert(uuid(*id), &floats(v), payload(*ns, *tag, *t));
+            }
+            Op::Repay { nth, ns, tag, t } => {
+                let mut ids: Vec<Uuid> = model.points.keys().copied().collect();
+                ids.sort();
+                if ids.is_empty() {
+                    continue;
+                }
+                let id = ids[usize::from(*nth) % ids.len()];
+                let v = model.points[&id].0.clone();
+                prop_assert!(c.upsert(id, &v, payload(*ns, *tag, *t)).unwrap());
+                model.upsert(id, &v, payload(*ns, *tag, *t));
             }
             Op::Delete { id } => {
                 let existed = c.delete(uuid(*id)).unwrap();
