@@ -71,28 +71,12 @@ async fn env_file_env_vars_and_port_override_the_defaults() {
     let _ = child.wait();
 
     // A missing environment file is an error that names it.
-    let out = Command::new(env!("CARGO_BIN_EXE_memory-server"))
-        .arg("--config-dir")
-        .arg(&config)
-        .args(["--env", "staging"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("staging.toml"));
+    let err = crate::support::refused_start(&config, &["--env", "staging"]);
+    assert!(err.contains("staging.toml"), "{err}");
     // An unknown key is an error, not silently ignored.
     std::fs::write(config.join("typo.toml"), "[server]\nprot = 9\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_memory-server"))
-        .arg("--config-dir")
-        .arg(&config)
-        .args(["--env", "typo"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("prot"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let err = crate::support::refused_start(&config, &["--env", "typo"]);
+    assert!(err.contains("prot"), "{err}");
 }
 
 /// Runs the binary with `args` (and `stdin`) to completion.

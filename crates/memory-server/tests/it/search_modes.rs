@@ -380,13 +380,7 @@ async fn a_bad_template_stops_the_server_with_a_clear_error() {
             "[search.namespaces.x]\ntemplate = \"{user_id} {nope}\"\n",
         ),
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_memory-server"))
-        .arg("--config-dir")
-        .arg(&config_dir)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = crate::support::refused_start(&config_dir, &[]);
     assert!(
         err.contains("search.namespaces.x.template") && err.contains("{nope}"),
         "{err}"

@@ -310,13 +310,7 @@ fn auth_off_on_a_public_bind_refuses_to_start_and_says_why() {
         "[server]\nhost = \"0.0.0.0\"\nport = 1\n[auth]\nenabled = false\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_memory-server"))
-        .arg("--config-dir")
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = crate::support::refused_start(&config, &[]);
     assert!(stderr.contains("auth.enabled is false"), "{stderr}");
     assert!(stderr.contains("loopback"), "{stderr}");
 }

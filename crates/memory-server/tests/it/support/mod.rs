@@ -12,6 +12,19 @@ use std::time::Duration;
 
 use memory_client::{Memory, MemoryClient, NewMemory, SearchRequest};
 
+/// Starts the server on the configuration in `config_dir` (with `args`),
+/// expects it to refuse, and returns what it said on stderr.
+pub fn refused_start(config_dir: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_memory-server"))
+        .arg("--config-dir")
+        .arg(config_dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the server started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// A running server process, killed on drop.
 pub struct Server {
     child: Child,
