@@ -145,6 +145,23 @@ pub struct NewMemory {
     /// Retries with the same key return the memory the first call created.
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// Store it even when the namespace's policy finds a near-duplicate
+    /// (the answer still names the similar memory).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_near_duplicate: bool,
+}
+
+/// A live memory in the same scope whose vector is within the namespace's
+/// near-duplicate threshold of a new one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct NearDuplicate {
+    /// The similar memory.
+    pub id: Uuid,
+    /// Cosine similarity of the two vectors.
+    pub similarity: f32,
+    /// Whether the new memory was stored anyway (`allow_near_duplicate`).
+    pub stored: bool,
 }
 
 /// The outcome of creating one memory.
@@ -157,6 +174,64 @@ pub struct Created {
     pub duplicate: bool,
     /// True when the idempotency key had been used and its memory was returned.
     pub replayed: bool,
+    /// Set when a similar memory exists in the same scope (the namespace's
+    /// policy has a near-duplicate threshold): unless the create allowed
+    /// near-duplicates, nothing was stored and `memory` is the similar one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub near_duplicate: Option<NearDuplicate>,
+}
+
+/// How a namespace's memory maintains itself (`GET`/`PUT
+/// /v1/namespaces/{namespace}/policy`; the server's `[policy]` section is the
+/// default of every namespace without one).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct MemoryPolicy {
+    /// Cosine similarity in (0, 1] at or above which a new memory counts as
+    /// a near-duplicate of a live one in its scope (same namespace, user and
+    /// visibility); absent: only identical text is a duplicate.
+    #[serde(default)]
+    pub near_duplicate_threshold: Option<f32>,
+}
+
+impl MemoryPolicy {
+    /// The first setting out of range, as `(field, what to fix)`.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        let t = self.near_duplicate_threshold?;
+        (!(t.is_finite() && t > 0.0 && t <= 1.0)).then(|| {
+            (
+                "near_duplicate_threshold",
+                format!(
+                    "near_duplicate_threshold is a cosine similarity in (0, 1] (e.g. 0.95), \
+                     got {t}; leave it out to catch identical text only"
+                ),
+            )
+        })
+    }
+}
+
+/// Where a namespace's policy comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum PolicySource {
+    /// The server's `[policy]` configuration (nothing stored for the namespace).
+    Config,
+    /// Set through the API for this namespace.
+    Stored,
+}
+
+/// A namespace's policy in force.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct NamespacePolicy {
+    /// The namespace.
+    pub namespace: String,
+    /// The policy.
+    pub policy: MemoryPolicy,
+    /// Where it comes from.
+    pub source: PolicySource,
 }
 
 /// A batch create.

@@ -236,6 +236,25 @@ impl MemoryClient {
         Self::send(self.request(Method::GET, "/v1/namespaces")).await
     }
 
+    /// The memory policy in force in `ns`.
+    pub async fn policy(&self, ns: &str) -> Result<NamespacePolicy> {
+        Self::send(self.request(Method::GET, &format!("/v1/namespaces/{ns}/policy"))).await
+    }
+
+    /// Sets `ns`'s memory policy (an `admin` key).
+    pub async fn set_policy(&self, ns: &str, policy: &MemoryPolicy) -> Result<NamespacePolicy> {
+        Self::send(
+            self.request(Method::PUT, &format!("/v1/namespaces/{ns}/policy"))
+                .json(policy),
+        )
+        .await
+    }
+
+    /// Drops `ns`'s own policy; the server's default applies (an `admin` key).
+    pub async fn reset_policy(&self, ns: &str) -> Result<NamespacePolicy> {
+        Self::send(self.request(Method::DELETE, &format!("/v1/namespaces/{ns}/policy"))).await
+    }
+
     /// A memory's states, newest first.
     pub async fn history(&self, id: Uuid) -> Result<History> {
         Self::send(self.request(Method::GET, &format!("/v1/memories/{id}/history"))).await

@@ -18,7 +18,7 @@ use crate::http::{AppState, McpEndpoint, router};
 use crate::mcp::MemoryMcp;
 use crate::mcp::protocol_sessions::{ProtocolSessions, SESSIONS_NAME};
 use crate::metrics::Metrics;
-use crate::service::{MemoryService, REGISTRY_NAME, SearchSettings};
+use crate::service::{MemoryService, POLICIES_NAME, Policies, REGISTRY_NAME, SearchSettings};
 use providers::embed::Embedder;
 
 /// How much deeper than `max_top_k` a search may look (recency re-ranking).
@@ -76,7 +76,8 @@ fn sessions_config() -> CollectionConfig {
     CollectionConfig::records()
 }
 
-/// The namespace → model registry: a record collection, one record per namespace.
+/// The namespace → model registry and the namespace policies: record
+/// collections, one record per namespace.
 fn registry_config() -> CollectionConfig {
     CollectionConfig::records()
 }
@@ -117,6 +118,7 @@ pub async fn run_as(config: Config, mode: Mode) -> Result<(), StartError> {
     let stores = Stores {
         collection: open(&place, &name, index_config).await?,
         registry: open(&place, REGISTRY_NAME, registry_config()).await?,
+        policies: open(&place, POLICIES_NAME, registry_config()).await?,
         sessions: open(&place, SESSIONS_NAME, sessions_config()).await?,
         // Embedded stores snapshot at exit; Redis instances share the
         // periodic snapshotter's snapshots.
@@ -155,6 +157,7 @@ fn spawn_reindex(service: Arc<MemoryService>) -> tokio::task::JoinHandle<()> {
 struct Stores {
     collection: Arc<DurableCollection<AnyStore>>,
     registry: Arc<DurableCollection<AnyStore>>,
+    policies: Arc<DurableCollection<AnyStore>>,
     sessions: Arc<DurableCollection<AnyStore>>,
     /// Whether to snapshot the memories at exit.
     snapshot_on_exit: bool,
@@ -170,6 +173,7 @@ async fn serve(
     let Stores {
         collection,
         registry,
+        policies,
         sessions,
         snapshot_on_exit,
     } = stores;
@@ -183,6 +187,7 @@ async fn serve(
         Arc::clone(&collection),
         registry,
         embedder,
+        Policies::new(policies, config.policy.clone()),
         config.limits.clone(),
         Arc::new(Metrics::new()),
         SearchSettings::new(&config.search)?,

@@ -42,6 +42,8 @@ pub struct Config {
     pub search: SearchConfig,
     /// The MCP endpoint (`/mcp`) and `mcp-stdio`.
     pub mcp: McpConfig,
+    /// The memory policy of every namespace that has none of its own.
+    pub policy: crate::model::MemoryPolicy,
     /// Test-only settings.
     pub testing: TestingConfig,
 }
@@ -367,6 +369,9 @@ impl Config {
             )));
         }
         self.search.check()?;
+        if let Some((field, message)) = self.policy.problem() {
+            return Err(ConfigError(format!("[policy] {field}: {message}")));
+        }
         if self.mcp.session_ttl_secs == 0 {
             return Err(ConfigError(
                 "mcp.session_ttl_secs must be at least 1".into(),

@@ -226,3 +226,11 @@ pub fn memory_id(raw: &str) -> ApiResult<uuid::Uuid> {
     uuid::Uuid::parse_str(raw)
         .map_err(|_| ApiError::invalid("id", format!("`{raw}` is not a memory id (a UUID)")))
 }
+
+/// A namespace's memory policy: every setting in its range.
+pub fn policy(p: &crate::model::MemoryPolicy) -> ApiResult<()> {
+    match p.problem() {
+        Some((field, message)) => Err(ApiError::invalid(field, message)),
+        None => Ok(()),
+    }
+}

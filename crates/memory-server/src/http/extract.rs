@@ -30,7 +30,8 @@ body_schemas!(
     BulkDelete,
     PutSession,
     AppendMessages,
-    Promote
+    Promote,
+    MemoryPolicy
 );
 
 /// `POST /v1/memories` takes one memory or a batch: the handler checks whichever it is.

@@ -71,6 +71,12 @@ pub fn router(
         )
         .route("/v1/memories/{id}/history", get(routes::memories::history))
         .route("/v1/namespaces", get(routes::namespaces::list))
+        .route(
+            "/v1/namespaces/{namespace}/policy",
+            get(routes::namespaces::policy)
+                .put(routes::namespaces::set_policy)
+                .delete(routes::namespaces::reset_policy),
+        )
         .route("/v1/sessions", get(routes::sessions::list))
         .route(
             "/v1/sessions/{id}",

@@ -13,10 +13,10 @@ use utoipa::{Modify, OpenApi};
 use crate::model::{
     AppendMessages, Appended, BulkDelete, BulkDeleted, CreateBody, CreateResponse, Created,
     CreatedBatch, ErrorResponse, ExportSummary, ExportTrailer, Fusion, History, Imported, Kind,
-    Memory, MemoryFilter, MemoryPage, MemoryPatch, Message, Mmr, NamespaceList, NamespaceSummary,
-    NewMemories, NewMemory, NewMessage, PortableMemory, Promote, PutSession, Recency, Revision,
-    SearchHit, SearchMode, SearchRequest, SearchResponse, Session, SessionPage, SessionSummary,
-    Visibility,
+    Memory, MemoryFilter, MemoryPage, MemoryPatch, MemoryPolicy, Message, Mmr, NamespaceList,
+    NamespacePolicy, NamespaceSummary, NearDuplicate, NewMemories, NewMemory, NewMessage,
+    PolicySource, PortableMemory, Promote, PutSession, Recency, Revision, SearchHit, SearchMode,
+    SearchRequest, SearchResponse, Session, SessionPage, SessionSummary, Visibility,
 };
 
 /// The document.
@@ -25,7 +25,7 @@ use crate::model::{
     info(title = "AI Orchestra memory API", description = "Memories, search and sessions for AI agents. Errors: `{\"error\": {\"code\", \"message\", \"details\"}}`."),
     paths(
         create_memory, list_memories, get_memory, update_memory, delete_memory, memory_history,
-        search_memories, bulk_delete, list_namespaces, export, import, put_session, get_session, delete_session,
+        search_memories, bulk_delete, list_namespaces, get_policy, set_policy, reset_policy, export, import, put_session, get_session, delete_session,
         append_messages, list_sessions, promote, healthz, readyz, metrics
     ),
     components(schemas(
@@ -34,7 +34,7 @@ use crate::model::{
         Revision, History, BulkDelete, BulkDeleted, PortableMemory, Imported, Message, NewMessage,
         Session, PutSession, AppendMessages, Appended, SessionSummary, SessionPage, Promote, Kind,
         Visibility, SearchMode, Fusion, Mmr, NamespaceSummary, NamespaceList, ErrorResponse,
-        ExportTrailer, ExportSummary
+        ExportTrailer, ExportSummary, MemoryPolicy, NamespacePolicy, PolicySource, NearDuplicate
     )),
     modifiers(&BearerAuth, &Links, &InputRules),
     security(("bearer" = []))
@@ -433,6 +433,27 @@ fn promote() {}
     responses((status = 200, description = "Namespaces the key can read that hold memories it can see", body = NamespaceList),
         (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse)))]
 fn list_namespaces() {}
+
+#[utoipa::path(get, path = "/v1/namespaces/{namespace}/policy", tag = "memories",
+    params(("namespace" = String, Path)),
+    responses((status = 200, description = "The namespace's memory policy in force and where it comes from", body = NamespacePolicy),
+        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse)))]
+fn get_policy() {}
+
+#[utoipa::path(put, path = "/v1/namespaces/{namespace}/policy", tag = "memories", request_body = MemoryPolicy,
+    params(("namespace" = String, Path)),
+    responses((status = 200, description = "Set (needs an `admin` key for the namespace)", body = NamespacePolicy),
+        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse)))]
+fn set_policy() {}
+
+#[utoipa::path(delete, path = "/v1/namespaces/{namespace}/policy", tag = "memories",
+    params(("namespace" = String, Path)),
+    responses((status = 200, description = "The namespace's own policy is dropped; the server's default applies (`admin`)", body = NamespacePolicy),
+        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse)))]
+fn reset_policy() {}
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
     responses((status = 200, description = "The process is up")))]

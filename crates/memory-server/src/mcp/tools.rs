@@ -29,7 +29,8 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::model::{
     AppendMessages, Appended, ContextBlock, ContextRequest, CreatedBatch, Memory, MemoryFilter,
-    MemoryPage, MemoryPatch, NewMemory, NewMessage, SearchRequest, SearchResponse, Session,
+    MemoryPage, MemoryPatch, NamespacePolicy, NewMemory, NewMessage, SearchRequest, SearchResponse,
+    Session,
 };
 use crate::service::MemoryService;
 
@@ -76,7 +77,10 @@ impl Clone for MemoryMcp {
 #[serde(deny_unknown_fields)]
 pub struct StoreArgs {
     /// One or more memories to store, in order. Identical text in the same
-    /// scope is not stored twice: the existing memory comes back flagged `duplicate`.
+    /// scope is not stored twice: the existing memory comes back flagged
+    /// `duplicate`. Under a near-duplicate policy, a memory very similar to
+    /// one already stored comes back as that one with `near_duplicate` set,
+    /// unless `allow_near_duplicate` is true.
     pub memories: Vec<NewMemory>,
 }
 
@@ -156,6 +160,14 @@ pub struct SessionRef {
     pub namespace: String,
     /// The session's id.
     pub session_id: String,
+}
+
+/// `memory_policy` arguments.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyArgs {
+    /// The namespace.
+    pub namespace: String,
 }
 
 /// `session_append` arguments.
@@ -238,7 +250,7 @@ impl MemoryMcp {
     }
 
     #[tool(
-        description = "Store one or more long-term memories (facts, events, procedures) in a namespace. Identical text in the same scope is returned, flagged duplicate, not stored twice.",
+        description = "Store one or more long-term memories (facts, events, procedures) in a namespace. Identical text in the same scope is returned, flagged duplicate, not stored twice; where the namespace's policy sets a near-duplicate threshold, a very similar memory is returned with near_duplicate set instead of being stored (set allow_near_duplicate to store it anyway).",
         annotations(
             title = "Store memories",
             read_only_hint = false,
@@ -378,6 +390,27 @@ impl MemoryMcp {
                     args.cursor.as_deref(),
                 )
                 .await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Read a namespace's memory policy: the near-duplicate threshold in force and whether it was set for the namespace or comes from the server's configuration.",
+        annotations(
+            title = "Read the memory policy",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn memory_policy(
+        &self,
+        ext: Extensions,
+        Parameters(args): Parameters<PolicyArgs>,
+    ) -> Result<Json<NamespacePolicy>, String> {
+        self.run(&ext, |who| async move {
+            self.service.policy(&who, &args.namespace).await
         })
         .await
     }

@@ -7,18 +7,23 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use vector_index::store::{Expect, NewPoint, Record};
-use vector_index::{Field, Payload};
+use vector_index::{Field, Filter, Payload, Query};
 
-use super::record::{Doc, attributes, distinct_tags, hex, scope_keys};
+use super::record::{Doc, attributes, digest, distinct_tags, hex, scope_keys, visibility_attr};
 use super::{MemoryService, from_millis, located, millis};
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
-use crate::model::{Created, Memory, NewMemory, Visibility};
+use crate::model::{Created, Memory, NearDuplicate, NewMemory, Visibility};
 use crate::validate;
 use providers::embed::Purpose;
 
-/// Locks serialising creates that share a duplicate or idempotency key.
+/// Locks serialising creates that share a duplicate or idempotency key (or,
+/// under a near-duplicate policy, a scope).
 pub(super) const CREATE_LOCKS: usize = 256;
+
+/// Nearest neighbours examined for a near-duplicate: the first in the scope
+/// above the threshold wins, and the scope filter makes the first the usual one.
+const NEAR_DUPLICATE_CANDIDATES: usize = 4;
 
 /// A new memory's vector and the contextual text it was embedded from.
 pub(super) struct Embedded {
@@ -29,6 +34,16 @@ pub(super) struct Embedded {
     pub(super) client: bool,
 }
 
+/// Near-duplicate thresholds by namespace, for one create call.
+pub(super) struct Thresholds(Vec<(String, Option<f32>)>);
+
+impl Thresholds {
+    /// `ns`'s threshold, if its policy sets one.
+    fn of(&self, ns: &str) -> Option<f32> {
+        self.0.iter().find(|(n, _)| n == ns).and_then(|(_, t)| *t)
+    }
+}
+
 /// A validated create, ready to write.
 pub(super) struct Prepared {
     pub(super) id: Uuid,
@@ -37,6 +52,8 @@ pub(super) struct Prepared {
     pub(super) doc: Doc,
     pub(super) dup: String,
     pub(super) idem: Option<String>,
+    /// Stored even if a near-duplicate exists.
+    pub(super) allow_near: bool,
 }
 
 impl MemoryService {
@@ -50,6 +67,7 @@ impl MemoryService {
         (created_at, updated_at): (i64, i64),
     ) -> ApiResult<Prepared> {
         let content_hash = hex(&Sha256::digest(input.text.as_bytes()));
+        let allow_near = input.allow_near_duplicate;
         let mut payload = Payload {
             namespace: input.namespace,
             agent_id: who.acting_agent(input.agent_id.as_deref()),
@@ -82,7 +100,62 @@ impl MemoryService {
             doc,
             dup,
             idem,
+            allow_near,
         })
+    }
+
+    /// The near-duplicate threshold of each namespace `inputs` write to,
+    /// read once per call.
+    async fn near_thresholds(&self, inputs: &[NewMemory]) -> ApiResult<Thresholds> {
+        let mut found: Vec<(String, Option<f32>)> = Vec::new();
+        for m in inputs {
+            if !found.iter().any(|(ns, _)| *ns == m.namespace) {
+                let policy = self.policies.of(&m.namespace).await?.policy;
+                found.push((m.namespace.clone(), policy.near_duplicate_threshold));
+            }
+        }
+        Ok(Thresholds(found))
+    }
+
+    /// The visibility attribute that is a new memory's near-duplicate scope
+    /// (with its namespace and user): shared memories for a shared one, the
+    /// author's private memories for a private one.
+    fn near_scope(p: &Prepared) -> String {
+        visibility_attr(p.doc.visibility, p.payload.agent_id.as_deref())
+    }
+
+    /// The live memory in `p`'s scope most similar to it, if at least
+    /// `threshold` similar.
+    async fn near_duplicate(
+        &self,
+        p: &Prepared,
+        threshold: f32,
+    ) -> ApiResult<Option<(Record, f32)>> {
+        let scope = Self::near_scope(p);
+        let mut filter = Filter::all()
+            .eq(Field::Namespace, p.payload.namespace.as_str())
+            .eq(Field::Attribute, scope.as_str());
+        if let Some(u) = &p.payload.user_id {
+            filter = filter.eq(Field::User, u.as_str());
+        }
+        let found = self
+            .collection
+            .search(&Query::new(p.vector.clone(), NEAR_DUPLICATE_CANDIDATES).filter(filter))?;
+        for hit in found.hits {
+            if hit.score < threshold {
+                break;
+            }
+            // The index filtered by scope; the record read is checked again
+            // (and a memory with no user is only near one with no user).
+            if let Some(r) = self.timed("get", self.collection.get(hit.id)).await?
+                && r.payload.namespace == p.payload.namespace
+                && r.payload.user_id == p.payload.user_id
+                && r.payload.attributes.contains(&scope)
+            {
+                return Ok(Some((r, hit.score)));
+            }
+        }
+        Ok(None)
     }
 
     pub(super) fn check_new(
@@ -226,6 +299,8 @@ impl MemoryService {
         }
         self.bind_models(inputs.iter().map(|m| m.namespace.as_str()))
             .await?;
+        let thresholds = self.near_thresholds(&inputs).await?;
+        let threshold_of = |ns: &str| thresholds.of(ns);
         let now_ms = millis(now);
         let items = inputs
             .into_iter()
@@ -233,10 +308,21 @@ impl MemoryService {
             .collect();
         let prepared = self.embed_and_prepare(who, items).await?;
 
-        // Creates sharing a duplicate or idempotency key are serialised here.
+        // Creates sharing a duplicate or idempotency key are serialised here,
+        // and, where near-duplicates are looked for, creates in one scope.
+        let near_keys: Vec<String> = prepared
+            .iter()
+            .filter(|p| threshold_of(&p.payload.namespace).is_some())
+            .map(|p| {
+                let ns = p.payload.namespace.as_str();
+                let user = p.payload.user_id.as_deref().unwrap_or("");
+                format!("near:{}", digest(&[ns, user, &Self::near_scope(p)]))
+            })
+            .collect();
         let mut locks: Vec<usize> = prepared
             .iter()
             .flat_map(|p| std::iter::once(&p.dup).chain(p.idem.as_ref()))
+            .chain(&near_keys)
             .map(|k| self.lock_index(k))
             .collect();
         locks.sort_unstable();
@@ -249,6 +335,8 @@ impl MemoryService {
         }
 
         let mut outcomes: Vec<Option<Created>> = Vec::with_capacity(prepared.len());
+        // Near-duplicates of the memories stored anyway, by input index.
+        let mut near_of: Vec<(usize, NearDuplicate)> = Vec::new();
         let mut writes: Vec<NewPoint> = Vec::new();
         let mut written: Vec<(usize, Memory)> = Vec::new();
         // Within the batch, a repeat of an earlier entry returns that entry.
@@ -263,6 +351,7 @@ impl MemoryService {
                     memory: Self::memory_of(&r)?,
                     duplicate: false,
                     replayed: true,
+                    near_duplicate: None,
                 }));
                 continue;
             }
@@ -271,8 +360,28 @@ impl MemoryService {
                     memory: Self::memory_of(&r)?,
                     duplicate: true,
                     replayed: false,
+                    near_duplicate: None,
                 }));
                 continue;
+            }
+            if let Some(threshold) = threshold_of(&ns)
+                && let Some((r, similarity)) = self.near_duplicate(&p, threshold).await?
+            {
+                let near = NearDuplicate {
+                    id: r.id,
+                    similarity,
+                    stored: p.allow_near,
+                };
+                if !p.allow_near {
+                    outcomes.push(Some(Created {
+                        memory: Self::memory_of(&r)?,
+                        duplicate: false,
+                        replayed: false,
+                        near_duplicate: Some(near),
+                    }));
+                    continue;
+                }
+                near_of.push((i, near));
             }
             let earlier = batch_keys
                 .iter()
@@ -343,10 +452,15 @@ impl MemoryService {
         }
         for (i, memory, duplicate) in by_index {
             if let Some(slot) = outcomes.get_mut(i) {
+                let near_duplicate = near_of
+                    .iter()
+                    .find(|(j, _)| *j == i)
+                    .map(|(_, n)| n.clone());
                 *slot = Some(Created {
                     memory,
                     duplicate,
                     replayed: false,
+                    near_duplicate,
                 });
             }
         }

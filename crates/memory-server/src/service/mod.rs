@@ -25,6 +25,7 @@ mod context;
 mod create;
 mod list;
 mod model_binding;
+mod policy;
 mod portable;
 mod record;
 mod reindex;
@@ -38,6 +39,7 @@ pub(crate) use self::record::derived_id;
 pub use self::record::shared_attribute;
 use self::record::{Doc, from_millis, millis};
 pub use model_binding::{ModelBindings, REGISTRY_NAME};
+pub use policy::{POLICIES_NAME, Policies};
 pub use search::SearchSettings;
 pub use template::Template;
 
@@ -67,6 +69,7 @@ pub struct MemoryService {
     metrics: Arc<Metrics>,
     create_locks: Vec<tokio::sync::Mutex<()>>,
     models: ModelBindings,
+    policies: Policies,
     search: SearchSettings,
 }
 
@@ -77,12 +80,14 @@ impl MemoryService {
         collection: Arc<DurableCollection<AnyStore>>,
         registry: Arc<DurableCollection<AnyStore>>,
         embedder: Arc<dyn Embedder>,
+        policies: Policies,
         limits: Limits,
         metrics: Arc<Metrics>,
         search: SearchSettings,
     ) -> Self {
         Self {
             search,
+            policies,
             models: ModelBindings::new(registry, embedder.model_id(), embedder.dims()),
             collection,
             embedder,
@@ -102,6 +107,11 @@ impl MemoryService {
     /// The namespace → model registry.
     pub fn models(&self) -> &ModelBindings {
         &self.models
+    }
+
+    /// The namespace policies.
+    pub fn policies(&self) -> &Policies {
+        &self.policies
     }
 
     /// The metrics it records into.

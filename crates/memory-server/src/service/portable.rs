@@ -102,6 +102,8 @@ impl MemoryService {
                 expires_at: p.expires_at,
                 vector: p.vector,
                 idempotency_key: None,
+                // An import restores what was stored: never a near-duplicate refusal.
+                allow_near_duplicate: true,
             };
             self.check_new(who, &input, now)
                 .map_err(|e| at_line(line, e))?;

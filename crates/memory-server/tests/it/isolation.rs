@@ -367,6 +367,33 @@ impl World {
                     assert_eq!(team, Some(listed), "{v}");
                 }
             }
+            ("get", "/v1/namespaces/{namespace}/policy") => {
+                let (status, v) = self
+                    .json(key, Method::GET, "/v1/namespaces/team/policy", None)
+                    .await;
+                if b {
+                    assert_eq!(status, 403, "{v}");
+                } else {
+                    assert_eq!(status, 200, "{v}");
+                    assert_eq!(v["namespace"], "team");
+                }
+            }
+            ("put", "/v1/namespaces/{namespace}/policy")
+            | ("delete", "/v1/namespaces/{namespace}/policy") => {
+                let m = if method == "put" {
+                    Method::PUT
+                } else {
+                    Method::DELETE
+                };
+                let body = (method == "put").then(|| json!({"near_duplicate_threshold": 0.1}));
+                let (status, v) = self.json(key, m, "/v1/namespaces/team/policy", body).await;
+                // Setting a policy needs admin; no attacker holds it on team.
+                assert_eq!(status, 403, "{at:?}: {v}");
+                let (_, now) = self
+                    .json("k-a1", Method::GET, "/v1/namespaces/team/policy", None)
+                    .await;
+                assert_eq!(now["source"], "config", "{now}");
+            }
             ("get", "/v1/export") => {
                 let (status, text) = self
                     .call(key, Method::GET, "/v1/export?namespace=team", None)
@@ -662,6 +689,14 @@ impl World {
                 if b {
                     let planted = json!({"memories": [{"namespace": "team", "text": "planted"}]});
                     refused(&mcp.tool(tool, planted).await);
+                }
+            }
+            "memory_policy" => {
+                let r = mcp.tool(tool, json!({"namespace": "team"})).await;
+                if b {
+                    refused(&r);
+                } else {
+                    assert_eq!(ok(&r)["namespace"], "team");
                 }
             }
             "session_get" => {

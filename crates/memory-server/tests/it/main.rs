@@ -20,6 +20,7 @@ mod mcp;
 mod model_binding;
 mod openapi;
 mod otlp;
+mod policy;
 mod readme;
 mod redis_tls;
 mod retrieval_eval;

@@ -17,11 +17,12 @@ fn keys() -> String {
     ])
 }
 
-const TOOLS: [&str; 9] = [
+const TOOLS: [&str; 10] = [
     "memory_context",
     "memory_delete",
     "memory_get",
     "memory_list",
+    "memory_policy",
     "memory_search",
     "memory_store",
     "memory_update",

@@ -28,8 +28,9 @@ pub async fn readyz(
     let c = app.service.collection();
     let r = c.replication();
     let registry = app.service.models().registry();
-    let loaded = c.is_ready() && registry.is_ready();
-    let reachable = c.store_reachable() && registry.store_reachable();
+    let policies = app.service.policies().records();
+    let loaded = c.is_ready() && registry.is_ready() && policies.is_ready();
+    let reachable = c.store_reachable() && registry.store_reachable() && policies.store_reachable();
     let ready = loaded && reachable;
     let mut body = json!({
         "ready": ready,
