@@ -30,6 +30,7 @@ TOOLS = sorted(
         "memory_delete",
         "memory_get",
         "memory_list",
+        "memory_policy",
         "memory_search",
         "memory_store",
         "memory_update",
@@ -125,6 +126,9 @@ async def exercise(client: Client, ns: str, label: str) -> None:
     }))
     check("jasmine tea" in context["context"] and "which tea?" in context["context"],
           f"{label}: context block {context['context']!r}")
+
+    policy = ok(await client.call_tool("memory_policy", {"namespace": ns}))
+    check(policy["namespace"] == ns and policy["source"] == "config", f"{label}: policy {policy!r}")
 
     read = await client.read_resource(f"memory://{ns}/{mid}")
     body = json.loads(read.contents[0].text)

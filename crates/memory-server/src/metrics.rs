@@ -22,6 +22,13 @@ struct OpLabels {
     op: String,
 }
 
+/// Labels of a near-duplicate found on create.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NearLabels {
+    /// `refused` (reported, not stored) or `stored` (the caller insisted).
+    outcome: &'static str,
+}
+
 /// The server's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -32,6 +39,7 @@ pub struct Metrics {
     embed_errors: Counter,
     unreadable: Counter,
     export_failures: Counter,
+    near_duplicates: Family<NearLabels, Counter>,
     memories: Gauge,
     ready: Gauge,
     replication_lag_ms: Gauge,
@@ -64,6 +72,7 @@ impl Metrics {
         let embed_seconds = latency_histogram();
         let embed_errors = Counter::default();
         let (unreadable, export_failures) = (Counter::default(), Counter::default());
+        let near_duplicates = Family::<NearLabels, Counter>::default();
         let (memories, ready, replication_lag_ms, resyncs, keyword_bytes) = (
             Gauge::default(),
             Gauge::default(),
@@ -102,6 +111,11 @@ impl Metrics {
             export_failures.clone(),
         );
         registry.register(
+            "near_duplicates",
+            "Near-duplicates found on create, by outcome (refused: reported, not stored; stored: the caller insisted)",
+            near_duplicates.clone(),
+        );
+        registry.register(
             "index_memories",
             "Memories in the in-memory index",
             memories.clone(),
@@ -135,6 +149,7 @@ impl Metrics {
             embed_errors,
             unreadable,
             export_failures,
+            near_duplicates,
             memories,
             ready,
             replication_lag_ms,
@@ -167,6 +182,14 @@ impl Metrics {
     /// Counts an export broken off after its headers were sent.
     pub fn export_failed(&self) {
         self.export_failures.inc();
+    }
+
+    /// Counts a near-duplicate found on create, `stored` or refused.
+    pub fn near_duplicate(&self, stored: bool) {
+        let outcome = if stored { "stored" } else { "refused" };
+        self.near_duplicates
+            .get_or_create(&NearLabels { outcome })
+            .inc();
     }
 
     /// Records one embedding call.

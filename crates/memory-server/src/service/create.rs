@@ -372,6 +372,7 @@ impl MemoryService {
                     similarity,
                     stored: p.allow_near,
                 };
+                self.metrics.near_duplicate(p.allow_near);
                 if !p.allow_near {
                     outcomes.push(Some(Created {
                         memory: Self::memory_of(&r)?,
