@@ -81,6 +81,23 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
+/// The process's resident memory once it has stopped moving (two readings
+/// half a second apart within 64 KiB, for at most ten seconds): right after
+/// a loaded phase the allocator is still returning freed pages, which moved
+/// a single reading by megabytes.
+async fn settled_rss_kib(pid: u32) -> u64 {
+    let mut last = rss_kib(pid).unwrap_or(0);
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = rss_kib(pid).unwrap_or(0);
+        if now.abs_diff(last) < 64 {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
 struct Bench {
     http: reqwest::Client,
     args: Args,
@@ -281,11 +298,11 @@ async fn main() {
 
     // 4. Memory per idle thread.
     if let Some(pid) = a.pid {
-        let before = rss_kib(pid).unwrap_or(0);
+        let before = settled_rss_kib(pid).await;
         for _ in 0..a.idle_threads {
             bench.thread().await;
         }
-        let after = rss_kib(pid).unwrap_or(0);
+        let after = settled_rss_kib(pid).await;
         println!(
             "resident memory: {before} KiB before, {after} KiB after {} idle threads: {:.2} KiB per thread",
             a.idle_threads,
