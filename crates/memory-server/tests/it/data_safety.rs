@@ -104,12 +104,7 @@ async fn an_undecodable_record_is_skipped_logged_and_counted_never_failing_reads
     let err = c.get(ids[1]).await.unwrap_err();
     assert_eq!(err.status(), Some(500));
     // Counted for operators (each skip is also logged with the id).
-    let metrics = reqwest::get(format!("{}/metrics", server.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     let skipped: f64 = metrics
         .lines()
         .find_map(|l| l.strip_prefix("memory_unreadable_records_total "))

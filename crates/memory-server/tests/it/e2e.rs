@@ -366,12 +366,7 @@ async fn every_endpoint_on_the_embedded_store_and_data_survives_a_restart() {
     let server = Server::start(dir.path(), &toml);
     let c = server.client();
     every_endpoint(&c).await;
-    let metrics = reqwest::get(format!("{}/metrics", server.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     for line in [
         "memory_http_requests_total{method=\"POST\",route=\"/v1/memories\",status=\"201\"}",
         "memory_http_requests_total{method=\"GET\",route=\"/v1/memories/{id}\",status=\"404\"}",

@@ -185,12 +185,7 @@ async fn a_near_duplicate_is_reported_not_stored_unless_the_caller_insists() {
     assert_ne!(insisted.memory.id, first.memory.id);
     assert_eq!(insisted.memory.text, near_text);
     assert_eq!(count(&a1).await, before + 1);
-    let metrics = reqwest::get(format!("{}/metrics", server.url))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     for line in [
         "memory_near_duplicates_total{outcome=\"refused\"} 1",
         "memory_near_duplicates_total{outcome=\"stored\"} 1",

@@ -113,6 +113,16 @@ impl Server {
         test_support::wait_ready(&self.url, "memory-server", Duration::from_secs(60));
     }
 
+    /// What `/metrics` says now.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// A client without a key.
     pub fn client(&self) -> MemoryClient {
         MemoryClient::new(&self.url).unwrap()
