@@ -72,7 +72,9 @@ pub struct NewRun {
 pub struct Known {
     /// The run record's version (each lease renewal moves it).
     version: AtomicU64,
-    /// The thread as this run's claim left it, with its version.
+    /// The thread as this run's claim left it, with its version (`None`
+    /// for a run without a thread, or one resumed here, whose claim was
+    /// made elsewhere).
     thread: Option<Versioned<Thread>>,
 }
 
@@ -84,17 +86,22 @@ impl Known {
         }
     }
 
-    /// Run `id`'s records as this instance knows them: running, no cancel
-    /// asked, and the thread if the claim left it held by the run.
-    fn guess(&self, id: Uuid) -> Current {
-        Current::Held {
+    /// `run`'s records as this instance knows them: running, no cancel
+    /// asked, and the thread if the claim left it held by the run. `None`
+    /// when the run has a thread this instance does not know (a resumed
+    /// run): guessing "not held" would end the run without releasing it.
+    fn guess(&self, run: &Run) -> Option<Current> {
+        if run.thread_id.is_some() && self.thread.is_none() {
+            return None;
+        }
+        Some(Current::Held {
             cancel_requested: false,
             version: self.version.load(Ordering::Acquire),
             thread: self
                 .thread
                 .clone()
-                .filter(|(t, _)| t.active_run == Some(id)),
-        }
+                .filter(|(t, _)| t.active_run == Some(run.id)),
+        })
     }
 }
 
@@ -668,10 +675,9 @@ impl Runs {
         let mut failed = None;
         for attempt in 0..CAS_TRIES {
             let written = async {
-                let current = if attempt == 0 {
-                    known.guess(run.id)
-                } else {
-                    self.current(&run, release).await?
+                let current = match known.guess(&run).filter(|_| attempt == 0) {
+                    Some(guess) => guess,
+                    None => self.current(&run, release).await?,
                 };
                 let (cancel_requested, version, thread) = match current {
                     Current::Ended(theirs) => return Ok(Some((theirs, None))),

@@ -311,6 +311,14 @@ async fn a_tool_call_waits_for_approval_and_resumes_approved_rejected_or_edited(
     assert_eq!(a.status, 200, "{:?}", a.body);
     assert_eq!(a.body["run"]["status"], "completed");
     assert_eq!(a.body["run"]["output"], "tool said: {\"ok\":true}");
+    // The resumed run released its thread in its last write.
+    let t = api.get(&format!("/v1/threads/{thread}")).await;
+    assert_eq!(
+        t.body["active_run"],
+        serde_json::Value::Null,
+        "{:?}",
+        t.body
+    );
     let rest = api
         .sse(&format!("{runs}/{run}/stream"), None, Some(paused_at))
         .await;
