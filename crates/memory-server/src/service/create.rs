@@ -35,7 +35,7 @@ pub(super) struct Embedded {
 }
 
 /// Near-duplicate thresholds by namespace, for one create call.
-pub(super) struct Thresholds(Vec<(String, Option<f32>)>);
+struct Thresholds(Vec<(String, Option<f32>)>);
 
 impl Thresholds {
     /// `ns`'s threshold, if its policy sets one.
@@ -300,7 +300,6 @@ impl MemoryService {
         self.bind_models(inputs.iter().map(|m| m.namespace.as_str()))
             .await?;
         let thresholds = self.near_thresholds(&inputs).await?;
-        let threshold_of = |ns: &str| thresholds.of(ns);
         let now_ms = millis(now);
         let items = inputs
             .into_iter()
@@ -312,7 +311,7 @@ impl MemoryService {
         // and, where near-duplicates are looked for, creates in one scope.
         let near_keys: Vec<String> = prepared
             .iter()
-            .filter(|p| threshold_of(&p.payload.namespace).is_some())
+            .filter(|p| thresholds.of(&p.payload.namespace).is_some())
             .map(|p| {
                 let ns = p.payload.namespace.as_str();
                 let user = p.payload.user_id.as_deref().unwrap_or("");
@@ -364,7 +363,7 @@ impl MemoryService {
                 }));
                 continue;
             }
-            if let Some(threshold) = threshold_of(&ns)
+            if let Some(threshold) = thresholds.of(&ns)
                 && let Some((r, similarity)) = self.near_duplicate(&p, threshold).await?
             {
                 let near = NearDuplicate {

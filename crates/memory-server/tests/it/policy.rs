@@ -18,6 +18,14 @@ fn keys() -> String {
     ])
 }
 
+/// A server on an embedded store in `dir`, with `extra` configuration.
+fn start(dir: &std::path::Path, extra: &str) -> Server {
+    Server::start(
+        dir,
+        &config_toml(free_port(), &dir.join("data"), None, extra),
+    )
+}
+
 fn memory(text: &str, user: Option<&str>) -> NewMemory {
     NewMemory {
         namespace: "team".into(),
@@ -58,10 +66,7 @@ async fn count(c: &MemoryClient) -> usize {
 async fn admins_set_a_namespace_policy_readers_see_it_and_bad_ones_are_400s() {
     let dir = tempfile::tempdir().unwrap();
     let extra = format!("{}\n[policy]\nnear_duplicate_threshold = 0.99\n", keys());
-    let server = Server::start(
-        dir.path(),
-        &config_toml(free_port(), &dir.path().join("data"), None, &extra),
-    );
+    let server = start(dir.path(), &extra);
     let as_key = |k: &str| server.client().with_key(k);
     let admin = as_key("k-admin");
 
@@ -137,10 +142,7 @@ fn a_bad_configured_policy_stops_the_server_with_the_reason() {
 #[tokio::test]
 async fn a_near_duplicate_is_reported_not_stored_unless_the_caller_insists() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &config_toml(free_port(), &dir.path().join("data"), None, &keys()),
-    );
+    let server = start(dir.path(), &keys());
     let admin = server.client().with_key("k-admin");
     let a1 = server.client().with_key("k-a1");
     let first = a1
@@ -226,10 +228,7 @@ async fn a_near_duplicate_is_reported_not_stored_unless_the_caller_insists() {
 #[tokio::test]
 async fn a_near_duplicate_never_reveals_another_agents_private_memory() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &config_toml(free_port(), &dir.path().join("data"), None, &keys()),
-    );
+    let server = start(dir.path(), &keys());
     let admin = server.client().with_key("k-admin");
     admin.set_policy("team", &threshold(0.8)).await.unwrap();
     let a1 = server.client().with_key("k-a1");
