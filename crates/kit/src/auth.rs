@@ -193,6 +193,17 @@ impl Principal {
         }
     }
 
+    /// A service's own identity inside one namespace (a background job
+    /// acting for that namespace only), as no agent.
+    pub fn service(name: &str, namespace: &str, role: Role) -> Self {
+        Self {
+            key_name: Some(name.to_owned()),
+            role,
+            namespaces: vec![namespace.to_owned()],
+            agent_id: None,
+        }
+    }
+
     /// The namespaces the key covers (`*` for every one).
     pub fn namespaces(&self) -> &[String] {
         &self.namespaces

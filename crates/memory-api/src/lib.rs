@@ -101,6 +101,26 @@ pub struct Memory {
     pub content_hash: String,
     /// Model that embedded the text.
     pub embedding_model: String,
+    /// When the fact starts to hold, where stated.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
+    pub valid_from: Option<OffsetDateTime>,
+    /// When the fact stopped (or stops) holding: stated, or set when it was superseded.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
+    pub valid_until: Option<OffsetDateTime>,
+    /// The memory that replaced this one; a superseded memory is kept, frozen,
+    /// and left out of searches unless `include_superseded` or `as_of` asks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<Uuid>,
 }
 
 /// A new memory.
@@ -149,6 +169,66 @@ pub struct NewMemory {
     /// (the answer still names the similar memory).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_near_duplicate: bool,
+    /// When the fact starts to hold, where known.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
+    pub valid_from: Option<OffsetDateTime>,
+    /// When the fact stops holding, where known (it is still returned: this
+    /// records validity, `expires_at` removes).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
+    pub valid_until: Option<OffsetDateTime>,
+}
+
+/// Replaces a memory by a new one, keeping the old (`POST
+/// /v1/memories/{id}/supersede`): the successor takes the old memory's
+/// namespace, user, session and visibility; the old one gets `valid_until`
+/// and `superseded_by` and is left out of searches from then on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"text": "Alice moved to Lisbon", "reason": "she said so on 2026-11-30"}))]
+pub struct Supersede {
+    /// The successor's text.
+    pub text: String,
+    /// Why (kept in the old memory's history).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The successor's tags (default: the old memory's).
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// The successor's metadata (default: the old memory's).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Map<String, Value>>,
+    /// The successor's kind (default: the old memory's).
+    #[serde(default)]
+    pub kind: Option<Kind>,
+    /// When the new fact starts to hold; the old one's `valid_until` (default: now).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
+    pub valid_from: Option<OffsetDateTime>,
+    /// The old memory's version you read (409 if it changed since).
+    #[serde(default)]
+    pub version: Option<u64>,
+}
+
+/// The outcome of a supersede.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct Superseded {
+    /// The old memory, now superseded.
+    pub previous: Memory,
+    /// The memory that replaces it.
+    pub successor: Memory,
 }
 
 /// A live memory in the same scope whose vector is within the namespace's
@@ -193,22 +273,277 @@ pub struct MemoryPolicy {
     /// visibility); absent: only identical text is a duplicate.
     #[serde(default)]
     pub near_duplicate_threshold: Option<f32>,
+    /// Long-term memories extracted from sessions by a chat model (off when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extraction: Option<ExtractionPolicy>,
+}
+
+/// What an extraction looks for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Nothing is extracted.
+    #[default]
+    Off,
+    /// Discrete facts about the people and the world.
+    Facts,
+    /// One summary memory of what the messages said.
+    Summary,
+    /// What the people like, dislike, want and avoid.
+    Preferences,
+    /// The policy's own `prompt`.
+    Custom,
+}
+
+/// When and how a namespace's sessions are mined for long-term memories.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ExtractionPolicy {
+    /// What to extract.
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// The instructions for `custom` (what to look for); the output format is
+    /// always the server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<String>,
+    /// The chat model, by its name in the server's `[models]`.
+    #[serde(default)]
+    pub model: String,
+    /// Queue an extraction once a session has this many messages not yet
+    /// extracted (absent: only on demand and on promote).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_messages: Option<u32>,
+    /// Queue an extraction when messages are promoted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_promote: bool,
+    /// Most model calls per hour for the namespace (jobs wait beyond it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calls_per_hour: Option<u32>,
+    /// Most model tokens (input and output) per hour for the namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_hour: Option<u64>,
 }
 
 impl MemoryPolicy {
     /// The first setting out of range, as `(field, what to fix)`.
     pub fn problem(&self) -> Option<(&'static str, String)> {
-        let t = self.near_duplicate_threshold?;
-        (!(t.is_finite() && t > 0.0 && t <= 1.0)).then(|| {
-            (
+        if let Some(t) = self.near_duplicate_threshold
+            && !(t.is_finite() && t > 0.0 && t <= 1.0)
+        {
+            return Some((
                 "near_duplicate_threshold",
                 format!(
                     "near_duplicate_threshold is a cosine similarity in (0, 1] (e.g. 0.95), \
                      got {t}; leave it out to catch identical text only"
                 ),
-            )
-        })
+            ));
+        }
+        let e = self.extraction.as_ref()?;
+        if e.strategy == Strategy::Off {
+            return None;
+        }
+        if e.model.trim().is_empty() {
+            return Some((
+                "extraction.model",
+                "extraction needs a model: name one of the server's [models]".into(),
+            ));
+        }
+        match (&e.prompt, e.strategy) {
+            (None, Strategy::Custom) => Some((
+                "extraction.prompt",
+                "strategy `custom` needs a prompt saying what to extract".into(),
+            )),
+            (Some(p), _) if p.trim().is_empty() || p.chars().count() > MAX_PROMPT_CHARS => Some((
+                "extraction.prompt",
+                format!("the prompt must be 1 to {MAX_PROMPT_CHARS} characters"),
+            )),
+            (Some(_), s) if s != Strategy::Custom => Some((
+                "extraction.prompt",
+                "a prompt is only for strategy `custom`".into(),
+            )),
+            _ => match (e.after_messages, e.calls_per_hour, e.tokens_per_hour) {
+                (Some(0), _, _) => Some((
+                    "extraction.after_messages",
+                    "after_messages must be at least 1 (leave it out for on-demand only)".into(),
+                )),
+                (_, Some(0), _) | (_, _, Some(0)) => Some((
+                    "extraction.calls_per_hour",
+                    "a budget of 0 would stop extraction; set strategy `off` instead".into(),
+                )),
+                _ => None,
+            },
+        }
     }
+
+    /// The extraction in force, if any (a strategy other than `off`).
+    pub fn extracting(&self) -> Option<&ExtractionPolicy> {
+        self.extraction
+            .as_ref()
+            .filter(|e| e.strategy != Strategy::Off)
+    }
+}
+
+/// Longest custom extraction prompt, in characters.
+pub const MAX_PROMPT_CHARS: usize = 4_000;
+
+/// A background job's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for a worker (or for its retry time, or the namespace's budget).
+    Queued,
+    /// A worker holds it under a lease.
+    Running,
+    /// Finished; its decisions are applied.
+    Done,
+    /// Gave up after its attempts (the dead-letter list); `error` says why.
+    Failed,
+}
+
+impl JobState {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+        }
+    }
+}
+
+/// What an extraction decided about one candidate memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Stored as a new memory.
+    Add,
+    /// An existing memory was rewritten (its old state is in its history).
+    Update,
+    /// An existing memory was kept, marked superseded by a new one.
+    Supersede,
+    /// Not stored (already known, not worth keeping, or an invalid proposal).
+    Ignore,
+}
+
+/// One decision of an extraction job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct Decision {
+    /// What was done.
+    pub action: Action,
+    /// The candidate's text (for `update`, the new text).
+    pub text: String,
+    /// The memory written (added, updated, or the successor of a supersede).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_id: Option<Uuid>,
+    /// The existing memory updated or superseded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_id: Option<Uuid>,
+    /// The model's reason (or why its proposal was rejected).
+    pub reason: String,
+}
+
+/// Model use of a job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct JobUsage {
+    /// Model calls made (every attempt counts).
+    pub calls: u64,
+    /// Prompt tokens.
+    pub input_tokens: u64,
+    /// Generated tokens.
+    pub output_tokens: u64,
+    /// US dollars at the model's configured prices.
+    pub cost_usd: f64,
+}
+
+/// A background job (`GET /v1/jobs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct Job {
+    /// Its id (stable for a session and its first message: queuing twice is one job).
+    pub id: Uuid,
+    /// The namespace.
+    pub namespace: String,
+    /// `extract`.
+    pub kind: String,
+    /// The session read.
+    pub session_id: String,
+    /// What queued it: `messages`, `promote` or `demand`.
+    pub trigger: String,
+    /// Its state.
+    pub state: JobState,
+    /// First message (absolute index in the session) it covers.
+    pub from_message: u64,
+    /// One past the last message it covered (set when the model was asked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_message: Option<u64>,
+    /// Messages trimmed from the session's window before the job read them.
+    #[serde(default)]
+    pub missed_messages: u64,
+    /// Runs started (a crash or an error counts one).
+    pub attempts: u32,
+    /// The last error, or why it waits (its budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Not run before this instant (backoff, budget).
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
+    pub not_before: OffsetDateTime,
+    /// The decisions, once made.
+    #[serde(default)]
+    pub decisions: Vec<Decision>,
+    /// Model use.
+    pub usage: JobUsage,
+    /// When it was queued.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
+    pub created_at: OffsetDateTime,
+    /// Its last change.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
+    pub updated_at: OffsetDateTime,
+}
+
+/// Jobs of a namespace, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct JobList {
+    /// The jobs.
+    pub jobs: Vec<Job>,
+}
+
+/// Query of `GET /v1/jobs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ListJobs {
+    /// The namespace.
+    pub namespace: String,
+    /// Only jobs in this state.
+    #[serde(default)]
+    pub state: Option<JobState>,
+    /// Only jobs of this session.
+    #[serde(default)]
+    pub session_id: Option<String>,
+    /// Most jobs returned (default 50).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// `POST /v1/sessions/{id}/extract`: queue an extraction of the session's
+/// messages not yet extracted (or retry its dead-lettered one).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ExtractRequest {
+    /// The session's namespace.
+    pub namespace: String,
 }
 
 /// Where a namespace's policy comes from.
@@ -445,6 +780,18 @@ pub struct SearchRequest {
     /// Optional diversification of the results.
     #[serde(default)]
     pub mmr: Option<Mmr>,
+    /// Also return superseded memories (marked by `superseded_by`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub include_superseded: bool,
+    /// What was believed at this instant: memories created by then and not
+    /// yet superseded then (in their current text; history has older ones).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
+    pub as_of: Option<OffsetDateTime>,
 }
 
 /// One search result.
@@ -607,6 +954,9 @@ pub struct Revision {
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub updated_at: OffsetDateTime,
+    /// Why it was written, where recorded (a supersede, an extraction job's decision).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Visibility {
@@ -722,6 +1072,25 @@ pub struct PortableMemory {
     /// The vector, when exported with `include_vectors=true` or supplied on import.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vector: Option<Vec<f32>>,
+    /// When the fact starts to hold.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
+    pub valid_from: Option<OffsetDateTime>,
+    /// When it stops holding.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
+    pub valid_until: Option<OffsetDateTime>,
+    /// The memory that replaced it (kept superseded on import).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<Uuid>,
 }
 
 impl From<Memory> for PortableMemory {
@@ -744,6 +1113,9 @@ impl From<Memory> for PortableMemory {
             content_hash: Some(m.content_hash),
             embedding_model: Some(m.embedding_model),
             vector: None,
+            valid_from: m.valid_from,
+            valid_until: m.valid_until,
+            superseded_by: m.superseded_by,
         }
     }
 }

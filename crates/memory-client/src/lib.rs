@@ -199,6 +199,14 @@ impl MemoryClient {
         Self::send(r).await
     }
 
+    /// Replaces a memory by a new one, keeping the old as superseded.
+    pub async fn supersede(&self, id: Uuid, req: &Supersede) -> Result<Superseded> {
+        let r = self
+            .request(Method::POST, &format!("/v1/memories/{id}/supersede"))
+            .json(req);
+        Self::send(r).await
+    }
+
     /// Deletes a memory; `if_match` makes it conditional on that version.
     pub async fn delete(&self, id: Uuid, if_match: Option<u64>) -> Result<()> {
         let mut r = self.request(Method::DELETE, &format!("/v1/memories/{id}"));

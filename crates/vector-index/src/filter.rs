@@ -20,6 +20,8 @@ pub enum Condition {
     },
     /// The point has no `expires_at`, or it is later than this instant.
     NotExpiredAt(Millis),
+    /// The inner filter does not match (e.g. "not superseded before t").
+    Not(Filter),
 }
 
 /// A conjunction (AND) of conditions; the empty filter matches every point.
@@ -73,6 +75,12 @@ impl Filter {
         self
     }
 
+    /// Adds "does not match `inner`".
+    pub fn not(mut self, inner: Filter) -> Self {
+        self.conditions.push(Condition::Not(inner));
+        self
+    }
+
     /// Whether the filter has no conditions.
     pub fn is_empty(&self) -> bool {
         self.conditions.is_empty()
@@ -95,6 +103,7 @@ impl Condition {
             Condition::Range { .. } | Condition::NotExpiredAt(_) => {
                 self.time_holds(|f| p.time(f)).unwrap_or(false)
             }
+            Condition::Not(inner) => !inner.matches(p),
         }
     }
 
@@ -106,7 +115,7 @@ impl Condition {
                     .is_some_and(|t| from.is_none_or(|f| t >= f) && to.is_none_or(|e| t < e)),
             ),
             Condition::NotExpiredAt(now) => Some(time(TimeField::Expires).is_none_or(|e| e > *now)),
-            Condition::Equals(..) | Condition::AnyOf(..) => None,
+            Condition::Equals(..) | Condition::AnyOf(..) | Condition::Not(_) => None,
         }
     }
 }

@@ -236,6 +236,9 @@ impl PayloadIndex {
             }
         }
         keyword.sort_by_key(RoaringBitmap::len);
+        let (negated, other): (Vec<&Condition>, Vec<&Condition>) = other
+            .into_iter()
+            .partition(|c| matches!(c, Condition::Not(_)));
         let mut keyword = keyword.into_iter();
         let mut set = match keyword.next() {
             Some(first) => first,
@@ -246,6 +249,16 @@ impl PayloadIndex {
                 break;
             }
             set &= b;
+        }
+        for c in negated {
+            if let Condition::Not(inner) = c {
+                if set.is_empty() {
+                    break;
+                }
+                // The inner filter is meant to be narrow (a few superseded
+                // memories), so its bitmap is cheap to take away.
+                set -= self.matching(inner);
+            }
         }
         for c in other {
             if set.is_empty() {
@@ -278,7 +291,7 @@ impl PayloadIndex {
                 Condition::NotExpiredAt(now) => {
                     set -= self.time_range(TimeField::Expires, None, now.checked_add(1));
                 }
-                Condition::Equals(..) | Condition::AnyOf(..) => {}
+                Condition::Equals(..) | Condition::AnyOf(..) | Condition::Not(_) => {}
             }
         }
         set
@@ -384,6 +397,16 @@ mod tests {
                     .eq(Field::Namespace, "b")
                     .not_expired_at(20_000)
                     .range(TimeField::Updated, Some(30), None),
+                Filter::all().not(Filter::all().eq(Field::Namespace, "a")),
+                Filter::all().eq(Field::Agent, "y").not(
+                    Filter::all().any_of(Field::Tag, ["t1"]).range(
+                        TimeField::Created,
+                        None,
+                        Some(5_000),
+                    ),
+                ),
+                Filter::all().not(Filter::all()),
+                Filter::all().not(Filter::all().not_expired_at(1_000)),
             ];
             for f in &filters {
                 assert_eq!(idx.matching(f), reference(&all, f), "n={n} filter={f:?}");

@@ -31,7 +31,9 @@ body_schemas!(
     PutSession,
     AppendMessages,
     Promote,
-    MemoryPolicy
+    MemoryPolicy,
+    Supersede,
+    ExtractRequest
 );
 
 /// `POST /v1/memories` takes one memory or a batch: the handler checks whichever it is.

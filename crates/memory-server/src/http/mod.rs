@@ -70,6 +70,10 @@ pub fn router(
                 .delete(routes::memories::delete),
         )
         .route("/v1/memories/{id}/history", get(routes::memories::history))
+        .route(
+            "/v1/memories/{id}/supersede",
+            post(routes::memories::supersede),
+        )
         .route("/v1/namespaces", get(routes::namespaces::list))
         .route(
             "/v1/namespaces/{namespace}/policy",

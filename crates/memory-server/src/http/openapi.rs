@@ -16,7 +16,8 @@ use crate::model::{
     Memory, MemoryFilter, MemoryPage, MemoryPatch, MemoryPolicy, Message, Mmr, NamespaceList,
     NamespacePolicy, NamespaceSummary, NearDuplicate, NewMemories, NewMemory, NewMessage,
     PolicySource, PortableMemory, Promote, PutSession, Recency, Revision, SearchHit, SearchMode,
-    SearchRequest, SearchResponse, Session, SessionPage, SessionSummary, Visibility,
+    SearchRequest, SearchResponse, Session, SessionPage, SessionSummary, Supersede, Superseded,
+    Visibility,
 };
 
 /// The document.
@@ -24,7 +25,7 @@ use crate::model::{
 #[openapi(
     info(title = "AI Orchestra memory API", description = "Memories, search and sessions for AI agents. Errors: `{\"error\": {\"code\", \"message\", \"details\"}}`."),
     paths(
-        create_memory, list_memories, get_memory, update_memory, delete_memory, memory_history,
+        create_memory, list_memories, get_memory, update_memory, delete_memory, memory_history, supersede_memory,
         search_memories, bulk_delete, list_namespaces, get_policy, set_policy, reset_policy, export, import, put_session, get_session, delete_session,
         append_messages, list_sessions, promote, healthz, readyz, metrics
     ),
@@ -34,7 +35,7 @@ use crate::model::{
         Revision, History, BulkDelete, BulkDeleted, PortableMemory, Imported, Message, NewMessage,
         Session, PutSession, AppendMessages, Appended, SessionSummary, SessionPage, Promote, Kind,
         Visibility, SearchMode, Fusion, Mmr, NamespaceSummary, NamespaceList, ErrorResponse,
-        ExportTrailer, ExportSummary, MemoryPolicy, NamespacePolicy, PolicySource, NearDuplicate
+        ExportTrailer, ExportSummary, MemoryPolicy, NamespacePolicy, PolicySource, NearDuplicate, Supersede, Superseded
     )),
     modifiers(&BearerAuth, &Links, &InputRules),
     security(("bearer" = []))
@@ -85,6 +86,7 @@ impl Links {
         ("UpdateMemory", "update_memory", CREATED_ID_VERSION),
         ("DeleteMemory", "delete_memory", CREATED_ID_VERSION),
         ("MemoryHistory", "memory_history", CREATED_ID),
+        ("SupersedeMemory", "supersede_memory", CREATED_ID_VERSION),
     ];
     const FROM_STORED_SESSION: &[LinkSpec] = &[
         ("GetSession", "get_session", SESSION_ID_NS),
@@ -362,6 +364,16 @@ fn delete_memory() {}
     responses((status = 200, body = History), (status = 400, body = ErrorResponse),
         (status = 401, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 fn memory_history() {}
+
+#[utoipa::path(post, path = "/v1/memories/{id}/supersede", tag = "memories", request_body = Supersede,
+    params(("id" = Uuid, Path), ("as_agent" = Option<String>, Query),
+        ("If-Match" = Option<String>, Header, description = "The version the replacement is based on")),
+    responses((status = 200, body = Superseded), (status = 400, body = ErrorResponse),
+        (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
+        (status = 404, body = ErrorResponse), (status = 409, body = ErrorResponse),
+        (status = 412, body = ErrorResponse), (status = 502, body = ErrorResponse),
+        (status = 503, body = ErrorResponse)))]
+fn supersede_memory() {}
 
 #[utoipa::path(post, path = "/v1/memories/search", tag = "memories", request_body = SearchRequest,
     responses((status = 200, body = SearchResponse), (status = 400, body = ErrorResponse),

@@ -272,7 +272,7 @@ impl MemoryMcp {
     }
 
     #[tool(
-        description = "Search a namespace's memories for a text query (or a vector). mode: hybrid (default: meaning and exact words, fused), vector (meaning) or keyword (exact words: names, ids, dates). Optional filters (agent, user, session, kind, tags, time ranges, metadata), top_k, min_score, recency weighting and mmr for diverse results; each result explains its score. Query text is data, never syntax.",
+        description = "Search a namespace's memories for a text query (or a vector). mode: hybrid (default: meaning and exact words, fused), vector (meaning) or keyword (exact words: names, ids, dates). Optional filters (agent, user, session, kind, tags, time ranges, metadata), top_k, min_score, recency weighting and mmr for diverse results; each result explains its score. Superseded memories (replaced by a newer fact) are left out unless include_superseded is true; as_of (RFC 3339) shows what was believed at that instant. Query text is data, never syntax.",
         annotations(
             title = "Search memories",
             read_only_hint = true,

@@ -90,6 +90,10 @@ impl MemoryService {
             idempotency_key: input.idempotency_key,
             history: Vec::new(),
             client_vector: embedded.client,
+            valid_from: input.valid_from.map(millis),
+            valid_until: input.valid_until.map(millis),
+            superseded_by: None,
+            reason: None,
         };
         let (dup, idem) = scope_keys(&payload, &doc);
         payload.attributes = attributes(&payload, &doc, (dup.clone(), idem.clone()));
@@ -138,6 +142,7 @@ impl MemoryService {
         if let Some(u) = &p.payload.user_id {
             filter = filter.eq(Field::User, u.as_str());
         }
+        let filter = Self::believed(filter, None);
         let found = self
             .collection
             .search(&Query::new(p.vector.clone(), NEAR_DUPLICATE_CANDIDATES).filter(filter))?;
@@ -179,6 +184,14 @@ impl MemoryService {
         }
         if let Some(v) = &m.vector {
             validate::vector(self.embedder.dims(), v)?;
+        }
+        if let (Some(from), Some(until)) = (m.valid_from, m.valid_until)
+            && until < from
+        {
+            return Err(ApiError::invalid(
+                "valid_until",
+                "valid_until is before valid_from; give the interval the fact holds in",
+            ));
         }
         if m.visibility == Visibility::Private && who.acting_agent(m.agent_id.as_deref()).is_none()
         {

@@ -31,6 +31,7 @@ mod record;
 mod reindex;
 mod search;
 mod sessions;
+mod supersede;
 mod template;
 mod update;
 

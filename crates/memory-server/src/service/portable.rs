@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 use vector_index::store::NewPoint;
 
+use super::record::{attributes, scope_keys};
 use super::{MemoryService, located, millis};
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
@@ -76,6 +77,8 @@ impl MemoryService {
         let mut checked = Vec::with_capacity(lines.len());
         // Lines that name an id, which may already be taken: (line, id).
         let mut given = Vec::new();
+        // Superseded memories stay superseded: id → successor.
+        let mut superseded = std::collections::HashMap::new();
         for (line, p) in lines {
             let created = p.created_at.unwrap_or(now);
             let updated = p.updated_at.unwrap_or(created);
@@ -104,7 +107,12 @@ impl MemoryService {
                 idempotency_key: None,
                 // An import restores what was stored: never a near-duplicate refusal.
                 allow_near_duplicate: true,
+                valid_from: p.valid_from,
+                valid_until: p.valid_until,
             };
+            if let Some(successor) = p.superseded_by {
+                superseded.insert(id, successor);
+            }
             self.check_new(who, &input, now)
                 .map_err(|e| at_line(line, e))?;
             checked.push((id, (millis(created), millis(updated)), input));
@@ -137,7 +145,12 @@ impl MemoryService {
         for chunk in checked.chunks(self.limits.max_batch.max(1)) {
             let prepared = self.embed_and_prepare(who, chunk.to_vec()).await?;
             let mut writes = Vec::with_capacity(prepared.len());
-            for p in prepared {
+            for mut p in prepared {
+                if let Some(successor) = superseded.get(&p.id) {
+                    p.doc.superseded_by = Some(*successor);
+                    let keys = scope_keys(&p.payload, &p.doc);
+                    p.payload.attributes = attributes(&p.payload, &p.doc, keys);
+                }
                 let document = serde_json::to_vec(&p.doc)
                     .map_err(|e| ApiError::Internal(format!("encoding a memory: {e}")))?;
                 writes.push(NewPoint::new(p.id, p.vector, p.payload).with_document(document));

@@ -37,6 +37,18 @@ pub(super) struct Doc {
     /// The caller gave the vector: it is never re-embedded from text.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(super) client_vector: bool,
+    /// When the fact starts to hold (ms since the epoch), where stated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) valid_from: Option<i64>,
+    /// When it stops holding, stated or set on supersede.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) valid_until: Option<i64>,
+    /// The memory that replaced this one (frozen from then on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) superseded_by: Option<Uuid>,
+    /// Why the current state was written, where recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) reason: Option<String>,
 }
 
 /// Attribute prefixes in the index payload (see [`Payload::attributes`]).
@@ -49,6 +61,8 @@ pub(super) mod attr {
     pub const DUPLICATE: &str = "dup:";
     /// `idem:<digest of namespace, author agent and idempotency key>`.
     pub const IDEMPOTENCY: &str = "idem:";
+    /// Carried by a superseded memory, whose `updated_at` is when it was superseded.
+    pub const SUPERSEDED: &str = "state:superseded";
 }
 
 pub(super) fn hex(bytes: &[u8]) -> String {
@@ -152,7 +166,14 @@ pub(super) fn attributes(
     doc: &Doc,
     (dup, idem): (String, Option<String>),
 ) -> Vec<String> {
-    let mut a = vec![visibility_attr(doc.visibility, p.agent_id.as_deref()), dup];
+    let mut a = vec![visibility_attr(doc.visibility, p.agent_id.as_deref())];
+    if doc.superseded_by.is_some() {
+        // A superseded memory is no one's duplicate: the same text stored
+        // again is a new, live memory.
+        a.push(attr::SUPERSEDED.to_owned());
+    } else {
+        a.push(dup);
+    }
     a.extend(idem);
     a.extend(doc.metadata.iter().filter_map(|(k, v)| meta_attr(k, v)));
     a
@@ -164,9 +185,10 @@ pub(super) fn distinct_tags(tags: &[String]) -> Vec<String> {
     tags.iter().filter(|t| seen.insert(*t)).cloned().collect()
 }
 
-/// A memory's state as a history entry.
-pub(super) fn revision(m: Memory) -> Revision {
+/// A memory's state, written for `reason`, as a history entry.
+pub(super) fn revision(m: Memory, reason: Option<String>) -> Revision {
     Revision {
+        reason,
         version: m.version,
         text: m.text,
         tags: m.tags,
@@ -217,6 +239,9 @@ impl MemoryService {
             version: record.version,
             content_hash: doc.content_hash,
             embedding_model: doc.embedding_model,
+            valid_from: doc.valid_from.map(from_millis),
+            valid_until: doc.valid_until.map(from_millis),
+            superseded_by: doc.superseded_by,
         })
     }
 
@@ -248,6 +273,19 @@ impl MemoryService {
         p.attributes.iter().any(|a| {
             a == &want_shared || agent.is_some_and(|ag| a.strip_prefix(attr::VISIBLE) == Some(ag))
         })
+    }
+
+    /// The condition "not superseded", or with `as_of`, "created by then
+    /// and not superseded by then" (a superseded memory is frozen, so its
+    /// `updated_at` is the instant it was superseded).
+    pub(super) fn believed(filter: Filter, as_of: Option<i64>) -> Filter {
+        let superseded = Filter::all().eq(Field::Attribute, attr::SUPERSEDED);
+        match as_of {
+            None => filter.not(superseded),
+            Some(t) => filter
+                .range(TimeField::Created, None, t.checked_add(1))
+                .not(superseded.range(TimeField::Updated, None, t.checked_add(1))),
+        }
     }
 
     /// The filter of what `agent` may see in `ns` (`DurableCollection`'s

@@ -290,6 +290,10 @@ impl MemoryService {
             Self::visible_filter(&req.namespace, agent.as_deref()),
             &req.filter,
         )?;
+        let filter = match (req.as_of, req.include_superseded) {
+            (None, true) => filter,
+            (as_of, _) => Self::believed(filter, as_of.map(millis)),
+        };
 
         let (vector_hits, plan_name, allowed) = match &vector {
             Some(v) => {

@@ -60,7 +60,8 @@ impl MemoryService {
         agent: Option<&str>,
     ) -> ApiResult<History> {
         let record = self.load_visible(who, id, agent, Role::Read).await?;
-        let mut revisions = vec![revision(Self::memory_of(&record)?)];
+        let reason = Doc::of(&record)?.reason;
+        let mut revisions = vec![revision(Self::memory_of(&record)?, reason)];
         // A shared memory may have been a private draft: its earlier states
         // are shown only to its author, as they were when current.
         let author = record.payload.agent_id.as_deref();
@@ -82,6 +83,19 @@ impl MemoryService {
         patch: MemoryPatch,
         if_match: Option<u64>,
         agent: Option<&str>,
+    ) -> ApiResult<Memory> {
+        self.update_for(who, id, patch, (if_match, agent), None)
+            .await
+    }
+
+    /// [`Self::update`], recording `reason` as why the new state was written.
+    pub(super) async fn update_for(
+        &self,
+        who: &Principal,
+        id: Uuid,
+        patch: MemoryPatch,
+        (if_match, agent): (Option<u64>, Option<&str>),
+        reason: Option<String>,
     ) -> ApiResult<Memory> {
         let l = &self.limits;
         if let Some(t) = &patch.text {
@@ -130,10 +144,18 @@ impl MemoryService {
                 return Self::memory_of(&record);
             }
             let mut doc = Doc::of(&record)?;
+            if let Some(successor) = doc.superseded_by {
+                return Err(ApiError::Conflict(format!(
+                    "memory {id} was superseded by {successor} and is kept as it was; \
+                     update {successor} instead"
+                )));
+            }
             let embedded_from = doc.embedded_from(&record.payload).to_owned();
             let mut payload = record.payload.clone();
-            doc.history.insert(0, revision(Self::memory_of(&record)?));
+            let before = revision(Self::memory_of(&record)?, doc.reason.take());
+            doc.history.insert(0, before);
             doc.history.truncate(l.max_history);
+            doc.reason.clone_from(&reason);
             if let Some(t) = &patch.text {
                 doc.text.clone_from(t);
                 doc.content_hash = hex(&Sha256::digest(t.as_bytes()));

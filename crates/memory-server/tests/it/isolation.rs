@@ -287,6 +287,25 @@ impl World {
                     .await;
                 }
             }
+            ("post", "/v1/memories/{id}/supersede") => {
+                let body = json!({"text": "pwned", "reason": "attack"});
+                self.refused_as_unknown(
+                    key,
+                    Method::POST,
+                    &format!("/v1/memories/{p}/supersede"),
+                    Some(body.clone()),
+                )
+                .await;
+                if b {
+                    self.refused_as_unknown(
+                        key,
+                        Method::POST,
+                        &format!("/v1/memories/{s}/supersede"),
+                        Some(body),
+                    )
+                    .await;
+                }
+            }
             ("get", "/v1/memories/{id}/history") => {
                 self.refused_as_unknown(
                     key,
@@ -313,6 +332,8 @@ impl World {
                     json!({"as_agent": "a1"}),
                     json!({"mode": "keyword"}),
                     json!({"min_score": 0.0}),
+                    json!({"include_superseded": true}),
+                    json!({"as_of": "2100-01-01T00:00:00Z"}),
                 ] {
                     let mut body = json!({"namespace": "team", "query": "vault 1234 safe"});
                     for (k, v) in extra.as_object().unwrap() {

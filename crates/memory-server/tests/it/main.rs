@@ -26,4 +26,5 @@ mod redis_tls;
 mod retrieval_eval;
 mod search_modes;
 mod sessions;
+mod supersede;
 mod tenancy;

@@ -19,6 +19,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/namespaces/{namespace}/policy"),
     ("get", "/v1/export"),
     ("post", "/v1/import"),
+    ("post", "/v1/memories/{id}/supersede"),
     ("put", "/v1/sessions/{id}"),
     ("get", "/v1/sessions/{id}"),
     ("delete", "/v1/sessions/{id}"),
@@ -89,7 +90,7 @@ async fn the_openapi_document_matches_the_server() {
         .filter_map(|op| op["operationId"].as_str())
         .collect();
     for (path, method, status, expected) in [
-        ("/v1/memories", "post", "201", 4),
+        ("/v1/memories", "post", "201", 5),
         ("/v1/sessions/{id}", "put", "200", 4),
     ] {
         let links = doc["paths"][path][method]["responses"][status]["links"]

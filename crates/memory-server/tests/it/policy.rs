@@ -38,6 +38,7 @@ fn memory(text: &str, user: Option<&str>) -> NewMemory {
 fn threshold(t: f32) -> MemoryPolicy {
     MemoryPolicy {
         near_duplicate_threshold: Some(t),
+        ..MemoryPolicy::default()
     }
 }
 

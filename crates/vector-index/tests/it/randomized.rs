@@ -44,7 +44,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<u8>(), 0u8..3, 0u8..4, 0i64..100)
             .prop_map(|(nth, ns, tag, t)| Op::Repay { nth, ns, tag, t }),
         2 => any::<u8>().prop_map(|id| Op::Delete { id }),
-        2 => (vector(), 1usize..12, 0u8..7).prop_map(|(q, k, filter)| Op::Search { q, k, filter }),
+        2 => (vector(), 1usize..12, 0u8..8).prop_map(|(q, k, filter)| Op::Search { q, k, filter }),
     ]
 }
 
@@ -82,7 +82,12 @@ fn filter(n: u8) -> Filter {
         5 => Filter::all()
             .eq(Field::Attribute, "k=v1")
             .any_of(Field::Tag, ["t1", "t4"]),
-        _ => Filter::all().all_tags(["t0", "all"]),
+        6 => Filter::all().all_tags(["t0", "all"]),
+        _ => Filter::all().eq(Field::Namespace, "ns0").not(
+            Filter::all()
+                .eq(Field::Attribute, "k=v2")
+                .range(TimeField::Updated, None, Some(60)),
+        ),
     }
 }
 

@@ -13,7 +13,7 @@ use crate::http::AppState;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, check_shape, if_match, required_namespace};
 use crate::model::{
     BulkDelete, CreatedBatch, ListMemories, Memory, MemoryPatch, NewMemories, NewMemory,
-    SearchRequest,
+    SearchRequest, Supersede,
 };
 use crate::validate::memory_id;
 
@@ -107,6 +107,31 @@ pub async fn history(
         .history(&who, memory_id(&id)?, q.as_agent.as_deref())
         .await?;
     Ok(Json(h).into_response())
+}
+
+/// `POST /v1/memories/{id}/supersede` (`If-Match` optional).
+pub async fn supersede(
+    State(app): State<AppState>,
+    who: Principal,
+    ApiPath(id): ApiPath,
+    ApiQuery(q): ApiQuery<AsAgent>,
+    headers: HeaderMap,
+    ApiJson(mut req): ApiJson<Supersede>,
+) -> ApiResult<Response> {
+    let id = memory_id(&id)?;
+    req.version = match (if_match(&headers)?, req.version) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(ApiError::bad_request(
+                "If-Match and version name different versions",
+            ));
+        }
+        (a, b) => a.or(b),
+    };
+    let done = app
+        .service
+        .supersede(&who, id, req, q.as_agent.as_deref())
+        .await?;
+    Ok((StatusCode::OK, Json(done)).into_response())
 }
 
 /// `PATCH /v1/memories/{id}` (`If-Match` optional).
