@@ -28,6 +28,7 @@ TOOLS = sorted(
     [
         "memory_context",
         "memory_delete",
+        "memory_extract",
         "memory_get",
         "memory_list",
         "memory_policy",
@@ -129,6 +130,10 @@ async def exercise(client: Client, ns: str, label: str) -> None:
 
     policy = ok(await client.call_tool("memory_policy", {"namespace": ns}))
     check(policy["namespace"] == ns and policy["source"] == "config", f"{label}: policy {policy!r}")
+
+    # Extraction is off by default: the tool says how to turn it on.
+    off = failed(await client.call_tool("memory_extract", {"namespace": ns, "session_id": "s1"}))
+    check("extraction is off" in off, f"{label}: memory_extract {off!r}")
 
     read = await client.read_resource(f"memory://{ns}/{mid}")
     body = json.loads(read.contents[0].text)

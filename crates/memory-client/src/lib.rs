@@ -207,6 +207,22 @@ impl MemoryClient {
         Self::send(r).await
     }
 
+    /// Queues the extraction of a session's messages not yet extracted.
+    pub async fn extract(&self, session_id: &str, namespace: &str) -> Result<Job> {
+        let r = self
+            .request(Method::POST, &format!("/v1/sessions/{session_id}/extract"))
+            .json(&ExtractRequest {
+                namespace: namespace.to_owned(),
+            });
+        Self::send(r).await
+    }
+
+    /// Jobs of a namespace, newest first.
+    pub async fn jobs(&self, query: &ListJobs) -> Result<JobList> {
+        let r = self.request(Method::GET, "/v1/jobs").query(query);
+        Self::send(r).await
+    }
+
     /// Deletes a memory; `if_match` makes it conditional on that version.
     pub async fn delete(&self, id: Uuid, if_match: Option<u64>) -> Result<()> {
         let mut r = self.request(Method::DELETE, &format!("/v1/memories/{id}"));

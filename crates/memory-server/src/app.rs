@@ -1,6 +1,7 @@
 //! Wiring: load the stores and the embedder, build the router ([`crate::http`]),
 //! serve until SIGTERM, drain.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,10 +16,14 @@ use vector_index::store::AnyStore;
 use crate::auth::KeyRing;
 use crate::config::Config;
 use crate::http::{AppState, McpEndpoint, router};
+use crate::jobs::{JOBS_NAME, JobQueue};
 use crate::mcp::MemoryMcp;
 use crate::mcp::protocol_sessions::{ProtocolSessions, SESSIONS_NAME};
 use crate::metrics::Metrics;
-use crate::service::{MemoryService, POLICIES_NAME, Policies, REGISTRY_NAME, SearchSettings};
+use crate::service::{
+    ChatModelEntry, Maintenance, MemoryService, POLICIES_NAME, Policies, REGISTRY_NAME,
+    SearchSettings,
+};
 use providers::embed::Embedder;
 
 /// How much deeper than `max_top_k` a search may look (recency re-ranking).
@@ -119,12 +124,32 @@ pub async fn run_as(config: Config, mode: Mode) -> Result<(), StartError> {
         collection: open(&place, &name, index_config).await?,
         registry: open(&place, REGISTRY_NAME, registry_config()).await?,
         policies: open(&place, POLICIES_NAME, registry_config()).await?,
+        jobs: open(&place, JOBS_NAME, registry_config()).await?,
         sessions: open(&place, SESSIONS_NAME, sessions_config()).await?,
         // Embedded stores snapshot at exit; Redis instances share the
         // periodic snapshotter's snapshots.
         snapshot_on_exit: embedded,
     };
     serve(config, stores, embedder, keys, mode).await
+}
+
+/// The chat models of `[models]`, built once.
+fn chat_models(config: &Config) -> Result<BTreeMap<String, ChatModelEntry>, StartError> {
+    config
+        .models
+        .iter()
+        .map(|(name, c)| {
+            let model = providers::chat::config::from_config(name, c)
+                .map_err(|e| crate::config::ConfigError(format!("[models.{name}] {e}")))?;
+            Ok((
+                name.clone(),
+                ChatModelEntry {
+                    model,
+                    config: c.clone(),
+                },
+            ))
+        })
+        .collect()
 }
 
 /// Opens collection `name` in `place`, naming a held embedded file.
@@ -158,6 +183,7 @@ struct Stores {
     collection: Arc<DurableCollection<AnyStore>>,
     registry: Arc<DurableCollection<AnyStore>>,
     policies: Arc<DurableCollection<AnyStore>>,
+    jobs: Arc<DurableCollection<AnyStore>>,
     sessions: Arc<DurableCollection<AnyStore>>,
     /// Whether to snapshot the memories at exit.
     snapshot_on_exit: bool,
@@ -174,12 +200,14 @@ async fn serve(
         collection,
         registry,
         policies,
+        jobs,
         sessions,
         snapshot_on_exit,
     } = stores;
     let sweep_every = Duration::from_secs(config.storage.sweep_every_secs.max(1));
     let _sweeper = collection.spawn_sweeper(sweep_every);
     let _session_sweeper = sessions.spawn_sweeper(sweep_every);
+    let _job_sweeper = jobs.spawn_sweeper(sweep_every);
     let _snapshotter = (config.storage.snapshot_every_secs > 0).then(|| {
         collection.spawn_snapshotter(Duration::from_secs(config.storage.snapshot_every_secs))
     });
@@ -187,12 +215,23 @@ async fn serve(
         Arc::clone(&collection),
         registry,
         embedder,
-        Policies::new(policies, config.policy.clone()),
+        Maintenance {
+            policies: Policies::new(policies, config.policy.clone()),
+            jobs: Arc::new(JobQueue::new(jobs)),
+            models: chat_models(&config)?,
+        },
         config.limits.clone(),
         Arc::new(Metrics::new()),
         SearchSettings::new(&config.search)?,
     ));
     let _reindexer = spawn_reindex(Arc::clone(&service));
+    let stop = CancellationToken::new();
+    let _workers = crate::worker::spawn(
+        Arc::clone(&service),
+        config.jobs.clone(),
+        uuid::Uuid::new_v4().to_string(),
+        stop.clone(),
+    );
     if mode == Mode::Stdio {
         let who = keys
             .authenticate(config.mcp.stdio_key.as_deref())
@@ -208,7 +247,6 @@ async fn serve(
         }
         return Ok(());
     }
-    let stop = CancellationToken::new();
     let mcp = config.mcp.enabled.then(|| McpEndpoint {
         settings: config.mcp.clone(),
         sessions: Arc::new(ProtocolSessions::new(

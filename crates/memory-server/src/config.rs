@@ -15,6 +15,7 @@ use crate::model::{Fusion, SearchMode};
 pub use kit::fault::TestingConfig;
 pub use kit::serve::ServerConfig;
 pub use kit::telemetry::{LogConfig, OtelConfig};
+pub use providers::chat::ChatModelConfig;
 pub use providers::embed::EmbedderConfig;
 pub use vector_index::place::{StorageBackend, StorageConfig, StoreLocation};
 
@@ -44,8 +45,47 @@ pub struct Config {
     pub mcp: McpConfig,
     /// The memory policy of every namespace that has none of its own.
     pub policy: crate::model::MemoryPolicy,
+    /// Chat models extraction may use, by name (`[models.<name>]`, the
+    /// orchestrator's format); none by default.
+    pub models: BTreeMap<String, ChatModelConfig>,
+    /// The background job workers.
+    pub jobs: JobsConfig,
     /// Test-only settings.
     pub testing: TestingConfig,
+}
+
+/// The background job workers of this instance (every instance runs some;
+/// any may run any job).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Jobs run at once on this instance (0: this instance runs none).
+    pub workers: usize,
+    /// How often an idle worker looks for jobs, in milliseconds.
+    pub poll_ms: u64,
+    /// A running job's lease; renewed every third of it. A job whose
+    /// instance died runs again once its lease has passed.
+    pub lease_ms: u64,
+    /// Runs before a job is dead-lettered.
+    pub max_attempts: u32,
+    /// Wait before the first retry, in milliseconds; doubles per attempt.
+    pub backoff_ms: u64,
+    /// Test-only: a pause after a job saves its plan and before each
+    /// decision it applies, so a test can kill the process mid-job (0: none).
+    pub step_delay_ms: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            poll_ms: 500,
+            lease_ms: 30_000,
+            max_attempts: 4,
+            backoff_ms: 2_000,
+            step_delay_ms: 0,
+        }
+    }
 }
 
 /// Request limits; a request over one is a 4xx that names it.
@@ -371,6 +411,28 @@ impl Config {
         self.search.check()?;
         if let Some((field, message)) = self.policy.problem() {
             return Err(ConfigError(format!("[policy] {field}: {message}")));
+        }
+        for (name, model) in &self.models {
+            model
+                .check()
+                .map_err(|e| ConfigError(format!("[models.{name}] {e}")))?;
+        }
+        if let Some(e) = self.policy.extracting()
+            && !self.models.contains_key(&e.model)
+        {
+            return Err(ConfigError(format!(
+                "[policy] extraction.model: `{}` is not one of [models] ({})",
+                e.model,
+                self.models.keys().cloned().collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let j = &self.jobs;
+        if j.poll_ms == 0 || j.lease_ms < 1_000 || j.max_attempts == 0 {
+            return Err(ConfigError(
+                "[jobs] poll_ms must be at least 1, lease_ms at least 1000 and max_attempts \
+                 at least 1"
+                    .into(),
+            ));
         }
         if self.mcp.session_ttl_secs == 0 {
             return Err(ConfigError(

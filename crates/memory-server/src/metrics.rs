@@ -29,8 +29,34 @@ struct NearLabels {
     outcome: &'static str,
 }
 
+/// Labels of a job count or outcome.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    /// `queued`, `running`, `done`, `failed` (gauge); `done`, `retried`, `failed` (outcomes).
+    state: &'static str,
+}
+
+/// Labels of an extraction decision.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionLabels {
+    action: &'static str,
+}
+
+/// Labels of model token counts.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TokenLabels {
+    /// `input` or `output`.
+    direction: &'static str,
+}
+
 /// The server's metrics.
 pub struct Metrics {
+    jobs: Family<StateLabels, Gauge>,
+    job_outcomes: Family<StateLabels, Counter>,
+    decisions: Family<ActionLabels, Counter>,
+    llm_tokens: Family<TokenLabels, Counter>,
+    llm_calls: Counter,
+    llm_cost: Counter<f64, std::sync::atomic::AtomicU64>,
     registry: Registry,
     http: Arc<HttpMetrics>,
     store_seconds: Family<OpLabels, Histogram, fn() -> Histogram>,
@@ -140,7 +166,49 @@ impl Metrics {
             "Full resyncs after falling behind a trimmed stream",
             resyncs.clone(),
         );
+        let jobs = Family::<StateLabels, Gauge>::default();
+        let job_outcomes = Family::<StateLabels, Counter>::default();
+        let decisions = Family::<ActionLabels, Counter>::default();
+        let llm_tokens = Family::<TokenLabels, Counter>::default();
+        let llm_calls = Counter::default();
+        let llm_cost = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "jobs",
+            "Background jobs in the shared queue, by state (failed: the dead-letter list)",
+            jobs.clone(),
+        );
+        registry.register(
+            "job_runs",
+            "Job runs finished on this instance, by outcome (done, retried, failed)",
+            job_outcomes.clone(),
+        );
+        registry.register(
+            "extraction_decisions",
+            "Extraction decisions applied on this instance, by action",
+            decisions.clone(),
+        );
+        registry.register(
+            "llm_calls",
+            "Chat-model calls made by jobs on this instance",
+            llm_calls.clone(),
+        );
+        registry.register(
+            "llm_tokens",
+            "Chat-model tokens used by jobs on this instance",
+            llm_tokens.clone(),
+        );
+        registry.register(
+            "llm_cost_usd",
+            "Chat-model cost in US dollars at the configured prices",
+            llm_cost.clone(),
+        );
         Self {
+            jobs,
+            job_outcomes,
+            decisions,
+            llm_tokens,
+            llm_calls,
+            llm_cost,
             registry,
             http,
             store_seconds,
@@ -192,6 +260,35 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts a job run's outcome: `done`, `retried` or `failed`.
+    pub fn job_run(&self, outcome: &'static str) {
+        self.job_outcomes
+            .get_or_create(&StateLabels { state: outcome })
+            .inc();
+    }
+
+    /// Counts an applied extraction decision.
+    pub fn decision(&self, action: crate::model::Action) {
+        let action = match action {
+            crate::model::Action::Add => "add",
+            crate::model::Action::Update => "update",
+            crate::model::Action::Supersede => "supersede",
+            crate::model::Action::Ignore => "ignore",
+        };
+        self.decisions.get_or_create(&ActionLabels { action }).inc();
+    }
+
+    /// Counts one model call's tokens and cost.
+    pub fn llm_call(&self, input_tokens: u64, output_tokens: u64, cost_usd: f64) {
+        self.llm_calls.inc();
+        for (direction, n) in [("input", input_tokens), ("output", output_tokens)] {
+            self.llm_tokens
+                .get_or_create(&TokenLabels { direction })
+                .inc_by(n);
+        }
+        self.llm_cost.inc_by(cost_usd);
+    }
+
     /// Records one embedding call.
     pub fn embed(&self, started: Instant, ok: bool) {
         self.embed_seconds.observe(started.elapsed().as_secs_f64());
@@ -201,9 +298,23 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition, with gauges read from `collection` now.
-    pub fn render(&self, collection: &DurableCollection<AnyStore>) -> String {
+    pub fn render(
+        &self,
+        collection: &DurableCollection<AnyStore>,
+        jobs: crate::jobs::Counts,
+    ) -> String {
         let r = collection.replication();
         let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        for (state, n) in [
+            ("queued", jobs.queued),
+            ("running", jobs.running),
+            ("done", jobs.done),
+            ("failed", jobs.failed),
+        ] {
+            self.jobs
+                .get_or_create(&StateLabels { state })
+                .set(clamp(n));
+        }
         self.memories.set(clamp(collection.index().len()));
         self.ready.set(i64::from(
             collection.is_ready() && collection.store_reachable(),

@@ -90,6 +90,8 @@ pub fn router(
         )
         .route("/v1/sessions/{id}/messages", post(routes::sessions::append))
         .route("/v1/sessions/{id}/promote", post(routes::sessions::promote))
+        .route("/v1/sessions/{id}/extract", post(routes::jobs::extract))
+        .route("/v1/jobs", get(routes::jobs::list))
         .route("/v1/export", get(routes::portable::export))
         .route("/v1/import", post(routes::portable::import))
         .route("/healthz", get(routes::ops::healthz))

@@ -11,13 +11,14 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::model::{
-    AppendMessages, Appended, BulkDelete, BulkDeleted, CreateBody, CreateResponse, Created,
-    CreatedBatch, ErrorResponse, ExportSummary, ExportTrailer, Fusion, History, Imported, Kind,
-    Memory, MemoryFilter, MemoryPage, MemoryPatch, MemoryPolicy, Message, Mmr, NamespaceList,
+    Action, AppendMessages, Appended, BulkDelete, BulkDeleted, CreateBody, CreateResponse, Created,
+    CreatedBatch, Decision, ErrorResponse, ExportSummary, ExportTrailer, ExtractRequest,
+    ExtractionPolicy, Fusion, History, Imported, Job, JobList, JobState, JobUsage, Kind, Memory,
+    MemoryFilter, MemoryPage, MemoryPatch, MemoryPolicy, Message, Mmr, NamespaceList,
     NamespacePolicy, NamespaceSummary, NearDuplicate, NewMemories, NewMemory, NewMessage,
     PolicySource, PortableMemory, Promote, PutSession, Recency, Revision, SearchHit, SearchMode,
-    SearchRequest, SearchResponse, Session, SessionPage, SessionSummary, Supersede, Superseded,
-    Visibility,
+    SearchRequest, SearchResponse, Session, SessionPage, SessionSummary, Strategy, Supersede,
+    Superseded, Visibility,
 };
 
 /// The document.
@@ -27,7 +28,7 @@ use crate::model::{
     paths(
         create_memory, list_memories, get_memory, update_memory, delete_memory, memory_history, supersede_memory,
         search_memories, bulk_delete, list_namespaces, get_policy, set_policy, reset_policy, export, import, put_session, get_session, delete_session,
-        append_messages, list_sessions, promote, healthz, readyz, metrics
+        append_messages, list_sessions, promote, extract_session, list_jobs, healthz, readyz, metrics
     ),
     components(schemas(
         Memory, NewMemory, NewMemories, Created, CreatedBatch, CreateBody, CreateResponse,
@@ -35,7 +36,8 @@ use crate::model::{
         Revision, History, BulkDelete, BulkDeleted, PortableMemory, Imported, Message, NewMessage,
         Session, PutSession, AppendMessages, Appended, SessionSummary, SessionPage, Promote, Kind,
         Visibility, SearchMode, Fusion, Mmr, NamespaceSummary, NamespaceList, ErrorResponse,
-        ExportTrailer, ExportSummary, MemoryPolicy, NamespacePolicy, PolicySource, NearDuplicate, Supersede, Superseded
+        ExportTrailer, ExportSummary, MemoryPolicy, NamespacePolicy, PolicySource, NearDuplicate, Supersede, Superseded,
+        ExtractionPolicy, Strategy, Job, JobState, JobList, JobUsage, Decision, Action, ExtractRequest
     )),
     modifiers(&BearerAuth, &Links, &InputRules),
     security(("bearer" = []))
@@ -439,6 +441,21 @@ fn list_sessions() {}
         (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse)))]
 fn promote() {}
+
+#[utoipa::path(post, path = "/v1/sessions/{id}/extract", tag = "jobs", request_body = ExtractRequest,
+    params(("id" = String, Path)),
+    responses((status = 202, body = Job, description = "The queued job (or the one already queued for these messages)"),
+        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse), (status = 404, body = ErrorResponse),
+        (status = 409, body = ErrorResponse, description = "Extraction is off, or nothing is new")))]
+fn extract_session() {}
+
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs",
+    params(("namespace" = String, Query), ("state" = Option<JobState>, Query),
+        ("session_id" = Option<String>, Query), ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000)),
+    responses((status = 200, body = JobList), (status = 400, body = ErrorResponse),
+        (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse)))]
+fn list_jobs() {}
 
 #[utoipa::path(get, path = "/v1/namespaces", tag = "memories",
     params(("as_agent" = Option<String>, Query, description = "The agent whose private memories count (a bound key overrides it)")),

@@ -21,7 +21,7 @@ use vector_index::durable::{DurableCollection, now_millis};
 use vector_index::store::AnyStore;
 use vector_index::store::Expect;
 
-use crate::service::derived_id;
+use crate::ids::derived_id;
 
 /// The collection's name in the store.
 pub const SESSIONS_NAME: &str = "mcp-sessions";

@@ -28,9 +28,9 @@ use uuid::Uuid;
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::model::{
-    AppendMessages, Appended, ContextBlock, ContextRequest, CreatedBatch, Memory, MemoryFilter,
-    MemoryPage, MemoryPatch, NamespacePolicy, NewMemory, NewMessage, SearchRequest, SearchResponse,
-    Session,
+    AppendMessages, Appended, ContextBlock, ContextRequest, CreatedBatch, ExtractRequest, Job,
+    Memory, MemoryFilter, MemoryPage, MemoryPatch, NamespacePolicy, NewMemory, NewMessage,
+    SearchRequest, SearchResponse, Session,
 };
 use crate::service::MemoryService;
 
@@ -395,7 +395,7 @@ impl MemoryMcp {
     }
 
     #[tool(
-        description = "Read a namespace's memory policy: the near-duplicate threshold in force and whether it was set for the namespace or comes from the server's configuration.",
+        description = "Read a namespace's memory policy: the near-duplicate threshold and the extraction settings (strategy, model, when it runs, budget) in force, and whether they were set for the namespace or come from the server's configuration.",
         annotations(
             title = "Read the memory policy",
             read_only_hint = true,
@@ -411,6 +411,30 @@ impl MemoryMcp {
     ) -> Result<Json<NamespacePolicy>, String> {
         self.run(&ext, |who| async move {
             self.service.policy(&who, &args.namespace).await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Queue the extraction of long-term memories from a session's messages not yet extracted (the namespace's policy must turn extraction on). A background job asks the policy's model for candidate memories and decides per candidate to add, update, supersede (keep the old one as history) or ignore; it never deletes. Returns the job; its decisions appear in it when done. Queuing twice is one job.",
+        annotations(
+            title = "Extract memories from a session",
+            read_only_hint = false,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn memory_extract(
+        &self,
+        ext: Extensions,
+        Parameters(args): Parameters<SessionRef>,
+    ) -> Result<Json<Job>, String> {
+        self.run(&ext, |who| async move {
+            let req = ExtractRequest {
+                namespace: args.namespace,
+            };
+            self.service.extract(&who, &args.session_id, req).await
         })
         .await
     }

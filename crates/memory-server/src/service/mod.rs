@@ -21,12 +21,15 @@ use crate::metrics::Metrics;
 use providers::ProviderError;
 use providers::embed::{Embedder, Purpose};
 
+mod consolidate;
 mod context;
 mod create;
+mod extract;
 mod list;
 mod model_binding;
 mod policy;
 mod portable;
+mod prompts;
 mod record;
 mod reindex;
 mod search;
@@ -39,6 +42,7 @@ use self::create::CREATE_LOCKS;
 pub(crate) use self::record::derived_id;
 pub use self::record::shared_attribute;
 use self::record::{Doc, from_millis, millis};
+pub use extract::{ChatModelEntry, Maintenance};
 pub use model_binding::{ModelBindings, REGISTRY_NAME};
 pub use policy::{POLICIES_NAME, Policies};
 pub use search::SearchSettings;
@@ -71,24 +75,34 @@ pub struct MemoryService {
     create_locks: Vec<tokio::sync::Mutex<()>>,
     models: ModelBindings,
     policies: Policies,
+    jobs: Arc<crate::jobs::JobQueue>,
+    chat_models: std::collections::BTreeMap<String, ChatModelEntry>,
     search: SearchSettings,
 }
 
 impl MemoryService {
     /// A service over `collection`, embedding with `embedder`; `registry`
-    /// holds which model each namespace is bound to.
+    /// holds which model each namespace is bound to; `maintenance` the
+    /// policies, jobs and chat models of memory that maintains itself.
     pub fn new(
         collection: Arc<DurableCollection<AnyStore>>,
         registry: Arc<DurableCollection<AnyStore>>,
         embedder: Arc<dyn Embedder>,
-        policies: Policies,
+        maintenance: Maintenance,
         limits: Limits,
         metrics: Arc<Metrics>,
         search: SearchSettings,
     ) -> Self {
+        let Maintenance {
+            policies,
+            jobs,
+            models: chat_models,
+        } = maintenance;
         Self {
             search,
             policies,
+            jobs,
+            chat_models,
             models: ModelBindings::new(registry, embedder.model_id(), embedder.dims()),
             collection,
             embedder,

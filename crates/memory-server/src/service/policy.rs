@@ -115,6 +115,7 @@ impl MemoryService {
         validate::namespace(&self.limits, ns)?;
         who.require(ns, Role::Admin)?;
         validate::policy(&policy)?;
+        self.check_policy_model(&policy)?;
         self.policies.set(ns, &policy).await
     }
 

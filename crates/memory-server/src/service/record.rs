@@ -6,11 +6,13 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 use vector_index::store::Record;
 use vector_index::{Field, Filter, Payload, TimeField};
+
+pub(crate) use crate::ids::derived_id;
+use crate::ids::digest_bytes;
 
 use super::MemoryService;
 use super::template::Fields;
@@ -69,26 +71,8 @@ pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The first 16 bytes of the SHA-256 of `parts`, each followed by a NUL so
-/// that `["ab", ""]` and `["a", "b"]` differ.
-pub(super) fn digest_bytes(parts: &[&str]) -> [u8; 16] {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p.as_bytes());
-        h.update([0u8]);
-    }
-    let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&h.finalize()[..16]);
-    bytes
-}
-
 pub(super) fn digest(parts: &[&str]) -> String {
     hex(&digest_bytes(parts))
-}
-
-/// A record id derived from `parts`: every instance computes the same one.
-pub(crate) fn derived_id(parts: &[&str]) -> Uuid {
-    Uuid::new_v8(digest_bytes(parts))
 }
 
 pub(super) fn millis(t: OffsetDateTime) -> i64 {

@@ -38,6 +38,23 @@ struct SessionDoc {
     data: Value,
     #[serde(default)]
     trimmed: u64,
+    /// The first message (absolute index) not yet extracted: the start of
+    /// the next extraction job. Moves only when a job completes.
+    #[serde(default)]
+    extract_from: u64,
+    /// Changes when a `PUT` replaces the messages (their numbering restarts),
+    /// so extraction jobs of the replaced messages are told apart.
+    #[serde(default)]
+    epoch: i64,
+}
+
+/// Where a session's next extraction starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Extraction {
+    /// The session's message numbering (see `SessionDoc::epoch`).
+    pub(super) epoch: i64,
+    /// The first message not yet extracted.
+    pub(super) from: u64,
 }
 
 /// Whether `r` is a session still alive at `now`.
@@ -240,6 +257,8 @@ impl MemoryService {
             context: req.context,
             data: req.data,
             trimmed: trimmed as u64,
+            extract_from: trimmed as u64,
+            epoch: millis(now),
         };
         let payload = Self::session_payload(
             &req.namespace,
@@ -328,6 +347,8 @@ impl MemoryService {
                         context: None,
                         data: Value::Null,
                         trimmed: 0,
+                        extract_from: 0,
+                        epoch: millis(now),
                     },
                     Self::session_payload(
                         &req.namespace,
@@ -345,8 +366,15 @@ impl MemoryService {
             doc.trimmed += over as u64;
             match self.write_session(id, payload, &doc, expect).await {
                 Ok(record) => {
+                    let session = Self::session_of(&record)?;
+                    let total = doc.trimmed + doc.messages.len() as u64;
+                    let next = Extraction {
+                        epoch: doc.epoch,
+                        from: doc.extract_from,
+                    };
+                    self.after_append(&session, total, next).await;
                     return Ok(Appended {
-                        session: Self::session_of(&record)?,
+                        session,
                         trimmed_now: over as u64,
                     });
                 }
@@ -356,6 +384,62 @@ impl MemoryService {
         }
         Err(ApiError::Conflict(format!(
             "session `{session_id}` is being appended to concurrently; retry"
+        )))
+    }
+
+    /// The live session `session_id` of `ns` and where its next extraction
+    /// starts, for a job (no caller to check).
+    pub(super) async fn session_for_job(
+        &self,
+        ns: &str,
+        session_id: &str,
+    ) -> ApiResult<Option<(Session, Extraction)>> {
+        let Some(record) = self.session_record(ns, session_id).await? else {
+            return Ok(None);
+        };
+        let doc: SessionDoc = serde_json::from_slice(&record.document)
+            .map_err(|e| ApiError::Internal(format!("session {session_id} is unreadable: {e}")))?;
+        let next = Extraction {
+            epoch: doc.epoch,
+            from: doc.extract_from,
+        };
+        Ok(Some((Self::session_of(&record)?, next)))
+    }
+
+    /// Records that messages before `to` are extracted (never moving back).
+    pub(super) async fn advance_extraction(
+        &self,
+        ns: &str,
+        session_id: &str,
+        (epoch, to): (i64, u64),
+    ) -> ApiResult<()> {
+        for _ in 0..APPEND_RETRIES {
+            let Some(record) = self.session_record(ns, session_id).await? else {
+                return Ok(()); // deleted or expired meanwhile: nothing to move
+            };
+            let mut doc: SessionDoc = serde_json::from_slice(&record.document).map_err(|e| {
+                ApiError::Internal(format!("session {session_id} is unreadable: {e}"))
+            })?;
+            if doc.epoch != epoch || doc.extract_from >= to {
+                return Ok(()); // replaced by a PUT, or already past
+            }
+            doc.extract_from = to;
+            match self
+                .write_session(
+                    record.id,
+                    record.payload.clone(),
+                    &doc,
+                    Expect::Version(record.version),
+                )
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(IndexError::VersionConflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::Conflict(format!(
+            "session `{session_id}` is being appended to concurrently; the job retries"
         )))
     }
 
@@ -455,7 +539,9 @@ impl MemoryService {
                 ..NewMemory::default()
             })
             .collect();
-        self.create(who, inputs).await
+        let created = self.create(who, inputs).await?;
+        self.after_promote(&session).await;
+        Ok(created)
     }
 }
 

@@ -564,6 +564,41 @@ impl World {
                     assert_eq!(status, 403);
                 }
             }
+            ("post", "/v1/sessions/{id}/extract") => {
+                let (status, v) = self
+                    .json(
+                        key,
+                        Method::POST,
+                        &format!("/v1/sessions/{SESSION}/extract"),
+                        Some(json!({"namespace": "team"})),
+                    )
+                    .await;
+                if b || at == Attacker::ReadKey {
+                    assert_eq!(status, 403, "{at:?}: {v}");
+                } else {
+                    // Extraction is off here: nothing queued, nothing shown.
+                    assert_eq!(status, 409, "{at:?}: {v}");
+                    self.assert_clean("extract", &v.to_string());
+                }
+            }
+            ("get", "/v1/jobs") => {
+                for q in ["", &format!("&session_id={SESSION}"), "&state=failed"] {
+                    let (status, v) = self
+                        .json(
+                            key,
+                            Method::GET,
+                            &format!("/v1/jobs?namespace=team{q}"),
+                            None,
+                        )
+                        .await;
+                    if b {
+                        assert_eq!(status, 403, "{v}");
+                    } else {
+                        assert_eq!(status, 200, "{v}");
+                        self.assert_clean("jobs", &v.to_string());
+                    }
+                }
+            }
             ("get", "/healthz") => {
                 let (status, v) = self.json(key, Method::GET, "/healthz", None).await;
                 assert_eq!((status, v), (200, json!({"status": "ok"})));
@@ -718,6 +753,14 @@ impl World {
                     refused(&r);
                 } else {
                     assert_eq!(ok(&r)["namespace"], "team");
+                }
+            }
+            "memory_extract" => {
+                let r = mcp
+                    .tool(tool, json!({"namespace": "team", "session_id": SESSION}))
+                    .await;
+                if b || at == Attacker::ReadKey {
+                    refused(&r);
                 }
             }
             "session_get" => {

@@ -14,6 +14,7 @@ mod data_safety;
 mod e2e;
 mod embedder_openai;
 mod embedder_vertex;
+mod extraction;
 mod isolation;
 mod logs;
 mod mcp;

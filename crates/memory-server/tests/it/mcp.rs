@@ -17,9 +17,10 @@ fn keys() -> String {
     ])
 }
 
-const TOOLS: [&str; 10] = [
+const TOOLS: [&str; 11] = [
     "memory_context",
     "memory_delete",
+    "memory_extract",
     "memory_get",
     "memory_list",
     "memory_policy",

@@ -26,6 +26,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/sessions/{id}/messages"),
     ("get", "/v1/sessions"),
     ("post", "/v1/sessions/{id}/promote"),
+    ("post", "/v1/sessions/{id}/extract"),
+    ("get", "/v1/jobs"),
     ("get", "/healthz"),
     ("get", "/readyz"),
     ("get", "/metrics"),

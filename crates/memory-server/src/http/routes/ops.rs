@@ -27,10 +27,13 @@ pub async fn readyz(
 ) -> impl IntoResponse {
     let c = app.service.collection();
     let r = c.replication();
-    let registry = app.service.models().registry();
-    let policies = app.service.policies().records();
-    let loaded = c.is_ready() && registry.is_ready() && policies.is_ready();
-    let reachable = c.store_reachable() && registry.store_reachable() && policies.store_reachable();
+    let others = [
+        app.service.models().registry(),
+        app.service.policies().records(),
+        app.service.jobs().records(),
+    ];
+    let loaded = c.is_ready() && others.iter().all(|o| o.is_ready());
+    let reachable = c.store_reachable() && others.iter().all(|o| o.store_reachable());
     let ready = loaded && reachable;
     let mut body = json!({
         "ready": ready,
@@ -70,7 +73,10 @@ pub async fn readyz(
 
 /// `GET /metrics`: Prometheus text exposition.
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
-    let body = app.service.metrics().render(app.service.collection());
+    let body = app
+        .service
+        .metrics()
+        .render(app.service.collection(), app.service.jobs().counts());
     (
         [(
             axum::http::header::CONTENT_TYPE,

@@ -1,0 +1,225 @@
+//! The job workers of one instance: each takes a claimable job from the
+//! shared queue ([`crate::jobs`]), runs it while renewing its lease, and
+//! records the outcome: done, retried later with backoff, or failed (the
+//! dead-letter list). A job whose namespace has spent its hourly model
+//! budget waits, untouched, until the next hour.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use vector_index::durable::now_millis;
+
+use crate::config::JobsConfig;
+use crate::jobs::{Held, Stop};
+use crate::model::JobState;
+use crate::service::MemoryService;
+
+/// Starts `settings.workers` workers named after `instance`; they stop with `stop`.
+pub fn spawn(
+    service: Arc<MemoryService>,
+    settings: JobsConfig,
+    instance: String,
+    stop: CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..settings.workers)
+        .map(|n| {
+            let w = Worker {
+                service: Arc::clone(&service),
+                settings: settings.clone(),
+                name: format!("{instance}/{n}"),
+            };
+            let stop = stop.clone();
+            tokio::spawn(async move { w.run(stop).await })
+        })
+        .collect()
+}
+
+struct Worker {
+    service: Arc<MemoryService>,
+    settings: JobsConfig,
+    /// `<instance>/<n>`, written into the leases it holds.
+    name: String,
+}
+
+fn lease_ms(s: &JobsConfig) -> i64 {
+    i64::try_from(s.lease_ms).unwrap_or(i64::MAX)
+}
+
+impl Worker {
+    async fn run(self, stop: CancellationToken) {
+        let idle = Duration::from_millis(self.settings.poll_ms);
+        loop {
+            let worked = match self.once().await {
+                Ok(worked) => worked,
+                Err(e) => {
+                    tracing::warn!(error = %e, worker = %self.name, "job queue unreachable");
+                    false
+                }
+            };
+            if !worked {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(idle) => {}
+                }
+            } else if stop.is_cancelled() {
+                return;
+            }
+        }
+    }
+
+    /// Claims and runs one job; whether there was one.
+    async fn once(&self) -> Result<bool, crate::error::ApiError> {
+        let jobs = self.service.jobs();
+        for id in jobs.candidates() {
+            let Some((record, version)) = jobs.get(id).await? else {
+                continue;
+            };
+            let due = match record.job.state {
+                JobState::Queued => record.job.not_before <= OffsetDateTime::now_utc(),
+                JobState::Running => record.lease_until < now_millis(),
+                JobState::Done | JobState::Failed => false,
+            };
+            if !due {
+                continue;
+            }
+            if self.wait_for_budget(&record, version).await? {
+                continue;
+            }
+            let Some(held) = jobs.claim(id, &self.name, lease_ms(&self.settings)).await? else {
+                continue; // another worker won it
+            };
+            self.execute(held).await;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Whether the job's namespace has spent its model budget; if so the job
+    /// is left queued until the next hour, saying why.
+    async fn wait_for_budget(
+        &self,
+        record: &crate::jobs::JobRecord,
+        version: u64,
+    ) -> Result<bool, crate::error::ApiError> {
+        let ns = &record.job.namespace;
+        let policy = self.service.policies().of(ns).await?.policy;
+        let Some(e) = policy.extracting() else {
+            return Ok(false);
+        };
+        let Some((until, why)) = self
+            .service
+            .jobs()
+            .over_budget(ns, e.calls_per_hour, e.tokens_per_hour)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let mut waiting = record.clone();
+        waiting.job.state = JobState::Queued;
+        waiting.job.not_before = from_millis(until);
+        waiting.job.error = Some(format!("waiting: {why}"));
+        let mut held = Held {
+            record: waiting,
+            version,
+        };
+        // Lost races are fine: whoever won decided.
+        let _ = self.service.jobs().save(&mut held).await;
+        tracing::info!(job = %record.job.id, namespace = %ns, "{why}; the job waits");
+        Ok(true)
+    }
+
+    /// Runs a claimed job with its lease renewed, then records the outcome.
+    async fn execute(&self, held: Held) {
+        let id = held.record.job.id;
+        let held = Arc::new(Mutex::new(held));
+        let renewing = CancellationToken::new();
+        let renewal = tokio::spawn(renew(
+            Arc::clone(&self.service),
+            Arc::clone(&held),
+            self.settings.clone(),
+            renewing.clone(),
+        ));
+        let span = tracing::info_span!("job", %id, worker = %self.name);
+        let result = tracing::Instrument::instrument(
+            self.service
+                .run_job(&held, Duration::from_millis(self.settings.step_delay_ms)),
+            span,
+        )
+        .await;
+        renewing.cancel();
+        let lost_while_renewing = renewal.await.unwrap_or(false);
+        let metrics = self.service.metrics();
+        match result {
+            Ok(()) => {
+                metrics.job_run("done");
+                tracing::info!(%id, "job done");
+            }
+            Err(Stop::LeaseLost) => {
+                tracing::warn!(%id, "another worker took the job over; this run stopped");
+            }
+            Err(Stop::Failed(_)) if lost_while_renewing => {
+                tracing::warn!(%id, "the job's lease was lost; this run stopped");
+            }
+            Err(Stop::Failed(error)) => {
+                let mut h = held.lock().await;
+                let attempts = h.record.job.attempts;
+                h.record.job.error = Some(error.clone());
+                h.record.owner = None;
+                if attempts >= self.settings.max_attempts {
+                    h.record.job.state = JobState::Failed;
+                    metrics.job_run("failed");
+                    tracing::error!(%id, attempts, %error, "job failed; dead-lettered");
+                } else {
+                    let backoff = self
+                        .settings
+                        .backoff_ms
+                        .saturating_mul(1 << (attempts.saturating_sub(1).min(16)));
+                    h.record.job.state = JobState::Queued;
+                    h.record.job.not_before =
+                        OffsetDateTime::now_utc() + Duration::from_millis(backoff.min(3_600_000));
+                    metrics.job_run("retried");
+                    tracing::warn!(%id, attempts, %error, backoff_ms = backoff, "job failed; retried later");
+                }
+                if let Err(e) = self.service.jobs().save(&mut h).await {
+                    tracing::warn!(%id, error = %e, "cannot record the job's failure; its lease will pass and it runs again");
+                }
+            }
+        }
+    }
+}
+
+/// Renews the held job's lease every third of it until `stop`; returns
+/// whether the lease was lost (another worker took the job).
+async fn renew(
+    service: Arc<MemoryService>,
+    held: Arc<Mutex<Held>>,
+    settings: JobsConfig,
+    stop: CancellationToken,
+) -> bool {
+    let every = Duration::from_millis(settings.lease_ms / 3);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return false,
+            () = tokio::time::sleep(every) => {}
+        }
+        let mut h = held.lock().await;
+        if h.record.job.state != JobState::Running {
+            return false;
+        }
+        h.record.lease_until = now_millis().saturating_add(lease_ms(&settings));
+        match service.jobs().save(&mut h).await {
+            Ok(()) => {}
+            Err(vector_index::IndexError::VersionConflict { .. }) => return true,
+            // The store may be back before the lease passes.
+            Err(e) => tracing::warn!(error = %e, "cannot renew a job's lease"),
+        }
+    }
+}
+
+fn from_millis(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
