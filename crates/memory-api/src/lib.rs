@@ -240,8 +240,11 @@ pub struct NearDuplicate {
     pub id: Uuid,
     /// Cosine similarity of the two vectors.
     pub similarity: f32,
-    /// Whether the new memory was stored anyway (`allow_near_duplicate`).
+    /// Whether the new memory was stored (`allow_near_duplicate`, or to be merged).
     pub stored: bool,
+    /// The job that merges the two with the namespace's `merge_model`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_job: Option<Uuid>,
 }
 
 /// The outcome of creating one memory.
@@ -276,6 +279,47 @@ pub struct MemoryPolicy {
     /// Long-term memories extracted from sessions by a chat model (off when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extraction: Option<ExtractionPolicy>,
+    /// With `near_duplicate_threshold`: a near-duplicate is stored and merged
+    /// into the similar memory by this chat model (a `[models]` name) in a
+    /// background job, instead of refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_model: Option<String>,
+    /// Session summaries: old messages folded into `context` by a chat model
+    /// instead of trimmed (off when absent: the window trims).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<SummaryPolicy>,
+    /// The model budget of the namespace's jobs (no limit when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
+}
+
+/// When a session's oldest messages are folded into its summary.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SummaryPolicy {
+    /// The chat model, by its name in the server's `[models]`.
+    pub model: String,
+    /// Fold once the session holds more than this many messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_messages: Option<u32>,
+    /// Or once its messages hold more than this many tokens (estimated as
+    /// characters / 4).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Messages kept unfolded after a fold (default: half of `max_messages`, else 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_messages: Option<u32>,
+}
+
+impl SummaryPolicy {
+    /// Messages a fold leaves in the session.
+    pub fn keep(&self) -> u32 {
+        self.keep_messages
+            .or(self.max_messages.map(|m| m / 2))
+            .unwrap_or(10)
+            .max(1)
+    }
 }
 
 /// What an extraction looks for.
@@ -318,10 +362,17 @@ pub struct ExtractionPolicy {
     /// Queue an extraction when messages are promoted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub on_promote: bool,
-    /// Most model calls per hour for the namespace (jobs wait beyond it).
+}
+
+/// A namespace's model budget, shared by its extraction and summary jobs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// Most model calls per clock hour (jobs wait beyond it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calls_per_hour: Option<u32>,
-    /// Most model tokens (input and output) per hour for the namespace.
+    /// Most model tokens (input and output) per clock hour.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens_per_hour: Option<u64>,
 }
@@ -329,6 +380,9 @@ pub struct ExtractionPolicy {
 impl MemoryPolicy {
     /// The first setting out of range, as `(field, what to fix)`.
     pub fn problem(&self) -> Option<(&'static str, String)> {
+        if let Some(p) = self.budget_problem() {
+            return Some(p);
+        }
         if let Some(t) = self.near_duplicate_threshold
             && !(t.is_finite() && t > 0.0 && t <= 1.0)
         {
@@ -339,6 +393,34 @@ impl MemoryPolicy {
                      got {t}; leave it out to catch identical text only"
                 ),
             ));
+        }
+        if let Some(s) = &self.summary {
+            if s.model.trim().is_empty() {
+                return Some((
+                    "summary.model",
+                    "summaries need a model: name one of the server's [models]".into(),
+                ));
+            }
+            if s.max_messages.is_none() && s.max_tokens.is_none() {
+                return Some((
+                    "summary.max_messages",
+                    "give max_messages or max_tokens: when a session is folded".into(),
+                ));
+            }
+            if s.max_messages == Some(0) || s.max_tokens == Some(0) || s.keep_messages == Some(0) {
+                return Some((
+                    "summary.max_messages",
+                    "max_messages, max_tokens and keep_messages must be at least 1".into(),
+                ));
+            }
+            if let Some(m) = s.max_messages
+                && s.keep() >= m
+            {
+                return Some((
+                    "summary.keep_messages",
+                    format!("keep_messages must be below max_messages ({m})"),
+                ));
+            }
         }
         let e = self.extraction.as_ref()?;
         if e.strategy == Strategy::Off {
@@ -363,18 +445,25 @@ impl MemoryPolicy {
                 "extraction.prompt",
                 "a prompt is only for strategy `custom`".into(),
             )),
-            _ => match (e.after_messages, e.calls_per_hour, e.tokens_per_hour) {
-                (Some(0), _, _) => Some((
-                    "extraction.after_messages",
-                    "after_messages must be at least 1 (leave it out for on-demand only)".into(),
-                )),
-                (_, Some(0), _) | (_, _, Some(0)) => Some((
-                    "extraction.calls_per_hour",
-                    "a budget of 0 would stop extraction; set strategy `off` instead".into(),
-                )),
-                _ => None,
-            },
+            _ if e.after_messages == Some(0) => Some((
+                "extraction.after_messages",
+                "after_messages must be at least 1 (leave it out for on-demand only)".into(),
+            )),
+            _ => None,
         }
+    }
+
+    /// The first budget setting out of range.
+    fn budget_problem(&self) -> Option<(&'static str, String)> {
+        let b = self.budget.as_ref()?;
+        (b.calls_per_hour == Some(0) || b.tokens_per_hour == Some(0)).then(|| {
+            (
+                "budget.calls_per_hour",
+                "a budget of 0 would stop every job; leave the budget out, or turn extraction \
+                 and summaries off"
+                    .into(),
+            )
+        })
     }
 
     /// The extraction in force, if any (a strategy other than `off`).
@@ -470,11 +559,15 @@ pub struct Job {
     pub id: Uuid,
     /// The namespace.
     pub namespace: String,
-    /// `extract`.
+    /// `extract`, `summarize` or `merge`.
     pub kind: String,
-    /// The session read.
-    pub session_id: String,
-    /// What queued it: `messages`, `promote` or `demand`.
+    /// The session read (extraction and summary jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// The memories merged (a merge job: the kept one, then the new one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memory_ids: Vec<Uuid>,
+    /// What queued it: `messages`, `promote`, `demand` or `near_duplicate`.
     pub trigger: String,
     /// Its state.
     pub state: JobState,
@@ -486,6 +579,9 @@ pub struct Job {
     /// Messages trimmed from the session's window before the job read them.
     #[serde(default)]
     pub missed_messages: u64,
+    /// A summary job: the messages it folded into the session's `context`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folded_messages: Option<u64>,
     /// Runs started (a crash or an error counts one).
     pub attempts: u32,
     /// The last error, or why it waits (its budget).
@@ -541,6 +637,7 @@ pub struct ListJobs {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"namespace": "team-a"}))]
 pub struct ExtractRequest {
     /// The session's namespace.
     pub namespace: String,
@@ -1199,6 +1296,9 @@ pub struct Session {
     pub data: Value,
     /// Messages trimmed off the front by the window so far.
     pub trimmed: u64,
+    /// Of those, the messages folded into `context` by summaries.
+    #[serde(default)]
+    pub summarized: u64,
     /// Creation time.
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "schemars", schemars(with = "String"))]

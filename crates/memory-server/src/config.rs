@@ -417,14 +417,26 @@ impl Config {
                 .check()
                 .map_err(|e| ConfigError(format!("[models.{name}] {e}")))?;
         }
-        if let Some(e) = self.policy.extracting()
-            && !self.models.contains_key(&e.model)
-        {
-            return Err(ConfigError(format!(
-                "[policy] extraction.model: `{}` is not one of [models] ({})",
-                e.model,
-                self.models.keys().cloned().collect::<Vec<_>>().join(", ")
-            )));
+        let named = [
+            (
+                "extraction.model",
+                self.policy.extracting().map(|e| &e.model),
+            ),
+            (
+                "summary.model",
+                self.policy.summary.as_ref().map(|s| &s.model),
+            ),
+            ("merge_model", self.policy.merge_model.as_ref()),
+        ];
+        for (field, model) in named {
+            if let Some(m) = model
+                && !self.models.contains_key(m)
+            {
+                return Err(ConfigError(format!(
+                    "[policy] {field}: `{m}` is not one of [models] ({})",
+                    self.models.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
         }
         let j = &self.jobs;
         if j.poll_ms == 0 || j.lease_ms < 1_000 || j.max_attempts == 0 {

@@ -142,16 +142,10 @@ impl JobQueue {
         &self.records
     }
 
-    /// The id of the extraction of `session` (its messages numbered in
+    /// The id of the `kind` job over `session` (its messages numbered in
     /// `epoch`) from message `from` in `ns`.
-    pub fn extraction_id(ns: &str, session: &str, epoch: i64, from: u64) -> Uuid {
-        derived_id(&[
-            ns,
-            "extract",
-            session,
-            &epoch.to_string(),
-            &from.to_string(),
-        ])
+    pub fn job_id(kind: &str, ns: &str, session: &str, epoch: i64, from: u64) -> Uuid {
+        derived_id(&[ns, kind, session, &epoch.to_string(), &from.to_string()])
     }
 
     fn payload(job: &Job) -> Payload {
@@ -161,7 +155,7 @@ impl JobQueue {
         Payload {
             expires_at,
             namespace: job.namespace.clone(),
-            session_id: Some(job.session_id.clone()),
+            session_id: job.session_id.clone(),
             kind: Some(job.kind.clone()),
             created_at: millis(job.created_at),
             updated_at: millis(job.updated_at),
@@ -435,13 +429,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn extraction_ids_are_per_namespace_session_and_start() {
-        let id = JobQueue::extraction_id;
+    fn job_ids_are_per_kind_namespace_session_and_start() {
+        let id = |ns, s, e, f| JobQueue::job_id("extract", ns, s, e, f);
         assert_eq!(id("a", "s", 5, 0), id("a", "s", 5, 0));
         assert_ne!(id("a", "s", 5, 0), id("a", "s", 5, 1));
         assert_ne!(id("a", "s", 5, 0), id("a", "s", 6, 0));
         assert_ne!(id("a", "s", 5, 0), id("b", "s", 5, 0));
         assert_ne!(id("a", "s1", 5, 0), id("a", "s", 5, 10));
+        assert_ne!(
+            id("a", "s", 5, 0),
+            JobQueue::job_id("summarize", "a", "s", 5, 0)
+        );
     }
 }
 
@@ -452,6 +450,9 @@ pub enum Stop {
     LeaseLost,
     /// The run failed; retried with backoff, then dead-lettered with this.
     Failed(String),
+    /// The job cannot run yet (it waits for another): queued again for a
+    /// later poll, the attempt not counted, with this said in its `error`.
+    Wait(String),
 }
 
 impl From<ApiError> for Stop {

@@ -25,7 +25,8 @@ struct OpLabels {
 /// Labels of a near-duplicate found on create.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NearLabels {
-    /// `refused` (reported, not stored) or `stored` (the caller insisted).
+    /// `refused` (reported, not stored), `stored` (the caller insisted) or
+    /// `merging` (stored, merged by a job).
     outcome: &'static str,
 }
 
@@ -138,7 +139,7 @@ impl Metrics {
         );
         registry.register(
             "near_duplicates",
-            "Near-duplicates found on create, by outcome (refused: reported, not stored; stored: the caller insisted)",
+            "Near-duplicates found on create, by outcome (refused: reported, not stored; stored: the caller insisted; merging: stored and merged by a job)",
             near_duplicates.clone(),
         );
         registry.register(
@@ -252,9 +253,9 @@ impl Metrics {
         self.export_failures.inc();
     }
 
-    /// Counts a near-duplicate found on create, `stored` or refused.
-    pub fn near_duplicate(&self, stored: bool) {
-        let outcome = if stored { "stored" } else { "refused" };
+    /// Counts a near-duplicate found on create: `refused`, `stored` (the
+    /// caller insisted) or `merging` (stored, a merge job queued).
+    pub fn near_duplicate(&self, outcome: &'static str) {
         self.near_duplicates
             .get_or_create(&NearLabels { outcome })
             .inc();

@@ -106,13 +106,13 @@ impl Worker {
     ) -> Result<bool, crate::error::ApiError> {
         let ns = &record.job.namespace;
         let policy = self.service.policies().of(ns).await?.policy;
-        let Some(e) = policy.extracting() else {
+        let Some(b) = policy.budget else {
             return Ok(false);
         };
         let Some((until, why)) = self
             .service
             .jobs()
-            .over_budget(ns, e.calls_per_hour, e.tokens_per_hour)
+            .over_budget(ns, b.calls_per_hour, b.tokens_per_hour)
             .await?
         else {
             return Ok(false);
@@ -162,6 +162,18 @@ impl Worker {
             }
             Err(Stop::Failed(_)) if lost_while_renewing => {
                 tracing::warn!(%id, "the job's lease was lost; this run stopped");
+            }
+            Err(Stop::Wait(why)) => {
+                let mut h = held.lock().await;
+                h.record.job.state = JobState::Queued;
+                h.record.job.attempts = h.record.job.attempts.saturating_sub(1);
+                h.record.job.error = Some(why);
+                h.record.job.not_before =
+                    OffsetDateTime::now_utc() + Duration::from_millis(self.settings.backoff_ms);
+                h.record.owner = None;
+                if let Err(e) = self.service.jobs().save(&mut h).await {
+                    tracing::debug!(%id, error = %e, "cannot put a waiting job back");
+                }
             }
             Err(Stop::Failed(error)) => {
                 let mut h = held.lock().await;

@@ -95,6 +95,7 @@ impl Links {
         ("DeleteSession", "delete_session", SESSION_ID_NS),
         ("AppendMessages", "append_messages", SESSION_ID),
         ("PromoteSession", "promote", SESSION_ID),
+        ("ExtractSession", "extract_session", SESSION_ID),
     ];
 
     /// Adds `links` to the `status` response of `method` on `path`.

@@ -34,13 +34,22 @@ pub(super) struct Embedded {
     pub(super) client: bool,
 }
 
-/// Near-duplicate thresholds by namespace, for one create call.
-struct Thresholds(Vec<(String, Option<f32>)>);
+/// Near-duplicate thresholds by namespace, for one create call, and whether
+/// the namespace merges near-duplicates with a model (here configured).
+struct Thresholds(Vec<(String, Option<f32>, bool)>);
 
 impl Thresholds {
     /// `ns`'s threshold, if its policy sets one.
     fn of(&self, ns: &str) -> Option<f32> {
-        self.0.iter().find(|(n, _)| n == ns).and_then(|(_, t)| *t)
+        self.0
+            .iter()
+            .find(|(n, ..)| n == ns)
+            .and_then(|(_, t, _)| *t)
+    }
+
+    /// Whether `ns` merges near-duplicates instead of refusing them.
+    fn merges(&self, ns: &str) -> bool {
+        self.0.iter().any(|(n, _, m)| n == ns && *m)
     }
 }
 
@@ -111,11 +120,15 @@ impl MemoryService {
     /// The near-duplicate threshold of each namespace `inputs` write to,
     /// read once per call.
     async fn near_thresholds(&self, inputs: &[NewMemory]) -> ApiResult<Thresholds> {
-        let mut found: Vec<(String, Option<f32>)> = Vec::new();
+        let mut found: Vec<(String, Option<f32>, bool)> = Vec::new();
         for m in inputs {
-            if !found.iter().any(|(ns, _)| *ns == m.namespace) {
+            if !found.iter().any(|(ns, ..)| *ns == m.namespace) {
                 let policy = self.policies.of(&m.namespace).await?.policy;
-                found.push((m.namespace.clone(), policy.near_duplicate_threshold));
+                let merges = policy
+                    .merge_model
+                    .as_ref()
+                    .is_some_and(|m| self.chat_models.contains_key(m));
+                found.push((m.namespace.clone(), policy.near_duplicate_threshold, merges));
             }
         }
         Ok(Thresholds(found))
@@ -347,6 +360,8 @@ impl MemoryService {
         }
 
         let mut outcomes: Vec<Option<Created>> = Vec::with_capacity(prepared.len());
+        // Merge jobs to queue once the memories are written, by input index.
+        let mut merges: Vec<(usize, crate::model::Job)> = Vec::new();
         // Near-duplicates of the memories stored anyway, by input index.
         let mut near_of: Vec<(usize, NearDuplicate)> = Vec::new();
         let mut writes: Vec<NewPoint> = Vec::new();
@@ -379,13 +394,23 @@ impl MemoryService {
             if let Some(threshold) = thresholds.of(&ns)
                 && let Some((r, similarity)) = self.near_duplicate(&p, threshold).await?
             {
+                // With a merge model the new memory is stored and merged
+                // later; a caller who insisted keeps both as they are.
+                let merging = !p.allow_near && thresholds.merges(&ns);
                 let near = NearDuplicate {
                     id: r.id,
                     similarity,
-                    stored: p.allow_near,
+                    stored: p.allow_near || merging,
+                    merge_job: None,
                 };
-                self.metrics.near_duplicate(p.allow_near);
-                if !p.allow_near {
+                self.metrics.near_duplicate(match (p.allow_near, merging) {
+                    (true, _) => "stored",
+                    (false, true) => "merging",
+                    (false, false) => "refused",
+                });
+                if merging {
+                    merges.push((i, Self::merge_job(&ns, r.id, p.id)));
+                } else if !p.allow_near {
                     outcomes.push(Some(Created {
                         memory: Self::memory_of(&r)?,
                         duplicate: false,
@@ -465,10 +490,20 @@ impl MemoryService {
         }
         for (i, memory, duplicate) in by_index {
             if let Some(slot) = outcomes.get_mut(i) {
-                let near_duplicate = near_of
+                let mut near_duplicate = near_of
                     .iter()
                     .find(|(j, _)| *j == i)
                     .map(|(_, n)| n.clone());
+                if let (Some(near), Some((_, job))) = (
+                    near_duplicate.as_mut(),
+                    merges.iter().find(|(j, _)| *j == i && !duplicate),
+                ) {
+                    // Stored: a lost enqueue leaves both memories, reported.
+                    match self.jobs.enqueue(job.clone(), 0, false).await {
+                        Ok(j) => near.merge_job = Some(j.id),
+                        Err(e) => tracing::warn!(error = %e, "cannot queue a merge"),
+                    }
+                }
                 *slot = Some(Created {
                     memory,
                     duplicate,

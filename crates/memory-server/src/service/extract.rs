@@ -29,15 +29,17 @@ use uuid::Uuid;
 use vector_index::{Field, Query};
 
 use super::MemoryService;
+use super::merge::MERGE;
 use super::policy::Policies;
 use super::prompts;
 use super::sessions::Extraction;
+use super::summarize::SUMMARIZE;
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::jobs::{Held, JobQueue, Planned, Stop};
 use crate::model::{
     Action, ExtractRequest, ExtractionPolicy, Job, JobList, JobState, JobUsage, Kind, ListJobs,
-    Message, Session,
+    MemoryPolicy, Message, Session,
 };
 use crate::validate;
 
@@ -63,6 +65,9 @@ pub struct Maintenance {
 /// Who jobs act as: write access to the job's namespace only, no agent, so
 /// they see and write shared memories only.
 const MAINTAINER: &str = "memory-maintainer";
+
+/// The kind of an extraction job.
+const EXTRACT: &str = "extract";
 
 /// Jobs listed by default.
 const DEFAULT_JOBS: usize = 50;
@@ -104,24 +109,21 @@ impl MemoryService {
         }
     }
 
-    /// A new extraction job of `session` from `next`.
-    fn extraction_job(session: &Session, next: Extraction, trigger: &str) -> Job {
+    /// A new queued job `id` of `kind` in `ns`, queued by `trigger`.
+    pub(super) fn blank_job(id: Uuid, kind: &str, ns: &str, trigger: &str) -> Job {
         let now = OffsetDateTime::now_utc();
         Job {
-            id: JobQueue::extraction_id(
-                &session.namespace,
-                &session.session_id,
-                next.epoch,
-                next.from,
-            ),
-            namespace: session.namespace.clone(),
-            kind: "extract".into(),
-            session_id: session.session_id.clone(),
+            id,
+            namespace: ns.to_owned(),
+            kind: kind.into(),
+            session_id: None,
+            memory_ids: Vec::new(),
             trigger: trigger.into(),
             state: JobState::Queued,
-            from_message: next.from,
+            from_message: 0,
             to_message: None,
             missed_messages: 0,
+            folded_messages: None,
             attempts: 0,
             error: None,
             not_before: now,
@@ -132,24 +134,51 @@ impl MemoryService {
         }
     }
 
-    /// After an append: queues an extraction once the session has the
-    /// policy's number of messages not yet extracted. Costs an in-memory
-    /// check while that job is queued; a failure is logged, and the next
-    /// append queues it again (the cursor has not moved).
-    pub(super) async fn after_append(&self, session: &Session, total: u64, next: Extraction) {
-        let due = match self.policies.of(&session.namespace).await {
-            Ok(p) => p
-                .policy
-                .extracting()
-                .and_then(|e| e.after_messages)
-                .is_some_and(|n| total.saturating_sub(next.from) >= u64::from(n)),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the policy; no extraction queued");
-                false
-            }
-        };
+    /// A new job of `kind` over `session` from message `from` (numbered in `epoch`).
+    pub(super) fn new_job(
+        kind: &str,
+        session: &Session,
+        (epoch, from): (i64, u64),
+        trigger: &str,
+    ) -> Job {
+        let ns = &session.namespace;
+        let id = JobQueue::job_id(kind, ns, &session.session_id, epoch, from);
+        let mut job = Self::blank_job(id, kind, ns, trigger);
+        job.session_id = Some(session.session_id.clone());
+        job.from_message = from;
+        job
+    }
+
+    /// A new extraction job of `session` from `next`.
+    fn extraction_job(session: &Session, next: Extraction, trigger: &str) -> Job {
+        Self::new_job(EXTRACT, session, (next.epoch, next.from), trigger)
+    }
+
+    /// After an append under `policy`: queues an extraction once the session
+    /// has the policy's number of messages not yet extracted, and a summary
+    /// once it passes the summary threshold. Costs an in-memory check while
+    /// such a job is queued; a failure is logged, and the next append queues
+    /// it again (nothing has moved).
+    pub(super) async fn after_append(
+        &self,
+        policy: &MemoryPolicy,
+        session: &Session,
+        total: u64,
+        next: Extraction,
+    ) {
+        let due = policy
+            .extracting()
+            .and_then(|e| e.after_messages)
+            .is_some_and(|n| total.saturating_sub(next.from) >= u64::from(n));
         if due {
-            self.queue_quietly(session, next, "messages").await;
+            self.queue_quietly(Self::extraction_job(session, next, "messages"), next.epoch)
+                .await;
+        }
+        if let Some(s) = self.summarizing(policy)
+            && Self::over_summary_threshold(s, &session.messages)
+        {
+            let job = Self::summary_job(session, next.epoch);
+            self.queue_quietly(job, next.epoch).await;
         }
     }
 
@@ -166,19 +195,23 @@ impl MemoryService {
             .session_for_job(&session.namespace, &session.session_id)
             .await
         {
-            Ok(Some((s, next))) => self.queue_quietly(&s, next, "promote").await,
+            Ok(Some((s, next))) => {
+                let job = Self::extraction_job(&s, next, "promote");
+                self.queue_quietly(job, next.epoch).await;
+            }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "cannot read the session; no extraction queued"),
         }
     }
 
-    async fn queue_quietly(&self, session: &Session, next: Extraction, trigger: &str) {
-        let job = Self::extraction_job(session, next, trigger);
+    /// Queues `job` unless it is known; a failure is logged (see [`Self::after_append`]).
+    pub(super) async fn queue_quietly(&self, job: Job, epoch: i64) {
         if self.jobs.records().index().contains(job.id) {
             return; // queued (or run) already
         }
-        if let Err(e) = self.jobs.enqueue(job, next.epoch, false).await {
-            tracing::warn!(error = %e, session = %session.session_id, "cannot queue an extraction");
+        let (id, kind) = (job.id, job.kind.clone());
+        if let Err(e) = self.jobs.enqueue(job, epoch, false).await {
+            tracing::warn!(error = %e, %id, kind, "cannot queue a job");
         }
     }
 
@@ -229,16 +262,23 @@ impl MemoryService {
         Ok(JobList { jobs })
     }
 
-    /// Runs the held extraction job to its end (see the module docs);
-    /// `pause` (tests only) waits after the plan and before each decision.
+    /// Runs the held job to its end (an extraction: see the module docs; a
+    /// summary: [`super::summarize`]); `pause` (tests only) waits after an
+    /// extraction's plan and before each decision.
     pub async fn run_job(&self, held: &Mutex<Held>, pause: Duration) -> Result<(), Stop> {
+        let kind = held.lock().await.record.job.kind.clone();
+        match kind.as_str() {
+            SUMMARIZE => return self.run_summary(held).await,
+            MERGE => return self.run_merge(held).await,
+            _ => {}
+        }
         let (id, ns, session_id, epoch, plan) = {
             let h = held.lock().await;
             let j = &h.record.job;
             (
                 j.id,
                 j.namespace.clone(),
-                j.session_id.clone(),
+                j.session_id.clone().unwrap_or_default(),
                 h.record.epoch,
                 h.record.plan.clone(),
             )
@@ -290,8 +330,28 @@ impl MemoryService {
         self.finish(held, decisions, None).await
     }
 
+    /// Adds `usage` to the held job (saved) and charges the namespace's budget.
+    pub(super) async fn account(&self, held: &Mutex<Held>, usage: &JobUsage) -> Result<(), Stop> {
+        let ns = {
+            let mut h = held.lock().await;
+            let u = &mut h.record.job.usage;
+            u.calls += usage.calls;
+            u.input_tokens += usage.input_tokens;
+            u.output_tokens += usage.output_tokens;
+            u.cost_usd += usage.cost_usd;
+            self.jobs.save(&mut h).await?;
+            h.record.job.namespace.clone()
+        };
+        if usage.calls > 0
+            && let Err(e) = self.jobs.spend(&ns, usage).await
+        {
+            tracing::warn!(error = %e, namespace = %ns, "model use not charged to the budget");
+        }
+        Ok(())
+    }
+
     /// Marks the held job done with `decisions` (and a note why there are none).
-    async fn finish(
+    pub(super) async fn finish(
         &self,
         held: &Mutex<Held>,
         decisions: Vec<crate::model::Decision>,
@@ -314,10 +374,7 @@ impl MemoryService {
         policy: &ExtractionPolicy,
         session: &Session,
     ) -> Result<Vec<Planned>, Stop> {
-        let (from, ns) = {
-            let h = held.lock().await;
-            (h.record.job.from_message, h.record.job.namespace.clone())
-        };
+        let from = held.lock().await.record.job.from_message;
         let total = session.trimmed + session.messages.len() as u64;
         let start = from.max(session.trimmed);
         let skip = usize::try_from(start - session.trimmed).unwrap_or(usize::MAX);
@@ -329,25 +386,14 @@ impl MemoryService {
             self.propose(policy, session, (start, total), messages, &mut usage)
                 .await
         };
-        {
+        if let Ok(p) = &planned {
             let mut h = held.lock().await;
-            let u = &mut h.record.job.usage;
-            u.calls += usage.calls;
-            u.input_tokens += usage.input_tokens;
-            u.output_tokens += usage.output_tokens;
-            u.cost_usd += usage.cost_usd;
-            if let Ok(p) = &planned {
-                h.record.plan = Some(p.clone());
-                h.record.job.to_message = Some(total);
-                h.record.job.missed_messages = start - from;
-            }
-            self.jobs.save(&mut h).await?;
+            h.record.plan = Some(p.clone());
+            h.record.job.to_message = Some(total);
+            h.record.job.missed_messages = start - from;
         }
-        if usage.calls > 0
-            && let Err(e) = self.jobs.spend(&ns, &usage).await
-        {
-            tracing::warn!(error = %e, namespace = %ns, "model use not charged to the budget");
-        }
+        // One write saves the plan and the model use.
+        self.account(held, &usage).await?;
         Ok(planned?)
     }
 
@@ -623,7 +669,7 @@ impl MemoryService {
 
     /// One model call answering in JSON following `schema`; its use is
     /// added to `usage` (and the metrics) even when the answer is unusable.
-    async fn ask(
+    pub(super) async fn ask(
         &self,
         entry: &ChatModelEntry,
         system: String,
@@ -677,7 +723,8 @@ impl MemoryService {
         })
     }
 
-    /// The principal a job in `ns` acts as.
+    /// The principal a job in `ns` acts as (as no agent unless a request
+    /// names one: a merge of private memories acts as their author).
     pub(super) fn maintainer(ns: &str) -> Principal {
         Principal::service(MAINTAINER, ns, Role::Write)
     }

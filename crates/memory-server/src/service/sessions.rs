@@ -46,6 +46,9 @@ struct SessionDoc {
     /// so extraction jobs of the replaced messages are told apart.
     #[serde(default)]
     epoch: i64,
+    /// Messages folded into `context` by summaries (counted in `trimmed` too).
+    #[serde(default)]
+    summarized: u64,
 }
 
 /// Where a session's next extraction starts.
@@ -162,6 +165,7 @@ impl MemoryService {
             context: doc.context,
             data: doc.data,
             trimmed: doc.trimmed,
+            summarized: doc.summarized,
             created_at: from_millis(p.created_at),
             updated_at: from_millis(p.updated_at),
             expires_at: p.expires_at.map(from_millis),
@@ -259,6 +263,7 @@ impl MemoryService {
             trimmed: trimmed as u64,
             extract_from: trimmed as u64,
             epoch: millis(now),
+            summarized: 0,
         };
         let payload = Self::session_payload(
             &req.namespace,
@@ -317,6 +322,9 @@ impl MemoryService {
         self.check_messages(&req.messages)?;
         let window = self.window(req.window)?;
         self.models.bind(&req.namespace).await?;
+        let policy = self.policies.of(&req.namespace).await?.policy;
+        // With summaries on, old messages leave only folded into the summary.
+        let summarizing = self.summarizing(&policy).is_some();
         let id = record_id(&req.namespace, session_id);
         for _ in 0..APPEND_RETRIES {
             let now = OffsetDateTime::now_utc();
@@ -349,6 +357,7 @@ impl MemoryService {
                         trimmed: 0,
                         extract_from: 0,
                         epoch: millis(now),
+                        summarized: 0,
                     },
                     Self::session_payload(
                         &req.namespace,
@@ -361,7 +370,19 @@ impl MemoryService {
             };
             doc.messages
                 .extend(Self::messages_of(who, req.messages.clone(), now));
-            let over = doc.messages.len().saturating_sub(window);
+            let over = if summarizing {
+                let cap = self.limits.max_session_window;
+                if doc.messages.len() > cap {
+                    return Err(ApiError::Conflict(format!(
+                        "session `{session_id}` would hold {} messages not yet summarised \
+                         (at most {cap}): its summary job is behind; see GET /v1/jobs",
+                        doc.messages.len()
+                    )));
+                }
+                0
+            } else {
+                doc.messages.len().saturating_sub(window)
+            };
             doc.messages.drain(..over);
             doc.trimmed += over as u64;
             match self.write_session(id, payload, &doc, expect).await {
@@ -372,7 +393,7 @@ impl MemoryService {
                         epoch: doc.epoch,
                         from: doc.extract_from,
                     };
-                    self.after_append(&session, total, next).await;
+                    self.after_append(&policy, &session, total, next).await;
                     return Ok(Appended {
                         session,
                         trimmed_now: over as u64,
@@ -404,6 +425,51 @@ impl MemoryService {
             from: doc.extract_from,
         };
         Ok(Some((Self::session_of(&record)?, next)))
+    }
+
+    /// Folds the session's first `count` messages into `summary`, in one
+    /// write with their removal, if they are still its first (the session's
+    /// numbering `epoch`, starting at `from`). `false`: they are not.
+    pub(super) async fn fold(
+        &self,
+        ns: &str,
+        session_id: &str,
+        (epoch, from, count): (i64, u64, usize),
+        summary: &str,
+    ) -> ApiResult<bool> {
+        for _ in 0..APPEND_RETRIES {
+            let Some(record) = self.session_record(ns, session_id).await? else {
+                return Ok(false);
+            };
+            let mut doc: SessionDoc = serde_json::from_slice(&record.document).map_err(|e| {
+                ApiError::Internal(format!("session {session_id} is unreadable: {e}"))
+            })?;
+            if doc.epoch != epoch || doc.trimmed != from || doc.messages.len() < count {
+                return Ok(false);
+            }
+            doc.messages.drain(..count);
+            doc.trimmed += count as u64;
+            doc.summarized += count as u64;
+            doc.context = Some(summary.to_owned());
+            // Appends racing the fold are kept: the write requires the
+            // version read, and a lost race re-applies the fold to the new state.
+            match self
+                .write_session(
+                    record.id,
+                    record.payload.clone(),
+                    &doc,
+                    Expect::Version(record.version),
+                )
+                .await
+            {
+                Ok(_) => return Ok(true),
+                Err(IndexError::VersionConflict { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::Conflict(format!(
+            "session `{session_id}` is being appended to concurrently; the job retries"
+        )))
     }
 
     /// Records that messages before `to` are extracted (never moving back).

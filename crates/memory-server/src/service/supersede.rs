@@ -18,7 +18,7 @@ use super::record::{Doc, attributes, revision, scope_keys};
 use super::{MemoryService, millis};
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
-use crate::model::{NewMemory, Supersede, Superseded};
+use crate::model::{Memory, NewMemory, Supersede, Superseded};
 use crate::validate;
 
 impl MemoryService {
@@ -97,18 +97,53 @@ impl MemoryService {
             ));
         }
         let now = OffsetDateTime::now_utc();
-        let mut doc = Doc::of(&record)?;
+        let reason = match req.reason {
+            Some(r) => format!("superseded by {}: {r}", successor.id),
+            None => format!("superseded by {}", successor.id),
+        };
+        let until = millis(req.valid_from.unwrap_or(now));
+        match self
+            .mark_superseded(&record, successor.id, until, reason)
+            .await
+        {
+            Ok(previous) => Ok(Superseded {
+                previous,
+                successor,
+            }),
+            Err(ApiError::PreconditionFailed {
+                current_version, ..
+            }) => Err(ApiError::PreconditionFailed {
+                message: format!(
+                    "memory {id} changed while it was being superseded; reload it and retry \
+                     (the successor {} is stored)",
+                    successor.id
+                ),
+                current_version,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Marks `record` superseded by `successor` from `until` (ms), for
+    /// `reason`, in a write that requires the version read (a 412 if it moved).
+    pub(super) async fn mark_superseded(
+        &self,
+        record: &Record,
+        successor: Uuid,
+        until: i64,
+        reason: String,
+    ) -> ApiResult<Memory> {
+        let id = record.id;
+        let old = Self::memory_of(record)?;
+        let mut doc = Doc::of(record)?;
         let before = revision(old, doc.reason.take());
         doc.history.insert(0, before);
         doc.history.truncate(self.limits.max_history);
-        doc.superseded_by = Some(successor.id);
-        doc.valid_until = Some(millis(req.valid_from.unwrap_or(now)));
-        doc.reason = Some(match req.reason {
-            Some(r) => format!("superseded by {}: {r}", successor.id),
-            None => format!("superseded by {}", successor.id),
-        });
+        doc.superseded_by = Some(successor);
+        doc.valid_until = Some(until);
+        doc.reason = Some(reason);
         let mut payload = record.payload.clone();
-        payload.updated_at = millis(now).max(payload.created_at);
+        payload.updated_at = millis(OffsetDateTime::now_utc()).max(payload.created_at);
         payload.attributes = attributes(&payload, &doc, scope_keys(&payload, &doc));
         let document = serde_json::to_vec(&doc)
             .map_err(|e| ApiError::Internal(format!("encoding a memory: {e}")))?;
@@ -121,22 +156,15 @@ impl MemoryService {
             Expect::Version(record.version),
         );
         match self.timed("put", write).await {
-            Ok(version) => Ok(Superseded {
-                previous: Self::memory_of(&Record {
-                    id,
-                    version,
-                    vector: Vec::new(),
-                    payload,
-                    document,
-                })?,
-                successor,
+            Ok(version) => Self::memory_of(&Record {
+                id,
+                version,
+                vector: Vec::new(),
+                payload,
+                document,
             }),
             Err(IndexError::VersionConflict { found, .. }) => Err(ApiError::PreconditionFailed {
-                message: format!(
-                    "memory {id} changed while it was being superseded; reload it and retry \
-                     (the successor {} is stored)",
-                    successor.id
-                ),
+                message: format!("memory {id} changed meanwhile; reload it and retry"),
                 current_version: found,
             }),
             Err(e) => Err(e.into()),

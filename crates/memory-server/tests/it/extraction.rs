@@ -43,6 +43,8 @@ struct Script {
     conversations: Mutex<Vec<Value>>,
     /// Decision calls seen.
     decision_calls: AtomicUsize,
+    /// Summary calls seen.
+    summary_calls: AtomicUsize,
 }
 
 impl Script {
@@ -54,6 +56,7 @@ impl Script {
             decide_delay_ms: AtomicU64::new(0),
             conversations: Mutex::new(Vec::new()),
             decision_calls: AtomicUsize::new(0),
+            summary_calls: AtomicUsize::new(0),
         })
     }
 
@@ -95,6 +98,24 @@ async fn chat(State(script): State<Arc<Script>>, body: Bytes) -> Response {
         }
         Some("malformed") => return sse("Sure! Here are the memories: {memories: [oops"),
         _ => {}
+    }
+    if schema.get("summary").is_some() {
+        // A faithful summary: the earlier one and every folded message.
+        script.summary_calls.fetch_add(1, Ordering::SeqCst);
+        let mut parts = vec![user["earlier_summary"].as_str().unwrap().to_owned()];
+        for m in user["messages"].as_array().unwrap() {
+            parts.push(m["text"].as_str().unwrap().to_owned());
+        }
+        return sse(&json!({"summary": parts.join(" | ")}).to_string());
+    }
+    if schema.get("text").is_some() {
+        // A merge: both texts kept.
+        let merged = format!(
+            "{} / {}",
+            user["older"].as_str().unwrap(),
+            user["newer"].as_str().unwrap()
+        );
+        return sse(&json!({"text": merged, "reason": "the same preference"}).to_string());
     }
     if schema.get("memories").is_some() {
         script.conversations.lock().push(user.clone());
@@ -596,7 +617,10 @@ async fn a_spent_budget_makes_jobs_wait_and_loses_nothing() {
     );
     let admin = server.client().with_key("k-admin");
     let mut policy = extraction(Some(1));
-    policy.extraction.as_mut().unwrap().calls_per_hour = Some(1);
+    policy.budget = Some(memory_client::Budget {
+        calls_per_hour: Some(1),
+        ..memory_client::Budget::default()
+    });
     admin.set_policy("team", &policy).await.unwrap();
     let writer = server.client().with_key("k-w");
     writer
@@ -762,4 +786,262 @@ async fn two_instances_on_one_redis_run_each_job_once() {
     expected.sort();
     assert_eq!(seen, expected);
     assert_eq!(texts(&writer).await.len(), sessions.len());
+}
+
+fn summaries(max: u32, keep: u32) -> memory_client::SummaryPolicy {
+    memory_client::SummaryPolicy {
+        model: "stub".into(),
+        max_messages: Some(max),
+        keep_messages: Some(keep),
+        ..memory_client::SummaryPolicy::default()
+    }
+}
+
+/// Waits until the session's `summarized` count reaches `n`.
+async fn folded(c: &MemoryClient, session: &str, n: u64) -> memory_client::Session {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = c.get_session("team", session).await.unwrap();
+        if s.summarized >= n {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "never folded {n}: {s:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn summaries_fold_old_messages_into_context_and_lose_none() {
+    let script = Script::new(facts(&["Alice likes green tea"]), add_all());
+    let url = stub(&script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &config_toml(
+            free_port(),
+            &dir.path().join("data"),
+            None,
+            &config(&url, &keys(), ""),
+        ),
+    );
+    let admin = server.client().with_key("k-admin");
+    let writer = server.client().with_key("k-w");
+    let policy = MemoryPolicy {
+        summary: Some(summaries(4, 2)),
+        ..MemoryPolicy::default()
+    };
+    admin.set_policy("team", &policy).await.unwrap();
+    // A small window would trim; with summaries nothing is trimmed unfolded.
+    let mut first = said("s1", &["m0", "m1", "m2", "m3", "m4"]);
+    first.window = Some(3);
+    let appended = writer.append_messages("s1", &first).await.unwrap();
+    assert_eq!(
+        (appended.trimmed_now, appended.session.messages.len()),
+        (0, 5)
+    );
+    // Appends racing the fold are kept.
+    for i in 5..9 {
+        writer
+            .append_messages("s1", &said("s1", &[&format!("m{i}")]))
+            .await
+            .unwrap();
+    }
+    let s = folded(&writer, "s1", 3).await;
+    let context = s.context.clone().unwrap();
+    for i in 0..3 {
+        assert!(context.contains(&format!("m{i} (s1)")), "{context}");
+    }
+    // Every message is either folded into the summary or still there.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let s = loop {
+        let s = writer.get_session("team", "s1").await.unwrap();
+        let quiet = writer
+            .jobs(&ListJobs {
+                namespace: "team".into(),
+                state: Some(JobState::Queued),
+                ..ListJobs::default()
+            })
+            .await
+            .unwrap()
+            .jobs
+            .is_empty();
+        if quiet && s.messages.len() <= 4 {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "{s:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(s.trimmed, s.summarized);
+    assert_eq!(s.trimmed + s.messages.len() as u64, 9);
+    let context = s.context.clone().unwrap();
+    for i in 0..9 {
+        let m = format!("m{i} (s1)");
+        let kept = s.messages.iter().any(|x| x.content == m);
+        assert!(kept || context.contains(&m), "{m} lost: {s:?}");
+    }
+    let jobs = writer
+        .jobs(&ListJobs {
+            namespace: "team".into(),
+            state: Some(JobState::Done),
+            ..ListJobs::default()
+        })
+        .await
+        .unwrap()
+        .jobs;
+    assert!(jobs.iter().all(|j| j.kind == "summarize"), "{jobs:?}");
+    let folded_total: u64 = jobs.iter().filter_map(|j| j.folded_messages).sum();
+    assert_eq!(folded_total, s.summarized);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fold_waits_for_extraction_of_its_messages() {
+    let script = Script::new(facts(&["Alice likes green tea"]), add_all());
+    let url = stub(&script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &config_toml(
+            free_port(),
+            &dir.path().join("data"),
+            None,
+            &config(&url, &keys(), ""),
+        ),
+    );
+    let admin = server.client().with_key("k-admin");
+    let writer = server.client().with_key("k-w");
+    let mut policy = extraction(None);
+    policy.summary = Some(summaries(3, 1));
+    admin.set_policy("team", &policy).await.unwrap();
+    writer
+        .append_messages("s1", &said("s1", &["I like green tea", "a", "b", "c"]))
+        .await
+        .unwrap();
+    let waiting = wait_for(&writer, "s1", JobState::Queued).await;
+    assert_eq!(waiting.kind, "summarize");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let j = wait_for(&writer, "s1", JobState::Queued).await;
+        if j.error
+            .as_deref()
+            .is_some_and(|e| e.contains("not extracted yet"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{j:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(script.summary_calls.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        writer
+            .get_session("team", "s1")
+            .await
+            .unwrap()
+            .messages
+            .len(),
+        4
+    );
+    // Once extracted, the fold goes ahead.
+    writer.extract("s1", "team").await.unwrap();
+    let s = folded(&writer, "s1", 3).await;
+    assert_eq!(s.messages.len(), 1);
+    assert_eq!(
+        texts(&writer).await,
+        vec!["Alice likes green tea".to_owned()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_near_duplicate_is_stored_and_merged_by_the_model_keeping_both() {
+    let script = Script::new(facts(&[]), add_all());
+    let url = stub(&script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &config_toml(
+            free_port(),
+            &dir.path().join("data"),
+            None,
+            &config(&url, &keys(), ""),
+        ),
+    );
+    let admin = server.client().with_key("k-admin");
+    let writer = server.client().with_key("k-w");
+    let policy = MemoryPolicy {
+        near_duplicate_threshold: Some(0.9),
+        merge_model: Some("stub".into()),
+        ..MemoryPolicy::default()
+    };
+    admin.set_policy("team", &policy).await.unwrap();
+    let older = remember(&writer, "Alice prefers green tea in the morning").await;
+    let created = writer
+        .create(&NewMemory {
+            namespace: "team".into(),
+            text: "Alice prefers green tea in the morning!".into(),
+            user_id: Some("alice".into()),
+            ..NewMemory::default()
+        })
+        .await
+        .unwrap();
+    let near = created.near_duplicate.clone().unwrap();
+    assert_eq!(near.id, older);
+    assert!(near.stored, "{near:?}");
+    let job_id = near.merge_job.unwrap();
+    let newer = created.memory.id;
+    assert_ne!(newer, older);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        let jobs = writer
+            .jobs(&ListJobs {
+                namespace: "team".into(),
+                state: Some(JobState::Done),
+                ..ListJobs::default()
+            })
+            .await
+            .unwrap()
+            .jobs;
+        if let Some(j) = jobs.into_iter().find(|j| j.id == job_id) {
+            break j;
+        }
+        assert!(Instant::now() < deadline, "the merge never finished");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(job.kind, "merge");
+    assert_eq!(job.memory_ids, vec![older, newer]);
+    assert_eq!(job.usage.calls, 1);
+    // The older memory holds the merged text, its old text in history.
+    let merged = writer.get(older).await.unwrap();
+    assert_eq!(
+        merged.text,
+        "Alice prefers green tea in the morning / Alice prefers green tea in the morning!"
+    );
+    let h = writer.history(older).await.unwrap();
+    assert!(
+        h.revisions[0]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("the same preference")
+    );
+    assert_eq!(
+        h.revisions[1].text,
+        "Alice prefers green tea in the morning"
+    );
+    // The newer is kept, superseded by it; search returns only the merged one.
+    let kept = writer.get(newer).await.unwrap();
+    assert_eq!(kept.superseded_by, Some(older));
+    let found = writer
+        .search(&SearchRequest {
+            namespace: "team".into(),
+            query: Some("green tea".into()),
+            ..SearchRequest::default()
+        })
+        .await
+        .unwrap();
+    let ids: Vec<Uuid> = found.results.iter().map(|h| h.memory.id).collect();
+    assert_eq!(ids, vec![older]);
+    let metrics = server.metrics().await;
+    assert!(
+        metrics.contains("memory_near_duplicates_total{outcome=\"merging\"} 1"),
+        "{metrics}"
+    );
 }
