@@ -600,6 +600,14 @@ pub struct Job {
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "schemars", schemars(with = "String"))]
     pub created_at: OffsetDateTime,
+    /// When its last run started (a worker claimed it).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
+    pub started_at: Option<OffsetDateTime>,
     /// Its last change.
     #[serde(with = "time::serde::rfc3339")]
     #[cfg_attr(feature = "schemars", schemars(with = "String"))]

@@ -305,6 +305,7 @@ impl JobQueue {
         record.job.state = JobState::Running;
         record.job.attempts += 1;
         record.job.updated_at = OffsetDateTime::now_utc();
+        record.job.started_at = Some(record.job.updated_at);
         record.owner = Some(owner.to_owned());
         record.lease_until = now.saturating_add(lease_ms);
         match self.put(&record, Expect::Version(version)).await {

@@ -6,9 +6,12 @@
 //! - [`free_port`], [`wait_until`], [`wait_ready`]: loopback ports, polling
 //!   with a deadline, a server's `/readyz`;
 //! - [`serve_stub`]: an axum router on a loopback port, standing in for an
-//!   external SaaS (Vertex AI, OpenAI) in its real wire format.
+//!   external SaaS (Vertex AI, OpenAI) in its real wire format;
+//! - [`llama`]: a real small chat model (llama.cpp serving SmolLM2) where a
+//!   local stand-in exists.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod llama;
 pub mod redis_server;
 
 use std::net::TcpListener;

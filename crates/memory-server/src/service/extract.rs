@@ -130,6 +130,7 @@ impl MemoryService {
             decisions: Vec::new(),
             usage: JobUsage::default(),
             created_at: now,
+            started_at: None,
             updated_at: now,
         }
     }
@@ -700,6 +701,7 @@ impl MemoryService {
             }
         };
         let (input, output) = (answer.usage.input_tokens, answer.usage.output_tokens);
+        let cut_off = answer.finish == providers::chat::FinishReason::Length;
         let cost = (input as f64 * entry.config.input_price_per_million
             + output as f64 * entry.config.output_price_per_million)
             / 1e6;
@@ -716,10 +718,16 @@ impl MemoryService {
             .unwrap_or(text)
             .trim();
         serde_json::from_str(text).map_err(|e| {
-            ApiError::BadGateway(format!(
-                "the model's answer is not the JSON asked for ({e}); it began {:?}",
-                cut(text, 80)
-            ))
+            let why = if cut_off {
+                format!(
+                    "the model's answer was cut off at its max_tokens ({e}); raise max_tokens \
+                     of [models] entry `{}`",
+                    entry.model.id()
+                )
+            } else {
+                format!("the model's answer is not the JSON asked for ({e})")
+            };
+            ApiError::BadGateway(format!("{why}; it began {:?}", cut(text, 80)))
         })
     }
 

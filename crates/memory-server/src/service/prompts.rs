@@ -67,22 +67,27 @@ pub fn candidates_user(first: u64, messages: &[Message]) -> String {
 }
 
 /// The schema of the candidates answer.
+///
+/// Its bounds (items, string lengths) also bound what a model constrained by
+/// the schema (llama.cpp's grammars) can generate.
 pub fn candidates_schema() -> Value {
+    let label = json!({"type": "string", "maxLength": 64});
     json!({
         "type": "object",
         "properties": {
             "memories": {
                 "type": "array",
+                "maxItems": MAX_CANDIDATES,
                 "items": {
                     "type": "object",
                     "properties": {
-                        "text": {"type": "string"},
+                        "text": {"type": "string", "maxLength": MAX_CANDIDATE_CHARS},
                         "kind": {"type": "string", "enum": ["semantic", "episodic", "procedural"]},
-                        "tags": {"type": "array", "items": {"type": "string"}},
-                        "people": {"type": "array", "items": {"type": "string"}},
-                        "valid_from": {"type": ["string", "null"]},
-                        "valid_until": {"type": ["string", "null"]},
-                        "messages": {"type": "array", "items": {"type": "integer"}}
+                        "tags": {"type": "array", "maxItems": 8, "items": label},
+                        "people": {"type": "array", "maxItems": 8, "items": label},
+                        "valid_from": {"type": ["string", "null"], "maxLength": 40},
+                        "valid_until": {"type": ["string", "null"], "maxLength": 40},
+                        "messages": {"type": "array", "maxItems": 16, "items": {"type": "integer"}}
                     },
                     "required": ["text"]
                 }
@@ -91,6 +96,9 @@ pub fn candidates_schema() -> Value {
         "required": ["memories"]
     })
 }
+
+/// Longest candidate text the schema allows, in characters.
+pub const MAX_CANDIDATE_CHARS: usize = 500;
 
 /// The system prompt of the decisions call.
 pub fn decisions_system() -> String {
@@ -143,14 +151,15 @@ pub fn decisions_schema() -> Value {
         "properties": {
             "decisions": {
                 "type": "array",
+                "maxItems": MAX_CANDIDATES,
                 "items": {
                     "type": "object",
                     "properties": {
                         "candidate": {"type": "integer"},
                         "action": {"type": "string", "enum": ["add", "update", "supersede", "ignore"]},
-                        "target": {"type": ["string", "null"]},
-                        "text": {"type": ["string", "null"]},
-                        "reason": {"type": "string"}
+                        "target": {"type": ["string", "null"], "maxLength": 16},
+                        "text": {"type": ["string", "null"], "maxLength": MAX_CANDIDATE_CHARS},
+                        "reason": {"type": "string", "maxLength": 300}
                     },
                     "required": ["candidate", "action", "reason"]
                 }

@@ -16,6 +16,7 @@ mod embedder_openai;
 mod embedder_vertex;
 mod extraction;
 mod isolation;
+mod local_model;
 mod logs;
 mod mcp;
 mod model_binding;

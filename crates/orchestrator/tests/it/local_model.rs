@@ -7,43 +7,12 @@
 //! `ORCHESTRA_LLAMA_GGUF`; `scripts/local-model-test` prepares both in a
 //! cached venv and runs these tests (the README's test command calls it).
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 
-use crate::support::{Api, Storage, first_event, free_port, kinds, orchestrator};
+use crate::support::{Api, Storage, first_event, kinds, orchestrator};
 
-struct Llama(Child);
-
-impl Drop for Llama {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the llama.cpp server; returns it and its `/v1` base URL.
-fn llama() -> (Llama, String) {
-    let python = std::env::var("ORCHESTRA_LLAMA_PYTHON")
-        .expect("ORCHESTRA_LLAMA_PYTHON: run scripts/local-model-test");
-    let gguf = std::env::var("ORCHESTRA_LLAMA_GGUF")
-        .expect("ORCHESTRA_LLAMA_GGUF: run scripts/local-model-test");
-    let port = free_port();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/serve_llama.py");
-    let child = Command::new(python)
-        .args([script, &gguf, &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the llama.cpp server");
-    let server = Llama(child);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "llama.cpp server never listened");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (server, format!("http://127.0.0.1:{port}/v1"))
+fn llama() -> (test_support::llama::Llama, String) {
+    test_support::llama::start()
 }
 
 fn agents(base_url: &str) -> String {

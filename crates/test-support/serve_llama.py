@@ -1,5 +1,5 @@
 """Serves a GGUF model with llama.cpp's OpenAI-compatible server (the
-xllamacpp wheel) on 127.0.0.1:PORT until SIGTERM. Used by local_model.rs.
+xllamacpp wheel) on 127.0.0.1:PORT until SIGTERM. Used by test_support::llama (the local-model tests).
 
 usage: python serve_llama.py MODEL.gguf PORT
 """
