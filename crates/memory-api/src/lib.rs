@@ -359,10 +359,17 @@ pub struct ExtractionPolicy {
     /// extracted (absent: only on demand and on promote).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_messages: Option<u32>,
+    /// Queue an extraction once a session with messages not yet extracted
+    /// has had no append for this many seconds (1 to 86,400).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_seconds: Option<u64>,
     /// Queue an extraction when messages are promoted.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub on_promote: bool,
 }
+
+/// The longest `idle_seconds`.
+pub const MAX_IDLE_SECONDS: u64 = 86_400;
 
 /// A namespace's model budget, shared by its extraction and summary jobs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -449,6 +456,15 @@ impl MemoryPolicy {
                 "extraction.after_messages",
                 "after_messages must be at least 1 (leave it out for on-demand only)".into(),
             )),
+            _ if e
+                .idle_seconds
+                .is_some_and(|t| t == 0 || t > MAX_IDLE_SECONDS) =>
+            {
+                Some((
+                    "extraction.idle_seconds",
+                    format!("idle_seconds must be between 1 and {MAX_IDLE_SECONDS}"),
+                ))
+            }
             _ => None,
         }
     }

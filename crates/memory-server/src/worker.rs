@@ -24,7 +24,7 @@ pub fn spawn(
     instance: String,
     stop: CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..settings.workers)
+    let mut tasks: Vec<_> = (0..settings.workers)
         .map(|n| {
             let w = Worker {
                 service: Arc::clone(&service),
@@ -34,7 +34,39 @@ pub fn spawn(
             let stop = stop.clone();
             tokio::spawn(async move { w.run(stop).await })
         })
-        .collect()
+        .collect();
+    if settings.workers > 0 {
+        tasks.push(tokio::spawn(idle_scanner(service, settings, stop)));
+    }
+    tasks
+}
+
+/// How far back the first idle scan after a start looks: sessions that went
+/// idle while no instance was running, within this, are still queued.
+const IDLE_LOOKBACK_MS: i64 = 3_600_000;
+
+/// Queues extractions of sessions that went idle, every poll, over the
+/// window since the previous scan (every instance scans; queuing is idempotent).
+async fn idle_scanner(service: Arc<MemoryService>, settings: JobsConfig, stop: CancellationToken) {
+    let every = Duration::from_millis(settings.poll_ms.max(200));
+    let mut after = now_millis().saturating_sub(IDLE_LOOKBACK_MS);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let until = now_millis();
+        match service.queue_idle_extractions(after, until).await {
+            Ok(n) if n > 0 => tracing::debug!(sessions = n, "idle sessions queued for extraction"),
+            Ok(_) => {}
+            // The same window is scanned again next time.
+            Err(e) => {
+                tracing::warn!(error = %e, "idle scan failed");
+                continue;
+            }
+        }
+        after = until;
+    }
 }
 
 struct Worker {

@@ -26,7 +26,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::Mutex;
 use uuid::Uuid;
-use vector_index::{Field, Query};
+use vector_index::{Field, Filter, Query, TimeField};
 
 use super::MemoryService;
 use super::merge::MERGE;
@@ -181,6 +181,48 @@ impl MemoryService {
             let job = Self::summary_job(session, next.epoch);
             self.queue_quietly(job, next.epoch).await;
         }
+    }
+
+    /// Queues an extraction of every session whose idle deadline (its last
+    /// append plus its namespace's `idle_seconds`) fell in `(after, until]`
+    /// (ms) and that has messages not yet extracted; how many were queued.
+    /// The in-memory index finds the candidates; only they are read.
+    pub async fn queue_idle_extractions(&self, after: i64, until: i64) -> ApiResult<usize> {
+        let mut queued = 0;
+        for ns in self.collection.index().values(Field::Namespace) {
+            let policy = self.policies.of(&ns).await?.policy;
+            let Some(idle) = policy.extracting().and_then(|e| e.idle_seconds) else {
+                continue;
+            };
+            let idle_ms = i64::try_from(idle.saturating_mul(1000)).unwrap_or(i64::MAX);
+            let updated = (
+                after.saturating_sub(idle_ms).saturating_add(1),
+                until.saturating_sub(idle_ms).saturating_add(1),
+            );
+            let ids = self.collection.ids_matching(
+                &Filter::all()
+                    .eq(Field::Namespace, ns.as_str())
+                    .eq(Field::Attribute, super::sessions::SESSION)
+                    .range(TimeField::Updated, Some(updated.0), Some(updated.1)),
+            );
+            for r in self
+                .timed("get_many", self.collection.get_many(&ids))
+                .await?
+            {
+                let Some(session_id) = r.and_then(|r| r.payload.session_id) else {
+                    continue;
+                };
+                let Some((session, next)) = self.session_for_job(&ns, &session_id).await? else {
+                    continue;
+                };
+                if session.trimmed + session.messages.len() as u64 > next.from {
+                    let job = Self::extraction_job(&session, next, "idle");
+                    self.queue_quietly(job, next.epoch).await;
+                    queued += 1;
+                }
+            }
+        }
+        Ok(queued)
     }
 
     /// After a promote: queues an extraction when the policy asks for it.

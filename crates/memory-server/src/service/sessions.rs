@@ -24,7 +24,7 @@ use crate::model::{
 use crate::validate;
 
 /// The attribute that marks a session record.
-const SESSION: &str = "session";
+pub(super) const SESSION: &str = "session";
 /// Retries of an append that lost a race.
 const APPEND_RETRIES: usize = 16;
 

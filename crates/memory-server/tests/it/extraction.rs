@@ -1045,3 +1045,46 @@ async fn a_near_duplicate_is_stored_and_merged_by_the_model_keeping_both() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_is_extracted_once() {
+    let script = Script::new(facts(&["Alice likes green tea"]), add_all());
+    let url = stub(&script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &config_toml(
+            free_port(),
+            &dir.path().join("data"),
+            None,
+            &config(&url, &keys(), ""),
+        ),
+    );
+    let admin = server.client().with_key("k-admin");
+    let mut policy = extraction(None);
+    policy.extraction.as_mut().unwrap().idle_seconds = Some(1);
+    admin.set_policy("team", &policy).await.unwrap();
+    let writer = server.client().with_key("k-w");
+    writer
+        .append_messages("s1", &said("s1", &["I like green tea"]))
+        .await
+        .unwrap();
+    let job = wait_for(&writer, "s1", JobState::Done).await;
+    assert_eq!(job.trigger, "idle");
+    assert_eq!(
+        texts(&writer).await,
+        vec!["Alice likes green tea".to_owned()]
+    );
+    // Nothing new: later scans queue nothing more.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let jobs = writer
+        .jobs(&ListJobs {
+            namespace: "team".into(),
+            ..ListJobs::default()
+        })
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(script.conversations.lock().len(), 1);
+}
