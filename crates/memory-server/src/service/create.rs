@@ -394,9 +394,14 @@ impl MemoryService {
             if let Some(threshold) = thresholds.of(&ns)
                 && let Some((r, similarity)) = self.near_duplicate(&p, threshold).await?
             {
-                // With a merge model the new memory is stored and merged
-                // later; a caller who insisted keeps both as they are.
-                let merging = !p.allow_near && thresholds.merges(&ns);
+                // With a merge model a shared memory is stored and merged
+                // later; a caller who insisted keeps both as they are. A
+                // private one is refused as without a model: a merge job is
+                // listed to every reader of the namespace, and its texts
+                // must not reach another agent.
+                let merging = !p.allow_near
+                    && thresholds.merges(&ns)
+                    && p.doc.visibility == Visibility::Shared;
                 let near = NearDuplicate {
                     id: r.id,
                     similarity,

@@ -95,10 +95,17 @@ impl MemoryService {
                 )
                 .await;
         }
-        // Private memories are merged as their author (scope: one author's).
-        let agent = (n_doc.visibility == Visibility::Private)
-            .then(|| n.payload.agent_id.clone())
-            .flatten();
+        // Only shared memories are merged (create never queues a private
+        // one); a memory made private since is left alone.
+        if n_doc.visibility != Visibility::Shared || e_doc.visibility != Visibility::Shared {
+            return self
+                .finish(
+                    held,
+                    Vec::new(),
+                    Some("a memory is private now; nothing merged"),
+                )
+                .await;
+        }
         let who = Self::maintainer(&ns);
         let updated = e_doc
             .reason
@@ -152,14 +159,8 @@ impl MemoryService {
                     text: Some(text.clone()),
                     ..MemoryPatch::default()
                 };
-                self.update_for(
-                    &who,
-                    existing,
-                    patch,
-                    (None, agent.as_deref()),
-                    Some(reason.clone()),
-                )
-                .await?;
+                self.update_for(&who, existing, patch, (None, None), Some(reason.clone()))
+                    .await?;
                 (text, reason)
             }
         };

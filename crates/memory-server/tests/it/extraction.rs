@@ -1044,6 +1044,36 @@ async fn a_near_duplicate_is_stored_and_merged_by_the_model_keeping_both() {
         metrics.contains("memory_near_duplicates_total{outcome=\"merging\"} 1"),
         "{metrics}"
     );
+
+    // A private near-duplicate is refused, not merged: a merge job (with
+    // its texts) would be listed to every reader of the namespace.
+    let private = |text: &str| NewMemory {
+        namespace: "team".into(),
+        text: text.into(),
+        agent_id: Some("bot".into()),
+        visibility: memory_client::Visibility::Private,
+        ..NewMemory::default()
+    };
+    writer
+        .create(&private("the bot's vault code is 4417"))
+        .await
+        .unwrap();
+    let refused = writer
+        .create(&private("the bot's vault code is 4417!"))
+        .await
+        .unwrap();
+    let near = refused.near_duplicate.unwrap();
+    assert!(!near.stored && near.merge_job.is_none(), "{near:?}");
+    let jobs = writer
+        .jobs(&ListJobs {
+            namespace: "team".into(),
+            ..ListJobs::default()
+        })
+        .await
+        .unwrap()
+        .jobs;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert!(!format!("{jobs:?}").contains("4417"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
