@@ -427,39 +427,29 @@ impl MemoryService {
         Ok(Some((Self::session_of(&record)?, next)))
     }
 
-    /// Folds the session's first `count` messages into `summary`, in one
-    /// write with their removal, if they are still its first (the session's
-    /// numbering `epoch`, starting at `from`). `false`: they are not.
-    pub(super) async fn fold(
+    /// Applies `change` to the live session's document in a write that
+    /// requires the version read, retried on a race; `change` returns false
+    /// to write nothing. Whether it wrote. Jobs' writes keep the payload, so
+    /// `updated_at` keeps meaning "last append".
+    async fn modify_session(
         &self,
         ns: &str,
         session_id: &str,
-        (epoch, from, count): (i64, u64, usize),
-        summary: &str,
+        mut change: impl FnMut(&mut SessionDoc) -> bool,
     ) -> ApiResult<bool> {
         for _ in 0..APPEND_RETRIES {
             let Some(record) = self.session_record(ns, session_id).await? else {
-                return Ok(false);
+                return Ok(false); // deleted or expired meanwhile
             };
             let mut doc: SessionDoc = serde_json::from_slice(&record.document).map_err(|e| {
                 ApiError::Internal(format!("session {session_id} is unreadable: {e}"))
             })?;
-            if doc.epoch != epoch || doc.trimmed != from || doc.messages.len() < count {
+            if !change(&mut doc) {
                 return Ok(false);
             }
-            doc.messages.drain(..count);
-            doc.trimmed += count as u64;
-            doc.summarized += count as u64;
-            doc.context = Some(summary.to_owned());
-            // Appends racing the fold are kept: the write requires the
-            // version read, and a lost race re-applies the fold to the new state.
+            let expect = Expect::Version(record.version);
             match self
-                .write_session(
-                    record.id,
-                    record.payload.clone(),
-                    &doc,
-                    Expect::Version(record.version),
-                )
+                .write_session(record.id, record.payload.clone(), &doc, expect)
                 .await
             {
                 Ok(_) => return Ok(true),
@@ -472,41 +462,48 @@ impl MemoryService {
         )))
     }
 
-    /// Records that messages before `to` are extracted (never moving back).
+    /// Folds the session's first `count` messages into `summary`, in one
+    /// write with their removal, if they are still its first (the session's
+    /// numbering `epoch`, starting at `from`). `false`: they are not.
+    /// Appends racing the fold are kept: a lost race re-applies it to the
+    /// new state.
+    pub(super) async fn fold(
+        &self,
+        ns: &str,
+        session_id: &str,
+        (epoch, from, count): (i64, u64, usize),
+        summary: &str,
+    ) -> ApiResult<bool> {
+        self.modify_session(ns, session_id, |doc| {
+            if doc.epoch != epoch || doc.trimmed != from || doc.messages.len() < count {
+                return false;
+            }
+            doc.messages.drain(..count);
+            doc.trimmed += count as u64;
+            doc.summarized += count as u64;
+            doc.context = Some(summary.to_owned());
+            true
+        })
+        .await
+    }
+
+    /// Records that messages before `to` are extracted (never moving back;
+    /// nothing when a `PUT` replaced the messages since).
     pub(super) async fn advance_extraction(
         &self,
         ns: &str,
         session_id: &str,
         (epoch, to): (i64, u64),
     ) -> ApiResult<()> {
-        for _ in 0..APPEND_RETRIES {
-            let Some(record) = self.session_record(ns, session_id).await? else {
-                return Ok(()); // deleted or expired meanwhile: nothing to move
-            };
-            let mut doc: SessionDoc = serde_json::from_slice(&record.document).map_err(|e| {
-                ApiError::Internal(format!("session {session_id} is unreadable: {e}"))
-            })?;
-            if doc.epoch != epoch || doc.extract_from >= to {
-                return Ok(()); // replaced by a PUT, or already past
+        self.modify_session(ns, session_id, |doc| {
+            let moves = doc.epoch == epoch && doc.extract_from < to;
+            if moves {
+                doc.extract_from = to;
             }
-            doc.extract_from = to;
-            match self
-                .write_session(
-                    record.id,
-                    record.payload.clone(),
-                    &doc,
-                    Expect::Version(record.version),
-                )
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(IndexError::VersionConflict { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ApiError::Conflict(format!(
-            "session `{session_id}` is being appended to concurrently; the job retries"
-        )))
+            moves
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Sessions of `ns` (optionally of one user), most recently updated first.

@@ -189,6 +189,24 @@ fn keys() -> String {
     ])
 }
 
+/// A server on a fresh embedded store whose model `stub` is `script`'s
+/// loopback stub (with `extra` in `[jobs]`), and an admin client of `team`.
+async fn serve(script: &Arc<Script>, extra: &str) -> (tempfile::TempDir, Server, MemoryClient) {
+    let url = stub(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &config_toml(
+            free_port(),
+            &dir.path().join("data"),
+            None,
+            &config(&url, &keys(), extra),
+        ),
+    );
+    let admin = server.client().with_key("k-admin");
+    (dir, server, admin)
+}
+
 fn extraction(after: Option<u32>) -> MemoryPolicy {
     MemoryPolicy {
         extraction: Some(ExtractionPolicy {
@@ -302,18 +320,7 @@ async fn extraction_adds_updates_supersedes_and_ignores_with_provenance() {
             json!({ "decisions": decisions })
         }),
     );
-    let url = stub(&script).await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &config_toml(
-            free_port(),
-            &dir.path().join("data"),
-            None,
-            &config(&url, &keys(), ""),
-        ),
-    );
-    let admin = server.client().with_key("k-admin");
+    let (_dir, server, admin) = serve(&script, "").await;
     let writer = server.client().with_key("k-w");
 
     // Off by default: an on-demand extraction says how to turn it on.
@@ -473,18 +480,7 @@ async fn a_failing_model_is_retried_then_dead_lettered_and_nothing_changes() {
     let script = Script::new(facts(&["Alice likes green tea"]), add_all());
     // First a timeout, then malformed JSON: two attempts, both failed.
     script.faults.lock().extend(["hang", "malformed"]);
-    let url = stub(&script).await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &config_toml(
-            free_port(),
-            &dir.path().join("data"),
-            None,
-            &config(&url, &keys(), ""),
-        ),
-    );
-    let admin = server.client().with_key("k-admin");
+    let (_dir, server, admin) = serve(&script, "").await;
     admin.set_policy("team", &extraction(None)).await.unwrap();
     let writer = server.client().with_key("k-w");
     writer
@@ -545,18 +541,7 @@ async fn an_injected_instruction_cannot_delete_or_reach_unshown_memories() {
             ]})
         }),
     );
-    let url = stub(&script).await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &config_toml(
-            free_port(),
-            &dir.path().join("data"),
-            None,
-            &config(&url, &keys(), ""),
-        ),
-    );
-    let admin = server.client().with_key("k-admin");
+    let (_dir, server, admin) = serve(&script, "").await;
     admin
         .set_policy("team", &extraction(Some(1)))
         .await
@@ -604,18 +589,7 @@ async fn an_injected_instruction_cannot_delete_or_reach_unshown_memories() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_spent_budget_makes_jobs_wait_and_loses_nothing() {
     let script = Script::new(facts(&["Alice likes green tea"]), add_all());
-    let url = stub(&script).await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &config_toml(
-            free_port(),
-            &dir.path().join("data"),
-            None,
-            &config(&url, &keys(), ""),
-        ),
-    );
-    let admin = server.client().with_key("k-admin");
+    let (_dir, server, admin) = serve(&script, "").await;
     let mut policy = extraction(Some(1));
     policy.budget = Some(memory_client::Budget {
         calls_per_hour: Some(1),
@@ -813,18 +787,7 @@ async fn folded(c: &MemoryClient, session: &str, n: u64) -> memory_client::Sessi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn summaries_fold_old_messages_into_context_and_lose_none() {
     let script = Script::new(facts(&["Alice likes green tea"]), add_all());
-    let url = stub(&script).await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &config_toml(
-            free_port(),
-            &dir.path().join("data"),
-            None,
-            &config(&url, &keys(), ""),
-        ),
-    );
-    let admin = server.client().with_key("k-admin");
+    let (_dir, server, admin) = serve(&script, "").await;
     let writer = server.client().with_key("k-w");
     let policy = MemoryPolicy {
         summary: Some(summaries(4, 2)),
@@ -896,18 +859,7 @@ async fn summaries_fold_old_messages_into_context_and_lose_none() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fold_waits_for_extraction_of_its_messages() {
     let script = Script::new(facts(&["Alice likes green tea"]), add_all());
-    let url = stub(&script).await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &config_toml(
-            free_port(),
-            &dir.path().join("data"),
-            None,
-            &config(&url, &keys(), ""),
-        ),
-    );
-    let admin = server.client().with_key("k-admin");
+    let (_dir, server, admin) = serve(&script, "").await;
     let writer = server.client().with_key("k-w");
     let mut policy = extraction(None);
     policy.summary = Some(summaries(3, 1));
@@ -953,18 +905,7 @@ async fn a_fold_waits_for_extraction_of_its_messages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_near_duplicate_is_stored_and_merged_by_the_model_keeping_both() {
     let script = Script::new(facts(&[]), add_all());
-    let url = stub(&script).await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &config_toml(
-            free_port(),
-            &dir.path().join("data"),
-            None,
-            &config(&url, &keys(), ""),
-        ),
-    );
-    let admin = server.client().with_key("k-admin");
+    let (_dir, server, admin) = serve(&script, "").await;
     let writer = server.client().with_key("k-w");
     let policy = MemoryPolicy {
         near_duplicate_threshold: Some(0.9),
@@ -1079,18 +1020,7 @@ async fn a_near_duplicate_is_stored_and_merged_by_the_model_keeping_both() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_session_is_extracted_once() {
     let script = Script::new(facts(&["Alice likes green tea"]), add_all());
-    let url = stub(&script).await;
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &config_toml(
-            free_port(),
-            &dir.path().join("data"),
-            None,
-            &config(&url, &keys(), ""),
-        ),
-    );
-    let admin = server.client().with_key("k-admin");
+    let (_dir, server, admin) = serve(&script, "").await;
     let mut policy = extraction(None);
     policy.extraction.as_mut().unwrap().idle_seconds = Some(1);
     admin.set_policy("team", &policy).await.unwrap();
