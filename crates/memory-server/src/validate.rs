@@ -234,3 +234,25 @@ pub fn policy(p: &crate::model::MemoryPolicy) -> ApiResult<()> {
         None => Ok(()),
     }
 }
+
+/// The version a conditional write is based on: `If-Match` or the body's
+/// `version` (which must agree when both are given).
+pub fn expected_version(if_match: Option<u64>, body: Option<u64>) -> ApiResult<Option<u64>> {
+    match (if_match, body) {
+        (Some(a), Some(b)) if a != b => Err(ApiError::bad_request(
+            "If-Match and version name different versions",
+        )),
+        (a, b) => Ok(a.or(b)),
+    }
+}
+
+/// A 412 unless memory `id`, stored at `stored`, is at the `expected` version (if any).
+pub fn at_version(id: uuid::Uuid, stored: u64, expected: Option<u64>) -> ApiResult<()> {
+    match expected {
+        Some(v) if v != stored => Err(ApiError::PreconditionFailed {
+            message: format!("memory {id} is at version {stored}, not {v}; reload it and retry"),
+            current_version: Some(stored),
+        }),
+        _ => Ok(()),
+    }
+}

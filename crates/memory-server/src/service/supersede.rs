@@ -48,17 +48,7 @@ impl MemoryService {
             validate::text(&self.limits, "reason", r)?;
         }
         let record = self.load_visible(who, id, agent, Role::Write).await?;
-        if let Some(v) = req.version
-            && v != record.version
-        {
-            return Err(ApiError::PreconditionFailed {
-                message: format!(
-                    "memory {id} is at version {}, not {v}; reload it and retry",
-                    record.version
-                ),
-                current_version: Some(record.version),
-            });
-        }
+        validate::at_version(id, record.version, req.version)?;
         let old = Self::memory_of(&record)?;
         if let Some(successor) = old.superseded_by {
             return Err(ApiError::Conflict(format!(

@@ -115,29 +115,12 @@ impl MemoryService {
                 "give either expires_at or clear_expiry, not both",
             ));
         }
-        let expected = match (if_match, patch.version) {
-            (Some(a), Some(b)) if a != b => {
-                return Err(ApiError::bad_request(
-                    "If-Match and version name different versions",
-                ));
-            }
-            (a, b) => a.or(b),
-        };
+        let expected = validate::expected_version(if_match, patch.version)?;
         // The last embedding made, kept across retries: (text, vector).
         let mut embedded: Option<(String, Vec<f32>)> = None;
         for _ in 0..PATCH_RETRIES {
             let record = self.load_visible(who, id, agent, Role::Write).await?;
-            if let Some(v) = expected
-                && v != record.version
-            {
-                return Err(ApiError::PreconditionFailed {
-                    message: format!(
-                        "memory {id} is at version {}, not {v}; reload it and retry",
-                        record.version
-                    ),
-                    current_version: Some(record.version),
-                });
-            }
+            validate::at_version(id, record.version, expected)?;
             if patch.changes_nothing() {
                 // No new version and no history entry (history keeps only
                 // `max_history` states; an empty PATCH must not push real ones out).

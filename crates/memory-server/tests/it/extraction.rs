@@ -272,6 +272,18 @@ async fn wait_for(c: &MemoryClient, session: &str, state: JobState) -> Job {
     }
 }
 
+/// The jobs of `team` (in `state`, if given), newest first.
+async fn jobs(c: &MemoryClient, state: Option<JobState>) -> Vec<Job> {
+    c.jobs(&ListJobs {
+        namespace: "team".into(),
+        state,
+        ..ListJobs::default()
+    })
+    .await
+    .unwrap()
+    .jobs
+}
+
 async fn texts(c: &MemoryClient) -> Vec<String> {
     let mut t: Vec<String> = c
         .list(&memory_client::ListMemories {
@@ -818,16 +830,7 @@ async fn summaries_fold_old_messages_into_context_and_lose_none() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let s = loop {
         let s = writer.get_session("team", "s1").await.unwrap();
-        let quiet = writer
-            .jobs(&ListJobs {
-                namespace: "team".into(),
-                state: Some(JobState::Queued),
-                ..ListJobs::default()
-            })
-            .await
-            .unwrap()
-            .jobs
-            .is_empty();
+        let quiet = jobs(&writer, Some(JobState::Queued)).await.is_empty();
         if quiet && s.messages.len() <= 4 {
             break s;
         }
@@ -842,15 +845,7 @@ async fn summaries_fold_old_messages_into_context_and_lose_none() {
         let kept = s.messages.iter().any(|x| x.content == m);
         assert!(kept || context.contains(&m), "{m} lost: {s:?}");
     }
-    let jobs = writer
-        .jobs(&ListJobs {
-            namespace: "team".into(),
-            state: Some(JobState::Done),
-            ..ListJobs::default()
-        })
-        .await
-        .unwrap()
-        .jobs;
+    let jobs = jobs(&writer, Some(JobState::Done)).await;
     assert!(jobs.iter().all(|j| j.kind == "summarize"), "{jobs:?}");
     let folded_total: u64 = jobs.iter().filter_map(|j| j.folded_messages).sum();
     assert_eq!(folded_total, s.summarized);
@@ -931,15 +926,7 @@ async fn a_near_duplicate_is_stored_and_merged_by_the_model_keeping_both() {
     assert_ne!(newer, older);
     let deadline = Instant::now() + Duration::from_secs(30);
     let job = loop {
-        let jobs = writer
-            .jobs(&ListJobs {
-                namespace: "team".into(),
-                state: Some(JobState::Done),
-                ..ListJobs::default()
-            })
-            .await
-            .unwrap()
-            .jobs;
+        let jobs = jobs(&writer, Some(JobState::Done)).await;
         if let Some(j) = jobs.into_iter().find(|j| j.id == job_id) {
             break j;
         }
@@ -1005,14 +992,7 @@ async fn a_near_duplicate_is_stored_and_merged_by_the_model_keeping_both() {
         .unwrap();
     let near = refused.near_duplicate.unwrap();
     assert!(!near.stored && near.merge_job.is_none(), "{near:?}");
-    let jobs = writer
-        .jobs(&ListJobs {
-            namespace: "team".into(),
-            ..ListJobs::default()
-        })
-        .await
-        .unwrap()
-        .jobs;
+    let jobs = jobs(&writer, None).await;
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert!(!format!("{jobs:?}").contains("4417"));
 }
@@ -1037,14 +1017,7 @@ async fn an_idle_session_is_extracted_once() {
     );
     // Nothing new: later scans queue nothing more.
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    let jobs = writer
-        .jobs(&ListJobs {
-            namespace: "team".into(),
-            ..ListJobs::default()
-        })
-        .await
-        .unwrap()
-        .jobs;
+    let jobs = jobs(&writer, None).await;
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(script.conversations.lock().len(), 1);
 }

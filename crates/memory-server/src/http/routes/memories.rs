@@ -15,7 +15,7 @@ use crate::model::{
     BulkDelete, CreatedBatch, ListMemories, Memory, MemoryPatch, NewMemories, NewMemory,
     SearchRequest, Supersede,
 };
-use crate::validate::memory_id;
+use crate::validate::{self, memory_id};
 
 fn with_etag(status: StatusCode, memory: &Memory, body: impl serde::Serialize) -> Response {
     let mut response = (status, Json(body)).into_response();
@@ -119,14 +119,7 @@ pub async fn supersede(
     ApiJson(mut req): ApiJson<Supersede>,
 ) -> ApiResult<Response> {
     let id = memory_id(&id)?;
-    req.version = match (if_match(&headers)?, req.version) {
-        (Some(a), Some(b)) if a != b => {
-            return Err(ApiError::bad_request(
-                "If-Match and version name different versions",
-            ));
-        }
-        (a, b) => a.or(b),
-    };
+    req.version = validate::expected_version(if_match(&headers)?, req.version)?;
     let done = app
         .service
         .supersede(&who, id, req, q.as_agent.as_deref())
