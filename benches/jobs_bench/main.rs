@@ -31,9 +31,12 @@ struct Args {
     /// Appends per namespace in phase 1.
     #[arg(long, default_value_t = 500)]
     appends: usize,
-    /// Jobs queued at once in phase 2.
+    /// Jobs queued at once in phase 2 (and at `--rate` in phase 3).
     #[arg(long, default_value_t = 200)]
     jobs: usize,
+    /// Jobs queued per second in phase 3 (below the pipeline's capacity).
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -169,5 +172,35 @@ async fn main() {
         jobs.len(),
         jobs.len() as f64 / elapsed
     );
-    summary("queue latency (queued to started)", waits);
+    summary("queue latency, all queued at once (the backlog)", waits);
+
+    // Phase 3: jobs arriving at a steady rate below capacity: the queue
+    // latency is then the time a worker takes to notice and claim a job.
+    c.set_policy("bench-rate", &extraction(&args.model))
+        .await
+        .unwrap();
+    let gap = Duration::from_secs_f64(1.0 / args.rate.max(0.1));
+    let started = Instant::now();
+    for i in 0..args.jobs {
+        let due = started + gap * u32::try_from(i).unwrap_or(u32::MAX);
+        tokio::time::sleep_until(due.into()).await;
+        let req = append(
+            "bench-rate",
+            &format!("u{i}"),
+            &format!("job {i}: I like tea"),
+        );
+        c.append_messages(&format!("r{i}"), &req).await.unwrap();
+    }
+    let jobs = drained(&c, "bench-rate", args.jobs).await;
+    let waits: Vec<f64> = jobs
+        .iter()
+        .filter_map(|j| {
+            j.started_at
+                .map(|s| (s - j.created_at).as_seconds_f64() * 1000.0)
+        })
+        .collect();
+    summary(
+        &format!("queue latency at {} jobs/s (steady)", args.rate),
+        waits,
+    );
 }

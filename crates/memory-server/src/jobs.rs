@@ -125,6 +125,9 @@ struct Spent {
 /// The queue over its record collection.
 pub struct JobQueue {
     records: Arc<DurableCollection<AnyStore>>,
+    /// Wakes this instance's idle workers when a job is queued here (others
+    /// find it at their next poll).
+    queued: tokio::sync::Notify,
 }
 
 const HOUR_MS: i64 = 3_600_000;
@@ -134,7 +137,15 @@ const DONE_KEPT_MS: i64 = 7 * 24 * HOUR_MS;
 impl JobQueue {
     /// A queue kept in `records`.
     pub fn new(records: Arc<DurableCollection<AnyStore>>) -> Self {
-        Self { records }
+        Self {
+            records,
+            queued: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// Resolves when a job is queued on this instance.
+    pub async fn queued(&self) {
+        self.queued.notified().await;
     }
 
     /// The collection (for readiness).
@@ -208,7 +219,10 @@ impl JobQueue {
                         epoch,
                     };
                     match self.put(&record, Expect::Absent).await {
-                        Ok(_) => return Ok(job),
+                        Ok(_) => {
+                            self.queued.notify_waiters();
+                            return Ok(job);
+                        }
                         Err(IndexError::VersionConflict { .. }) => continue,
                         Err(e) => return Err(e.into()),
                     }
@@ -221,7 +235,10 @@ impl JobQueue {
                     stored.job.updated_at = now;
                     stored.job.trigger.clone_from(&job.trigger);
                     match self.put(&stored, Expect::Version(version)).await {
-                        Ok(_) => return Ok(stored.job),
+                        Ok(_) => {
+                            self.queued.notify_waiters();
+                            return Ok(stored.job);
+                        }
                         Err(IndexError::VersionConflict { .. }) => continue,
                         Err(e) => return Err(e.into()),
                     }

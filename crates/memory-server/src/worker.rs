@@ -95,6 +95,7 @@ impl Worker {
                 tokio::select! {
                     () = stop.cancelled() => return,
                     () = tokio::time::sleep(idle) => {}
+                    () = self.service.jobs().queued() => {}
                 }
             } else if stop.is_cancelled() {
                 return;
