@@ -225,6 +225,18 @@ impl MemoryService {
         Ok(queued)
     }
 
+    /// After a job moved a session on (an extraction's cursor, a fold):
+    /// queues what appends made due meanwhile, which their own triggers
+    /// could not (they found this job still queued or running).
+    pub(super) async fn after_job(&self, ns: &str, session_id: &str) -> ApiResult<()> {
+        let policy = self.policies.of(ns).await?.policy;
+        if let Some((session, next)) = self.session_for_job(ns, session_id).await? {
+            let total = session.trimmed + session.messages.len() as u64;
+            self.after_append(&policy, &session, total, next).await;
+        }
+        Ok(())
+    }
+
     /// After a promote: queues an extraction when the policy asks for it.
     pub(super) async fn after_promote(&self, session: &Session) {
         let wanted = matches!(
@@ -370,7 +382,13 @@ impl MemoryService {
         let to = held.lock().await.record.job.to_message.unwrap_or(next.from);
         self.advance_extraction(&ns, &session_id, (epoch, to))
             .await?;
-        self.finish(held, decisions, None).await
+        self.finish(held, decisions, None).await?;
+        // Done whatever follows: a failure here is logged, and the next
+        // append (or idle scan) queues what is due.
+        if let Err(e) = self.after_job(&ns, &session_id).await {
+            tracing::warn!(error = %e, session = %session_id, "cannot queue the next job");
+        }
+        Ok(())
     }
 
     /// Adds `usage` to the held job (saved) and charges the namespace's budget.

@@ -145,6 +145,12 @@ impl MemoryService {
             h.record.job.to_message = Some(from + if folded { count as u64 } else { 0 });
         }
         let note = (!folded).then_some("the messages were folded or replaced meanwhile");
-        self.finish(held, Vec::new(), note).await
+        self.finish(held, Vec::new(), note).await?;
+        // Done whatever follows: a failure here is logged, and the next
+        // append (or idle scan) queues what is due.
+        if let Err(e) = self.after_job(&ns, &session_id).await {
+            tracing::warn!(error = %e, session = %session_id, "cannot queue the next job");
+        }
+        Ok(())
     }
 }

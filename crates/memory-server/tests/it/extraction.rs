@@ -37,8 +37,8 @@ struct Script {
     decide: Mutex<Answer>,
     /// Faults to answer the next calls with, in order: `hang`, `malformed`.
     faults: Mutex<VecDeque<&'static str>>,
-    /// A pause before each decisions answer.
-    decide_delay_ms: AtomicU64,
+    /// A pause before each decisions or summary answer.
+    delay_ms: AtomicU64,
     /// The conversations of the candidate calls seen.
     conversations: Mutex<Vec<Value>>,
     /// Decision calls seen.
@@ -53,7 +53,7 @@ impl Script {
             candidates: Mutex::new(candidates),
             decide: Mutex::new(decide),
             faults: Mutex::new(VecDeque::new()),
-            decide_delay_ms: AtomicU64::new(0),
+            delay_ms: AtomicU64::new(0),
             conversations: Mutex::new(Vec::new()),
             decision_calls: AtomicUsize::new(0),
             summary_calls: AtomicUsize::new(0),
@@ -102,6 +102,8 @@ async fn chat(State(script): State<Arc<Script>>, body: Bytes) -> Response {
     if schema.get("summary").is_some() {
         // A faithful summary: the earlier one and every folded message.
         script.summary_calls.fetch_add(1, Ordering::SeqCst);
+        let delay = script.delay_ms.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
         let mut parts = vec![user["earlier_summary"].as_str().unwrap().to_owned()];
         for m in user["messages"].as_array().unwrap() {
             parts.push(m["text"].as_str().unwrap().to_owned());
@@ -123,7 +125,7 @@ async fn chat(State(script): State<Arc<Script>>, body: Bytes) -> Response {
         sse(&answer.to_string())
     } else {
         script.decision_calls.fetch_add(1, Ordering::SeqCst);
-        let delay = script.decide_delay_ms.load(Ordering::SeqCst);
+        let delay = script.delay_ms.load(Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(delay)).await;
         let answer = (script.decide.lock())(&user);
         sse(&answer.to_string())
@@ -806,6 +808,9 @@ async fn summaries_fold_old_messages_into_context_and_lose_none() {
         ..MemoryPolicy::default()
     };
     admin.set_policy("team", &policy).await.unwrap();
+    // The fold takes a while, so the appends below land while it runs: their
+    // own triggers find it running, and it queues the next fold when done.
+    script.delay_ms.store(500, Ordering::SeqCst);
     // A small window would trim; with summaries nothing is trimmed unfolded.
     let mut first = said("s1", &["m0", "m1", "m2", "m3", "m4"]);
     first.window = Some(3);
