@@ -30,6 +30,7 @@ pub fn spawn(
                 service: Arc::clone(&service),
                 settings: settings.clone(),
                 name: format!("{instance}/{n}"),
+                later: std::sync::Mutex::default(),
             };
             let stop = stop.clone();
             tokio::spawn(async move { w.run(stop).await })
@@ -74,6 +75,12 @@ struct Worker {
     settings: JobsConfig,
     /// `<instance>/<n>`, written into the leases it holds.
     name: String,
+    /// Jobs read and found not claimable, with the instant (ms) until which
+    /// they cannot be (their `not_before`, or a live lease's end): not read
+    /// again before it, so a backlog waiting for its budget or a retry costs
+    /// no store reads per poll. Only this worker's view; stale at worst
+    /// until that instant, which the job itself named.
+    later: std::sync::Mutex<std::collections::HashMap<uuid::Uuid, i64>>,
 }
 
 fn lease_ms(s: &JobsConfig) -> i64 {
@@ -106,16 +113,27 @@ impl Worker {
     /// Claims and runs one job; whether there was one.
     async fn once(&self) -> Result<bool, crate::error::ApiError> {
         let jobs = self.service.jobs();
+        let now = now_millis();
+        if let Ok(mut later) = self.later.lock() {
+            later.retain(|_, until| *until > now);
+        }
         for id in jobs.candidates() {
+            let skip = self.later.lock().is_ok_and(|later| later.contains_key(&id));
+            if skip {
+                continue;
+            }
             let Some((record, version)) = jobs.get(id).await? else {
                 continue;
             };
-            let due = match record.job.state {
-                JobState::Queued => record.job.not_before <= OffsetDateTime::now_utc(),
-                JobState::Running => record.lease_until < now_millis(),
-                JobState::Done | JobState::Failed => false,
+            let until = match record.job.state {
+                JobState::Queued => millis(record.job.not_before),
+                JobState::Running => record.lease_until.saturating_add(1),
+                JobState::Done | JobState::Failed => continue,
             };
-            if !due {
+            if until > now_millis() {
+                if let Ok(mut later) = self.later.lock() {
+                    later.insert(id, until);
+                }
                 continue;
             }
             if self.wait_for_budget(&record, version).await? {
@@ -262,6 +280,10 @@ async fn renew(
             Err(e) => tracing::warn!(error = %e, "cannot renew a job's lease"),
         }
     }
+}
+
+fn millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 fn from_millis(ms: i64) -> OffsetDateTime {
