@@ -125,8 +125,8 @@ resource "google_cloud_run_v2_service" "service" {
           cpu    = var.size.cpu
           memory = var.size.memory
         }
-        # The index lives in memory and the change-stream follower runs
-        # between requests: CPU stays allocated.
+        # The index lives in memory, and the change-stream follower and the
+        # background job workers run between requests: CPU stays allocated.
         cpu_idle = false
       }
 
