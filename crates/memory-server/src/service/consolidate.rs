@@ -66,7 +66,7 @@ impl MemoryService {
                     allow_near_duplicate: true,
                     ..NewMemory::default()
                 };
-                let created = self.create(&who, vec![new]).await?.remove(0);
+                let created = self.create_one(&who, new).await?;
                 Ok(if created.duplicate {
                     decision(
                         Action::Ignore,

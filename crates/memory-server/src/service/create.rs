@@ -296,6 +296,15 @@ impl MemoryService {
         Ok(prepared)
     }
 
+    /// Creates one memory (see [`Self::create`]).
+    pub(super) async fn create_one(&self, who: &Principal, input: NewMemory) -> ApiResult<Created> {
+        self.create(who, vec![input])
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| ApiError::Internal("create returned nothing".into()))
+    }
+
     /// Creates memories in order; identical text in the same scope and reused
     /// idempotency keys return the existing memory instead of a new one.
     /// Nothing is written unless every input is valid.

@@ -49,7 +49,8 @@ impl MemoryService {
         let records = self
             .timed("get_many", self.collection.get_many(&[existing, new]))
             .await?;
-        let (Some(e), Some(n)) = (records[0].clone(), records[1].clone()) else {
+        let mut records = records.into_iter();
+        let (Some(Some(e)), Some(Some(n))) = (records.next(), records.next()) else {
             return self
                 .finish(
                     held,

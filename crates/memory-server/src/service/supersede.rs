@@ -79,7 +79,7 @@ impl MemoryService {
             idempotency_key: Some(format!("supersede:{id}:{}", record.version)),
             ..NewMemory::default()
         };
-        let successor = self.create(who, vec![new]).await?.remove(0).memory;
+        let successor = self.create_one(who, new).await?.memory;
         if successor.id == id {
             return Err(ApiError::invalid(
                 "text",
