@@ -27,6 +27,7 @@ use vector_index::durable::{DurableCollection, now_millis};
 use vector_index::store::{AnyStore, Expect, Record};
 use vector_index::{Field, Filter, IndexError, Payload};
 
+use crate::epoch_ms::millis;
 use crate::error::{ApiError, ApiResult};
 use crate::ids::derived_id;
 use crate::model::{Job, JobState, JobUsage, Kind};
@@ -91,6 +92,19 @@ pub struct JobRecord {
     /// The session's message numbering the job's indexes refer to.
     #[serde(default)]
     pub epoch: i64,
+}
+
+impl JobRecord {
+    /// From when (ms) a worker may claim it: a queued job from its
+    /// `not_before`, a running one once its lease has passed; `None` once
+    /// it is done or failed.
+    pub fn claimable_at(&self) -> Option<i64> {
+        match self.job.state {
+            JobState::Queued => Some(millis(self.job.not_before)),
+            JobState::Running => Some(self.lease_until.saturating_add(1)),
+            JobState::Done | JobState::Failed => None,
+        }
+    }
 }
 
 /// A job this worker holds: the record and the version it last wrote.
@@ -291,26 +305,22 @@ impl JobQueue {
             Field::Attribute,
             [state_attr(JobState::Queued), state_attr(JobState::Running)],
         ));
-        // UUIDv8 ids are not time-ordered; a bounded shuffle by id spreads
-        // instances over different jobs.
+        // By id: a stable order (ids are digests, so not the queue's order).
         ids.sort_unstable();
         ids
     }
 
-    /// Claims job `id` for `owner` until `lease_until`, if it is queued and
-    /// due, or running with a passed lease. `None`: not claimable (or another
-    /// worker won).
-    pub async fn claim(&self, id: Uuid, owner: &str, lease_ms: i64) -> ApiResult<Option<Held>> {
-        let Some((mut record, version)) = self.get(id).await? else {
-            return Ok(None);
-        };
+    /// Claims `record`, read at `version`, for `owner` for `lease_ms`, if it
+    /// is claimable now ([`JobRecord::claimable_at`]). `None`: not claimable,
+    /// or another worker won.
+    pub async fn claim(
+        &self,
+        (mut record, version): (JobRecord, u64),
+        owner: &str,
+        lease_ms: i64,
+    ) -> ApiResult<Option<Held>> {
         let now = now_millis();
-        let claimable = match record.job.state {
-            JobState::Queued => millis(record.job.not_before) <= now,
-            JobState::Running => record.lease_until < now,
-            JobState::Done | JobState::Failed => false,
-        };
-        if !claimable {
+        if record.claimable_at().is_none_or(|at| at > now) {
             return Ok(None);
         }
         if record.job.state == JobState::Running {
@@ -436,10 +446,6 @@ impl JobQueue {
             "the budget of `{ns}` is being updated concurrently"
         )))
     }
-}
-
-fn millis(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub mod app;
 /// API-key auth, shared with the other services (`kit::auth`).
 pub use kit::auth;
 pub mod config;
+pub mod epoch_ms;
 pub mod error;
 pub mod http;
 pub mod ids;

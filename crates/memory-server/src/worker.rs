@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use vector_index::durable::now_millis;
 
 use crate::config::JobsConfig;
+use crate::epoch_ms::from_millis;
 use crate::jobs::{Held, Stop};
 use crate::model::JobState;
 use crate::service::MemoryService;
@@ -125,10 +126,8 @@ impl Worker {
             let Some((record, version)) = jobs.get(id).await? else {
                 continue;
             };
-            let until = match record.job.state {
-                JobState::Queued => millis(record.job.not_before),
-                JobState::Running => record.lease_until.saturating_add(1),
-                JobState::Done | JobState::Failed => continue,
+            let Some(until) = record.claimable_at() else {
+                continue;
             };
             if until > now_millis() {
                 if let Ok(mut later) = self.later.lock() {
@@ -139,7 +138,11 @@ impl Worker {
             if self.wait_for_budget(&record, version).await? {
                 continue;
             }
-            let Some(held) = jobs.claim(id, &self.name, lease_ms(&self.settings)).await? else {
+            let read = (record, version);
+            let Some(held) = jobs
+                .claim(read, &self.name, lease_ms(&self.settings))
+                .await?
+            else {
                 continue; // another worker won it
             };
             self.execute(held).await;
@@ -280,13 +283,4 @@ async fn renew(
             Err(e) => tracing::warn!(error = %e, "cannot renew a job's lease"),
         }
     }
-}
-
-fn millis(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-fn from_millis(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
