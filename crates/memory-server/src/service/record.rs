@@ -75,14 +75,7 @@ pub(super) fn digest(parts: &[&str]) -> String {
     hex(&digest_bytes(parts))
 }
 
-pub(super) fn millis(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
-
-pub(super) fn from_millis(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
+pub(super) use crate::epoch_ms::{from_millis, millis};
 
 /// The metadata attribute for `key = value`, if the value is a filterable scalar.
 pub(super) fn meta_attr(key: &str, value: &Value) -> Option<String> {
@@ -184,6 +177,16 @@ pub(super) fn revision(m: Memory, reason: Option<String>) -> Revision {
 }
 
 impl Doc {
+    /// Moves the current state `current` (with the reason it was written
+    /// for) into history, keeping at most `max` prior states; the next state
+    /// is written for `reason`.
+    pub(super) fn push_history(&mut self, current: Memory, reason: Option<String>, max: usize) {
+        let before = revision(current, self.reason.take());
+        self.history.insert(0, before);
+        self.history.truncate(max);
+        self.reason = reason;
+    }
+
     /// The document of a memory record.
     pub(super) fn of(record: &Record) -> ApiResult<Self> {
         serde_json::from_slice(&record.document)

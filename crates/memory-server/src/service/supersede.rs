@@ -14,7 +14,7 @@ use uuid::Uuid;
 use vector_index::IndexError;
 use vector_index::store::{Expect, Record};
 
-use super::record::{Doc, attributes, revision, scope_keys};
+use super::record::{Doc, attributes, scope_keys};
 use super::{MemoryService, millis};
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
@@ -126,12 +126,9 @@ impl MemoryService {
         let id = record.id;
         let old = Self::memory_of(record)?;
         let mut doc = Doc::of(record)?;
-        let before = revision(old, doc.reason.take());
-        doc.history.insert(0, before);
-        doc.history.truncate(self.limits.max_history);
+        doc.push_history(old, Some(reason), self.limits.max_history);
         doc.superseded_by = Some(successor);
         doc.valid_until = Some(until);
-        doc.reason = Some(reason);
         let mut payload = record.payload.clone();
         payload.updated_at = millis(OffsetDateTime::now_utc()).max(payload.created_at);
         payload.attributes = attributes(&payload, &doc, scope_keys(&payload, &doc));

@@ -135,10 +135,7 @@ impl MemoryService {
             }
             let embedded_from = doc.embedded_from(&record.payload).to_owned();
             let mut payload = record.payload.clone();
-            let before = revision(Self::memory_of(&record)?, doc.reason.take());
-            doc.history.insert(0, before);
-            doc.history.truncate(l.max_history);
-            doc.reason.clone_from(&reason);
+            doc.push_history(Self::memory_of(&record)?, reason.clone(), l.max_history);
             if let Some(t) = &patch.text {
                 doc.text.clone_from(t);
                 doc.content_hash = hex(&Sha256::digest(t.as_bytes()));
