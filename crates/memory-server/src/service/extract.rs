@@ -205,14 +205,10 @@ impl MemoryService {
                     .eq(Field::Attribute, super::sessions::SESSION)
                     .range(TimeField::Updated, Some(updated.0), Some(updated.1)),
             );
-            for r in self
-                .timed("get_many", self.collection.get_many(&ids))
-                .await?
-            {
-                let Some(session_id) = r.and_then(|r| r.payload.session_id) else {
-                    continue;
-                };
-                let Some((session, next)) = self.session_for_job(&ns, &session_id).await? else {
+            let records = self.timed("get_many", self.collection.get_many(&ids));
+            for r in records.await?.into_iter().flatten() {
+                // One read per session: the record the scan read is decoded.
+                let Some((session, next)) = Self::job_view_of(&r)? else {
                     continue;
                 };
                 if session.trimmed + session.messages.len() as u64 > next.from {

@@ -415,16 +415,30 @@ impl MemoryService {
         ns: &str,
         session_id: &str,
     ) -> ApiResult<Option<(Session, Extraction)>> {
-        let Some(record) = self.session_record(ns, session_id).await? else {
+        match self.session_record(ns, session_id).await? {
+            Some(record) => Self::job_view(&record).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A session record as a job sees it: the session, and where its next
+    /// extraction starts; `None` when `record` is not a live session.
+    pub(super) fn job_view_of(record: &Record) -> ApiResult<Option<(Session, Extraction)>> {
+        let now = millis(OffsetDateTime::now_utc());
+        if !live_session(record, now) {
             return Ok(None);
-        };
+        }
+        Self::job_view(record).map(Some)
+    }
+
+    fn job_view(record: &Record) -> ApiResult<(Session, Extraction)> {
         let doc: SessionDoc = serde_json::from_slice(&record.document)
-            .map_err(|e| ApiError::Internal(format!("session {session_id} is unreadable: {e}")))?;
+            .map_err(|e| ApiError::Internal(format!("session {} is unreadable: {e}", record.id)))?;
         let next = Extraction {
             epoch: doc.epoch,
             from: doc.extract_from,
         };
-        Ok(Some((Self::session_of(&record)?, next)))
+        Ok((Self::session_of(record)?, next))
     }
 
     /// Applies `change` to the live session's document in a write that
