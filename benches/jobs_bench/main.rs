@@ -88,6 +88,16 @@ fn append(ns: &str, user: &str, text: &str) -> AppendMessages {
     }
 }
 
+/// Each started job's queue latency (queued to started), in ms.
+fn queue_waits(jobs: &[memory_client::Job]) -> Vec<f64> {
+    jobs.iter()
+        .filter_map(|j| {
+            j.started_at
+                .map(|s| (s - j.created_at).as_seconds_f64() * 1000.0)
+        })
+        .collect()
+}
+
 /// Waits until no job of `ns` is queued or running; the jobs then.
 async fn drained(c: &MemoryClient, ns: &str, expected: usize) -> Vec<memory_client::Job> {
     loop {
@@ -158,13 +168,7 @@ async fn main() {
     let jobs = drained(&c, "bench-jobs", args.jobs).await;
     let elapsed = started.elapsed().as_secs_f64();
     let done = jobs.iter().filter(|j| j.state == JobState::Done).count();
-    let waits: Vec<f64> = jobs
-        .iter()
-        .filter_map(|j| {
-            j.started_at
-                .map(|s| (s - j.created_at).as_seconds_f64() * 1000.0)
-        })
-        .collect();
+    let waits = queue_waits(&jobs);
     let calls: u64 = jobs.iter().map(|j| j.usage.calls).sum();
     println!(
         "pipeline: {} jobs ({done} done, {calls} model calls) queued in {queued_in:.2} s, \
@@ -192,13 +196,7 @@ async fn main() {
         c.append_messages(&format!("r{i}"), &req).await.unwrap();
     }
     let jobs = drained(&c, "bench-rate", args.jobs).await;
-    let waits: Vec<f64> = jobs
-        .iter()
-        .filter_map(|j| {
-            j.started_at
-                .map(|s| (s - j.created_at).as_seconds_f64() * 1000.0)
-        })
-        .collect();
+    let waits = queue_waits(&jobs);
     summary(
         &format!("queue latency at {} jobs/s (steady)", args.rate),
         waits,
