@@ -1,0 +1,445 @@
+//! A run: set-up (preloaded memories, sessions), warm-up, then the measured
+//! load, open-loop or closed-loop, until the duration, the request cap or a
+//! stop (Ctrl-C), whichever comes first.
+//!
+//! Open loop: request n is meant to leave at its scheduled time
+//! ([`crate::schedule`]); it waits for a free slot (at most `concurrency`
+//! in flight) and its latency runs from the scheduled time, so a stalled
+//! server shows in the figures instead of slowing the load. Closed loop:
+//! `concurrency` workers, each sending when its last answer came, latency
+//! from the actual send (what most load tools report).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::auth::Credentials;
+use crate::dataset::{Dataset, GROUPS};
+use crate::progress::Progress;
+use crate::record::{Outcome, Recorder, Sample};
+use crate::report::{Machine, Report};
+use crate::scenario::{LoadMode, Op, Scenario, TargetSpec};
+use crate::schedule::Shape;
+use crate::target::{Client, Target, Work, send_json};
+
+/// Most preload batches in flight at once.
+const PRELOAD_IN_FLIGHT: usize = 4;
+/// Most sessions set up per namespace for the context operation.
+const MAX_SETUP_SESSIONS: usize = 1_000;
+/// How long a stop waits for requests in flight before abandoning them.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// Picks each request's operation, namespace and inputs.
+pub struct Picker {
+    ops: Vec<(Op, f64)>,
+    namespaces: Vec<(String, f64)>,
+    sessions: usize,
+    dataset: Arc<Dataset>,
+    rng: StdRng,
+    stored: usize,
+}
+
+/// Cumulative weights, normalised to end at 1.
+fn cumulative<T: Clone>(items: impl IntoIterator<Item = (T, f64)>) -> Vec<(T, f64)> {
+    let items: Vec<(T, f64)> = items.into_iter().collect();
+    let total: f64 = items.iter().map(|(_, w)| w).sum();
+    let mut acc = 0.0;
+    items
+        .into_iter()
+        .map(|(t, w)| {
+            acc += w / total;
+            (t, acc)
+        })
+        .collect()
+}
+
+fn pick<T: Clone>(items: &[(T, f64)], x: f64) -> Option<T> {
+    let i = items
+        .partition_point(|(_, c)| *c < x)
+        .min(items.len().saturating_sub(1));
+    items.get(i).map(|(t, _)| t.clone())
+}
+
+impl Picker {
+    /// A picker over `scenario`'s weights and `namespaces` (Zipf-skewed when asked).
+    pub fn new(scenario: &Scenario, namespaces: &[String], dataset: Arc<Dataset>) -> Self {
+        let ops = cumulative(
+            scenario
+                .ops_in_use()
+                .into_iter()
+                .map(|op| (op, scenario.operations[&op])),
+        );
+        let s = scenario.tenants.zipf;
+        let namespaces = cumulative(
+            namespaces
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.clone(), 1.0 / ((i + 1) as f64).powf(s))),
+        );
+        Self {
+            ops,
+            namespaces,
+            sessions: scenario.dataset.sessions,
+            dataset,
+            rng: StdRng::seed_from_u64(scenario.dataset.seed),
+            stored: 0,
+        }
+    }
+
+    /// The next request.
+    pub fn next(&mut self) -> Work {
+        let op = pick(&self.ops, self.rng.random()).unwrap_or(Op::Search);
+        let namespace = pick(&self.namespaces, self.rng.random()).unwrap_or_default();
+        let session = format!("s{}", self.rng.random_range(0..self.sessions));
+        let text = match op {
+            Op::Store | Op::StoreBatch | Op::SessionAppend => {
+                self.stored += 1;
+                let m = self.dataset.memory(self.stored, &mut self.rng);
+                m["text"].as_str().unwrap_or("memory").to_owned()
+            }
+            _ => self.dataset.query_text(&mut self.rng),
+        };
+        let n_queries = self.dataset.n_queries().max(1);
+        Work {
+            op,
+            namespace,
+            session,
+            text,
+            group: self.rng.random_range(0..GROUPS),
+            query: self.rng.random_range(0..n_queries),
+        }
+    }
+}
+
+/// The namespaces of a run: `<prefix>[-<run id>][-<i>]`.
+pub fn namespaces(scenario: &Scenario) -> Vec<String> {
+    let t = &scenario.tenants;
+    let base = if t.fresh {
+        format!(
+            "{}-{}",
+            t.prefix,
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        )
+    } else {
+        t.prefix.clone()
+    };
+    if t.namespaces == 1 {
+        vec![base]
+    } else {
+        (0..t.namespaces).map(|i| format!("{base}-{i}")).collect()
+    }
+}
+
+/// Stores the preload and opens the sessions the context operation reads.
+async fn setup(
+    scenario: &Scenario,
+    client: &Arc<Client>,
+    dataset: &Arc<Dataset>,
+    namespaces: &[String],
+    progress: &Progress,
+) -> Result<(), String> {
+    if matches!(scenario.target, TargetSpec::Orchestrator { .. }) {
+        return Ok(());
+    }
+    let per_ns = dataset.preload_count(scenario.dataset.preload);
+    let batch = scenario.dataset.batch;
+    let mut rng = StdRng::seed_from_u64(scenario.dataset.seed ^ 0x5eed);
+    let mut set = JoinSet::new();
+    let mut done = 0usize;
+    let total = per_ns * namespaces.len();
+    for ns in namespaces {
+        for start in (0..per_ns).step_by(batch) {
+            let memories: Vec<Value> = (start..(start + batch).min(per_ns))
+                .map(|i| crate::target::rest::memory(ns, dataset.memory(i, &mut rng)))
+                .collect();
+            let n = memories.len();
+            let req = client
+                .request(Method::POST, "/v1/memories", "/v1/memories")
+                .json(&json!({"memories": memories}));
+            set.spawn(async move { send_json(req).await.map(|_| n) });
+            while set.len() >= PRELOAD_IN_FLIGHT {
+                done += joined(set.join_next().await)?;
+                progress.setup(done, total);
+            }
+        }
+        if scenario.ops_in_use().contains(&Op::Context) {
+            for s in 0..scenario.dataset.sessions.min(MAX_SETUP_SESSIONS) {
+                let body =
+                    json!({"namespace": ns, "messages": [{"role": "user", "content": "hello"}]});
+                let req = client
+                    .request(
+                        Method::POST,
+                        "/v1/sessions/{id}/messages",
+                        &format!("/v1/sessions/s{s}/messages"),
+                    )
+                    .json(&body);
+                set.spawn(async move { send_json(req).await.map(|_| 0) });
+                while set.len() >= PRELOAD_IN_FLIGHT {
+                    done += joined(set.join_next().await)?;
+                }
+            }
+        }
+    }
+    while let Some(r) = set.join_next().await {
+        done += joined(Some(r))?;
+        progress.setup(done, total);
+    }
+    Ok(())
+}
+
+fn joined(
+    r: Option<Result<Result<usize, String>, tokio::task::JoinError>>,
+) -> Result<usize, String> {
+    match r {
+        Some(Ok(Ok(n))) => Ok(n),
+        Some(Ok(Err(e))) => Err(format!("set-up request failed: {e}")),
+        Some(Err(e)) => Err(format!("set-up task failed: {e}")),
+        None => Ok(0),
+    }
+}
+
+/// What the measured phase shares between tasks.
+struct Shared {
+    target: Target,
+    recorder: Mutex<Recorder>,
+    warmup: AtomicU64,
+}
+
+impl Shared {
+    /// Does `work` meant for `intended` (`start` is the measured start) and records it.
+    async fn one(&self, work: Work, intended: Instant, start: Instant) {
+        let called = Instant::now();
+        let result = self.target.execute(&work).await;
+        let latency = intended.elapsed();
+        if intended < start {
+            self.warmup.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let (outcome, first_event, recall) = match result {
+            Ok(a) => (
+                Outcome::Ok,
+                // From the intended time: the wait for a slot counts here too.
+                a.first_event.map(|f| f + (called - intended)),
+                a.recall,
+            ),
+            Err(kind) => (Outcome::Error(kind), None, None),
+        };
+        let sample = Sample {
+            op: work.op,
+            at: intended - start,
+            latency,
+            outcome,
+            first_event,
+            recall,
+        };
+        if let Ok(mut r) = self.recorder.lock() {
+            r.add(&sample);
+        }
+    }
+}
+
+/// Runs `scenario` against `url`; stops early when `stop` is set.
+pub async fn run(
+    scenario: &Scenario,
+    url: &str,
+    credentials: Credentials,
+    stop: Arc<AtomicBool>,
+    progress: Progress,
+) -> Result<Report, String> {
+    let l = &scenario.load;
+    let dataset = Arc::new(Dataset::load(&scenario.dataset)?);
+    let timeout = Duration::from_secs_f64(l.timeout_secs);
+    let client = Arc::new(Client::new(url, credentials, timeout, l.concurrency)?);
+    let target = Target::connect(scenario, Arc::clone(&client), Arc::clone(&dataset)).await?;
+    let names = namespaces(scenario);
+    setup(scenario, &client, &dataset, &names, &progress).await?;
+
+    let shared = Arc::new(Shared {
+        target,
+        recorder: Mutex::new(Recorder::default()),
+        warmup: AtomicU64::new(0),
+    });
+    let picker = Picker::new(scenario, &names, dataset);
+    let warmup = Duration::from_secs_f64(l.warmup_secs);
+    let duration = Duration::from_secs_f64(scenario.duration_secs());
+    let start = Instant::now() + warmup;
+    let end = start + duration;
+    let started_at = time::OffsetDateTime::now_utc() + warmup;
+    let ticker = progress.watch(
+        Arc::clone(&shared) as Arc<dyn crate::progress::Live>,
+        start,
+        duration,
+    );
+
+    match (l.mode, Shape::of(l, duration.as_secs_f64())) {
+        (LoadMode::Open, Some(shape)) => {
+            open_loop(&shared, picker, &shape, start, end, scenario, &stop).await
+        }
+        _ => closed_loop(&shared, picker, start, end, scenario, &stop).await,
+    }
+    ticker.abort();
+    let now = Instant::now();
+    let measured = now.min(end).saturating_duration_since(start);
+    let interrupted = stop.load(Ordering::Relaxed);
+    progress.finish();
+
+    let rec = shared
+        .recorder
+        .lock()
+        .map(|r| r.clone())
+        .unwrap_or_default();
+    let machine = Machine {
+        host: hostname(),
+        cpus: std::thread::available_parallelism().map_or(1, usize::from),
+        started_at: started_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+        duration_secs: measured.as_secs_f64(),
+        interrupted,
+    };
+    Ok(Report::new(
+        scenario,
+        url,
+        vec![machine],
+        &rec,
+        client.routes(),
+    ))
+}
+
+/// Scheduled sends at most `concurrency` in flight; latency from the schedule.
+async fn open_loop(
+    shared: &Arc<Shared>,
+    mut picker: Picker,
+    shape: &Shape,
+    start: Instant,
+    end: Instant,
+    scenario: &Scenario,
+    stop: &AtomicBool,
+) {
+    let l = &scenario.load;
+    let slots = Arc::new(Semaphore::new(l.concurrency));
+    let cap = scenario.max_requests();
+    let mut set = JoinSet::new();
+    let mut sent = 0u64;
+    // Seconds from the measured start; warm-up runs at the shape's first rate.
+    let mut t = -l.warmup_secs;
+    loop {
+        let intended = if t < 0.0 {
+            start - Duration::from_secs_f64(-t)
+        } else {
+            start + Duration::from_secs_f64(t)
+        };
+        if intended >= end || sent >= cap || stop.load(Ordering::Relaxed) {
+            break;
+        }
+        tokio::time::sleep_until(intended).await;
+        // A request that finds every slot busy waits, and is noted as late.
+        let (permit, waited) = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(p) => (p, false),
+            Err(_) => match Arc::clone(&slots).acquire_owned().await {
+                Ok(p) => (p, true),
+                Err(_) => break,
+            },
+        };
+        if intended >= start {
+            sent += 1;
+            if waited && let Ok(mut r) = shared.recorder.lock() {
+                r.late(intended.elapsed());
+            }
+        }
+        let work = picker.next();
+        let s = Arc::clone(shared);
+        set.spawn(async move {
+            s.one(work, intended, start).await;
+            drop(permit);
+        });
+        while set.try_join_next().is_some() {}
+        t = shape.next(t);
+    }
+    drain(set, stop.load(Ordering::Relaxed), l.timeout_secs).await;
+}
+
+/// `concurrency` workers, each sending when its last answer came.
+async fn closed_loop(
+    shared: &Arc<Shared>,
+    picker: Picker,
+    start: Instant,
+    end: Instant,
+    scenario: &Scenario,
+    stop: &Arc<AtomicBool>,
+) {
+    let picker = Arc::new(Mutex::new(picker));
+    let sent = Arc::new(AtomicU64::new(0));
+    let cap = scenario.max_requests();
+    let mut set = JoinSet::new();
+    for _ in 0..scenario.load.concurrency {
+        let (s, p, sent, stop) = (
+            Arc::clone(shared),
+            Arc::clone(&picker),
+            Arc::clone(&sent),
+            Arc::clone(stop),
+        );
+        set.spawn(async move {
+            loop {
+                let now = Instant::now();
+                if now >= end || stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                if now >= start && sent.fetch_add(1, Ordering::Relaxed) >= cap {
+                    return;
+                }
+                let Some(work) = p.lock().ok().map(|mut p| p.next()) else {
+                    return;
+                };
+                s.one(work, now, start).await;
+            }
+        });
+    }
+    drain(
+        set,
+        stop.load(Ordering::Relaxed),
+        scenario.load.timeout_secs,
+    )
+    .await;
+}
+
+/// Waits for requests in flight (each ends within its timeout); after a
+/// stop, abandons them after [`DRAIN`].
+async fn drain(mut set: JoinSet<()>, stopped: bool, timeout_secs: f64) {
+    let wait = if stopped {
+        DRAIN
+    } else {
+        Duration::from_secs_f64(timeout_secs) + Duration::from_secs(1)
+    };
+    let all = async { while set.join_next().await.is_some() {} };
+    if tokio::time::timeout(wait, all).await.is_err() {
+        set.abort_all();
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+impl crate::progress::Live for Shared {
+    fn snapshot(&self) -> (u64, u64, f64, u64) {
+        let warm = self.warmup.load(Ordering::Relaxed);
+        self.recorder.lock().map_or((0, 0, 0.0, warm), |r| {
+            let p95 = r.all_latency().value_at_quantile(0.95) as f64 / 1e3;
+            (r.requests(), r.failed(), p95, warm)
+        })
+    }
+}
