@@ -320,6 +320,15 @@ pub fn report(r: &Report, verdicts: &[Verdict]) -> String {
         r.late_sends,
         r.max_send_lag_ms
     );
+    if r.setup.memories > 0 {
+        let _ = write!(
+            b,
+            "<p>Preload before the run: {} memories in {:.1} s ({:.0}/s, batched).</p>",
+            r.setup.memories,
+            r.setup.secs,
+            r.setup.rate()
+        );
+    }
     if !verdicts.is_empty() {
         b.push_str(
             "<h2>SLO</h2><table><tr><th>objective</th><th>measured</th><th>verdict</th></tr>",

@@ -171,6 +171,29 @@ pub struct Report {
     /// Every request the run sent, setup and warm-up included, by route:
     /// what the server's own request counters should show.
     pub requests_by_route: BTreeMap<String, u64>,
+    /// The preload before the run (batched stores; not in the figures above).
+    #[serde(default)]
+    pub setup: Setup,
+}
+
+/// The preload of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Setup {
+    /// Memories stored.
+    pub memories: u64,
+    /// Seconds it took (the longest machine's, when merged).
+    pub secs: f64,
+}
+
+impl Setup {
+    /// Memories stored per second.
+    pub fn rate(&self) -> f64 {
+        if self.secs > 0.0 {
+            self.memories as f64 / self.secs
+        } else {
+            0.0
+        }
+    }
 }
 
 /// A report that cannot be read.
@@ -296,6 +319,7 @@ impl Report {
             late_sends: rec.late_sends,
             max_send_lag_ms: rec.max_send_lag.as_secs_f64() * 1e3,
             requests_by_route,
+            setup: Setup::default(),
         }
     }
 
@@ -406,6 +430,14 @@ impl Report {
                 ));
             }
         }
+        if self.setup.memories > 0 {
+            out.push_str(&format!(
+                "preload: {} memories in {:.1} s = {:.0}/s (batched, before the run)\n",
+                self.setup.memories,
+                self.setup.secs,
+                self.setup.rate()
+            ));
+        }
         for (k, v) in &self.errors_by_kind {
             out.push_str(&format!("errors {k}: {v}\n"));
         }
@@ -427,7 +459,10 @@ pub fn merge(reports: &[(String, Report)]) -> Result<Report, ReportError> {
     let mut rec = Recorder::default();
     let mut machines = Vec::new();
     let mut routes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut setup = Setup::default();
     for (name, r) in reports {
+        setup.memories += r.setup.memories;
+        setup.secs = setup.secs.max(r.setup.secs);
         if r.scenario.name != first.scenario.name {
             return Err(ReportError::Mismatch(
                 first.scenario.name.clone(),
@@ -440,13 +475,9 @@ pub fn merge(reports: &[(String, Report)]) -> Result<Report, ReportError> {
             *routes.entry(k.clone()).or_default() += v;
         }
     }
-    Ok(Report::new(
-        &first.scenario,
-        &first.url,
-        machines,
-        &rec,
-        routes,
-    ))
+    let mut merged = Report::new(&first.scenario, &first.url, machines, &rec, routes);
+    merged.setup = setup;
+    Ok(merged)
 }
 
 #[cfg(test)]

@@ -138,16 +138,17 @@ pub fn namespaces(scenario: &Scenario) -> Vec<String> {
     }
 }
 
-/// Stores the preload and opens the sessions the context operation reads.
+/// Stores the preload and opens the sessions the context operation reads;
+/// returns the memories stored.
 async fn setup(
     scenario: &Scenario,
     client: &Arc<Client>,
     dataset: &Arc<Dataset>,
     namespaces: &[String],
     progress: &Progress,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     if matches!(scenario.target, TargetSpec::Orchestrator { .. }) {
-        return Ok(());
+        return Ok(0);
     }
     let per_ns = dataset.preload_count(scenario.dataset.preload);
     let batch = scenario.dataset.batch;
@@ -192,7 +193,7 @@ async fn setup(
         done += joined(Some(r))?;
         progress.setup(done, total);
     }
-    Ok(())
+    Ok(done as u64)
 }
 
 fn joined(
@@ -260,7 +261,9 @@ pub async fn run(
     let client = Arc::new(Client::new(url, credentials, timeout, l.concurrency)?);
     let target = Target::connect(scenario, Arc::clone(&client), Arc::clone(&dataset)).await?;
     let names = namespaces(scenario);
-    setup(scenario, &client, &dataset, &names, &progress).await?;
+    let setup_started = Instant::now();
+    let preloaded = setup(scenario, &client, &dataset, &names, &progress).await?;
+    let setup_secs = setup_started.elapsed().as_secs_f64();
 
     let shared = Arc::new(Shared {
         target,
@@ -305,13 +308,12 @@ pub async fn run(
         duration_secs: measured.as_secs_f64(),
         interrupted,
     };
-    Ok(Report::new(
-        scenario,
-        url,
-        vec![machine],
-        &rec,
-        client.routes(),
-    ))
+    let mut report = Report::new(scenario, url, vec![machine], &rec, client.routes());
+    report.setup = crate::report::Setup {
+        memories: preloaded,
+        secs: if preloaded > 0 { setup_secs } else { 0.0 },
+    };
+    Ok(report)
 }
 
 /// Scheduled sends at most `concurrency` in flight; latency from the schedule.
