@@ -107,6 +107,21 @@ fn bench(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `scenario` against `url` quietly, writing the JSON report to `json`; its stdout.
+fn run_to(scenario: &str, url: &str, json: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "run",
+        scenario,
+        "--url",
+        url,
+        "--quiet",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    ok(&bench(&args))
+}
+
 fn ok(out: &Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
@@ -154,19 +169,17 @@ fn a_run_counts_what_the_server_counts_and_its_report_renders_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let s = scenario(dir.path(), "mixed-short", MIXED);
     let (json, html) = (dir.path().join("r.json"), dir.path().join("r.html"));
-    let stdout = ok(&bench(&[
-        "run",
+    let stdout = run_to(
         &s,
-        "--url",
         &server.url,
-        "--quiet",
-        "--json",
-        json.to_str().unwrap(),
-        "--html",
-        html.to_str().unwrap(),
-        "--slo",
-        "p95<5s,errors<1%",
-    ]));
+        &json,
+        &[
+            "--html",
+            html.to_str().unwrap(),
+            "--slo",
+            "p95<5s,errors<1%",
+        ],
+    );
     assert!(
         stdout.contains("SLO p95<5s") && stdout.contains("pass"),
         "{stdout}"
@@ -315,15 +328,7 @@ fn a_server_pause_shows_in_the_open_loop_tail_and_hides_in_the_closed_loop() {
     );
     let run = |s: &str, name: &str| {
         let out = dir.path().join(format!("{name}.json"));
-        ok(&bench(&[
-            "run",
-            s,
-            "--url",
-            &server.url,
-            "--quiet",
-            "--json",
-            out.to_str().unwrap(),
-        ]));
+        run_to(s, &server.url, &out, &[]);
         read_json(&out)
     };
     let c = run(&closed, "closed");
@@ -458,15 +463,7 @@ fn mcp_tool_calls_in_both_protocol_eras_count_as_the_server_counts() {
         );
         let json = dir.path().join("mcp.json");
         let before = server_counts(&server.url, "memory");
-        ok(&bench(&[
-            "run",
-            &s,
-            "--url",
-            &server.url,
-            "--quiet",
-            "--json",
-            json.to_str().unwrap(),
-        ]));
+        run_to(&s, &server.url, &json, &[]);
         let r = read_json(&json);
         assert_eq!(r["errors"], 0, "{era}: {}", r["errors_by_kind"]);
         for op in ["store", "search", "search_filtered", "context"] {
@@ -513,15 +510,7 @@ fn orchestrator_runs_blocking_and_streamed_report_time_to_first_event() {
         "[target]\nkind = \"orchestrator\"\nagent = \"bench\"\n[load]\nmode = \"open\"\nrate = 20\nconcurrency = 16\nduration_secs = 2\n[operations]\nrun = 1\nrun_stream = 1\n",
     );
     let json = work.path().join("runs.json");
-    ok(&bench(&[
-        "run",
-        &s,
-        "--url",
-        &orch.url,
-        "--quiet",
-        "--json",
-        json.to_str().unwrap(),
-    ]));
+    run_to(&s, &orch.url, &json, &[]);
     let r = read_json(&json);
     assert_eq!(r["errors"], 0, "{}", r["errors_by_kind"]);
     let run = &r["operations"]["run"];

@@ -64,6 +64,17 @@ pub enum TargetSpec {
     },
 }
 
+impl TargetSpec {
+    /// The operations this target serves.
+    pub fn serves(&self) -> &'static [Op] {
+        match self {
+            TargetSpec::Mcp { .. } => &Op::ALL[..6],
+            TargetSpec::Rest => &Op::ALL[..7],
+            TargetSpec::Orchestrator { .. } => &Op::ALL[7..],
+        }
+    }
+}
+
 fn default_mcp_version() -> String {
     MCP_STATELESS.to_owned()
 }
@@ -261,10 +272,10 @@ pub enum Op {
     SearchFiltered,
     /// Search by a dataset vector (ANN datasets), with the recall check.
     SearchVector,
-    /// Append a message to a session.
-    SessionAppend,
     /// Read a session's context (REST: the session; MCP: `memory_context`).
     Context,
+    /// Append a message to a session.
+    SessionAppend,
     /// An orchestrator run, answered when it ends.
     Run,
     /// An orchestrator run streamed as server-sent events.
@@ -272,15 +283,16 @@ pub enum Op {
 }
 
 impl Op {
-    /// Every operation, in report order.
+    /// Every operation, in report order, grouped by target: MCP serves the
+    /// first six, REST the first seven, the orchestrator the last two.
     pub const ALL: [Op; 9] = [
         Op::Store,
         Op::StoreBatch,
         Op::Search,
         Op::SearchFiltered,
         Op::SearchVector,
-        Op::SessionAppend,
         Op::Context,
+        Op::SessionAppend,
         Op::Run,
         Op::RunStream,
     ];
@@ -427,26 +439,7 @@ impl Scenario {
         if used.is_empty() {
             return Err("`[operations]` gives no operation a weight above 0".into());
         }
-        let allowed: &[Op] = match self.target {
-            TargetSpec::Rest => &[
-                Op::Store,
-                Op::StoreBatch,
-                Op::Search,
-                Op::SearchFiltered,
-                Op::SearchVector,
-                Op::SessionAppend,
-                Op::Context,
-            ],
-            TargetSpec::Mcp { .. } => &[
-                Op::Store,
-                Op::StoreBatch,
-                Op::Search,
-                Op::SearchFiltered,
-                Op::SearchVector,
-                Op::Context,
-            ],
-            TargetSpec::Orchestrator { .. } => &[Op::Run, Op::RunStream],
-        };
+        let allowed = self.target.serves();
         if let Some(op) = used.iter().find(|op| !allowed.contains(op)) {
             let names: Vec<&str> = allowed.iter().map(|o| o.name()).collect();
             return Err(format!(
@@ -531,6 +524,18 @@ mod tests {
             let err = parse(&text).expect_err(&text);
             assert!(err.contains(want), "{text}\n=> {err}");
         }
+    }
+
+    #[test]
+    fn each_target_serves_its_own_operations() {
+        let mcp = TargetSpec::Mcp {
+            protocol: MCP_STATELESS.into(),
+        };
+        assert!(mcp.serves().contains(&Op::Context) && !mcp.serves().contains(&Op::SessionAppend));
+        let rest = TargetSpec::Rest.serves();
+        assert!(rest.contains(&Op::SessionAppend) && !rest.contains(&Op::Run));
+        let orch = TargetSpec::Orchestrator { agent: "a".into() };
+        assert_eq!(orch.serves(), &[Op::Run, Op::RunStream]);
     }
 
     #[test]
