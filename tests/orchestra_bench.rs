@@ -559,3 +559,52 @@ fn a_run_refuses_a_remote_target_unless_named_and_a_bad_scenario_says_why() {
         "{err}"
     );
 }
+
+#[test]
+fn ctrl_c_stops_the_run_and_still_writes_a_partial_report() {
+    let server = memory_server("");
+    let dir = tempfile::tempdir().unwrap();
+    let s = scenario(
+        dir.path(),
+        "long",
+        "[load]\nmode = \"open\"\nrate = 50\nduration_secs = 600\n[operations]\nsearch = 1\n",
+    );
+    let json = dir.path().join("partial.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_orchestra-bench"))
+        .args([
+            "run",
+            &s,
+            "--url",
+            &server.url,
+            "--quiet",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    // It stops within the drain bound, not after 600 s.
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still running after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let r = read_json(&json);
+    assert_eq!(r["interrupted"], true);
+    let secs = r["duration_secs"].as_f64().unwrap();
+    assert!((1.0..10.0).contains(&secs), "{secs}");
+    assert!(r["requests"].as_u64().unwrap() >= 50);
+}

@@ -387,6 +387,14 @@ pub fn report(r: &Report, verdicts: &[Verdict]) -> String {
             .map(|s| (s.second as f64, f(s)))
             .collect::<Vec<_>>()
     };
+    // Counts per point over the point's width: requests per second.
+    let step = r.timeline_step_secs.max(1) as f64;
+    let rate = |f: fn(&crate::report::SecondReport) -> u64| {
+        r.timeline
+            .iter()
+            .map(|s| (s.second as f64, f(s) as f64 / step))
+            .collect::<Vec<_>>()
+    };
     b.push_str(&line_plot(
         "Latency over time",
         "second of the run (by intended send time)",
@@ -414,11 +422,11 @@ pub fn report(r: &Report, verdicts: &[Verdict]) -> String {
         &[
             Series {
                 name: "ok".into(),
-                points: sec(|s| s.ok as f64),
+                points: rate(|s| s.ok),
             },
             Series {
                 name: "errors".into(),
-                points: sec(|s| s.errors as f64),
+                points: rate(|s| s.errors),
             },
         ],
         false,

@@ -17,11 +17,29 @@ use crate::scenario::Op;
 const MAX_MICROS: u64 = 3_600_000_000;
 /// Significant decimal digits kept: values are exact to 0.1 %.
 const SIGFIG: u8 = 3;
+/// Digits of the timeline's histograms (1 %): there is one per point, and
+/// at 3 digits each would take 180 kB of memory.
+const TIMELINE_SIGFIG: u8 = 2;
+/// Most points of a timeline: a longer run widens its points.
+const MAX_POINTS: f64 = 600.0;
 
 /// An empty latency histogram in microseconds.
 #[allow(clippy::expect_used)] // constant bounds, valid by construction; no outside data
 pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_MICROS, SIGFIG).expect("1 µs .. 1 h at 3 digits is valid")
+}
+
+/// An empty timeline histogram (microseconds, 2 digits).
+#[allow(clippy::expect_used)] // constant bounds, valid by construction; no outside data
+pub fn coarse_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_MICROS, TIMELINE_SIGFIG)
+        .expect("1 µs .. 1 h at 2 digits is valid")
+}
+
+/// Seconds per timeline point for a run of `duration_secs`: 1, or wider so
+/// that a long run has at most 600 points.
+pub fn step_for(duration_secs: f64) -> u64 {
+    ((duration_secs / MAX_POINTS).ceil() as u64).max(1)
 }
 
 /// Records `d` in `h` (microseconds, at least 1, clamped to an hour).
@@ -104,19 +122,20 @@ impl OpStats {
     }
 }
 
-/// One second of the measured run.
+/// One point of the timeline: a second of the measured run, or
+/// [`Recorder::step_secs`] of them.
 #[derive(Debug, Clone)]
 pub struct Second {
-    /// Latency of the successful requests meant to go in this second.
+    /// Latency of the successful requests meant to go in this point (2 digits).
     pub latency: Histogram<u64>,
-    /// Failed requests meant to go in this second.
+    /// Failed requests meant to go in this point.
     pub errors: u64,
 }
 
 impl Default for Second {
     fn default() -> Self {
         Self {
-            latency: histogram(),
+            latency: coarse_histogram(),
             errors: 0,
         }
     }
@@ -130,11 +149,13 @@ fn add_hist(a: &mut Histogram<u64>, b: &Histogram<u64>) {
 }
 
 /// Everything a run (or a merge of runs) measured.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Recorder {
     /// Per operation.
     pub ops: BTreeMap<Op, OpStats>,
-    /// Per second of the measured run.
+    /// Seconds per timeline point.
+    pub step_secs: u64,
+    /// Per point of the measured run.
     pub timeline: Vec<Second>,
     /// Requests sent later than meant, because every slot was in flight.
     pub late_sends: u64,
@@ -142,14 +163,31 @@ pub struct Recorder {
     pub max_send_lag: Duration,
 }
 
-/// Longest timeline kept, in seconds (the scenario's duration bound).
-const MAX_SECONDS: usize = crate::scenario::MAX_DURATION_SECS as usize + 1;
+/// Most timeline points kept, whatever the samples say.
+const MAX_INDEX: u64 = MAX_POINTS as u64 * 2;
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new(1)
+    }
+}
 
 impl Recorder {
+    /// An empty recorder with timeline points `step_secs` wide.
+    pub fn new(step_secs: u64) -> Self {
+        Self {
+            ops: BTreeMap::new(),
+            step_secs: step_secs.max(1),
+            timeline: Vec::new(),
+            late_sends: 0,
+            max_send_lag: Duration::ZERO,
+        }
+    }
+
     /// Adds one finished request.
     pub fn add(&mut self, s: &Sample) {
         let op = self.ops.entry(s.op).or_default();
-        let sec = (s.at.as_secs() as usize).min(MAX_SECONDS);
+        let sec = (s.at.as_secs() / self.step_secs).min(MAX_INDEX) as usize;
         if self.timeline.len() <= sec {
             self.timeline.resize_with(sec + 1, Second::default);
         }
@@ -179,7 +217,7 @@ impl Recorder {
         self.max_send_lag = self.max_send_lag.max(lag);
     }
 
-    /// Adds another recorder's figures (a run from another machine).
+    /// Adds another recorder's figures (a run from another machine, with the same step).
     pub fn merge(&mut self, other: &Recorder) {
         for (op, stats) in &other.ops {
             self.ops.entry(*op).or_default().add(stats);
@@ -247,5 +285,25 @@ mod tests {
         assert!((p99 - 99.0).abs() < 0.1, "{p99}");
         assert_eq!(r.timeline.len(), 3, "100 samples over 2 s");
         assert_eq!(r.timeline[0].errors, 1);
+    }
+
+    #[test]
+    fn a_long_run_widens_its_timeline_points() {
+        assert_eq!(step_for(30.0), 1);
+        assert_eq!(step_for(600.0), 1);
+        assert_eq!(step_for(3600.0), 6);
+        let mut r = Recorder::new(step_for(3600.0));
+        for s in 0..3600u64 {
+            r.add(&Sample {
+                op: Op::Search,
+                at: Duration::from_secs(s),
+                latency: Duration::from_millis(1),
+                outcome: Outcome::Ok,
+                first_event: None,
+                recall: None,
+            });
+        }
+        assert_eq!(r.timeline.len(), 600);
+        assert_eq!(r.timeline[0].latency.len(), 6);
     }
 }

@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
-use crate::record::{OpStats, Recorder, Second, histogram};
+use crate::record::{OpStats, Recorder, Second, coarse_histogram, histogram};
 use crate::scenario::{Op, Scenario};
 
 /// The report format; a reader refuses another.
@@ -95,12 +95,12 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// One second of the run.
+/// One point of the timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SecondReport {
-    /// Seconds from the measured start.
-    pub second: usize,
-    /// Successful answers to requests meant for this second.
+    /// Seconds from the measured start to the point's start.
+    pub second: u64,
+    /// Successful answers to requests meant for this point.
     pub ok: u64,
     /// Failed ones.
     pub errors: u64,
@@ -160,7 +160,10 @@ pub struct Report {
     pub errors_by_kind: BTreeMap<String, u64>,
     /// Per operation.
     pub operations: BTreeMap<String, OpReport>,
-    /// Per second.
+    /// Seconds per timeline point (1 unless the run is longer than 10 minutes).
+    #[serde(default = "one")]
+    pub timeline_step_secs: u64,
+    /// The timeline, one point per `timeline_step_secs`.
     pub timeline: Vec<SecondReport>,
     /// Requests that left later than meant because every slot was busy
     /// (their wait is in their latency): the load machine, not the server,
@@ -196,6 +199,10 @@ impl Setup {
     }
 }
 
+fn one() -> u64 {
+    1
+}
+
 /// A report that cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -214,6 +221,11 @@ pub enum ReportError {
     /// Nothing to merge.
     #[error("merge needs at least one report")]
     Empty,
+    /// Timelines of different widths.
+    #[error(
+        "cannot merge runs of different lengths' timelines ({0} s and {1} s per point): run the same scenario"
+    )]
+    Step(u64, u64),
 }
 
 /// Encodes a histogram as base64 V2 deflate.
@@ -224,13 +236,13 @@ pub fn encode(h: &Histogram<u64>) -> String {
     B64.encode(buf)
 }
 
-/// Decodes a base64 V2 (deflate) histogram; it must fit the recorder's bounds.
-pub fn decode(s: &str) -> Result<Histogram<u64>, String> {
+/// Decodes a base64 V2 (deflate) histogram into `out` (fresh, of the
+/// recorder's bounds).
+pub fn decode(s: &str, mut out: Histogram<u64>) -> Result<Histogram<u64>, String> {
     let bytes = B64.decode(s).map_err(|e| e.to_string())?;
     let h: Histogram<u64> = Deserializer::new()
         .deserialize(&mut Cursor::new(bytes))
         .map_err(|e| format!("{e:?}"))?;
-    let mut out = histogram();
     out.add(&h).map_err(|e| format!("{e:?}"))?;
     Ok(out)
 }
@@ -285,7 +297,7 @@ impl Report {
             .map(|(i, s)| {
                 let l = Latency::of(&s.latency);
                 SecondReport {
-                    second: i,
+                    second: i as u64 * rec.step_secs,
                     ok: s.latency.len(),
                     errors: s.errors,
                     p50: l.p50,
@@ -315,6 +327,7 @@ impl Report {
             latency_ms: Latency::of(&rec.all_latency()),
             errors_by_kind,
             operations,
+            timeline_step_secs: rec.step_secs,
             timeline,
             late_sends: rec.late_sends,
             max_send_lag_ms: rec.max_send_lag.as_secs_f64() * 1e3,
@@ -341,27 +354,27 @@ impl Report {
     pub fn recorder(&self, name: &str) -> Result<Recorder, ReportError> {
         let bad =
             |what: &str, e: String| ReportError::Histogram(name.to_owned(), what.to_owned(), e);
-        let mut rec = Recorder::default();
+        let mut rec = Recorder::new(self.timeline_step_secs);
         for (op_name, o) in &self.operations {
             let op = Op::ALL
                 .into_iter()
                 .find(|op| op.name() == op_name)
                 .ok_or_else(|| bad(op_name, "unknown operation".into()))?;
             let mut s = OpStats {
-                latency: decode(&o.histogram).map_err(|e| bad(op_name, e))?,
+                latency: decode(&o.histogram, histogram()).map_err(|e| bad(op_name, e))?,
                 errors: o.errors_by_kind.clone(),
                 recall: (o.recall_sum, o.recall_checked),
                 ..OpStats::default()
             };
             if let Some(f) = &o.first_event_histogram {
-                s.first_event = decode(f).map_err(|e| bad(op_name, e))?;
+                s.first_event = decode(f, histogram()).map_err(|e| bad(op_name, e))?;
             }
             rec.ops.insert(op, s);
         }
         for s in &self.timeline {
             let second = format!("second {}", s.second);
             rec.timeline.push(Second {
-                latency: decode(&s.histogram).map_err(|e| bad(&second, e))?,
+                latency: decode(&s.histogram, coarse_histogram()).map_err(|e| bad(&second, e))?,
                 errors: s.errors,
             });
         }
@@ -453,16 +466,22 @@ impl Report {
 
 /// One report of runs of one scenario on several machines at once: counts
 /// add, histograms add (so percentiles are those of all the samples), the
-/// timelines add second by second from each run's start.
+/// timelines add point by point from each run's start.
 pub fn merge(reports: &[(String, Report)]) -> Result<Report, ReportError> {
     let (_, first) = reports.first().ok_or(ReportError::Empty)?;
-    let mut rec = Recorder::default();
+    let mut rec = Recorder::new(first.timeline_step_secs);
     let mut machines = Vec::new();
     let mut routes: BTreeMap<String, u64> = BTreeMap::new();
     let mut setup = Setup::default();
     for (name, r) in reports {
         setup.memories += r.setup.memories;
         setup.secs = setup.secs.max(r.setup.secs);
+        if r.timeline_step_secs != first.timeline_step_secs {
+            return Err(ReportError::Step(
+                first.timeline_step_secs,
+                r.timeline_step_secs,
+            ));
+        }
         if r.scenario.name != first.scenario.name {
             return Err(ReportError::Mismatch(
                 first.scenario.name.clone(),

@@ -17,7 +17,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::Method;
 use serde_json::{Value, json};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -267,7 +267,9 @@ pub async fn run(
 
     let shared = Arc::new(Shared {
         target,
-        recorder: Mutex::new(Recorder::default()),
+        recorder: Mutex::new(Recorder::new(crate::record::step_for(
+            scenario.duration_secs(),
+        ))),
         warmup: AtomicU64::new(0),
     });
     let picker = Picker::new(scenario, &names, dataset);
@@ -346,9 +348,9 @@ async fn open_loop(
         // A request that finds every slot busy waits, and is noted as late.
         let (permit, waited) = match Arc::clone(&slots).try_acquire_owned() {
             Ok(p) => (p, false),
-            Err(_) => match Arc::clone(&slots).acquire_owned().await {
-                Ok(p) => (p, true),
-                Err(_) => break,
+            Err(_) => match wait_for_slot(&slots, stop).await {
+                Some(p) => (p, true),
+                None => break,
             },
         };
         if intended >= start {
@@ -367,6 +369,23 @@ async fn open_loop(
         t = shape.next(t);
     }
     drain(set, stop.load(Ordering::Relaxed), l.timeout_secs).await;
+}
+
+/// A free slot, or `None` once `stop` is set (checked every 100 ms, so a
+/// Ctrl-C is seen even while every request in flight hangs).
+async fn wait_for_slot(slots: &Arc<Semaphore>, stop: &AtomicBool) -> Option<OwnedSemaphorePermit> {
+    loop {
+        match tokio::time::timeout(
+            Duration::from_millis(100),
+            Arc::clone(slots).acquire_owned(),
+        )
+        .await
+        {
+            Ok(p) => return p.ok(),
+            Err(_) if stop.load(Ordering::Relaxed) => return None,
+            Err(_) => {}
+        }
+    }
 }
 
 /// `concurrency` workers, each sending when its last answer came.
