@@ -6,6 +6,10 @@
 #    memory-server, one real memory round trip (store, read, search, delete);
 #    for the orchestrator, its agents and a thread created, read and deleted.
 #    A failure stops here; the revision never receives traffic.
+#    With LOAD_SCENARIO set (a scenario file of benches/scenarios/), the tag
+#    URL is then load-tested with orchestra-bench (ORCHESTRA_BENCH, default
+#    on PATH) against LOAD_SLO (default p95<200ms,errors<0.1%); a missed
+#    objective also stops here.
 # 3. Moves traffic through the steps of config/canary.toml (10% -> 50% ->
 #    100%), judging each step by the canary's error ratio and p95 latency
 #    (PromQL on Cloud Monitoring) and by open alert incidents.
@@ -48,10 +52,15 @@ abort() {
   exit 1
 }
 
+# The canary's tag URL.
+tag_url() {
+  describe_service "$service" | json_eval \
+    "next((t.get('url') for t in j.get('status',{}).get('traffic',[]) if t.get('tag')=='$tag'), None)"
+}
+
 smoke_test() {
   local url auth
-  url="$(describe_service "$service" | json_eval \
-    "next((t.get('url') for t in j.get('status',{}).get('traffic',[]) if t.get('tag')=='$tag'), None)")"
+  url="$(tag_url)"
   [ -n "$url" ] || { log "no URL for tag $tag"; return 1; }
   # Cloud Run's IAM token goes in X-Serverless-Authorization, leaving
   # Authorization for the API key.
@@ -98,7 +107,22 @@ smoke_memory_server() {
     { log "smoke: deleting the memory failed"; return 1; }
 }
 
+# The scenario's load through the tag URL, gated on the SLO (exit 2: missed).
+load_test() {
+  local url host
+  url="$(tag_url)"
+  host="${url#https://}"
+  host="${host%%/*}"
+  log "load test: $LOAD_SCENARIO against $url, SLO ${LOAD_SLO:-p95<200ms,errors<0.1%}"
+  ORCHESTRA_BENCH_KEY="$SMOKE_API_KEY" "${ORCHESTRA_BENCH:-orchestra-bench}" run "$LOAD_SCENARIO" \
+    --url "$url" --target-allow "$host" --identity-token gcloud --quiet \
+    --slo "${LOAD_SLO:-p95<200ms,errors<0.1%}"
+}
+
 smoke_test || abort "smoke test failed; $revision never received traffic"
+if [ -n "${LOAD_SCENARIO:-}" ]; then
+  load_test || abort "load test missed its objectives; $revision never received traffic"
+fi
 
 for step in $CANARY_STEPS; do
   gc run services update-traffic "$service" --to-tags "$tag=$step" >/dev/null ||

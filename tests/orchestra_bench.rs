@@ -608,3 +608,183 @@ fn ctrl_c_stops_the_run_and_still_writes_a_partial_report() {
     assert!((1.0..10.0).contains(&secs), "{secs}");
     assert!(r["requests"].as_u64().unwrap() >= 50);
 }
+
+/// Writes an ANN dataset directory (ann-bench's format) of `n` random
+/// `dim`-d vectors and `q` queries, with exact cosine neighbours.
+fn ann_dataset(dir: &Path, n: usize, q: usize, dim: usize, k: usize) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut unit = || {
+        let v: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / norm).collect::<Vec<f32>>()
+    };
+    let base: Vec<Vec<f32>> = (0..n).map(|_| unit()).collect();
+    let queries: Vec<Vec<f32>> = (0..q).map(|_| unit()).collect();
+    let bytes = |vs: &[Vec<f32>]| {
+        vs.iter()
+            .flatten()
+            .flat_map(|x| x.to_le_bytes())
+            .collect::<Vec<u8>>()
+    };
+    let mut gt = Vec::new();
+    for qv in &queries {
+        let mut scored: Vec<(f32, usize)> = base
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (b.iter().zip(qv).map(|(x, y)| x * y).sum(), i))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        gt.extend(
+            scored[..k]
+                .iter()
+                .flat_map(|(_, i)| (*i as i32).to_le_bytes()),
+        );
+    }
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("meta.json"),
+        format!(
+            r#"{{"dim": {dim}, "n_base": {n}, "n_queries": {q}, "gt_k": {k}, "metric": "cosine"}}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("base.f32"), bytes(&base)).unwrap();
+    std::fs::write(dir.join("queries.f32"), bytes(&queries)).unwrap();
+    std::fs::write(dir.join("gt.i32"), gt).unwrap();
+}
+
+#[test]
+fn datasets_from_files_keys_and_the_recall_check() {
+    // A server with keys and 32-d embeddings, so dataset vectors fit.
+    let server = memory_server(
+        "[embedder]\ndims = 32\n[auth]\nenabled = true\n[[auth.keys]]\nname = \"bench\"\nkey = \"bench-key-1\"\nrole = \"write\"\nnamespaces = [\"*\"]\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    ann_dataset(&dir.path().join("ann"), 1500, 40, 32, 10);
+    let ann = scenario(
+        dir.path(),
+        "ann",
+        "[load]\nmode = \"closed\"\nconcurrency = 4\nduration_secs = 1.5\n[dataset]\nkind = \"ann\"\npath = \"ann\"\ntop_k = 10\n[operations]\nsearch_vector = 1\n",
+    );
+    let json = dir.path().join("ann.json");
+    // Without the key every request is refused, and the run says so.
+    let out = bench(&["run", &ann, "--url", &server.url, "--quiet"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("http 401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = run_to(
+        &ann,
+        &server.url,
+        &json,
+        &["--key", "bench-key-1", "--slo", "recall>0.9"],
+    );
+    let r = read_json(&json);
+    assert_eq!(r["setup"]["memories"], 1500, "the whole base is preloaded");
+    let sv = &r["operations"]["search_vector"];
+    assert_eq!(sv["recall_checked"], sv["ok"]);
+    let recall = sv["recall"].as_f64().unwrap();
+    assert!(recall > 0.9 && recall <= 1.0, "{recall}");
+    assert!(stdout.contains("recall@10"), "{stdout}");
+
+    // An NDJSON file of memories: stored as given, searched by their own words.
+    let lines = [
+        r#"{"text": "Alice prefers green tea in the morning", "tags": ["prefs"]}"#,
+        r#"{"text": "The deploy runner lives in the staging VPC", "metadata": {"source": "ops"}}"#,
+        r#"{"text": "Bob's birthday is on the ninth of May"}"#,
+    ];
+    std::fs::write(dir.path().join("m.ndjson"), lines.join("\n")).unwrap();
+    let nd = scenario(
+        dir.path(),
+        "nd",
+        "[load]\nmode = \"open\"\nrate = 30\nduration_secs = 1\n[dataset]\nkind = \"ndjson\"\npath = \"m.ndjson\"\npreload = 6\n[operations]\nstore = 1\nsearch = 2\n",
+    );
+    let json = dir.path().join("nd.json");
+    run_to(&nd, &server.url, &json, &["--key", "bench-key-1"]);
+    let r = read_json(&json);
+    assert_eq!(r["errors"], 0, "{}", r["errors_by_kind"]);
+    assert_eq!(r["setup"]["memories"], 6);
+    // A bad line is named.
+    std::fs::write(
+        dir.path().join("m.ndjson"),
+        "{\"text\": \"ok\"}\n{\"no_text\": 1}\n",
+    )
+    .unwrap();
+    let out = bench(&[
+        "run",
+        &nd,
+        "--url",
+        &server.url,
+        "--quiet",
+        "--key",
+        "bench-key-1",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("line 2") && err.contains("`text`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_identity_token_comes_from_gcloud() {
+    let server = memory_server("");
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let marker = dir.path().join("gcloud-called");
+    let gcloud = bin.join("gcloud");
+    std::fs::write(
+        &gcloud,
+        format!("#!/bin/sh\n[ \"$1 $2\" = \"auth print-identity-token\" ] || exit 3\necho \"$@\" > {}\necho fake.id.token\n", marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&gcloud, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let s = scenario(
+        dir.path(),
+        "g",
+        "[load]\nmode = \"open\"\nrate = 20\nduration_secs = 0.5\n[operations]\nsearch = 1\n",
+    );
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_orchestra-bench"))
+            .args([
+                "run",
+                &s,
+                "--url",
+                &server.url,
+                "--quiet",
+                "--identity-token",
+                "gcloud",
+            ])
+            .args(extra)
+            .env("PATH", &path)
+            .output()
+            .unwrap()
+    };
+    ok(&run(&[]));
+    assert!(
+        std::fs::read_to_string(&marker)
+            .unwrap()
+            .starts_with("auth print-identity-token")
+    );
+    // A gcloud that fails stops the run before any load, saying why.
+    std::fs::write(
+        &gcloud,
+        "#!/bin/sh\necho 'ERROR: no credentialed accounts' >&2\nexit 1\n",
+    )
+    .unwrap();
+    let out = run(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no credentialed accounts"),
+        "{err}"
+    );
+}

@@ -119,7 +119,7 @@ struct RunArgs {
     /// Override the scenario's measured seconds.
     #[arg(long)]
     duration: Option<f64>,
-    /// Override the scenario's open-loop fixed rate (requests per second).
+    /// Run open-loop at this fixed rate (requests per second), whatever the scenario's load.
     #[arg(long)]
     rate: Option<f64>,
     /// Override the scenario's concurrency.
@@ -196,6 +196,7 @@ async fn run_command(args: RunArgs) -> Result<ExitCode, String> {
         scenario.load.duration_secs = Some(d);
     }
     if let Some(r) = args.rate {
+        scenario.load.mode = scenario::LoadMode::Open;
         scenario.load.rate = Some(r);
         scenario.load.steps = None;
         scenario.load.ramp = None;

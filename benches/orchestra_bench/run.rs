@@ -464,3 +464,49 @@ impl crate::progress::Live for Shared {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(text: &str) -> Scenario {
+        let s: Scenario = toml::from_str(text).unwrap();
+        s.check().unwrap();
+        s
+    }
+
+    #[test]
+    fn weights_and_a_zipf_skew_pick_as_asked() {
+        let s = scenario(
+            "name = \"t\"\n[load]\nmode = \"closed\"\nduration_secs = 1\n[tenants]\nnamespaces = 4\nzipf = 1.0\n[operations]\nsearch = 3\nstore = 1\n",
+        );
+        let names = namespaces(&s);
+        assert_eq!(names.len(), 4);
+        assert!(names.iter().all(|n| n.starts_with("bench-")), "{names:?}");
+        assert!(names[1].ends_with("-1") && names[0] != names[1]);
+        let mut p = Picker::new(&s, &names, Arc::new(Dataset::Generated));
+        let (mut by_ns, mut searches) = (std::collections::HashMap::new(), 0);
+        let n = 40_000;
+        for _ in 0..n {
+            let w = p.next();
+            *by_ns.entry(w.namespace).or_insert(0usize) += 1;
+            searches += usize::from(w.op == Op::Search);
+        }
+        // Zipf 1 over 4: weights 1, 1/2, 1/3, 1/4 of 25/12.
+        for (i, name) in names.iter().enumerate() {
+            let want = (1.0 / (i + 1) as f64) / (25.0 / 12.0);
+            let got = by_ns[name] as f64 / n as f64;
+            assert!((got - want).abs() < 0.01, "{name}: {got} vs {want}");
+        }
+        let share = searches as f64 / n as f64;
+        assert!((share - 0.75).abs() < 0.01, "{share}");
+    }
+
+    #[test]
+    fn one_namespace_without_fresh_is_the_prefix_itself() {
+        let s = scenario(
+            "name = \"t\"\n[load]\nmode = \"closed\"\nduration_secs = 1\n[tenants]\nprefix = \"team-a\"\nfresh = false\n[operations]\nsearch = 1\n",
+        );
+        assert_eq!(namespaces(&s), vec!["team-a".to_owned()]);
+    }
+}

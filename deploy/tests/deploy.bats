@@ -105,6 +105,34 @@ serving() {
   grep -q 'https://canary-[0-9]*---svc.run.app/healthz' "$FAKE_DIR/curl.log"
 }
 
+@test "a load test through the tag URL gates the rollout when LOAD_SCENARIO is set" {
+  export LOAD_SCENARIO=benches/scenarios/smoke.toml
+  run "$DEPLOY/deploy.sh" dev svc image:v2
+  [ "$status" -eq 0 ]
+  [ "$(serving)" = "svc-00002-new=100" ]
+  # The canary's tag URL, allowed by name, with the IAM token and the key
+  # (in the environment, not on the command line) and the default SLO.
+  grep -q -- "run benches/scenarios/smoke.toml --url https://canary-[0-9]*---svc.run.app --target-allow canary-[0-9]*---svc.run.app --identity-token gcloud --quiet --slo p95<200ms,errors<0.1%" "$FAKE_DIR/orchestra-bench.log"
+  grep -qx "key=smoke-key" "$FAKE_DIR/orchestra-bench.log"
+  ! grep -q "smoke-key" <(grep -- "--url" "$FAKE_DIR/orchestra-bench.log")
+}
+
+@test "a missed load-test objective never receives traffic" {
+  export LOAD_SCENARIO=benches/scenarios/smoke.toml LOAD_SLO='p99<50ms' FAKE_BENCH_EXIT=2
+  run "$DEPLOY/deploy.sh" dev svc image:v2
+  [ "$status" -ne 0 ]
+  [[ "$output" == *"load test missed its objectives"* ]]
+  grep -q -- "--slo p99<50ms" "$FAKE_DIR/orchestra-bench.log"
+  ! grep -q -- '--to-tags' "$FAKE_DIR/gcloud.log"
+  [ "$(serving)" = "svc-00001-old=100" ]
+}
+
+@test "without LOAD_SCENARIO no load test runs" {
+  run "$DEPLOY/deploy.sh" dev svc image:v2
+  [ "$status" -eq 0 ]
+  [ ! -f "$FAKE_DIR/orchestra-bench.log" ]
+}
+
 @test "an orchestrator rollout smoke-tests a thread and uses its own latency gate" {
   # 2 s p95 fails the default 500 ms gate ("a latency spike rolls back"),
   # not the orchestrator's 30 s.
