@@ -107,6 +107,23 @@ fn bench(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Starts a quiet run of `scenario` against `url` writing `json`, without waiting.
+fn spawn_run(scenario: &str, url: &str, json: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_orchestra-bench"))
+        .args([
+            "run",
+            scenario,
+            "--url",
+            url,
+            "--quiet",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Runs `scenario` against `url` quietly, writing the JSON report to `json`; its stdout.
 fn run_to(scenario: &str, url: &str, json: &Path, extra: &[&str]) -> String {
     let mut args = vec![
@@ -369,21 +386,7 @@ fn runs_from_two_machines_merge_into_one_report_and_gates_fail_with_exit_code_2(
     // Both "machines" load the server at once.
     let children: Vec<Child> = paths
         .iter()
-        .map(|p| {
-            Command::new(env!("CARGO_BIN_EXE_orchestra-bench"))
-                .args([
-                    "run",
-                    &s,
-                    "--url",
-                    &server.url,
-                    "--quiet",
-                    "--json",
-                    p.to_str().unwrap(),
-                ])
-                .stdout(Stdio::null())
-                .spawn()
-                .unwrap()
-        })
+        .map(|p| spawn_run(&s, &server.url, p))
         .collect();
     for mut c in children {
         assert!(c.wait().unwrap().success());
@@ -570,19 +573,7 @@ fn ctrl_c_stops_the_run_and_still_writes_a_partial_report() {
         "[load]\nmode = \"open\"\nrate = 50\nduration_secs = 600\n[operations]\nsearch = 1\n",
     );
     let json = dir.path().join("partial.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_orchestra-bench"))
-        .args([
-            "run",
-            &s,
-            "--url",
-            &server.url,
-            "--quiet",
-            "--json",
-            json.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&s, &server.url, &json);
     std::thread::sleep(Duration::from_secs(2));
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
