@@ -212,9 +212,18 @@ struct Shared {
     target: Target,
     recorder: Mutex<Recorder>,
     warmup: AtomicU64,
+    /// When sending stopped (the end, the request cap or a stop), first noted.
+    stopped: Mutex<Option<Instant>>,
 }
 
 impl Shared {
+    /// Notes that sending stopped now, unless it already had.
+    fn stop_sending(&self) {
+        if let Ok(mut s) = self.stopped.lock() {
+            s.get_or_insert_with(Instant::now);
+        }
+    }
+
     /// Does `work` meant for `intended` (`start` is the measured start) and records it.
     async fn one(&self, work: Work, intended: Instant, start: Instant) {
         let called = Instant::now();
@@ -271,6 +280,7 @@ pub async fn run(
             scenario.duration_secs(),
         ))),
         warmup: AtomicU64::new(0),
+        stopped: Mutex::new(None),
     });
     let picker = Picker::new(scenario, &names, dataset);
     let warmup = Duration::from_secs_f64(l.warmup_secs);
@@ -291,8 +301,15 @@ pub async fn run(
         _ => closed_loop(&shared, picker, start, end, scenario, &stop).await,
     }
     ticker.abort();
-    let now = Instant::now();
-    let measured = now.min(end).saturating_duration_since(start);
+    // The measured time ends when sending did (a stop or the request cap
+    // can come before the end), not when the last answer came.
+    let stopped = shared
+        .stopped
+        .lock()
+        .ok()
+        .and_then(|s| *s)
+        .unwrap_or_else(Instant::now);
+    let measured = stopped.min(end).saturating_duration_since(start);
     let interrupted = stop.load(Ordering::Relaxed);
     progress.finish();
 
@@ -342,6 +359,7 @@ async fn open_loop(
             start + Duration::from_secs_f64(t)
         };
         if intended >= end || sent >= cap || stop.load(Ordering::Relaxed) {
+            shared.stop_sending();
             break;
         }
         tokio::time::sleep_until(intended).await;
@@ -350,7 +368,10 @@ async fn open_loop(
             Ok(p) => (p, false),
             Err(_) => match wait_for_slot(&slots, stop).await {
                 Some(p) => (p, true),
-                None => break,
+                None => {
+                    shared.stop_sending();
+                    break;
+                }
             },
         };
         if intended >= start {
@@ -411,10 +432,11 @@ async fn closed_loop(
         set.spawn(async move {
             loop {
                 let now = Instant::now();
-                if now >= end || stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                if now >= start && sent.fetch_add(1, Ordering::Relaxed) >= cap {
+                if now >= end
+                    || stop.load(Ordering::Relaxed)
+                    || (now >= start && sent.fetch_add(1, Ordering::Relaxed) >= cap)
+                {
+                    s.stop_sending();
                     return;
                 }
                 let Some(work) = p.lock().ok().map(|mut p| p.next()) else {
