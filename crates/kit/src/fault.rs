@@ -87,9 +87,13 @@ pub struct Faults {
 impl Faults {
     /// When the pause in force (started now by request `n`, or earlier) ends.
     fn pause_end(&self, n: u64) -> Option<Instant> {
+        // Only `fail_every` set (the local canary run): no pauses, no lock.
+        if self.stall_every == 0 {
+            return None;
+        }
         let mut until = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        if self.stall_every > 0 && n.is_multiple_of(self.stall_every) {
+        if n.is_multiple_of(self.stall_every) {
             *until = Some(until.map_or(now, |u| u.max(now)) + self.stall);
         }
         until.filter(|u| *u > now)
