@@ -44,13 +44,9 @@ impl Credentials {
         source: IdentitySource,
         audience: &str,
     ) -> Result<Self, String> {
-        let token = fetch(source, audience).await?;
-        self = self.with_token(token);
-        let Some(slot) = self.identity.clone() else {
-            return Ok(self);
-        };
+        let slot = Arc::new(RwLock::new(fetch(source, audience).await?));
         let (weak, audience) = (Arc::downgrade(&slot), audience.to_owned());
-        drop(slot);
+        self.identity = Some(slot);
         tokio::spawn(async move {
             // Ends when the credentials are dropped.
             loop {
@@ -69,7 +65,8 @@ impl Credentials {
         Ok(self)
     }
 
-    /// Adds a fixed identity token.
+    /// Adds a fixed identity token (the tests' way in, without a token source).
+    #[cfg(test)]
     fn with_token(mut self, token: String) -> Self {
         self.identity = Some(Arc::new(RwLock::new(token)));
         self

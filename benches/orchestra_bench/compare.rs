@@ -38,6 +38,11 @@ fn latency_rows(rows: &mut Vec<Row>, prefix: &str, a: &Latency, b: &Latency) {
     }
 }
 
+/// The operations either run has, in name order.
+pub fn operations<'r>(a: &'r Report, b: &'r Report) -> std::collections::BTreeSet<&'r String> {
+    a.operations.keys().chain(b.operations.keys()).collect()
+}
+
 /// The compared figures: totals, then each operation either run has.
 pub fn rows(a: &Report, b: &Report) -> Vec<Row> {
     let mut rows = vec![
@@ -58,10 +63,8 @@ pub fn rows(a: &Report, b: &Report) -> Vec<Row> {
         },
     ];
     latency_rows(&mut rows, "", &a.latency_ms, &b.latency_ms);
-    let names: std::collections::BTreeSet<&String> =
-        a.operations.keys().chain(b.operations.keys()).collect();
     let empty = Latency::default();
-    for n in names {
+    for n in operations(a, b) {
         let (oa, ob) = (a.operations.get(n), b.operations.get(n));
         rows.push(Row {
             figure: format!("{n} throughput /s"),

@@ -90,7 +90,9 @@ impl Dataset {
     pub fn memory(&self, i: usize, rng: &mut StdRng) -> Value {
         let group = (i as u32) % GROUPS;
         match self {
-            Self::Generated => json!({"text": text::memory(rng), "metadata": {"group": group}}),
+            Self::Generated => {
+                json!({"text": self.memory_text(i, rng), "metadata": {"group": group}})
+            }
             Self::Ndjson(lines) => {
                 let mut m = lines[i % lines.len()].clone();
                 let meta = m.entry("metadata").or_insert_with(|| json!({}));
@@ -102,8 +104,22 @@ impl Dataset {
             Self::Ann(d) => {
                 let i = i % d.meta.n_base;
                 let v = &d.base[i * d.meta.dim..(i + 1) * d.meta.dim];
-                json!({"text": format!("vector {i}"), "vector": v, "metadata": {"group": group, "i": i}})
+                json!({"text": self.memory_text(i, rng), "vector": v, "metadata": {"group": group, "i": i}})
             }
+        }
+    }
+
+    /// The text of the `i`-th memory alone (what a store during the run
+    /// sends), without building the rest of it.
+    pub fn memory_text(&self, i: usize, rng: &mut StdRng) -> String {
+        match self {
+            Self::Generated => text::memory(rng),
+            Self::Ndjson(lines) => lines[i % lines.len()]
+                .get("text")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            Self::Ann(d) => format!("vector {}", i % d.meta.n_base),
         }
     }
 

@@ -541,16 +541,8 @@ pub fn compare(a: &Report, b: &Report, rows: &[crate::compare::Row]) -> String {
         ],
         false,
     ));
-    let names: Vec<String> = a
-        .operations
-        .keys()
-        .chain(b.operations.keys())
-        .cloned()
-        .collect::<std::collections::BTreeSet<_>>()
+    let groups: Vec<(String, Vec<f64>)> = crate::compare::operations(a, b)
         .into_iter()
-        .collect();
-    let groups: Vec<(String, Vec<f64>)> = names
-        .iter()
         .map(|n| {
             let p = |r: &Report| r.operations.get(n).map_or(0.0, |o| o.latency_ms.p95);
             (n.clone(), vec![p(a), p(b)])

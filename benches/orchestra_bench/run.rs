@@ -102,8 +102,7 @@ impl Picker {
         let text = match op {
             Op::Store | Op::StoreBatch | Op::SessionAppend => {
                 self.stored += 1;
-                let m = self.dataset.memory(self.stored, &mut self.rng);
-                m["text"].as_str().unwrap_or("memory").to_owned()
+                self.dataset.memory_text(self.stored, &mut self.rng)
             }
             _ => self.dataset.query_text(&mut self.rng),
         };
@@ -159,17 +158,15 @@ async fn setup(
     for ns in namespaces {
         for start in (0..per_ns).step_by(batch) {
             let memories: Vec<Value> = (start..(start + batch).min(per_ns))
-                .map(|i| crate::target::rest::memory(ns, dataset.memory(i, &mut rng)))
+                .map(|i| crate::target::with_namespace(ns, dataset.memory(i, &mut rng)))
                 .collect();
             let n = memories.len();
             let req = client
                 .request(Method::POST, "/v1/memories", "/v1/memories")
                 .json(&json!({"memories": memories}));
             set.spawn(async move { send_json(req).await.map(|_| n) });
-            while set.len() >= PRELOAD_IN_FLIGHT {
-                done += joined(set.join_next().await)?;
-                progress.setup(done, total);
-            }
+            done += settle(&mut set, PRELOAD_IN_FLIGHT - 1).await?;
+            progress.setup(done, total);
         }
         if scenario.ops_in_use().contains(&Op::Context) {
             for s in 0..scenario.dataset.sessions.min(MAX_SETUP_SESSIONS) {
@@ -183,28 +180,28 @@ async fn setup(
                     )
                     .json(&body);
                 set.spawn(async move { send_json(req).await.map(|_| 0) });
-                while set.len() >= PRELOAD_IN_FLIGHT {
-                    done += joined(set.join_next().await)?;
-                }
+                done += settle(&mut set, PRELOAD_IN_FLIGHT - 1).await?;
             }
         }
     }
-    while let Some(r) = set.join_next().await {
-        done += joined(Some(r))?;
-        progress.setup(done, total);
-    }
+    done += settle(&mut set, 0).await?;
+    progress.setup(done, total);
     Ok(done as u64)
 }
 
-fn joined(
-    r: Option<Result<Result<usize, String>, tokio::task::JoinError>>,
-) -> Result<usize, String> {
-    match r {
-        Some(Ok(Ok(n))) => Ok(n),
-        Some(Ok(Err(e))) => Err(format!("set-up request failed: {e}")),
-        Some(Err(e)) => Err(format!("set-up task failed: {e}")),
-        None => Ok(0),
+/// Waits until at most `keep` set-up requests are in flight; returns the
+/// memories the finished ones stored, or the first failure.
+async fn settle(set: &mut JoinSet<Result<usize, String>>, keep: usize) -> Result<usize, String> {
+    let mut stored = 0;
+    while set.len() > keep {
+        match set.join_next().await {
+            Some(Ok(Ok(n))) => stored += n,
+            Some(Ok(Err(e))) => return Err(format!("set-up request failed: {e}")),
+            Some(Err(e)) => return Err(format!("set-up task failed: {e}")),
+            None => break,
+        }
     }
+    Ok(stored)
 }
 
 /// What the measured phase shares between tasks.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{Answer, Client, Failure, Work, transport};
+use super::{Answer, Client, Failure, Work, send, transport};
 use crate::dataset::{Dataset, returned_indices};
 use crate::scenario::{MCP_SESSIONS as SESSIONS, MCP_STATELESS as STATELESS, Op};
 
@@ -44,14 +44,9 @@ impl Mcp {
                 "initialize",
                 json!({"protocolVersion": SESSIONS, "capabilities": {}, "clientInfo": {"name": "orchestra-bench", "version": "1"}}),
             );
-            let resp = mcp
-                .post(&init, None)
-                .send()
+            let resp = send(mcp.post(&init, None))
                 .await
-                .map_err(|e| format!("MCP initialize: {}", transport(&e)))?;
-            if !resp.status().is_success() {
-                return Err(format!("MCP initialize: http {}", resp.status().as_u16()));
-            }
+                .map_err(|e| format!("MCP initialize: {e}"))?;
             let session = resp
                 .headers()
                 .get("mcp-session-id")
@@ -60,14 +55,9 @@ impl Mcp {
                 .to_owned();
             mcp.session = Some(session);
             let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-            let resp = mcp
-                .post(&note, None)
-                .send()
+            send(mcp.post(&note, None))
                 .await
-                .map_err(|e| format!("MCP initialized: {}", transport(&e)))?;
-            if !resp.status().is_success() {
-                return Err(format!("MCP initialized: http {}", resp.status().as_u16()));
-            }
+                .map_err(|e| format!("MCP initialized: {e}"))?;
         }
         Ok(mcp)
     }
@@ -108,16 +98,11 @@ impl Mcp {
     /// Calls a tool; its structured result, or the failure's kind.
     async fn tool(&self, name: &str, args: Value) -> Result<Value, Failure> {
         let body = self.message("tools/call", json!({"name": name, "arguments": args}));
-        let resp = self
-            .post(&body, Some(name))
-            .send()
+        let text = send(self.post(&body, Some(name)))
+            .await?
+            .text()
             .await
             .map_err(|e| transport(&e))?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(format!("http {}", status.as_u16()));
-        }
-        let text = resp.text().await.map_err(|e| transport(&e))?;
         let msg = parse_body(&text).ok_or("bad body")?;
         if msg.get("error").is_some() {
             return Err("rpc error".into());
@@ -134,15 +119,7 @@ impl Mcp {
         let ns = &w.namespace;
         match w.op {
             Op::Store | Op::StoreBatch => {
-                let n = if w.op == Op::Store {
-                    1
-                } else {
-                    super::rest::STORE_BATCH
-                };
-                let memories: Vec<Value> = (0..n)
-                    .map(|i| json!({"namespace": ns, "text": if n == 1 { w.text.clone() } else { format!("{} ({i})", w.text) }, "metadata": {"group": w.group}}))
-                    .collect();
-                self.tool("memory_store", json!({"memories": memories}))
+                self.tool("memory_store", json!({"memories": w.memories()}))
                     .await?;
             }
             Op::Search | Op::SearchFiltered => {

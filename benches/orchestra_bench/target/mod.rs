@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::auth::Credentials;
 use crate::dataset::Dataset;
@@ -35,6 +35,32 @@ pub struct Work {
     pub group: u32,
     /// The dataset query of a vector search.
     pub query: usize,
+}
+
+/// Memories per `store_batch` request.
+pub const STORE_BATCH: usize = 100;
+
+impl Work {
+    /// The memories a store operation writes, each with its namespace: one
+    /// for `store`, [`STORE_BATCH`] numbered variants for `store_batch`.
+    pub fn memories(&self) -> Vec<Value> {
+        if self.op != Op::StoreBatch {
+            let m = json!({"text": self.text, "metadata": {"group": self.group}});
+            return vec![with_namespace(&self.namespace, m)];
+        }
+        (0..STORE_BATCH)
+            .map(|i| {
+                let m = json!({"text": format!("{} ({i})", self.text), "metadata": {"group": self.group}});
+                with_namespace(&self.namespace, m)
+            })
+            .collect()
+    }
+}
+
+/// `m` with its namespace.
+pub fn with_namespace(namespace: &str, mut m: Value) -> Value {
+    m["namespace"] = json!(namespace);
+    m
 }
 
 /// What a successful request returned that the report uses.
@@ -104,14 +130,19 @@ impl Client {
     }
 }
 
-/// Sends `req` and reads a JSON answer; any failure is named by kind.
-pub async fn send_json(req: reqwest::RequestBuilder) -> Result<Value, Failure> {
+/// Sends `req`; a transport failure or a status other than 2xx is named by kind.
+pub async fn send(req: reqwest::RequestBuilder) -> Result<reqwest::Response, Failure> {
     let resp = req.send().await.map_err(|e| transport(&e))?;
     let status = resp.status();
     if !status.is_success() {
         return Err(format!("http {}", status.as_u16()));
     }
-    let bytes = resp.bytes().await.map_err(|e| transport(&e))?;
+    Ok(resp)
+}
+
+/// Sends `req` and reads a JSON answer; any failure is named by kind.
+pub async fn send_json(req: reqwest::RequestBuilder) -> Result<Value, Failure> {
+    let bytes = send(req).await?.bytes().await.map_err(|e| transport(&e))?;
     if bytes.is_empty() {
         return Ok(Value::Null);
     }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use reqwest::Method;
 use serde_json::json;
 
-use super::{Answer, Client, Failure, Work, send_json, transport};
+use super::{Answer, Client, Failure, Work, send, send_json, transport};
 use crate::scenario::Op;
 
 /// The orchestrator target.
@@ -53,17 +53,13 @@ impl Orchestrator {
             }
             Op::RunStream => {
                 let started = Instant::now();
-                let mut resp = self
-                    .client
-                    .request(Method::POST, "/v1/runs/stream", "/v1/runs/stream")
-                    .header("accept", "text/event-stream")
-                    .json(&body)
-                    .send()
-                    .await
-                    .map_err(|e| transport(&e))?;
-                if !resp.status().is_success() {
-                    return Err(format!("http {}", resp.status().as_u16()));
-                }
+                let mut resp = send(
+                    self.client
+                        .request(Method::POST, "/v1/runs/stream", "/v1/runs/stream")
+                        .header("accept", "text/event-stream")
+                        .json(&body),
+                )
+                .await?;
                 let mut first_event = None;
                 let mut text = String::new();
                 while let Some(chunk) = resp.chunk().await.map_err(|e| transport(&e))? {

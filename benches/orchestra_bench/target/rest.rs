@@ -9,9 +9,6 @@ use super::{Answer, Client, Failure, Work, send_json};
 use crate::dataset::{Dataset, returned_indices};
 use crate::scenario::Op;
 
-/// Memories per `store_batch` request.
-pub const STORE_BATCH: usize = 100;
-
 /// The REST target.
 pub struct Rest {
     client: Arc<Client>,
@@ -33,22 +30,13 @@ impl Rest {
     pub async fn execute(&self, w: &Work) -> Result<Answer, Failure> {
         let c = &self.client;
         match w.op {
-            Op::Store => {
-                let body = memory(
-                    &w.namespace,
-                    json!({"text": w.text, "metadata": {"group": w.group}}),
-                );
-                send_json(
-                    c.request(Method::POST, "/v1/memories", "/v1/memories")
-                        .json(&body),
-                )
-                .await?;
-            }
-            Op::StoreBatch => {
-                let memories: Vec<Value> = (0..STORE_BATCH)
-                    .map(|i| memory(&w.namespace, json!({"text": format!("{} ({i})", w.text), "metadata": {"group": w.group}})))
-                    .collect();
-                let body = json!({"memories": memories});
+            Op::Store | Op::StoreBatch => {
+                // One memory is its own body; a batch is `{"memories": [...]}`.
+                let body = if w.op == Op::Store {
+                    w.memories().pop().unwrap_or_default()
+                } else {
+                    json!({"memories": w.memories()})
+                };
                 send_json(
                     c.request(Method::POST, "/v1/memories", "/v1/memories")
                         .json(&body),
@@ -97,12 +85,6 @@ impl Rest {
         }
         Ok(Answer::default())
     }
-}
-
-/// `m` with its namespace.
-pub fn memory(namespace: &str, mut m: Value) -> Value {
-    m["namespace"] = json!(namespace);
-    m
 }
 
 async fn search(c: &Client, body: &Value) -> Result<Value, Failure> {
