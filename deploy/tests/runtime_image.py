@@ -16,8 +16,9 @@ docs/operations.md's `docker run` example does (bound to 0.0.0.0 so a
 published port reaches it, with auth on and one key in ORCHESTRA__AUTH__KEYS),
 so that example is known to start and serve.
 
-Usage (as root, for chroot): runtime_image.py DOCKERFILE TARGET BINARY CACHE_DIR
-BINARY stands for what the builder stage copies to /out/<name>.
+Usage (as root, for chroot): runtime_image.py DOCKERFILE TARGET BINARY CACHE_DIR [MODELS_DIR]
+BINARY stands for what the builder stage copies to /out/<name>, MODELS_DIR
+for its /out/models (the local embedder's model, `models fetch` output).
 """
 
 import hashlib
@@ -52,7 +53,10 @@ DOCUMENTED_RUN_ENV = {
 }
 # Settings only one service has.
 TARGET_ENV = {
-    "memory-server": {"ORCHESTRA__MCP__ALLOWED_HOSTS": '["localhost","127.0.0.1"]'},
+    # The baked model (image's ORCHESTRA__EMBEDDER__MODEL_DIR) must load as the
+    # stage's user from the stage's tree.
+    "memory-server": {"ORCHESTRA__MCP__ALLOWED_HOSTS": '["localhost","127.0.0.1"]',
+                      "ORCHESTRA__EMBEDDER__PROVIDER": "local"},
     "orchestrator": {},
 }
 
@@ -95,7 +99,7 @@ def packages_into(root, cache):
         subprocess.run(["dpkg-deb", "-x", os.path.join(cache, deb), root], check=True)
 
 
-def build_root(root, steps, binary, repo, cache):
+def build_root(root, steps, binary, repo, cache, models):
     """The runtime stage's tree; returns its user, working directory, env and command."""
     packages_into(root, cache)
     os.makedirs(os.path.join(root, "etc"), exist_ok=True)
@@ -115,7 +119,11 @@ def build_root(root, steps, binary, repo, cache):
             words = shlex.split(rest)
             flags = [w for w in words if w.startswith("--")]
             source, dest = [w for w in words if not w.startswith("--")]
-            if flags == ["--from=builder"]:
+            if flags == ["--from=builder"] and source == "/out/models":
+                if models is None:
+                    sys.exit("the stage copies the baked models: give MODELS_DIR")
+                source = models
+            elif flags == ["--from=builder"]:
                 if os.path.basename(source) != os.path.basename(binary):
                     sys.exit(f"the stage copies {source}; give that binary, not {binary}")
                 source = binary
@@ -174,6 +182,8 @@ def exercise_memory_server(url):
     created = call("POST", f"{url}/v1/memories",
                    {"namespace": "image-test", "text": "the runtime image serves memories"})
     memory_id = created["memory"]["id"]
+    check(created["memory"]["embedding_model"] == "local:all-MiniLM-L6-v2:384",
+          "the baked model embeds it (provider local)")
     read = call("GET", f"{url}/v1/memories/{memory_id}")
     check(read["text"] == "the runtime image serves memories", "a stored memory reads back")
     found = call("POST", f"{url}/v1/memories/search",
@@ -250,10 +260,11 @@ def run(root, uid, gid, workdir, env, command, target):
 
 
 def main(argv):
-    if len(argv) != 5:
+    if len(argv) not in (5, 6):
         print(__doc__, file=sys.stderr)
         return 2
-    dockerfile, target, binary, cache = argv[1:]
+    dockerfile, target, binary, cache = argv[1:5]
+    models = os.path.abspath(argv[5]) if len(argv) == 6 else None
     if target not in EXERCISE:
         sys.exit(f"no checks for target {target}; known: {', '.join(EXERCISE)}")
     base, steps = stage(dockerfile, target)
@@ -266,7 +277,7 @@ def main(argv):
         os.makedirs(root)
         uid, gid, workdir, env, command = build_root(
             root, steps, os.path.abspath(binary), os.path.dirname(os.path.abspath(dockerfile)),
-            cache)
+            cache, models)
         print(f"{target}: {EMULATED_BASE} rebuilt from {len(PACKAGES)} Debian packages, "
               f"entrypoint {command}")
         run(root, uid, gid, workdir, env, command, target)

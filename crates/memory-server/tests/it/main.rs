@@ -12,6 +12,7 @@ mod concurrency;
 mod config_env;
 mod data_safety;
 mod e2e;
+mod embedder_local;
 mod embedder_openai;
 mod embedder_vertex;
 mod extraction;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    BuiltinEmbedder, Embedder, OpenAiEmbedder, OpenAiSettings, RemoteSettings, VertexEmbedder,
-    VertexSettings,
+    BuiltinEmbedder, Embedder, LocalEmbedder, LocalSettings, OpenAiEmbedder, OpenAiSettings,
+    RemoteSettings, VertexEmbedder, VertexSettings,
 };
 use crate::ProviderError;
 use crate::google::AdcTokenSource;
@@ -18,8 +18,9 @@ use crate::google::AdcTokenSource;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmbedderConfig {
-    /// `builtin` (offline, no model files), `openai` (any OpenAI-compatible
-    /// server) or `vertex` (Vertex AI).
+    /// `builtin` (offline, no model files), `local` (all-MiniLM-L6-v2
+    /// in-process, from `model_dir`), `openai` (any OpenAI-compatible server)
+    /// or `vertex` (Vertex AI).
     pub provider: String,
     /// Vector dimension (the built-in embedder's size, or what the model returns).
     pub dims: usize,
@@ -52,6 +53,10 @@ pub struct EmbedderConfig {
     pub batch_size: usize,
     /// Texts whose vectors are cached (0 = no cache).
     pub cache_entries: usize,
+    /// `local`: directory of the model files (`memory-server models fetch minilm` fills it).
+    pub model_dir: PathBuf,
+    /// `local`: inference threads (0 = one per core).
+    pub threads: usize,
 }
 
 impl Default for EmbedderConfig {
@@ -72,6 +77,8 @@ impl Default for EmbedderConfig {
             backoff_ms: 200,
             batch_size: 96,
             cache_entries: 10_000,
+            model_dir: PathBuf::from("models/all-MiniLM-L6-v2"),
+            threads: 0,
         }
     }
 }
@@ -92,6 +99,14 @@ impl EmbedderConfig {
         let http = |url: &str| url.starts_with("http://") || url.starts_with("https://");
         match self.provider.as_str() {
             "builtin" => {}
+            "local" => {
+                if self.dims != super::local::MINILM_DIMS {
+                    return Err(format!(
+                        "embedder.dims must be {} for provider `local` (all-MiniLM-L6-v2)",
+                        super::local::MINILM_DIMS
+                    ));
+                }
+            }
             "openai" => {
                 if !http(&self.base_url) {
                     return Err(
@@ -121,7 +136,7 @@ impl EmbedderConfig {
             }
             other => {
                 return Err(format!(
-                    "embedder.provider `{other}` is not available; use `builtin`, `openai` or `vertex`"
+                    "embedder.provider `{other}` is not available; use `builtin`, `local`, `openai` or `vertex`"
                 ));
             }
         }
@@ -141,6 +156,16 @@ pub fn from_config(config: &EmbedderConfig) -> Result<Arc<dyn Embedder>, Provide
         cache_entries: e.cache_entries,
     };
     Ok(match e.provider.as_str() {
+        "local" => {
+            let embedder = LocalEmbedder::load(&LocalSettings {
+                model_dir: e.model_dir.clone(),
+                threads: e.threads,
+                batch_size: e.batch_size,
+                cache_entries: e.cache_entries,
+            })?;
+            tracing::info!(?embedder, dir = %e.model_dir.display(), "local embedder loaded");
+            Arc::new(embedder)
+        }
         "openai" => Arc::new(OpenAiEmbedder::from_settings(OpenAiSettings {
             base_url: e.base_url.clone(),
             model: e.model.clone(),

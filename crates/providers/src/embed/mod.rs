@@ -3,8 +3,10 @@
 //! A memory namespace is bound to one model and dimension (memory-server's
 //! service layer); providers only turn batches of text into vectors.
 
+mod batch;
 mod builtin;
 mod config;
+pub mod local;
 mod openai;
 mod remote;
 mod vertex;
@@ -16,6 +18,7 @@ use crate::ProviderError;
 
 pub use self::builtin::BuiltinEmbedder;
 pub use self::config::{EmbedderConfig, from_config};
+pub use self::local::{LocalEmbedder, LocalSettings};
 pub use self::openai::{OpenAiEmbedder, OpenAiSettings, OpenAiWire};
 pub use self::remote::{RemoteEmbedder, RemoteSettings, Wire};
 pub use self::vertex::{VertexEmbedder, VertexSettings, VertexWire};

