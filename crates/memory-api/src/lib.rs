@@ -169,6 +169,21 @@ pub struct NewMemory {
     /// (the answer still names the similar memory).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub allow_near_duplicate: bool,
+    /// Store it even when an identical memory exists (same text, user,
+    /// author, visibility, session and metadata): for logs where a repeat is
+    /// an event of its own. Without it the existing memory is returned with
+    /// `duplicate: true`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_duplicate: bool,
+    /// When it was said or learned, for back-filled history (default: now;
+    /// not in the future). Searches filter, weight and date it by this.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
+    pub created_at: Option<OffsetDateTime>,
     /// When the fact starts to hold, where known.
     #[serde(
         default,
@@ -825,6 +840,29 @@ pub enum Fusion {
     Weighted,
 }
 
+/// Neighbouring turns of each hit's conversation, returned with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ContextWindow {
+    /// Turns said just before the hit (at most 10).
+    #[serde(default)]
+    pub before: u32,
+    /// Turns said just after the hit (at most 10).
+    #[serde(default)]
+    pub after: u32,
+}
+
+/// Marks a result that is not a hit but a turn next to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct Neighbor {
+    /// The hit whose conversation it belongs to.
+    pub of: Uuid,
+    /// Its place relative to that hit: -1 the turn before, 1 the turn after.
+    pub offset: i32,
+}
+
 /// Maximal marginal relevance: trades relevance for diversity among results.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
@@ -901,6 +939,19 @@ pub struct SearchRequest {
     /// Optional diversification of the results.
     #[serde(default)]
     pub mmr: Option<Mmr>,
+    /// Also return each hit's neighbouring turns: memories of the same
+    /// session (and user), ordered by `metadata.turn` where given, else by
+    /// `created_at`. Each follows its hit, marked with `neighbor`; a memory
+    /// appears once, and neighbours do not count against `top_k`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_window: Option<ContextWindow>,
+    /// At most this many hits from one session (conversation), so a search
+    /// over many conversations is not filled by one; memories without a
+    /// session are not limited. To search one conversation, use
+    /// `filter.session_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub max_per_session: Option<u32>,
     /// Also return superseded memories (marked by `superseded_by`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub include_superseded: bool,
@@ -937,6 +988,10 @@ pub struct SearchHit {
     pub keyword_rank: Option<u32>,
     /// Recency factor in `[0, 1]` when recency weighting was asked for.
     pub recency: Option<f32>,
+    /// Set on a neighbouring turn returned for `context_window`: which hit
+    /// it is next to (its score is that hit's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbor: Option<Neighbor>,
 }
 
 /// Search results and how they were found.

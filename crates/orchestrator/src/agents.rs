@@ -15,6 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::mcp_tools::{McpServerConfig, McpServers};
+use crate::memory::RecallOptions;
 use crate::tools::BUILTIN_TOOLS;
 
 /// The agents file as written.
@@ -108,6 +109,19 @@ pub struct MemoryPolicy {
     pub max_chars: usize,
     /// Leave out memories scoring below this.
     pub min_score: f32,
+    /// The search options of memory-server's `POST /v1/memories/search`
+    /// (and MCP `memory_search`), passed as they are; absent ones take the
+    /// namespace's defaults.
+    /// `vector`, `keyword` or `hybrid`.
+    pub mode: Option<memory_client::SearchMode>,
+    /// Hybrid: `weighted` or `rrf`.
+    pub fusion: Option<memory_client::Fusion>,
+    /// Weighted fusion: the vector side's share.
+    pub alpha: Option<f32>,
+    /// Each memory's neighbouring conversation turns, e.g. `{ before = 1, after = 1 }`.
+    pub context_window: Option<memory_client::ContextWindow>,
+    /// At most this many memories from one session.
+    pub max_per_session: Option<u32>,
 }
 
 impl Default for MemoryPolicy {
@@ -117,6 +131,26 @@ impl Default for MemoryPolicy {
             top_k: 5,
             max_chars: 2000,
             min_score: 0.0,
+            mode: None,
+            fusion: None,
+            alpha: None,
+            context_window: None,
+            max_per_session: None,
+        }
+    }
+}
+
+impl MemoryPolicy {
+    /// The search its recall runs.
+    pub fn recall_options(&self) -> RecallOptions {
+        RecallOptions {
+            top_k: self.top_k,
+            min_score: self.min_score,
+            mode: self.mode,
+            fusion: self.fusion,
+            alpha: self.alpha,
+            context_window: self.context_window,
+            max_per_session: self.max_per_session,
         }
     }
 }

@@ -181,7 +181,7 @@ async fn search(
 ) -> (Result<Vec<Recalled>, String>, Duration) {
     let started = Instant::now();
     let found = memory
-        .recall(scope, query, policy.top_k, policy.min_score)
+        .recall(scope, query, &policy.recall_options())
         .await
         .map_err(|e| e.to_string());
     (found, started.elapsed())

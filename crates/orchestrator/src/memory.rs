@@ -28,6 +28,26 @@ pub struct Recalled {
     pub text: String,
 }
 
+/// How a recall searches: memory-server's search options, passed as they
+/// are (absent ones take the namespace's defaults).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecallOptions {
+    /// Memories to retrieve.
+    pub top_k: usize,
+    /// Leave out memories scoring below this (0: keep all).
+    pub min_score: f32,
+    /// `vector`, `keyword` or `hybrid`.
+    pub mode: Option<memory_client::SearchMode>,
+    /// Hybrid: `weighted` or `rrf`.
+    pub fusion: Option<memory_client::Fusion>,
+    /// Weighted fusion: the vector side's share.
+    pub alpha: Option<f32>,
+    /// Each memory's neighbouring conversation turns.
+    pub context_window: Option<memory_client::ContextWindow>,
+    /// At most this many memories from one session.
+    pub max_per_session: Option<u32>,
+}
+
 /// Who a memory call is for.
 #[derive(Debug, Clone)]
 pub struct Scope<'a> {
@@ -102,14 +122,15 @@ impl MemoryLink {
         }
     }
 
-    /// The `top_k` memories of `scope` most relevant to `query`, scoring at least `min_score`.
+    /// The memories of `scope` most relevant to `query`, searched as
+    /// `policy` says.
     pub async fn recall(
         &self,
         scope: &Scope<'_>,
         query: &str,
-        top_k: usize,
-        min_score: f32,
+        policy: &RecallOptions,
     ) -> Result<Vec<Recalled>, MemoryError> {
+        let (top_k, min_score) = (policy.top_k, policy.min_score);
         let request = SearchRequest {
             namespace: scope.namespace.to_owned(),
             query: Some(query.to_owned()),
@@ -120,6 +141,11 @@ impl MemoryLink {
             top_k: Some(top_k.clamp(1, 100)),
             min_score: (min_score > 0.0).then_some(min_score),
             as_agent: Some(scope.agent.to_owned()),
+            mode: policy.mode,
+            fusion: policy.fusion,
+            alpha: policy.alpha,
+            context_window: policy.context_window,
+            max_per_session: policy.max_per_session,
             ..SearchRequest::default()
         };
         let found = self.retried(|| self.client.search(&request)).await?;

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use crate::memory::{MemoryLink, Scope, render};
+use crate::memory::{MemoryLink, RecallOptions, Scope, render};
 
 /// Names of the built-in tools.
 pub const BUILTIN_TOOLS: &[&str] = &[
@@ -106,6 +106,14 @@ fn args<T: serde::de::DeserializeOwned>(name: &str, raw: &str) -> Result<T, Stri
     serde_json::from_str(raw).map_err(|e| format!("bad arguments for {name}: {e}"))
 }
 
+/// How the memory tools search: `top_k` results, the namespace's defaults otherwise.
+fn tool_policy(top_k: usize) -> RecallOptions {
+    RecallOptions {
+        top_k,
+        ..RecallOptions::default()
+    }
+}
+
 /// Runs built-in tool `name` with the model's `raw` arguments.
 pub async fn call(name: &str, raw: &str, env: &ToolEnv<'_>) -> Result<Value, String> {
     let memory = || {
@@ -116,7 +124,11 @@ pub async fn call(name: &str, raw: &str, env: &ToolEnv<'_>) -> Result<Value, Str
         "memory_search" => {
             let a: SearchArgs = args(name, raw)?;
             let found = memory()?
-                .recall(&env.scope, &a.query, a.top_k.unwrap_or(5).min(20), 0.0)
+                .recall(
+                    &env.scope,
+                    &a.query,
+                    &tool_policy(a.top_k.unwrap_or(5).min(20)),
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(json!({"memories": found.iter().map(|m| json!({
@@ -144,7 +156,7 @@ pub async fn call(name: &str, raw: &str, env: &ToolEnv<'_>) -> Result<Value, Str
         "memory_context" => {
             let a: ContextArgs = args(name, raw)?;
             let found = memory()?
-                .recall(&env.scope, &a.query, 10, 0.0)
+                .recall(&env.scope, &a.query, &tool_policy(10))
                 .await
                 .map_err(|e| e.to_string())?;
             let (block, used) = render(&found, a.max_chars.unwrap_or(2000).clamp(100, 8000));

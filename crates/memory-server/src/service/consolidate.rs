@@ -64,6 +64,8 @@ impl MemoryService {
                     idempotency_key: Some(format!("job:{job}:{i}")),
                     // The model saw the similar memories and chose to add.
                     allow_near_duplicate: true,
+                    allow_duplicate: false,
+                    created_at: None,
                     ..NewMemory::default()
                 };
                 let created = self.create_one(&who, new).await?;

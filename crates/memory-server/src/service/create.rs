@@ -17,6 +17,10 @@ use crate::model::{Created, Memory, NearDuplicate, NewMemory, Visibility};
 use crate::validate;
 use providers::embed::Purpose;
 
+/// How far a given `created_at` may run ahead of this server's clock (the
+/// caller's clock may be a little ahead).
+const CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
+
 /// Locks serialising creates that share a duplicate or idempotency key (or,
 /// under a near-duplicate policy, a scope).
 pub(super) const CREATE_LOCKS: usize = 256;
@@ -63,6 +67,8 @@ pub(super) struct Prepared {
     pub(super) idem: Option<String>,
     /// Stored even if a near-duplicate exists.
     pub(super) allow_near: bool,
+    /// Stored even if an identical memory exists.
+    pub(super) allow_dup: bool,
 }
 
 impl MemoryService {
@@ -77,6 +83,7 @@ impl MemoryService {
     ) -> ApiResult<Prepared> {
         let content_hash = hex(&Sha256::digest(input.text.as_bytes()));
         let allow_near = input.allow_near_duplicate;
+        let allow_dup = input.allow_duplicate;
         let mut payload = Payload {
             namespace: input.namespace,
             agent_id: who.acting_agent(input.agent_id.as_deref()),
@@ -114,6 +121,7 @@ impl MemoryService {
             dup,
             idem,
             allow_near,
+            allow_dup,
         })
     }
 
@@ -192,6 +200,14 @@ impl MemoryService {
         validate::tags(l, "tags", &m.tags)?;
         validate::metadata(l, &m.metadata)?;
         validate::expiry(m.expires_at, now)?;
+        if let Some(at) = m.created_at
+            && at > now + CLOCK_SKEW
+        {
+            return Err(ApiError::invalid(
+                "created_at",
+                "created_at is in the future; give when it was said or learned (RFC 3339, now or earlier), or leave it out for now",
+            ));
+        }
         if let Some(k) = &m.idempotency_key {
             validate::label(l, "idempotency_key", k)?;
         }
@@ -336,9 +352,13 @@ impl MemoryService {
             .await?;
         let thresholds = self.near_thresholds(&inputs).await?;
         let now_ms = millis(now);
+        // A back-filled memory keeps when it was said; it is written now.
         let items = inputs
             .into_iter()
-            .map(|m| (Uuid::now_v7(), (now_ms, now_ms), m))
+            .map(|m| {
+                let created = m.created_at.map_or(now_ms, millis);
+                (Uuid::now_v7(), (created, now_ms), m)
+            })
             .collect();
         let prepared = self.embed_and_prepare(who, items).await?;
 
@@ -391,7 +411,9 @@ impl MemoryService {
                 }));
                 continue;
             }
-            if let Some(r) = self.find_by_attr(&ns, &p.dup, author.as_deref()).await? {
+            if !p.allow_dup
+                && let Some(r) = self.find_by_attr(&ns, &p.dup, author.as_deref()).await?
+            {
                 outcomes.push(Some(Created {
                     memory: Self::memory_of(&r)?,
                     duplicate: true,
@@ -437,7 +459,7 @@ impl MemoryService {
             }
             let earlier = batch_keys
                 .iter()
-                .find(|(k, _)| *k == p.dup || Some(k) == p.idem.as_ref())
+                .find(|(k, _)| (*k == p.dup && !p.allow_dup) || Some(k) == p.idem.as_ref())
                 .map(|(_, j)| *j);
             if let Some(j) = earlier {
                 outcomes.push(None);

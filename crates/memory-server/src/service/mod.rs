@@ -28,6 +28,7 @@ mod extract;
 mod list;
 mod merge;
 mod model_binding;
+mod neighbors;
 mod policy;
 mod portable;
 mod prompts;

@@ -107,6 +107,8 @@ impl MemoryService {
                 idempotency_key: None,
                 // An import restores what was stored: never a near-duplicate refusal.
                 allow_near_duplicate: true,
+                allow_duplicate: false,
+                created_at: None,
                 valid_from: p.valid_from,
                 valid_until: p.valid_until,
             };

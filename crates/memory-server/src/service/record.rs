@@ -87,17 +87,29 @@ pub(super) fn meta_attr(key: &str, value: &Value) -> Option<String> {
     }
 }
 
-/// The scope in which identical text counts as a duplicate.
-pub(super) fn duplicate_attr(
-    ns: &str,
-    user: Option<&str>,
-    owner: Option<&str>,
-    text: &str,
-) -> String {
+/// The scope in which identical text counts as an exact duplicate: the same
+/// text is the same memory only when everything that tells two memories apart
+/// is the same too — user, author agent, visibility, session and metadata. So
+/// "Take care!" said by two speakers (metadata) or in two conversations
+/// (sessions) is two memories; the same note stored twice is one.
+pub(super) fn duplicate_attr(p: &Payload, doc: &Doc) -> String {
+    // serde_json's maps are ordered by key, so equal metadata gives equal text.
+    let metadata = serde_json::to_string(&doc.metadata).unwrap_or_default();
     format!(
         "{}{}",
         attr::DUPLICATE,
-        digest(&[ns, user.unwrap_or(""), owner.unwrap_or(""), text])
+        digest(&[
+            &p.namespace,
+            p.user_id.as_deref().unwrap_or(""),
+            p.agent_id.as_deref().unwrap_or(""),
+            match doc.visibility {
+                Visibility::Shared => "shared",
+                Visibility::Private => "private",
+            },
+            p.session_id.as_deref().unwrap_or(""),
+            &metadata,
+            &doc.text,
+        ])
     )
 }
 
@@ -126,10 +138,7 @@ pub(super) fn visibility_attr(visibility: Visibility, author: Option<&str>) -> S
 
 /// The duplicate-scope key and idempotency key of a memory.
 pub(super) fn scope_keys(p: &Payload, doc: &Doc) -> (String, Option<String>) {
-    let owner = (doc.visibility == Visibility::Private)
-        .then_some(p.agent_id.as_deref())
-        .flatten();
-    let dup = duplicate_attr(&p.namespace, p.user_id.as_deref(), owner, &doc.text);
+    let dup = duplicate_attr(p, doc);
     let idem = doc
         .idempotency_key
         .as_deref()

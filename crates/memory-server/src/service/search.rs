@@ -224,6 +224,15 @@ impl MemoryService {
                 "mmr.lambda must be between 0 and 1",
             ));
         }
+        if let Some(w) = &req.context_window {
+            super::neighbors::check_window(w)?;
+        }
+        if req.max_per_session == Some(0) {
+            return Err(ApiError::invalid(
+                "max_per_session",
+                "max_per_session must be at least 1 (leave it out for no cap)",
+            ));
+        }
         let defaults = &self.search.of(&req.namespace).settings;
         let mode = match (&req.query, &req.vector, req.mode) {
             (None, None, _) => {
@@ -248,7 +257,7 @@ impl MemoryService {
         if mode == SearchMode::Hybrid {
             depth = (top_k * HYBRID_DEPTH).max(HYBRID_MIN_CANDIDATES);
         }
-        if req.recency.is_some() || req.mmr.is_some() {
+        if req.recency.is_some() || req.mmr.is_some() || req.max_per_session.is_some() {
             depth = depth.max(top_k * RERANK_DEPTH);
         }
         Ok(Plan {
@@ -286,14 +295,17 @@ impl MemoryService {
         let agent = who.acting_agent(req.as_agent.as_deref());
         let now = OffsetDateTime::now_utc();
         let now_ms = millis(now);
-        let filter = self.apply_filter(
-            Self::visible_filter(&req.namespace, agent.as_deref()),
-            &req.filter,
-        )?;
-        let filter = match (req.as_of, req.include_superseded) {
+        let state = |filter| match (req.as_of, req.include_superseded) {
             (None, true) => filter,
             (as_of, _) => Self::believed(filter, as_of.map(millis)),
         };
+        // What the caller may read here, before the request's own conditions
+        // (neighbouring turns are read under it).
+        let readable = state(Self::visible_filter(&req.namespace, agent.as_deref()));
+        let filter = state(self.apply_filter(
+            Self::visible_filter(&req.namespace, agent.as_deref()),
+            &req.filter,
+        )?);
 
         let (vector_hits, plan_name, allowed) = match &vector {
             Some(v) => {
@@ -355,6 +367,13 @@ impl MemoryService {
             None => {}
         }
         candidates.sort_by(by_score);
+        if let Some(cap) = req.max_per_session {
+            let kept: std::collections::HashSet<Uuid> = self
+                .cap_per_session(candidates.iter().map(|c| c.id).collect(), cap as usize)
+                .into_iter()
+                .collect();
+            candidates.retain(|c| kept.contains(&c.id));
+        }
         let chosen = match req.mmr {
             Some(m) => {
                 let pool = candidates
@@ -394,7 +413,13 @@ impl MemoryService {
                 vector_rank: c.vector_rank,
                 keyword_rank: c.keyword_rank,
                 recency: c.recency,
+                neighbor: None,
             });
+        }
+        if let Some(window) = req.context_window {
+            results = self
+                .with_neighbors(results, window, &readable, agent.as_deref())
+                .await?;
         }
         Ok(SearchResponse {
             results,

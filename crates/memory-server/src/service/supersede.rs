@@ -76,6 +76,8 @@ impl MemoryService {
             valid_from: req.valid_from,
             // The successor is meant to resemble what it replaces.
             allow_near_duplicate: true,
+            allow_duplicate: false,
+            created_at: None,
             idempotency_key: Some(format!("supersede:{id}:{}", record.version)),
             ..NewMemory::default()
         };

@@ -4,14 +4,25 @@
 //!
 //! Placeholders: `{text}`, `{namespace}`, `{agent_id}`, `{user_id}`,
 //! `{session_id}`, `{kind}`, `{tags}` (comma-separated), `{created_at}`
-//! (RFC 3339), `{created_at:date}` (`YYYY-MM-DD`) and `{metadata.KEY}` (a
-//! top-level metadata value: strings as they are, other scalars as JSON).
+//! (RFC 3339), `{created_at:date}` (`YYYY-MM-DD`), `{created_at:human}`
+//! (`8 May 2023`, the form people write in questions) and `{metadata.KEY}`
+//! (a top-level metadata value: strings as they are, other scalars as JSON).
 //! Missing values render empty; `{{` and `}}` are literal braces.
+//!
+//! A template may also be given by name ([`NAMED`]): `chat` is for
+//! conversation turns stored one per memory, with the speaker in
+//! `metadata.speaker` and the time the turn was said in `created_at`.
 
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
+
+/// Templates that can be given by name instead of written out.
+pub const NAMED: &[(&str, &str)] = &[
+    ("plain", "{text}"),
+    ("chat", "{metadata.speaker} ({created_at:human}): {text}"),
+];
 
 /// One piece of a parsed template.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,6 +37,7 @@ enum Part {
     Tags,
     Created,
     CreatedDate,
+    CreatedHuman,
     Metadata(String),
 }
 
@@ -61,6 +73,23 @@ pub struct Fields<'a> {
 impl Template {
     /// Parses `source`; the error says what is wrong with it.
     pub fn parse(source: &str) -> Result<Self, String> {
+        if let Some((name, written)) = NAMED.iter().find(|(name, _)| *name == source) {
+            let mut template = Self::parse_written(written)?;
+            template.source = (*name).to_owned();
+            return Ok(template);
+        }
+        Self::parse_written(source)
+    }
+
+    /// The template written out as `{placeholder}`s and literal text.
+    pub fn expanded(&self) -> &str {
+        NAMED
+            .iter()
+            .find(|(name, _)| *name == self.source)
+            .map_or(&self.source, |(_, written)| written)
+    }
+
+    fn parse_written(source: &str) -> Result<Self, String> {
         let mut parts = Vec::new();
         let mut literal = String::new();
         let mut chars = source.chars().peekable();
@@ -115,13 +144,14 @@ impl Template {
             "tags" => Part::Tags,
             "created_at" => Part::Created,
             "created_at:date" => Part::CreatedDate,
+            "created_at:human" => Part::CreatedHuman,
             _ => match name.strip_prefix("metadata.") {
                 Some(key) if !key.is_empty() => Part::Metadata(key.to_owned()),
                 _ => {
                     return Err(format!(
                         "unknown placeholder `{{{name}}}`; use text, namespace, agent_id, \
-                         user_id, session_id, kind, tags, created_at, created_at:date \
-                         or metadata.KEY"
+                         user_id, session_id, kind, tags, created_at, created_at:date, \
+                         created_at:human or metadata.KEY (or a named template: plain, chat)"
                     ));
                 }
             },
@@ -161,6 +191,13 @@ impl Template {
                         .created_at
                         .format(format_description!("[year]-[month]-[day]"))
                     {
+                        out.push_str(&s);
+                    }
+                }
+                Part::CreatedHuman => {
+                    if let Ok(s) = f.created_at.format(format_description!(
+                        "[day padding:none] [month repr:long] [year]"
+                    )) {
                         out.push_str(&s);
                     }
                 }
@@ -227,6 +264,23 @@ mod tests {
             Template::default().render(&fields(&tags, &metadata)),
             "prefers window seats"
         );
+    }
+
+    #[test]
+    fn the_chat_template_by_name_dates_turns_as_people_write_dates() {
+        let mut metadata = Map::new();
+        metadata.insert("speaker".into(), Value::String("Caroline".into()));
+        let t = Template::parse("chat").unwrap();
+        assert_eq!(t.source(), "chat");
+        assert_eq!(
+            t.expanded(),
+            "{metadata.speaker} ({created_at:human}): {text}"
+        );
+        assert_eq!(
+            t.render(&fields(&[], &metadata)),
+            "Caroline (4 March 2026): prefers window seats"
+        );
+        assert!(Template::parse("plain").unwrap().is_plain());
     }
 
     #[test]

@@ -29,28 +29,27 @@ fn search(ns: &str, query: &str) -> SearchRequest {
 /// Every endpoint once, checking what each returns and what it changed.
 async fn every_endpoint(c: &MemoryClient) {
     let ns = "e2e";
-    // Create: new, then the same text again is the same memory, flagged.
-    let tea = c
-        .create(&NewMemory {
-            user_id: Some("alice".into()),
-            agent_id: Some("planner".into()),
-            tags: vec!["prefs".into(), "drinks".into()],
-            metadata: serde_json::from_value(json!({"source": "chat", "turn": 3})).unwrap(),
-            ..memory(ns, "Alice prefers green tea in the morning")
-        })
-        .await
-        .unwrap();
+    // Create: new, then the same memory again (text, user, author, session,
+    // metadata) is the same memory, flagged.
+    let tea_input = NewMemory {
+        user_id: Some("alice".into()),
+        agent_id: Some("planner".into()),
+        tags: vec!["prefs".into(), "drinks".into()],
+        metadata: serde_json::from_value(json!({"source": "chat", "turn": 3})).unwrap(),
+        ..memory(ns, "Alice prefers green tea in the morning")
+    };
+    let tea = c.create(&tea_input).await.unwrap();
     assert!(!tea.duplicate && !tea.replayed);
     assert_eq!(tea.memory.embedding_model, "builtin-hash-v1-384");
     assert_eq!(tea.memory.kind, Kind::Semantic);
     let again = c
         .create(&NewMemory {
-            user_id: Some("alice".into()),
-            ..memory(ns, "Alice prefers green tea in the morning")
+            tags: Vec::new(),
+            ..tea_input.clone()
         })
         .await
         .unwrap();
-    assert!(again.duplicate);
+    assert!(again.duplicate, "tags do not tell two memories apart");
     assert_eq!(again.memory.id, tea.memory.id);
 
     // Idempotency: a retry with the same key returns the first memory.
@@ -88,7 +87,11 @@ async fn every_endpoint(c: &MemoryClient) {
                     "To roll back, run deploy/rollback.sh with the environment",
                 )
             },
-            memory(ns, "Bob rotated the database password on Monday"),
+            // The same words in the same session: a repeat.
+            NewMemory {
+                session_id: Some("s1".into()),
+                ..memory(ns, "Bob rotated the database password on Monday")
+            },
         ])
         .await
         .unwrap();

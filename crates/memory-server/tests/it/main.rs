@@ -10,6 +10,7 @@ mod support;
 mod bad_input;
 mod concurrency;
 mod config_env;
+mod conversations;
 mod data_safety;
 mod e2e;
 mod embedder_local;

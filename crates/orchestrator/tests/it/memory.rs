@@ -298,3 +298,48 @@ tools = ["local.memory_store"]
     assert_eq!(memory["user_id"], "alice", "pinned: {stored}");
     assert_eq!(memory["text"], "a fact over stdio");
 }
+
+#[tokio::test]
+async fn an_agents_recall_options_reach_the_search_neighbouring_turns_come_with_the_hit() {
+    let dir = tempfile::tempdir().unwrap();
+    let ms = memory_server(dir.path(), MEMORY_KEYS);
+    let memory = Api::new(&ms.url).with_key("admin-key");
+    let mut turns = Vec::new();
+    for (turn, text) in [
+        "Which colour should the kitchen be?",
+        "Sage green, like the one at my sister's flat.",
+        "Then I will order two tins of it.",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let a = memory
+            .post(
+                "/v1/memories",
+                json!({"namespace": "team-a", "user_id": "alice", "session_id": "s1",
+                       "text": text, "metadata": {"turn": turn}}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{:?}", a.body);
+        turns.push(a.body["memory"]["id"].as_str().unwrap().to_owned());
+    }
+    let data = dir.path().join("orch-data");
+    let extra = format!("[memory]\nurl = \"{}\"\napi_key = \"orch-key\"\n", ms.url);
+    let p = orchestrator(dir.path(), AGENTS, Storage::Embedded(&data), &extra);
+    let api = Api::new(&p.url);
+    let thread = api.thread("team-a", Some("alice")).await;
+    // top_k 1 finds the middle turn by keyword; its window adds the turns
+    // before and after it, in conversation order.
+    let a = api.run(&thread, "threaded", "sister flat").await;
+    assert_eq!(a.body["run"]["status"], "completed", "{:?}", a.body);
+    let used: Vec<&str> = a.body["run"]["memories_used"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        used,
+        [turns[1].as_str(), turns[0].as_str(), turns[2].as_str()]
+    );
+}

@@ -1,0 +1,316 @@
+//! Conversations stored one turn per memory, through the real binary:
+//! back-filled `created_at`, the `chat` template's human dates, exact
+//! duplicates scoped by speaker and session (and `allow_duplicate`),
+//! neighbouring turns (`context_window`) and `max_per_session` — including
+//! what a window must not show: another agent's private turn, another
+//! user's conversation under the same session id, another namespace.
+
+use serde_json::{Map, Value, json};
+use time::macros::datetime;
+
+use crate::support::{Server, config_toml, free_port};
+use memory_client::{
+    ContextWindow, MemoryClient, MemoryFilter, NewMemory, SearchMode, SearchRequest, Visibility,
+};
+
+fn server(dir: &std::path::Path, extra: &str) -> Server {
+    Server::start(
+        dir,
+        &config_toml(free_port(), &dir.join("data"), None, extra),
+    )
+}
+
+fn meta(pairs: &[(&str, Value)]) -> Map<String, Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
+
+/// A turn of session `session` by `speaker`, numbered `turn`.
+fn turn(ns: &str, session: &str, turn: i64, speaker: &str, text: &str) -> NewMemory {
+    NewMemory {
+        namespace: ns.into(),
+        text: text.into(),
+        user_id: Some("u1".into()),
+        session_id: Some(session.into()),
+        metadata: meta(&[("speaker", json!(speaker)), ("turn", json!(turn))]),
+        ..NewMemory::default()
+    }
+}
+
+async fn store(c: &MemoryClient, m: NewMemory) -> uuid::Uuid {
+    c.create(&m).await.unwrap().memory.id
+}
+
+fn keyword(ns: &str, query: &str) -> SearchRequest {
+    SearchRequest {
+        namespace: ns.into(),
+        query: Some(query.into()),
+        mode: Some(SearchMode::Keyword),
+        ..SearchRequest::default()
+    }
+}
+
+#[tokio::test]
+async fn back_filled_history_keeps_its_time_and_the_chat_template_dates_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), "[search]\ntemplate = \"chat\"\n");
+    let c = s.client();
+    let said = datetime!(2023-05-08 13:56:00 UTC);
+    let m = c
+        .create(&NewMemory {
+            created_at: Some(said),
+            metadata: meta(&[("speaker", json!("Caroline"))]),
+            ..turn(
+                "chat",
+                "s1",
+                1,
+                "Caroline",
+                "I went to a support group yesterday.",
+            )
+        })
+        .await
+        .unwrap()
+        .memory;
+    assert_eq!(m.created_at, said);
+    assert!(m.updated_at > said, "written now, said then");
+
+    // The question's words are the date and the speaker, not the text's.
+    let found = c
+        .search(&keyword("chat", "What did Caroline do in May 2023?"))
+        .await
+        .unwrap();
+    assert_eq!(found.results.first().map(|h| h.memory.id), Some(m.id));
+    assert!(
+        c.search(&keyword("chat", "8 May 2023"))
+            .await
+            .unwrap()
+            .results
+            .len()
+            == 1
+    );
+
+    // Time filters and as_of see the back-filled time.
+    let in_may = |after, before| SearchRequest {
+        filter: MemoryFilter {
+            created_after: Some(after),
+            created_before: Some(before),
+            ..MemoryFilter::default()
+        },
+        ..keyword("chat", "support group")
+    };
+    let may = in_may(
+        datetime!(2023-05-01 0:00 UTC),
+        datetime!(2023-06-01 0:00 UTC),
+    );
+    assert_eq!(c.search(&may).await.unwrap().results.len(), 1);
+    let june = in_may(
+        datetime!(2023-06-01 0:00 UTC),
+        datetime!(2023-07-01 0:00 UTC),
+    );
+    assert!(c.search(&june).await.unwrap().results.is_empty());
+    let before_it = SearchRequest {
+        as_of: Some(datetime!(2023-05-01 0:00 UTC)),
+        ..keyword("chat", "support group")
+    };
+    assert!(c.search(&before_it).await.unwrap().results.is_empty());
+
+    // A time in the future is refused, saying which field and why.
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/v1/memories", s.url))
+        .json(&json!({"namespace": "chat", "text": "from tomorrow",
+                      "created_at": "2999-01-01T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body.to_string().contains("created_at is in the future"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn the_same_words_from_two_speakers_are_two_memories() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), "");
+    let c = s.client();
+    let a = c
+        .create(&turn("dup", "s1", 7, "Melanie", "Take care!"))
+        .await
+        .unwrap();
+    let b = c
+        .create(&turn("dup", "s1", 8, "Caroline", "Take care!"))
+        .await
+        .unwrap();
+    assert!(!a.duplicate && !b.duplicate);
+    assert_ne!(a.memory.id, b.memory.id);
+    assert_eq!(b.memory.metadata["speaker"], "Caroline");
+    // Another conversation: another memory.
+    let other = c
+        .create(&turn("dup", "s2", 7, "Melanie", "Take care!"))
+        .await
+        .unwrap();
+    assert!(!other.duplicate);
+    // The very same turn sent again is the same memory.
+    let again = c
+        .create(&turn("dup", "s1", 7, "Melanie", "Take care!"))
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.memory.id, a.memory.id);
+    // Unless the caller says a repeat is an event of its own.
+    let repeat = c
+        .create(&NewMemory {
+            allow_duplicate: true,
+            ..turn("dup", "s1", 7, "Melanie", "Take care!")
+        })
+        .await
+        .unwrap();
+    assert!(!repeat.duplicate);
+    assert_ne!(repeat.memory.id, a.memory.id);
+}
+
+#[tokio::test]
+async fn hits_come_with_their_neighbouring_turns_and_nothing_they_may_not_see() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), "");
+    let c = s.client();
+    // Stored out of order: the turn number, not the time of storing, orders them.
+    let texts = [
+        "Did you finish the marathon training plan?",
+        "Almost, the long runs are hard on my knees.",
+        "You should try the physiotherapist on Elm Street.",
+        "Good idea, I will call them tomorrow.",
+        "Let me know how it goes!",
+    ];
+    let mut ids = vec![uuid::Uuid::nil(); texts.len()];
+    for i in [3usize, 0, 4, 2, 1] {
+        let speaker = if i % 2 == 0 { "Ann" } else { "Bo" };
+        ids[i] = store(&c, turn("conv", "s1", i as i64, speaker, texts[i])).await;
+    }
+    // Another agent's private turn in the same session, another user's
+    // conversation under the same session id, another namespace.
+    store(
+        &c,
+        NewMemory {
+            visibility: Visibility::Private,
+            agent_id: Some("spy".into()),
+            ..turn(
+                "conv",
+                "s1",
+                2,
+                "Ann",
+                "private aside about the physiotherapist",
+            )
+        },
+    )
+    .await;
+    store(
+        &c,
+        NewMemory {
+            user_id: Some("u2".into()),
+            ..turn("conv", "s1", 1, "Cy", "someone else's conversation")
+        },
+    )
+    .await;
+    store(
+        &c,
+        turn("elsewhere", "s1", 3, "Bo", "a turn in another namespace"),
+    )
+    .await;
+
+    let window = |before, after| SearchRequest {
+        context_window: Some(ContextWindow { before, after }),
+        top_k: Some(1),
+        ..keyword("conv", "physiotherapist Elm Street")
+    };
+    let found = c.search(&window(1, 1)).await.unwrap();
+    let got: Vec<(uuid::Uuid, Option<i32>)> = found
+        .results
+        .iter()
+        .map(|h| (h.memory.id, h.neighbor.map(|n| n.offset)))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(ids[2], None), (ids[1], Some(-1)), (ids[3], Some(1))]
+    );
+    for h in &found.results[1..] {
+        let n = h.neighbor.unwrap();
+        assert_eq!(n.of, ids[2]);
+        assert_eq!(h.score, found.results[0].score);
+        assert!(h.similarity.is_none() && h.keyword_score.is_none());
+    }
+
+    // A window past the conversation's ends stops there; the spy's private
+    // turn and the other user's turn never appear.
+    let wide = c.search(&window(10, 10)).await.unwrap();
+    let ids_seen: Vec<uuid::Uuid> = wide.results.iter().map(|h| h.memory.id).collect();
+    assert_eq!(ids_seen, vec![ids[2], ids[0], ids[1], ids[3], ids[4]]);
+
+    // Two hits next to each other: each memory appears once.
+    let both = c
+        .search(&SearchRequest {
+            context_window: Some(ContextWindow {
+                before: 1,
+                after: 1,
+            }),
+            top_k: Some(2),
+            ..keyword("conv", "physiotherapist knees")
+        })
+        .await
+        .unwrap();
+    let mut seen: Vec<uuid::Uuid> = both.results.iter().map(|h| h.memory.id).collect();
+    let n = seen.len();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), n, "a memory listed twice");
+    assert_eq!(
+        both.results.iter().filter(|h| h.neighbor.is_none()).count(),
+        2
+    );
+
+    // Too wide a window is a 400 that says the limit.
+    let err = c.search(&window(11, 0)).await.unwrap_err();
+    assert_eq!(err.status(), Some(400));
+    assert!(err.to_string().contains("at most 10"), "{err}");
+}
+
+#[tokio::test]
+async fn max_per_session_spreads_hits_over_conversations() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), "");
+    let c = s.client();
+    for i in 0..4 {
+        store(
+            &c,
+            turn("many", "s1", i, "Ann", &format!("garden tomatoes note {i}")),
+        )
+        .await;
+    }
+    store(
+        &c,
+        turn("many", "s2", 0, "Bo", "garden tomatoes in another chat"),
+    )
+    .await;
+    let req = |cap| SearchRequest {
+        max_per_session: cap,
+        top_k: Some(3),
+        ..keyword("many", "garden tomatoes")
+    };
+    let free = c.search(&req(None)).await.unwrap();
+    assert_eq!(free.results.len(), 3);
+    let capped = c.search(&req(Some(1))).await.unwrap();
+    let sessions: Vec<String> = capped
+        .results
+        .iter()
+        .filter_map(|h| h.memory.session_id.clone())
+        .collect();
+    assert_eq!(sessions.len(), 2, "{sessions:?}");
+    assert!(sessions.contains(&"s1".to_owned()) && sessions.contains(&"s2".to_owned()));
+    let err = c.search(&req(Some(0))).await.unwrap_err();
+    assert_eq!(err.status(), Some(400));
+}
