@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use memory_client::{ClientError, MemoryClient, PortableMemory, Result, SearchMode, SearchRequest};
+use memory_client::{
+    ClientError, ContextWindow, Fusion, MemoryClient, PortableMemory, QueryTime, Result,
+    SearchMode, SearchRequest,
+};
 
 /// The cut-offs recall is reported at.
 pub const CUTOFFS: [usize; 4] = [1, 5, 10, 25];
@@ -177,13 +180,31 @@ pub async fn unload(client: &MemoryClient, keys: &HashMap<Uuid, String>) -> Resu
     Ok(())
 }
 
-/// Asks every question in each of `modes` and scores the answers.
+/// Search options every question is asked with (absent: the server's
+/// defaults for the namespace).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tuning {
+    /// Hybrid fusion.
+    pub fusion: Option<Fusion>,
+    /// Weighted fusion's vector share.
+    pub alpha: Option<f32>,
+    /// Neighbouring turns returned with each hit (they take places in the
+    /// ranked list like any result).
+    pub context_window: Option<ContextWindow>,
+    /// Hits per session, at most.
+    pub max_per_session: Option<u32>,
+    /// What to do with a time the question names.
+    pub query_time: Option<QueryTime>,
+}
+
+/// Asks every question in each of `modes` with `tuning` and scores the answers.
 pub async fn evaluate(
     client: &MemoryClient,
     set: &EvalSet,
     namespace: &str,
     keys: &HashMap<Uuid, String>,
     modes: &[SearchMode],
+    tuning: &Tuning,
 ) -> Result<Report> {
     let depth = CUTOFFS[CUTOFFS.len() - 1];
     let mut reports = Vec::with_capacity(modes.len());
@@ -197,6 +218,11 @@ pub async fn evaluate(
                     query: Some(q.question.clone()),
                     top_k: Some(depth),
                     mode: Some(mode),
+                    fusion: tuning.fusion,
+                    alpha: tuning.alpha,
+                    context_window: tuning.context_window,
+                    max_per_session: tuning.max_per_session,
+                    query_time: tuning.query_time,
                     ..SearchRequest::default()
                 })
                 .await?;

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use memory_client::MemoryClient;
+use memory_client::{ContextWindow, Fusion, MemoryClient, QueryTime, SearchMode};
 use retrieval_eval::{self as eval, EvalSet, MODES};
 
 /// Measures retrieval quality of a memory server on a question set.
@@ -32,6 +32,54 @@ struct Args {
     /// Leave the loaded memories in the server (to look at them afterwards).
     #[arg(long)]
     keep: bool,
+    /// Modes to evaluate, comma-separated [default: vector,keyword,hybrid].
+    #[arg(long, value_delimiter = ',', value_parser = parse_mode)]
+    modes: Vec<SearchMode>,
+    /// Hybrid fusion: `weighted` or `rrf` [default: the server's].
+    #[arg(long, value_parser = parse_fusion)]
+    fusion: Option<Fusion>,
+    /// Weighted fusion's vector share [default: the server's].
+    #[arg(long)]
+    alpha: Option<f32>,
+    /// Return each hit's neighbouring turns: BEFORE,AFTER (e.g. 1,1).
+    #[arg(long, value_name = "BEFORE,AFTER", value_parser = parse_window)]
+    context_window: Option<ContextWindow>,
+    /// At most this many hits per session.
+    #[arg(long)]
+    max_per_session: Option<u32>,
+    /// A time named in the question: off, boost or filter [default: the server's].
+    #[arg(long, value_parser = parse_query_time)]
+    query_time: Option<QueryTime>,
+}
+
+fn parse_query_time(s: &str) -> Result<QueryTime, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| format!("`{s}`: use off, boost or filter"))
+}
+
+fn parse_mode(s: &str) -> Result<SearchMode, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| format!("`{s}`: use vector, keyword or hybrid"))
+}
+
+fn parse_fusion(s: &str) -> Result<Fusion, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| format!("`{s}`: use weighted or rrf"))
+}
+
+fn parse_window(s: &str) -> Result<ContextWindow, String> {
+    let (before, after) = s
+        .split_once(',')
+        .ok_or_else(|| format!("`{s}`: give BEFORE,AFTER, e.g. 1,1"))?;
+    let n = |x: &str| {
+        x.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("`{x}` is not a number of turns"))
+    };
+    Ok(ContextWindow {
+        before: n(before)?,
+        after: n(after)?,
+    })
 }
 
 async fn run(args: Args) -> Result<String, String> {
@@ -49,7 +97,19 @@ async fn run(args: Args) -> Result<String, String> {
     let keys = eval::load(&client, &set, &namespace)
         .await
         .map_err(|e| format!("loading the set: {e}"))?;
-    let report = eval::evaluate(&client, &set, &namespace, &keys, &MODES).await;
+    let modes = if args.modes.is_empty() {
+        MODES.to_vec()
+    } else {
+        args.modes.clone()
+    };
+    let tuning = eval::Tuning {
+        fusion: args.fusion,
+        alpha: args.alpha,
+        context_window: args.context_window,
+        max_per_session: args.max_per_session,
+        query_time: args.query_time,
+    };
+    let report = eval::evaluate(&client, &set, &namespace, &keys, &modes, &tuning).await;
     if !args.keep {
         eval::unload(&client, &keys)
             .await

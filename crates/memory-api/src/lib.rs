@@ -853,6 +853,39 @@ pub struct ContextWindow {
     pub after: u32,
 }
 
+/// What a search does with a time named in its query ("in May 2023",
+/// "last week"), read as an interval of `created_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum QueryTime {
+    /// Ignore it.
+    Off,
+    /// Favour memories created in the interval (they rise; others stay).
+    #[default]
+    Boost,
+    /// Only memories created in the interval.
+    Filter,
+}
+
+/// The interval a search read from its query, and what it did with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct TimeRange {
+    /// Start, inclusive.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
+    pub from: OffsetDateTime,
+    /// End, exclusive.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
+    pub to: OffsetDateTime,
+    /// The words it was read from (lowercased), e.g. `may 2023`.
+    pub phrase: String,
+    /// `boost` or `filter`.
+    pub applied: QueryTime,
+}
+
 /// Marks a result that is not a hit but a turn next to one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
@@ -952,6 +985,21 @@ pub struct SearchRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 1)]
     pub max_per_session: Option<u32>,
+    /// A time named in `query` ("on 8 May 2023", "in 2023", "last week",
+    /// "three days ago"): `boost` (default) favours memories created then,
+    /// `filter` keeps only those, `off` ignores it. The response's
+    /// `time_range` says what was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query_time: Option<QueryTime>,
+    /// The "now" that relative times in `query` count back from (default:
+    /// the server's clock), e.g. the date of the conversation being asked about.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<String>"))]
+    pub reference_time: Option<OffsetDateTime>,
     /// Also return superseded memories (marked by `superseded_by`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub include_superseded: bool,
@@ -1009,6 +1057,9 @@ pub struct SearchResponse {
     pub candidates: u64,
     /// Server time spent, in milliseconds.
     pub took_ms: f64,
+    /// The time the query named, when one was read and used (`query_time`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_range: Option<TimeRange>,
 }
 
 /// A namespace the caller can read, and how many of its memories it sees.

@@ -32,6 +32,7 @@ mod neighbors;
 mod policy;
 mod portable;
 mod prompts;
+mod query_time;
 mod record;
 mod reindex;
 mod search;

@@ -11,14 +11,17 @@ use std::time::Instant;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
-use vector_index::{Hit, KeywordQuery, Query};
+use vector_index::{Hit, KeywordQuery, Query, TimeField};
 
+use super::query_time::named_time;
 use super::template::Template;
 use super::{MemoryService, millis};
 use crate::auth::{Principal, Role};
 use crate::config::{ConfigError, NamespaceSearch, SearchConfig};
 use crate::error::{ApiError, ApiResult};
-use crate::model::{Fusion, SearchHit, SearchMode, SearchRequest, SearchResponse};
+use crate::model::{
+    Fusion, QueryTime, SearchHit, SearchMode, SearchRequest, SearchResponse, TimeRange,
+};
 use crate::validate;
 use providers::embed::Purpose;
 
@@ -28,6 +31,9 @@ const HYBRID_DEPTH: usize = 4;
 const HYBRID_MIN_CANDIDATES: usize = 40;
 /// How much deeper than `top_k` a recency-weighted or diversified search looks.
 const RERANK_DEPTH: usize = 5;
+/// The share of a time-boosted score that says "created when the query
+/// says" (`query_time: boost`; docs/benchmarks.md measures it).
+const TIME_BOOST: f32 = 0.3;
 
 /// A namespace's search settings with its parsed template.
 #[derive(Debug)]
@@ -257,7 +263,15 @@ impl MemoryService {
         if mode == SearchMode::Hybrid {
             depth = (top_k * HYBRID_DEPTH).max(HYBRID_MIN_CANDIDATES);
         }
-        if req.recency.is_some() || req.mmr.is_some() || req.max_per_session.is_some() {
+        if req.recency.is_some()
+            || req.mmr.is_some()
+            || req.max_per_session.is_some()
+            || (req.query_time.unwrap_or_default() == QueryTime::Boost
+                && req.query.as_deref().is_some_and(|q| {
+                    let reference = req.reference_time.unwrap_or_else(OffsetDateTime::now_utc);
+                    named_time(q, reference).is_some()
+                }))
+        {
             depth = depth.max(top_k * RERANK_DEPTH);
         }
         Ok(Plan {
@@ -306,6 +320,20 @@ impl MemoryService {
             Self::visible_filter(&req.namespace, agent.as_deref()),
             &req.filter,
         )?);
+        // A time the query names: a filter now, or a boost after fusion.
+        let applied = req.query_time.unwrap_or_default();
+        let named = match (&req.query, applied) {
+            (Some(q), QueryTime::Boost | QueryTime::Filter) => {
+                named_time(q, req.reference_time.unwrap_or(now))
+            }
+            _ => None,
+        };
+        let filter = match &named {
+            Some(t) if applied == QueryTime::Filter => {
+                filter.range(TimeField::Created, Some(millis(t.from)), Some(millis(t.to)))
+            }
+            _ => filter,
+        };
 
         let (vector_hits, plan_name, allowed) = match &vector {
             Some(v) => {
@@ -336,6 +364,17 @@ impl MemoryService {
                 .get(id)
                 .map(|point| vector_index::vector::dot(q, &point.vector))
         });
+        if let Some(t) = named.as_ref().filter(|_| applied == QueryTime::Boost) {
+            let (from, to) = (millis(t.from), millis(t.to));
+            for c in &mut candidates {
+                let inside = index
+                    .get(c.id)
+                    .is_some_and(|p| (from..to).contains(&p.payload.created_at));
+                c.relevance =
+                    (1.0 - TIME_BOOST) * c.relevance + if inside { TIME_BOOST } else { 0.0 };
+                c.score = c.relevance;
+            }
+        }
         let mut vectors: HashMap<Uuid, Vec<f32>> = HashMap::new();
         // Only recency and MMR need each candidate's point.
         if req.recency.is_some() || req.mmr.is_some() {
@@ -427,6 +466,12 @@ impl MemoryService {
             plan: plan_name.to_owned(),
             candidates: allowed,
             took_ms: kit::telemetry::millis_rounded(started.elapsed()),
+            time_range: named.map(|t| TimeRange {
+                from: t.from,
+                to: t.to,
+                phrase: t.phrase,
+                applied,
+            }),
         })
     }
 }

@@ -10,7 +10,8 @@ use time::macros::datetime;
 
 use crate::support::{Server, config_toml, free_port};
 use memory_client::{
-    ContextWindow, MemoryClient, MemoryFilter, NewMemory, SearchMode, SearchRequest, Visibility,
+    ContextWindow, MemoryClient, MemoryFilter, NewMemory, QueryTime, SearchMode, SearchRequest,
+    Visibility,
 };
 
 fn server(dir: &std::path::Path, extra: &str) -> Server {
@@ -313,4 +314,69 @@ async fn max_per_session_spreads_hits_over_conversations() {
     assert!(sessions.contains(&"s1".to_owned()) && sessions.contains(&"s2".to_owned()));
     let err = c.search(&req(Some(0))).await.unwrap_err();
     assert_eq!(err.status(), Some(400));
+}
+
+#[tokio::test]
+async fn a_time_named_in_the_question_filters_or_lifts_and_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), "");
+    let c = s.client();
+    let at = |t| NewMemory {
+        created_at: Some(t),
+        ..turn("when", "s1", 0, "Ann", "Ann went to the climbing gym")
+    };
+    let april = c
+        .create(&at(datetime!(2023-04-20 18:00 UTC)))
+        .await
+        .unwrap()
+        .memory
+        .id;
+    let may = c
+        .create(&NewMemory {
+            session_id: Some("s2".into()),
+            ..at(datetime!(2023-05-09 18:00 UTC))
+        })
+        .await
+        .unwrap()
+        .memory
+        .id;
+    let ask = |q: &str, qt| SearchRequest {
+        query_time: qt,
+        ..keyword("when", q)
+    };
+    // Filter: only May's.
+    let found = c
+        .search(&ask("climbing gym in May 2023", Some(QueryTime::Filter)))
+        .await
+        .unwrap();
+    let ids: Vec<uuid::Uuid> = found.results.iter().map(|h| h.memory.id).collect();
+    assert_eq!(ids, vec![may]);
+    let range = found.time_range.unwrap();
+    assert_eq!(range.phrase, "may 2023");
+    assert_eq!(range.from, datetime!(2023-05-01 0:00 UTC));
+    assert_eq!(range.applied, QueryTime::Filter);
+    // Boost (the default): both, May's first.
+    let found = c
+        .search(&ask("climbing gym in May 2023", None))
+        .await
+        .unwrap();
+    let ids: Vec<uuid::Uuid> = found.results.iter().map(|h| h.memory.id).collect();
+    assert_eq!(ids, vec![may, april]);
+    assert_eq!(found.time_range.unwrap().applied, QueryTime::Boost);
+    // Off: no range read.
+    let found = c
+        .search(&ask("climbing gym in May 2023", Some(QueryTime::Off)))
+        .await
+        .unwrap();
+    assert!(found.time_range.is_none());
+    // "last week" counts back from the caller's reference time.
+    let found = c
+        .search(&SearchRequest {
+            reference_time: Some(datetime!(2023-04-25 12:00 UTC)),
+            ..ask("climbing gym last week", Some(QueryTime::Filter))
+        })
+        .await
+        .unwrap();
+    let ids: Vec<uuid::Uuid> = found.results.iter().map(|h| h.memory.id).collect();
+    assert_eq!(ids, vec![april]);
 }

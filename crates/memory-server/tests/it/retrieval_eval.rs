@@ -1,8 +1,9 @@
-//! The retrieval-quality set (eval/retrieval-set.json) through the real
-//! binary: hybrid search is never worse than the better single mode by more
-//! than a small margin, the default fusion ranks at least as well as the
-//! other, and a contextual-text template makes "who" and "when" questions
-//! answerable.
+//! The retrieval-quality sets through the real binary. On
+//! eval/retrieval-set.json: hybrid search is never worse than the better
+//! single mode by more than a small margin, the default fusion ranks at least
+//! as well as the other, and a contextual-text template makes "who" and
+//! "when" questions answerable. On eval/conversations-set.json: the default
+//! configuration does not drop below the figures docs/benchmarks.md reports.
 
 use crate::support::{Server, config_toml, free_port};
 use memory_client::SearchMode;
@@ -13,24 +14,35 @@ const MARGIN: f64 = 0.01;
 
 const CONTEXTUAL: &str = "template = \"{agent_id} for {user_id} on {created_at:date}: {text}\"\n";
 
-fn set() -> EvalSet {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../eval/retrieval-set.json");
+fn load_set(name: &str) -> EvalSet {
+    let path = format!("{}/../../eval/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
 async fn run(extra: &str) -> Report {
+    run_set("retrieval-set.json", extra, &MODES).await
+}
+
+async fn run_set(name: &str, extra: &str, modes: &[SearchMode]) -> Report {
     let dir = tempfile::tempdir().unwrap();
     let s = Server::start(
         dir.path(),
         &config_toml(free_port(), &dir.path().join("data"), None, extra),
     );
     let c = s.client();
-    let set = set();
+    let set = load_set(name);
     let keys = eval::load(&c, &set, &set.namespace).await.unwrap();
     assert_eq!(keys.len(), set.memories.len());
-    let report = eval::evaluate(&c, &set, &set.namespace, &keys, &MODES)
-        .await
-        .unwrap();
+    let report = eval::evaluate(
+        &c,
+        &set,
+        &set.namespace,
+        &keys,
+        modes,
+        &eval::Tuning::default(),
+    )
+    .await
+    .unwrap();
     println!("{}", report.table());
     // What retrieval-eval does after a run: the loaded memories go again.
     eval::unload(&c, &keys).await.unwrap();
@@ -93,4 +105,36 @@ async fn hybrid_keeps_up_with_the_best_single_mode_and_templates_add_context() {
         context_recall(&contextual),
         context_recall(&plain)
     );
+}
+
+/// Recall@5 and recall@25 of the default configuration (built-in embedder,
+/// hybrid weighted search, plain template) on eval/conversations-set.json,
+/// per kind, as docs/benchmarks.md reports them, less 0.01 for float noise.
+/// A change that lowers one fails here; one that raises it should raise
+/// the floor.
+const CONVERSATION_FLOORS: [(&str, f64, f64); 5] = [
+    ("all", 0.45, 0.537),
+    ("single-hop", 0.419, 0.419),
+    ("multi-hop", 0.492, 0.519),
+    ("temporal", 0.619, 0.957),
+    ("open-domain", 0.24, 0.24),
+];
+
+#[tokio::test]
+async fn the_default_configuration_holds_its_recall_on_the_conversation_set() {
+    let report = run_set("conversations-set.json", "", &[SearchMode::Hybrid]).await;
+    let hybrid = report.mode(SearchMode::Hybrid).unwrap();
+    assert!(hybrid.overall.questions >= 300);
+    for (kind, floor5, floor25) in CONVERSATION_FLOORS {
+        let scores = if kind == "all" {
+            &hybrid.overall
+        } else {
+            &hybrid.by_kind[kind]
+        };
+        let (r5, r25) = (scores.recall_at(5).unwrap(), scores.recall_at(25).unwrap());
+        assert!(
+            r5 >= floor5 && r25 >= floor25,
+            "{kind}: recall@5 {r5} (floor {floor5}), recall@25 {r25} (floor {floor25})"
+        );
+    }
 }
