@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
+
 use uuid::Uuid;
 
 /// What sort of memory it is.
@@ -703,6 +705,40 @@ pub struct NamespacePolicy {
     pub policy: MemoryPolicy,
     /// Where it comes from.
     pub source: PolicySource,
+}
+
+/// A namespace's search settings in force (`GET /v1/namespaces/{ns}/settings`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct NamespaceSettings {
+    /// The namespace.
+    pub namespace: String,
+    /// Default mode of a text search.
+    pub mode: SearchMode,
+    /// Default hybrid fusion.
+    pub fusion: Fusion,
+    /// Default weighted-fusion alpha.
+    pub alpha: f32,
+    /// Default RRF constant.
+    pub rrf_k: u32,
+    /// The contextual-text template as configured (a name such as `chat`, or written out).
+    pub template: String,
+    /// The template written out in placeholders.
+    pub template_expanded: String,
+    /// Keyword analysis: language, stemming, stop words.
+    pub language: String,
+    /// Whether words are stemmed.
+    pub stemming: bool,
+    /// Whether stop words are dropped.
+    pub stop_words: bool,
+    /// Where they come from: `default` (`[search]`), `namespace`
+    /// (`[search.namespaces.<name>]`) or `pattern` (`[search.namespaces."<prefix>*"]`).
+    pub source: String,
+    /// The configuration key that matched, for `namespace` and `pattern`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matched: Option<String>,
+    /// The templates that can be given by name, and what they stand for.
+    pub named_templates: BTreeMap<String, String>,
 }
 
 /// A batch create.

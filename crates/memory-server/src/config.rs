@@ -185,7 +185,9 @@ pub struct SearchConfig {
     pub stemming: bool,
     /// Keyword search ignores the language's stop words.
     pub stop_words: bool,
-    /// Overrides by namespace (`[search.namespaces.<name>]`).
+    /// Overrides by namespace (`[search.namespaces.<name>]`), or by pattern
+    /// (`[search.namespaces."support-*"]`: every namespace starting so; an
+    /// exact name beats a pattern, a longer pattern a shorter one).
     pub namespaces: BTreeMap<String, SearchOverrides>,
 }
 
@@ -249,8 +251,8 @@ pub struct NamespaceSearch {
 impl SearchConfig {
     /// The settings of `namespace`.
     pub fn namespace(&self, namespace: &str) -> NamespaceSearch {
-        match self.namespaces.get(namespace) {
-            Some(o) => self.resolve(o.clone()),
+        match vector_index::text::by_namespace(&self.namespaces, namespace) {
+            Some((_, o)) => self.resolve(o.clone()),
             None => self.resolve(SearchOverrides::default()),
         }
     }
@@ -288,6 +290,15 @@ impl SearchConfig {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
+        if let Some(bad) = self
+            .namespaces
+            .keys()
+            .find(|k| k.trim_end_matches('*').contains('*') || k.ends_with("**"))
+        {
+            return Err(ConfigError(format!(
+                "search.namespaces.{bad:?}: `*` may only end a pattern (e.g. \"support-*\")"
+            )));
+        }
         let all = std::iter::once((None, SearchOverrides::default()))
             .chain(self.namespaces.iter().map(|(ns, o)| (Some(ns), o.clone())));
         for (ns, overrides) in all {
@@ -507,6 +518,14 @@ mod tests {
             "embedder.project",
         );
         refused(|c| c.embedder.provider = "cohere".into(), "`vertex`");
+        refused(
+            |c| {
+                c.search
+                    .namespaces
+                    .insert("sup*port".into(), SearchOverrides::default());
+            },
+            "`*` may only end a pattern",
+        );
     }
 
     /// `config/default.toml` documents every setting: loaded alone it gives

@@ -234,6 +234,31 @@ fn is_invisible_format(c: char) -> bool {
     )
 }
 
+/// How specifically a configured namespace key names `namespace`: an exact
+/// name beats every pattern, and a pattern (`support-*`: a prefix then `*`)
+/// matches the namespaces it starts, a longer prefix beating a shorter one.
+/// `None` when the key does not name it. Search settings and analyzers pick
+/// their overrides by this one rule.
+pub fn namespace_match(key: &str, namespace: &str) -> Option<usize> {
+    match key.strip_suffix('*') {
+        Some(prefix) => namespace.starts_with(prefix).then_some(prefix.len()),
+        None => (key == namespace).then_some(usize::MAX),
+    }
+}
+
+/// The value of the key that names `namespace` most specifically
+/// ([`namespace_match`]), with the key.
+pub fn by_namespace<'a, V>(
+    entries: impl IntoIterator<Item = (&'a String, &'a V)>,
+    namespace: &str,
+) -> Option<(&'a String, &'a V)> {
+    entries
+        .into_iter()
+        .filter_map(|(k, v)| namespace_match(k, namespace).map(|n| (n, k, v)))
+        .max_by_key(|(n, _, _)| *n)
+        .map(|(_, k, v)| (k, v))
+}
+
 /// The analyzer of each namespace: one default plus per-namespace overrides.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -241,7 +266,7 @@ pub struct TextConfig {
     /// For namespaces without their own settings.
     #[serde(flatten)]
     pub default: AnalyzerSettings,
-    /// Per-namespace settings.
+    /// Per-namespace settings, by name or pattern ([`namespace_match`]).
     pub namespaces: std::collections::BTreeMap<String, AnalyzerSettings>,
 }
 
@@ -265,9 +290,35 @@ impl Analyzers {
         }
     }
 
-    /// The analyzer of `namespace`.
+    /// The analyzer of `namespace`: its own, else its pattern's, else the default.
     pub fn of(&self, namespace: &str) -> &Analyzer {
-        self.namespaces.get(namespace).unwrap_or(&self.default)
+        if let Some(a) = self.namespaces.get(namespace) {
+            return a;
+        }
+        by_namespace(&self.namespaces, namespace).map_or(&self.default, |(_, a)| a)
+    }
+}
+
+#[cfg(test)]
+mod pattern_tests {
+    use super::*;
+
+    #[test]
+    fn exact_names_beat_patterns_and_longer_prefixes_beat_shorter() {
+        let m: std::collections::BTreeMap<String, u8> = [
+            ("support-*".to_owned(), 1),
+            ("support-fr-*".to_owned(), 2),
+            ("support-fr-paris".to_owned(), 3),
+            ("*".to_owned(), 4),
+        ]
+        .into();
+        let pick = |ns: &str| by_namespace(&m, ns).map(|(_, v)| *v);
+        assert_eq!(pick("support-fr-paris"), Some(3));
+        assert_eq!(pick("support-fr-lyon"), Some(2));
+        assert_eq!(pick("support-de"), Some(1));
+        assert_eq!(pick("sales"), Some(4));
+        let exact_only: std::collections::BTreeMap<String, u8> = [("a".to_owned(), 1)].into();
+        assert_eq!(by_namespace(&exact_only, "ab"), None);
     }
 }
 

@@ -81,6 +81,10 @@ pub fn router(
                 .put(routes::namespaces::set_policy)
                 .delete(routes::namespaces::reset_policy),
         )
+        .route(
+            "/v1/namespaces/{namespace}/settings",
+            get(routes::namespaces::settings),
+        )
         .route("/v1/sessions", get(routes::sessions::list))
         .route(
             "/v1/sessions/{id}",

@@ -11,14 +11,14 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::model::{
-    Action, AppendMessages, Appended, BulkDelete, BulkDeleted, CreateBody, CreateResponse, Created,
-    CreatedBatch, Decision, ErrorResponse, ExportSummary, ExportTrailer, ExtractRequest,
-    ExtractionPolicy, Fusion, History, Imported, Job, JobList, JobState, JobUsage, Kind, Memory,
-    MemoryFilter, MemoryPage, MemoryPatch, MemoryPolicy, Message, Mmr, NamespaceList,
-    NamespacePolicy, NamespaceSummary, NearDuplicate, NewMemories, NewMemory, NewMessage,
-    PolicySource, PortableMemory, Promote, PutSession, Recency, Revision, SearchHit, SearchMode,
-    SearchRequest, SearchResponse, Session, SessionPage, SessionSummary, Strategy, Supersede,
-    Superseded, Visibility,
+    Action, AppendMessages, Appended, BulkDelete, BulkDeleted, ContextWindow, CreateBody,
+    CreateResponse, Created, CreatedBatch, Decision, ErrorResponse, ExportSummary, ExportTrailer,
+    ExtractRequest, ExtractionPolicy, Fusion, History, Imported, Job, JobList, JobState, JobUsage,
+    Kind, Memory, MemoryFilter, MemoryPage, MemoryPatch, MemoryPolicy, Message, Mmr, NamespaceList,
+    NamespacePolicy, NamespaceSettings, NamespaceSummary, NearDuplicate, Neighbor, NewMemories,
+    NewMemory, NewMessage, PolicySource, PortableMemory, Promote, PutSession, QueryTime, Recency,
+    Revision, SearchHit, SearchMode, SearchRequest, SearchResponse, Session, SessionPage,
+    SessionSummary, Strategy, Supersede, Superseded, TimeRange, Visibility,
 };
 
 /// The document.
@@ -27,7 +27,7 @@ use crate::model::{
     info(title = "AI Orchestra memory API", description = "Memories, search and sessions for AI agents. Errors: `{\"error\": {\"code\", \"message\", \"details\"}}`."),
     paths(
         create_memory, list_memories, get_memory, update_memory, delete_memory, memory_history, supersede_memory,
-        search_memories, bulk_delete, list_namespaces, get_policy, set_policy, reset_policy, export, import, put_session, get_session, delete_session,
+        search_memories, bulk_delete, list_namespaces, get_settings, get_policy, set_policy, reset_policy, export, import, put_session, get_session, delete_session,
         append_messages, list_sessions, promote, extract_session, list_jobs, healthz, readyz, metrics
     ),
     components(schemas(
@@ -37,7 +37,8 @@ use crate::model::{
         Session, PutSession, AppendMessages, Appended, SessionSummary, SessionPage, Promote, Kind,
         Visibility, SearchMode, Fusion, Mmr, NamespaceSummary, NamespaceList, ErrorResponse,
         ExportTrailer, ExportSummary, MemoryPolicy, NamespacePolicy, PolicySource, NearDuplicate, Supersede, Superseded,
-        ExtractionPolicy, Strategy, Job, JobState, JobList, JobUsage, Decision, Action, ExtractRequest
+        ExtractionPolicy, Strategy, Job, JobState, JobList, JobUsage, Decision, Action, ExtractRequest,
+        ContextWindow, Neighbor, QueryTime, TimeRange, NamespaceSettings
     )),
     modifiers(&BearerAuth, &Links, &InputRules),
     security(("bearer" = []))
@@ -463,6 +464,13 @@ fn list_jobs() {}
     responses((status = 200, description = "Namespaces the key can read that hold memories it can see", body = NamespaceList),
         (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse)))]
 fn list_namespaces() {}
+
+#[utoipa::path(get, path = "/v1/namespaces/{namespace}/settings", tag = "memories",
+    params(("namespace" = String, Path)),
+    responses((status = 200, description = "The namespace's search settings in force (template, fusion, analysis) and where they come from", body = NamespaceSettings),
+        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse)))]
+fn get_settings() {}
 
 #[utoipa::path(get, path = "/v1/namespaces/{namespace}/policy", tag = "memories",
     params(("namespace" = String, Path)),

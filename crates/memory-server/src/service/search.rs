@@ -20,7 +20,8 @@ use crate::auth::{Principal, Role};
 use crate::config::{ConfigError, NamespaceSearch, SearchConfig};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{
-    Fusion, QueryTime, SearchHit, SearchMode, SearchRequest, SearchResponse, TimeRange,
+    Fusion, NamespaceSettings, QueryTime, SearchHit, SearchMode, SearchRequest, SearchResponse,
+    TimeRange,
 };
 use crate::validate;
 use providers::embed::Purpose;
@@ -72,9 +73,21 @@ impl SearchSettings {
         })
     }
 
-    /// The settings of `namespace`.
+    /// The settings of `namespace`: its own, else its pattern's, else the default.
     pub fn of(&self, namespace: &str) -> &Resolved {
-        self.namespaces.get(namespace).unwrap_or(&self.default)
+        self.source(namespace).1
+    }
+
+    /// The settings of `namespace` and the configuration key they come
+    /// from (`None`: the defaults).
+    pub fn source(&self, namespace: &str) -> (Option<&str>, &Resolved) {
+        if let Some((key, r)) = self.namespaces.get_key_value(namespace) {
+            return (Some(key.as_str()), r);
+        }
+        match vector_index::text::by_namespace(&self.namespaces, namespace) {
+            Some((key, r)) => (Some(key.as_str()), r),
+            None => (None, &self.default),
+        }
     }
 }
 
@@ -197,6 +210,41 @@ fn diversify(mut pool: Vec<(Candidate, Vec<f32>)>, lambda: f32, top_k: usize) ->
 }
 
 impl MemoryService {
+    /// The search settings in force in `ns` and where they come from (`read`).
+    pub fn settings(&self, who: &Principal, ns: &str) -> ApiResult<NamespaceSettings> {
+        validate::namespace(&self.limits, ns)?;
+        who.require(ns, Role::Read)?;
+        let (key, r) = self.search.source(ns);
+        let s = &r.settings;
+        let language = serde_json::to_value(s.analyzer.language)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        Ok(NamespaceSettings {
+            namespace: ns.to_owned(),
+            mode: s.mode,
+            fusion: s.fusion,
+            alpha: s.alpha,
+            rrf_k: s.rrf_k,
+            template: r.template.source().to_owned(),
+            template_expanded: r.template.expanded().to_owned(),
+            language,
+            stemming: s.analyzer.stemming,
+            stop_words: s.analyzer.stop_words,
+            source: match key {
+                None => "default",
+                Some(k) if k.ends_with('*') => "pattern",
+                Some(_) => "namespace",
+            }
+            .to_owned(),
+            matched: key.map(str::to_owned),
+            named_templates: super::template::NAMED
+                .iter()
+                .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
+                .collect(),
+        })
+    }
+
     /// Checks a search request and fills in the namespace's defaults.
     fn plan_search(&self, req: &SearchRequest) -> ApiResult<Plan> {
         let l = &self.limits;

@@ -380,3 +380,59 @@ async fn a_time_named_in_the_question_filters_or_lifts_and_is_reported() {
     let ids: Vec<uuid::Uuid> = found.results.iter().map(|h| h.memory.id).collect();
     assert_eq!(ids, vec![april]);
 }
+
+#[tokio::test]
+async fn a_namespace_shows_its_settings_and_patterns_set_them_for_namespaces_made_on_the_fly() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(
+        dir.path(),
+        "[search]\nalpha = 0.6\n\n[search.namespaces.\"chat-*\"]\ntemplate = \"chat\"\n\n\
+         [search.namespaces.chat-fr]\nlanguage = \"french\"\n",
+    );
+    let http = reqwest::Client::new();
+    let get = |ns: &str| {
+        let url = format!("{}/v1/namespaces/{ns}/settings", s.url);
+        let http = http.clone();
+        async move {
+            let r = http.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let plain = get("notes").await;
+    assert_eq!(plain["source"], "default");
+    assert_eq!(plain["template"], "{text}");
+    assert!((plain["alpha"].as_f64().unwrap() - 0.6).abs() < 1e-6);
+    assert_eq!(
+        plain["named_templates"]["chat"],
+        "{metadata.speaker} ({created_at:human}): {text}"
+    );
+
+    // A namespace nobody configured by name takes its pattern's template...
+    let support = get("chat-support").await;
+    assert_eq!(support["source"], "pattern");
+    assert_eq!(support["matched"], "chat-*");
+    assert_eq!(support["template"], "chat");
+    assert_eq!(
+        support["template_expanded"],
+        "{metadata.speaker} ({created_at:human}): {text}"
+    );
+    // ...and renders with it.
+    let c = s.client();
+    c.create(&NewMemory {
+        created_at: Some(datetime!(2023-05-08 10:00 UTC)),
+        ..turn("chat-support", "s1", 0, "Caroline", "I joined a choir.")
+    })
+    .await
+    .unwrap();
+    let found = c
+        .search(&keyword("chat-support", "Caroline 8 May 2023"))
+        .await
+        .unwrap();
+    assert_eq!(found.results.len(), 1);
+    // An exact name beats the pattern.
+    let fr = get("chat-fr").await;
+    assert_eq!(fr["source"], "namespace");
+    assert_eq!(fr["language"], "french");
+    assert_eq!(fr["template"], "{text}");
+}

@@ -14,6 +14,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/memories/search"),
     ("post", "/v1/memories/delete"),
     ("get", "/v1/namespaces"),
+    ("get", "/v1/namespaces/{namespace}/settings"),
     ("get", "/v1/namespaces/{namespace}/policy"),
     ("put", "/v1/namespaces/{namespace}/policy"),
     ("delete", "/v1/namespaces/{namespace}/policy"),

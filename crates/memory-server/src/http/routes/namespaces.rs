@@ -1,5 +1,5 @@
 //! `/v1/namespaces`: the namespaces a key can read, with what it sees there,
-//! and each namespace's memory policy.
+//! each namespace's memory policy, and its search settings.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,7 +9,7 @@ use crate::error::ApiResult;
 use crate::http::AppState;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::routes::memories::AsAgent;
-use crate::model::{MemoryPolicy, NamespaceList, NamespacePolicy};
+use crate::model::{MemoryPolicy, NamespaceList, NamespacePolicy, NamespaceSettings};
 
 /// `GET /v1/namespaces`.
 pub async fn list(
@@ -27,6 +27,15 @@ pub async fn policy(
     ApiPath(ns): ApiPath,
 ) -> ApiResult<Json<NamespacePolicy>> {
     Ok(Json(app.service.policy(&who, &ns).await?))
+}
+
+/// `GET /v1/namespaces/{namespace}/settings`: the search settings in force.
+pub async fn settings(
+    State(app): State<AppState>,
+    who: Principal,
+    ApiPath(ns): ApiPath,
+) -> ApiResult<Json<NamespaceSettings>> {
+    Ok(Json(app.service.settings(&who, &ns)?))
 }
 
 /// `PUT /v1/namespaces/{namespace}/policy` (`admin`).
