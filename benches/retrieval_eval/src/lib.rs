@@ -17,6 +17,9 @@ use memory_client::{
     SearchMode, SearchRequest,
 };
 
+/// Memories per import request.
+const IMPORT_PART: usize = 250;
+
 /// The cut-offs recall is reported at.
 pub const CUTOFFS: [usize; 4] = [1, 5, 10, 25];
 
@@ -165,7 +168,11 @@ pub async fn load(
         keys.insert(id, m.key.clone());
         memories.push(memory);
     }
-    client.import(&memories).await?;
+    // In parts, so that a slow embedder (a model on the CPU) answers each
+    // import well within the client's timeout.
+    for part in memories.chunks(IMPORT_PART) {
+        client.import(part).await?;
+    }
     Ok(keys)
 }
 

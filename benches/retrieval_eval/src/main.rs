@@ -29,6 +29,9 @@ struct Args {
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also write the report as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    json_out: Option<PathBuf>,
     /// Leave the loaded memories in the server (to look at them afterwards).
     #[arg(long)]
     keep: bool,
@@ -116,6 +119,10 @@ async fn run(args: Args) -> Result<String, String> {
             .map_err(|e| format!("deleting the loaded memories from {namespace}: {e}"))?;
     }
     let report = report.map_err(|e| format!("searching: {e}"))?;
+    if let Some(path) = &args.json_out {
+        let json = serde_json::to_vec_pretty(&report).map_err(|e| e.to_string())?;
+        std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     if args.json {
         serde_json::to_string_pretty(&report).map_err(|e| e.to_string())
     } else {

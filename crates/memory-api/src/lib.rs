@@ -874,6 +874,11 @@ pub enum Fusion {
     /// `alpha * similarity + (1 - alpha) * keyword / best keyword score`.
     #[default]
     Weighted,
+    /// Distribution-based score fusion: each side's scores are scaled to
+    /// `[0, 1]` between its candidates' mean minus and plus three standard
+    /// deviations, then weighted by `alpha`: a memory counts by where it
+    /// stands within each side's spread, whatever the side's scale.
+    Dbsf,
 }
 
 /// Neighbouring turns of each hit's conversation, returned with it.

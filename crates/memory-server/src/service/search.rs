@@ -120,6 +120,31 @@ fn rank(i: usize) -> u32 {
     u32::try_from(i + 1).unwrap_or(u32::MAX)
 }
 
+/// A side's scores between mean − 3σ and mean + 3σ (distribution-based
+/// score fusion).
+struct Spread {
+    low: f32,
+    width: f32,
+}
+
+impl Spread {
+    fn of(scores: impl Iterator<Item = f32>) -> Self {
+        let v: Vec<f32> = scores.collect();
+        let n = v.len().max(1) as f32;
+        let mean = v.iter().sum::<f32>() / n;
+        let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / n).sqrt();
+        Self {
+            low: mean - 3.0 * sd,
+            width: (6.0 * sd).max(f32::MIN_POSITIVE),
+        }
+    }
+
+    /// `score` scaled to `[0, 1]`.
+    fn unit(&self, score: f32) -> f32 {
+        ((score - self.low) / self.width).clamp(0.0, 1.0)
+    }
+}
+
 /// Merges the two rankings into candidates with their relevance.
 /// `similarity_of` gives the query similarity of a keyword-only find, so
 /// that weighted fusion counts its true vector side rather than zero.
@@ -155,6 +180,8 @@ fn fuse(
         .map_or(1.0, |h| h.score.max(f32::MIN_POSITIVE));
     let k = plan.rrf_k as f32;
     let mut out: Vec<Candidate> = by_id.into_values().collect();
+    let vector_scale = Spread::of(out.iter().filter_map(|c| c.similarity));
+    let keyword_scale = Spread::of(keyword.iter().map(|h| h.score));
     for c in &mut out {
         let keyword_norm = c.keyword.map_or(0.0, |s| s / best_keyword);
         c.relevance = match plan.mode {
@@ -170,6 +197,10 @@ fn fuse(
                     Fusion::Weighted => {
                         plan.alpha * c.similarity.unwrap_or(0.0).max(0.0)
                             + (1.0 - plan.alpha) * keyword_norm
+                    }
+                    Fusion::Dbsf => {
+                        plan.alpha * c.similarity.map_or(0.0, |s| vector_scale.unit(s))
+                            + (1.0 - plan.alpha) * c.keyword.map_or(0.0, |s| keyword_scale.unit(s))
                     }
                 };
                 c.fused = Some(fused);
@@ -587,6 +618,27 @@ mod tests {
         assert!((one.relevance - (0.25 * 0.8 + 0.75 * 0.5)).abs() < 1e-6);
         assert!((two.relevance - 0.75).abs() < 1e-6);
         assert_eq!(c[0].id.as_u128(), 2);
+    }
+
+    #[test]
+    fn dbsf_scales_each_side_by_its_own_spread() {
+        // Keyword scores bunched near 10, similarities spread over 0.3..0.75:
+        // weighted fusion (keyword / best) gives every keyword find about the
+        // same large share; dbsf stretches each side over its own spread, so
+        // a memory's place within each side is what counts.
+        let v: Vec<Hit> = (0..10).map(|i| hit(i, 0.3 + 0.05 * i as f32)).collect();
+        let k: Vec<Hit> = (0..10).map(|i| hit(i, 10.0 - 0.01 * i as f32)).collect();
+        let dbsf = fuse(&plan(SearchMode::Hybrid, Fusion::Dbsf), &v, &k, |_| None);
+        for c in &dbsf {
+            let f = c.fused.unwrap();
+            assert!((0.0..=1.0).contains(&f), "{f}");
+            // Opposite orders of equal spread: every memory lands mid-way.
+            assert!((f - 0.5).abs() < 1e-3, "{f}");
+        }
+        let mid = Spread::of([1.0f32, 2.0, 3.0].into_iter());
+        assert!((mid.unit(2.0) - 0.5).abs() < 1e-6);
+        assert_eq!(mid.unit(100.0), 1.0);
+        assert_eq!(mid.unit(-100.0), 0.0);
     }
 
     #[test]
