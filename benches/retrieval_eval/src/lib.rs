@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use memory_client::{
-    ClientError, ContextWindow, Fusion, MemoryClient, PortableMemory, QueryTime, Result,
+    ClientError, ContextWindow, Feedback, Fusion, MemoryClient, PortableMemory, QueryTime, Result,
     SearchMode, SearchRequest,
 };
 
@@ -202,6 +202,8 @@ pub struct Tuning {
     pub max_per_session: Option<u32>,
     /// What to do with a time the question names.
     pub query_time: Option<QueryTime>,
+    /// Pseudo-relevance feedback.
+    pub feedback: Option<Feedback>,
 }
 
 /// Asks every question in each of `modes` with `tuning` and scores the answers.
@@ -230,6 +232,7 @@ pub async fn evaluate(
                     context_window: tuning.context_window,
                     max_per_session: tuning.max_per_session,
                     query_time: tuning.query_time,
+                    feedback: tuning.feedback,
                     ..SearchRequest::default()
                 })
                 .await?;

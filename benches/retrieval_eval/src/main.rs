@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use memory_client::{ContextWindow, Fusion, MemoryClient, QueryTime, SearchMode};
+use memory_client::{ContextWindow, Feedback, Fusion, MemoryClient, QueryTime, SearchMode};
 use retrieval_eval::{self as eval, EvalSet, MODES};
 
 /// Measures retrieval quality of a memory server on a question set.
@@ -53,6 +53,22 @@ struct Args {
     /// A time named in the question: off, boost or filter [default: the server's].
     #[arg(long, value_parser = parse_query_time)]
     query_time: Option<QueryTime>,
+    /// Pseudo-relevance feedback: DOCS,TERMS,WEIGHT (e.g. 3,5,0.3).
+    #[arg(long, value_name = "DOCS,TERMS,WEIGHT", value_parser = parse_feedback)]
+    feedback: Option<Feedback>,
+}
+
+fn parse_feedback(s: &str) -> Result<Feedback, String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    let [docs, terms, weight] = parts.as_slice() else {
+        return Err(format!("`{s}`: give DOCS,TERMS,WEIGHT, e.g. 3,5,0.3"));
+    };
+    let bad = |x: &str| format!("`{x}` is not a number");
+    Ok(Feedback {
+        docs: docs.parse().map_err(|_| bad(docs))?,
+        terms: terms.parse().map_err(|_| bad(terms))?,
+        weight: weight.parse().map_err(|_| bad(weight))?,
+    })
 }
 
 fn parse_query_time(s: &str) -> Result<QueryTime, String> {
@@ -111,6 +127,7 @@ async fn run(args: Args) -> Result<String, String> {
         context_window: args.context_window,
         max_per_session: args.max_per_session,
         query_time: args.query_time,
+        feedback: args.feedback,
     };
     let report = eval::evaluate(&client, &set, &namespace, &keys, &modes, &tuning).await;
     if !args.keep {

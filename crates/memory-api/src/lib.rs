@@ -927,6 +927,43 @@ pub struct TimeRange {
     pub applied: QueryTime,
 }
 
+/// Pseudo-relevance feedback: the first pass's best results widen the query
+/// for a second pass.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Feedback {
+    /// How many of the first pass's results to learn from (1 to 10, default 3).
+    #[serde(default = "default_feedback_docs")]
+    pub docs: u32,
+    /// Words they share that are added to the keyword query (0 to 20, default 5).
+    #[serde(default = "default_feedback_terms")]
+    pub terms: u32,
+    /// How far the query vector moves towards theirs, in `[0, 1]` (default 0.3).
+    #[serde(default = "default_feedback_weight")]
+    pub weight: f32,
+}
+
+fn default_feedback_docs() -> u32 {
+    3
+}
+fn default_feedback_terms() -> u32 {
+    5
+}
+fn default_feedback_weight() -> f32 {
+    0.3
+}
+
+/// What pseudo-relevance feedback used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct FeedbackUsed {
+    /// The first pass's results it learned from.
+    pub from: Vec<Uuid>,
+    /// The words added to the keyword query.
+    pub terms: Vec<String>,
+}
+
 /// Marks a result that is not a hit but a turn next to one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
@@ -1032,6 +1069,12 @@ pub struct SearchRequest {
     /// `time_range` says what was read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query_time: Option<QueryTime>,
+    /// Search twice: the first pass's best results widen the query (new
+    /// shared words on the keyword side, the query vector moved towards
+    /// theirs), and the second pass's results are returned. The response's
+    /// `feedback` names what was used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<Feedback>,
     /// The "now" that relative times in `query` count back from (default:
     /// the server's clock), e.g. the date of the conversation being asked about.
     #[serde(
@@ -1101,6 +1144,9 @@ pub struct SearchResponse {
     /// The time the query named, when one was read and used (`query_time`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_range: Option<TimeRange>,
+    /// What pseudo-relevance feedback used, when asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<FeedbackUsed>,
 }
 
 /// A namespace the caller can read, and how many of its memories it sees.

@@ -122,6 +122,10 @@ pub struct MemoryPolicy {
     pub context_window: Option<memory_client::ContextWindow>,
     /// At most this many memories from one session.
     pub max_per_session: Option<u32>,
+    /// A time named in the query: `boost`, `filter` or `off`.
+    pub query_time: Option<memory_client::QueryTime>,
+    /// Pseudo-relevance feedback, e.g. `{ docs = 3, terms = 5, weight = 0.3 }`.
+    pub feedback: Option<memory_client::Feedback>,
 }
 
 impl Default for MemoryPolicy {
@@ -136,6 +140,8 @@ impl Default for MemoryPolicy {
             alpha: None,
             context_window: None,
             max_per_session: None,
+            query_time: None,
+            feedback: None,
         }
     }
 }
@@ -151,6 +157,8 @@ impl MemoryPolicy {
             alpha: self.alpha,
             context_window: self.context_window,
             max_per_session: self.max_per_session,
+            query_time: self.query_time,
+            feedback: self.feedback,
         }
     }
 }

@@ -46,6 +46,10 @@ pub struct RecallOptions {
     pub context_window: Option<memory_client::ContextWindow>,
     /// At most this many memories from one session.
     pub max_per_session: Option<u32>,
+    /// What to do with a time the query names (`boost`, `filter`, `off`).
+    pub query_time: Option<memory_client::QueryTime>,
+    /// Pseudo-relevance feedback.
+    pub feedback: Option<memory_client::Feedback>,
 }
 
 /// Who a memory call is for.
@@ -146,6 +150,8 @@ impl MemoryLink {
             alpha: policy.alpha,
             context_window: policy.context_window,
             max_per_session: policy.max_per_session,
+            query_time: policy.query_time,
+            feedback: policy.feedback,
             ..SearchRequest::default()
         };
         let found = self.retried(|| self.client.search(&request)).await?;

@@ -25,6 +25,7 @@ mod consolidate;
 mod context;
 mod create;
 mod extract;
+mod feedback;
 mod list;
 mod merge;
 mod model_binding;

@@ -11,8 +11,9 @@ use std::time::Instant;
 
 use time::OffsetDateTime;
 use uuid::Uuid;
-use vector_index::{Hit, KeywordQuery, Query, TimeField};
+use vector_index::{Filter, Hit, KeywordQuery, Query, TimeField};
 
+use super::feedback::{expansion_terms, rocchio};
 use super::query_time::named_time;
 use super::template::Template;
 use super::{MemoryService, millis};
@@ -20,8 +21,8 @@ use crate::auth::{Principal, Role};
 use crate::config::{ConfigError, NamespaceSearch, SearchConfig};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{
-    Fusion, NamespaceSettings, QueryTime, SearchHit, SearchMode, SearchRequest, SearchResponse,
-    TimeRange,
+    FeedbackUsed, Fusion, NamespaceSettings, QueryTime, SearchHit, SearchMode, SearchRequest,
+    SearchResponse, TimeRange,
 };
 use crate::validate;
 use providers::embed::Purpose;
@@ -240,7 +241,53 @@ fn diversify(mut pool: Vec<(Candidate, Vec<f32>)>, lambda: f32, top_k: usize) ->
     picked.into_iter().map(|(c, _)| c).collect()
 }
 
+/// What the two retrievers found for one pass of a search.
+struct Retrieved {
+    vector_hits: Vec<Hit>,
+    keyword_hits: Vec<Hit>,
+    /// The vector side's plan (`bm25` when only the keyword side ran).
+    plan_name: &'static str,
+    /// Memories the filter allowed.
+    allowed: u64,
+}
+
 impl MemoryService {
+    /// One pass: nearest neighbours of `vector` and BM25 of `text`, each
+    /// `plan.depth` deep, under `filter`.
+    fn retrieve(
+        &self,
+        plan: &Plan,
+        ns: &str,
+        vector: Option<&Vec<f32>>,
+        text: Option<&str>,
+        filter: &Filter,
+    ) -> ApiResult<Retrieved> {
+        let (vector_hits, plan_name, allowed) = match vector {
+            Some(v) => {
+                let r = self
+                    .collection
+                    .search(&Query::new(v.clone(), plan.depth).filter(filter.clone()))?;
+                (r.hits, r.plan.name(), r.allowed)
+            }
+            None => (Vec::new(), "bm25", 0),
+        };
+        let (keyword_hits, allowed) = match text {
+            Some(q) => {
+                let r = self
+                    .collection
+                    .search_keyword(&KeywordQuery::new(ns, q, plan.depth).filter(filter.clone()))?;
+                (r.hits, r.allowed)
+            }
+            None => (Vec::new(), allowed),
+        };
+        Ok(Retrieved {
+            vector_hits,
+            keyword_hits,
+            plan_name,
+            allowed,
+        })
+    }
+
     /// The search settings in force in `ns` and where they come from (`read`).
     pub fn settings(&self, who: &Principal, ns: &str) -> ApiResult<NamespaceSettings> {
         validate::namespace(&self.limits, ns)?;
@@ -311,6 +358,26 @@ impl MemoryService {
         }
         if let Some(w) = &req.context_window {
             super::neighbors::check_window(w)?;
+        }
+        if let Some(fb) = &req.feedback {
+            if !(1..=10).contains(&fb.docs) {
+                return Err(ApiError::invalid(
+                    "feedback.docs",
+                    "feedback.docs must be between 1 and 10",
+                ));
+            }
+            if fb.terms > 20 {
+                return Err(ApiError::invalid(
+                    "feedback.terms",
+                    "feedback.terms must be at most 20",
+                ));
+            }
+            if !(0.0..=1.0).contains(&fb.weight) {
+                return Err(ApiError::invalid(
+                    "feedback.weight",
+                    "feedback.weight must be between 0 and 1",
+                ));
+            }
         }
         if req.max_per_session == Some(0) {
             return Err(ApiError::invalid(
@@ -414,38 +481,31 @@ impl MemoryService {
             _ => filter,
         };
 
-        let (vector_hits, plan_name, allowed) = match &vector {
-            Some(v) => {
-                let r = self
-                    .collection
-                    .search(&Query::new(v.clone(), plan.depth).filter(filter.clone()))?;
-                (r.hits, r.plan.name(), r.allowed)
-            }
-            None => (Vec::new(), "bm25", 0),
-        };
-        let (keyword_hits, allowed) = match (&req.query, uses_keyword) {
-            (Some(q), true) => {
-                let r = self.collection.search_keyword(
-                    &KeywordQuery::new(req.namespace.as_str(), q.as_str(), plan.depth)
-                        .filter(filter),
-                )?;
-                (r.hits, r.allowed)
-            }
-            _ => (Vec::new(), allowed),
-        };
+        let keyword_text = req.query.as_deref().filter(|_| uses_keyword);
+        let first = self.retrieve(
+            &plan,
+            &req.namespace,
+            vector.as_ref(),
+            keyword_text,
+            &filter,
+        )?;
+        let (plan_name, allowed) = (first.plan_name, first.allowed);
         let index = self.collection.index();
         let unit_query = vector
             .as_ref()
             .and_then(|q| vector_index::vector::normalized(q, q.len()).ok());
-        let mut candidates = fuse(&plan, &vector_hits, &keyword_hits, |id| {
+        let similarity_of = |id| {
             let q = unit_query.as_ref()?;
             index
                 .get(id)
                 .map(|point| vector_index::vector::dot(q, &point.vector))
-        });
-        if let Some(t) = named.as_ref().filter(|_| applied == QueryTime::Boost) {
+        };
+        let boost_time = |candidates: &mut Vec<Candidate>| {
+            let Some(t) = named.as_ref().filter(|_| applied == QueryTime::Boost) else {
+                return;
+            };
             let (from, to) = (millis(t.from), millis(t.to));
-            for c in &mut candidates {
+            for c in candidates {
                 let inside = index
                     .get(c.id)
                     .is_some_and(|p| (from..to).contains(&p.payload.created_at));
@@ -453,6 +513,53 @@ impl MemoryService {
                     (1.0 - TIME_BOOST) * c.relevance + if inside { TIME_BOOST } else { 0.0 };
                 c.score = c.relevance;
             }
+        };
+        let mut candidates = fuse(
+            &plan,
+            &first.vector_hits,
+            &first.keyword_hits,
+            similarity_of,
+        );
+        boost_time(&mut candidates);
+        let mut feedback_used = None;
+        if let Some(fb) = req.feedback {
+            // The first pass's best, as if marked relevant, widen the query.
+            candidates.sort_by(by_score);
+            let from: Vec<Uuid> = candidates
+                .iter()
+                .take(fb.docs as usize)
+                .map(|c| c.id)
+                .collect();
+            let points: Vec<_> = from.iter().filter_map(|id| index.get(*id)).collect();
+            let texts: Vec<&str> = points.iter().map(|p| p.payload.text.as_str()).collect();
+            let terms = keyword_text
+                .map(|q| expansion_terms(&texts, q, fb.terms as usize))
+                .unwrap_or_default();
+            let widened_text = keyword_text.map(|q| {
+                std::iter::once(q.to_owned())
+                    .chain(terms.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            });
+            let feedback_vectors: Vec<Vec<f32>> = points.iter().map(|p| p.vector.clone()).collect();
+            let widened_vector = vector
+                .as_ref()
+                .map(|q| rocchio(q, &feedback_vectors, fb.weight));
+            let again = self.retrieve(
+                &plan,
+                &req.namespace,
+                widened_vector.as_ref(),
+                widened_text.as_deref(),
+                &filter,
+            )?;
+            candidates = fuse(
+                &plan,
+                &again.vector_hits,
+                &again.keyword_hits,
+                similarity_of,
+            );
+            boost_time(&mut candidates);
+            feedback_used = Some(FeedbackUsed { from, terms });
         }
         let mut vectors: HashMap<Uuid, Vec<f32>> = HashMap::new();
         // Only recency and MMR need each candidate's point.
@@ -545,6 +652,7 @@ impl MemoryService {
             plan: plan_name.to_owned(),
             candidates: allowed,
             took_ms: kit::telemetry::millis_rounded(started.elapsed()),
+            feedback: feedback_used,
             time_range: named.map(|t| TimeRange {
                 from: t.from,
                 to: t.to,

@@ -10,8 +10,8 @@ use time::macros::datetime;
 
 use crate::support::{Server, config_toml, free_port};
 use memory_client::{
-    ContextWindow, MemoryClient, MemoryFilter, NewMemory, QueryTime, SearchMode, SearchRequest,
-    Visibility,
+    ContextWindow, Feedback, MemoryClient, MemoryFilter, NewMemory, QueryTime, SearchMode,
+    SearchRequest, Visibility,
 };
 
 fn server(dir: &std::path::Path, extra: &str) -> Server {
@@ -435,4 +435,92 @@ async fn a_namespace_shows_its_settings_and_patterns_set_them_for_namespaces_mad
     assert_eq!(fr["source"], "namespace");
     assert_eq!(fr["language"], "french");
     assert_eq!(fr["template"], "{text}");
+}
+
+#[tokio::test]
+async fn feedback_widens_the_query_with_what_the_first_pass_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), "");
+    let c = s.client();
+    let sister = store(
+        &c,
+        turn(
+            "fb",
+            "s1",
+            0,
+            "Ann",
+            "Ann: My sister Clara is visiting from Porto next month.",
+        ),
+    )
+    .await;
+    let present = store(
+        &c,
+        turn("fb", "s2", 0, "Ann", "Clara surprised me with a telescope!"),
+    )
+    .await;
+    store(
+        &c,
+        turn(
+            "fb",
+            "s3",
+            0,
+            "Bo",
+            "Bo: my cousin is visiting too, from Lyon.",
+        ),
+    )
+    .await;
+    store(
+        &c,
+        turn("fb", "s4", 0, "Bo", "Bo: the weather in Porto was lovely."),
+    )
+    .await;
+    let ask = |feedback| SearchRequest {
+        top_k: Some(2),
+        feedback,
+        ..keyword("fb", "What did Ann's sister give her?")
+    };
+    // One pass finds the turn naming the sister, not the present.
+    let plain = c.search(&ask(None)).await.unwrap();
+    assert_eq!(plain.results.first().map(|h| h.memory.id), Some(sister));
+    assert!(
+        plain.results.iter().all(|h| h.memory.id != present),
+        "{:?}",
+        plain
+            .results
+            .iter()
+            .map(|h| (&h.memory.text, h.score, h.keyword_score))
+            .collect::<Vec<_>>()
+    );
+    assert!(plain.feedback.is_none());
+    // With feedback from the best first result, her name finds the present.
+    let widened = c
+        .search(&ask(Some(Feedback {
+            docs: 1,
+            terms: 5,
+            weight: 0.3,
+        })))
+        .await
+        .unwrap();
+    let ids: Vec<uuid::Uuid> = widened.results.iter().map(|h| h.memory.id).collect();
+    assert!(ids.contains(&sister) && ids.contains(&present), "{ids:?}");
+    let used = widened.feedback.unwrap();
+    assert_eq!(used.from, vec![sister]);
+    assert!(used.terms.contains(&"clara".to_owned()), "{:?}", used.terms);
+
+    for bad in [
+        json!({"docs": 0}),
+        json!({"docs": 11}),
+        json!({"terms": 21}),
+        json!({"weight": 1.5}),
+    ] {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/memories/search", s.url))
+            .json(&json!({"namespace": "fb", "query": "sister", "feedback": bad}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{bad}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body.to_string().contains("feedback."), "{body}");
+    }
 }
