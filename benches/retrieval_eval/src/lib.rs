@@ -13,8 +13,8 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use memory_client::{
-    ClientError, ContextWindow, Feedback, Fusion, MemoryClient, PortableMemory, QueryTime, Result,
-    SearchMode, SearchRequest,
+    Bm25Params, ClientError, ContextWindow, Feedback, Fusion, MemoryClient, PortableMemory,
+    QueryTime, Result, SearchMode, SearchRequest,
 };
 
 /// Memories per import request.
@@ -204,6 +204,8 @@ pub struct Tuning {
     pub query_time: Option<QueryTime>,
     /// Pseudo-relevance feedback.
     pub feedback: Option<Feedback>,
+    /// BM25 parameters of the keyword side.
+    pub bm25: Option<Bm25Params>,
 }
 
 /// Asks every question in each of `modes` with `tuning` and scores the answers.
@@ -233,6 +235,7 @@ pub async fn evaluate(
                     max_per_session: tuning.max_per_session,
                     query_time: tuning.query_time,
                     feedback: tuning.feedback,
+                    bm25: tuning.bm25,
                     ..SearchRequest::default()
                 })
                 .await?;

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use memory_client::{ContextWindow, Feedback, Fusion, MemoryClient, QueryTime, SearchMode};
+use memory_client::{
+    Bm25Params, ContextWindow, Feedback, Fusion, MemoryClient, QueryTime, SearchMode,
+};
 use retrieval_eval::{self as eval, EvalSet, MODES};
 
 /// Measures retrieval quality of a memory server on a question set.
@@ -56,6 +58,24 @@ struct Args {
     /// Pseudo-relevance feedback: DOCS,TERMS,WEIGHT (e.g. 3,5,0.3).
     #[arg(long, value_name = "DOCS,TERMS,WEIGHT", value_parser = parse_feedback)]
     feedback: Option<Feedback>,
+    /// BM25 parameters: K1,B (e.g. 1.2,0.75) [default: the namespace's].
+    #[arg(long, value_name = "K1,B", value_parser = parse_bm25)]
+    bm25: Option<Bm25Params>,
+}
+
+fn parse_bm25(s: &str) -> Result<Bm25Params, String> {
+    let (k1, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("`{s}`: give K1,B, e.g. 1.2,0.75"))?;
+    let n = |x: &str| {
+        x.trim()
+            .parse::<f32>()
+            .map_err(|_| format!("`{x}` is not a number"))
+    };
+    Ok(Bm25Params {
+        k1: n(k1)?,
+        b: n(b)?,
+    })
 }
 
 fn parse_feedback(s: &str) -> Result<Feedback, String> {
@@ -128,6 +148,7 @@ async fn run(args: Args) -> Result<String, String> {
         max_per_session: args.max_per_session,
         query_time: args.query_time,
         feedback: args.feedback,
+        bm25: args.bm25,
     };
     let report = eval::evaluate(&client, &set, &namespace, &keys, &modes, &tuning).await;
     if !args.keep {

@@ -731,6 +731,10 @@ pub struct NamespaceSettings {
     pub stemming: bool,
     /// Whether stop words are dropped.
     pub stop_words: bool,
+    /// BM25 term-frequency saturation.
+    pub bm25_k1: f32,
+    /// BM25 length normalisation.
+    pub bm25_b: f32,
     /// Where they come from: `default` (`[search]`), `namespace`
     /// (`[search.namespaces.<name>]`) or `pattern` (`[search.namespaces."<prefix>*"]`).
     pub source: String,
@@ -927,6 +931,17 @@ pub struct TimeRange {
     pub applied: QueryTime,
 }
 
+/// BM25's parameters for one search's keyword side.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Bm25Params {
+    /// Term-frequency saturation, 0 to 3 (the namespace's, by default 1.2).
+    pub k1: f32,
+    /// Length normalisation, 0 to 1 (the namespace's, by default 0.75).
+    pub b: f32,
+}
+
 /// Pseudo-relevance feedback: the first pass's best results widen the query
 /// for a second pass.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -1075,6 +1090,9 @@ pub struct SearchRequest {
     /// `feedback` names what was used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback: Option<Feedback>,
+    /// BM25 parameters for this search's keyword side (default: the namespace's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bm25: Option<Bm25Params>,
     /// The "now" that relative times in `query` count back from (default:
     /// the server's clock), e.g. the date of the conversation being asked about.
     #[serde(

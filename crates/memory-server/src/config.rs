@@ -185,6 +185,10 @@ pub struct SearchConfig {
     pub stemming: bool,
     /// Keyword search ignores the language's stop words.
     pub stop_words: bool,
+    /// BM25 term-frequency saturation (`k1`, 0 to 3).
+    pub bm25_k1: f32,
+    /// BM25 length normalisation (`b`, 0 to 1).
+    pub bm25_b: f32,
     /// Overrides by namespace (`[search.namespaces.<name>]`), or by pattern
     /// (`[search.namespaces."support-*"]`: every namespace starting so; an
     /// exact name beats a pattern, a longer pattern a shorter one).
@@ -204,6 +208,8 @@ impl Default for SearchConfig {
             language: vector_index::Language::English,
             stemming: true,
             stop_words: true,
+            bm25_k1: vector_index::Bm25::default().k1,
+            bm25_b: vector_index::Bm25::default().b,
             namespaces: BTreeMap::new(),
         }
     }
@@ -229,6 +235,10 @@ pub struct SearchOverrides {
     pub stemming: Option<bool>,
     /// See [`SearchConfig::stop_words`].
     pub stop_words: Option<bool>,
+    /// See [`SearchConfig::bm25_k1`].
+    pub bm25_k1: Option<f32>,
+    /// See [`SearchConfig::bm25_b`].
+    pub bm25_b: Option<f32>,
 }
 
 /// One namespace's search settings, defaults and overrides combined.
@@ -246,6 +256,8 @@ pub struct NamespaceSearch {
     pub template: String,
     /// Keyword analysis.
     pub analyzer: vector_index::AnalyzerSettings,
+    /// Keyword scoring.
+    pub bm25: vector_index::Bm25,
 }
 
 impl SearchConfig {
@@ -273,6 +285,10 @@ impl SearchConfig {
                 language: o.language.unwrap_or(self.language),
                 stemming: o.stemming.unwrap_or(self.stemming),
                 stop_words: o.stop_words.unwrap_or(self.stop_words),
+            },
+            bm25: vector_index::Bm25 {
+                k1: o.bm25_k1.unwrap_or(self.bm25_k1),
+                b: o.bm25_b.unwrap_or(self.bm25_b),
             },
         }
     }
@@ -316,6 +332,20 @@ impl SearchConfig {
             }
             if s.rrf_k == 0 {
                 return Err(ConfigError(format!("{} must be at least 1", at("rrf_k"))));
+            }
+            if !(0.0..=3.0).contains(&s.bm25.k1) {
+                return Err(ConfigError(format!(
+                    "{} must be between 0 and 3, got {}",
+                    at("bm25_k1"),
+                    s.bm25.k1
+                )));
+            }
+            if !(0.0..=1.0).contains(&s.bm25.b) {
+                return Err(ConfigError(format!(
+                    "{} must be between 0 and 1, got {}",
+                    at("bm25_b"),
+                    s.bm25.b
+                )));
             }
             // Templates are parsed once, where they are used
             // (`service::SearchSettings::new`, at start), and named there.

@@ -58,10 +58,7 @@ async fn vectors_match_sentence_transformers_within_1e4_cosine() {
     for (threads, batch) in [(1, 1), (2, 3), (0, 96)] {
         let embedder = LocalEmbedder::load(&settings(&dir, threads, batch)).unwrap();
         assert_eq!(embedder.dims(), 384);
-        assert_eq!(
-            embedder.model_id(),
-            "sentence-transformers/all-MiniLM-L6-v2"
-        );
+        assert_eq!(embedder.model_id(), "local:all-MiniLM-L6-v2:384");
         let vectors = embedder.embed(&texts, Purpose::Document).await.unwrap();
         for (case, got) in reference.cases.iter().zip(&vectors) {
             let similarity = cosine(got, &case.vector);

@@ -196,6 +196,8 @@ pub struct KeywordQuery {
     pub k: usize,
     /// Which points may be returned (the namespace condition is implied).
     pub filter: Filter,
+    /// BM25's parameters.
+    pub bm25: crate::lexical::Bm25,
 }
 
 impl KeywordQuery {
@@ -206,7 +208,14 @@ impl KeywordQuery {
             text: text.into(),
             k,
             filter: Filter::all(),
+            bm25: crate::lexical::Bm25::default(),
         }
+    }
+
+    /// Scores with BM25 parameters `bm25` instead of the defaults.
+    pub fn bm25(mut self, bm25: crate::lexical::Bm25) -> Self {
+        self.bm25 = bm25;
+        self
     }
 
     /// Restricts results to points matching `filter`.
@@ -681,7 +690,7 @@ impl Collection {
         } else {
             state
                 .lexical
-                .search(&query.namespace, &terms, query.k, &allowed)
+                .search_with(&query.namespace, &terms, query.k, &allowed, query.bm25)
         };
         let mut hits: Vec<Hit> = scored
             .iter()

@@ -21,10 +21,25 @@ use crate::Key;
 use crate::backend::Scored;
 use crate::topk::TopK;
 
-/// BM25 term-frequency saturation.
+/// BM25 term-frequency saturation, by default.
 const K1: f32 = 1.2;
-/// BM25 length normalisation.
+/// BM25 length normalisation, by default.
 const B: f32 = 0.75;
+
+/// BM25's two parameters.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Bm25 {
+    /// Term-frequency saturation: how much a repeated word adds (0: nothing).
+    pub k1: f32,
+    /// Length normalisation: 1 scores a long text's matches down in full, 0 not at all.
+    pub b: f32,
+}
+
+impl Default for Bm25 {
+    fn default() -> Self {
+        Self { k1: K1, b: B }
+    }
+}
 
 type TermId = u32;
 
@@ -223,8 +238,9 @@ impl LexicalIndex {
         self.namespaces.values().map(Namespace::memory_bytes).sum()
     }
 
-    /// The `k` best documents of `namespace` for the query `terms` by BM25,
-    /// among the `allowed` keys (best first, ties by key).
+    /// The `k` best documents of `namespace` for the query `terms` by BM25
+    /// with the default parameters, among the `allowed` keys (best first,
+    /// ties by key).
     pub fn search(
         &self,
         namespace: &str,
@@ -232,6 +248,19 @@ impl LexicalIndex {
         k: usize,
         allowed: &RoaringBitmap,
     ) -> Vec<Scored> {
+        self.search_with(namespace, terms, k, allowed, Bm25::default())
+    }
+
+    /// [`Self::search`] with BM25 parameters `params`.
+    pub fn search_with(
+        &self,
+        namespace: &str,
+        terms: &[String],
+        k: usize,
+        allowed: &RoaringBitmap,
+        params: Bm25,
+    ) -> Vec<Scored> {
+        let Bm25 { k1, b } = params;
         let Some(ns) = self.namespaces.get(namespace) else {
             return Vec::new();
         };
@@ -247,12 +276,12 @@ impl LexicalIndex {
         }
         let contribution = |e: &Posting| {
             let tf = e.tf as f32;
-            let norm = K1 * (1.0 - B + B * e.len as f32 / avg_len);
-            tf * (K1 + 1.0) / (tf + norm)
+            let norm = k1 * (1.0 - b + b * e.len as f32 / avg_len);
+            tf * (k1 + 1.0) / (tf + norm)
         };
         // Document at a time with MaxScore pruning. Every posting list is in key
         // order, so one merge pass scores each document once. A term adds at
-        // most `weight * (K1 + 1)`; once the k-th best score exceeds the bounds
+        // most `weight * (k1 + 1)`; once the k-th best score exceeds the bounds
         // of the weakest terms together, a document having only those cannot
         // enter the top k, so only the other ("essential") lists drive the
         // merge and the weak ones are merely probed, strongest first.
@@ -265,7 +294,7 @@ impl LexicalIndex {
                 List {
                     postings: p.entries.as_slice(),
                     weight,
-                    bound: weight * (K1 + 1.0),
+                    bound: weight * (k1 + 1.0),
                 }
             })
             .collect();

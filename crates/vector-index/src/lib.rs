@@ -60,6 +60,7 @@ pub use collection::{
 };
 pub use error::{IndexError, Result};
 pub use filter::{Condition, Filter};
+pub use lexical::Bm25;
 pub use payload::{Field, Millis, Payload, TimeField};
 pub use planner::{Plan, PlannerConfig, Strategy};
 pub use text::{AnalyzerSettings, Language, TextConfig};

@@ -11,15 +11,15 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::model::{
-    Action, AppendMessages, Appended, BulkDelete, BulkDeleted, ContextWindow, CreateBody,
-    CreateResponse, Created, CreatedBatch, Decision, ErrorResponse, ExportSummary, ExportTrailer,
-    ExtractRequest, ExtractionPolicy, Feedback, FeedbackUsed, Fusion, History, Imported, Job,
-    JobList, JobState, JobUsage, Kind, Memory, MemoryFilter, MemoryPage, MemoryPatch, MemoryPolicy,
-    Message, Mmr, NamespaceList, NamespacePolicy, NamespaceSettings, NamespaceSummary,
-    NearDuplicate, Neighbor, NewMemories, NewMemory, NewMessage, PolicySource, PortableMemory,
-    Promote, PutSession, QueryTime, Recency, Revision, SearchHit, SearchMode, SearchRequest,
-    SearchResponse, Session, SessionPage, SessionSummary, Strategy, Supersede, Superseded,
-    TimeRange, Visibility,
+    Action, AppendMessages, Appended, Bm25Params, BulkDelete, BulkDeleted, ContextWindow,
+    CreateBody, CreateResponse, Created, CreatedBatch, Decision, ErrorResponse, ExportSummary,
+    ExportTrailer, ExtractRequest, ExtractionPolicy, Feedback, FeedbackUsed, Fusion, History,
+    Imported, Job, JobList, JobState, JobUsage, Kind, Memory, MemoryFilter, MemoryPage,
+    MemoryPatch, MemoryPolicy, Message, Mmr, NamespaceList, NamespacePolicy, NamespaceSettings,
+    NamespaceSummary, NearDuplicate, Neighbor, NewMemories, NewMemory, NewMessage, PolicySource,
+    PortableMemory, Promote, PutSession, QueryTime, Recency, Revision, SearchHit, SearchMode,
+    SearchRequest, SearchResponse, Session, SessionPage, SessionSummary, Strategy, Supersede,
+    Superseded, TimeRange, Visibility,
 };
 
 /// The document.
@@ -39,7 +39,7 @@ use crate::model::{
         Visibility, SearchMode, Fusion, Mmr, NamespaceSummary, NamespaceList, ErrorResponse,
         ExportTrailer, ExportSummary, MemoryPolicy, NamespacePolicy, PolicySource, NearDuplicate, Supersede, Superseded,
         ExtractionPolicy, Strategy, Job, JobState, JobList, JobUsage, Decision, Action, ExtractRequest,
-        ContextWindow, Neighbor, QueryTime, TimeRange, NamespaceSettings, Feedback, FeedbackUsed
+        ContextWindow, Neighbor, QueryTime, TimeRange, NamespaceSettings, Feedback, FeedbackUsed, Bm25Params
     )),
     modifiers(&BearerAuth, &Links, &InputRules),
     security(("bearer" = []))

@@ -113,6 +113,7 @@ struct Plan {
     fusion: Fusion,
     alpha: f32,
     rrf_k: u32,
+    bm25: vector_index::Bm25,
     top_k: usize,
     depth: usize,
 }
@@ -273,9 +274,11 @@ impl MemoryService {
         };
         let (keyword_hits, allowed) = match text {
             Some(q) => {
-                let r = self
-                    .collection
-                    .search_keyword(&KeywordQuery::new(ns, q, plan.depth).filter(filter.clone()))?;
+                let r = self.collection.search_keyword(
+                    &KeywordQuery::new(ns, q, plan.depth)
+                        .filter(filter.clone())
+                        .bm25(plan.bm25),
+                )?;
                 (r.hits, r.allowed)
             }
             None => (Vec::new(), allowed),
@@ -309,6 +312,8 @@ impl MemoryService {
             language,
             stemming: s.analyzer.stemming,
             stop_words: s.analyzer.stop_words,
+            bm25_k1: s.bm25.k1,
+            bm25_b: s.bm25.b,
             source: match key {
                 None => "default",
                 Some(k) if k.ends_with('*') => "pattern",
@@ -358,6 +363,20 @@ impl MemoryService {
         }
         if let Some(w) = &req.context_window {
             super::neighbors::check_window(w)?;
+        }
+        if let Some(p) = &req.bm25 {
+            if !(0.0..=3.0).contains(&p.k1) {
+                return Err(ApiError::invalid(
+                    "bm25.k1",
+                    "bm25.k1 must be between 0 and 3",
+                ));
+            }
+            if !(0.0..=1.0).contains(&p.b) {
+                return Err(ApiError::invalid(
+                    "bm25.b",
+                    "bm25.b must be between 0 and 1",
+                ));
+            }
         }
         if let Some(fb) = &req.feedback {
             if !(1..=10).contains(&fb.docs) {
@@ -425,6 +444,9 @@ impl MemoryService {
             fusion: req.fusion.unwrap_or(defaults.fusion),
             alpha: req.alpha.unwrap_or(defaults.alpha),
             rrf_k: req.rrf_k.unwrap_or(defaults.rrf_k),
+            bm25: req
+                .bm25
+                .map_or(defaults.bm25, |p| vector_index::Bm25 { k1: p.k1, b: p.b }),
             top_k,
             depth: depth.min(max_depth),
         })
@@ -680,6 +702,7 @@ mod tests {
             fusion,
             alpha: 0.5,
             rrf_k: 60,
+            bm25: vector_index::Bm25::default(),
             top_k: 10,
             depth: 40,
         }

@@ -387,7 +387,7 @@ async fn a_namespace_shows_its_settings_and_patterns_set_them_for_namespaces_mad
     let s = server(
         dir.path(),
         "[search]\nalpha = 0.6\n\n[search.namespaces.\"chat-*\"]\ntemplate = \"chat\"\n\n\
-         [search.namespaces.chat-fr]\nlanguage = \"french\"\n",
+         [search.namespaces.chat-fr]\nlanguage = \"french\"\nbm25_b = 0.3\n",
     );
     let http = reqwest::Client::new();
     let get = |ns: &str| {
@@ -403,6 +403,8 @@ async fn a_namespace_shows_its_settings_and_patterns_set_them_for_namespaces_mad
     assert_eq!(plain["source"], "default");
     assert_eq!(plain["template"], "{text}");
     assert!((plain["alpha"].as_f64().unwrap() - 0.6).abs() < 1e-6);
+    assert!((plain["bm25_k1"].as_f64().unwrap() - 1.2).abs() < 1e-6);
+    assert!((plain["bm25_b"].as_f64().unwrap() - 0.75).abs() < 1e-6);
     assert_eq!(
         plain["named_templates"]["chat"],
         "{metadata.speaker} ({created_at:human}): {text}"
@@ -434,6 +436,7 @@ async fn a_namespace_shows_its_settings_and_patterns_set_them_for_namespaces_mad
     let fr = get("chat-fr").await;
     assert_eq!(fr["source"], "namespace");
     assert_eq!(fr["language"], "french");
+    assert!((fr["bm25_b"].as_f64().unwrap() - 0.3).abs() < 1e-6);
     assert_eq!(fr["template"], "{text}");
 }
 

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Server, config_dir, config_toml, free_port};
 use memory_client::{
-    Fusion, MemoryClient, MemoryFilter, Mmr, NewMemory, SearchMode, SearchRequest, SearchResponse,
+    Bm25Params, Fusion, MemoryClient, MemoryFilter, Mmr, NewMemory, SearchMode, SearchRequest,
+    SearchResponse,
 };
 
 const DIMS: usize = 384;
@@ -433,4 +434,54 @@ async fn a_text_search_leaves_out_what_matches_nothing_unless_asked() {
         "{}",
         everything.took_ms
     );
+}
+
+#[tokio::test]
+async fn bm25_parameters_come_from_the_namespace_or_the_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), "");
+    let c = s.client();
+    let repeated = c
+        .create(&memory("bm", "tea tea tea tea"))
+        .await
+        .unwrap()
+        .memory
+        .id;
+    c.create(&memory("bm", "tea with a biscuit")).await.unwrap();
+    let ask = |bm25| SearchRequest {
+        bm25,
+        ..request("bm", "tea", Some(SearchMode::Keyword))
+    };
+    // Default k1 1.2: the repeated word counts more.
+    let default = c.search(&ask(None)).await.unwrap();
+    assert_eq!(default.results[0].memory.id, repeated);
+    let scores: Vec<f32> = default
+        .results
+        .iter()
+        .filter_map(|h| h.keyword_score)
+        .collect();
+    assert!(scores[0] > scores[1] * 1.2, "{scores:?}");
+    // k1 0 and b 0: a word counts once, whatever the length.
+    let flat = c
+        .search(&ask(Some(Bm25Params { k1: 0.0, b: 0.0 })))
+        .await
+        .unwrap();
+    let scores: Vec<f32> = flat
+        .results
+        .iter()
+        .filter_map(|h| h.keyword_score)
+        .collect();
+    assert_eq!(scores.len(), 2);
+    assert!((scores[0] - scores[1]).abs() < 1e-6, "{scores:?}");
+    for (bad, field) in [((4.0, 0.5), "bm25.k1"), ((1.0, 1.5), "bm25.b")] {
+        let err = c
+            .search(&ask(Some(Bm25Params {
+                k1: bad.0,
+                b: bad.1,
+            })))
+            .await
+            .unwrap_err();
+        assert_eq!(err.status(), Some(400));
+        assert!(err.to_string().contains(field), "{err}");
+    }
 }
