@@ -617,6 +617,14 @@ impl Collection {
         None
     }
 
+    /// The payload of point `id`, if present, without reading its vector
+    /// (for callers that only filter or order by payload fields).
+    pub fn payload(&self, id: Uuid) -> Option<Payload> {
+        let state = self.state.read();
+        let key = *state.ids.get(&id)?;
+        state.payloads.get(key)
+    }
+
     /// Whether `id` is present.
     pub fn contains(&self, id: Uuid) -> bool {
         self.state.read().ids.contains_key(&id)

@@ -64,7 +64,7 @@ impl MemoryService {
         let mut taken: HashMap<String, usize> = HashMap::new();
         ids.into_iter()
             .filter(|id| {
-                let Some(session) = index.get(*id).and_then(|p| p.payload.session_id) else {
+                let Some(session) = index.payload(*id).and_then(|p| p.session_id) else {
                     return true;
                 };
                 let n = taken.entry(session).or_default();
@@ -107,7 +107,7 @@ impl MemoryService {
                     .ids_matching(&filter)
                     .into_iter()
                     .filter_map(|id| {
-                        let p = index.get(id)?.payload;
+                        let p = index.payload(id)?;
                         (p.user_id == key.1).then(|| (explicit_turn(&p), p.created_at, id))
                     })
                     .collect();

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use vector_index::{Filter, Hit, KeywordQuery, Query, TimeField};
 
 use super::feedback::{expansion_terms, rocchio};
-use super::query_time::named_time;
+use super::query_time::{Named, named_time};
 use super::template::Template;
 use super::{MemoryService, millis};
 use crate::auth::{Principal, Role};
@@ -116,6 +116,10 @@ struct Plan {
     bm25: vector_index::Bm25,
     top_k: usize,
     depth: usize,
+    /// What to do with a time the query names.
+    query_time: QueryTime,
+    /// The time the query names, read once (none when `query_time` is off).
+    named: Option<Named>,
 }
 
 fn rank(i: usize) -> u32 {
@@ -329,7 +333,9 @@ impl MemoryService {
     }
 
     /// Checks a search request and fills in the namespace's defaults.
-    fn plan_search(&self, req: &SearchRequest) -> ApiResult<Plan> {
+    /// `now` is the reference of relative times the query names, unless the
+    /// request gives its own.
+    fn plan_search(&self, req: &SearchRequest, now: OffsetDateTime) -> ApiResult<Plan> {
         let l = &self.limits;
         let top_k = validate::top_k(l, "top_k", req.top_k.unwrap_or(10))?;
         if req.min_score.is_some_and(|s| !s.is_finite()) {
@@ -428,14 +434,17 @@ impl MemoryService {
         if mode == SearchMode::Hybrid {
             depth = (top_k * HYBRID_DEPTH).max(HYBRID_MIN_CANDIDATES);
         }
+        let query_time = req.query_time.unwrap_or_default();
+        let named = match (&req.query, query_time) {
+            (Some(q), QueryTime::Boost | QueryTime::Filter) => {
+                named_time(q, req.reference_time.unwrap_or(now))
+            }
+            _ => None,
+        };
         if req.recency.is_some()
             || req.mmr.is_some()
             || req.max_per_session.is_some()
-            || (req.query_time.unwrap_or_default() == QueryTime::Boost
-                && req.query.as_deref().is_some_and(|q| {
-                    let reference = req.reference_time.unwrap_or_else(OffsetDateTime::now_utc);
-                    named_time(q, reference).is_some()
-                }))
+            || (query_time == QueryTime::Boost && named.is_some())
         {
             depth = depth.max(top_k * RERANK_DEPTH);
         }
@@ -449,6 +458,8 @@ impl MemoryService {
                 .map_or(defaults.bm25, |p| vector_index::Bm25 { k1: p.k1, b: p.b }),
             top_k,
             depth: depth.min(max_depth),
+            query_time,
+            named,
         })
     }
 
@@ -458,7 +469,8 @@ impl MemoryService {
         validate::namespace(&self.limits, &req.namespace)?;
         who.require(&req.namespace, Role::Read)?;
         self.models.check(&req.namespace).await?;
-        let plan = self.plan_search(&req)?;
+        let now = OffsetDateTime::now_utc();
+        let plan = self.plan_search(&req, now)?;
         if let Some(q) = &req.query {
             validate::text(&self.limits, "query", q)?;
         }
@@ -475,7 +487,6 @@ impl MemoryService {
             _ => None,
         };
         let agent = who.acting_agent(req.as_agent.as_deref());
-        let now = OffsetDateTime::now_utc();
         let now_ms = millis(now);
         let state = |filter| match (req.as_of, req.include_superseded) {
             (None, true) => filter,
@@ -483,20 +494,12 @@ impl MemoryService {
         };
         // What the caller may read here, before the request's own conditions
         // (neighbouring turns are read under it).
-        let readable = state(Self::visible_filter(&req.namespace, agent.as_deref()));
-        let filter = state(self.apply_filter(
-            Self::visible_filter(&req.namespace, agent.as_deref()),
-            &req.filter,
-        )?);
+        let visible = Self::visible_filter(&req.namespace, agent.as_deref());
+        let readable = state(visible.clone());
+        let filter = state(self.apply_filter(visible, &req.filter)?);
         // A time the query names: a filter now, or a boost after fusion.
-        let applied = req.query_time.unwrap_or_default();
-        let named = match (&req.query, applied) {
-            (Some(q), QueryTime::Boost | QueryTime::Filter) => {
-                named_time(q, req.reference_time.unwrap_or(now))
-            }
-            _ => None,
-        };
-        let filter = match &named {
+        let (applied, named) = (plan.query_time, plan.named.as_ref());
+        let filter = match named {
             Some(t) if applied == QueryTime::Filter => {
                 filter.range(TimeField::Created, Some(millis(t.from)), Some(millis(t.to)))
             }
@@ -523,14 +526,14 @@ impl MemoryService {
                 .map(|point| vector_index::vector::dot(q, &point.vector))
         };
         let boost_time = |candidates: &mut Vec<Candidate>| {
-            let Some(t) = named.as_ref().filter(|_| applied == QueryTime::Boost) else {
+            let Some(t) = named.filter(|_| applied == QueryTime::Boost) else {
                 return;
             };
             let (from, to) = (millis(t.from), millis(t.to));
             for c in candidates {
                 let inside = index
-                    .get(c.id)
-                    .is_some_and(|p| (from..to).contains(&p.payload.created_at));
+                    .payload(c.id)
+                    .is_some_and(|p| (from..to).contains(&p.created_at));
                 c.relevance =
                     (1.0 - TIME_BOOST) * c.relevance + if inside { TIME_BOOST } else { 0.0 };
                 c.score = c.relevance;
@@ -678,7 +681,7 @@ impl MemoryService {
             time_range: named.map(|t| TimeRange {
                 from: t.from,
                 to: t.to,
-                phrase: t.phrase,
+                phrase: t.phrase.clone(),
                 applied,
             }),
         })
@@ -705,6 +708,8 @@ mod tests {
             bm25: vector_index::Bm25::default(),
             top_k: 10,
             depth: 40,
+            query_time: QueryTime::default(),
+            named: None,
         }
     }
 
