@@ -309,7 +309,7 @@ impl SearchConfig {
         if let Some(bad) = self
             .namespaces
             .keys()
-            .find(|k| k.trim_end_matches('*').contains('*') || k.ends_with("**"))
+            .find(|k| k.find('*').is_some_and(|i| i + 1 != k.len()))
         {
             return Err(ConfigError(format!(
                 "search.namespaces.{bad:?}: `*` may only end a pattern (e.g. \"support-*\")"
@@ -333,18 +333,10 @@ impl SearchConfig {
             if s.rrf_k == 0 {
                 return Err(ConfigError(format!("{} must be at least 1", at("rrf_k"))));
             }
-            if !(0.0..=3.0).contains(&s.bm25.k1) {
+            if let Some((name, range, value)) = s.bm25.out_of_range() {
                 return Err(ConfigError(format!(
-                    "{} must be between 0 and 3, got {}",
-                    at("bm25_k1"),
-                    s.bm25.k1
-                )));
-            }
-            if !(0.0..=1.0).contains(&s.bm25.b) {
-                return Err(ConfigError(format!(
-                    "{} must be between 0 and 1, got {}",
-                    at("bm25_b"),
-                    s.bm25.b
+                    "{} must be {range}, got {value}",
+                    at(&format!("bm25_{name}"))
                 )));
             }
             // Templates are parsed once, where they are used
@@ -555,6 +547,10 @@ mod tests {
                     .insert("sup*port".into(), SearchOverrides::default());
             },
             "`*` may only end a pattern",
+        );
+        refused(
+            |c| c.search.bm25_k1 = 4.0,
+            "search.bm25_k1 must be between 0 and 3, got 4",
         );
     }
 

@@ -41,6 +41,20 @@ impl Default for Bm25 {
     }
 }
 
+impl Bm25 {
+    /// The first parameter outside its range, as `(name, range, value)`,
+    /// e.g. `("k1", "between 0 and 3", 4.0)`: `k1` is 0 to 3, `b` 0 to 1.
+    pub fn out_of_range(&self) -> Option<(&'static str, &'static str, f32)> {
+        if !(0.0..=3.0).contains(&self.k1) {
+            return Some(("k1", "between 0 and 3", self.k1));
+        }
+        if !(0.0..=1.0).contains(&self.b) {
+            return Some(("b", "between 0 and 1", self.b));
+        }
+        None
+    }
+}
+
 type TermId = u32;
 
 /// One document of a term's posting list.

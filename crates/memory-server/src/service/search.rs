@@ -370,19 +370,12 @@ impl MemoryService {
         if let Some(w) = &req.context_window {
             super::neighbors::check_window(w)?;
         }
-        if let Some(p) = &req.bm25 {
-            if !(0.0..=3.0).contains(&p.k1) {
-                return Err(ApiError::invalid(
-                    "bm25.k1",
-                    "bm25.k1 must be between 0 and 3",
-                ));
-            }
-            if !(0.0..=1.0).contains(&p.b) {
-                return Err(ApiError::invalid(
-                    "bm25.b",
-                    "bm25.b must be between 0 and 1",
-                ));
-            }
+        let bm25 = req.bm25.map(|p| vector_index::Bm25 { k1: p.k1, b: p.b });
+        if let Some((name, range, _)) = bm25.and_then(|p| p.out_of_range()) {
+            return Err(ApiError::invalid(
+                &format!("bm25.{name}"),
+                format!("bm25.{name} must be {range}"),
+            ));
         }
         if let Some(fb) = &req.feedback {
             if !(1..=10).contains(&fb.docs) {
@@ -453,9 +446,7 @@ impl MemoryService {
             fusion: req.fusion.unwrap_or(defaults.fusion),
             alpha: req.alpha.unwrap_or(defaults.alpha),
             rrf_k: req.rrf_k.unwrap_or(defaults.rrf_k),
-            bm25: req
-                .bm25
-                .map_or(defaults.bm25, |p| vector_index::Bm25 { k1: p.k1, b: p.b }),
+            bm25: bm25.unwrap_or(defaults.bm25),
             top_k,
             depth: depth.min(max_depth),
             query_time,
