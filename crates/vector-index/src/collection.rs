@@ -32,7 +32,7 @@ use crate::payload::{Field, Payload};
 use crate::payload_index::PayloadIndex;
 use crate::planner::{Plan, PlannerConfig, Strategy};
 use crate::snapshot;
-use crate::text::{Analyzers, TextConfig};
+use crate::text::{AnalyzerSettings, Analyzers, TextConfig};
 use crate::topk::TopK;
 use crate::vector::{dot, normalized};
 
@@ -308,10 +308,14 @@ impl State {
     }
 }
 
+/// Points re-analyzed per hold of the write lock when an analyzer changes.
+const REANALYZE_CHUNK: usize = 1024;
+
 /// Points with filtered k-NN search; `Send + Sync`, safe to share across threads.
 pub struct Collection {
     config: CollectionConfig,
-    analyzers: Analyzers,
+    /// Changed only under the write gate, so every write analyzes with one analyzer.
+    analyzers: RwLock<Analyzers>,
     backend: Arc<dyn AnnBackend>,
     state: RwLock<State>,
     next_key: AtomicU64,
@@ -341,7 +345,7 @@ impl Collection {
             Arc::from(backend::build(config.backend, config.dim, &config.graph)?)
         };
         Ok(Self {
-            analyzers: Analyzers::new(&config.text),
+            analyzers: RwLock::new(Analyzers::new(&config.text)),
             config,
             backend,
             state: RwLock::new(State::default()),
@@ -481,7 +485,7 @@ impl Collection {
         }
         let collection = Self {
             config,
-            analyzers,
+            analyzers: RwLock::new(analyzers),
             backend: Arc::from(backend),
             state: RwLock::new(state),
             next_key: AtomicU64::new(header.next_key),
@@ -512,7 +516,11 @@ impl Collection {
         } else {
             normalized(vector, self.config.dim)?
         };
-        let terms = self.analyzers.of(&payload.namespace).terms(&payload.text);
+        let terms = self
+            .analyzers
+            .read()
+            .of(&payload.namespace)
+            .terms(&payload.text);
         let counted = self.config.counts_in_statistics(&payload);
         // Same vector (a session's, a record's): keep the key and its place
         // in the graph, and re-index only the payload.
@@ -639,6 +647,57 @@ impl Collection {
         values
     }
 
+    /// Analyzes `namespace`'s text with `settings` from now on (`None`: the
+    /// configured analyzer again) and re-indexes the namespace's keyword
+    /// postings with it; returns how many points were re-analyzed.
+    ///
+    /// The analyzer changes while no write is in flight, so every later
+    /// write uses the new one; the points written before are re-analyzed
+    /// from their current payload, a chunk per lock, so searches and writes
+    /// go on in between (a search may meanwhile see some points under the
+    /// old analysis).
+    pub fn set_analyzer(&self, namespace: &str, settings: Option<AnalyzerSettings>) -> usize {
+        {
+            let _frozen = self.write_gate.write();
+            self.analyzers.write().set(namespace, settings);
+        }
+        let keys: Vec<Key> = {
+            let filter = Filter::all().eq(Field::Namespace, namespace);
+            self.state
+                .read()
+                .payloads
+                .matching(&filter)
+                .iter()
+                .collect()
+        };
+        let mut done = 0;
+        for chunk in keys.chunks(REANALYZE_CHUNK) {
+            let analyzers = self.analyzers.read();
+            let analyzer = analyzers.of(namespace);
+            let mut state = self.state.write();
+            for &key in chunk {
+                // Replaced or deleted since the key list was taken: its
+                // successor was analyzed anew when written.
+                let (Some(payload), Some(ns)) =
+                    (state.payloads.get(key), state.payloads.namespace(key))
+                else {
+                    continue;
+                };
+                let terms = analyzer.terms(&payload.text);
+                let counted = self.config.counts_in_statistics(&payload);
+                state.lexical.remove(&ns, key);
+                state.lexical.insert(&ns, key, &terms, counted);
+                done += 1;
+            }
+        }
+        done
+    }
+
+    /// The analyzer settings `namespace`'s text is analyzed with.
+    pub fn analyzer(&self, namespace: &str) -> AnalyzerSettings {
+        self.analyzers.read().of(namespace).settings()
+    }
+
     /// How many points match `filter`.
     pub fn count_matching(&self, filter: &Filter) -> u64 {
         self.state.read().payloads.matching(filter).len()
@@ -685,7 +744,11 @@ impl Collection {
     pub fn search_keyword(&self, query: &KeywordQuery) -> Result<KeywordResult> {
         let started = Instant::now();
         self.check_k(query.k)?;
-        let terms = self.analyzers.of(&query.namespace).terms(&query.text);
+        let terms = self
+            .analyzers
+            .read()
+            .of(&query.namespace)
+            .terms(&query.text);
         let mut filter = query.filter.clone();
         filter
             .conditions
@@ -843,5 +906,44 @@ mod tests {
                 got.vector
             );
         }
+    }
+
+    #[test]
+    fn an_analyzer_set_at_run_time_re_analyzes_its_namespace_only() {
+        let c = Collection::new(CollectionConfig::new(4)).unwrap();
+        let v = [0.5, 0.5, 0.5, 0.5];
+        let text = |ns: &str, t: &str| {
+            let mut p = Payload::new(ns);
+            p.text = t.into();
+            p
+        };
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        c.upsert(a, &v, text("a", "the dogs were running")).unwrap();
+        c.upsert(b, &v, text("b", "the dogs were running")).unwrap();
+        let found = |ns: &str, q: &str| {
+            c.search_keyword(&KeywordQuery::new(ns, q, 5))
+                .unwrap()
+                .hits
+                .len()
+        };
+        assert_eq!(found("a", "run"), 1, "stemmed by default");
+        let unstemmed = AnalyzerSettings {
+            stemming: false,
+            ..AnalyzerSettings::default()
+        };
+        assert_eq!(c.set_analyzer("a", Some(unstemmed)), 1);
+        assert_eq!(c.analyzer("a"), unstemmed);
+        assert_eq!(found("a", "run"), 0, "the stored text is analyzed anew");
+        assert_eq!(found("a", "running"), 1);
+        assert_eq!(found("b", "run"), 1, "another namespace keeps its analyzer");
+        let later = Uuid::now_v7();
+        c.upsert(later, &v, text("a", "a running cat")).unwrap();
+        assert_eq!(
+            found("a", "running"),
+            2,
+            "later writes use the new analyzer"
+        );
+        c.set_analyzer("a", None);
+        assert_eq!(found("a", "run"), 2, "back to the configured analyzer");
     }
 }

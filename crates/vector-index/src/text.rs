@@ -270,11 +270,13 @@ pub struct TextConfig {
     pub namespaces: std::collections::BTreeMap<String, AnalyzerSettings>,
 }
 
-/// Analyzers built from a [`TextConfig`], one per distinct setting.
+/// Analyzers built from a [`TextConfig`], one per distinct setting, and
+/// the ones set for a namespace at run time, which beat the configured ones.
 #[derive(Debug)]
 pub struct Analyzers {
     default: Analyzer,
     namespaces: HashMap<String, Analyzer>,
+    set: HashMap<String, Analyzer>,
 }
 
 impl Analyzers {
@@ -287,11 +289,28 @@ impl Analyzers {
                 .iter()
                 .map(|(ns, s)| (ns.clone(), Analyzer::new(*s)))
                 .collect(),
+            set: HashMap::new(),
         }
     }
 
-    /// The analyzer of `namespace`: its own, else its pattern's, else the default.
+    /// Sets `namespace`'s analyzer at run time (`None`: back to the configured one).
+    pub fn set(&mut self, namespace: &str, settings: Option<AnalyzerSettings>) {
+        match settings {
+            Some(s) => {
+                self.set.insert(namespace.to_owned(), Analyzer::new(s));
+            }
+            None => {
+                self.set.remove(namespace);
+            }
+        }
+    }
+
+    /// The analyzer of `namespace`: the one set at run time, else its own
+    /// configured one, else its pattern's, else the default.
     pub fn of(&self, namespace: &str) -> &Analyzer {
+        if let Some(a) = self.set.get(namespace) {
+            return a;
+        }
         if let Some(a) = self.namespaces.get(namespace) {
             return a;
         }
@@ -402,5 +421,27 @@ mod tests {
         assert_eq!(a.of("fr").settings().language, Language::French);
         assert_eq!(a.of("other").settings().language, Language::English);
         assert_eq!(a.of("fr").terms("les chevaux"), vec!["cheval"]);
+    }
+
+    #[test]
+    fn an_analyzer_set_at_run_time_beats_the_configured_one_until_unset() {
+        let mut config = TextConfig::default();
+        config.namespaces.insert(
+            "fr".into(),
+            AnalyzerSettings {
+                language: Language::French,
+                ..AnalyzerSettings::default()
+            },
+        );
+        let mut a = Analyzers::new(&config);
+        let plain = AnalyzerSettings {
+            stemming: false,
+            ..AnalyzerSettings::default()
+        };
+        a.set("fr", Some(plain));
+        assert_eq!(a.of("fr").settings(), plain);
+        assert_eq!(a.of("fr").terms("running"), vec!["running"]);
+        a.set("fr", None);
+        assert_eq!(a.of("fr").settings().language, Language::French);
     }
 }
