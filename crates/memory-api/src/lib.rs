@@ -735,14 +735,105 @@ pub struct NamespaceSettings {
     pub bm25_k1: f32,
     /// BM25 length normalisation.
     pub bm25_b: f32,
-    /// Where they come from: `default` (`[search]`), `namespace`
-    /// (`[search.namespaces.<name>]`) or `pattern` (`[search.namespaces."<prefix>*"]`).
+    /// Where they come from: `api` (set with `PUT`, over the configuration),
+    /// `default` (`[search]`), `namespace` (`[search.namespaces.<name>]`) or
+    /// `pattern` (`[search.namespaces."<prefix>*"]`).
     pub source: String,
-    /// The configuration key that matched, for `namespace` and `pattern`.
+    /// The configuration key that matched, for `namespace` and `pattern`
+    /// (and for `api`, when the configuration had one under what was set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matched: Option<String>,
+    /// What was set for the namespace through the API, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<SettingsChange>,
+    /// The namespace's latest re-index after a template change, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reindex: Option<ReindexProgress>,
     /// The templates that can be given by name, and what they stand for.
     pub named_templates: BTreeMap<String, String>,
+}
+
+/// `PUT /v1/namespaces/{ns}/settings` (`admin`): the namespace's own search
+/// settings. A field left out keeps what the configuration gives the
+/// namespace; a new `PUT` replaces the whole set. A new template re-indexes
+/// the namespace's memories in the background; a new analysis re-analyzes
+/// its keyword index.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct SettingsChange {
+    /// Default mode of a text search.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<SearchMode>,
+    /// Default hybrid fusion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fusion: Option<Fusion>,
+    /// Default weighted-fusion alpha, 0 to 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f32>,
+    /// Default RRF constant, at least 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rrf_k: Option<u32>,
+    /// The contextual-text template: a name (`chat`, `plain`) or placeholders with `{text}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Keyword-analysis language (`english`, `french`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Whether words are stemmed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stemming: Option<bool>,
+    /// Whether stop words are dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop_words: Option<bool>,
+    /// BM25 term-frequency saturation, 0 to 3.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bm25_k1: Option<f32>,
+    /// BM25 length normalisation, 0 to 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bm25_b: Option<f32>,
+}
+
+/// Where a namespace's re-index stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ReindexState {
+    /// Rewriting memories.
+    Running,
+    /// Every memory has the new contextual text (and vector).
+    Done,
+    /// Stopped on an error (`error` says which); the next start re-indexes.
+    Failed,
+    /// A later settings change took over.
+    Superseded,
+}
+
+/// The progress of re-indexing a namespace after its template changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+pub struct ReindexProgress {
+    /// Where it stands.
+    pub state: ReindexState,
+    /// The template it applies.
+    pub template: String,
+    /// Memories in the namespace when it started.
+    pub total: u64,
+    /// Memories looked at so far.
+    pub done: u64,
+    /// Memories rewritten (their text differed from the template's).
+    pub rewritten: u64,
+    /// When it started.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
+    pub started_at: OffsetDateTime,
+    /// When it last reported.
+    #[serde(with = "time::serde::rfc3339")]
+    #[cfg_attr(feature = "schemars", schemars(with = "String"))]
+    pub updated_at: OffsetDateTime,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// A batch create.

@@ -279,6 +279,29 @@ impl MemoryClient {
         Self::send(self.request(Method::DELETE, &format!("/v1/namespaces/{ns}/policy"))).await
     }
 
+    /// The search settings in force in `ns`, and its latest re-index.
+    pub async fn settings(&self, ns: &str) -> Result<NamespaceSettings> {
+        Self::send(self.request(Method::GET, &format!("/v1/namespaces/{ns}/settings"))).await
+    }
+
+    /// Sets `ns`'s own search settings (an `admin` key).
+    pub async fn set_settings(
+        &self,
+        ns: &str,
+        change: &SettingsChange,
+    ) -> Result<NamespaceSettings> {
+        Self::send(
+            self.request(Method::PUT, &format!("/v1/namespaces/{ns}/settings"))
+                .json(change),
+        )
+        .await
+    }
+
+    /// Drops `ns`'s own search settings; the configured ones apply (an `admin` key).
+    pub async fn reset_settings(&self, ns: &str) -> Result<NamespaceSettings> {
+        Self::send(self.request(Method::DELETE, &format!("/v1/namespaces/{ns}/settings"))).await
+    }
+
     /// A memory's states, newest first.
     pub async fn history(&self, id: Uuid) -> Result<History> {
         Self::send(self.request(Method::GET, &format!("/v1/memories/{id}/history"))).await

@@ -22,7 +22,7 @@ use crate::mcp::protocol_sessions::{ProtocolSessions, SESSIONS_NAME};
 use crate::metrics::Metrics;
 use crate::service::{
     ChatModelEntry, Maintenance, MemoryService, POLICIES_NAME, Policies, REGISTRY_NAME,
-    SearchSettings,
+    SETTINGS_NAME, SETTINGS_POLL, SearchSettings,
 };
 use providers::embed::Embedder;
 
@@ -124,6 +124,7 @@ pub async fn run_as(config: Config, mode: Mode) -> Result<(), StartError> {
         collection: open(&place, &name, index_config).await?,
         registry: open(&place, REGISTRY_NAME, registry_config()).await?,
         policies: open(&place, POLICIES_NAME, registry_config()).await?,
+        settings: open(&place, SETTINGS_NAME, registry_config()).await?,
         jobs: open(&place, JOBS_NAME, registry_config()).await?,
         sessions: open(&place, SESSIONS_NAME, sessions_config()).await?,
         // Embedded stores snapshot at exit; Redis instances share the
@@ -178,11 +179,24 @@ fn spawn_reindex(service: Arc<MemoryService>) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// Applies, every [`SETTINGS_POLL`], the namespace settings other instances changed.
+fn spawn_settings_watcher(service: Arc<MemoryService>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(SETTINGS_POLL).await;
+            if let Err(e) = service.refresh_settings().await {
+                tracing::warn!(error = %e, "namespace settings not refreshed");
+            }
+        }
+    })
+}
+
 /// The opened collections.
 struct Stores {
     collection: Arc<DurableCollection<AnyStore>>,
     registry: Arc<DurableCollection<AnyStore>>,
     policies: Arc<DurableCollection<AnyStore>>,
+    settings: Arc<DurableCollection<AnyStore>>,
     jobs: Arc<DurableCollection<AnyStore>>,
     sessions: Arc<DurableCollection<AnyStore>>,
     /// Whether to snapshot the memories at exit.
@@ -200,6 +214,7 @@ async fn serve(
         collection,
         registry,
         policies,
+        settings,
         jobs,
         sessions,
         snapshot_on_exit,
@@ -222,8 +237,14 @@ async fn serve(
         },
         config.limits.clone(),
         Arc::new(Metrics::new()),
-        SearchSettings::new(&config.search)?,
+        SearchSettings::new(&config.search, settings)?,
     ));
+    // Settings set through the API apply before the first request and the
+    // start's re-index; later changes by other instances as they come.
+    if let Err(e) = service.refresh_settings().await {
+        tracing::warn!(error = %e, "namespace settings not loaded; retrying in the background");
+    }
+    let _settings_watcher = spawn_settings_watcher(Arc::clone(&service));
     let _reindexer = spawn_reindex(Arc::clone(&service));
     let stop = CancellationToken::new();
     let _workers = crate::worker::spawn(

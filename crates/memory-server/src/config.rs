@@ -260,6 +260,25 @@ pub struct NamespaceSearch {
     pub bm25: vector_index::Bm25,
 }
 
+impl NamespaceSearch {
+    /// The first setting out of its range, and what its range is.
+    pub fn out_of_range(&self) -> Option<(&'static str, String)> {
+        if !(0.0..=1.0).contains(&self.alpha) {
+            return Some((
+                "alpha",
+                format!("must be between 0 and 1, got {}", self.alpha),
+            ));
+        }
+        if self.rrf_k == 0 {
+            return Some(("rrf_k", "must be at least 1".into()));
+        }
+        self.bm25.out_of_range().map(|(name, range, value)| {
+            let field = if name == "k1" { "bm25_k1" } else { "bm25_b" };
+            (field, format!("must be {range}, got {value}"))
+        })
+    }
+}
+
 impl SearchConfig {
     /// The settings of `namespace`.
     pub fn namespace(&self, namespace: &str) -> NamespaceSearch {
@@ -323,21 +342,8 @@ impl SearchConfig {
                 Some(ns) => format!("search.namespaces.{ns}.{key}"),
                 None => format!("search.{key}"),
             };
-            if !(0.0..=1.0).contains(&s.alpha) {
-                return Err(ConfigError(format!(
-                    "{} must be between 0 and 1, got {}",
-                    at("alpha"),
-                    s.alpha
-                )));
-            }
-            if s.rrf_k == 0 {
-                return Err(ConfigError(format!("{} must be at least 1", at("rrf_k"))));
-            }
-            if let Some((name, range, value)) = s.bm25.out_of_range() {
-                return Err(ConfigError(format!(
-                    "{} must be {range}, got {value}",
-                    at(&format!("bm25_{name}"))
-                )));
+            if let Some((field, problem)) = s.out_of_range() {
+                return Err(ConfigError(format!("{} {problem}", at(field))));
             }
             // Templates are parsed once, where they are used
             // (`service::SearchSettings::new`, at start), and named there.

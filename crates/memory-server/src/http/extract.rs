@@ -33,7 +33,8 @@ body_schemas!(
     Promote,
     MemoryPolicy,
     Supersede,
-    ExtractRequest
+    ExtractRequest,
+    SettingsChange
 );
 
 /// `POST /v1/memories` takes one memory or a batch: the handler checks whichever it is.

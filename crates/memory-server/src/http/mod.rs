@@ -83,7 +83,9 @@ pub fn router(
         )
         .route(
             "/v1/namespaces/{namespace}/settings",
-            get(routes::namespaces::settings),
+            get(routes::namespaces::settings)
+                .put(routes::namespaces::set_settings)
+                .delete(routes::namespaces::reset_settings),
         )
         .route("/v1/sessions", get(routes::sessions::list))
         .route(

@@ -17,9 +17,9 @@ use crate::model::{
     Imported, Job, JobList, JobState, JobUsage, Kind, Memory, MemoryFilter, MemoryPage,
     MemoryPatch, MemoryPolicy, Message, Mmr, NamespaceList, NamespacePolicy, NamespaceSettings,
     NamespaceSummary, NearDuplicate, Neighbor, NewMemories, NewMemory, NewMessage, PolicySource,
-    PortableMemory, Promote, PutSession, QueryTime, Recency, Revision, SearchHit, SearchMode,
-    SearchRequest, SearchResponse, Session, SessionPage, SessionSummary, Strategy, Supersede,
-    Superseded, TimeRange, Visibility,
+    PortableMemory, Promote, PutSession, QueryTime, Recency, ReindexProgress, ReindexState,
+    Revision, SearchHit, SearchMode, SearchRequest, SearchResponse, Session, SessionPage,
+    SessionSummary, SettingsChange, Strategy, Supersede, Superseded, TimeRange, Visibility,
 };
 
 /// The document.
@@ -28,7 +28,7 @@ use crate::model::{
     info(title = "AI Orchestra memory API", description = "Memories, search and sessions for AI agents. Errors: `{\"error\": {\"code\", \"message\", \"details\"}}`."),
     paths(
         create_memory, list_memories, get_memory, update_memory, delete_memory, memory_history, supersede_memory,
-        search_memories, bulk_delete, list_namespaces, get_settings, get_policy, set_policy, reset_policy, export, import, put_session, get_session, delete_session,
+        search_memories, bulk_delete, list_namespaces, get_settings, set_settings, reset_settings, get_policy, set_policy, reset_policy, export, import, put_session, get_session, delete_session,
         append_messages, list_sessions, promote, extract_session, list_jobs, healthz, readyz, metrics
     ),
     components(schemas(
@@ -39,7 +39,8 @@ use crate::model::{
         Visibility, SearchMode, Fusion, Mmr, NamespaceSummary, NamespaceList, ErrorResponse,
         ExportTrailer, ExportSummary, MemoryPolicy, NamespacePolicy, PolicySource, NearDuplicate, Supersede, Superseded,
         ExtractionPolicy, Strategy, Job, JobState, JobList, JobUsage, Decision, Action, ExtractRequest,
-        ContextWindow, Neighbor, QueryTime, TimeRange, NamespaceSettings, Feedback, FeedbackUsed, Bm25Params
+        ContextWindow, Neighbor, QueryTime, TimeRange, NamespaceSettings, Feedback, FeedbackUsed, Bm25Params,
+        SettingsChange, ReindexProgress, ReindexState
     )),
     modifiers(&BearerAuth, &Links, &InputRules),
     security(("bearer" = []))
@@ -472,6 +473,20 @@ fn list_namespaces() {}
         (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
         (status = 403, body = ErrorResponse)))]
 fn get_settings() {}
+
+#[utoipa::path(put, path = "/v1/namespaces/{namespace}/settings", tag = "memories", request_body = SettingsChange,
+    params(("namespace" = String, Path)),
+    responses((status = 200, description = "Set (needs an `admin` key for the namespace); a new template starts a background re-index whose progress is `reindex`, a new analysis re-analyzes the keyword index", body = NamespaceSettings),
+        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse)))]
+fn set_settings() {}
+
+#[utoipa::path(delete, path = "/v1/namespaces/{namespace}/settings", tag = "memories",
+    params(("namespace" = String, Path)),
+    responses((status = 200, description = "The namespace's own settings are dropped; the configured ones apply (`admin`)", body = NamespaceSettings),
+        (status = 400, body = ErrorResponse), (status = 401, body = ErrorResponse),
+        (status = 403, body = ErrorResponse)))]
+fn reset_settings() {}
 
 #[utoipa::path(get, path = "/v1/namespaces/{namespace}/policy", tag = "memories",
     params(("namespace" = String, Path)),

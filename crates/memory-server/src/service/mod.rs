@@ -38,6 +38,7 @@ mod record;
 mod reindex;
 mod search;
 mod sessions;
+mod settings;
 mod summarize;
 mod supersede;
 mod template;
@@ -50,7 +51,7 @@ use self::record::{Doc, from_millis, millis};
 pub use extract::{ChatModelEntry, Maintenance};
 pub use model_binding::{ModelBindings, REGISTRY_NAME};
 pub use policy::{POLICIES_NAME, Policies};
-pub use search::SearchSettings;
+pub use settings::{POLL as SETTINGS_POLL, SETTINGS_NAME, SearchSettings};
 pub use template::Template;
 
 /// Prefixes a 400 with where in a batch it happened (`memories[3]`, `line 7`).
@@ -132,6 +133,11 @@ impl MemoryService {
     /// The namespace policies.
     pub fn policies(&self) -> &Policies {
         &self.policies
+    }
+
+    /// The namespaces' search settings.
+    pub fn search_settings(&self) -> &SearchSettings {
+        &self.search
     }
 
     /// The metrics it records into.

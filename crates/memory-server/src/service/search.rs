@@ -15,14 +15,12 @@ use vector_index::{Filter, Hit, KeywordQuery, Query, TimeField};
 
 use super::feedback::{expansion_terms, rocchio};
 use super::query_time::{Named, named_time};
-use super::template::Template;
 use super::{MemoryService, millis};
 use crate::auth::{Principal, Role};
-use crate::config::{ConfigError, NamespaceSearch, SearchConfig};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{
-    FeedbackUsed, Fusion, NamespaceSettings, QueryTime, SearchHit, SearchMode, SearchRequest,
-    SearchResponse, TimeRange,
+    FeedbackUsed, Fusion, QueryTime, SearchHit, SearchMode, SearchRequest, SearchResponse,
+    TimeRange,
 };
 use crate::validate;
 use providers::embed::Purpose;
@@ -36,61 +34,6 @@ const RERANK_DEPTH: usize = 5;
 /// The share of a time-boosted score that says "created when the query
 /// says" (`query_time: boost`; docs/benchmarks.md measures it).
 const TIME_BOOST: f32 = 0.3;
-
-/// A namespace's search settings with its parsed template.
-#[derive(Debug)]
-pub struct Resolved {
-    /// Modes, fusion and analysis.
-    pub settings: NamespaceSearch,
-    /// What is embedded and keyword-indexed.
-    pub template: Template,
-}
-
-/// Every namespace's search settings, resolved once at start.
-#[derive(Debug)]
-pub struct SearchSettings {
-    default: Resolved,
-    namespaces: HashMap<String, Resolved>,
-}
-
-impl SearchSettings {
-    /// Resolves `config`; fails on a template that does not parse.
-    pub fn new(config: &SearchConfig) -> Result<Self, ConfigError> {
-        let resolve = |settings: NamespaceSearch, key: String| {
-            Template::parse(&settings.template)
-                .map(|template| Resolved { settings, template })
-                .map_err(|e| ConfigError(format!("{key}: {e}")))
-        };
-        Ok(Self {
-            default: resolve(config.namespace_defaults(), "search.template".into())?,
-            namespaces: config
-                .namespaces
-                .keys()
-                .map(|ns| {
-                    let key = format!("search.namespaces.{ns}.template");
-                    Ok((ns.clone(), resolve(config.namespace(ns), key)?))
-                })
-                .collect::<Result<_, ConfigError>>()?,
-        })
-    }
-
-    /// The settings of `namespace`: its own, else its pattern's, else the default.
-    pub fn of(&self, namespace: &str) -> &Resolved {
-        self.source(namespace).1
-    }
-
-    /// The settings of `namespace` and the configuration key they come
-    /// from (`None`: the defaults).
-    pub fn source(&self, namespace: &str) -> (Option<&str>, &Resolved) {
-        if let Some((key, r)) = self.namespaces.get_key_value(namespace) {
-            return (Some(key.as_str()), r);
-        }
-        match vector_index::text::by_namespace(&self.namespaces, namespace) {
-            Some((key, r)) => (Some(key.as_str()), r),
-            None => (None, &self.default),
-        }
-    }
-}
 
 /// One candidate with everything its score is made of.
 #[derive(Debug, Clone, Default)]
@@ -295,43 +238,6 @@ impl MemoryService {
         })
     }
 
-    /// The search settings in force in `ns` and where they come from (`read`).
-    pub fn settings(&self, who: &Principal, ns: &str) -> ApiResult<NamespaceSettings> {
-        validate::namespace(&self.limits, ns)?;
-        who.require(ns, Role::Read)?;
-        let (key, r) = self.search.source(ns);
-        let s = &r.settings;
-        let language = serde_json::to_value(s.analyzer.language)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        Ok(NamespaceSettings {
-            namespace: ns.to_owned(),
-            mode: s.mode,
-            fusion: s.fusion,
-            alpha: s.alpha,
-            rrf_k: s.rrf_k,
-            template: r.template.source().to_owned(),
-            template_expanded: r.template.expanded().to_owned(),
-            language,
-            stemming: s.analyzer.stemming,
-            stop_words: s.analyzer.stop_words,
-            bm25_k1: s.bm25.k1,
-            bm25_b: s.bm25.b,
-            source: match key {
-                None => "default",
-                Some(k) if k.ends_with('*') => "pattern",
-                Some(_) => "namespace",
-            }
-            .to_owned(),
-            matched: key.map(str::to_owned),
-            named_templates: super::template::NAMED
-                .iter()
-                .map(|(n, t)| ((*n).to_owned(), (*t).to_owned()))
-                .collect(),
-        })
-    }
-
     /// Checks a search request and fills in the namespace's defaults.
     /// `now` is the reference of relative times the query names, unless the
     /// request gives its own.
@@ -403,7 +309,8 @@ impl MemoryService {
                 "max_per_session must be at least 1 (leave it out for no cap)",
             ));
         }
-        let defaults = &self.search.of(&req.namespace).settings;
+        let resolved = self.search.of(&req.namespace);
+        let defaults = &resolved.settings;
         let mode = match (&req.query, &req.vector, req.mode) {
             (None, None, _) => {
                 return Err(ApiError::bad_request(

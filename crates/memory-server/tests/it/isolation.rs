@@ -426,6 +426,25 @@ impl World {
                     .await;
                 assert_eq!(now["source"], "config", "{now}");
             }
+            ("put", "/v1/namespaces/{namespace}/settings")
+            | ("delete", "/v1/namespaces/{namespace}/settings") => {
+                let m = if method == "put" {
+                    Method::PUT
+                } else {
+                    Method::DELETE
+                };
+                let body = (method == "put").then(|| json!({"template": "{agent_id}: {text}"}));
+                let (status, v) = self
+                    .json(key, m, "/v1/namespaces/team/settings", body)
+                    .await;
+                // Changing settings needs admin; no attacker holds it on team.
+                assert_eq!(status, 403, "{at:?}: {v}");
+                let (_, now) = self
+                    .json("k-a1", Method::GET, "/v1/namespaces/team/settings", None)
+                    .await;
+                assert_eq!(now["source"], "default", "{now}");
+                assert_eq!(now["template"], "{text}", "{now}");
+            }
             ("get", "/v1/export") => {
                 let (status, text) = self
                     .call(key, Method::GET, "/v1/export?namespace=team", None)

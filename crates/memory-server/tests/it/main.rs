@@ -30,5 +30,6 @@ mod redis_tls;
 mod retrieval_eval;
 mod search_modes;
 mod sessions;
+mod settings_api;
 mod supersede;
 mod tenancy;

@@ -15,6 +15,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/memories/delete"),
     ("get", "/v1/namespaces"),
     ("get", "/v1/namespaces/{namespace}/settings"),
+    ("put", "/v1/namespaces/{namespace}/settings"),
+    ("delete", "/v1/namespaces/{namespace}/settings"),
     ("get", "/v1/namespaces/{namespace}/policy"),
     ("put", "/v1/namespaces/{namespace}/policy"),
     ("delete", "/v1/namespaces/{namespace}/policy"),

@@ -9,7 +9,9 @@ use crate::error::ApiResult;
 use crate::http::AppState;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::routes::memories::AsAgent;
-use crate::model::{MemoryPolicy, NamespaceList, NamespacePolicy, NamespaceSettings};
+use crate::model::{
+    MemoryPolicy, NamespaceList, NamespacePolicy, NamespaceSettings, SettingsChange,
+};
 
 /// `GET /v1/namespaces`.
 pub async fn list(
@@ -35,7 +37,26 @@ pub async fn settings(
     who: Principal,
     ApiPath(ns): ApiPath,
 ) -> ApiResult<Json<NamespaceSettings>> {
-    Ok(Json(app.service.settings(&who, &ns)?))
+    Ok(Json(app.service.settings(&who, &ns).await?))
+}
+
+/// `PUT /v1/namespaces/{namespace}/settings` (`admin`): the namespace's own settings.
+pub async fn set_settings(
+    State(app): State<AppState>,
+    who: Principal,
+    ApiPath(ns): ApiPath,
+    ApiJson(change): ApiJson<SettingsChange>,
+) -> ApiResult<Json<NamespaceSettings>> {
+    Ok(Json(app.service.set_settings(&who, &ns, change).await?))
+}
+
+/// `DELETE /v1/namespaces/{namespace}/settings` (`admin`): back to the configured settings.
+pub async fn reset_settings(
+    State(app): State<AppState>,
+    who: Principal,
+    ApiPath(ns): ApiPath,
+) -> ApiResult<Json<NamespaceSettings>> {
+    Ok(Json(app.service.reset_settings(&who, &ns).await?))
 }
 
 /// `PUT /v1/namespaces/{namespace}/policy` (`admin`).

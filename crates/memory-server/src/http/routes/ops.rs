@@ -30,6 +30,7 @@ pub async fn readyz(
     let others = [
         app.service.models().registry(),
         app.service.policies().records(),
+        app.service.search_settings().records(),
         app.service.jobs().records(),
     ];
     let loaded = c.is_ready() && others.iter().all(|o| o.is_ready());
