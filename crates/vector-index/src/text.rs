@@ -407,8 +407,8 @@ mod tests {
         assert_eq!(a.terms(&format!("{long} kept")), vec!["kept"]);
     }
 
-    #[test]
-    fn namespaces_get_their_own_analyzer() {
+    /// English by default, French in namespace `fr`.
+    fn with_french() -> TextConfig {
         let mut config = TextConfig::default();
         config.namespaces.insert(
             "fr".into(),
@@ -417,7 +417,12 @@ mod tests {
                 ..AnalyzerSettings::default()
             },
         );
-        let a = Analyzers::new(&config);
+        config
+    }
+
+    #[test]
+    fn namespaces_get_their_own_analyzer() {
+        let a = Analyzers::new(&with_french());
         assert_eq!(a.of("fr").settings().language, Language::French);
         assert_eq!(a.of("other").settings().language, Language::English);
         assert_eq!(a.of("fr").terms("les chevaux"), vec!["cheval"]);
@@ -425,15 +430,7 @@ mod tests {
 
     #[test]
     fn an_analyzer_set_at_run_time_beats_the_configured_one_until_unset() {
-        let mut config = TextConfig::default();
-        config.namespaces.insert(
-            "fr".into(),
-            AnalyzerSettings {
-                language: Language::French,
-                ..AnalyzerSettings::default()
-            },
-        );
-        let mut a = Analyzers::new(&config);
+        let mut a = Analyzers::new(&with_french());
         let plain = AnalyzerSettings {
             stemming: false,
             ..AnalyzerSettings::default()

@@ -527,3 +527,47 @@ async fn feedback_widens_the_query_with_what_the_first_pass_found() {
         assert!(body.to_string().contains("feedback."), "{body}");
     }
 }
+
+#[tokio::test]
+async fn names_in_the_question_lift_the_turns_that_mention_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), "[search]\ntemplate = \"chat\"\n");
+    let c = s.client();
+    let hers = store(&c, turn("ent", "s1", 0, "Melanie", "I went out early.")).await;
+    let other = store(
+        &c,
+        turn(
+            "ent",
+            "s2",
+            0,
+            "Caroline",
+            "I painted the lake at sunrise, it was beautiful.",
+        ),
+    )
+    .await;
+    let ask = |weight: Option<f32>| SearchRequest {
+        entity_weight: weight,
+        top_k: Some(2),
+        ..keyword("ent", "What did Melanie paint at the lake at sunrise?")
+    };
+    let plain = c.search(&ask(None)).await.unwrap();
+    let order: Vec<_> = plain.results.iter().map(|h| h.memory.id).collect();
+    assert_eq!(order, [other, hers], "the shared words win without it");
+    assert!(plain.entities.is_empty());
+
+    let lifted = c.search(&ask(Some(0.6))).await.unwrap();
+    let order: Vec<_> = lifted.results.iter().map(|h| h.memory.id).collect();
+    assert_eq!(order, [hers, other], "the turn naming Melanie rises");
+    assert_eq!(lifted.entities, ["Melanie"], "question words are not names");
+
+    for bad in [1.5, -0.1] {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/memories/search", s.url))
+            .json(&json!({"namespace": "ent", "query": "Melanie", "entity_weight": bad}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400);
+        assert!(r.text().await.unwrap().contains("entity_weight"));
+    }
+}

@@ -6,7 +6,9 @@
 use memory_client::{ClientError, MemoryClient, MemoryPolicy, NewMemory, PolicySource};
 use serde_json::json;
 
-use crate::support::{Server, auth_keys, config_toml, free_port, two_servers_on_one_redis};
+use crate::support::{
+    Server, auth_keys, config_toml, eventually, free_port, two_servers_on_one_redis,
+};
 
 fn keys() -> String {
     auth_keys(&[
@@ -283,16 +285,12 @@ async fn a_policy_set_through_one_instance_applies_on_the_other_at_once() {
     admin_one.set_policy("team", &threshold(0.9)).await.unwrap();
     // The other instance reads the policy from the store's replica it
     // follows; wait for it to arrive, then the check applies there.
-    let mut seen = None;
-    for _ in 0..100 {
+    let seen = eventually("the policy reaches instance two", || async {
         let p = a1_two.policy("team").await.unwrap();
-        if p.source == PolicySource::Stored {
-            seen = Some(p);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(seen.map(|p| p.policy), Some(threshold(0.9)));
+        (p.source == PolicySource::Stored).then_some(p)
+    })
+    .await;
+    assert_eq!(seen.policy, threshold(0.9));
     let refused = a1_two
         .create(&memory("Standup is at 9:30 in room Ada!", None))
         .await

@@ -3,15 +3,15 @@
 //! background with its progress shown, a new analysis re-analyzing the
 //! keyword index at once, kept across a restart, and seen by every instance.
 
-use std::time::Duration;
-
 use memory_client::{
     ClientError, MemoryClient, NamespaceSettings, NewMemory, ReindexState, SearchMode,
     SearchRequest, SettingsChange,
 };
 use serde_json::{Map, Value, json};
 
-use crate::support::{Server, auth_keys, config_toml, free_port, two_servers_on_one_redis};
+use crate::support::{
+    Server, auth_keys, config_toml, eventually, free_port, two_servers_on_one_redis,
+};
 
 fn keys() -> String {
     auth_keys(&[
@@ -68,15 +68,15 @@ fn status<T: std::fmt::Debug>(r: Result<T, ClientError>) -> (u16, String) {
 
 /// Polls `ns`'s settings until its re-index is done (or fails the test).
 async fn reindexed(c: &MemoryClient, ns: &str) -> NamespaceSettings {
-    for _ in 0..200 {
+    eventually("the re-index finishes", || async {
         let s = c.settings(ns).await.unwrap();
         match s.reindex.as_ref().map(|r| r.state) {
-            Some(ReindexState::Done) => return s,
             Some(ReindexState::Failed) => panic!("re-index failed: {s:?}"),
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            Some(ReindexState::Done) => Some(s),
+            _ => None,
         }
-    }
-    panic!("the re-index of {ns} did not finish");
+    })
+    .await
 }
 
 #[tokio::test]
@@ -260,32 +260,21 @@ async fn another_instance_applies_a_change_within_its_poll() {
         )
         .await
         .unwrap();
-    let mut seen = None;
-    for _ in 0..100 {
+    let s = eventually("instance two applies the change", || async {
         let s = admin_two.settings("team").await.unwrap();
-        if s.source == "api" {
-            seen = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let s = seen.expect("instance two applies the change");
+        (s.source == "api").then_some(s)
+    })
+    .await;
     assert_eq!(s.template, "chat");
     assert!(!s.stemming);
     reindexed(&admin_two, "team").await;
     // Instance two analyzes without stemming now, and finds the speaker the
     // re-index on instance one wrote into the indexed text.
-    let mut found = false;
-    for _ in 0..100 {
-        if keyword(&admin_two, "team", "run").await.is_empty()
-            && keyword(&admin_two, "team", "Ann").await.len() == 1
-        {
-            found = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(found, "instance two serves the new settings");
+    eventually("instance two serves the new settings", || async {
+        let unstemmed = keyword(&admin_two, "team", "run").await.is_empty();
+        (unstemmed && keyword(&admin_two, "team", "Ann").await.len() == 1).then_some(())
+    })
+    .await;
     admin_two
         .create(&turn("team", "Bob", "Walking home."))
         .await

@@ -164,6 +164,22 @@ pub fn auth_keys(keys: &[Key<'_>]) -> String {
     toml
 }
 
+/// Asks `probe` every 50 ms until it answers something, and returns that;
+/// fails the test, naming `what`, after 10 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..200 {
+        if let Some(found) = probe().await {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not within 10 s");
+}
+
 /// A Redis and two servers sharing it (each with `extra` config).
 pub fn two_servers_on_one_redis(
     dir: &Path,
