@@ -206,6 +206,8 @@ pub struct Tuning {
     pub feedback: Option<Feedback>,
     /// BM25 parameters of the keyword side.
     pub bm25: Option<Bm25Params>,
+    /// Entity-aware scoring's share of the score.
+    pub entity_weight: Option<f32>,
 }
 
 /// Asks every question in each of `modes` with `tuning` and scores the answers.
@@ -236,6 +238,7 @@ pub async fn evaluate(
                     query_time: tuning.query_time,
                     feedback: tuning.feedback,
                     bm25: tuning.bm25,
+                    entity_weight: tuning.entity_weight,
                     ..SearchRequest::default()
                 })
                 .await?;

@@ -58,6 +58,9 @@ struct Args {
     /// Pseudo-relevance feedback: DOCS,TERMS,WEIGHT (e.g. 3,5,0.3).
     #[arg(long, value_name = "DOCS,TERMS,WEIGHT", value_parser = parse_feedback)]
     feedback: Option<Feedback>,
+    /// Entity-aware scoring's share of the score, 0 to 1 [default: the server's].
+    #[arg(long)]
+    entity_weight: Option<f32>,
     /// BM25 parameters: K1,B (e.g. 1.2,0.75) [default: the namespace's].
     #[arg(long, value_name = "K1,B", value_parser = parse_bm25)]
     bm25: Option<Bm25Params>,
@@ -149,6 +152,7 @@ async fn run(args: Args) -> Result<String, String> {
         query_time: args.query_time,
         feedback: args.feedback,
         bm25: args.bm25,
+        entity_weight: args.entity_weight,
     };
     let report = eval::evaluate(&client, &set, &namespace, &keys, &modes, &tuning).await;
     if !args.keep {

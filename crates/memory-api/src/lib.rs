@@ -1181,6 +1181,12 @@ pub struct SearchRequest {
     /// `feedback` names what was used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback: Option<Feedback>,
+    /// Entity-aware scoring, 0 to 1 (0: off): names `query` mentions
+    /// ("Caroline", "Kyoto") lift the memories whose indexed text mentions
+    /// them, by this share of the score. The response's `entities` lists
+    /// the names read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity_weight: Option<f32>,
     /// BM25 parameters for this search's keyword side (default: the namespace's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bm25: Option<Bm25Params>,
@@ -1253,6 +1259,9 @@ pub struct SearchResponse {
     /// The time the query named, when one was read and used (`query_time`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_range: Option<TimeRange>,
+    /// The names entity-aware scoring read in the query, when it was on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entities: Vec<String>,
     /// What pseudo-relevance feedback used, when asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub feedback: Option<FeedbackUsed>,

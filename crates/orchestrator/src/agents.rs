@@ -126,6 +126,8 @@ pub struct MemoryPolicy {
     pub query_time: Option<memory_client::QueryTime>,
     /// Pseudo-relevance feedback, e.g. `{ docs = 3, terms = 5, weight = 0.3 }`.
     pub feedback: Option<memory_client::Feedback>,
+    /// Entity-aware scoring's share of the score, 0 to 1.
+    pub entity_weight: Option<f32>,
 }
 
 impl Default for MemoryPolicy {
@@ -142,6 +144,7 @@ impl Default for MemoryPolicy {
             max_per_session: None,
             query_time: None,
             feedback: None,
+            entity_weight: None,
         }
     }
 }
@@ -159,6 +162,7 @@ impl MemoryPolicy {
             max_per_session: self.max_per_session,
             query_time: self.query_time,
             feedback: self.feedback,
+            entity_weight: self.entity_weight,
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct RecallOptions {
     pub query_time: Option<memory_client::QueryTime>,
     /// Pseudo-relevance feedback.
     pub feedback: Option<memory_client::Feedback>,
+    /// Entity-aware scoring's share of the score.
+    pub entity_weight: Option<f32>,
 }
 
 /// Who a memory call is for.
@@ -152,6 +154,7 @@ impl MemoryLink {
             max_per_session: policy.max_per_session,
             query_time: policy.query_time,
             feedback: policy.feedback,
+            entity_weight: policy.entity_weight,
             ..SearchRequest::default()
         };
         let found = self.retried(|| self.client.search(&request)).await?;

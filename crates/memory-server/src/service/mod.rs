@@ -24,6 +24,7 @@ use providers::embed::{Embedder, Purpose};
 mod consolidate;
 mod context;
 mod create;
+mod entities;
 mod extract;
 mod feedback;
 mod list;

@@ -63,6 +63,10 @@ struct Plan {
     query_time: QueryTime,
     /// The time the query names, read once (none when `query_time` is off).
     named: Option<Named>,
+    /// Entity-aware scoring's share of the score (0: off).
+    entity_weight: f32,
+    /// The names the query mentions (none when entity scoring is off).
+    names: Vec<String>,
 }
 
 fn rank(i: usize) -> u32 {
@@ -341,10 +345,22 @@ impl MemoryService {
             }
             _ => None,
         };
+        let entity_weight = req.entity_weight.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&entity_weight) {
+            return Err(ApiError::invalid(
+                "entity_weight",
+                "entity_weight must be between 0 and 1 (0 turns it off)",
+            ));
+        }
+        let names = match &req.query {
+            Some(q) if entity_weight > 0.0 => super::entities::names(q),
+            _ => Vec::new(),
+        };
         if req.recency.is_some()
             || req.mmr.is_some()
             || req.max_per_session.is_some()
             || (query_time == QueryTime::Boost && named.is_some())
+            || !names.is_empty()
         {
             depth = depth.max(top_k * RERANK_DEPTH);
         }
@@ -358,6 +374,8 @@ impl MemoryService {
             depth: depth.min(max_depth),
             query_time,
             named,
+            entity_weight,
+            names,
         })
     }
 
@@ -437,6 +455,20 @@ impl MemoryService {
                 c.score = c.relevance;
             }
         };
+        // Then the names the query mentions, as a third signal.
+        let boost_entities = |candidates: &mut Vec<Candidate>| {
+            if plan.names.is_empty() {
+                return;
+            }
+            let w = plan.entity_weight;
+            for c in candidates {
+                let share = index
+                    .payload(c.id)
+                    .map_or(0.0, |p| super::entities::share(&plan.names, &p.text));
+                c.relevance = (1.0 - w) * c.relevance + w * share;
+                c.score = c.relevance;
+            }
+        };
         let mut candidates = fuse(
             &plan,
             &first.vector_hits,
@@ -444,6 +476,7 @@ impl MemoryService {
             similarity_of,
         );
         boost_time(&mut candidates);
+        boost_entities(&mut candidates);
         let mut feedback_used = None;
         if let Some(fb) = req.feedback {
             // The first pass's best, as if marked relevant, widen the query.
@@ -482,6 +515,7 @@ impl MemoryService {
                 similarity_of,
             );
             boost_time(&mut candidates);
+            boost_entities(&mut candidates);
             feedback_used = Some(FeedbackUsed { from, terms });
         }
         let mut vectors: HashMap<Uuid, Vec<f32>> = HashMap::new();
@@ -576,6 +610,7 @@ impl MemoryService {
             candidates: allowed,
             took_ms: kit::telemetry::millis_rounded(started.elapsed()),
             feedback: feedback_used,
+            entities: plan.names.clone(),
             time_range: named.map(|t| TimeRange {
                 from: t.from,
                 to: t.to,
@@ -608,6 +643,8 @@ mod tests {
             depth: 40,
             query_time: QueryTime::default(),
             named: None,
+            entity_weight: 0.0,
+            names: Vec::new(),
         }
     }
 
