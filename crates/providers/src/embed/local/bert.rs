@@ -67,16 +67,7 @@ fn model_error(what: &str) -> impl Fn(candle_core::Error) -> ProviderError + '_ 
 impl Bert {
     /// Loads `config.json` and `model.safetensors` from `dir` onto the CPU.
     pub fn load(dir: &Path) -> Result<(Self, BertConfig), ProviderError> {
-        let config_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&config_path).map_err(|e| {
-            ProviderError::Provider(format!("cannot read {}: {e}", config_path.display()))
-        })?;
-        let config: BertConfig = serde_json::from_str(&text).map_err(|e| {
-            ProviderError::Provider(format!(
-                "{} is not a BERT config: {e}",
-                config_path.display()
-            ))
-        })?;
+        let config: BertConfig = super::files::read_json(dir, "config.json")?;
         if config.hidden_act != "gelu"
             || config.num_attention_heads == 0
             || !config
@@ -85,7 +76,7 @@ impl Bert {
         {
             return Err(ProviderError::Provider(format!(
                 "{}: only BERT encoders with GELU and a hidden size divisible by the head count are supported",
-                config_path.display()
+                dir.join("config.json").display()
             )));
         }
         let device = Device::Cpu;

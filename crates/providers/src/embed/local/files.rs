@@ -75,6 +75,19 @@ fn hex(digest: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Reads JSON file `name` of the model directory `dir` as `T`; the error
+/// names the file and says what is wrong with it.
+pub fn read_json<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    name: &str,
+) -> Result<T, ProviderError> {
+    let path = dir.join(name);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| ProviderError::Provider(format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| ProviderError::Provider(format!("{}: {e}", path.display())))
+}
+
 fn io_error(what: String) -> impl FnOnce(std::io::Error) -> ProviderError {
     move |e| ProviderError::Provider(format!("{what}: {e}"))
 }

@@ -108,11 +108,7 @@ fn max_seq_length(dir: &Path) -> Result<usize, ProviderError> {
     struct SentenceBert {
         max_seq_length: usize,
     }
-    let path = dir.join("sentence_bert_config.json");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| ProviderError::Provider(format!("cannot read {}: {e}", path.display())))?;
-    let config: SentenceBert = serde_json::from_str(&text)
-        .map_err(|e| ProviderError::Provider(format!("{}: {e}", path.display())))?;
+    let config: SentenceBert = files::read_json(dir, "sentence_bert_config.json")?;
     Ok(config.max_seq_length)
 }
 
