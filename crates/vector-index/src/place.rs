@@ -52,6 +52,10 @@ pub struct StorageConfig {
     pub snapshot_every_secs: u64,
     /// Seconds between sweeps of expired records.
     pub sweep_every_secs: u64,
+    /// redb's page cache per embedded collection, in MiB. What it does not
+    /// hold is read through the OS page cache, which the server's RSS does
+    /// not count; searches read only their results from the store.
+    pub cache_mib: usize,
 }
 
 impl Default for StorageConfig {
@@ -66,6 +70,7 @@ impl Default for StorageConfig {
             wait_replicas: 0,
             snapshot_every_secs: 600,
             sweep_every_secs: 60,
+            cache_mib: EmbeddedStore::DEFAULT_CACHE_MIB,
         }
     }
 }
@@ -107,8 +112,8 @@ fn redact_userinfo(url: &str) -> String {
 
 /// A configured place, ready to open collections in.
 pub enum StorePlace<'a> {
-    /// redb files in this directory.
-    Embedded(&'a std::path::Path),
+    /// redb files in this directory, each with this page cache in bytes.
+    Embedded(&'a std::path::Path, usize),
     /// Redis, with the CA certificate read once.
     Redis(&'a StorageConfig, Option<Vec<u8>>),
 }
@@ -122,7 +127,7 @@ impl<'a> StorePlace<'a> {
                 std::fs::create_dir_all(&config.path).map_err(|e| {
                     IndexError::Storage(format!("storage.path {}: {e}", config.path.display()))
                 })?;
-                Self::Embedded(&config.path)
+                Self::Embedded(&config.path, config.cache_mib.saturating_mul(1 << 20))
             }
             StorageBackend::Redis => {
                 let ca_cert = match &config.redis_ca_cert_file {
@@ -148,8 +153,9 @@ impl<'a> StorePlace<'a> {
         index: CollectionConfig,
     ) -> Result<Arc<DurableCollection<AnyStore>>> {
         match self {
-            Self::Embedded(dir) => {
-                let store = EmbeddedStore::open(dir.join(format!("{name}.redb")))?;
+            Self::Embedded(dir, cache) => {
+                let store =
+                    EmbeddedStore::open_with_cache(dir.join(format!("{name}.redb")), *cache)?;
                 DurableCollection::open(index, store.into()).await
             }
             Self::Redis(config, ca_cert) => {

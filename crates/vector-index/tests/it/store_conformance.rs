@@ -377,6 +377,36 @@ async fn embedded_store_conforms_and_survives_reopen() {
     assert_eq!(s.get(id).await.unwrap().unwrap().vector, vector(7));
 }
 
+/// A page cache far smaller than the file: every read past it goes to disk,
+/// and the store must behave the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_with_a_tiny_page_cache_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("small-cache.redb");
+    let s = EmbeddedStore::open_with_cache(&path, 64 * 1024).unwrap();
+    suite(&s).await;
+    let ids: Vec<Uuid> = (0..2_000).map(|_| Uuid::now_v7()).collect();
+    let points = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| NewPoint {
+            id: *id,
+            vector: vector(i as u32),
+            payload: payload(i as u32),
+            document: vec![b'x'; 512],
+        })
+        .collect::<Vec<_>>();
+    s.put_many(&points).await.unwrap();
+    drop(s);
+    let s = EmbeddedStore::open_with_cache(&path, 64 * 1024).unwrap();
+    let got = s.get_many(&ids).await.unwrap();
+    for (i, r) in got.into_iter().enumerate() {
+        let r = r.expect("every record reads back");
+        assert_eq!(r.vector, vector(i as u32));
+        assert_eq!(r.document.len(), 512);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_store_conforms_and_survives_restart() {
     let dir = tempfile::tempdir().unwrap();

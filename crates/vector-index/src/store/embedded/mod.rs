@@ -51,6 +51,17 @@ impl EmbeddedStore {
     /// pages it cannot make sense of, so opening runs behind `catch_unwind`
     /// (reads later run on the blocking pool, where a panic is a failed task).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with_cache(path, Self::DEFAULT_CACHE_MIB << 20)
+    }
+
+    /// redb's page cache of a store opened by [`EmbeddedStore::open`], in MiB
+    /// (redb's own default, 1 GiB, kept a whole loaded file resident:
+    /// docs/benchmarks.md, "Where the memory goes").
+    pub const DEFAULT_CACHE_MIB: usize = 64;
+
+    /// Opens (or creates) the store at `path` with a page cache of
+    /// `cache_bytes`, as [`EmbeddedStore::open`] does.
+    pub fn open_with_cache(path: impl AsRef<Path>, cache_bytes: usize) -> Result<Self> {
         let path = path.as_ref();
         let damaged = |what: &str| {
             IndexError::storage(format!(
@@ -59,7 +70,7 @@ impl EmbeddedStore {
                 path.display()
             ))
         };
-        match std::panic::catch_unwind(|| Self::open_unguarded(path)) {
+        match std::panic::catch_unwind(|| Self::open_unguarded(path, cache_bytes)) {
             Ok(result) => result,
             Err(panic) => {
                 let what = panic
@@ -72,13 +83,16 @@ impl EmbeddedStore {
         }
     }
 
-    fn open_unguarded(path: &Path) -> Result<Self> {
-        let db = Database::create(path).map_err(|e| match e {
-            redb::DatabaseError::DatabaseAlreadyOpen => {
-                IndexError::InUse(path.display().to_string())
-            }
-            e => IndexError::storage(format!("{}: {e}", path.display())),
-        })?;
+    fn open_unguarded(path: &Path, cache_bytes: usize) -> Result<Self> {
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(path)
+            .map_err(|e| match e {
+                redb::DatabaseError::DatabaseAlreadyOpen => {
+                    IndexError::InUse(path.display().to_string())
+                }
+                e => IndexError::storage(format!("{}: {e}", path.display())),
+            })?;
         let named =
             |e: &dyn std::fmt::Display| IndexError::storage(format!("{}: {e}", path.display()));
         // Create the tables up front so readers never see them missing.
