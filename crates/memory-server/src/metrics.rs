@@ -72,6 +72,7 @@ pub struct Metrics {
     replication_lag_ms: Gauge,
     resyncs: Gauge,
     keyword_bytes: Gauge,
+    graph_bytes: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -100,7 +101,8 @@ impl Metrics {
         let embed_errors = Counter::default();
         let (unreadable, export_failures) = (Counter::default(), Counter::default());
         let near_duplicates = Family::<NearLabels, Counter>::default();
-        let (memories, ready, replication_lag_ms, resyncs, keyword_bytes) = (
+        let (memories, ready, replication_lag_ms, resyncs, keyword_bytes, graph_bytes) = (
+            Gauge::default(),
             Gauge::default(),
             Gauge::default(),
             Gauge::default(),
@@ -151,6 +153,11 @@ impl Metrics {
             "index_keyword_bytes",
             "Approximate bytes of the keyword (BM25) index, text excluded",
             keyword_bytes.clone(),
+        );
+        registry.register(
+            "index_graph_bytes",
+            "Approximate bytes of the vector graph (vectors as quantized, and links)",
+            graph_bytes.clone(),
         );
         registry.register(
             "index_ready",
@@ -224,6 +231,7 @@ impl Metrics {
             replication_lag_ms,
             resyncs,
             keyword_bytes,
+            graph_bytes,
         }
     }
 
@@ -322,8 +330,9 @@ impl Metrics {
         ));
         self.replication_lag_ms.set(clamp(r.lag_ms));
         self.resyncs.set(clamp(r.resyncs));
-        self.keyword_bytes
-            .set(clamp(collection.index().stats().lexical_bytes as u64));
+        let stats = collection.index().stats();
+        self.keyword_bytes.set(clamp(stats.lexical_bytes as u64));
+        self.graph_bytes.set(clamp(stats.backend_bytes as u64));
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.registry);

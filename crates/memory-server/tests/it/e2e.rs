@@ -385,14 +385,13 @@ async fn every_endpoint_on_the_embedded_store_and_data_survives_a_restart() {
         .find_map(|l| l.strip_prefix("memory_index_memories "))
         .unwrap();
     assert!(count.trim().parse::<u64>().unwrap() >= 2, "{count}");
-    let keyword_bytes = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("memory_index_keyword_bytes "))
-        .unwrap();
-    assert!(
-        keyword_bytes.trim().parse::<u64>().unwrap() > 0,
-        "{keyword_bytes}"
-    );
+    for gauge in ["memory_index_keyword_bytes ", "memory_index_graph_bytes "] {
+        let bytes = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(gauge))
+            .unwrap_or_else(|| panic!("{gauge} missing"));
+        assert!(bytes.trim().parse::<u64>().unwrap() > 0, "{gauge}{bytes}");
+    }
     let before = c
         .list(&ListMemories {
             namespace: "e2e".into(),
