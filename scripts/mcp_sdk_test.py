@@ -33,6 +33,7 @@ TOOLS = sorted(
         "memory_list",
         "memory_policy",
         "memory_search",
+        "memory_settings",
         "memory_store",
         "memory_update",
         "session_append",
@@ -130,6 +131,10 @@ async def exercise(client: Client, ns: str, label: str) -> None:
 
     policy = ok(await client.call_tool("memory_policy", {"namespace": ns}))
     check(policy["namespace"] == ns and policy["source"] == "config", f"{label}: policy {policy!r}")
+
+    settings = ok(await client.call_tool("memory_settings", {"namespace": ns}))
+    check(settings["namespace"] == ns and settings["source"] == "default"
+          and settings["named_templates"]["chat"].endswith("{text}"), f"{label}: settings {settings!r}")
 
     # Extraction is off by default: the tool says how to turn it on.
     off = failed(await client.call_tool("memory_extract", {"namespace": ns, "session_id": "s1"}))

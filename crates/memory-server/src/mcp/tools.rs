@@ -29,8 +29,8 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::model::{
     AppendMessages, Appended, ContextBlock, ContextRequest, CreatedBatch, ExtractRequest, Job,
-    Memory, MemoryFilter, MemoryPage, MemoryPatch, NamespacePolicy, NewMemory, NewMessage,
-    SearchRequest, SearchResponse, Session,
+    Memory, MemoryFilter, MemoryPage, MemoryPatch, NamespacePolicy, NamespaceSettings, NewMemory,
+    NewMessage, SearchRequest, SearchResponse, Session,
 };
 use crate::service::MemoryService;
 
@@ -162,7 +162,7 @@ pub struct SessionRef {
     pub session_id: String,
 }
 
-/// `memory_policy` arguments.
+/// `memory_policy` and `memory_settings` arguments.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyArgs {
@@ -411,6 +411,27 @@ impl MemoryMcp {
     ) -> Result<Json<NamespacePolicy>, String> {
         self.run(&ext, |who| async move {
             self.service.policy(&who, &args.namespace).await
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Read a namespace's search settings in force: default mode, fusion and alpha, the contextual-text template (by name and written out), keyword analysis and BM25, where they come from (set through the API, or the server's configuration), the latest re-index after a template change, and the templates that can be named.",
+        annotations(
+            title = "Read the search settings",
+            read_only_hint = true,
+            destructive_hint = false,
+            idempotent_hint = true,
+            open_world_hint = false
+        )
+    )]
+    async fn memory_settings(
+        &self,
+        ext: Extensions,
+        Parameters(args): Parameters<PolicyArgs>,
+    ) -> Result<Json<NamespaceSettings>, String> {
+        self.run(&ext, |who| async move {
+            self.service.settings(&who, &args.namespace).await
         })
         .await
     }

@@ -777,7 +777,7 @@ impl World {
                     refused(&mcp.tool(tool, planted).await);
                 }
             }
-            "memory_policy" => {
+            "memory_policy" | "memory_settings" => {
                 let r = mcp.tool(tool, json!({"namespace": "team"})).await;
                 if b {
                     refused(&r);

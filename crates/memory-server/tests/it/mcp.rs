@@ -17,7 +17,7 @@ fn keys() -> String {
     ])
 }
 
-const TOOLS: [&str; 11] = [
+const TOOLS: [&str; 12] = [
     "memory_context",
     "memory_delete",
     "memory_extract",
@@ -25,6 +25,7 @@ const TOOLS: [&str; 11] = [
     "memory_list",
     "memory_policy",
     "memory_search",
+    "memory_settings",
     "memory_store",
     "memory_update",
     "session_append",
