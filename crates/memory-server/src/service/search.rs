@@ -441,42 +441,37 @@ impl MemoryService {
                 .get(id)
                 .map(|point| vector_index::vector::dot(q, &point.vector))
         };
-        let boost_time = |candidates: &mut Vec<Candidate>| {
-            let Some(t) = named.filter(|_| applied == QueryTime::Boost) else {
-                return;
-            };
-            let (from, to) = (millis(t.from), millis(t.to));
-            for c in candidates {
-                let inside = index
-                    .payload(c.id)
-                    .is_some_and(|p| (from..to).contains(&p.created_at));
-                c.relevance =
-                    (1.0 - TIME_BOOST) * c.relevance + if inside { TIME_BOOST } else { 0.0 };
+        // After fusion, two more signals: a time the query names (boost)
+        // and the names it mentions; each candidate's payload is read once.
+        let boost_window = named
+            .filter(|_| applied == QueryTime::Boost)
+            .map(|t| (millis(t.from), millis(t.to)));
+        let ranked = |pass: &Retrieved| {
+            let mut candidates = fuse(&plan, &pass.vector_hits, &pass.keyword_hits, similarity_of);
+            if boost_window.is_none() && plan.names.is_empty() {
+                return candidates;
+            }
+            for c in &mut candidates {
+                let payload = index.payload(c.id);
+                if let Some((from, to)) = boost_window {
+                    let inside = payload
+                        .as_ref()
+                        .is_some_and(|p| (from..to).contains(&p.created_at));
+                    c.relevance =
+                        (1.0 - TIME_BOOST) * c.relevance + if inside { TIME_BOOST } else { 0.0 };
+                }
+                if !plan.names.is_empty() {
+                    let w = plan.entity_weight;
+                    let share = payload
+                        .as_ref()
+                        .map_or(0.0, |p| super::entities::share(&plan.names, &p.text));
+                    c.relevance = (1.0 - w) * c.relevance + w * share;
+                }
                 c.score = c.relevance;
             }
+            candidates
         };
-        // Then the names the query mentions, as a third signal.
-        let boost_entities = |candidates: &mut Vec<Candidate>| {
-            if plan.names.is_empty() {
-                return;
-            }
-            let w = plan.entity_weight;
-            for c in candidates {
-                let share = index
-                    .payload(c.id)
-                    .map_or(0.0, |p| super::entities::share(&plan.names, &p.text));
-                c.relevance = (1.0 - w) * c.relevance + w * share;
-                c.score = c.relevance;
-            }
-        };
-        let mut candidates = fuse(
-            &plan,
-            &first.vector_hits,
-            &first.keyword_hits,
-            similarity_of,
-        );
-        boost_time(&mut candidates);
-        boost_entities(&mut candidates);
+        let mut candidates = ranked(&first);
         let mut feedback_used = None;
         if let Some(fb) = req.feedback {
             // The first pass's best, as if marked relevant, widen the query.
@@ -508,14 +503,7 @@ impl MemoryService {
                 widened_text.as_deref(),
                 &filter,
             )?;
-            candidates = fuse(
-                &plan,
-                &again.vector_hits,
-                &again.keyword_hits,
-                similarity_of,
-            );
-            boost_time(&mut candidates);
-            boost_entities(&mut candidates);
+            candidates = ranked(&again);
             feedback_used = Some(FeedbackUsed { from, terms });
         }
         let mut vectors: HashMap<Uuid, Vec<f32>> = HashMap::new();
