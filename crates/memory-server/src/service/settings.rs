@@ -95,9 +95,17 @@ fn encode<T: serde::Serialize>(value: &T) -> ApiResult<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+/// A language's name on the wire and in configuration (`english`).
+fn language_name(language: vector_index::Language) -> String {
+    serde_json::to_value(language)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 /// `base` with what `change` sets; a 400 names the first bad field.
 fn overlay(mut s: NamespaceSearch, change: &SettingsChange) -> ApiResult<Resolved> {
-    let c = change.clone();
+    let c = change;
     s.mode = c.mode.unwrap_or(s.mode);
     s.fusion = c.fusion.unwrap_or(s.fusion);
     s.alpha = c.alpha.unwrap_or(s.alpha);
@@ -106,13 +114,14 @@ fn overlay(mut s: NamespaceSearch, change: &SettingsChange) -> ApiResult<Resolve
     s.bm25.b = c.bm25_b.unwrap_or(s.bm25.b);
     s.analyzer.stemming = c.stemming.unwrap_or(s.analyzer.stemming);
     s.analyzer.stop_words = c.stop_words.unwrap_or(s.analyzer.stop_words);
-    if let Some(l) = c.language {
-        s.analyzer.language = serde_json::from_value(serde_json::Value::String(l.clone()))
-            .map_err(|_| {
+    if let Some(l) = &c.language {
+        s.analyzer.language = vector_index::Language::ALL
+            .into_iter()
+            .find(|known| language_name(*known) == *l)
+            .ok_or_else(|| {
                 let known: Vec<String> = vector_index::Language::ALL
-                    .iter()
-                    .filter_map(|l| serde_json::to_value(l).ok())
-                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .into_iter()
+                    .map(language_name)
                     .collect();
                 ApiError::invalid(
                     "language",
@@ -123,14 +132,14 @@ fn overlay(mut s: NamespaceSearch, change: &SettingsChange) -> ApiResult<Resolve
     if let Some((field, problem)) = s.out_of_range() {
         return Err(ApiError::invalid(field, format!("{field} {problem}")));
     }
-    if let Some(t) = c.template {
+    if let Some(t) = &c.template {
         if t.chars().count() > MAX_TEMPLATE_CHARS {
             return Err(ApiError::invalid(
                 "template",
                 format!("template must be at most {MAX_TEMPLATE_CHARS} characters"),
             ));
         }
-        s.template = t;
+        s.template.clone_from(t);
     }
     let template = Template::parse(&s.template)
         .map_err(|e| ApiError::invalid("template", format!("template: {e}")))?;
@@ -241,52 +250,61 @@ impl SearchSettings {
 
     /// What is stored for `namespace`, read from the store.
     async fn load(&self, namespace: &str) -> ApiResult<Option<SettingsChange>> {
-        match self.records.get(settings_id(namespace)).await? {
-            Some(r) => decode(&r.document, &format!("the settings of {namespace:?}")).map(Some),
-            None => Ok(None),
-        }
+        let what = format!("the settings of {namespace:?}");
+        self.read(settings_id(namespace), &what).await
     }
 
     /// Stores `change` as `namespace`'s settings; returns its hash.
     async fn save(&self, namespace: &str, change: &SettingsChange) -> ApiResult<String> {
         let document = encode(change)?;
         let hash = digest(&[&String::from_utf8_lossy(&document)]);
-        let payload = Payload {
-            namespace: namespace.to_owned(),
-            attributes: vec![SETTINGS_ATTR.to_owned(), format!("hash:{hash}")],
-            updated_at: vector_index::durable::now_millis(),
-            ..Payload::default()
-        };
-        self.records
-            .upsert_document(settings_id(namespace), &[], payload, &document, Expect::Any)
+        let marks = vec![SETTINGS_ATTR.to_owned(), format!("hash:{hash}")];
+        self.write(settings_id(namespace), namespace, marks, &document)
             .await?;
         Ok(hash)
     }
 
     /// The latest re-index of `namespace`, if any.
     async fn progress(&self, namespace: &str) -> ApiResult<Option<ReindexProgress>> {
-        match self.records.get(progress_id(namespace)).await? {
-            Some(r) => decode(&r.document, &format!("the re-index of {namespace:?}")).map(Some),
-            None => Ok(None),
-        }
+        let what = format!("the re-index of {namespace:?}");
+        self.read(progress_id(namespace), &what).await
     }
 
     /// Records where `namespace`'s re-index stands.
     async fn report(&self, namespace: &str, progress: &ReindexProgress) -> ApiResult<()> {
+        let marks = vec!["reindex".to_owned()];
+        self.write(progress_id(namespace), namespace, marks, &encode(progress)?)
+            .await
+    }
+
+    /// Record `id`'s JSON document, if the record exists; `what` names it in an error.
+    async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        id: Uuid,
+        what: &str,
+    ) -> ApiResult<Option<T>> {
+        match self.records.get(id).await? {
+            Some(r) => decode(&r.document, what).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes record `id` of `namespace`, marked with `attributes`, holding `document`.
+    async fn write(
+        &self,
+        id: Uuid,
+        namespace: &str,
+        attributes: Vec<String>,
+        document: &[u8],
+    ) -> ApiResult<()> {
         let payload = Payload {
             namespace: namespace.to_owned(),
-            attributes: vec!["reindex".to_owned()],
+            attributes,
             updated_at: vector_index::durable::now_millis(),
             ..Payload::default()
         };
         self.records
-            .upsert_document(
-                progress_id(namespace),
-                &[],
-                payload,
-                &encode(progress)?,
-                Expect::Any,
-            )
+            .upsert_document(id, &[], payload, document, Expect::Any)
             .await?;
         Ok(())
     }
@@ -426,7 +444,6 @@ impl MemoryService {
     /// Rewrites `ns`'s memories for the template `progress` names, reporting
     /// as it goes; stops when another template takes over.
     async fn reindex_namespace(self: Arc<Self>, ns: String, mut progress: ReindexProgress) {
-        let current = |s: &Self| s.search.of(&ns).template.expanded() == progress.template;
         let scope = Filter::all().eq(Field::Namespace, ns.as_str());
         for pass in 0..2 {
             if pass == 1 {
@@ -436,7 +453,7 @@ impl MemoryService {
             let mut ids = self.collection.ids_matching(&scope);
             ids.sort_unstable();
             for chunk in ids.chunks(super::reindex::REINDEX_BATCH) {
-                if !current(&self) {
+                if !self.reindexing(&ns, &progress) {
                     return;
                 }
                 match self.rewrite_stale(chunk).await {
@@ -449,22 +466,27 @@ impl MemoryService {
                 if pass == 0 {
                     progress.done += chunk.len() as u64;
                 }
-                progress.updated_at = OffsetDateTime::now_utc();
-                let failed = progress.state == ReindexState::Failed;
-                if current(&self)
-                    && let Err(e) = self.search.report(&ns, &progress).await
-                {
-                    tracing::warn!(namespace = %ns, error = %e, "re-index progress not recorded");
-                }
-                if failed {
+                self.report_progress(&ns, &mut progress).await;
+                if progress.state == ReindexState::Failed {
                     return;
                 }
             }
         }
         progress.state = ReindexState::Done;
+        self.report_progress(&ns, &mut progress).await;
+    }
+
+    /// Whether the template `progress` applies is still `ns`'s.
+    fn reindexing(&self, ns: &str, progress: &ReindexProgress) -> bool {
+        self.search.of(ns).template.expanded() == progress.template
+    }
+
+    /// Records `progress` as of now, unless another template took over (its
+    /// own re-index reports then).
+    async fn report_progress(&self, ns: &str, progress: &mut ReindexProgress) {
         progress.updated_at = OffsetDateTime::now_utc();
-        if current(&self)
-            && let Err(e) = self.search.report(&ns, &progress).await
+        if self.reindexing(ns, progress)
+            && let Err(e) = self.search.report(ns, progress).await
         {
             tracing::warn!(namespace = %ns, error = %e, "re-index progress not recorded");
         }
@@ -478,10 +500,7 @@ impl MemoryService {
             .as_ref()
             .map_or_else(|| Arc::clone(configured), |s| Arc::clone(&s.resolved));
         let s = &r.settings;
-        let language = serde_json::to_value(s.analyzer.language)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+        let language = language_name(s.analyzer.language);
         NamespaceSettings {
             namespace: ns.to_owned(),
             mode: s.mode,
