@@ -388,21 +388,12 @@ impl World {
                     assert_eq!(team, Some(listed), "{v}");
                 }
             }
-            ("get", "/v1/namespaces/{namespace}/settings") => {
-                let (status, v) = self
-                    .json(key, Method::GET, "/v1/namespaces/team/settings", None)
-                    .await;
-                if b {
-                    assert_eq!(status, 403, "{v}");
-                } else {
-                    assert_eq!(status, 200, "{v}");
-                    assert_eq!(v["namespace"], "team");
-                }
-            }
-            ("get", "/v1/namespaces/{namespace}/policy") => {
-                let (status, v) = self
-                    .json(key, Method::GET, "/v1/namespaces/team/policy", None)
-                    .await;
+            (
+                "get",
+                "/v1/namespaces/{namespace}/settings" | "/v1/namespaces/{namespace}/policy",
+            ) => {
+                let team = path.replace("{namespace}", "team");
+                let (status, v) = self.json(key, Method::GET, &team, None).await;
                 if b {
                     assert_eq!(status, 403, "{v}");
                 } else {
