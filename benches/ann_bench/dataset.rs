@@ -7,7 +7,8 @@
 use std::fs;
 use std::path::Path;
 
-use providers::embed::BuiltinEmbedder;
+use providers::embed::local::{LocalEmbedder, LocalSettings, MINILM_DIMS};
+use providers::embed::{BuiltinEmbedder, Embedder, Purpose};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
@@ -93,6 +94,9 @@ pub enum Corpus {
     Clustered,
     /// The load bench's memory texts and queries, through the built-in embedder.
     MemoryText,
+    /// The same texts through all-MiniLM-L6-v2 (`--model-dir`; 384 dimensions):
+    /// real text embeddings, with the anisotropy hashing vectors lack.
+    MinilmText,
 }
 
 /// Generates a dataset of `n` base vectors and `n_queries` queries into `dir`.
@@ -103,6 +107,7 @@ pub fn generate(
     n_queries: usize,
     dim: usize,
     seed: u64,
+    model_dir: Option<&Path>,
 ) -> Result<(), Error> {
     let (base, queries) = match corpus {
         Corpus::Clustered => {
@@ -123,6 +128,19 @@ pub fn generate(
                 .flat_map(|_| embedder.vector(&text::query(&mut rng)))
                 .collect();
             (base, queries)
+        }
+        Corpus::MinilmText => {
+            let model_dir = model_dir.ok_or("--corpus minilm-text needs --model-dir")?;
+            if dim != MINILM_DIMS {
+                return Err(format!("--corpus minilm-text gives {MINILM_DIMS} dimensions").into());
+            }
+            let mut rng = StdRng::seed_from_u64(seed);
+            let base: Vec<String> = (0..n).map(|_| text::memory(&mut rng)).collect();
+            let queries: Vec<String> = (0..n_queries).map(|_| text::query(&mut rng)).collect();
+            (
+                minilm(model_dir, &base, Purpose::Document)?,
+                minilm(model_dir, &queries, Purpose::Query)?,
+            )
         }
     };
     let gt_k = 100.min(n);
@@ -146,4 +164,26 @@ pub fn generate(
     };
     fs::write(dir.join("meta.json"), serde_json::to_vec_pretty(&meta)?)?;
     Ok(())
+}
+
+/// `texts` embedded by the local MiniLM model, flattened (every core; a
+/// progress line per 10,000 texts, as 100,000 take minutes).
+fn minilm(model_dir: &Path, texts: &[String], purpose: Purpose) -> Result<Vec<f32>, Error> {
+    let embedder = LocalEmbedder::load(&LocalSettings {
+        model_dir: model_dir.to_owned(),
+        threads: 0,
+        batch_size: 256,
+        cache_entries: 0,
+    })?;
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let mut out = Vec::with_capacity(texts.len() * MINILM_DIMS);
+    for (i, chunk) in texts.chunks(2_000).enumerate() {
+        for v in runtime.block_on(embedder.embed(chunk, purpose))? {
+            out.extend(v);
+        }
+        if (i + 1) % 5 == 0 {
+            eprintln!("  embedded {} of {}", (i + 1) * 2_000, texts.len());
+        }
+    }
+    Ok(out)
 }

@@ -50,6 +50,9 @@ struct Args {
     /// Generated data: clustered vectors, or the load bench's texts embedded.
     #[arg(long, value_enum, default_value = "clustered")]
     corpus: dataset::Corpus,
+    /// Generated data: the local model's directory (for `--corpus minilm-text`).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
     /// Generated data: number of base vectors.
     #[arg(long, default_value_t = 20_000)]
     n: usize,
@@ -101,6 +104,7 @@ fn run(mut args: Args) -> Result<(), Error> {
         let prefix = match args.corpus {
             dataset::Corpus::Clustered => "synthetic",
             dataset::Corpus::MemoryText => "memory-text",
+            dataset::Corpus::MinilmText => "minilm-text",
         };
         let dir = args.out_dir.join(format!(
             "{prefix}-{}x{}-q{}-seed{}",
@@ -108,7 +112,15 @@ fn run(mut args: Args) -> Result<(), Error> {
         ));
         if !dir.join("meta.json").exists() {
             eprintln!("generating {} ...", dir.display());
-            dataset::generate(&dir, args.corpus, args.n, args.queries, args.dim, args.seed)?;
+            dataset::generate(
+                &dir,
+                args.corpus,
+                args.n,
+                args.queries,
+                args.dim,
+                args.seed,
+                args.model_dir.as_deref(),
+            )?;
         }
         args.dataset = Some(dir);
     }
