@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::collection::CollectionConfig;
 use crate::durable::DurableCollection;
 use crate::error::{IndexError, Result};
-use crate::store::{AnyStore, EmbeddedStore, RedisConfig, RedisStore};
+use crate::store::{AnyStore, EmbeddedStore, RedisConfig, RedisStore, VectorPrecision};
 
 /// Which store backs a service's collections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,7 +144,8 @@ impl<'a> StorePlace<'a> {
         })
     }
 
-    /// Opens collection `name`; on Redis it follows the other instances'
+    /// Opens collection `name`, its records keeping vectors at the
+    /// precision of `index`'s quantization; on Redis it follows the other instances'
     /// writes (the follower ends when the collection is dropped). An embedded
     /// file held by another process is [`IndexError::InUse`].
     pub async fn open(
@@ -152,10 +153,12 @@ impl<'a> StorePlace<'a> {
         name: &str,
         index: CollectionConfig,
     ) -> Result<Arc<DurableCollection<AnyStore>>> {
+        // Records keep vectors no finer than the index searches them.
+        let precision = VectorPrecision::for_index(index.graph.quantization);
         match self {
             Self::Embedded(dir, cache) => {
-                let store =
-                    EmbeddedStore::open_with_cache(dir.join(format!("{name}.redb")), *cache)?;
+                let path = dir.join(format!("{name}.redb"));
+                let store = EmbeddedStore::open_with(path, *cache, precision)?;
                 DurableCollection::open(index, store.into()).await
             }
             Self::Redis(config, ca_cert) => {
@@ -164,6 +167,7 @@ impl<'a> StorePlace<'a> {
                 rc.wait_replicas = config.wait_replicas;
                 rc.ca_cert = ca_cert.clone();
                 rc.password = config.redis_password.clone().filter(|p| !p.is_empty());
+                rc.vector_precision = precision;
                 let store = RedisStore::connect(rc).await?;
                 let feed = store.feed().await?;
                 let (collection, _follower) =

@@ -213,6 +213,9 @@ mod tests {
     }
 
     impl Store for FlakyStore {
+        fn vector_precision(&self) -> crate::store::VectorPrecision {
+            self.inner.vector_precision()
+        }
         async fn put_document(
             &self,
             id: Uuid,

@@ -274,7 +274,10 @@ impl<S: Store> DurableCollection<S> {
             .store
             .put_document(id, vector, &payload, document, expect)
             .await?;
-        self.index.upsert(id, vector, payload)?;
+        // The index holds what the store will give back (not what it was
+        // sent), so a restart or another instance searches the same vectors.
+        let kept = self.store.vector_precision().round(vector);
+        self.index.upsert(id, &kept, payload)?;
         self.remember_own([(id, version)]);
         Ok(version)
     }
@@ -304,8 +307,15 @@ impl<S: Store> DurableCollection<S> {
         Ok(versions)
     }
 
-    /// Brings the index up to a batch the store has just written.
-    fn applied(&self, items: Vec<NewPoint>, versions: &[u64]) -> Result<()> {
+    /// Brings the index up to a batch the store has just written, with each
+    /// vector as the store will give it back (see [`Self::upsert_document`]).
+    fn applied(&self, mut items: Vec<NewPoint>, versions: &[u64]) -> Result<()> {
+        let precision = self.store.vector_precision();
+        for p in &mut items {
+            if let std::borrow::Cow::Owned(v) = precision.round(&p.vector) {
+                p.vector = v;
+            }
+        }
         let written: Vec<(Uuid, u64)> = items
             .iter()
             .map(|p| p.id)

@@ -8,7 +8,10 @@
 
 use uuid::Uuid;
 
-use super::{Cursor, EmbeddedStore, Expect, NewPoint, Page, Position, Record, RedisStore, Store};
+use super::{
+    Cursor, EmbeddedStore, Expect, NewPoint, Page, Position, Record, RedisStore, Store,
+    VectorPrecision,
+};
 use crate::error::Result;
 use crate::payload::Payload;
 
@@ -47,6 +50,13 @@ macro_rules! each {
 }
 
 impl Store for AnyStore {
+    fn vector_precision(&self) -> VectorPrecision {
+        match self {
+            Self::Embedded(s) => s.vector_precision(),
+            Self::Redis(s) => s.vector_precision(),
+        }
+    }
+
     async fn put_document(
         &self,
         id: Uuid,

@@ -22,6 +22,7 @@ use crate::error::Result;
 use crate::payload::Payload;
 
 pub use self::any::AnyStore;
+pub use self::codec::VectorPrecision;
 pub use self::embedded::EmbeddedStore;
 pub use self::redis::{RedisConfig, RedisFeed, RedisStore};
 pub use crate::expect::Expect;
@@ -87,6 +88,10 @@ pub struct Page {
 
 /// Durable storage for a collection's records.
 pub trait Store: Send + Sync + 'static {
+    /// The precision it keeps vectors at: a vector read back is
+    /// [`VectorPrecision::round`] of the one written.
+    fn vector_precision(&self) -> VectorPrecision;
+
     /// Writes `vector` and `payload` (without a document) as `id` if `expect`
     /// allows; returns the new version.
     fn put(

@@ -578,3 +578,59 @@ async fn a_one_dimension_collection_opens_as_a_record_collection() {
         "{r:?}"
     );
 }
+
+/// Over a store keeping f16 vectors, the writer, a follower and a new
+/// instance index exactly the vectors the store gives back (the writer
+/// indexes what the store keeps, not what it was sent), and the writer's
+/// follower still skips its own writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f16_records_are_the_vectors_every_instance_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = RedisServer::start(dir.path());
+    // An f32 graph, so that any difference between what was sent and what
+    // the store keeps would show in the index.
+    let index = config();
+    let open = || async {
+        let mut rc = RedisConfig::new(server.url(), "half");
+        rc.vector_precision = vector_index::store::VectorPrecision::F16;
+        let store = RedisStore::connect(rc).await.unwrap();
+        let feed = store.feed().await.unwrap();
+        DurableCollection::open_following(index.clone(), store, feed)
+            .await
+            .unwrap()
+    };
+    let (a, _fa) = open().await;
+    let (b, _fb) = open().await;
+    wait_until("both ready", || a.is_ready() && b.is_ready()).await;
+    // Large elements too: f16 alone would overflow them.
+    let data: Vec<f32> = clustered(60, DIM, 5, 0.5, 9)
+        .into_iter()
+        .map(|x| x * 1e6)
+        .collect();
+    for i in 0..20 {
+        let v = &data[i * DIM..][..DIM];
+        a.upsert(Uuid::now_v7(), v, payload(i), Expect::Any)
+            .await
+            .unwrap();
+    }
+    let batch: Vec<NewPoint> = (20..60)
+        .map(|i| NewPoint::new(Uuid::now_v7(), data[i * DIM..][..DIM].to_vec(), payload(i)))
+        .collect();
+    a.upsert_many(batch).await.unwrap();
+    wait_until("B has every point", || b.index().len() == 60).await;
+    wait_until("A saw its own entries", || {
+        a.replication().own_skipped >= 60
+    })
+    .await;
+    assert_eq!(a.replication().refreshed, 0, "{:?}", a.replication());
+    let (c, _fc) = open().await;
+    wait_until("a new instance is ready", || c.is_ready()).await;
+    let records = store_contents(a.store()).await;
+    assert_eq!(records.len(), 60);
+    for (id, stored) in &records {
+        let unit = vector_index::vector::normalized(stored, DIM).unwrap();
+        for instance in [&a, &b, &c] {
+            assert_eq!(instance.index().get(*id).unwrap().vector, unit, "{id}");
+        }
+    }
+}

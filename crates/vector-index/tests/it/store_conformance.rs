@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use test_support::redis_server::RedisServer;
 use vector_index::store::{
     AnyStore, Cursor, EmbeddedStore, Expect, NewPoint, RedisConfig, RedisStore, Store,
+    VectorPrecision,
 };
 use vector_index::{IndexError, Payload, Uuid};
 
@@ -21,6 +22,11 @@ fn vector(i: u32) -> Vec<f32> {
     vec![i as f32, -0.0, f32::MIN_POSITIVE, 1e30]
 }
 
+/// `vector(i)` as `s` gives it back at its precision.
+fn stored(s: &impl Store, i: u32) -> Vec<f32> {
+    s.vector_precision().round(&vector(i)).into_owned()
+}
+
 async fn versions_and_conflicts(s: &impl Store) {
     let id = Uuid::now_v7();
     let v1 = s
@@ -31,7 +37,7 @@ async fn versions_and_conflicts(s: &impl Store) {
     let r = s.get(id).await.unwrap().unwrap();
     assert_eq!(
         (r.id, r.version, &r.vector, &r.payload),
-        (id, v1, &vector(1), &payload(1))
+        (id, v1, &stored(s, 1), &payload(1))
     );
 
     let err = s
@@ -117,7 +123,7 @@ async fn scan_pages_through_everything(s: &impl Store) {
         pages += 1;
         for r in page.records {
             let i = r.payload.created_at as u32;
-            assert_eq!(r.vector, vector(i));
+            assert_eq!(r.vector, stored(s, i));
             seen.insert(r.id);
         }
         match page.next {
@@ -230,7 +236,10 @@ async fn batches_write_in_order(s: &impl Store) {
         "versions follow batch order"
     );
     let first = s.get(ids[0]).await.unwrap().unwrap();
-    assert_eq!((first.version, first.vector), (versions[100], vector(500)));
+    assert_eq!(
+        (first.version, first.vector),
+        (versions[100], stored(s, 500))
+    );
     assert!(first.document.is_empty(), "the later entry had no document");
     let last = s.get(ids[99]).await.unwrap().unwrap();
     assert_eq!((last.version, last.payload), (versions[99], payload(99)));
@@ -298,7 +307,7 @@ async fn conditional_batches_write_all_or_nothing(s: &(impl Store + Clone)) {
     assert_eq!(versions.len(), 3);
     assert!(versions.windows(2).all(|w| w[0] < w[1]));
     let got = s.get_many(&[a, b, c]).await.unwrap();
-    assert_eq!(got[0].as_ref().unwrap().vector, vector(4));
+    assert_eq!(got[0].as_ref().unwrap().vector, stored(s, 4));
     assert_eq!(got[1].as_ref().unwrap().version, versions[2]);
     assert_eq!(got[2].as_ref().unwrap().document, b"c");
     let twice = vec![
@@ -318,7 +327,7 @@ async fn conditional_batches_write_all_or_nothing(s: &(impl Store + Clone)) {
         ),
         "the second write of a must expect the first one's version"
     );
-    assert_eq!(s.get(a).await.unwrap().unwrap().vector, vector(4));
+    assert_eq!(s.get(a).await.unwrap().unwrap().vector, stored(s, 4));
 
     // Racing batches over the same record: exactly one wins.
     let d = Uuid::now_v7();
@@ -440,6 +449,50 @@ async fn redis_store_conforms_and_survives_restart() {
     }
     let r = back.expect("the acknowledged write survives a kill -9 with appendfsync always");
     assert_eq!((r.version, r.vector), (v, vector(7)));
+}
+
+/// Stores keeping f16 vectors pass the same suite (a vector reads back as
+/// `round` says, within 0.1 % of what was written), and records written at
+/// f32 read back exactly once the file is reopened at f16.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f16_stores_conform_and_read_older_f32_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = EmbeddedStore::open_with(dir.path().join("half.redb"), 1 << 20, VectorPrecision::F16)
+        .unwrap();
+    suite(&s).await;
+
+    // One file, written at f32, then at f16, then read at f32 again.
+    let path = dir.path().join("mixed.redb");
+    let (old, fresh) = (Uuid::now_v7(), Uuid::now_v7());
+    let embedding: Vec<f32> = (0..384).map(|i| (i as f32 * 0.7).cos() * 0.05).collect();
+    EmbeddedStore::open(&path)
+        .unwrap()
+        .put(old, &embedding, &payload(1), Expect::Absent)
+        .await
+        .unwrap();
+    let half = EmbeddedStore::open_with(&path, 1 << 20, VectorPrecision::F16).unwrap();
+    half.put(fresh, &embedding, &payload(2), Expect::Absent)
+        .await
+        .unwrap();
+    drop(half);
+    let s = EmbeddedStore::open(&path).unwrap();
+    assert_eq!(s.get(old).await.unwrap().unwrap().vector, embedding);
+    let back = s.get(fresh).await.unwrap().unwrap().vector;
+    assert_ne!(back, embedding, "kept at f16, not f32");
+    for (x, y) in embedding.iter().zip(&back) {
+        assert!((x - y).abs() <= 1e-3 * 0.05, "{x} read back as {y}");
+    }
+
+    let server = RedisServer::start(dir.path());
+    let mut config = RedisConfig::new(server.url(), "half");
+    config.vector_precision = VectorPrecision::F16;
+    let redis = RedisStore::connect(config).await.unwrap();
+    suite(&redis).await;
+    redis
+        .put(fresh, &embedding, &payload(1), Expect::Absent)
+        .await
+        .unwrap();
+    assert_eq!(redis.get(fresh).await.unwrap().unwrap().vector, back);
 }
 
 /// `AnyStore`, the one type servers hold, conforms over either store.

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::{META, RECORDS, VERSION_KEY};
 use crate::error::{IndexError, Result};
 use crate::store::codec;
-use crate::store::{Expect, NewPoint};
+use crate::store::{Expect, NewPoint, VectorPrecision};
 
 /// Largest number of writes committed together.
 const MAX_GROUP: usize = 512;
@@ -75,11 +75,12 @@ impl Drop for Thread {
 
 impl Writer {
     /// Starts the writer thread for `db`; it stops when every `Writer` is dropped.
-    pub(super) fn start(db: Arc<Database>) -> Result<Self> {
+    /// Vectors are written at `precision`.
+    pub(super) fn start(db: Arc<Database>, precision: VectorPrecision) -> Result<Self> {
         let (queue, writes) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("redb-writer".into())
-            .spawn(move || run(&db, &writes))
+            .spawn(move || run(&db, &writes, precision))
             .map_err(|e| IndexError::storage(format!("cannot start the store writer: {e}")))?;
         Ok(Self(Arc::new(Thread {
             queue: Some(queue),
@@ -101,7 +102,7 @@ impl Writer {
     }
 }
 
-fn run(db: &Database, writes: &mpsc::Receiver<Write>) {
+fn run(db: &Database, writes: &mpsc::Receiver<Write>, precision: VectorPrecision) {
     while let Ok(first) = writes.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -110,12 +111,12 @@ fn run(db: &Database, writes: &mpsc::Receiver<Write>) {
                 Err(_) => break,
             }
         }
-        commit(db, group);
+        commit(db, group, precision);
     }
 }
 
 /// Applies `group` in one transaction and answers every write.
-fn commit(db: &Database, group: Vec<Write>) {
+fn commit(db: &Database, group: Vec<Write>, precision: VectorPrecision) {
     let mut outcomes = Vec::with_capacity(group.len());
     let result = (|| -> Result<()> {
         let tx = db.begin_write().map_err(IndexError::storage)?;
@@ -127,7 +128,7 @@ fn commit(db: &Database, group: Vec<Write>) {
                 .map_err(IndexError::storage)?
                 .map_or(0, |v| v.value());
             for w in &group {
-                outcomes.push(apply(&mut records, &mut last, &w.op)?);
+                outcomes.push(apply(&mut records, &mut last, &w.op, precision)?);
             }
             meta.insert(VERSION_KEY, last)
                 .map_err(IndexError::storage)?;
@@ -153,7 +154,7 @@ fn commit(db: &Database, group: Vec<Write>) {
 /// The stored version of `id`, if any.
 fn version_of(records: &Table<u128, &[u8]>, id: Uuid) -> Result<Option<u64>> {
     match records.get(id.as_u128()).map_err(IndexError::storage)? {
-        Some(bytes) => Ok(Some(codec::decode(bytes.value())?.version)),
+        Some(bytes) => Ok(Some(codec::version(bytes.value())?)),
         None => Ok(None),
     }
 }
@@ -168,7 +169,12 @@ fn conflict(id: Uuid, expected: Expect, found: Option<u64>) -> IndexError {
 
 /// Applies one write. The outer `Err` is a storage failure that dooms the
 /// whole group; the inner one fails this write alone.
-fn apply(records: &mut Table<u128, &[u8]>, last: &mut u64, op: &Op) -> Result<Result<Done>> {
+fn apply(
+    records: &mut Table<u128, &[u8]>,
+    last: &mut u64,
+    op: &Op,
+    precision: VectorPrecision,
+) -> Result<Result<Done>> {
     Ok(match op {
         Op::Put { point, expect } => {
             let found = version_of(records, point.id)?;
@@ -176,8 +182,13 @@ fn apply(records: &mut Table<u128, &[u8]>, last: &mut u64, op: &Op) -> Result<Re
                 return Ok(Err(conflict(point.id, *expect, found)));
             }
             let version = *last + 1;
-            let bytes = match codec::encode(version, &point.vector, &point.payload, &point.document)
-            {
+            let bytes = match codec::encode(
+                version,
+                &point.vector,
+                precision,
+                &point.payload,
+                &point.document,
+            ) {
                 Ok(b) => b,
                 Err(e) => return Ok(Err(e)),
             };
@@ -205,7 +216,7 @@ fn apply(records: &mut Table<u128, &[u8]>, last: &mut u64, op: &Op) -> Result<Re
                 }
                 let version = *last + 1 + i as u64;
                 batch.insert(p.id, version);
-                match codec::encode(version, &p.vector, &p.payload, &p.document) {
+                match codec::encode(version, &p.vector, precision, &p.payload, &p.document) {
                     Ok(b) => encoded.push((p.id, version, b)),
                     Err(e) => return Ok(Err(e)),
                 }

@@ -16,7 +16,7 @@ mod group_commit;
 
 use self::group_commit::{Done, Op, Writer};
 use super::codec;
-use super::{Cursor, Expect, NewPoint, Page, Position, Record, Store};
+use super::{Cursor, Expect, NewPoint, Page, Position, Record, Store, VectorPrecision};
 use crate::error::{IndexError, Result};
 use crate::payload::Payload;
 
@@ -34,6 +34,8 @@ pub struct EmbeddedStore {
     writer: Writer,
     /// The database file (named in errors).
     path: Arc<Path>,
+    /// What new records' vectors are written at.
+    precision: VectorPrecision,
     /// `<file>.snapshot`, beside the database file.
     snapshot: PathBuf,
 }
@@ -62,6 +64,17 @@ impl EmbeddedStore {
     /// Opens (or creates) the store at `path` with a page cache of
     /// `cache_bytes`, as [`EmbeddedStore::open`] does.
     pub fn open_with_cache(path: impl AsRef<Path>, cache_bytes: usize) -> Result<Self> {
+        Self::open_with(path, cache_bytes, VectorPrecision::F32)
+    }
+
+    /// Opens (or creates) the store at `path` with a page cache of
+    /// `cache_bytes`, writing vectors at `precision` (records written at
+    /// another precision read as they are).
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        cache_bytes: usize,
+        precision: VectorPrecision,
+    ) -> Result<Self> {
         let path = path.as_ref();
         let damaged = |what: &str| {
             IndexError::storage(format!(
@@ -70,7 +83,7 @@ impl EmbeddedStore {
                 path.display()
             ))
         };
-        match std::panic::catch_unwind(|| Self::open_unguarded(path, cache_bytes)) {
+        match std::panic::catch_unwind(|| Self::open_unguarded(path, cache_bytes, precision)) {
             Ok(result) => result,
             Err(panic) => {
                 let what = panic
@@ -83,7 +96,7 @@ impl EmbeddedStore {
         }
     }
 
-    fn open_unguarded(path: &Path, cache_bytes: usize) -> Result<Self> {
+    fn open_unguarded(path: &Path, cache_bytes: usize, precision: VectorPrecision) -> Result<Self> {
         let db = Database::builder()
             .set_cache_size(cache_bytes)
             .create(path)
@@ -104,9 +117,10 @@ impl EmbeddedStore {
         snapshot.push(".snapshot");
         let db = Arc::new(db);
         Ok(Self {
-            writer: Writer::start(Arc::clone(&db))?,
+            writer: Writer::start(Arc::clone(&db), precision)?,
             db,
             path: Arc::from(path),
+            precision,
             snapshot: PathBuf::from(snapshot),
         })
     }
@@ -162,6 +176,10 @@ impl EmbeddedStore {
 }
 
 impl Store for EmbeddedStore {
+    fn vector_precision(&self) -> VectorPrecision {
+        self.precision
+    }
+
     async fn put_document(
         &self,
         id: Uuid,

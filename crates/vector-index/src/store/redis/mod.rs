@@ -3,7 +3,8 @@
 //! Key layout (documented in docs/storage.md); `{c}` is the collection name as
 //! a hash tag, so one collection's keys share a Redis Cluster slot and a Lua
 //! call may touch all of them:
-//! - `vi:{c}:r:<uuid>`: hash `v` (f32 LE vector), `p` (payload JSON), `ver`;
+//! - `vi:{c}:r:<uuid>`: hash `v` (the vector field: f32 LE, or tagged f16 as
+//!   [`RedisConfig::vector_precision`] says; `codec`), `p` (payload JSON), `ver`;
 //! - `vi:{c}:seq`: the last version handed out (`INCR`);
 //! - `vi:{c}:log`: stream of changes, `op` (`put` | `del`), `id`, `ver`;
 //! - `vi:{c}:snap`: snapshot manifest hash (`gen`, `chunks`, `bytes`, `crc`, `position`);
@@ -30,7 +31,7 @@ use redis::{IntoConnectionInfo, RedisError, Script};
 use uuid::Uuid;
 
 use super::codec;
-use super::{Cursor, Expect, NewPoint, Page, Position, Record, Store};
+use super::{Cursor, Expect, NewPoint, Page, Position, Record, Store, VectorPrecision};
 use crate::error::{IndexError, Result};
 use crate::payload::Payload;
 
@@ -113,6 +114,8 @@ pub struct RedisConfig {
     /// `AUTH` password, kept out of the URL (e.g. from Secret Manager); it
     /// replaces any password the URL carries.
     pub password: Option<String>,
+    /// What new records' vectors are written at (older ones read as they are).
+    pub vector_precision: VectorPrecision,
 }
 
 impl RedisConfig {
@@ -130,6 +133,7 @@ impl RedisConfig {
             snapshot_chunk_bytes: 2 << 20,
             ca_cert: None,
             password: None,
+            vector_precision: VectorPrecision::F32,
         }
     }
 }
@@ -293,6 +297,10 @@ fn outcome(id: Uuid, expect: Expect, reply: &[i64]) -> Result<Option<u64>> {
 }
 
 impl Store for RedisStore {
+    fn vector_precision(&self) -> VectorPrecision {
+        self.config.vector_precision
+    }
+
     async fn save_snapshot(&self, bytes: Vec<u8>, position: Position) -> Result<()> {
         self.save_chunks(bytes, position).await
     }
@@ -317,7 +325,7 @@ impl Store for RedisStore {
             .key(self.seq_key())
             .arg(mode)
             .arg(expected)
-            .arg(codec::vector_bytes(vector))
+            .arg(codec::vector_bytes(vector, self.config.vector_precision))
             .arg(codec::payload_bytes(payload)?)
             .arg(id.to_string())
             .arg(self.config.stream_max_len)
@@ -352,7 +360,7 @@ impl Store for RedisStore {
                 .arg(self.seq_key())
                 .arg("any")
                 .arg(0)
-                .arg(codec::vector_bytes(&p.vector))
+                .arg(codec::vector_bytes(&p.vector, self.config.vector_precision))
                 .arg(codec::payload_bytes(&p.payload)?)
                 .arg(p.id.to_string())
                 .arg(self.config.stream_max_len)
@@ -388,7 +396,7 @@ impl Store for RedisStore {
             let (mode, expected) = mode(*expect);
             call.arg(mode)
                 .arg(expected)
-                .arg(codec::vector_bytes(&p.vector))
+                .arg(codec::vector_bytes(&p.vector, self.config.vector_precision))
                 .arg(codec::payload_bytes(&p.payload)?)
                 .arg(p.id.to_string())
                 .arg(&p.document);
