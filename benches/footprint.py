@@ -19,8 +19,6 @@ the medians per configuration.
 
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,24 +26,7 @@ import tempfile
 import time
 import urllib.request
 
-MIB = 1 << 20
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def status(pid):
-    """VmRSS and VmHWM of `pid`, in MiB."""
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) / 1024
-    return out
+from benchproc import MIB, start_memory_server as start, status, stop
 
 
 def gauges(url):
@@ -68,30 +49,6 @@ def files(data):
         sizes[key] = sizes.get(key, 0) + size
     sizes["total"] = sum(sizes.values())
     return sizes
-
-
-def start(server, data, env):
-    port = free_port()
-    full = dict(os.environ, ORCHESTRA__STORAGE__PATH=data, ORCHESTRA__LOG__LEVEL="warn",
-                PORT=str(port), ORCHESTRA__STORAGE__SNAPSHOT_EVERY_SECS="0", **env)
-    proc = subprocess.Popen([server, "--config-dir", "config"], env=full,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            ready = json.load(urllib.request.urlopen(url + "/readyz", timeout=2))
-            if ready.get("ready"):
-                return proc, url
-        except OSError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the server did not become ready")
-
-
-def stop(proc):
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=300)
 
 
 def run(server, bench, scenario, duration, name, env):

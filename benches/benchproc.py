@@ -1,0 +1,102 @@
+"""Process helpers the Python benches share: a free port, a process tree's
+RSS, a data directory's size, and a release memory-server started on a
+fresh directory with the repository's config and stopped with SIGTERM (it
+snapshots on the way out, as in production)."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+
+MIB = 1 << 20
+
+
+def free_port():
+    """A loopback port nobody listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def status(pid):
+    """VmRSS and VmHWM of `pid`, in MiB."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def tree_rss(pid):
+    """RSS of `pid` and every descendant, in MiB (a server may fork helpers)."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    # The command name may hold spaces: the ppid follows its ')'.
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    tree, grew = {pid}, True
+    while grew:
+        more = {p for p, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    total = 0.0
+    for p in tree:
+        try:
+            total += status(p).get("VmRSS", 0)
+        except OSError:
+            pass
+    return total
+
+
+def dir_mib(path):
+    """Bytes of every file under `path`, in MiB."""
+    total = 0
+    for root, _, names in os.walk(path):
+        for name in names:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:
+                pass
+    return total / MIB
+
+
+def wait_ready(proc, url, is_ready, what):
+    """Polls `url` until `is_ready(json)` holds; kills `proc` after a minute."""
+    for _ in range(600):
+        try:
+            if is_ready(json.load(urllib.request.urlopen(url, timeout=2))):
+                return
+        except (OSError, ValueError):
+            pass
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with {proc.returncode} before it was ready")
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit(f"{what} did not become ready")
+
+
+def start_memory_server(server, data, env):
+    """memory-server on `data` with extra environment `env`; (process, base URL)."""
+    port = free_port()
+    full = dict(os.environ, ORCHESTRA__STORAGE__PATH=data, ORCHESTRA__LOG__LEVEL="warn",
+                PORT=str(port), ORCHESTRA__STORAGE__SNAPSHOT_EVERY_SECS="0", **env)
+    proc = subprocess.Popen([server, "--config-dir", "config"], env=full,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(proc, url + "/readyz", lambda r: r.get("ready"), "memory-server")
+    return proc, url
+
+
+def stop(proc):
+    """SIGTERM, then waits for the process to finish its shutdown."""
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=300)

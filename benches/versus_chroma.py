@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""memory-server and Chroma side by side on the same vectors
+(docs/benchmarks.md, "Against Chroma"). Run it through `benches/versus-chroma`,
+which puts Chroma from PyPI in a cached venv and runs this with that venv's
+Python (numpy comes with Chroma).
+
+Per round, each system in turn (the order flips every round, so drift and a
+warm page cache hit both alike), on a fresh data directory:
+
+1. start it (memory-server: release binary, the repository's config with
+   each --config's overrides, each configuration a system of its own; Chroma: `chroma run`, collection with its
+   default HNSW and cosine distance);
+2. load the dataset's base vectors precomputed, in batches of 250 (under memory-server's 2 MiB body limit), two
+   batches in flight; each memory carries `metadata {i, g}` with g = i % 100;
+3. search: concurrency 1, concurrency 8, and concurrency 8 with a filter on
+   one value of g (1 % of the memories); each for --secs seconds, cycling
+   through the dataset's queries, top 10; recall@10 is graded against the
+   exact neighbours (the filtered ones computed here);
+4. read RSS (the server's whole process tree) and the data directory's size,
+   stop it, read the size again.
+
+Every request body is encoded before the clock starts and the clients are
+separate processes (one keep-alive connection each), so the client's Python
+costs as little as it can; it still shares the 2 cores with the server, the
+same for both systems. Prints one JSON line per system and round, then a
+table of medians and ratios.
+
+    benches/versus-chroma SERVER_BIN DATASET_DIR [--rounds 3] [--secs 15] \\
+        [--config NAME=ORCHESTRA__KEY=VALUE[,...] ...]
+"""
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+
+import numpy as np
+
+from benchproc import dir_mib, free_port, start_memory_server, stop, tree_rss, wait_ready
+
+NAMESPACE = "bench"
+COLLECTIONS = "/api/v2/tenants/default_tenant/databases/default_database/collections"
+BATCH = 250
+LOADERS = 2
+GROUPS = 100
+TOP_K = 10
+
+
+def load_dataset(path):
+    """(base, queries, gt) of an ann-bench dataset directory, vectors as float32 rows."""
+    with open(os.path.join(path, "meta.json")) as f:
+        meta = json.load(f)
+    dim = meta["dim"]
+    base = np.fromfile(os.path.join(path, "base.f32"), dtype="<f4").reshape(-1, dim)
+    queries = np.fromfile(os.path.join(path, "queries.f32"), dtype="<f4").reshape(-1, dim)
+    gt = np.fromfile(os.path.join(path, "gt.i32"), dtype="<i4").reshape(-1, meta["gt_k"])
+    return base, queries, gt[:, :TOP_K]
+
+
+def filtered_truth(base, queries):
+    """Exact top-10 of query q among the memories with g == q % GROUPS (cosine)."""
+    unit = base / np.linalg.norm(base, axis=1, keepdims=True)
+    out = []
+    for q, v in enumerate(queries):
+        rows = np.arange(q % GROUPS, len(base), GROUPS)
+        sims = unit[rows] @ (v / np.linalg.norm(v))
+        out.append(rows[np.argsort(-sims)[:TOP_K]])
+    return np.array(out)
+
+
+def vector_json(v):
+    # Seven significant digits: what a float32 holds, and half the bytes of repr.
+    return "[" + ",".join(f"{x:.7g}" for x in v.tolist()) + "]"
+
+
+class MemoryServer:
+    """memory-server's REST API."""
+
+    def __init__(self, name, binary, env):
+        self.name, self.binary, self.env = name, binary, env
+
+    def start(self, data):
+        self.proc, url = start_memory_server(self.binary, data, self.env)
+        self.port = int(url.rsplit(":", 1)[1])
+
+    def load_bodies(self, vectors):
+        bodies = []
+        for lo in range(0, len(vectors), BATCH):
+            items = [
+                f'{{"namespace":"{NAMESPACE}","text":"vector {i}","vector":{vectors[i]},'
+                f'"metadata":{{"i":{i},"g":{i % GROUPS}}}}}'
+                for i in range(lo, min(lo + BATCH, len(vectors)))
+            ]
+            bodies.append(("/v1/memories", '{"memories":[' + ",".join(items) + "]}"))
+        return bodies
+
+    def query_body(self, vector, group):
+        where = "" if group is None else f',"filter":{{"metadata":{{"g":{group}}}}}'
+        return ("/v1/memories/search",
+                f'{{"namespace":"{NAMESPACE}","vector":{vector},"mode":"vector",'
+                f'"top_k":{TOP_K}{where}}}')
+
+    @staticmethod
+    def returned(answer):
+        return [r["memory"]["metadata"]["i"] for r in answer["results"]]
+
+
+class Chroma:
+    """Chroma's v2 HTTP API, its server started by `chroma run`."""
+
+    name = "chroma"
+
+    def __init__(self, chroma_bin):
+        self.chroma_bin = chroma_bin
+
+    def start(self, data):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [self.chroma_bin, "run", "--path", data, "--host", "127.0.0.1",
+             "--port", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_ready(self.proc, f"http://127.0.0.1:{self.port}/api/v2/heartbeat",
+                   lambda r: True, "chroma")
+        # Its default HNSW (M 16, ef_construction 100, ef_search 100), cosine
+        # as memory-server's.
+        created = request(self.port, COLLECTIONS, json.dumps(
+            {"name": NAMESPACE, "configuration": {"hnsw": {"space": "cosine"}}}))
+        self.path = f"{COLLECTIONS}/{created['id']}"
+
+    def load_bodies(self, vectors):
+        bodies = []
+        for lo in range(0, len(vectors), BATCH):
+            ids = range(lo, min(lo + BATCH, len(vectors)))
+            body = (
+                '{"ids":[' + ",".join(f'"{i}"' for i in ids) + "],"
+                '"embeddings":[' + ",".join(vectors[i] for i in ids) + "],"
+                '"documents":[' + ",".join(f'"vector {i}"' for i in ids) + "],"
+                '"metadatas":[' + ",".join(f'{{"i":{i},"g":{i % GROUPS}}}' for i in ids) + "]}"
+            )
+            bodies.append(("/add", body))
+        return bodies
+
+    def query_body(self, vector, group):
+        where = "" if group is None else f',"where":{{"g":{group}}}'
+        return ("/query", f'{{"query_embeddings":[{vector}],"n_results":{TOP_K}{where},'
+                f'"include":["metadatas","documents","distances"]}}')
+
+    @staticmethod
+    def returned(answer):
+        return [int(i) for i in answer["ids"][0]]
+
+
+def request(port, path, body, conn=None):
+    """POSTs `body` and returns the JSON answer; a non-2xx status is fatal."""
+    c = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    c.request("POST", path, body=body.encode(), headers={"Content-Type": "application/json"})
+    resp = c.getresponse()
+    data = resp.read()
+    if resp.status // 100 != 2:
+        raise SystemExit(f"POST {path}: {resp.status} {data[:300]!r}")
+    return json.loads(data) if data else None
+
+
+# What the client processes read, set before they fork.
+SHARED = {}
+
+
+def load_worker(args):
+    worker, = args
+    system, bodies = SHARED["system"], SHARED["load"]
+    conn = http.client.HTTPConnection("127.0.0.1", system.port, timeout=300)
+    prefix = getattr(system, "path", "")
+    for path, body in bodies[worker::LOADERS]:
+        request(system.port, prefix + path, body, conn)
+
+
+def search_worker(args):
+    worker, secs = args
+    system, bodies, truth = SHARED["system"], SHARED["queries"], SHARED["truth"]
+    conn = http.client.HTTPConnection("127.0.0.1", system.port, timeout=60)
+    prefix = getattr(system, "path", "")
+    latencies, hits, graded = [], 0, 0
+    q = worker * 7919 % len(bodies)
+    end = time.perf_counter() + secs
+    while True:
+        t0 = time.perf_counter()
+        if t0 >= end:
+            break
+        path, body = bodies[q]
+        answer = request(system.port, prefix + path, body, conn)
+        latencies.append(time.perf_counter() - t0)
+        got = set(system.returned(answer))
+        hits += sum(1 for i in truth[q] if int(i) in got)
+        graded += len(truth[q])
+        q = (q + 1) % len(bodies)
+    return latencies, hits, graded
+
+
+def search(system, bodies, truth, concurrency, secs):
+    """(QPS, p50 ms, p99 ms, recall@10) of `concurrency` clients for `secs`."""
+    SHARED.update(system=system, queries=bodies, truth=truth)
+    with multiprocessing.get_context("fork").Pool(concurrency) as pool:
+        parts = pool.map(search_worker, [(w, secs) for w in range(concurrency)])
+    latencies = sorted(x for part in parts for x in part[0])
+    hits = sum(p[1] for p in parts)
+    graded = sum(p[2] for p in parts)
+    pick = lambda f: latencies[min(len(latencies) - 1, int(f * len(latencies)))] * 1000
+    return {"qps": len(latencies) / secs, "p50_ms": pick(0.5), "p99_ms": pick(0.99),
+            "recall": hits / max(graded, 1)}
+
+
+def measure(system, vectors, queries, truth, ftruth, secs):
+    with tempfile.TemporaryDirectory() as work:
+        data = os.path.join(work, "data")
+        os.makedirs(data)
+        system.start(data)
+        try:
+            SHARED.update(system=system, load=system.load_bodies(vectors))
+            t0 = time.perf_counter()
+            with multiprocessing.get_context("fork").Pool(LOADERS) as pool:
+                pool.map(load_worker, [(w,) for w in range(LOADERS)])
+            row = {"system": system.name, "load_per_sec": len(vectors) / (time.perf_counter() - t0)}
+            del SHARED["load"]
+            plain = [system.query_body(v, None) for v in queries]
+            filtered = [system.query_body(v, q % GROUPS) for q, v in enumerate(queries)]
+            search(system, plain, truth, 2, 3)  # warm-up
+            row["c1"] = search(system, plain, truth, 1, secs)
+            row["c8"] = search(system, plain, truth, 8, secs)
+            row["filtered_c8"] = search(system, filtered, ftruth, 8, secs)
+            row["rss_mib"] = tree_rss(system.proc.pid)
+            row["disk_running_mib"] = dir_mib(data)
+        finally:
+            stop(system.proc)
+        row["disk_stopped_mib"] = dir_mib(data)
+        return row
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("server")
+    ap.add_argument("dataset")
+    ap.add_argument("--chroma", default="chroma", help="the `chroma` command")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--secs", type=float, default=15)
+    ap.add_argument("--config", action="append", default=[],
+                    metavar="NAME=ORCHESTRA__KEY=VALUE[,...]",
+                    help="a memory-server configuration to measure (repeatable; "
+                         "default: one, the repository's config as it is)")
+    args = ap.parse_args()
+
+    base, queries, truth = load_dataset(args.dataset)
+    print(f"encoding {len(base)} vectors ...", flush=True)
+    vectors = [vector_json(v) for v in base]
+    qvectors = [vector_json(v) for v in queries]
+    ftruth = filtered_truth(base, queries)
+    server = os.path.abspath(args.server)
+    systems = [Chroma(args.chroma)]
+    for spec in args.config or ["memory-server="]:
+        name, _, assignments = spec.partition("=")
+        env = dict(a.split("=", 1) for a in assignments.split(",") if a)
+        systems.insert(-1, MemoryServer(name, server, env))
+    rows = []
+    for r in range(args.rounds):
+        for system in systems if r % 2 == 0 else systems[::-1]:
+            row = measure(system, vectors, qvectors, truth, ftruth, args.secs)
+            row["round"] = r
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    report(rows, [s.name for s in systems])
+
+
+def report(rows, names):
+    """Medians per system, and each memory-server configuration over Chroma (last)."""
+    figures = [
+        ("search QPS, concurrency 1", lambda r: r["c1"]["qps"]),
+        ("search QPS, concurrency 8", lambda r: r["c8"]["qps"]),
+        ("p99 ms, concurrency 8", lambda r: r["c8"]["p99_ms"]),
+        ("1 %-filtered QPS, concurrency 8", lambda r: r["filtered_c8"]["qps"]),
+        ("batched load, docs/s", lambda r: r["load_per_sec"]),
+        ("recall@10", lambda r: r["c1"]["recall"]),
+        ("recall@10, 1 %-filtered", lambda r: r["filtered_c8"]["recall"]),
+        ("RSS after load, MiB", lambda r: r["rss_mib"]),
+        ("data on disk after stop, MiB", lambda r: r["disk_stopped_mib"]),
+    ]
+    ratios = [f"{n} / chroma" for n in names[:-1]]
+    print(f"\n| figure (median of {len(rows) // len(names)}) | " + " | ".join(names + ratios) + " |")
+    print("|---|" + "---|" * (len(names) + len(ratios)))
+    for label, f in figures:
+        meds = [statistics.median(f(r) for r in rows if r["system"] == n) for n in names]
+        cells = " | ".join(f"{m:.3f}" if m < 2 else f"{m:.3g}" if m < 100 else f"{m:,.0f}"
+                           for m in meds)
+        ratios = " | ".join(f"{m / meds[-1]:.2f}×" if meds[-1] else "–" for m in meds[:-1])
+        print(f"| {label} | {cells} | {ratios} |")
+
+
+if __name__ == "__main__":
+    main()
