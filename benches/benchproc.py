@@ -1,7 +1,7 @@
-"""Process helpers the Python benches share: a free port, a process tree's
-RSS, a data directory's size, and a release memory-server started on a
-fresh directory with the repository's config and stopped with SIGTERM (it
-snapshots on the way out, as in production)."""
+"""What the Python benches share: a free port, a process tree's RSS, a data
+directory's size, a release memory-server started on a fresh directory with
+the repository's config and stopped with SIGTERM (it snapshots on the way
+out, as in production), and the reader of ann-bench's dataset directories."""
 
 import json
 import os
@@ -100,3 +100,18 @@ def stop(proc):
     """SIGTERM, then waits for the process to finish its shutdown."""
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=300)
+
+
+def ann_dataset(path, top_k):
+    """(base, queries, truth) of an ann-bench dataset directory: float32 rows,
+    and each query's `top_k` exact neighbours (numpy, imported here so the
+    benches without it can use the rest)."""
+    import numpy as np
+
+    with open(os.path.join(path, "meta.json")) as f:
+        meta = json.load(f)
+    dim = meta["dim"]
+    base = np.fromfile(os.path.join(path, "base.f32"), dtype="<f4").reshape(-1, dim)
+    queries = np.fromfile(os.path.join(path, "queries.f32"), dtype="<f4").reshape(-1, dim)
+    gt = np.fromfile(os.path.join(path, "gt.i32"), dtype="<i4").reshape(-1, meta["gt_k"])
+    return base, queries, gt[:, :top_k]

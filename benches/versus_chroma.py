@@ -41,7 +41,8 @@ import time
 
 import numpy as np
 
-from benchproc import dir_mib, free_port, start_memory_server, stop, tree_rss, wait_ready
+from benchproc import (ann_dataset, dir_mib, free_port, start_memory_server, stop, tree_rss,
+                       wait_ready)
 
 NAMESPACE = "bench"
 COLLECTIONS = "/api/v2/tenants/default_tenant/databases/default_database/collections"
@@ -49,17 +50,6 @@ BATCH = 250
 LOADERS = 2
 GROUPS = 100
 TOP_K = 10
-
-
-def load_dataset(path):
-    """(base, queries, gt) of an ann-bench dataset directory, vectors as float32 rows."""
-    with open(os.path.join(path, "meta.json")) as f:
-        meta = json.load(f)
-    dim = meta["dim"]
-    base = np.fromfile(os.path.join(path, "base.f32"), dtype="<f4").reshape(-1, dim)
-    queries = np.fromfile(os.path.join(path, "queries.f32"), dtype="<f4").reshape(-1, dim)
-    gt = np.fromfile(os.path.join(path, "gt.i32"), dtype="<i4").reshape(-1, meta["gt_k"])
-    return base, queries, gt[:, :TOP_K]
 
 
 def filtered_truth(base, queries):
@@ -253,7 +243,7 @@ def main():
                          "default: one, the repository's config as it is)")
     args = ap.parse_args()
 
-    base, queries, truth = load_dataset(args.dataset)
+    base, queries, truth = ann_dataset(args.dataset, TOP_K)
     print(f"encoding {len(base)} vectors ...", flush=True)
     vectors = [vector_json(v) for v in base]
     qvectors = [vector_json(v) for v in queries]

@@ -26,17 +26,9 @@ import time
 import hnswlib
 import numpy as np
 
+from benchproc import ann_dataset
+
 TOP_K = 10
-
-
-def load(path):
-    with open(os.path.join(path, "meta.json")) as f:
-        meta = json.load(f)
-    dim = meta["dim"]
-    base = np.fromfile(os.path.join(path, "base.f32"), dtype="<f4").reshape(-1, dim)
-    queries = np.fromfile(os.path.join(path, "queries.f32"), dtype="<f4").reshape(-1, dim)
-    gt = np.fromfile(os.path.join(path, "gt.i32"), dtype="<i4").reshape(-1, meta["gt_k"])
-    return base, queries, gt[:, :TOP_K]
 
 
 def recall(found, truth):
@@ -96,7 +88,7 @@ def main():
     ap.add_argument("--target", type=float, default=0.95)
     args = ap.parse_args()
     efs = [int(e) for e in args.ef.split(",")]
-    base, queries, truth = load(args.dataset)
+    base, queries, truth = ann_dataset(args.dataset, TOP_K)
     rows = []
     for r in range(args.rounds):
         batch = hnswlib_rows(base, queries, truth, args.m, args.ef_construction, efs)
