@@ -72,6 +72,9 @@ pub struct SearchSettings {
     default: Arc<Resolved>,
     namespaces: HashMap<String, Arc<Resolved>>,
     set: RwLock<HashMap<String, Set>>,
+    /// Stored settings this instance's configuration refused, by namespace
+    /// and hash: warned about once, not re-read every poll.
+    refused: RwLock<HashMap<String, String>>,
     records: Arc<DurableCollection<AnyStore>>,
 }
 
@@ -172,6 +175,7 @@ impl SearchSettings {
                 })
                 .collect::<Result<_, ConfigError>>()?,
             set: RwLock::new(HashMap::new()),
+            refused: RwLock::new(HashMap::new()),
             records,
         })
     }
@@ -414,8 +418,16 @@ impl MemoryService {
                 .map(|(ns, s)| (ns.clone(), s.hash.clone()))
                 .collect()
         };
+        // Refusals of settings since changed or removed are forgotten.
+        let mut refusals = self
+            .search
+            .refused
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        refusals.retain(|ns, hash| stored.get(ns) == Some(hash));
         for (ns, hash) in &stored {
-            if applied.get(ns) == Some(hash) {
+            if applied.get(ns) == Some(hash) || refusals.get(ns) == Some(hash) {
                 continue;
             }
             let Some(change) = self.search.load(ns).await? else {
@@ -423,6 +435,7 @@ impl MemoryService {
             };
             match self.search.resolve(ns, &change) {
                 Ok(resolved) => {
+                    refusals.remove(ns);
                     let set = Set {
                         hash: hash.clone(),
                         change,
@@ -431,10 +444,19 @@ impl MemoryService {
                     self.apply_settings(ns, Some(set)).await;
                 }
                 // Another instance's configuration accepted what this one's
-                // does not (a rolling upgrade): keep what is in force here.
-                Err(e) => tracing::warn!(namespace = %ns, error = %e, "settings not applied"),
+                // does not (a rolling upgrade): keep what is in force here,
+                // and say so once for this version of the settings.
+                Err(e) => {
+                    tracing::warn!(namespace = %ns, error = %e, "settings not applied");
+                    refusals.insert(ns.clone(), hash.clone());
+                }
             }
         }
+        *self
+            .search
+            .refused
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = refusals;
         for ns in applied.keys().filter(|ns| !stored.contains_key(*ns)) {
             self.apply_settings(ns, None).await;
         }

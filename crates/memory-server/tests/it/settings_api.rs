@@ -281,3 +281,81 @@ async fn another_instance_applies_a_change_within_its_poll() {
         .unwrap();
     assert_eq!(keyword(&admin_two, "team", "Bob").await.len(), 1);
 }
+
+/// A stored setting this instance cannot apply (as one written by a newer
+/// release might be) leaves the configured settings in force and is warned
+/// about once, not at every poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_setting_this_instance_refuses_is_warned_about_once() {
+    use std::io::Read;
+    use vector_index::store::{Cursor, EmbeddedStore, Expect, Store};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let toml = config_toml(free_port(), &data, None, "");
+    let server = Server::start(dir.path(), &toml);
+    let chat = SettingsChange {
+        template: Some("chat".into()),
+        ..SettingsChange::default()
+    };
+    server.client().set_settings("conv", &chat).await.unwrap();
+    assert!(server.terminate().success());
+    {
+        // The record rewritten with a template this release cannot parse.
+        let store = EmbeddedStore::open(data.join("namespace-settings.redb")).unwrap();
+        let page = store.scan(Cursor::default(), 100).await.unwrap();
+        let record = page
+            .records
+            .into_iter()
+            .find(|r| r.payload.attributes.iter().any(|a| a == "settings"))
+            .expect("the settings record");
+        let mut payload = record.payload;
+        payload.attributes.retain(|a| !a.starts_with("hash:"));
+        payload.attributes.push("hash:from-a-newer-release".into());
+        let document = br#"{"template": "{text:shouted}"}"#;
+        store
+            .put_document(record.id, &[], &payload, document, Expect::Any)
+            .await
+            .unwrap();
+    }
+
+    let config_dir = crate::support::config_dir(dir.path(), &toml);
+    let url = toml
+        .lines()
+        .find_map(|l| l.strip_prefix("port = "))
+        .map(|p| format!("http://127.0.0.1:{}", p.trim()))
+        .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_memory-server"))
+        .arg("--config-dir")
+        .arg(&config_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    test_support::wait_ready(&url, "memory-server", std::time::Duration::from_secs(60));
+    let now = MemoryClient::new(&url)
+        .unwrap()
+        .settings("conv")
+        .await
+        .unwrap();
+    assert_ne!(now.source, "api", "{now:?}");
+    assert_ne!(now.template, "chat", "{now:?}");
+    // Several polls (one a second) go by.
+    tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        stderr.matches("settings not applied").count(),
+        1,
+        "one warning for one stored version:\n{stderr}"
+    );
+}
