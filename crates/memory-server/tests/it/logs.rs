@@ -1,60 +1,23 @@
 //! JSON logs in the shape Cloud Logging reads, with the request's trace.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-use crate::support::{config_toml, free_port};
+use crate::support::{Server, config_toml, free_port};
 use serde_json::Value;
 
-/// Starts the server with `log` as its `[log]` section; returns it and its URL once up.
-async fn start(dir: &std::path::Path, log: &str) -> (std::process::Child, String) {
-    let port = free_port();
-    let config = dir.join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    let toml = config_toml(port, &dir.join("data"), None, "")
+/// Starts the server with `log` as its `[log]` section, keeping what it logs.
+fn start(dir: &std::path::Path, log: &str) -> Server {
+    let toml = config_toml(free_port(), &dir.join("data"), None, "")
         .replace("[log]\nlevel = \"warn\"", &format!("[log]\n{log}"));
-    std::fs::write(config.join("default.toml"), toml).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_memory-server"))
-        .arg("--config-dir")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{url}/healthz")).await.is_err() {
-        assert!(Instant::now() < deadline, "server never came up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (child, url)
-}
-
-/// Stops the server and returns everything it logged.
-fn stop(mut child: std::process::Child) -> String {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    child.wait().unwrap();
-    stderr
+    Server::start_logging(dir, &toml)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_logs_are_cloud_logging_json_with_the_trace() {
     let dir = tempfile::tempdir().unwrap();
-    let (child, url) = start(
+    let server = start(
         dir.path(),
         "level = \"info\"\njson = true\ngcp_project = \"proj-1\"",
-    )
-    .await;
+    );
+    let url = &server.url;
     let http = reqwest::Client::new();
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let r = http
@@ -64,7 +27,7 @@ async fn request_logs_are_cloud_logging_json_with_the_trace() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let stderr = stop(child);
+    let stderr = server.stop_logs();
     let lines: Vec<Value> = stderr
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
@@ -97,12 +60,13 @@ async fn request_logs_are_cloud_logging_json_with_the_trace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_request_logs_carry_no_empty_or_export_only_fields() {
     let dir = tempfile::tempdir().unwrap();
-    let (child, url) = start(dir.path(), "level = \"info\"").await;
+    let server = start(dir.path(), "level = \"info\"");
+    let url = &server.url;
     let r = reqwest::get(format!("{url}/v1/memories?namespace=x"))
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let stderr = stop(child);
+    let stderr = server.stop_logs();
     let line = stderr
         .lines()
         .find(|l| l.contains("request finished") && l.contains("path=/v1/memories"))

@@ -287,7 +287,6 @@ async fn another_instance_applies_a_change_within_its_poll() {
 /// about once, not at every poll.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stored_setting_this_instance_refuses_is_warned_about_once() {
-    use std::io::Read;
     use vector_index::store::{Cursor, EmbeddedStore, Expect, Store};
 
     let dir = tempfile::tempdir().unwrap();
@@ -319,40 +318,13 @@ async fn a_stored_setting_this_instance_refuses_is_warned_about_once() {
             .unwrap();
     }
 
-    let config_dir = crate::support::config_dir(dir.path(), &toml);
-    let url = toml
-        .lines()
-        .find_map(|l| l.strip_prefix("port = "))
-        .map(|p| format!("http://127.0.0.1:{}", p.trim()))
-        .unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_memory-server"))
-        .arg("--config-dir")
-        .arg(&config_dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    test_support::wait_ready(&url, "memory-server", std::time::Duration::from_secs(60));
-    let now = MemoryClient::new(&url)
-        .unwrap()
-        .settings("conv")
-        .await
-        .unwrap();
+    let server = Server::start_logging(dir.path(), &toml);
+    let now = server.client().settings("conv").await.unwrap();
     assert_ne!(now.source, "api", "{now:?}");
     assert_ne!(now.template, "chat", "{now:?}");
     // Several polls (one a second) go by.
     tokio::time::sleep(std::time::Duration::from_millis(3_500)).await;
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    child.wait().unwrap();
+    let stderr = server.stop_logs();
     assert_eq!(
         stderr.matches("settings not applied").count(),
         1,

@@ -30,6 +30,8 @@ use crate::payload::Payload;
 const FORMAT_VECTOR_FIELD: u8 = 3;
 const FORMAT: u8 = 2;
 const FORMAT_NO_DOCUMENT: u8 = 1;
+/// Every record format this release reads.
+const FORMATS: [u8; 3] = [FORMAT_VECTOR_FIELD, FORMAT, FORMAT_NO_DOCUMENT];
 
 /// First byte of a vector field in half precision.
 pub const F16_TAG: u8 = b'h';
@@ -166,13 +168,10 @@ pub fn encode(
 /// checks it against what it expects).
 pub fn version(bytes: &[u8]) -> Result<u64> {
     match bytes.split_first() {
-        Some((format, rest))
-            if [FORMAT_VECTOR_FIELD, FORMAT, FORMAT_NO_DOCUMENT].contains(format) =>
-        {
-            rest.first_chunk::<8>()
-                .map(|v| u64::from_le_bytes(*v))
-                .ok_or_else(|| IndexError::storage("corrupt record: short"))
-        }
+        Some((format, rest)) if FORMATS.contains(format) => rest
+            .first_chunk::<8>()
+            .map(|v| u64::from_le_bytes(*v))
+            .ok_or_else(|| IndexError::storage("corrupt record: short")),
         _ => Err(IndexError::storage("corrupt record: unknown format")),
     }
 }
@@ -189,7 +188,7 @@ pub struct Decoded {
 pub fn decode(bytes: &[u8]) -> Result<Decoded> {
     let corrupt = |what: &str| IndexError::storage(format!("corrupt record: {what}"));
     let (&format, rest) = bytes.split_first().ok_or_else(|| corrupt("empty"))?;
-    if ![FORMAT_VECTOR_FIELD, FORMAT, FORMAT_NO_DOCUMENT].contains(&format) {
+    if !FORMATS.contains(&format) {
         return Err(corrupt(&format!("unknown format {format}")));
     }
     let (version, rest) = rest

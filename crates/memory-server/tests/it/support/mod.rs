@@ -81,6 +81,15 @@ pub fn config_dir(dir: &Path, toml: &str) -> PathBuf {
 impl Server {
     /// Writes `toml` as the config, starts the binary and waits until `/readyz` is 200.
     pub fn start(dir: &Path, toml: &str) -> Self {
+        Self::spawn(dir, toml, Stdio::inherit())
+    }
+
+    /// As [`Server::start`], keeping what it logs for [`Server::stop_logs`].
+    pub fn start_logging(dir: &Path, toml: &str) -> Self {
+        Self::spawn(dir, toml, Stdio::piped())
+    }
+
+    fn spawn(dir: &Path, toml: &str, stderr: Stdio) -> Self {
         let config_dir = config_dir(dir, toml);
         let port: u16 = toml
             .lines()
@@ -97,7 +106,7 @@ impl Server {
             .env_remove("GCE_METADATA_HOST")
             .env("CLOUDSDK_CONFIG", &config_dir)
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawn memory-server");
         let server = Self {
@@ -130,10 +139,30 @@ impl Server {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.sigterm();
+        self.child.wait().unwrap()
+    }
+
+    /// Sends SIGTERM, waits for the exit and returns everything it logged
+    /// (a server started with [`Server::start_logging`]).
+    pub fn stop_logs(mut self) -> String {
+        use std::io::Read;
+        self.sigterm();
+        let mut logged = String::new();
+        self.child
+            .stderr
+            .take()
+            .expect("started with start_logging")
+            .read_to_string(&mut logged)
+            .unwrap();
+        self.child.wait().unwrap();
+        logged
+    }
+
+    fn sigterm(&self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        self.child.wait().unwrap()
     }
 }
 
