@@ -51,8 +51,8 @@ COPY --from=builder /out/models /usr/local/share/ai-orchestra/models
 COPY config /etc/ai-orchestra/config
 WORKDIR /home/nonroot
 USER 65532:65532
-# The baked model is used once ORCHESTRA__EMBEDDER__PROVIDER=local is set
-# (docs/operations.md, "Choosing the embedder").
+# The default embedder (`auto`) runs the baked model for a new store; a store
+# written with the built-in embedder stays on it (docs/api.md, "Embeddings").
 ENV PORT=8080 ORCHESTRA__EMBEDDER__MODEL_DIR=/usr/local/share/ai-orchestra/models/all-MiniLM-L6-v2
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/memory-server", "--config-dir", "/etc/ai-orchestra/config"]

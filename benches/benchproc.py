@@ -87,8 +87,11 @@ def wait_ready(proc, url, is_ready, what):
 def start_memory_server(server, data, env):
     """memory-server on `data` with extra environment `env`; (process, base URL)."""
     port = free_port()
-    full = dict(os.environ, ORCHESTRA__STORAGE__PATH=data, ORCHESTRA__LOG__LEVEL="warn",
-                PORT=str(port), ORCHESTRA__STORAGE__SNAPSHOT_EVERY_SECS="0", **env)
+    # The built-in embedder unless `env` says otherwise: the default (`auto`)
+    # would pick up a model fetched into ./models.
+    full = {**os.environ, "ORCHESTRA__STORAGE__PATH": data, "ORCHESTRA__LOG__LEVEL": "warn",
+            "PORT": str(port), "ORCHESTRA__STORAGE__SNAPSHOT_EVERY_SECS": "0",
+            "ORCHESTRA__EMBEDDER__PROVIDER": "builtin", **env}
     proc = subprocess.Popen([server, "--config-dir", "config"], env=full,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

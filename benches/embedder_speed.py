@@ -45,9 +45,10 @@ def call(url, path, body):
 
 def start(binary, extra_env, work):
     port = free_port()
-    env = dict(os.environ, PORT=str(port), ORCHESTRA__STORAGE__PATH=os.path.join(work, "data"),
-               ORCHESTRA__LOG__LEVEL="warn", ORCHESTRA__STORAGE__SNAPSHOT_EVERY_SECS="0",
-               **extra_env)
+    env = {**os.environ, "PORT": str(port),
+           "ORCHESTRA__STORAGE__PATH": os.path.join(work, "data"),
+           "ORCHESTRA__LOG__LEVEL": "warn", "ORCHESTRA__STORAGE__SNAPSHOT_EVERY_SECS": "0",
+           "ORCHESTRA__EMBEDDER__PROVIDER": "builtin", **extra_env}
     proc = subprocess.Popen([binary, "--config-dir", "config"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

@@ -46,7 +46,10 @@ start_memory_server() {
   local bin="$1" port
   SERVER_WORK="$(mktemp -d)"
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  # The built-in embedder, unless the caller's environment names one: the
+  # default (`auto`) would pick up a model fetched into ./models.
   ORCHESTRA__STORAGE__PATH="$SERVER_WORK/data" ORCHESTRA__LOG__LEVEL=warn PORT="$port" \
+    ORCHESTRA__EMBEDDER__PROVIDER="${ORCHESTRA__EMBEDDER__PROVIDER:-builtin}" \
     ORCHESTRA__STORAGE__SNAPSHOT_EVERY_SECS=0 "$bin" --config-dir config >"$SERVER_WORK/server.log" 2>&1 &
   SERVER_PID=$!
   # Wait for the server to exit before removing its data: it writes while it

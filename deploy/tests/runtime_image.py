@@ -53,10 +53,10 @@ DOCUMENTED_RUN_ENV = {
 }
 # Settings only one service has.
 TARGET_ENV = {
-    # The baked model (image's ORCHESTRA__EMBEDDER__MODEL_DIR) must load as the
-    # stage's user from the stage's tree.
-    "memory-server": {"ORCHESTRA__MCP__ALLOWED_HOSTS": '["localhost","127.0.0.1"]',
-                      "ORCHESTRA__EMBEDDER__PROVIDER": "local"},
+    # No embedder setting: the default (`auto`) must find the baked model
+    # (the image's ORCHESTRA__EMBEDDER__MODEL_DIR) and load it as the stage's
+    # user from the stage's tree.
+    "memory-server": {"ORCHESTRA__MCP__ALLOWED_HOSTS": '["localhost","127.0.0.1"]'},
     "orchestrator": {},
 }
 
@@ -183,7 +183,7 @@ def exercise_memory_server(url):
                    {"namespace": "image-test", "text": "the runtime image serves memories"})
     memory_id = created["memory"]["id"]
     check(created["memory"]["embedding_model"] == "local:all-MiniLM-L6-v2:384",
-          "the baked model embeds it (provider local)")
+          "the baked model embeds it by default (provider auto settles on local)")
     read = call("GET", f"{url}/v1/memories/{memory_id}")
     check(read["text"] == "the runtime image serves memories", "a stored memory reads back")
     found = call("POST", f"{url}/v1/memories/search",

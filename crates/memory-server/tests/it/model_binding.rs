@@ -1,9 +1,10 @@
 //! A namespace is bound to the embedding model of its first write: a server
-//! running another model gets a 409 `model_mismatch` for it, on every
-//! namespace-scoped endpoint, and nothing changes.
+//! configured with another model gets a 409 `model_mismatch` for it, on
+//! every namespace-scoped endpoint, and nothing changes. The default
+//! provider, `auto`, does not start on a store of another model at all.
 
 use crate::support::redis_server::RedisServer;
-use crate::support::{Server, config_toml, free_port};
+use crate::support::{Server, config_dir, config_toml, free_port, refused_start};
 use memory_client::{
     AppendMessages, BulkDelete, ClientError, ListMemories, MemoryClient, MemoryFilter, NewMemory,
     NewMessage, SearchRequest,
@@ -37,8 +38,9 @@ fn append(ns: &str) -> AppendMessages {
     }
 }
 
+/// The built-in embedder at `dims`, asked for by name (not `auto`).
 fn with_dims(dims: usize) -> String {
-    format!("[embedder]\ndims = {dims}\n")
+    format!("[embedder]\nprovider = \"builtin\"\ndims = {dims}\n")
 }
 
 /// Asserts `result` is the 409 naming `ns`, its model and the server's.
@@ -131,6 +133,19 @@ async fn a_restart_with_another_model_refuses_the_bound_namespace() {
         .await
         .unwrap();
     a.terminate();
+
+    // `auto` will not run a model the store was not written with.
+    let said = refused_start(
+        &config_dir(
+            dir.path(),
+            &config_toml(port, &data, None, "[embedder]\ndims = 32\n"),
+        ),
+        &[],
+    );
+    assert!(
+        said.contains("builtin-hash-v1-64") && said.contains("set embedder.provider"),
+        "{said}"
+    );
 
     let b = Server::start(dir.path(), &config_toml(port, &data, None, &with_dims(32)));
     let c = b.client();

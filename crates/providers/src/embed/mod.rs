@@ -17,7 +17,7 @@ use std::pin::Pin;
 use crate::ProviderError;
 
 pub use self::builtin::BuiltinEmbedder;
-pub use self::config::{EmbedderConfig, from_config};
+pub use self::config::{EmbedderConfig, Resolved, from_config};
 pub use self::local::{LocalEmbedder, LocalSettings};
 pub use self::openai::{OpenAiEmbedder, OpenAiSettings, OpenAiWire};
 pub use self::remote::{RemoteEmbedder, RemoteSettings, Wire};

@@ -13,16 +13,39 @@ use std::time::Duration;
 use memory_client::{Memory, MemoryClient, NewMemory, SearchRequest};
 
 /// Starts the server on the configuration in `config_dir` (with `args`),
-/// expects it to refuse, and returns what it said on stderr.
+/// expects it to refuse, and returns what it said on stderr. A server still
+/// running after a minute did not refuse: it is killed and the test fails.
 pub fn refused_start(config_dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_memory-server"))
+    use std::io::Read;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_memory-server"))
         .arg("--config-dir")
         .arg(config_dir)
         .args(args)
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    assert!(!out.status.success(), "the server started");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the server started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut said = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut said)
+        .unwrap();
+    assert!(!status.success(), "the server exited 0: {said}");
+    said
 }
 
 /// A running server process, killed on drop.
