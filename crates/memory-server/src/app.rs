@@ -252,6 +252,8 @@ async fn serve(
     let _snapshotter = (config.storage.snapshot_every_secs > 0).then(|| {
         collection.spawn_snapshotter(Duration::from_secs(config.storage.snapshot_every_secs))
     });
+    let mut search = config.search.clone();
+    search.settle_alpha(embedder.semantic());
     let service = Arc::new(MemoryService::new(
         Arc::clone(&collection),
         registry,
@@ -263,7 +265,7 @@ async fn serve(
         },
         config.limits.clone(),
         Arc::new(Metrics::new()),
-        SearchSettings::new(&config.search, settings)?,
+        SearchSettings::new(&search, settings)?,
     ));
     // Settings set through the API apply before the first request and the
     // start's re-index; later changes by other instances as they come.

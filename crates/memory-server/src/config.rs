@@ -165,6 +165,13 @@ impl Default for IndexConfig {
     }
 }
 
+/// Weighted fusion's vector share when `search.alpha` is unset and the
+/// embedder matches words, not meaning (the built-in embedder).
+pub const HASHING_ALPHA: f32 = 0.5;
+/// ... and when it is a semantic model: measured better than 0.5 for
+/// all-MiniLM-L6-v2 on both conversation benchmarks (docs/decisions.md).
+pub const SEMANTIC_ALPHA: f32 = 0.7;
+
 /// Search defaults for every namespace, and per-namespace overrides.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -173,8 +180,9 @@ pub struct SearchConfig {
     pub mode: SearchMode,
     /// How hybrid search fuses the two rankings.
     pub fusion: Fusion,
-    /// Weighted fusion: the vector side's share, in `[0, 1]`.
-    pub alpha: f32,
+    /// Weighted fusion: the vector side's share, in `[0, 1]`; unset, it
+    /// follows the embedder ([`SearchConfig::settle_alpha`]).
+    pub alpha: Option<f32>,
     /// Reciprocal rank fusion's rank constant (>= 1).
     pub rrf_k: u32,
     /// What is embedded and keyword-indexed for a memory, e.g.
@@ -204,7 +212,7 @@ impl Default for SearchConfig {
             // Better than rrf on every configuration of the quality set
             // (docs/benchmarks.md, "Fusion").
             fusion: Fusion::Weighted,
-            alpha: 0.5,
+            alpha: None,
             rrf_k: 60,
             template: "{text}".into(),
             language: vector_index::Language::English,
@@ -299,7 +307,7 @@ impl SearchConfig {
         NamespaceSearch {
             mode: o.mode.unwrap_or(self.mode),
             fusion: o.fusion.unwrap_or(self.fusion),
-            alpha: o.alpha.unwrap_or(self.alpha),
+            alpha: o.alpha.or(self.alpha).unwrap_or(HASHING_ALPHA),
             rrf_k: o.rrf_k.unwrap_or(self.rrf_k),
             template: o.template.unwrap_or_else(|| self.template.clone()),
             analyzer: vector_index::AnalyzerSettings {
@@ -324,6 +332,16 @@ impl SearchConfig {
                 .map(|ns| (ns.clone(), self.namespace(ns).analyzer))
                 .collect(),
         }
+    }
+
+    /// Fills an unset `alpha` for the embedder this server runs: a semantic
+    /// model's similarities deserve more weight than shared-word hashing's.
+    pub fn settle_alpha(&mut self, semantic: bool) {
+        self.alpha.get_or_insert(if semantic {
+            SEMANTIC_ALPHA
+        } else {
+            HASHING_ALPHA
+        });
     }
 
     fn check(&self) -> Result<(), ConfigError> {
@@ -560,6 +578,32 @@ mod tests {
             |c| c.search.bm25_k1 = 4.0,
             "search.bm25_k1 must be between 0 and 3, got 4",
         );
+    }
+
+    #[test]
+    fn an_unset_alpha_follows_the_embedder_and_a_set_one_stays() {
+        let mut s = SearchConfig::default();
+        assert_eq!(s.namespace_defaults().alpha, HASHING_ALPHA);
+        s.settle_alpha(true);
+        assert_eq!(s.namespace_defaults().alpha, SEMANTIC_ALPHA);
+        let mut set = SearchConfig {
+            alpha: Some(0.3),
+            ..SearchConfig::default()
+        };
+        set.settle_alpha(true);
+        assert_eq!(set.namespace_defaults().alpha, 0.3);
+        let mut hashing = SearchConfig::default();
+        hashing.settle_alpha(false);
+        assert_eq!(hashing.namespace_defaults().alpha, HASHING_ALPHA);
+        // A namespace's own alpha wins over the settled default.
+        s.namespaces.insert(
+            "team".into(),
+            SearchOverrides {
+                alpha: Some(0.9),
+                ..SearchOverrides::default()
+            },
+        );
+        assert_eq!(s.namespace("team").alpha, 0.9);
     }
 
     /// `config/default.toml` documents every setting: loaded alone it gives

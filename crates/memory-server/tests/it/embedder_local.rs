@@ -158,6 +158,8 @@ async fn auto_runs_the_local_model_for_a_new_store_and_keeps_each_store_on_its_m
         stored_with(&server, "Melanie painted a sunrise").await,
         LOCAL
     );
+    // Unset, weighted fusion's alpha follows the embedder: 0.7 for a model.
+    assert_eq!(server.client().settings("conv").await.unwrap().alpha, 0.7);
     assert!(server.terminate().success());
     // That store without the model: refused, naming the model and the fix.
     let said = refused_start(
@@ -191,6 +193,7 @@ async fn auto_runs_the_local_model_for_a_new_store_and_keeps_each_store_on_its_m
         stored_with(&server, "Caroline adopted a puppy").await,
         BUILTIN
     );
+    assert_eq!(server.client().settings("conv").await.unwrap().alpha, 0.5);
     // Its namespace answers (no model_mismatch) and finds what it held.
     let found = server
         .client()
