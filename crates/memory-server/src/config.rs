@@ -168,8 +168,9 @@ impl Default for IndexConfig {
 /// Weighted fusion's vector share when `search.alpha` is unset and the
 /// embedder matches words, not meaning (the built-in embedder).
 pub const HASHING_ALPHA: f32 = 0.5;
-/// ... and when it is a semantic model: measured better than 0.5 for
-/// all-MiniLM-L6-v2 on both conversation benchmarks (docs/decisions.md).
+/// Weighted fusion's vector share when `search.alpha` is unset and the
+/// embedder is a semantic model: better than 0.5 for all-MiniLM-L6-v2 on
+/// both conversation benchmarks (docs/decisions.md).
 pub const SEMANTIC_ALPHA: f32 = 0.7;
 
 /// Search defaults for every namespace, and per-namespace overrides.
