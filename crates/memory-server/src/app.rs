@@ -108,7 +108,7 @@ pub async fn run_as(config: Config, mode: Mode) -> Result<(), StartError> {
         Arc::new(KeyRing::from_config(&config.auth).map_err(crate::config::ConfigError::from)?);
     let place = StorePlace::of(&config.storage)?;
     let registry = open(&place, REGISTRY_NAME, registry_config()).await?;
-    let embedder = embedder(&config, &registry).await?;
+    let (embedder, choice) = embedder(&config, &registry).await?;
     let mut index_config = CollectionConfig::new(embedder.dims());
     index_config.max_k = config.limits.max_top_k * SEARCH_DEPTH_FACTOR;
     index_config.graph.ef_construction = config.index.ef_construction;
@@ -131,16 +131,16 @@ pub async fn run_as(config: Config, mode: Mode) -> Result<(), StartError> {
         // periodic snapshotter's snapshots.
         snapshot_on_exit: embedded,
     };
-    serve(config, stores, embedder, keys, mode).await
+    serve(config, stores, (embedder, choice), keys, mode).await
 }
 
-/// The embedder of `[embedder]`; `auto` settles on the model the stored
-/// namespaces were written with, or for a store with none, on the local
-/// model when its files are there (`EmbedderConfig::resolve`).
+/// The embedder of `[embedder]`, and why it runs; `auto` settles on the
+/// model the stored namespaces were written with, or for a store with none,
+/// on the local model when its files are there (`EmbedderConfig::resolve`).
 async fn embedder(
     config: &Config,
     registry: &DurableCollection<AnyStore>,
-) -> Result<Arc<dyn Embedder>, StartError> {
+) -> Result<(Arc<dyn Embedder>, String), StartError> {
     let bound = if config.embedder.provider == "auto" {
         crate::service::bound_models(registry).await?
     } else {
@@ -156,8 +156,14 @@ async fn embedder(
         reason = %resolved.reason,
         "embedder chosen"
     );
-    providers::embed::from_config(&resolved.config)
-        .map_err(|e| crate::config::ConfigError(e.to_string()).into())
+    let embedder = providers::embed::from_config(&resolved.config)
+        .map_err(|e| crate::config::ConfigError(e.to_string()))?;
+    let choice = if config.embedder.provider == "auto" {
+        format!("auto: {}", resolved.reason)
+    } else {
+        "configured".to_owned()
+    };
+    Ok((embedder, choice))
 }
 
 /// The chat models of `[models]`, built once.
@@ -232,7 +238,7 @@ struct Stores {
 async fn serve(
     config: Config,
     stores: Stores,
-    embedder: Arc<dyn Embedder>,
+    (embedder, choice): (Arc<dyn Embedder>, String),
     keys: Arc<KeyRing>,
     mode: Mode,
 ) -> Result<(), StartError> {
@@ -311,6 +317,7 @@ async fn serve(
             service,
             keys,
             store: Arc::clone(&store),
+            embedder_choice: choice.into(),
         },
         config.limits.max_body_bytes,
         mcp,

@@ -30,6 +30,9 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// Where the store is (for `/readyz`).
     pub store: Arc<StoreLocation>,
+    /// Why this embedder runs, e.g. `auto: the stored namespaces were
+    /// written with builtin-hash-v1-384` (for `/readyz`).
+    pub embedder_choice: Arc<str>,
 }
 
 impl Clone for AppState {
@@ -38,6 +41,7 @@ impl Clone for AppState {
             service: Arc::clone(&self.service),
             keys: Arc::clone(&self.keys),
             store: Arc::clone(&self.store),
+            embedder_choice: Arc::clone(&self.embedder_choice),
         }
     }
 }

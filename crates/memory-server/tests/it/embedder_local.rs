@@ -211,6 +211,11 @@ async fn auto_runs_the_local_model_for_a_new_store_and_keeps_each_store_on_its_m
         .await
         .unwrap();
     assert!(ready.contains(BUILTIN) && !ready.contains(LOCAL), "{ready}");
+    // And says why.
+    assert!(
+        ready.contains("auto: the stored namespaces were written with builtin-hash-v1-384"),
+        "{ready}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

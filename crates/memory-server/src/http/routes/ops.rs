@@ -61,6 +61,7 @@ pub async fn readyz(
             "model": embedder.model_id(),
             "semantic": embedder.semantic(),
             "captures": embedder.captures(),
+            "chosen": app.embedder_choice.as_ref(),
         });
         body["store"] = json!(app.store.as_ref());
     }
