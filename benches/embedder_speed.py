@@ -15,13 +15,13 @@ second, and search latency p50 / p95 seen by the client.
 import json
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+
+from benchproc import start_memory_server
 
 BATCHES = 5
 SEARCHES = 200
@@ -30,36 +30,11 @@ WORDS = ("garden tomatoes deploy staging invoice marathon cello Lisbon shelter b
          "birthday scarf telescope climbing kayak swing jazz folk sunrise bridge").split()
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def call(url, path, body):
     req = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="POST",
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=120) as r:
         return json.loads(r.read())
-
-
-def start(binary, extra_env, work):
-    port = free_port()
-    env = {**os.environ, "PORT": str(port),
-           "ORCHESTRA__STORAGE__PATH": os.path.join(work, "data"),
-           "ORCHESTRA__LOG__LEVEL": "warn", "ORCHESTRA__STORAGE__SNAPSHOT_EVERY_SECS": "0",
-           "ORCHESTRA__EMBEDDER__PROVIDER": "builtin", **extra_env}
-    proc = subprocess.Popen([binary, "--config-dir", "config"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(url + "/readyz", timeout=1)
-            return proc, url
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit(f"server with {extra_env} did not start")
 
 
 def sentence(rng):
@@ -96,7 +71,8 @@ def main(argv):
                   "ORCHESTRA__EMBEDDER__MODEL_DIR": model_dir},
     }
     work = tempfile.mkdtemp(prefix="embedder-speed-")
-    servers = {name: start(binary, env, os.path.join(work, name)) for name, env in embedders.items()}
+    servers = {name: start_memory_server(binary, os.path.join(work, name, "data"), env)
+               for name, env in embedders.items()}
     results = {name: [] for name in embedders}
     try:
         for r in range(rounds):
