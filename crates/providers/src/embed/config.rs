@@ -182,7 +182,7 @@ impl EmbedderConfig {
             Ok(Resolved { config, reason })
         };
         if self.provider != "auto" {
-            return settle(&self.provider.clone(), "configured".into());
+            return settle(&self.provider, "configured".into());
         }
         let dir = self.model_dir.display();
         let local_usable = self.dims == MINILM_DIMS && self.local_model_present();
