@@ -1,6 +1,7 @@
 //! Creating memories: validation, embedding, and the duplicate and
 //! idempotency checks (serialised per scope key on this instance).
 
+use std::cmp::Ordering;
 use std::collections::HashSet;
 
 use sha2::{Digest, Sha256};
@@ -9,6 +10,7 @@ use uuid::Uuid;
 use vector_index::store::{Expect, NewPoint, Record};
 use vector_index::{Field, Filter, Payload, Query};
 
+use super::conversation::{Place, PreviousTurn, by_turn, turn_in, with_previous};
 use super::record::{Doc, attributes, digest, distinct_tags, hex, scope_keys, visibility_attr};
 use super::{MemoryService, from_millis, located, millis};
 use crate::auth::{Principal, Role};
@@ -55,6 +57,22 @@ impl Thresholds {
     fn merges(&self, ns: &str) -> bool {
         self.0.iter().any(|(n, _, m)| n == ns && *m)
     }
+}
+
+/// Where a new memory's turn before is.
+enum Turn {
+    /// Stored already.
+    Stored(PreviousTurn),
+    /// Another input of the same call, by index.
+    InCall(usize),
+}
+
+/// A new memory's turn before, if any, and how many inputs of its call
+/// come before it in its conversation (their vectors are made first).
+#[derive(Default)]
+struct Before {
+    turn: Option<Turn>,
+    depth: usize,
 }
 
 /// A validated create, ready to write.
@@ -277,31 +295,69 @@ impl MemoryService {
     /// the contextual text is rendered at each input's creation time, as the
     /// stored millisecond, so a later re-render gives the same text) and
     /// prepares every input for writing, in order. Used by create and import.
+    ///
+    /// Where a namespace's template asks for the turn before, an input's turn
+    /// before is the latest of the stored turns and the other inputs of this
+    /// call in its conversation, so a batch of turns chains as the same
+    /// turns written one at a time, in turn order, would.
     pub(super) async fn embed_and_prepare(
         &self,
         who: &Principal,
         items: Vec<(Uuid, (i64, i64), NewMemory)>,
     ) -> ApiResult<Vec<Prepared>> {
-        let contexts: Vec<String> = items
+        let before = self.turns_before(who, &items).await?;
+        let (contexts, own_texts): (Vec<String>, Vec<String>) = items
             .iter()
-            .map(|(_, (created, _), m)| self.contextual(who, m, from_millis(*created)))
-            .collect();
+            .zip(&before)
+            .map(|((_, (created, _), m), b)| {
+                let previous_text = match &b.turn {
+                    Some(Turn::Stored(p)) => Some(p.text.as_str()),
+                    Some(Turn::InCall(j)) => items.get(*j).map(|(_, _, m)| m.text.as_str()),
+                    None => None,
+                };
+                let at = from_millis(*created);
+                (
+                    self.contextual(who, m, at, previous_text),
+                    self.contextual(who, m, at, None),
+                )
+            })
+            .unzip();
         let to_embed: Vec<String> = items
             .iter()
-            .zip(&contexts)
+            .zip(own_texts)
             .filter(|((_, _, m), _)| m.vector.is_none())
-            .map(|(_, text)| text.clone())
+            .map(|(_, text)| text)
             .collect();
         let mut embedded = self.embed(to_embed, Purpose::Document).await?.into_iter();
-        let mut prepared = Vec::with_capacity(items.len());
-        for ((id, times, mut m), text) in items.into_iter().zip(contexts) {
-            let client = m.vector.is_some();
-            let vector = match m.vector.take() {
-                Some(v) => v,
+        let mut vectors: Vec<Option<Vec<f32>>> = Vec::with_capacity(items.len());
+        for (_, _, m) in &items {
+            vectors.push(Some(match &m.vector {
+                Some(v) => v.clone(),
                 None => embedded.next().ok_or_else(|| {
                     ApiError::Internal("embedder returned too few vectors".into())
                 })?,
+            }));
+        }
+        // A turn takes its turn before's finished vector, so turns before go first.
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_by_key(|i| before.get(*i).map(|b| b.depth));
+        for i in order {
+            let client = items.get(i).is_some_and(|(_, _, m)| m.vector.is_some());
+            let previous = match before.get(i).and_then(|b| b.turn.as_ref()) {
+                Some(Turn::Stored(p)) => Some(p.vector.clone()),
+                Some(Turn::InCall(j)) => vectors.get(*j).cloned().flatten(),
+                None => None,
             };
+            if let (false, Some(previous), Some(slot)) = (client, previous, vectors.get_mut(i))
+                && let Some(own) = slot.take()
+            {
+                *slot = Some(with_previous(own, &previous));
+            }
+        }
+        let vectors: Vec<Vec<f32>> = vectors.into_iter().flatten().collect();
+        let mut prepared = Vec::with_capacity(items.len());
+        for (((id, times, mut m), text), vector) in items.into_iter().zip(contexts).zip(vectors) {
+            let client = m.vector.take().is_some();
             let e = Embedded {
                 vector,
                 text,
@@ -310,6 +366,64 @@ impl MemoryService {
             prepared.push(self.prepare(who, m, e, id, times)?);
         }
         Ok(prepared)
+    }
+
+    /// The turn before each input whose namespace's template asks for it:
+    /// the latest of the stored ones and of the other inputs of the call.
+    async fn turns_before(
+        &self,
+        who: &Principal,
+        items: &[(Uuid, (i64, i64), NewMemory)],
+    ) -> ApiResult<Vec<Before>> {
+        let authors: Vec<Option<String>> = items
+            .iter()
+            .map(|(_, _, m)| match m.visibility {
+                Visibility::Private => who.acting_agent(m.agent_id.as_deref()),
+                Visibility::Shared => None,
+            })
+            .collect();
+        let places: Vec<Option<Place<'_>>> = items
+            .iter()
+            .zip(&authors)
+            .map(|((id, (created, _), m), author)| {
+                let wanted = self.search.of(&m.namespace).template.wants_previous_turn();
+                Some(Place {
+                    namespace: &m.namespace,
+                    user_id: m.user_id.as_deref(),
+                    session_id: m.session_id.as_deref().filter(|_| wanted)?,
+                    private_to: author.as_deref(),
+                    key: (turn_in(&m.metadata), *created, *id),
+                })
+            })
+            .collect();
+        // How many inputs of the call come before each in its conversation.
+        let depth = |at: &Place<'_>| places.iter().flatten().filter(|p| at.follows(p)).count();
+        let mut before = Vec::with_capacity(items.len());
+        for at in &places {
+            let Some(at) = at else {
+                before.push(Before::default());
+                continue;
+            };
+            let stored = self.previous_turn(at).await?;
+            let in_call = places
+                .iter()
+                .enumerate()
+                .filter_map(|(j, p)| p.as_ref().filter(|p| at.follows(p)).map(|p| (j, p.key)))
+                .max_by(|a, b| by_turn(&a.1, &b.1));
+            let turn = match (stored, in_call) {
+                (Some(s), Some((j, key))) if by_turn(&key, &s.key) == Ordering::Greater => {
+                    Some(Turn::InCall(j))
+                }
+                (Some(s), _) => Some(Turn::Stored(s)),
+                (None, Some((j, _))) => Some(Turn::InCall(j)),
+                (None, None) => None,
+            };
+            before.push(Before {
+                turn,
+                depth: depth(at),
+            });
+        }
+        Ok(before)
     }
 
     /// Creates one memory (see [`Self::create`]).

@@ -23,10 +23,12 @@ use providers::embed::{Embedder, Purpose};
 
 mod consolidate;
 mod context;
+mod conversation;
 mod create;
 mod entities;
 mod extract;
 mod feedback;
+mod indexed;
 mod list;
 mod merge;
 mod model_binding;

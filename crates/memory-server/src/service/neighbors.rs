@@ -1,19 +1,17 @@
 //! Conversation context for search hits: a hit's neighbouring turns
 //! (`context_window`) and a cap on hits per session (`max_per_session`).
 //!
-//! A conversation is the memories of one session and user in a namespace,
-//! in turn order: `metadata.turn` where given (a number, or a string holding
-//! one), then `created_at`, then id (ids are time-ordered v7). Neighbours are
+//! A conversation and its turn order are `conversation.rs`'s. Neighbours are
 //! read with the same visibility and supersession rules as the search that
 //! found the hit, so a window shows nothing the caller could not search for.
 
 use std::collections::{HashMap, HashSet};
 
 use uuid::Uuid;
-use vector_index::{Field, Filter, Payload};
+use vector_index::{Field, Filter};
 
 use super::MemoryService;
-use super::record::attr;
+use super::conversation::{TurnKey, by_turn, explicit_turn};
 use crate::error::{ApiError, ApiResult};
 use crate::model::{ContextWindow, Neighbor, SearchHit};
 
@@ -31,29 +29,6 @@ pub(super) fn check_window(w: &ContextWindow) -> ApiResult<()> {
         }
     }
     Ok(())
-}
-
-/// Where a memory sits in its conversation.
-type TurnKey = (Option<f64>, i64, Uuid);
-
-/// The explicit `metadata.turn` of a payload (its metadata attribute).
-fn explicit_turn(p: &Payload) -> Option<f64> {
-    let prefix = format!("{}turn=", attr::META);
-    p.attributes.iter().find_map(|a| {
-        let value = a.strip_prefix(&prefix)?;
-        value.trim_matches('"').parse::<f64>().ok()
-    })
-}
-
-/// Orders turns: explicit turn numbers first by number, then time, then id.
-fn by_turn(a: &TurnKey, b: &TurnKey) -> std::cmp::Ordering {
-    let turn = match (a.0, b.0) {
-        (Some(x), Some(y)) => x.total_cmp(&y),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => std::cmp::Ordering::Equal,
-    };
-    turn.then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
 }
 
 impl MemoryService {
@@ -161,37 +136,5 @@ impl MemoryService {
             }
         }
         Ok(out)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn explicit_turns_order_before_time_and_ids_break_ties() {
-        let id = |n: u128| Uuid::from_u128(n);
-        let mut keys: Vec<TurnKey> = vec![
-            (None, 5, id(1)),
-            (Some(2.0), 9, id(2)),
-            (Some(1.0), 10, id(3)),
-            (None, 5, id(0)),
-        ];
-        keys.sort_by(by_turn);
-        let order: Vec<Uuid> = keys.iter().map(|k| k.2).collect();
-        assert_eq!(order, vec![id(3), id(2), id(0), id(1)]);
-    }
-
-    #[test]
-    fn a_turn_is_read_from_a_number_or_a_numeric_string() {
-        let mut p = Payload {
-            attributes: vec![format!("{}turn=7", attr::META)],
-            ..Payload::default()
-        };
-        assert_eq!(explicit_turn(&p), Some(7.0));
-        p.attributes = vec![format!("{}turn=\"12\"", attr::META)];
-        assert_eq!(explicit_turn(&p), Some(12.0));
-        p.attributes = vec![format!("{}turn=\"first\"", attr::META)];
-        assert_eq!(explicit_turn(&p), None);
     }
 }

@@ -6,7 +6,6 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use time::OffsetDateTime;
 use uuid::Uuid;
 use vector_index::store::Record;
 use vector_index::{Field, Filter, Payload, TimeField};
@@ -15,10 +14,8 @@ pub(crate) use crate::ids::derived_id;
 use crate::ids::digest_bytes;
 
 use super::MemoryService;
-use super::template::Fields;
-use crate::auth::Principal;
 use crate::error::{ApiError, ApiResult};
-use crate::model::{Kind, Memory, MemoryFilter, NewMemory, Revision, Visibility};
+use crate::model::{Kind, Memory, MemoryFilter, Revision, Visibility};
 use crate::validate;
 
 /// The document stored beside each memory's vector.
@@ -202,8 +199,10 @@ impl Doc {
             .map_err(|e| ApiError::Internal(format!("memory {} is unreadable: {e}", record.id)))
     }
 
-    /// The text the stored vector was embedded from: the contextual text, or,
-    /// for memories written before contextual text was indexed, their text.
+    /// The contextual text the stored vector was made from, or, for memories
+    /// written before contextual text was indexed, their text. (With a turn
+    /// before, its text is in the contextual text and its vector in the
+    /// stored vector: when either text changes, the vector is made again.)
     pub(super) fn embedded_from<'a>(&'a self, payload: &'a Payload) -> &'a str {
         if payload.text.is_empty() {
             &self.text
@@ -336,43 +335,6 @@ impl MemoryService {
             filter = filter.eq(Field::Attribute, a);
         }
         Ok(filter)
-    }
-
-    /// The contextual text of a new memory created at `created_at`.
-    pub(super) fn contextual(
-        &self,
-        who: &Principal,
-        m: &NewMemory,
-        created_at: OffsetDateTime,
-    ) -> String {
-        let agent = who.acting_agent(m.agent_id.as_deref());
-        let tags = distinct_tags(&m.tags);
-        self.search.of(&m.namespace).template.render(&Fields {
-            text: &m.text,
-            namespace: &m.namespace,
-            agent_id: agent.as_deref(),
-            user_id: m.user_id.as_deref(),
-            session_id: m.session_id.as_deref(),
-            kind: m.kind.as_str(),
-            tags: &tags,
-            metadata: &m.metadata,
-            created_at,
-        })
-    }
-
-    /// The contextual text of a stored memory.
-    pub(super) fn contextual_of(&self, payload: &Payload, doc: &Doc) -> String {
-        self.search.of(&payload.namespace).template.render(&Fields {
-            text: &doc.text,
-            namespace: &payload.namespace,
-            agent_id: payload.agent_id.as_deref(),
-            user_id: payload.user_id.as_deref(),
-            session_id: payload.session_id.as_deref(),
-            kind: payload.kind.as_deref().unwrap_or(""),
-            tags: &payload.tags,
-            metadata: &doc.metadata,
-            created_at: from_millis(payload.created_at),
-        })
     }
 }
 

@@ -10,6 +10,7 @@ use uuid::Uuid;
 use vector_index::store::{Expect, Record};
 use vector_index::{Filter, IndexError};
 
+use super::indexed::Indexed;
 use super::{Doc, MemoryService};
 use crate::error::{ApiError, ApiResult};
 use providers::embed::Purpose;
@@ -17,10 +18,10 @@ use providers::embed::Purpose;
 /// Memories read (and at most embedded) per round.
 pub(super) const REINDEX_BATCH: usize = 256;
 
-/// A memory to rewrite: its record, new contextual text, and whether to re-embed.
+/// A memory to rewrite: its record, its texts as rendered now, and whether to re-embed.
 struct Stale {
     record: Record,
-    text: String,
+    indexed: Indexed,
     embed: bool,
 }
 
@@ -47,21 +48,21 @@ impl MemoryService {
         let mut stale = Vec::new();
         for record in records.into_iter().flatten() {
             let Ok(doc) = Doc::of(&record) else { continue };
-            let text = self.contextual_of(&record.payload, &doc);
-            if text == record.payload.text {
+            let indexed = self.indexed_of(record.id, &record.payload, &doc).await?;
+            if indexed.text == record.payload.text {
                 continue;
             }
-            let embed = !doc.client_vector && text != doc.embedded_from(&record.payload);
+            let embed = !doc.client_vector && indexed.text != doc.embedded_from(&record.payload);
             stale.push(Stale {
                 record,
-                text,
+                indexed,
                 embed,
             });
         }
         let texts: Vec<String> = stale
             .iter()
             .filter(|s| s.embed)
-            .map(|s| s.text.clone())
+            .map(|s| s.indexed.embedded.clone())
             .collect();
         let mut vectors = if texts.is_empty() {
             Vec::new()
@@ -72,18 +73,18 @@ impl MemoryService {
         for s in stale {
             let Stale {
                 record,
-                text,
+                indexed,
                 embed,
             } = s;
             let vector = if embed {
-                vectors
-                    .next()
-                    .ok_or_else(|| ApiError::Internal("embedder returned too few vectors".into()))?
+                indexed.vector(vectors.next().ok_or_else(|| {
+                    ApiError::Internal("embedder returned too few vectors".into())
+                })?)
             } else {
                 record.vector
             };
             let mut payload = record.payload;
-            payload.text = text;
+            payload.text = indexed.text;
             let write = self.collection.upsert_document(
                 record.id,
                 &vector,

@@ -9,6 +9,12 @@
 //! (a top-level metadata value: strings as they are, other scalars as JSON).
 //! Missing values render empty; `{{` and `}}` are literal braces.
 //!
+//! `{previous_turn}` brings the conversation in (see `conversation.rs`): a
+//! line break and the text of the turn before this one in its session,
+//! keyword-indexed with the memory. It is left out of the embedded text;
+//! instead the turn's vector takes a share of the turn before's vector. It
+//! renders nothing for a memory without a session or for a first turn.
+//!
 //! A template may also be given by name ([`NAMED`]): `chat` is for
 //! conversation turns stored one per memory, with the speaker in
 //! `metadata.speaker` and the time the turn was said in `created_at`.
@@ -21,7 +27,11 @@ use time::macros::format_description;
 /// Templates that can be given by name instead of written out.
 pub const NAMED: &[(&str, &str)] = &[
     ("plain", "{text}"),
-    ("chat", "{metadata.speaker} ({created_at:human}): {text}"),
+    ("turns", "{text}{previous_turn}"),
+    (
+        "chat",
+        "{metadata.speaker} ({created_at:human}): {text}{previous_turn}",
+    ),
 ];
 
 /// One piece of a parsed template.
@@ -39,6 +49,7 @@ enum Part {
     CreatedDate,
     CreatedHuman,
     Metadata(String),
+    PreviousTurn,
 }
 
 /// A parsed, valid template.
@@ -68,6 +79,9 @@ pub struct Fields<'a> {
     pub metadata: &'a Map<String, Value>,
     /// Creation time.
     pub created_at: OffsetDateTime,
+    /// The text of the turn before, where the template asks for it and
+    /// there is one; `None` renders the text that is embedded.
+    pub previous_turn: Option<&'a str>,
 }
 
 impl Template {
@@ -145,13 +159,15 @@ impl Template {
             "created_at" => Part::Created,
             "created_at:date" => Part::CreatedDate,
             "created_at:human" => Part::CreatedHuman,
+            "previous_turn" => Part::PreviousTurn,
             _ => match name.strip_prefix("metadata.") {
                 Some(key) if !key.is_empty() => Part::Metadata(key.to_owned()),
                 _ => {
                     return Err(format!(
                         "unknown placeholder `{{{name}}}`; use text, namespace, agent_id, \
                          user_id, session_id, kind, tags, created_at, created_at:date, \
-                         created_at:human or metadata.KEY (or a named template: plain, chat)"
+                         created_at:human, previous_turn or metadata.KEY (or a named \
+                         template: plain, turns, chat)"
                     ));
                 }
             },
@@ -166,6 +182,11 @@ impl Template {
     /// Whether the template is just `{text}`.
     pub fn is_plain(&self) -> bool {
         self.parts == [Part::Text]
+    }
+
+    /// Whether the template brings in the turn before (`{previous_turn}`).
+    pub fn wants_previous_turn(&self) -> bool {
+        self.parts.contains(&Part::PreviousTurn)
     }
 
     /// The contextual text of a memory.
@@ -206,6 +227,12 @@ impl Template {
                     Some(v @ (Value::Number(_) | Value::Bool(_))) => out.push_str(&v.to_string()),
                     _ => {}
                 },
+                Part::PreviousTurn => {
+                    if let Some(t) = f.previous_turn.filter(|t| !t.is_empty()) {
+                        out.push('\n');
+                        out.push_str(t);
+                    }
+                }
             }
         }
         out
@@ -237,6 +264,7 @@ mod tests {
             tags,
             metadata,
             created_at: datetime!(2026-03-04 05:06:07 UTC),
+            previous_turn: None,
         }
     }
 
@@ -274,13 +302,30 @@ mod tests {
         assert_eq!(t.source(), "chat");
         assert_eq!(
             t.expanded(),
-            "{metadata.speaker} ({created_at:human}): {text}"
+            "{metadata.speaker} ({created_at:human}): {text}{previous_turn}"
         );
         assert_eq!(
             t.render(&fields(&[], &metadata)),
             "Caroline (4 March 2026): prefers window seats"
         );
         assert!(Template::parse("plain").unwrap().is_plain());
+    }
+
+    #[test]
+    fn the_turn_before_is_a_line_of_its_own_and_nothing_without_one() {
+        let metadata = Map::new();
+        let t = Template::parse("turns").unwrap();
+        assert!(t.wants_previous_turn());
+        assert!(!Template::parse("plain").unwrap().wants_previous_turn());
+        let mut f = fields(&[], &metadata);
+        assert_eq!(t.render(&f), "prefers window seats");
+        f.previous_turn = Some("");
+        assert_eq!(t.render(&f), "prefers window seats");
+        f.previous_turn = Some("Where do you like to sit?");
+        assert_eq!(
+            t.render(&f),
+            "prefers window seats\nWhere do you like to sit?"
+        );
     }
 
     #[test]

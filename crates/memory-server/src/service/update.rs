@@ -116,7 +116,7 @@ impl MemoryService {
             ));
         }
         let expected = validate::expected_version(if_match, patch.version)?;
-        // The last embedding made, kept across retries: (text, vector).
+        // The last embedding made, kept across retries: (embedded text, vector).
         let mut embedded: Option<(String, Vec<f32>)> = None;
         for _ in 0..PATCH_RETRIES {
             let record = self.load_visible(who, id, agent, Role::Write).await?;
@@ -167,22 +167,24 @@ impl MemoryService {
             }
             payload.updated_at = millis(now).max(payload.created_at);
             payload.attributes = attributes(&payload, &doc, scope_keys(&payload, &doc));
-            payload.text = self.contextual_of(&payload, &doc);
-            let v = if doc.client_vector || payload.text == embedded_from {
+            let indexed = self.indexed_of(id, &payload, &doc).await?;
+            let v = if doc.client_vector || indexed.text == embedded_from {
                 record.vector.clone()
             } else {
-                match &embedded {
-                    Some((text, v)) if *text == payload.text => v.clone(),
+                let own = match &embedded {
+                    Some((text, v)) if *text == indexed.embedded => v.clone(),
                     _ => {
                         let v = self
-                            .embed(vec![payload.text.clone()], Purpose::Document)
+                            .embed(vec![indexed.embedded.clone()], Purpose::Document)
                             .await?
                             .remove(0);
-                        embedded = Some((payload.text.clone(), v.clone()));
+                        embedded = Some((indexed.embedded.clone(), v.clone()));
                         v
                     }
-                }
+                };
+                indexed.vector(own)
             };
+            payload.text = indexed.text;
             let document = serde_json::to_vec(&doc)
                 .map_err(|e| ApiError::Internal(format!("encoding a memory: {e}")))?;
             let write = self.collection.upsert_document(

@@ -407,7 +407,7 @@ async fn a_namespace_shows_its_settings_and_patterns_set_them_for_namespaces_mad
     assert!((plain["bm25_b"].as_f64().unwrap() - 0.75).abs() < 1e-6);
     assert_eq!(
         plain["named_templates"]["chat"],
-        "{metadata.speaker} ({created_at:human}): {text}"
+        "{metadata.speaker} ({created_at:human}): {text}{previous_turn}"
     );
 
     // A namespace nobody configured by name takes its pattern's template...
@@ -417,7 +417,7 @@ async fn a_namespace_shows_its_settings_and_patterns_set_them_for_namespaces_mad
     assert_eq!(support["template"], "chat");
     assert_eq!(
         support["template_expanded"],
-        "{metadata.speaker} ({created_at:human}): {text}"
+        "{metadata.speaker} ({created_at:human}): {text}{previous_turn}"
     );
     // ...and renders with it.
     let c = s.client();
@@ -570,4 +570,150 @@ async fn names_in_the_question_lift_the_turns_that_mention_them() {
         assert_eq!(r.status(), 400);
         assert!(r.text().await.unwrap().contains("entity_weight"));
     }
+}
+
+/// The ids `req` finds, best first.
+async fn found_ids(c: &MemoryClient, req: &SearchRequest) -> Vec<uuid::Uuid> {
+    let found = c.search(req).await.unwrap();
+    found.results.iter().map(|h| h.memory.id).collect()
+}
+
+#[tokio::test]
+async fn a_turn_carries_the_turn_before_for_its_readers_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(
+        dir.path(),
+        "[search]\ntemplate = \"turns\"\n\n[search.namespaces.flat]\ntemplate = \"plain\"\n",
+    );
+    let c = s.client();
+    let asked = "Did you adopt the cat from the shelter?";
+    let answered = "Yes, a tabby called Miso!";
+    let q = store(&c, turn("conv", "s1", 0, "Nora", asked)).await;
+    let a = store(&c, turn("conv", "s1", 1, "Gina", answered)).await;
+    let flat_q = store(&c, turn("flat", "s1", 0, "Nora", asked)).await;
+    let flat_a = store(&c, turn("flat", "s1", 1, "Gina", answered)).await;
+
+    // The answer is found by what was asked, below the question itself;
+    // under a template without the turn before, it is not found at all.
+    assert_eq!(found_ids(&c, &keyword("conv", "shelter")).await, vec![q, a]);
+    assert_eq!(
+        found_ids(&c, &keyword("flat", "shelter")).await,
+        vec![flat_q]
+    );
+    // Its vector carries the question too, at less than the question's own.
+    let similarity = |ns: &str| {
+        let c = c.clone();
+        let ns = ns.to_owned();
+        async move {
+            let found = c
+                .search(&SearchRequest {
+                    mode: Some(SearchMode::Vector),
+                    top_k: Some(10),
+                    ..keyword(&ns, "adopt the cat from the shelter")
+                })
+                .await
+                .unwrap();
+            found
+                .results
+                .iter()
+                .map(|h| (h.memory.id, h.similarity.unwrap_or(0.0)))
+                .collect::<Vec<_>>()
+        }
+    };
+    let with = similarity("conv").await;
+    let without = similarity("flat").await;
+    let of = |hits: &[(uuid::Uuid, f32)], id| {
+        hits.iter().find(|(h, _)| *h == id).map_or(0.0, |(_, s)| *s)
+    };
+    assert_eq!(with.first().map(|h| h.0), Some(q));
+    assert!(
+        of(&with, a) > of(&without, flat_a) + 0.2,
+        "with the turn before {with:?}, without {without:?}"
+    );
+    // The memory shows its own text; only the index holds the turn before.
+    let got = c.get(a).await.unwrap();
+    assert_eq!(got.text, answered);
+
+    // Another agent's private turn shapes neither a shared turn after it
+    // nor anything a third agent finds; its author's own next turn carries it.
+    store(
+        &c,
+        NewMemory {
+            visibility: Visibility::Private,
+            agent_id: Some("spy".into()),
+            ..turn("conv", "s1", 2, "Gina", "the vault code is zebra")
+        },
+    )
+    .await;
+    let spy_after = store(
+        &c,
+        NewMemory {
+            visibility: Visibility::Private,
+            agent_id: Some("spy".into()),
+            ..turn("conv", "s1", 3, "Gina", "noted")
+        },
+    )
+    .await;
+    let shared_after = store(&c, turn("conv", "s1", 4, "Nora", "Lovely name.")).await;
+    let as_agent = |agent: &str| SearchRequest {
+        as_agent: Some(agent.into()),
+        ..keyword("conv", "zebra")
+    };
+    assert!(found_ids(&c, &as_agent("other")).await.is_empty());
+    assert!(found_ids(&c, &keyword("conv", "zebra")).await.is_empty());
+    let spy_sees = found_ids(&c, &as_agent("spy")).await;
+    assert_eq!(spy_sees.len(), 2, "{spy_sees:?}");
+    assert!(spy_sees.contains(&spy_after));
+    // The shared turn took the last shared turn before it instead (in
+    // either order: BM25 ranks the shorter text first).
+    let mut miso = found_ids(&c, &keyword("conv", "Miso")).await;
+    miso.sort();
+    let mut expected = vec![a, shared_after];
+    expected.sort();
+    assert_eq!(miso, expected);
+
+    // Another user's conversation under the same session id is its own.
+    let other_user = store(
+        &c,
+        NewMemory {
+            user_id: Some("u2".into()),
+            ..turn("conv", "s1", 5, "Cy", "unrelated")
+        },
+    )
+    .await;
+    assert!(
+        !found_ids(&c, &keyword("conv", "Lovely"))
+            .await
+            .contains(&other_user)
+    );
+
+    // Turns written in one call chain as if written one by one, by turn number.
+    let batch = c
+        .create_many(vec![
+            turn("conv", "s2", 1, "Bo", "It was the blue one."),
+            turn("conv", "s2", 0, "Al", "Which kayak did you rent?"),
+        ])
+        .await
+        .unwrap()
+        .memories;
+    let (blue, kayak) = (batch[0].memory.id, batch[1].memory.id);
+    assert_eq!(
+        found_ids(&c, &keyword("conv", "kayak")).await,
+        vec![kayak, blue]
+    );
+    assert_eq!(found_ids(&c, &keyword("conv", "blue")).await, vec![blue]);
+
+    // An edited turn is indexed with the turn before it as it stands.
+    c.update(
+        a,
+        &memory_client::MemoryPatch {
+            text: Some("Yes, a ginger one.".into()),
+            ..memory_client::MemoryPatch::default()
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(found_ids(&c, &keyword("conv", "shelter")).await, vec![q, a]);
+    assert!(found_ids(&c, &keyword("conv", "ginger")).await.contains(&a));
 }
