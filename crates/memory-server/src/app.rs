@@ -259,7 +259,7 @@ async fn serve(
         collection.spawn_snapshotter(Duration::from_secs(config.storage.snapshot_every_secs))
     });
     let mut search = config.search.clone();
-    search.settle_alpha(embedder.semantic());
+    search.settle(embedder.semantic());
     let service = Arc::new(MemoryService::new(
         Arc::clone(&collection),
         registry,

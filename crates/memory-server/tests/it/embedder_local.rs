@@ -179,8 +179,11 @@ async fn auto_runs_the_local_model_for_a_new_store_and_keeps_each_store_on_its_m
             .embedding_model,
         LOCAL
     );
-    // Unset, weighted fusion's alpha follows the embedder: 0.7 for a model.
-    assert_eq!(server.client().settings("conv").await.unwrap().alpha, 0.7);
+    // Unset, weighted fusion's alpha and the template follow the embedder:
+    // 0.7 and the turn before for a model.
+    let settings = server.client().settings("conv").await.unwrap();
+    assert_eq!(settings.alpha, 0.7);
+    assert_eq!(settings.template, "turns");
     assert!(server.terminate().success());
     // That store without the model: refused, naming the model and the fix.
     let said = refused_start(
@@ -212,7 +215,9 @@ async fn auto_runs_the_local_model_for_a_new_store_and_keeps_each_store_on_its_m
             .embedding_model,
         BUILTIN
     );
-    assert_eq!(server.client().settings("conv").await.unwrap().alpha, 0.5);
+    let settings = server.client().settings("conv").await.unwrap();
+    assert_eq!(settings.alpha, 0.5);
+    assert_eq!(settings.template, "{text}");
     // Its namespace answers (no model_mismatch) and finds what it held.
     assert_eq!(
         top_hit(&server, "overdue invoice").await.map(|m| m.text),
