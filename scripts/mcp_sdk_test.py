@@ -134,7 +134,8 @@ async def exercise(client: Client, ns: str, label: str) -> None:
 
     settings = ok(await client.call_tool("memory_settings", {"namespace": ns}))
     check(settings["namespace"] == ns and settings["source"] == "default"
-          and settings["named_templates"]["chat"].endswith("{text}"), f"{label}: settings {settings!r}")
+          and settings["named_templates"]["chat"].endswith("{text}{previous_turn}")
+          and settings["named_templates"]["turns"] == "{text}{previous_turn}", f"{label}: settings {settings!r}")
 
     # Extraction is off by default: the tool says how to turn it on.
     off = failed(await client.call_tool("memory_extract", {"namespace": ns, "session_id": "s1"}))

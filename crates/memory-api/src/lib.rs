@@ -774,7 +774,7 @@ pub struct SettingsChange {
     /// Default RRF constant, at least 1.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rrf_k: Option<u32>,
-    /// The contextual-text template: a name (`chat`, `plain`) or placeholders with `{text}`.
+    /// The contextual-text template: a name (`chat`, `turns`, `plain`) or placeholders with `{text}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
     /// Keyword-analysis language (`english`, `french`, ...).

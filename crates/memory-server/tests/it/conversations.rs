@@ -636,24 +636,13 @@ async fn a_turn_carries_the_turn_before_for_its_readers_only() {
 
     // Another agent's private turn shapes neither a shared turn after it
     // nor anything a third agent finds; its author's own next turn carries it.
-    store(
-        &c,
-        NewMemory {
-            visibility: Visibility::Private,
-            agent_id: Some("spy".into()),
-            ..turn("conv", "s1", 2, "Gina", "the vault code is zebra")
-        },
-    )
-    .await;
-    let spy_after = store(
-        &c,
-        NewMemory {
-            visibility: Visibility::Private,
-            agent_id: Some("spy".into()),
-            ..turn("conv", "s1", 3, "Gina", "noted")
-        },
-    )
-    .await;
+    let spy_turn = |n, text| NewMemory {
+        visibility: Visibility::Private,
+        agent_id: Some("spy".into()),
+        ..turn("conv", "s1", n, "Gina", text)
+    };
+    store(&c, spy_turn(2, "the vault code is zebra")).await;
+    let spy_after = store(&c, spy_turn(3, "noted")).await;
     let shared_after = store(&c, turn("conv", "s1", 4, "Nora", "Lovely name.")).await;
     let as_agent = |agent: &str| SearchRequest {
         as_agent: Some(agent.into()),
