@@ -25,7 +25,8 @@ use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
-use vector_index::{Field, Payload};
+use vector_index::vector::normalized;
+use vector_index::{Field, Filter, Payload};
 
 use super::MemoryService;
 use super::record::{Doc, attr};
@@ -121,19 +122,27 @@ pub(super) struct PreviousTurn {
 }
 
 impl MemoryService {
+    /// The turns of `user`'s conversation among the memories `session`
+    /// (a filter on one session) matches, unordered.
+    pub(super) fn turn_keys(&self, session: &Filter, user: Option<&str>) -> Vec<TurnKey> {
+        let index = self.collection.index();
+        self.collection
+            .ids_matching(session)
+            .into_iter()
+            .filter_map(|id| {
+                let p = index.payload(id)?;
+                (p.user_id.as_deref() == user).then(|| (explicit_turn(&p), p.created_at, id))
+            })
+            .collect()
+    }
+
     /// The stored turn before `at` that all of `at`'s readers may read.
     pub(super) async fn previous_turn(&self, at: &Place<'_>) -> ApiResult<Option<PreviousTurn>> {
         let filter =
             Self::visible_filter(at.namespace, at.private_to).eq(Field::Session, at.session_id);
-        let index = self.collection.index();
         let before = self
-            .collection
-            .ids_matching(&filter)
+            .turn_keys(&filter, at.user_id)
             .into_iter()
-            .filter_map(|id| {
-                let p = index.payload(id)?;
-                (p.user_id.as_deref() == at.user_id).then(|| (explicit_turn(&p), p.created_at, id))
-            })
             .filter(|k| by_turn(k, &at.key) == Ordering::Less)
             .max_by(by_turn);
         let Some(key) = before else {
@@ -156,24 +165,18 @@ impl MemoryService {
 /// before's vector, both at unit length, the sum at unit length. A vector of
 /// another length (never written by one model) leaves `own` as it is.
 pub(super) fn with_previous(own: Vec<f32>, previous: &[f32]) -> Vec<f32> {
-    if own.len() != previous.len() {
+    let dim = own.len();
+    if previous.len() != dim {
         return own;
     }
-    let unit = |v: &[f32]| {
-        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        if n > 0.0 { 1.0 / n } else { 0.0 }
-    };
-    let (a, b) = (unit(&own), unit(previous) * PREVIOUS_SHARE);
-    let sum: Vec<f32> = own
+    // A zero vector has no direction to add: it counts as zero.
+    let unit = |v: &[f32]| normalized(v, dim).unwrap_or_else(|_| vec![0.0; dim]);
+    let sum: Vec<f32> = unit(&own)
         .iter()
-        .zip(previous)
-        .map(|(x, y)| x * a + y * b)
+        .zip(unit(previous))
+        .map(|(x, y)| x + y * PREVIOUS_SHARE)
         .collect();
-    let n = unit(&sum);
-    if n == 0.0 {
-        return own;
-    }
-    sum.into_iter().map(|x| x * n).collect()
+    normalized(&sum, dim).unwrap_or(own)
 }
 
 #[cfg(test)]

@@ -316,10 +316,12 @@ impl MemoryService {
                     None => None,
                 };
                 let at = from_millis(*created);
-                (
-                    self.contextual(who, m, at, previous_text),
-                    self.contextual(who, m, at, None),
-                )
+                let own = self.contextual(who, m, at, None);
+                let context = match previous_text {
+                    Some(t) => self.contextual(who, m, at, Some(t)),
+                    None => own.clone(),
+                };
+                (context, own)
             })
             .unzip();
         let to_embed: Vec<String> = items
@@ -329,32 +331,32 @@ impl MemoryService {
             .map(|(_, text)| text)
             .collect();
         let mut embedded = self.embed(to_embed, Purpose::Document).await?.into_iter();
-        let mut vectors: Vec<Option<Vec<f32>>> = Vec::with_capacity(items.len());
+        let mut vectors: Vec<Vec<f32>> = Vec::with_capacity(items.len());
         for (_, _, m) in &items {
-            vectors.push(Some(match &m.vector {
+            vectors.push(match &m.vector {
                 Some(v) => v.clone(),
                 None => embedded.next().ok_or_else(|| {
                     ApiError::Internal("embedder returned too few vectors".into())
                 })?,
-            }));
+            });
         }
-        // A turn takes its turn before's finished vector, so turns before go first.
+        // A turn takes its turn before's finished vector, so turns before go
+        // first; a vector the caller gave is kept as it is.
         let mut order: Vec<usize> = (0..items.len()).collect();
         order.sort_by_key(|i| before.get(*i).map(|b| b.depth));
         for i in order {
-            let client = items.get(i).is_some_and(|(_, _, m)| m.vector.is_some());
+            if items.get(i).is_none_or(|(_, _, m)| m.vector.is_some()) {
+                continue;
+            }
             let previous = match before.get(i).and_then(|b| b.turn.as_ref()) {
                 Some(Turn::Stored(p)) => Some(p.vector.clone()),
-                Some(Turn::InCall(j)) => vectors.get(*j).cloned().flatten(),
+                Some(Turn::InCall(j)) => vectors.get(*j).cloned(),
                 None => None,
             };
-            if let (false, Some(previous), Some(slot)) = (client, previous, vectors.get_mut(i))
-                && let Some(own) = slot.take()
-            {
-                *slot = Some(with_previous(own, &previous));
+            if let (Some(previous), Some(own)) = (previous, vectors.get_mut(i)) {
+                *own = with_previous(std::mem::take(own), &previous);
             }
         }
-        let vectors: Vec<Vec<f32>> = vectors.into_iter().flatten().collect();
         let mut prepared = Vec::with_capacity(items.len());
         for (((id, times, mut m), text), vector) in items.into_iter().zip(contexts).zip(vectors) {
             let client = m.vector.take().is_some();

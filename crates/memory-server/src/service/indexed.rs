@@ -70,9 +70,14 @@ impl MemoryService {
                 previous_turn,
             })
         };
+        let embedded = render(None);
+        let text = match &previous {
+            Some(p) => render(Some(p.text.as_str())),
+            None => embedded.clone(),
+        };
         Ok(Indexed {
-            text: render(previous.as_ref().map(|p| p.text.as_str())),
-            embedded: render(None),
+            text,
+            embedded,
             previous,
         })
     }

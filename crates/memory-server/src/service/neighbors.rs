@@ -11,7 +11,7 @@ use uuid::Uuid;
 use vector_index::{Field, Filter};
 
 use super::MemoryService;
-use super::conversation::{TurnKey, by_turn, explicit_turn};
+use super::conversation::by_turn;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{ContextWindow, Neighbor, SearchHit};
 
@@ -62,7 +62,6 @@ impl MemoryService {
         if window.before == 0 && window.after == 0 {
             return Ok(hits);
         }
-        let index = self.collection.index();
         let mut shown: HashSet<Uuid> = hits.iter().map(|h| h.memory.id).collect();
         // Conversations already ordered, by (session, user).
         let mut conversations: HashMap<(String, Option<String>), Vec<Uuid>> = HashMap::new();
@@ -77,15 +76,7 @@ impl MemoryService {
             let key = (session, m.user_id.clone());
             let turns = conversations.entry(key.clone()).or_insert_with(|| {
                 let filter = readable.clone().eq(Field::Session, key.0.as_str());
-                let mut keyed: Vec<TurnKey> = self
-                    .collection
-                    .ids_matching(&filter)
-                    .into_iter()
-                    .filter_map(|id| {
-                        let p = index.payload(id)?;
-                        (p.user_id == key.1).then(|| (explicit_turn(&p), p.created_at, id))
-                    })
-                    .collect();
+                let mut keyed = self.turn_keys(&filter, key.1.as_deref());
                 keyed.sort_by(by_turn);
                 keyed.into_iter().map(|k| k.2).collect()
             });
