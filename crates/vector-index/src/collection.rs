@@ -29,7 +29,7 @@ use crate::error::{IndexError, Result};
 use crate::filter::{Condition, Filter};
 use crate::lexical::LexicalIndex;
 use crate::payload::{Field, Payload};
-use crate::payload_index::PayloadIndex;
+use crate::payload_index::{PayloadIndex, PayloadView};
 use crate::planner::{Plan, PlannerConfig, Strategy};
 use crate::snapshot;
 use crate::text::{AnalyzerSettings, Analyzers, TextConfig};
@@ -714,6 +714,23 @@ impl Collection {
             .collect()
     }
 
+    /// What `f` makes of each point matching `filter` and its payload, read
+    /// in place under one read lock (`f` must not call back into the
+    /// collection); the points `f` returns `None` for are left out.
+    pub fn map_matching<T>(
+        &self,
+        filter: &Filter,
+        mut f: impl FnMut(Uuid, PayloadView<'_>) -> Option<T>,
+    ) -> Vec<T> {
+        let state = self.state.read();
+        state
+            .payloads
+            .matching(filter)
+            .iter()
+            .filter_map(|k| f(*state.keys.get(&k)?, state.payloads.view(k)?))
+            .collect()
+    }
+
     /// The `k` points most similar to the query that match its filter.
     pub fn search(&self, query: &Query) -> Result<SearchResult> {
         let started = Instant::now();
@@ -906,6 +923,42 @@ mod tests {
                 got.vector
             );
         }
+    }
+
+    #[test]
+    fn map_matching_reads_the_matching_payloads_in_place() {
+        let c = Collection::new(CollectionConfig::new(4)).unwrap();
+        let v = [0.5, 0.5, 0.5, 0.5];
+        let point = |session: &str, user: Option<&str>, at: crate::Millis, turn: &str| {
+            let mut p = Payload::new("a");
+            p.session_id = Some(session.into());
+            p.user_id = user.map(str::to_owned);
+            p.created_at = at;
+            p.attributes = vec![format!("turn={turn}"), "other".into()];
+            p
+        };
+        let ids: Vec<Uuid> = (0..4).map(|_| Uuid::now_v7()).collect();
+        c.upsert(ids[0], &v, point("s1", Some("u"), 10, "1"))
+            .unwrap();
+        c.upsert(ids[1], &v, point("s1", None, 20, "2")).unwrap();
+        c.upsert(ids[2], &v, point("s2", Some("u"), 30, "3"))
+            .unwrap();
+        c.upsert(ids[3], &v, point("s1", Some("u"), 40, "4"))
+            .unwrap();
+        let mut seen = c.map_matching(&Filter::all().eq(Field::Session, "s1"), |id, p| {
+            assert_eq!(p.session_id(), Some("s1"));
+            let turn = p.attributes().find_map(|a| a.strip_prefix("turn="))?;
+            (p.user_id() == Some("u")).then(|| (id, p.created_at(), turn.to_owned()))
+        });
+        seen.sort();
+        assert_eq!(
+            seen,
+            vec![(ids[0], 10, "1".to_owned()), (ids[3], 40, "4".to_owned())],
+            "other sessions and the closure's `None`s are left out"
+        );
+        c.delete(ids[3]).unwrap();
+        let left = c.map_matching(&Filter::all().eq(Field::Session, "s1"), |id, _| Some(id));
+        assert_eq!(left.len(), 2, "a deleted point is gone: {left:?}");
     }
 
     #[test]

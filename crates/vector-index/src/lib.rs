@@ -62,6 +62,7 @@ pub use error::{IndexError, Result};
 pub use filter::{Condition, Filter};
 pub use lexical::Bm25;
 pub use payload::{Field, Millis, Payload, TimeField};
+pub use payload_index::PayloadView;
 pub use planner::{Plan, PlannerConfig, Strategy};
 pub use text::{AnalyzerSettings, Language, TextConfig};
 pub use uuid::Uuid;

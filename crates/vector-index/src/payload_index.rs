@@ -38,6 +38,32 @@ struct Stored {
     text: Box<str>,
 }
 
+/// A stored payload, borrowed: its fields read in place, nothing copied.
+#[derive(Debug, Clone, Copy)]
+pub struct PayloadView<'a>(&'a Stored);
+
+impl<'a> PayloadView<'a> {
+    /// End user the point is about.
+    pub fn user_id(&self) -> Option<&'a str> {
+        self.0.user_id.as_deref()
+    }
+
+    /// Conversation session.
+    pub fn session_id(&self) -> Option<&'a str> {
+        self.0.session_id.as_deref()
+    }
+
+    /// Creation time.
+    pub fn created_at(&self) -> Millis {
+        self.0.created_at
+    }
+
+    /// The caller's keyword labels ([`Payload::attributes`]).
+    pub fn attributes(&self) -> impl Iterator<Item = &'a str> {
+        self.0.attributes.iter().map(|a| &**a)
+    }
+}
+
 impl Stored {
     fn to_payload(&self) -> Payload {
         let owned = |s: &Option<Arc<str>>| s.as_deref().map(str::to_owned);
@@ -104,6 +130,11 @@ impl PayloadIndex {
     /// The payload of `key`, if indexed.
     pub fn get(&self, key: Key) -> Option<Payload> {
         self.payloads.get(&key).map(Stored::to_payload)
+    }
+
+    /// The payload of `key` read in place, if indexed.
+    pub fn view(&self, key: Key) -> Option<PayloadView<'_>> {
+        self.payloads.get(&key).map(PayloadView)
     }
 
     /// The (interned) namespace of `key`, if indexed.

@@ -42,11 +42,10 @@ pub(super) const PREVIOUS_SHARE: f32 = 0.5;
 /// Where a memory sits in its conversation: explicit turn, `created_at` (ms), id.
 pub(super) type TurnKey = (Option<f64>, i64, Uuid);
 
-/// The explicit `metadata.turn` of a payload (its metadata attribute).
-pub(super) fn explicit_turn(p: &Payload) -> Option<f64> {
-    let prefix = format!("{}turn=", attr::META);
-    p.attributes.iter().find_map(|a| {
-        let value = a.strip_prefix(&prefix)?;
+/// The explicit `metadata.turn` among a payload's attributes.
+pub(super) fn explicit_turn<'a>(attributes: impl IntoIterator<Item = &'a str>) -> Option<f64> {
+    attributes.into_iter().find_map(|a| {
+        let value = a.strip_prefix(attr::META)?.strip_prefix("turn=")?;
         value.trim_matches('"').parse::<f64>().ok()
     })
 }
@@ -96,7 +95,11 @@ impl<'a> Place<'a> {
                 Visibility::Private => payload.agent_id.as_deref(),
                 Visibility::Shared => None,
             },
-            key: (explicit_turn(payload), payload.created_at, id),
+            key: (
+                explicit_turn(payload.attributes.iter().map(String::as_str)),
+                payload.created_at,
+                id,
+            ),
         })
     }
 
@@ -125,15 +128,11 @@ impl MemoryService {
     /// The turns of `user`'s conversation among the memories `session`
     /// (a filter on one session) matches, unordered.
     pub(super) fn turn_keys(&self, session: &Filter, user: Option<&str>) -> Vec<TurnKey> {
-        let index = self.collection.index();
-        self.collection
-            .ids_matching(session)
-            .into_iter()
-            .filter_map(|id| {
-                let p = index.payload(id)?;
-                (p.user_id.as_deref() == user).then(|| (explicit_turn(&p), p.created_at, id))
-            })
-            .collect()
+        // Read in place: a session can hold thousands of turns, and every
+        // write with `{previous_turn}` looks them up.
+        self.collection.index().map_matching(session, |id, p| {
+            (p.user_id() == user).then(|| (explicit_turn(p.attributes()), p.created_at(), id))
+        })
     }
 
     /// The stored turn before `at` that all of `at`'s readers may read.
@@ -203,11 +202,17 @@ mod tests {
             attributes: vec![format!("{}turn=7", attr::META)],
             ..Payload::default()
         };
-        assert_eq!(explicit_turn(&p), Some(7.0));
+        assert_eq!(
+            explicit_turn(p.attributes.iter().map(String::as_str)),
+            Some(7.0)
+        );
         p.attributes = vec![format!("{}turn=\"12\"", attr::META)];
-        assert_eq!(explicit_turn(&p), Some(12.0));
+        assert_eq!(
+            explicit_turn(p.attributes.iter().map(String::as_str)),
+            Some(12.0)
+        );
         p.attributes = vec![format!("{}turn=\"first\"", attr::META)];
-        assert_eq!(explicit_turn(&p), None);
+        assert_eq!(explicit_turn(p.attributes.iter().map(String::as_str)), None);
         let meta = |v: Value| Map::from_iter([("turn".to_owned(), v)]);
         assert_eq!(turn_in(&meta(Value::from(3))), Some(3.0));
         assert_eq!(turn_in(&meta(Value::from("4"))), Some(4.0));
