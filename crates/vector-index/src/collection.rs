@@ -238,6 +238,49 @@ pub struct KeywordResult {
     pub took_us: u64,
 }
 
+/// A snapshot read but not yet loaded ([`Collection::unpack`]); one taken
+/// without its vectors first takes them back through [`Unpacked::fill`].
+pub struct Unpacked<'a> {
+    config: CollectionConfig,
+    header: snapshot::Header,
+    graph: &'a [u8],
+    vector_free: Option<backend::usearch::VectorFree<'a>>,
+    /// Each saved point's key, when the vectors are to be filled.
+    key_of: HashMap<Uuid, Key>,
+}
+
+impl Unpacked<'_> {
+    /// Whether the snapshot was taken without its vectors.
+    pub fn wants_vectors(&self) -> bool {
+        self.vector_free.is_some()
+    }
+
+    /// Gives point `id` its vector back (as written; it is normalised here).
+    /// Kept only if it is the vector the snapshot was taken with; a point
+    /// that changed or is unknown is left for the caller to write again.
+    /// Returns whether it was kept.
+    pub fn fill(&mut self, id: Uuid, vector: &[f32]) -> bool {
+        let (Some(v), Some(key)) = (self.vector_free.as_mut(), self.key_of.get(&id)) else {
+            return false;
+        };
+        normalized(vector, self.config.dim).is_ok_and(|unit| v.fill(*key, &unit))
+    }
+
+    /// Points of the snapshot not filled yet (0 when it holds its vectors).
+    pub fn unfilled(&self) -> usize {
+        self.vector_free
+            .as_ref()
+            .map_or(0, |v| self.key_of.len().saturating_sub(v.filled()))
+    }
+
+    /// Loads the collection; returns it and the snapshot's meta. A point
+    /// whose vector was not filled holds a zero vector until it is written
+    /// again or deleted.
+    pub fn finish(self) -> Result<(Collection, String)> {
+        Collection::from_unpacked(self)
+    }
+}
+
 /// The answer to a [`Query`], with how it was computed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchResult {
@@ -398,6 +441,26 @@ impl Collection {
     /// carrying `meta` (e.g. the change-feed position it corresponds to).
     /// Writes wait while it is taken; searches do not.
     pub fn snapshot(&self, meta: &str) -> Result<Vec<u8>> {
+        self.snapshot_with(meta, |backend| backend.save())
+    }
+
+    /// [`Collection::snapshot`] without the vectors where the backend can
+    /// leave them out (usearch at f16 or f32): for a caller that keeps every
+    /// vector elsewhere, e.g. in its records, and gives them back to
+    /// [`Unpacked::fill`] on restore. The snapshot then holds a fingerprint
+    /// of each vector, so only the vectors it was taken with are taken back.
+    pub fn snapshot_without_vectors(&self, meta: &str) -> Result<Vec<u8>> {
+        self.snapshot_with(meta, |backend| match backend.save_without_vectors()? {
+            Some(graph) => Ok(graph),
+            None => backend.save(),
+        })
+    }
+
+    fn snapshot_with(
+        &self,
+        meta: &str,
+        save: impl FnOnce(&dyn AnnBackend) -> Result<Vec<u8>>,
+    ) -> Result<Vec<u8>> {
         let _frozen = self.write_gate.write();
         let state = self.state.read();
         let live = state.payloads.live();
@@ -423,12 +486,26 @@ impl Collection {
             points,
             meta: meta.to_string(),
         };
-        snapshot::encode(&header, &self.backend.save()?)
+        snapshot::encode(&header, &save(self.backend.as_ref())?)
     }
 
     /// Rebuilds a collection from [`Collection::snapshot`] bytes; returns it and the meta.
-    /// A damaged or mismatched snapshot is [`IndexError::CorruptSnapshot`].
+    /// A damaged or mismatched snapshot is [`IndexError::CorruptSnapshot`], and
+    /// so is one taken without its vectors (restore that with [`Collection::unpack`]).
     pub fn restore(config: CollectionConfig, bytes: &[u8]) -> Result<(Self, String)> {
+        let unpacked = Self::unpack(config, bytes)?;
+        if unpacked.wants_vectors() {
+            return Err(IndexError::CorruptSnapshot(
+                "the snapshot was taken without its vectors; restore it with unpack and fill"
+                    .into(),
+            ));
+        }
+        unpacked.finish()
+    }
+
+    /// Checks and reads a snapshot ([`Collection::snapshot`] or
+    /// [`Collection::snapshot_without_vectors`]) up to the point of loading it.
+    pub fn unpack(config: CollectionConfig, bytes: &[u8]) -> Result<Unpacked<'_>> {
         config.validate()?;
         let (mut header, graph) = snapshot::decode(bytes)?;
         // In key order, so the keyword index's posting lists are built by appending.
@@ -442,6 +519,34 @@ impl Collection {
                 config.dim
             )));
         }
+        let vector_free = if config.is_records() || config.backend != BackendKind::Usearch {
+            None
+        } else {
+            backend::usearch::VectorFree::parse(graph, config.dim, &config.graph)?
+        };
+        let key_of = match vector_free {
+            Some(_) => header.points.iter().map(|p| (p.id, p.key)).collect(),
+            None => HashMap::new(),
+        };
+        Ok(Unpacked {
+            config,
+            header,
+            graph,
+            vector_free,
+            key_of,
+        })
+    }
+
+    fn from_unpacked(u: Unpacked<'_>) -> Result<(Self, String)> {
+        let Unpacked {
+            config,
+            header,
+            graph,
+            vector_free,
+            ..
+        } = u;
+        let refilled = vector_free.map(|v| v.into_saved()).transpose()?;
+        let graph = refilled.as_deref().unwrap_or(graph);
         let analyzers = Analyzers::new(&config.text);
         // The graph loads on one core while the payload and keyword indexes build on the other.
         let (backend, state) = std::thread::scope(|s| {
@@ -923,6 +1028,61 @@ mod tests {
                 got.vector
             );
         }
+    }
+
+    #[test]
+    fn a_snapshot_without_vectors_takes_back_only_the_vectors_it_was_taken_with() {
+        let mut config = CollectionConfig::new(8);
+        config.graph.quantization = backend::Quantization::F16;
+        let c = Collection::new(config.clone()).unwrap();
+        let rows: Vec<Vec<f32>> = crate::synthetic::clustered(50, 8, 3, 0.4, 5)
+            .chunks(8)
+            .map(<[f32]>::to_vec)
+            .collect();
+        let ids: Vec<Uuid> = rows.iter().map(|_| Uuid::now_v7()).collect();
+        for (id, v) in ids.iter().zip(&rows) {
+            c.upsert(*id, v, Payload::new("a")).unwrap();
+        }
+        let bytes = c.snapshot_without_vectors("at 7").unwrap();
+        assert!(bytes.len() < c.snapshot("at 7").unwrap().len());
+        assert!(matches!(
+            Collection::restore(config.clone(), &bytes),
+            Err(IndexError::CorruptSnapshot(_))
+        ));
+        let mut unpacked = Collection::unpack(config.clone(), &bytes).unwrap();
+        assert!(unpacked.wants_vectors());
+        let mut changed = rows[3].clone();
+        changed.reverse();
+        assert!(
+            !unpacked.fill(ids[3], &changed),
+            "not the vector it was taken with"
+        );
+        assert!(
+            !unpacked.fill(Uuid::now_v7(), &rows[0]),
+            "not a point of it"
+        );
+        for (i, (id, v)) in ids.iter().zip(&rows).enumerate().filter(|(i, _)| *i != 3) {
+            // Scaled: a vector is taken back as written and normalised here.
+            let scaled: Vec<f32> = v.iter().map(|x| x * 3.0).collect();
+            assert!(unpacked.fill(*id, &scaled), "point {i}");
+        }
+        let (r, meta) = unpacked.finish().unwrap();
+        assert_eq!(meta, "at 7");
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(key_of(&r, *id), key_of(&c, *id), "point {i} keeps its key");
+            let (got, was) = (r.get(*id).unwrap().vector, c.get(*id).unwrap().vector);
+            if i == 3 {
+                assert!(
+                    got.iter().all(|x| *x == 0.0),
+                    "unfilled: zero until written"
+                );
+            } else {
+                assert_eq!(got, was, "point {i}");
+            }
+        }
+        // A snapshot with its vectors needs nothing.
+        let whole = c.snapshot("").unwrap();
+        assert!(!Collection::unpack(config, &whole).unwrap().wants_vectors());
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub type Key = u32;
 pub use backend::{AnnBackend, BackendKind, GraphParams, Quantization};
 pub use collection::{
     Collection, CollectionConfig, CollectionStats, Hit, KeywordQuery, KeywordResult, Point, Query,
-    SearchResult,
+    SearchResult, Unpacked,
 };
 pub use error::{IndexError, Result};
 pub use filter::{Condition, Filter};

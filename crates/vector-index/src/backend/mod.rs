@@ -6,7 +6,7 @@
 
 mod hnsw;
 pub(crate) mod none;
-mod usearch;
+pub(crate) mod usearch;
 
 use std::fmt;
 use std::str::FromStr;
@@ -68,6 +68,12 @@ pub trait AnnBackend: Send + Sync {
     fn memory_bytes(&self) -> usize;
     /// Serialises the graph and vectors for [`restore`].
     fn save(&self) -> Result<Vec<u8>>;
+    /// Serialises the graph with a fingerprint of each vector instead of the
+    /// vector, for a caller that keeps the vectors elsewhere (the records);
+    /// `None` when the backend cannot be restored that way.
+    fn save_without_vectors(&self) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
     /// Removed keys still in the graph, awaiting a rebuild.
     fn tombstones(&self) -> usize {
         0

@@ -8,6 +8,7 @@
 use parking_lot::{Condvar, Mutex, RwLock};
 use roaring::RoaringBitmap;
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
+use xxhash_rust::xxh3::xxh3_64;
 
 use super::{Accept, AnnBackend, BackendKind, GraphParams, Quantization, Scored};
 use crate::Key;
@@ -271,5 +272,322 @@ impl AnnBackend for UsearchBackend {
         let mut buf = vec![0u8; index.serialized_length()];
         index.save_to_buffer(&mut buf).map_err(backend_error)?;
         Ok(buf)
+    }
+
+    fn save_without_vectors(&self) -> Result<Option<Vec<u8>>> {
+        if !matches!(
+            self.index.read().scalar_kind(),
+            ScalarKind::F16 | ScalarKind::F32
+        ) {
+            return Ok(None);
+        }
+        let saved = self.save()?;
+        let (rows, cols, matrix, rest) = split_saved(&saved)?;
+        let mut out = Vec::with_capacity(24 + rows * 8 + rest.len());
+        out.extend(VECTOR_FREE_MAGIC);
+        out.extend((rows as u64).to_le_bytes());
+        out.extend((cols as u64).to_le_bytes());
+        for row in matrix.chunks_exact(cols.max(1)).take(rows) {
+            out.extend(xxh3_64(row).to_le_bytes());
+        }
+        out.extend(rest);
+        Ok(Some(out))
+    }
+}
+
+/// Starts a graph saved without its vectors ([`AnnBackend::save_without_vectors`]).
+const VECTOR_FREE_MAGIC: &[u8; 8] = b"USNOVEC1";
+
+// usearch's serialized layout (`index_dense_gt::save_to_stream` with the
+// default configuration, usearch 2.x), as far as a vector-free graph reads it:
+// the vector matrix `[rows u32][bytes per vector u32][rows x bytes]` in slot
+// order, a 64-byte head, then the graph: a header of five u64 (node count,
+// connectivity, base connectivity, top level, entry slot), each node's level
+// (i16), then each node: its key (u64), its level (i16), its base-level
+// neighbours `[count u32][base connectivity x slot u32]` and, per level above,
+// `[count u32][connectivity x slot u32]`. A removed node's key is u64::MAX.
+const DENSE_HEAD_BYTES: usize = 64;
+const GRAPH_HEADER_BYTES: usize = 40;
+const NODE_HEAD_BYTES: usize = 10;
+const REMOVED_KEY: u64 = u64::MAX;
+
+/// usearch's saved bytes split into rows, bytes per vector, the vector
+/// matrix and everything after it.
+fn split_saved(saved: &[u8]) -> Result<(usize, usize, &[u8], &[u8])> {
+    let mut r = Reader(saved);
+    let rows = r.u32()? as usize;
+    let cols = r.u32()? as usize;
+    let matrix = r.take(
+        rows.checked_mul(cols)
+            .ok_or_else(|| broken("matrix size"))?,
+    )?;
+    Ok((rows, cols, matrix, r.0))
+}
+
+fn broken(what: &str) -> IndexError {
+    IndexError::CorruptSnapshot(format!("vector-free graph: bad {what}"))
+}
+
+/// Reads little-endian fields off the front of a byte slice.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if n > self.0.len() {
+            return Err(broken("length (truncated)"));
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        let b = self.take(8)?;
+        Ok(u64::from_le_bytes(b.try_into().map_err(|_| broken("u64"))?))
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes(b.try_into().map_err(|_| broken("u32"))?))
+    }
+
+    fn usize(&mut self) -> Result<usize> {
+        usize::try_from(self.u64()?).map_err(|_| broken("size"))
+    }
+}
+
+/// A graph saved without its vectors, being given them back: each slot takes
+/// the vector whose bytes match the fingerprint saved for it, and a slot
+/// nobody fills stays zero (its point is re-inserted or deleted when the
+/// index is reconciled with the records).
+pub(crate) struct VectorFree<'a> {
+    quantization: Quantization,
+    dim: usize,
+    cols: usize,
+    fingerprints: &'a [u8],
+    rest: &'a [u8],
+    slot_of: hashbrown::HashMap<u64, usize>,
+    matrix: Vec<u8>,
+    /// Slots filled so far (a slot filled twice counts once).
+    filled: RoaringBitmap,
+}
+
+impl<'a> VectorFree<'a> {
+    /// Reads a graph saved by [`AnnBackend::save_without_vectors`]; `None`
+    /// when `bytes` is not one (a graph saved with its vectors).
+    pub(crate) fn parse(bytes: &'a [u8], dim: usize, params: &GraphParams) -> Result<Option<Self>> {
+        let Some(body) = bytes.strip_prefix(VECTOR_FREE_MAGIC) else {
+            return Ok(None);
+        };
+        let mut r = Reader(body);
+        let rows = r.usize()?;
+        let cols = r.usize()?;
+        let per_element = match params.quantization {
+            Quantization::F16 => 2,
+            Quantization::F32 => 4,
+            Quantization::I8 => return Err(broken("quantization (i8 keeps its vectors)")),
+        };
+        if cols != dim * per_element {
+            return Err(broken("bytes per vector"));
+        }
+        let fingerprints = r.take(rows.checked_mul(8).ok_or_else(|| broken("rows"))?)?;
+        let rest = r.0;
+        let mut g = Reader(rest);
+        g.take(DENSE_HEAD_BYTES)?;
+        let nodes = g.usize()?;
+        let connectivity = g.usize()?;
+        let base = g.usize()?;
+        g.take(GRAPH_HEADER_BYTES - 24)?;
+        if nodes != rows {
+            return Err(broken("node count"));
+        }
+        let levels = g.take(nodes.checked_mul(2).ok_or_else(|| broken("nodes"))?)?;
+        let base_bytes = 4 + base.checked_mul(4).ok_or_else(|| broken("connectivity"))?;
+        let level_bytes = 4 + connectivity
+            .checked_mul(4)
+            .ok_or_else(|| broken("connectivity"))?;
+        let mut slot_of = hashbrown::HashMap::with_capacity(nodes);
+        for (slot, level) in levels.chunks_exact(2).enumerate() {
+            let level = i16::from_le_bytes([level[0], level[1]]);
+            let level = usize::try_from(level).map_err(|_| broken("level"))?;
+            let node = level
+                .checked_mul(level_bytes)
+                .and_then(|n| n.checked_add(NODE_HEAD_BYTES + base_bytes))
+                .ok_or_else(|| broken("level"))?;
+            let mut n = Reader(g.take(node)?);
+            let key = n.u64()?;
+            if key != REMOVED_KEY {
+                slot_of.insert(key, slot);
+            }
+        }
+        if !g.0.is_empty() {
+            return Err(broken("length (trailing bytes)"));
+        }
+        Ok(Some(Self {
+            quantization: params.quantization,
+            dim,
+            cols,
+            fingerprints,
+            rest,
+            slot_of,
+            matrix: vec![0; rows * cols],
+            filled: RoaringBitmap::new(),
+        }))
+    }
+
+    /// Gives `key` its unit-length `vector` back if it is the one the graph
+    /// was saved with; returns whether it was.
+    pub(crate) fn fill(&mut self, key: Key, vector: &[f32]) -> bool {
+        let Some(&slot) = self.slot_of.get(&u64::from(key)) else {
+            return false;
+        };
+        if vector.len() != self.dim {
+            return false;
+        }
+        let bytes: Vec<u8> = match self.quantization {
+            Quantization::F16 => vector
+                .iter()
+                .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                .collect(),
+            _ => vector.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        };
+        let saved = &self.fingerprints[slot * 8..slot * 8 + 8];
+        if xxh3_64(&bytes).to_le_bytes() != saved {
+            return false;
+        }
+        self.matrix[slot * self.cols..(slot + 1) * self.cols].copy_from_slice(&bytes);
+        // Slots number fewer than 2^32: the graph's slot ids are u32.
+        self.filled.insert(slot as u32);
+        true
+    }
+
+    /// Slots given their vector back.
+    pub(crate) fn filled(&self) -> usize {
+        self.filled.len() as usize
+    }
+
+    /// usearch's own saved form, vectors included, for [`UsearchBackend::restore`].
+    pub(crate) fn into_saved(self) -> Result<Vec<u8>> {
+        let rows = u32::try_from(self.slot_count()).map_err(|_| broken("rows"))?;
+        let cols = u32::try_from(self.cols).map_err(|_| broken("bytes per vector"))?;
+        let mut out = Vec::with_capacity(8 + self.matrix.len() + self.rest.len());
+        out.extend(rows.to_le_bytes());
+        out.extend(cols.to_le_bytes());
+        out.extend(&self.matrix);
+        out.extend(self.rest);
+        Ok(out)
+    }
+
+    fn slot_count(&self) -> usize {
+        self.fingerprints.len() / 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synthetic::clustered;
+    use crate::vector::normalized;
+
+    const DIM: usize = 8;
+
+    fn backend(quantization: Quantization, n: usize) -> (UsearchBackend, Vec<Vec<f32>>) {
+        let params = GraphParams {
+            quantization,
+            ..GraphParams::default()
+        };
+        let b = UsearchBackend::new(DIM, &params).unwrap();
+        let vectors: Vec<Vec<f32>> = clustered(n, DIM, 4, 0.3, 7)
+            .chunks(DIM)
+            .map(|v| normalized(v, DIM).unwrap())
+            .collect();
+        for (key, v) in vectors.iter().enumerate() {
+            b.insert(key as Key, v).unwrap();
+        }
+        (b, vectors)
+    }
+
+    fn params(quantization: Quantization) -> GraphParams {
+        GraphParams {
+            quantization,
+            ..GraphParams::default()
+        }
+    }
+
+    #[test]
+    fn a_graph_saved_without_vectors_and_filled_again_is_the_graph_saved_with_them() {
+        for q in [Quantization::F16, Quantization::F32] {
+            let (b, vectors) = backend(q, 300);
+            b.remove(17).unwrap();
+            let whole = b.save().unwrap();
+            let free = b.save_without_vectors().unwrap().unwrap();
+            let per_element = if q == Quantization::F16 { 2 } else { 4 };
+            assert!(
+                // Each vector gives way to an 8-byte fingerprint; 16 bytes of framing.
+                whole.len() + 16 - free.len() == 300 * (DIM * per_element - 8),
+                "{q:?}: {} vs {} bytes",
+                free.len(),
+                whole.len()
+            );
+            let mut v = VectorFree::parse(&free, DIM, &params(q)).unwrap().unwrap();
+            let mut wrong = vectors[1].clone();
+            wrong.swap(0, 1);
+            assert!(!v.fill(1, &wrong), "{q:?}: another vector is refused");
+            assert!(
+                !v.fill(17, &vectors[17]),
+                "{q:?}: a removed key has no slot"
+            );
+            assert!(
+                !v.fill(999, &vectors[0]),
+                "{q:?}: an unknown key has no slot"
+            );
+            for (key, vector) in vectors.iter().enumerate() {
+                assert_eq!(v.fill(key as Key, vector), key != 17, "{q:?}: key {key}");
+            }
+            // usearch keeps a removed slot's old vector; a refilled one is zero.
+            // Keys were inserted one by one, so key 17 is slot 17.
+            let cols = DIM * per_element;
+            let mut expected = whole.clone();
+            expected[8 + 17 * cols..8 + 18 * cols].fill(0);
+            assert!(v.into_saved().unwrap() == expected, "{q:?}: byte for byte");
+            // A graph saved with its vectors is not vector-free.
+            assert!(
+                VectorFree::parse(&whole, DIM, &params(q))
+                    .unwrap()
+                    .is_none()
+            );
+        }
+    }
+
+    #[test]
+    fn a_damaged_vector_free_graph_is_an_error_never_a_panic() {
+        let (b, _) = backend(Quantization::F16, 40);
+        let free = b.save_without_vectors().unwrap().unwrap();
+        let p = params(Quantization::F16);
+        for cut in VECTOR_FREE_MAGIC.len()..free.len() {
+            assert!(
+                VectorFree::parse(&free[..cut], DIM, &p).is_err(),
+                "cut at {cut}"
+            );
+        }
+        assert!(
+            VectorFree::parse(&free, DIM + 1, &p).is_err(),
+            "other dimension"
+        );
+        assert!(VectorFree::parse(&free, DIM, &params(Quantization::F32)).is_err());
+        let mut levels = free.clone();
+        // The first node's level (after magic, rows, cols, fingerprints, head, graph header).
+        let at = 24 + 40 * 8 + DENSE_HEAD_BYTES + GRAPH_HEADER_BYTES;
+        levels[at + 1] = 0x7f;
+        assert!(
+            VectorFree::parse(&levels, DIM, &p).is_err(),
+            "a level past the end"
+        );
+    }
+
+    #[test]
+    fn i8_graphs_keep_their_vectors() {
+        let (b, _) = backend(Quantization::I8, 10);
+        assert!(b.save_without_vectors().unwrap().is_none());
     }
 }

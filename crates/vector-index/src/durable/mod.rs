@@ -59,6 +59,10 @@ pub struct ReplicationStats {
     pub restored_from_snapshot: bool,
     /// Snapshots found damaged or mismatched at startup (then every record was loaded).
     pub snapshots_rejected: u64,
+    /// Points of the snapshot restored at startup whose records no longer
+    /// held the vector it was taken with (changed or deleted since): written
+    /// again or deleted at startup. The rest kept their place in the graph.
+    pub snapshot_points_stale: u64,
     /// Feed entries the follower applied by re-reading the record (others' writes).
     pub refreshed: u64,
     /// Feed entries of this instance's own writes, skipped: the index has them.
@@ -79,6 +83,7 @@ pub struct DurableCollection<S> {
     rejected: AtomicU64,
     snapshots_rejected: AtomicU64,
     restored: bool,
+    snapshot_points_stale: u64,
     /// Versions this instance wrote and applied, until the follower sees them.
     own_writes: Mutex<HashMap<Uuid, u64>>,
     refreshed: AtomicU64,
@@ -112,11 +117,12 @@ impl<S: Store> DurableCollection<S> {
             Err(e) => return Err(e),
         };
         if let Some(bytes) = bytes {
-            match Collection::restore(config.clone(), &bytes) {
-                Ok((index, meta)) => match Position::parse(&meta) {
+            match Self::restore_from_records(config.clone(), &bytes, &store).await {
+                Ok((index, meta, stale)) => match Position::parse(&meta) {
                     Some(position) => {
                         let mut this = Self::with_index(index, store);
                         this.restored = true;
+                        this.snapshot_points_stale = stale;
                         return Ok((this, Some(position)));
                     }
                     None => rejected = 1,
@@ -131,6 +137,34 @@ impl<S: Store> DurableCollection<S> {
         Ok((this, None))
     }
 
+    /// Loads a snapshot, giving a graph saved without its vectors the
+    /// records' vectors back (one pass over the records; those that changed
+    /// since are written again by the reconcile that follows). Returns the
+    /// index, the snapshot's meta and how many of its points went unfilled.
+    async fn restore_from_records(
+        config: CollectionConfig,
+        bytes: &[u8],
+        store: &S,
+    ) -> Result<(Collection, String, u64)> {
+        let mut unpacked = Collection::unpack(config, bytes)?;
+        if unpacked.wants_vectors() {
+            let mut cursor = Cursor::default();
+            loop {
+                let page = store.scan(cursor, LOAD_PAGE).await?;
+                for r in &page.records {
+                    unpacked.fill(r.id, &r.vector);
+                }
+                match page.next {
+                    Some(next) => cursor = next,
+                    None => break,
+                }
+            }
+        }
+        let stale = unpacked.unfilled() as u64;
+        let (index, meta) = unpacked.finish()?;
+        Ok((index, meta, stale))
+    }
+
     /// Takes a snapshot of the index and stores it; returns its size in bytes.
     ///
     /// Writes to this instance wait while the index is serialised; searches do not.
@@ -138,7 +172,8 @@ impl<S: Store> DurableCollection<S> {
         // The position first: entries applied after it are replayed on restore,
         // which is harmless; none before it can be missing from the index.
         let position = *self.position.lock();
-        let bytes = self.index.snapshot(&position.to_string())?;
+        // The records hold every vector: the snapshot keeps only a fingerprint of each.
+        let bytes = self.index.snapshot_without_vectors(&position.to_string())?;
         let size = bytes.len();
         self.store.save_snapshot(bytes, position).await?;
         Ok(size)
@@ -182,6 +217,7 @@ impl<S: Store> DurableCollection<S> {
             rejected: AtomicU64::new(0),
             snapshots_rejected: AtomicU64::new(0),
             restored: false,
+            snapshot_points_stale: 0,
             own_writes: Mutex::new(HashMap::new()),
             refreshed: AtomicU64::new(0),
             own_skipped: AtomicU64::new(0),
@@ -219,6 +255,7 @@ impl<S: Store> DurableCollection<S> {
             resyncs: self.resyncs.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
             restored_from_snapshot: self.restored,
+            snapshot_points_stale: self.snapshot_points_stale,
             snapshots_rejected: self.snapshots_rejected.load(Ordering::Relaxed),
             refreshed: self.refreshed.load(Ordering::Relaxed),
             own_skipped: self.own_skipped.load(Ordering::Relaxed),
