@@ -266,6 +266,18 @@ impl Unpacked<'_> {
         normalized(vector, self.config.dim).is_ok_and(|unit| v.fill(*key, &unit))
     }
 
+    /// Whether point `id` of the snapshot has exactly `payload`.
+    pub fn holds_payload(&self, id: Uuid, payload: &Payload) -> bool {
+        let Some(key) = self.key_of.get(&id) else {
+            return false;
+        };
+        // Points are sorted by key (see `Collection::unpack`).
+        let points = &self.header.points;
+        points
+            .binary_search_by_key(key, |p| p.key)
+            .is_ok_and(|i| points[i].payload == *payload)
+    }
+
     /// Points of the snapshot not filled yet (0 when it holds its vectors).
     pub fn unfilled(&self) -> usize {
         self.vector_free

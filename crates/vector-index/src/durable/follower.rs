@@ -40,7 +40,9 @@ impl<S: Store> DurableCollection<S> {
         // Everything written after `start` is replayed, so a write racing with
         // the load is never lost (replaying re-reads, so repeats are harmless).
         let head = feed.head().await?;
-        let (this, restored) = Self::restore_or_empty(config, store).await?;
+        // A snapshot an `open` instance took without vectors costs one pass
+        // over the records here; the feed, not that pass, brings in what changed.
+        let (this, restored, _) = Self::restore_or_empty(config, store).await?;
         let start = match restored {
             Some(position) => position,
             None => {

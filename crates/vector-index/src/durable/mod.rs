@@ -69,6 +69,17 @@ pub struct ReplicationStats {
     pub own_skipped: u64,
 }
 
+/// What a restore's pass over the records found.
+#[derive(Default)]
+struct Scanned {
+    /// Every id the store holds.
+    seen: HashSet<Uuid>,
+    /// Records the restored index does not hold as they are: apply them again.
+    redo: HashSet<Uuid>,
+    /// Points of the snapshot that did not take their vector back.
+    stale: u64,
+}
+
 /// A [`Collection`] backed by a [`Store`].
 pub struct DurableCollection<S> {
     index: Collection,
@@ -84,6 +95,8 @@ pub struct DurableCollection<S> {
     snapshots_rejected: AtomicU64,
     restored: bool,
     snapshot_points_stale: u64,
+    /// Whether snapshots leave the vectors to the records (see [`Self::open`]).
+    snapshots_without_vectors: bool,
     /// Versions this instance wrote and applied, until the follower sees them.
     own_writes: Mutex<HashMap<Uuid, u64>>,
     refreshed: AtomicU64,
@@ -95,18 +108,25 @@ impl<S: Store> DurableCollection<S> {
     /// or by loading every record when there is no usable snapshot; ready when it returns.
     pub async fn open(config: CollectionConfig, store: S) -> Result<Arc<Self>> {
         // Restored or empty, the index is then reconciled with the records.
-        let (this, _) = Self::restore_or_empty(config, store).await?;
-        this.reconcile().await?;
+        let (mut this, _, scanned) = Self::restore_or_empty(config, store).await?;
+        match scanned {
+            Some(scanned) => this.reconcile_scanned(scanned).await?,
+            None => this.reconcile().await?,
+        }
+        // The records are read at every open anyway, so snapshots leave the
+        // vectors to them (a follower, which starts from the feed, keeps them).
+        this.snapshots_without_vectors = true;
         this.ready.store(true, Ordering::Release);
         Ok(Arc::new(this))
     }
 
     /// An index restored from the stored snapshot (with the position it was taken
-    /// at), or an empty one when there is none or it is unusable.
+    /// at), or an empty one when there is none or it is unusable; with what the
+    /// pass over the records found if the snapshot needed one.
     async fn restore_or_empty(
         config: CollectionConfig,
         store: S,
-    ) -> Result<(Self, Option<Position>)> {
+    ) -> Result<(Self, Option<Position>, Option<Scanned>)> {
         let mut rejected = 0;
         let bytes = match store.load_snapshot().await {
             Ok(bytes) => bytes,
@@ -118,12 +138,12 @@ impl<S: Store> DurableCollection<S> {
         };
         if let Some(bytes) = bytes {
             match Self::restore_from_records(config.clone(), &bytes, &store).await {
-                Ok((index, meta, stale)) => match Position::parse(&meta) {
+                Ok((index, meta, scanned)) => match Position::parse(&meta) {
                     Some(position) => {
                         let mut this = Self::with_index(index, store);
                         this.restored = true;
-                        this.snapshot_points_stale = stale;
-                        return Ok((this, Some(position)));
+                        this.snapshot_points_stale = scanned.as_ref().map_or(0, |s| s.stale);
+                        return Ok((this, Some(position), scanned));
                     }
                     None => rejected = 1,
                 },
@@ -134,35 +154,44 @@ impl<S: Store> DurableCollection<S> {
         let this = Self::with_index(Collection::new(config)?, store);
         this.snapshots_rejected
             .fetch_add(rejected, Ordering::Relaxed);
-        Ok((this, None))
+        Ok((this, None, None))
     }
 
     /// Loads a snapshot, giving a graph saved without its vectors the
-    /// records' vectors back (one pass over the records; those that changed
-    /// since are written again by the reconcile that follows). Returns the
-    /// index, the snapshot's meta and how many of its points went unfilled.
+    /// records' vectors back in one pass over the records, which also notes
+    /// what the reconcile must do (so it need not read them all again).
+    /// Returns the index, the snapshot's meta and what the pass found.
     async fn restore_from_records(
         config: CollectionConfig,
         bytes: &[u8],
         store: &S,
-    ) -> Result<(Collection, String, u64)> {
+    ) -> Result<(Collection, String, Option<Scanned>)> {
         let mut unpacked = Collection::unpack(config, bytes)?;
-        if unpacked.wants_vectors() {
-            let mut cursor = Cursor::default();
-            loop {
-                let page = store.scan(cursor, LOAD_PAGE).await?;
-                for r in &page.records {
-                    unpacked.fill(r.id, &r.vector);
-                }
-                match page.next {
-                    Some(next) => cursor = next,
-                    None => break,
+        if !unpacked.wants_vectors() {
+            let (index, meta) = unpacked.finish()?;
+            return Ok((index, meta, None));
+        }
+        let mut scanned = Scanned::default();
+        let mut cursor = Cursor::default();
+        loop {
+            let page = store.scan(cursor, LOAD_PAGE).await?;
+            for r in &page.records {
+                scanned.seen.insert(r.id);
+                // Both halves run: a point whose payload alone changed
+                // still takes its vector back and keeps its graph place.
+                let filled = unpacked.fill(r.id, &r.vector);
+                if !(filled && unpacked.holds_payload(r.id, &r.payload)) {
+                    scanned.redo.insert(r.id);
                 }
             }
+            match page.next {
+                Some(next) => cursor = next,
+                None => break,
+            }
         }
-        let stale = unpacked.unfilled() as u64;
+        scanned.stale = unpacked.unfilled() as u64;
         let (index, meta) = unpacked.finish()?;
-        Ok((index, meta, stale))
+        Ok((index, meta, Some(scanned)))
     }
 
     /// Takes a snapshot of the index and stores it; returns its size in bytes.
@@ -172,8 +201,13 @@ impl<S: Store> DurableCollection<S> {
         // The position first: entries applied after it are replayed on restore,
         // which is harmless; none before it can be missing from the index.
         let position = *self.position.lock();
-        // The records hold every vector: the snapshot keeps only a fingerprint of each.
-        let bytes = self.index.snapshot_without_vectors(&position.to_string())?;
+        let meta = position.to_string();
+        let bytes = if self.snapshots_without_vectors {
+            // The records hold every vector: the snapshot keeps a fingerprint of each.
+            self.index.snapshot_without_vectors(&meta)?
+        } else {
+            self.index.snapshot(&meta)?
+        };
         let size = bytes.len();
         self.store.save_snapshot(bytes, position).await?;
         Ok(size)
@@ -218,6 +252,7 @@ impl<S: Store> DurableCollection<S> {
             snapshots_rejected: AtomicU64::new(0),
             restored: false,
             snapshot_points_stale: 0,
+            snapshots_without_vectors: false,
             own_writes: Mutex::new(HashMap::new()),
             refreshed: AtomicU64::new(0),
             own_skipped: AtomicU64::new(0),
@@ -585,6 +620,23 @@ impl<S: Store> DurableCollection<S> {
     /// what the store no longer has. Loads an empty index, or reconciles a
     /// restored one. Only at open, before anyone else can write through this
     /// instance.
+    /// [`Self::reconcile`] from what the restore's pass over the records
+    /// found: applies the records it listed and drops the points the store no
+    /// longer has, without reading every record again.
+    async fn reconcile_scanned(&self, scanned: Scanned) -> Result<()> {
+        let redo: Vec<Uuid> = scanned.redo.into_iter().collect();
+        for ids in redo.chunks(LOAD_PAGE) {
+            let records = self.store.get_many(ids).await?;
+            self.apply_all(records.into_iter().flatten().collect())?;
+        }
+        for id in self.index.ids_matching(&Filter::all()) {
+            if !scanned.seen.contains(&id) {
+                self.index.delete(id)?;
+            }
+        }
+        Ok(())
+    }
+
     async fn reconcile(&self) -> Result<()> {
         let mut seen = HashSet::new();
         let mut cursor = Cursor::default();
