@@ -31,41 +31,32 @@ async fn write_with_tail<S: Store>(c: &DurableCollection<S>, data: &[f32]) {
     c.upsert_many(items).await.unwrap();
     assert!(c.snapshot().await.unwrap() > 1000 * DIM * 4);
     for (i, row) in rows.iter().enumerate().skip(1000).take(60) {
-        c.upsert(
-            Uuid::from_u128(i as u128 + 1),
-            row,
-            Payload::new("ns"),
-            Expect::Any,
-        )
-        .await
-        .unwrap();
+        put(c, i, row, "ns").await;
     }
     for i in (0..200).step_by(10) {
-        c.upsert(
-            Uuid::from_u128(i as u128 + 1),
-            rows[1500 + i],
-            Payload::new("moved"),
-            Expect::Any,
-        )
-        .await
-        .unwrap();
+        put(c, i, rows[1500 + i], "moved").await;
     }
     // Payload only: the same vector, another namespace.
     for (i, row) in rows.iter().enumerate().skip(600).take(10) {
-        c.upsert(
-            Uuid::from_u128(i as u128 + 1),
-            row,
-            Payload::new("retagged"),
-            Expect::Any,
-        )
-        .await
-        .unwrap();
+        put(c, i, row, "retagged").await;
     }
     for i in (5..300).step_by(15) {
         c.delete(Uuid::from_u128(i as u128 + 1), Expect::Any)
             .await
             .unwrap();
     }
+}
+
+/// Writes point `i` (id `i + 1`) with `row` in namespace `ns`.
+async fn put<S: Store>(c: &DurableCollection<S>, i: usize, row: &[f32], ns: &str) {
+    c.upsert(
+        Uuid::from_u128(i as u128 + 1),
+        row,
+        Payload::new(ns),
+        Expect::Any,
+    )
+    .await
+    .unwrap();
 }
 
 /// Exact top-10 for a few queries equals brute force over the stored records.
