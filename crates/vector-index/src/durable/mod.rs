@@ -172,10 +172,8 @@ impl<S: Store> DurableCollection<S> {
             return Ok((index, meta, None));
         }
         let mut scanned = Scanned::default();
-        let mut cursor = Cursor::default();
-        loop {
-            let page = store.scan(cursor, LOAD_PAGE).await?;
-            for r in &page.records {
+        for_each_page(store, |records| {
+            for r in &records {
                 scanned.seen.insert(r.id);
                 // Both halves run: a point whose payload alone changed
                 // still takes its vector back and keeps its graph place.
@@ -184,11 +182,9 @@ impl<S: Store> DurableCollection<S> {
                     scanned.redo.insert(r.id);
                 }
             }
-            match page.next {
-                Some(next) => cursor = next,
-                None => break,
-            }
-        }
+            Ok(())
+        })
+        .await?;
         scanned.stale = unpacked.unfilled() as u64;
         let (index, meta) = unpacked.finish()?;
         Ok((index, meta, Some(scanned)))
@@ -616,10 +612,6 @@ impl<S: Store> DurableCollection<S> {
         }
     }
 
-    /// Brings the index in line with the records: applies what differs, drops
-    /// what the store no longer has. Loads an empty index, or reconciles a
-    /// restored one. Only at open, before anyone else can write through this
-    /// instance.
     /// [`Self::reconcile`] from what the restore's pass over the records
     /// found: applies the records it listed and drops the points the store no
     /// longer has, without reading every record again.
@@ -629,34 +621,49 @@ impl<S: Store> DurableCollection<S> {
             let records = self.store.get_many(ids).await?;
             self.apply_all(records.into_iter().flatten().collect())?;
         }
-        for id in self.index.ids_matching(&Filter::all()) {
-            if !scanned.seen.contains(&id) {
-                self.index.delete(id)?;
-            }
-        }
-        Ok(())
+        self.drop_unseen(&scanned.seen)
     }
 
+    /// Brings the index in line with the records: applies what differs, drops
+    /// what the store no longer has. Loads an empty index, or reconciles a
+    /// restored one. Only at open, before anyone else can write through this
+    /// instance.
     async fn reconcile(&self) -> Result<()> {
         let mut seen = HashSet::new();
-        let mut cursor = Cursor::default();
-        loop {
-            let page = self.store.scan(cursor, LOAD_PAGE).await?;
-            seen.extend(page.records.iter().map(|r| r.id));
+        for_each_page(&self.store, |records| {
+            seen.extend(records.iter().map(|r| r.id));
             // `apply` skips records the index already holds unchanged; a key
             // Redis SCAN repeats is applied twice, harmlessly.
-            self.apply_all(page.records)?;
-            match page.next {
-                Some(next) => cursor = next,
-                None => break,
-            }
-        }
+            self.apply_all(records)
+        })
+        .await?;
+        self.drop_unseen(&seen)
+    }
+
+    /// Deletes the points whose ids the store did not list.
+    fn drop_unseen(&self, seen: &HashSet<Uuid>) -> Result<()> {
         for id in self.index.ids_matching(&Filter::all()) {
             if !seen.contains(&id) {
                 self.index.delete(id)?;
             }
         }
         Ok(())
+    }
+}
+
+/// Hands every record of `store` to `each_page`, a page at a time.
+async fn for_each_page<S: Store>(
+    store: &S,
+    mut each_page: impl FnMut(Vec<Record>) -> Result<()>,
+) -> Result<()> {
+    let mut cursor = Cursor::default();
+    loop {
+        let page = store.scan(cursor, LOAD_PAGE).await?;
+        each_page(page.records)?;
+        match page.next {
+            Some(next) => cursor = next,
+            None => return Ok(()),
+        }
     }
 }
 
