@@ -750,6 +750,26 @@ impl Collection {
         state.payloads.get(key)
     }
 
+    /// Whether point `id` is present with exactly `payload` and the vector an
+    /// upsert of `vector` would store (after the backend's quantization), so
+    /// that upserting them would change nothing.
+    pub fn holds(&self, id: Uuid, vector: &[f32], payload: &Payload) -> bool {
+        let key = {
+            let state = self.state.read();
+            match state.ids.get(&id) {
+                Some(&key) if state.payloads.get(key).as_ref() == Some(payload) => key,
+                _ => return false,
+            }
+        };
+        // As `upsert` would store it.
+        let unit = if self.config.is_records() {
+            Ok(Vec::new())
+        } else {
+            normalized(vector, self.config.dim)
+        };
+        unit.is_ok_and(|unit| self.backend.holds(key, &unit))
+    }
+
     /// Whether `id` is present.
     pub fn contains(&self, id: Uuid) -> bool {
         self.state.read().ids.contains_key(&id)
@@ -1038,6 +1058,28 @@ mod tests {
                 (got.vector[0] - 1.0).abs() < 1e-3,
                 "{backend:?}: {:?}",
                 got.vector
+            );
+        }
+    }
+
+    #[test]
+    fn holds_compares_what_an_upsert_would_store_after_quantization() {
+        for quantization in [backend::Quantization::F16, backend::Quantization::F32] {
+            let mut config = CollectionConfig::new(4);
+            config.graph.quantization = quantization;
+            let c = Collection::new(config).unwrap();
+            let id = Uuid::now_v7();
+            // Not a unit vector and not exact in f16: only a comparison after
+            // normalising and quantizing finds it unchanged.
+            let v = [0.3, 0.1, 0.7, 0.2];
+            c.upsert(id, &v, Payload::new("a")).unwrap();
+            assert!(c.holds(id, &v, &Payload::new("a")), "{quantization:?}");
+            assert!(!c.holds(id, &v, &Payload::new("b")), "{quantization:?}");
+            assert!(!c.holds(id, &[0.3, 0.1, 0.2, 0.7], &Payload::new("a")));
+            assert!(!c.holds(Uuid::now_v7(), &v, &Payload::new("a")));
+            assert!(
+                !c.holds(id, &[0.3, 0.1], &Payload::new("a")),
+                "wrong dimension"
             );
         }
     }

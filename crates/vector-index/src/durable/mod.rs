@@ -510,11 +510,7 @@ impl<S: Store> DurableCollection<S> {
     fn apply(&self, record: Record) -> Result<()> {
         // The follower re-reads this instance's own writes too: skip a record
         // the index already holds, rather than re-inserting it into the graph.
-        if let Some(point) = self.index.get(record.id)
-            && point.payload == record.payload
-            && crate::vector::normalized(&record.vector, point.vector.len())
-                .is_ok_and(|v| v == point.vector)
-        {
+        if self.index.holds(record.id, &record.vector, &record.payload) {
             return Ok(());
         }
         match self.index.upsert(record.id, &record.vector, record.payload) {
