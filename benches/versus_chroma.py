@@ -26,7 +26,7 @@ same for both systems. Prints one JSON line per system and round, then a
 table of medians and ratios.
 
     benches/versus-chroma SERVER_BIN DATASET_DIR [--rounds 3] [--secs 15] \\
-        [--config NAME=ORCHESTRA__KEY=VALUE[,...] ...]
+        [--config NAME[@BIN]=ORCHESTRA__KEY=VALUE[,...] ...]
 """
 
 import argparse
@@ -238,9 +238,10 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--secs", type=float, default=15)
     ap.add_argument("--config", action="append", default=[],
-                    metavar="NAME=ORCHESTRA__KEY=VALUE[,...]",
+                    metavar="NAME[@BIN]=ORCHESTRA__KEY=VALUE[,...]",
                     help="a memory-server configuration to measure (repeatable; "
-                         "default: one, the repository's config as it is)")
+                         "default: one, the repository's config as it is); "
+                         "@BIN runs that binary instead of SERVER_BIN")
     args = ap.parse_args()
 
     base, queries, truth = ann_dataset(args.dataset, TOP_K)
@@ -252,8 +253,10 @@ def main():
     systems = [Chroma(args.chroma)]
     for spec in args.config or ["memory-server="]:
         name, _, assignments = spec.partition("=")
+        # NAME@BIN measures another build (e.g. the commit before) in the same run.
+        name, _, binary = name.partition("@")
         env = dict(a.split("=", 1) for a in assignments.split(",") if a)
-        systems.insert(-1, MemoryServer(name, server, env))
+        systems.insert(-1, MemoryServer(name, os.path.abspath(binary) if binary else server, env))
     rows = []
     for r in range(args.rounds):
         for system in systems if r % 2 == 0 else systems[::-1]:

@@ -107,8 +107,8 @@ fn generates_a_dataset_and_writes_one_json_object_per_measurement() {
             .collect();
         assert_eq!(
             filtered.len(),
-            12,
-            "{backend}: 4 selectivities x 3 strategies"
+            15,
+            "{backend}: 5 selectivities x 3 strategies"
         );
         for r in filtered {
             assert!(r["plan"].is_string());
