@@ -616,10 +616,17 @@ impl Collection {
     /// Checks a point as [`Collection::upsert`] would, without writing anything.
     pub fn validate(&self, vector: &[f32], payload: &Payload) -> Result<()> {
         payload.validate()?;
+        self.unit(vector).map(|_| ())
+    }
+
+    /// The vector an upsert hands the backend: `vector` at unit length, or
+    /// none at all in a records collection, which keeps no vector whatever
+    /// was stored with the record.
+    fn unit(&self, vector: &[f32]) -> Result<Vec<f32>> {
         if self.config.is_records() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        normalized(vector, self.config.dim).map(|_| ())
+        normalized(vector, self.config.dim)
     }
 
     /// Inserts or replaces the point `id`; returns whether it replaced one.
@@ -627,12 +634,7 @@ impl Collection {
         let _writing = self.write_gate.read();
         self.remove_retired();
         payload.validate()?;
-        // A record collection keeps no vector, whatever was stored with the record.
-        let unit = if self.config.is_records() {
-            Vec::new()
-        } else {
-            normalized(vector, self.config.dim)?
-        };
+        let unit = self.unit(vector)?;
         let terms = self
             .analyzers
             .read()
@@ -761,13 +763,8 @@ impl Collection {
                 _ => return false,
             }
         };
-        // As `upsert` would store it.
-        let unit = if self.config.is_records() {
-            Ok(Vec::new())
-        } else {
-            normalized(vector, self.config.dim)
-        };
-        unit.is_ok_and(|unit| self.backend.holds(key, &unit))
+        self.unit(vector)
+            .is_ok_and(|unit| self.backend.holds(key, &unit))
     }
 
     /// Whether `id` is present.
