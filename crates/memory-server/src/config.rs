@@ -173,13 +173,14 @@ pub const HASHING_ALPHA: f32 = 0.5;
 /// both conversation benchmarks (docs/decisions.md).
 pub const SEMANTIC_ALPHA: f32 = 0.7;
 /// The template when `search.template` is unset and the embedder matches
-/// words: the memory's text alone.
-pub const HASHING_TEMPLATE: &str = "{text}";
+/// words: the memory's text, after its speaker and date where it has a
+/// speaker (a conversation turn); the turn before would cost recall@1 with
+/// this embedder (docs/decisions.md).
+pub const HASHING_TEMPLATE: &str = "{?{metadata.speaker} ({created_at:human}): }{text}";
 /// The template when `search.template` is unset and the embedder is a
-/// semantic model: the text and the turn before (`turns`), which lifts the
-/// conversation set's recall@5 and @25 by 0.13 without costing recall@1
-/// there; with the built-in embedder it costs recall@1 (docs/decisions.md).
-pub const SEMANTIC_TEMPLATE: &str = "turns";
+/// semantic model: `chat`, the text and the turn before (`turns`), and a
+/// turn's speaker and date where it has a speaker (docs/decisions.md).
+pub const SEMANTIC_TEMPLATE: &str = "chat";
 
 /// Search defaults for every namespace, and per-namespace overrides.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,6 +9,11 @@
 //! (a top-level metadata value: strings as they are, other scalars as JSON).
 //! Missing values render empty; `{{` and `}}` are literal braces.
 //!
+//! `{?...}` is an optional group: literal text and placeholders that render
+//! only when every placeholder in the group renders something, so
+//! `{?{metadata.speaker} ({created_at:human}): }{text}` dates and names the
+//! turns that have a speaker and leaves other memories as they are.
+//!
 //! `{previous_turn}` brings the conversation in (see `conversation.rs`): a
 //! line break and the text of the turn before this one in its session,
 //! keyword-indexed with the memory. It is left out of the embedded text;
@@ -17,7 +22,8 @@
 //!
 //! A template may also be given by name ([`NAMED`]): `chat` is for
 //! conversation turns stored one per memory, with the speaker in
-//! `metadata.speaker` and the time the turn was said in `created_at`.
+//! `metadata.speaker` and the time the turn was said in `created_at`; a
+//! memory without a speaker renders as `turns` would render it.
 
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
@@ -30,7 +36,7 @@ pub const NAMED: &[(&str, &str)] = &[
     ("turns", "{text}{previous_turn}"),
     (
         "chat",
-        "{metadata.speaker} ({created_at:human}): {text}{previous_turn}",
+        "{?{metadata.speaker} ({created_at:human}): }{text}{previous_turn}",
     ),
 ];
 
@@ -50,6 +56,8 @@ enum Part {
     CreatedHuman,
     Metadata(String),
     PreviousTurn,
+    /// `{?...}`: rendered only when every placeholder in it renders something.
+    Group(Vec<Part>),
 }
 
 /// A parsed, valid template.
@@ -104,9 +112,33 @@ impl Template {
     }
 
     fn parse_written(source: &str) -> Result<Self, String> {
+        let mut chars = source.chars().peekable();
+        let parts = Self::parse_parts(&mut chars, false)?;
+        if !parts.contains(&Part::Text) {
+            return Err("the template must contain `{text}` (outside any `{?...}` group)".into());
+        }
+        if parts
+            .iter()
+            .position(|p| *p == Part::PreviousTurn)
+            .is_some_and(|i| i + 1 != parts.len())
+        {
+            return Err("`{previous_turn}` must come last".into());
+        }
+        Ok(Self {
+            source: source.to_owned(),
+            parts,
+        })
+    }
+
+    /// The parts up to the end of the template, or, `in_group`, up to and
+    /// including the `}` that closes a `{?...}` group.
+    fn parse_parts(
+        chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+        in_group: bool,
+    ) -> Result<Vec<Part>, String> {
         let mut parts = Vec::new();
         let mut literal = String::new();
-        let mut chars = source.chars().peekable();
+        let mut closed = false;
         while let Some(c) = chars.next() {
             match c {
                 '{' if chars.peek() == Some(&'{') => {
@@ -117,8 +149,37 @@ impl Template {
                     chars.next();
                     literal.push('}');
                 }
+                '}' if in_group => {
+                    closed = true;
+                    break;
+                }
                 '}' => return Err("a lone `}` (write `}}` for a literal brace)".into()),
                 '{' => {
+                    if !literal.is_empty() {
+                        parts.push(Part::Literal(std::mem::take(&mut literal)));
+                    }
+                    if chars.peek() == Some(&'?') {
+                        chars.next();
+                        if in_group {
+                            return Err("`{?...}` groups do not nest".into());
+                        }
+                        let group = Self::parse_parts(chars, true)?;
+                        if let Some(bad) = group
+                            .iter()
+                            .find(|p| matches!(p, Part::Text | Part::PreviousTurn))
+                        {
+                            let name = if *bad == Part::Text {
+                                "text"
+                            } else {
+                                "previous_turn"
+                            };
+                            return Err(format!(
+                                "`{{{name}}}` cannot be inside a `{{?...}}` group"
+                            ));
+                        }
+                        parts.push(Part::Group(group));
+                        continue;
+                    }
                     let mut name = String::new();
                     loop {
                         match chars.next() {
@@ -127,24 +188,18 @@ impl Template {
                             None => return Err(format!("`{{{name}` is not closed")),
                         }
                     }
-                    if !literal.is_empty() {
-                        parts.push(Part::Literal(std::mem::take(&mut literal)));
-                    }
                     parts.push(Self::placeholder(&name)?);
                 }
                 c => literal.push(c),
             }
         }
+        if in_group && !closed {
+            return Err("a `{?` group is not closed".into());
+        }
         if !literal.is_empty() {
             parts.push(Part::Literal(literal));
         }
-        if !parts.contains(&Part::Text) {
-            return Err("the template must contain `{text}`".into());
-        }
-        Ok(Self {
-            source: source.to_owned(),
-            parts,
-        })
+        Ok(parts)
     }
 
     fn placeholder(name: &str) -> Result<Part, String> {
@@ -194,48 +249,69 @@ impl Template {
         let mut out = String::with_capacity(f.text.len() + 32);
         for part in &self.parts {
             match part {
-                Part::Literal(s) => out.push_str(s),
-                Part::Text => out.push_str(f.text),
-                Part::Namespace => out.push_str(f.namespace),
-                Part::Agent => out.push_str(f.agent_id.unwrap_or("")),
-                Part::User => out.push_str(f.user_id.unwrap_or("")),
-                Part::Session => out.push_str(f.session_id.unwrap_or("")),
-                Part::Kind => out.push_str(f.kind),
-                Part::Tags => out.push_str(&f.tags.join(", ")),
-                Part::Created => {
-                    if let Ok(s) = f.created_at.format(&Rfc3339) {
-                        out.push_str(&s);
+                Part::Group(group) => {
+                    let start = out.len();
+                    let mut whole = true;
+                    for part in group {
+                        let before = out.len();
+                        render_part(part, f, &mut out);
+                        whole &= matches!(part, Part::Literal(_)) || out.len() > before;
+                    }
+                    if !whole {
+                        out.truncate(start);
                     }
                 }
-                Part::CreatedDate => {
-                    if let Ok(s) = f
-                        .created_at
-                        .format(format_description!("[year]-[month]-[day]"))
-                    {
-                        out.push_str(&s);
-                    }
-                }
-                Part::CreatedHuman => {
-                    if let Ok(s) = f.created_at.format(format_description!(
-                        "[day padding:none] [month repr:long] [year]"
-                    )) {
-                        out.push_str(&s);
-                    }
-                }
-                Part::Metadata(key) => match f.metadata.get(key) {
-                    Some(Value::String(s)) => out.push_str(s),
-                    Some(v @ (Value::Number(_) | Value::Bool(_))) => out.push_str(&v.to_string()),
-                    _ => {}
-                },
-                Part::PreviousTurn => {
-                    if let Some(t) = f.previous_turn.filter(|t| !t.is_empty()) {
-                        out.push('\n');
-                        out.push_str(t);
-                    }
-                }
+                part => render_part(part, f, &mut out),
             }
         }
         out
+    }
+}
+
+/// Appends what one part (not a group) renders to `out`.
+fn render_part(part: &Part, f: &Fields<'_>, out: &mut String) {
+    match part {
+        Part::Literal(s) => out.push_str(s),
+        Part::Text => out.push_str(f.text),
+        Part::Namespace => out.push_str(f.namespace),
+        Part::Agent => out.push_str(f.agent_id.unwrap_or("")),
+        Part::User => out.push_str(f.user_id.unwrap_or("")),
+        Part::Session => out.push_str(f.session_id.unwrap_or("")),
+        Part::Kind => out.push_str(f.kind),
+        Part::Tags => out.push_str(&f.tags.join(", ")),
+        Part::Created => {
+            if let Ok(s) = f.created_at.format(&Rfc3339) {
+                out.push_str(&s);
+            }
+        }
+        Part::CreatedDate => {
+            if let Ok(s) = f
+                .created_at
+                .format(format_description!("[year]-[month]-[day]"))
+            {
+                out.push_str(&s);
+            }
+        }
+        Part::CreatedHuman => {
+            if let Ok(s) = f.created_at.format(format_description!(
+                "[day padding:none] [month repr:long] [year]"
+            )) {
+                out.push_str(&s);
+            }
+        }
+        Part::Metadata(key) => match f.metadata.get(key) {
+            Some(Value::String(s)) => out.push_str(s),
+            Some(v @ (Value::Number(_) | Value::Bool(_))) => out.push_str(&v.to_string()),
+            _ => {}
+        },
+        Part::PreviousTurn => {
+            if let Some(t) = f.previous_turn.filter(|t| !t.is_empty()) {
+                out.push('\n');
+                out.push_str(t);
+            }
+        }
+        // Groups do not nest: the parser refuses one inside another.
+        Part::Group(_) => {}
     }
 }
 
@@ -302,13 +378,55 @@ mod tests {
         assert_eq!(t.source(), "chat");
         assert_eq!(
             t.expanded(),
-            "{metadata.speaker} ({created_at:human}): {text}{previous_turn}"
+            "{?{metadata.speaker} ({created_at:human}): }{text}{previous_turn}"
         );
         assert_eq!(
             t.render(&fields(&[], &metadata)),
             "Caroline (4 March 2026): prefers window seats"
         );
         assert!(Template::parse("plain").unwrap().is_plain());
+        // A memory without a speaker is not a chat turn: it renders as `turns`.
+        let none = Map::new();
+        let turns = Template::parse("turns").unwrap();
+        let mut f = fields(&[], &none);
+        f.previous_turn = Some("Where do you sit?");
+        assert_eq!(t.render(&f), turns.render(&f));
+        assert_eq!(t.render(&f), "prefers window seats\nWhere do you sit?");
+    }
+
+    #[test]
+    fn a_group_renders_only_when_each_of_its_placeholders_does() {
+        let mut metadata = Map::new();
+        metadata.insert("city".into(), Value::String("Oslo".into()));
+        metadata.insert("empty".into(), Value::String(String::new()));
+        let t = Template::parse(
+            "{?[{metadata.city}] }{?{metadata.city}/{metadata.missing} }{?{{{metadata.empty}}} }\
+             {?{user_id} on {created_at:date}: }{? always }{text}",
+        )
+        .unwrap();
+        assert_eq!(
+            t.render(&fields(&[], &metadata)),
+            "[Oslo] alice on 2026-03-04:  always prefers window seats"
+        );
+    }
+
+    #[test]
+    fn bad_groups_say_what_is_wrong() {
+        for (bad, says) in [
+            ("{?{user_id} {text}", "not closed"),
+            ("{?{text}: }", "`{text}` cannot be inside"),
+            (
+                "{?{previous_turn}}{text}",
+                "`{previous_turn}` cannot be inside",
+            ),
+            ("{?a{?b}}{text}", "do not nest"),
+            ("{?{nope}}{text}", "unknown placeholder `{nope}`"),
+            ("{?{user_id}}", "must contain `{text}`"),
+            ("{previous_turn}{text}", "must come last"),
+        ] {
+            let e = Template::parse(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -401,13 +401,16 @@ async fn a_namespace_shows_its_settings_and_patterns_set_them_for_namespaces_mad
     };
     let plain = get("notes").await;
     assert_eq!(plain["source"], "default");
-    assert_eq!(plain["template"], "{text}");
+    assert_eq!(
+        plain["template"],
+        "{?{metadata.speaker} ({created_at:human}): }{text}"
+    );
     assert!((plain["alpha"].as_f64().unwrap() - 0.6).abs() < 1e-6);
     assert!((plain["bm25_k1"].as_f64().unwrap() - 1.2).abs() < 1e-6);
     assert!((plain["bm25_b"].as_f64().unwrap() - 0.75).abs() < 1e-6);
     assert_eq!(
         plain["named_templates"]["chat"],
-        "{metadata.speaker} ({created_at:human}): {text}{previous_turn}"
+        "{?{metadata.speaker} ({created_at:human}): }{text}{previous_turn}"
     );
 
     // A namespace nobody configured by name takes its pattern's template...
@@ -417,7 +420,7 @@ async fn a_namespace_shows_its_settings_and_patterns_set_them_for_namespaces_mad
     assert_eq!(support["template"], "chat");
     assert_eq!(
         support["template_expanded"],
-        "{metadata.speaker} ({created_at:human}): {text}{previous_turn}"
+        "{?{metadata.speaker} ({created_at:human}): }{text}{previous_turn}"
     );
     // ...and renders with it.
     let c = s.client();
@@ -437,13 +440,35 @@ async fn a_namespace_shows_its_settings_and_patterns_set_them_for_namespaces_mad
     assert_eq!(fr["source"], "namespace");
     assert_eq!(fr["language"], "french");
     assert!((fr["bm25_b"].as_f64().unwrap() - 0.3).abs() < 1e-6);
-    assert_eq!(fr["template"], "{text}");
+    assert_eq!(fr["template"], plain["template"]);
+
+    // The default names and dates a turn that has a speaker, and leaves a
+    // memory without one as its text: only the turn is found by its date.
+    for (session, speaker) in [("s1", "Melanie"), ("s2", "")] {
+        let mut m = turn("notes", session, 0, speaker, "We went camping.");
+        if speaker.is_empty() {
+            m.metadata.remove("speaker");
+        }
+        c.create(&NewMemory {
+            created_at: Some(datetime!(2023-07-14 10:00 UTC)),
+            ..m
+        })
+        .await
+        .unwrap();
+    }
+    let found = c.search(&keyword("notes", "14 July 2023")).await.unwrap();
+    assert_eq!(found.results.len(), 1, "{found:?}");
+    assert_eq!(found.results[0].memory.session_id.as_deref(), Some("s1"));
+    let both = c.search(&keyword("notes", "camping")).await.unwrap();
+    assert_eq!(both.results.len(), 2, "{both:?}");
 }
 
 #[tokio::test]
 async fn feedback_widens_the_query_with_what_the_first_pass_found() {
     let dir = tempfile::tempdir().unwrap();
-    let s = server(dir.path(), "");
+    // `plain`: the turns' own words only (the default would put "Ann" in
+    // front of the present, and one pass would find it by her name).
+    let s = server(dir.path(), "[search]\ntemplate = \"plain\"\n");
     let c = s.client();
     let sister = store(
         &c,

