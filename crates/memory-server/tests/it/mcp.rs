@@ -212,6 +212,107 @@ async fn older_era_session_covers_tools_resources_and_prompts() {
     assert_eq!(after.status, StatusCode::NOT_FOUND);
 }
 
+/// `memory_search` takes the REST search's conversation options: neighbouring
+/// turns, a cap per session, and a time read from the question.
+#[tokio::test]
+async fn memory_search_takes_the_conversation_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &config_toml(free_port(), dir.path(), None, &keys()),
+    );
+    let mut mcp = Mcp::new(&server, Some("k-writer-a"), OLD);
+    mcp.initialize().await;
+    let turn = |session: &str, n: u32, at: &str, text: &str| {
+        json!({"namespace": "a", "user_id": "u", "session_id": session,
+               "metadata": {"turn": n}, "created_at": at, "text": text})
+    };
+    let stored = mcp
+        .tool(
+            "memory_store",
+            json!({"memories": [
+                turn("may", 0, "2023-05-08T10:00:00Z", "Did you go anywhere?"),
+                turn("may", 1, "2023-05-08T10:01:00Z", "We hiked the ridge trail."),
+                turn("may", 2, "2023-05-08T10:02:00Z", "Sounds lovely."),
+                turn("june", 0, "2023-06-02T10:00:00Z", "Another trail this weekend?"),
+                turn("june", 1, "2023-06-02T10:01:00Z", "Yes, the coastal trail."),
+            ]}),
+        )
+        .await;
+    let ids: Vec<String> = ok(&stored)["memories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["memory"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    let search = |args: Value| {
+        let mut all = json!({"namespace": "a", "mode": "keyword"});
+        all.as_object_mut()
+            .unwrap()
+            .extend(args.as_object().unwrap().clone());
+        all
+    };
+
+    // The hit in May is followed by the turns before and after it, marked
+    // as its neighbours.
+    let found = mcp
+        .tool(
+            "memory_search",
+            search(json!({"query": "ridge", "context_window": {"before": 1, "after": 1}})),
+        )
+        .await;
+    let results = ok(&found)["results"].as_array().unwrap().clone();
+    let listed: Vec<(&str, &Value)> = results
+        .iter()
+        .map(|r| (r["memory"]["id"].as_str().unwrap(), &r["neighbor"]))
+        .collect();
+    assert_eq!(listed.len(), 3, "{found}");
+    assert_eq!(listed[0].0, ids[1]);
+    assert!(listed[0].1.is_null(), "{found}");
+    assert_eq!(
+        listed[1],
+        (ids[0].as_str(), &json!({"of": ids[1], "offset": -1}))
+    );
+    assert_eq!(
+        listed[2],
+        (ids[2].as_str(), &json!({"of": ids[1], "offset": 1}))
+    );
+
+    // Three turns match "trail"; at most one per session comes back.
+    let capped = mcp
+        .tool(
+            "memory_search",
+            search(json!({"query": "trail", "max_per_session": 1})),
+        )
+        .await;
+    let sessions: Vec<&str> = ok(&capped)["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["memory"]["session_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(sessions.len(), 2, "{capped}");
+    assert_ne!(sessions[0], sessions[1]);
+
+    // "last month", read from a reference time in June, keeps May's turns only.
+    let dated = mcp
+        .tool(
+            "memory_search",
+            search(json!({"query": "trail last month", "query_time": "filter",
+                          "reference_time": "2023-06-10T00:00:00Z"})),
+        )
+        .await;
+    let dated = ok(&dated);
+    assert_eq!(dated["time_range"]["applied"], "filter", "{dated}");
+    let hits: Vec<&str> = dated["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["memory"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(hits, [ids[1].as_str()], "{dated}");
+}
+
 #[tokio::test]
 async fn stateless_era_enforces_keys_roles_and_namespaces() {
     let dir = tempfile::tempdir().unwrap();
