@@ -32,8 +32,8 @@ def status(pid):
     return out
 
 
-def tree_rss(pid):
-    """RSS of `pid` and every descendant, in MiB (a server may fork helpers)."""
+def process_tree(pid):
+    """`pid` and every descendant (a server may fork helpers)."""
     parents = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -48,13 +48,33 @@ def tree_rss(pid):
         more = {p for p, parent in parents.items() if parent in tree} - tree
         tree |= more
         grew = bool(more)
+    return tree
+
+
+def tree_rss(pid):
+    """RSS of `pid` and every descendant, in MiB."""
     total = 0.0
-    for p in tree:
+    for p in process_tree(pid):
         try:
             total += status(p).get("VmRSS", 0)
         except OSError:
             pass
     return total
+
+
+def tree_cpu_secs(pid):
+    """CPU seconds (user + system) that `pid` and its live descendants have used."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in process_tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            # utime and stime are the 14th and 15th fields; 12th and 13th after ')'.
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / tick
 
 
 def dir_mib(path):

@@ -19,6 +19,11 @@ warm page cache hit both alike), on a fresh data directory:
 4. read RSS (the server's whole process tree) and the data directory's size,
    stop it, read the size again.
 
+Each search phase also reads the server's CPU time (its process tree, from
+/proc) before and after: CPU ms per query is what a query costs the server
+whatever the client costs, and cores busy says how much of the machine the
+server got while the clients shared it.
+
 Every request body is encoded before the clock starts and the clients are
 separate processes (one keep-alive connection each), so the client's Python
 costs as little as it can; it still shares the 2 cores with the server, the
@@ -41,7 +46,8 @@ import time
 
 import numpy as np
 
-from benchproc import (ann_dataset, dir_mib, free_port, start_memory_server, stop, tree_rss,
+from benchproc import (ann_dataset, dir_mib, free_port, start_memory_server, stop, tree_cpu_secs,
+                       tree_rss,
                        wait_ready)
 
 NAMESPACE = "bench"
@@ -218,16 +224,23 @@ def search_worker(args):
 
 
 def search(system, bodies, truth, concurrency, secs):
-    """(QPS, p50 ms, p99 ms, recall@10) of `concurrency` clients for `secs`."""
+    """(QPS, p50 ms, p99 ms, recall@10, the server's CPU per query and in
+    cores) of `concurrency` clients for `secs`."""
     SHARED.update(system=system, queries=bodies, truth=truth)
     with multiprocessing.get_context("fork").Pool(concurrency) as pool:
+        # The server's CPU time is read around the clients' whole run: what
+        # the server spends per query, whoever else shares the cores.
+        cpu0, t0 = tree_cpu_secs(system.proc.pid), time.perf_counter()
         parts = pool.map(search_worker, [(w, secs) for w in range(concurrency)])
+        cpu, wall = tree_cpu_secs(system.proc.pid) - cpu0, time.perf_counter() - t0
     latencies = sorted(x for part in parts for x in part[0])
     hits = sum(p[1] for p in parts)
     graded = sum(p[2] for p in parts)
     pick = lambda f: latencies[min(len(latencies) - 1, int(f * len(latencies)))] * 1000
     return {"qps": len(latencies) / secs, "p50_ms": pick(0.5), "p99_ms": pick(0.99),
-            "recall": hits / max(graded, 1)}
+            "recall": hits / max(graded, 1),
+            "server_cpu_ms_per_query": cpu * 1000 / max(len(latencies), 1),
+            "server_cores": cpu / wall}
 
 
 def measure(system, vectors, queries, truth, ftruth, secs):
@@ -302,11 +315,14 @@ def main():
 def report(rows, names, chromas):
     """Medians per system, and each memory-server configuration over the
     better of Chroma's configurations (the last `chromas` systems) per figure."""
-    # (label, figure, whether more is better)
+    # (label, figure, whether more is better; None: no ratio, only a reading)
     figures = [
         ("search QPS, concurrency 1", lambda r: r["c1"]["qps"], True),
         ("search QPS, concurrency 8", lambda r: r["c8"]["qps"], True),
         ("p99 ms, concurrency 8", lambda r: r["c8"]["p99_ms"], False),
+        ("server CPU ms per query, concurrency 8", lambda r: r["c8"]["server_cpu_ms_per_query"],
+         False),
+        ("server cores busy, concurrency 8", lambda r: r["c8"]["server_cores"], None),
         ("1 %-filtered QPS, concurrency 8", lambda r: r["filtered_c8"]["qps"], True),
         ("batched load, docs/s", lambda r: r["load_per_sec"], True),
         ("recall@10", lambda r: r["c1"]["recall"], True),
@@ -320,7 +336,8 @@ def report(rows, names, chromas):
     print("|---|" + "---|" * (len(names) + len(ratios)))
     for label, f, more_is_better in figures:
         meds = [statistics.median(f(r) for r in rows if r["system"] == n) for n in names]
-        best = (max if more_is_better else min)(meds[len(ours):])
+        best = None if more_is_better is None else (max if more_is_better else min)(
+            meds[len(ours):])
         cells = " | ".join(f"{m:.3f}" if m < 2 else f"{m:.3g}" if m < 100 else f"{m:,.0f}"
                            for m in meds)
         ratios = " | ".join(f"{m / best:.2f}×" if best else "–" for m in meds[:len(ours)])

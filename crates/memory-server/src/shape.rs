@@ -109,11 +109,34 @@ fn walk(root: &Value, schema: &Value, value: &Value, at: &str, depth: usize) -> 
         }
     }
     if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
-        for (i, v) in array.iter().enumerate() {
-            walk(root, items, v, &format!("{at}[{i}]"), depth + 1)?;
+        // A vector's 384 numbers cannot hold an object: walking them cost
+        // a tenth of a vector search's CPU (docs/benchmarks.md).
+        if may_refuse(root, items, depth + 1) {
+            for (i, v) in array.iter().enumerate() {
+                walk(root, items, v, &format!("{at}[{i}]"), depth + 1)?;
+            }
         }
     }
     Ok(())
+}
+
+/// Whether [`walk`] could refuse some value under `schema`: only where an
+/// object may appear (a variant list is not looked into).
+fn may_refuse(root: &Value, schema: &Value, depth: usize) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    let schema = resolve(root, schema);
+    if ["oneOf", "anyOf", "allOf", "properties"]
+        .iter()
+        .any(|k| schema.get(k).is_some())
+        || types(schema).contains(&"object")
+    {
+        return true;
+    }
+    schema
+        .get("items")
+        .is_some_and(|items| may_refuse(root, items, depth + 1))
 }
 
 #[cfg(test)]
@@ -158,6 +181,30 @@ mod tests {
         assert_eq!(
             body(json!({"metadata": [1]})),
             Err("metadata: expected an object, found an array".into())
+        );
+    }
+
+    #[test]
+    fn arrays_are_looked_into_only_where_an_object_may_be() {
+        let root = root();
+        let schema = |s: Value| may_refuse(&root, &s, 0);
+        assert!(!schema(json!({"type": "number"})));
+        assert!(!schema(
+            json!({"type": "array", "items": {"type": "string"}})
+        ));
+        assert!(schema(json!({"$ref": "#/components/schemas/Item"})));
+        assert!(schema(
+            json!({"type": "array", "items": {"$ref": "#/components/schemas/Item"}})
+        ));
+        assert!(schema(
+            json!({"oneOf": [{"type": "null"}, {"type": "number"}]})
+        ));
+        // An array of arrays of objects is still checked at the inner level.
+        let nested = json!({"type": "array", "items": {"type": "array", "items": {"$ref": "#/components/schemas/Item"}}});
+        assert!(schema(nested.clone()));
+        assert_eq!(
+            check(&root, &nested, &json!([[{"text": "ok"}], [["x"]]])),
+            Err("[1][0]: expected an object, found an array".into())
         );
     }
 
