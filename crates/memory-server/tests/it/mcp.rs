@@ -17,6 +17,11 @@ fn keys() -> String {
     ])
 }
 
+/// A server on `dir` with [`keys`].
+fn start(dir: &std::path::Path) -> Server {
+    Server::start(dir, &config_toml(free_port(), dir, None, &keys()))
+}
+
 const TOOLS: [&str; 12] = [
     "memory_context",
     "memory_delete",
@@ -35,10 +40,7 @@ const TOOLS: [&str; 12] = [
 #[tokio::test]
 async fn older_era_session_covers_tools_resources_and_prompts() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &config_toml(free_port(), dir.path(), None, &keys()),
-    );
+    let server = start(dir.path());
     let mut mcp = Mcp::new(&server, Some("k-writer-a"), OLD);
     mcp.initialize().await;
 
@@ -217,10 +219,7 @@ async fn older_era_session_covers_tools_resources_and_prompts() {
 #[tokio::test]
 async fn memory_search_takes_the_conversation_options() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &config_toml(free_port(), dir.path(), None, &keys()),
-    );
+    let server = start(dir.path());
     let mut mcp = Mcp::new(&server, Some("k-writer-a"), OLD);
     mcp.initialize().await;
     let turn = |session: &str, n: u32, at: &str, text: &str| {
@@ -316,10 +315,7 @@ async fn memory_search_takes_the_conversation_options() {
 #[tokio::test]
 async fn stateless_era_enforces_keys_roles_and_namespaces() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &config_toml(free_port(), dir.path(), None, &keys()),
-    );
+    let server = start(dir.path());
     let mut writer_b = Mcp::new(&server, Some("k-writer-b"), NEW);
     let stored = writer_b
         .tool(
@@ -735,10 +731,7 @@ async fn http_serves_every_operation_through_rmcp_client_in_both_eras() {
     use rmcp::{ClientLifecycleMode, ClientServiceExt};
 
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &config_toml(free_port(), dir.path(), None, &keys()),
-    );
+    let server = start(dir.path());
     for (mode, era) in [
         (ClientLifecycleMode::Initialize, OLD),
         (
@@ -768,10 +761,7 @@ async fn http_serves_every_operation_through_rmcp_client_in_both_eras() {
 #[tokio::test]
 async fn a_session_answers_only_the_key_that_opened_it() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &config_toml(free_port(), dir.path(), None, &keys()),
-    );
+    let server = start(dir.path());
     let mut owner = Mcp::new(&server, Some("k-writer-a"), OLD);
     let session = owner.initialize().await;
     // Another key of the same tenant, and another tenant's key, holding the id.
@@ -814,10 +804,7 @@ async fn a_session_answers_only_the_key_that_opened_it() {
 #[tokio::test]
 async fn malformed_messages_get_json_rpc_errors_in_both_eras() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &config_toml(free_port(), dir.path(), None, &keys()),
-    );
+    let server = start(dir.path());
     for era in [NEW, OLD] {
         let mut mcp = Mcp::new(&server, Some("k-writer-a"), era);
         if era == OLD {
