@@ -22,6 +22,7 @@
 use std::borrow::Cow;
 
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 use crate::backend::Quantization;
 use crate::error::{IndexError, Result};
@@ -105,10 +106,16 @@ pub fn vector_from(bytes: &[u8]) -> Result<Vec<f32>> {
     match tagged {
         Some((length, halves)) => {
             let length = f32::from_le_bytes(*length);
-            Ok(halves
+            // Widened as a slice (F16C, eight at a time) rather than one by
+            // one: every search decodes each result's record.
+            let bits: Vec<f16> = halves
                 .chunks_exact(2)
-                .map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32() * length)
-                .collect())
+                .map(|b| f16::from_le_bytes([b[0], b[1]]))
+                .collect();
+            let mut out = vec![0f32; bits.len()];
+            bits.convert_to_f32_slice(&mut out);
+            out.iter_mut().for_each(|x| *x *= length);
+            Ok(out)
         }
         None => Err(IndexError::storage(format!(
             "vector field of {} bytes is neither float32 nor tagged float16",
