@@ -47,8 +47,7 @@ import time
 import numpy as np
 
 from benchproc import (ann_dataset, dir_mib, free_port, start_memory_server, stop, tree_cpu_secs,
-                       tree_rss,
-                       wait_ready)
+                       tree_rss, wait_ready)
 
 NAMESPACE = "bench"
 COLLECTIONS = "/api/v2/tenants/default_tenant/databases/default_database/collections"

