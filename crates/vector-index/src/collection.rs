@@ -33,8 +33,7 @@ use crate::payload_index::{PayloadIndex, PayloadView};
 use crate::planner::{Plan, PlannerConfig, Strategy};
 use crate::snapshot;
 use crate::text::{AnalyzerSettings, Analyzers, TextConfig};
-use crate::topk::TopK;
-use crate::vector::{dot, normalized};
+use crate::vector::normalized;
 
 /// Settings of a collection, fixed at creation.
 #[derive(Debug, Clone, PartialEq)]
@@ -952,7 +951,7 @@ impl Collection {
                 .planner
                 .choose(self.config.backend, query.strategy, allowed.len(), live);
         let scored = match plan {
-            Plan::Exact | Plan::ExactFallback => self.exact(q, query.k, &allowed),
+            Plan::Exact | Plan::ExactFallback => self.backend.exact(q, query.k, &allowed),
             Plan::Graph => self.backend.search(q, query.k, ef, None)?,
             Plan::FilteredGraph => {
                 let accept = |key: Key| allowed.contains(key);
@@ -964,7 +963,7 @@ impl Collection {
         if !plan.is_exact() && hits.len() < reachable {
             // The graph could not reach enough allowed points: fall back to exact.
             plan = Plan::ExactFallback;
-            hits = self.resolve(&self.exact(q, query.k, &allowed), &allowed);
+            hits = self.resolve(&self.backend.exact(q, query.k, &allowed), &allowed);
         }
         Ok((hits, plan, allowed.len()))
     }
@@ -981,18 +980,6 @@ impl Collection {
     fn allocate_key(&self) -> Result<Key> {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         Key::try_from(key).map_err(|_| IndexError::KeysExhausted(u64::from(Key::MAX) + 1))
-    }
-
-    /// Exact top-k of `allowed` by dot product.
-    fn exact(&self, q: &[f32], k: usize, allowed: &RoaringBitmap) -> Vec<Scored> {
-        let mut best = TopK::new(k);
-        self.backend.scan(allowed, &mut |key, v| {
-            best.push(Scored {
-                key,
-                score: dot(q, v),
-            });
-        });
-        best.into_sorted()
     }
 
     /// Maps the snapshot's keys to ids, best first.

@@ -1,8 +1,10 @@
 //! Filtered approximate nearest-neighbour search over points `(id, vector, payload)`.
 //!
 //! Layers, bottom up:
-//! - [`vector`]: validation, L2 normalisation and the SIMD dot product;
-//! - [`backend`]: ANN graphs behind the [`AnnBackend`] trait (`hnsw_rs`, `usearch`);
+//! - [`vector`]: validation, L2 normalisation and the SIMD dot products;
+//! - [`backend`]: ANN graphs behind the [`AnnBackend`] trait (`hnsw_rs`, `usearch`),
+//!   and the exact top k of a set of keys (for usearch, from 8-bit rows with an
+//!   error bound);
 //! - [`payload`], [`filter`], [`payload_index`]: what a point carries, how to
 //!   filter on it, and the bitmap index that answers filters;
 //! - [`planner`]: exact scan or (filtered) graph search;

@@ -1,9 +1,19 @@
-//! The best `k` scored keys seen so far, for exact scans and keyword search.
+//! A scored key, and the best `k` of them seen so far, for exact scans and
+//! keyword search.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 
-use crate::backend::Scored;
+use crate::Key;
+
+/// A key with its cosine similarity to the query (higher is closer).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    /// Internal key.
+    pub key: Key,
+    /// Cosine similarity in `[-1, 1]`.
+    pub score: f32,
+}
 
 /// A scored key ordered so that greater is better (higher score, then lower key).
 #[derive(Debug, Clone, Copy)]

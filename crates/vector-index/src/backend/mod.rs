@@ -1,9 +1,11 @@
 //! Approximate nearest-neighbour graphs behind one trait.
 //!
 //! A backend stores unit vectors under internal [`Key`]s and answers k-NN
-//! queries, optionally restricted by a predicate. It knows nothing of ids,
-//! payloads or plans; the [`crate::Collection`] adds those.
+//! queries, optionally restricted by a predicate, and the exact top k of a
+//! set of keys (usearch starts those from the 8-bit rows of [`coarse`]). It
+//! knows nothing of ids, payloads or plans; the [`crate::Collection`] adds those.
 
+mod coarse;
 mod hnsw;
 pub(crate) mod none;
 pub(crate) mod usearch;
@@ -15,18 +17,12 @@ use roaring::RoaringBitmap;
 
 use crate::Key;
 use crate::error::{IndexError, Result};
+pub use crate::topk::Scored;
+use crate::topk::TopK;
+use crate::vector::dot;
 
 pub use self::hnsw::HnswBackend;
 pub use self::usearch::UsearchBackend;
-
-/// A key with its cosine similarity to the query (higher is closer).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Scored {
-    /// Internal key.
-    pub key: Key,
-    /// Cosine similarity in `[-1, 1]`.
-    pub score: f32,
-}
 
 /// A predicate on keys that may be called from the searching thread.
 pub type Accept<'a> = &'a (dyn Fn(Key) -> bool + Sync);
@@ -41,6 +37,11 @@ pub trait AnnBackend: Send + Sync {
     fn remove(&self, key: Key) -> Result<()>;
     /// Calls `visit` with the stored vector of every present key in `keys`.
     fn scan(&self, keys: &RoaringBitmap, visit: &mut dyn FnMut(Key, &[f32]));
+    /// The exact `k` best of `keys` by dot product with the unit `query`,
+    /// best first (ties by key): what scoring every stored vector gives.
+    fn exact(&self, query: &[f32], k: usize, keys: &RoaringBitmap) -> Vec<Scored> {
+        scan_top_k(self, query, k, keys)
+    }
     /// Copies the vector of `key` into a new `Vec`, if present.
     fn vector(&self, key: Key) -> Option<Vec<f32>>;
     /// Whether `key` is present and inserting `vector` would store exactly
@@ -84,6 +85,23 @@ pub trait AnnBackend: Send + Sync {
     }
     /// Blocks until background maintenance (e.g. a rebuild) has finished.
     fn wait_idle(&self) {}
+}
+
+/// The `k` best of `keys` by scoring each stored vector that `b` scans.
+pub(crate) fn scan_top_k<B: AnnBackend + ?Sized>(
+    b: &B,
+    query: &[f32],
+    k: usize,
+    keys: &RoaringBitmap,
+) -> Vec<Scored> {
+    let mut best = TopK::new(k);
+    b.scan(keys, &mut |key, v| {
+        best.push(Scored {
+            key,
+            score: dot(query, v),
+        });
+    });
+    best.into_sorted()
 }
 
 /// The available backends.
@@ -136,8 +154,8 @@ pub enum Quantization {
     #[default]
     F32,
     /// Half precision: half the memory, faster graph inserts and searches,
-    /// recall within noise of `f32` in the ANN bench; exact scans widen each
-    /// vector back to `f32` (0.4-0.75x the speed of `f32` scans).
+    /// recall within noise of `f32` in the ANN bench; exact scans start from
+    /// 8-bit rows and widen only the vectors that may make the top k.
     F16,
     /// 8-bit: a quarter of the memory and fastest, but recall@10 levels off
     /// near 0.92 in the ANN bench.

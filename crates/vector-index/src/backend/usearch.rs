@@ -4,13 +4,18 @@
 //! fails an operation when none is free, so a small semaphore bounds the
 //! operations in flight to the reserved slots. Growing the capacity must not
 //! overlap any operation, hence the `RwLock` taken exclusively only to grow.
+//!
+//! Beside an f16 or f32 graph sit [`CoarseRows`], an 8-bit copy of each
+//! vector that lets an exact scan read the graph's vectors only for the keys
+//! that may make its top k (an i8 graph is scanned directly).
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use roaring::RoaringBitmap;
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::{Accept, AnnBackend, BackendKind, GraphParams, Quantization, Scored};
+use super::coarse::CoarseRows;
+use super::{Accept, AnnBackend, BackendKind, GraphParams, Quantization, Scored, scan_top_k};
 use crate::Key;
 use crate::error::{IndexError, Result};
 
@@ -52,6 +57,9 @@ pub struct UsearchBackend {
     index: RwLock<Index>,
     slots: Slots,
     dim: usize,
+    /// The 8-bit rows exact scans start from; `None` for an i8 graph.
+    coarse: Option<RwLock<CoarseRows>>,
+    quantization: Quantization,
 }
 
 fn backend_error(e: impl std::fmt::Display) -> IndexError {
@@ -83,6 +91,8 @@ impl UsearchBackend {
         index
             .reserve_capacity_and_threads(params.capacity_hint.max(MIN_CAPACITY), THREAD_SLOTS)
             .map_err(backend_error)?;
+        let coarse =
+            (params.quantization != Quantization::I8).then(|| RwLock::new(CoarseRows::new(dim)));
         Ok(Self {
             index: RwLock::new(index),
             slots: Slots {
@@ -90,12 +100,14 @@ impl UsearchBackend {
                 freed: Condvar::new(),
             },
             dim,
+            coarse,
+            quantization: params.quantization,
         })
     }
 
     /// Loads a graph saved by [`AnnBackend::save`].
     pub fn restore(dim: usize, params: &GraphParams, bytes: &[u8]) -> Result<Self> {
-        let backend = Self::new(dim, params)?;
+        let mut backend = Self::new(dim, params)?;
         {
             let index = backend.index.write();
             index.load_from_buffer(bytes).map_err(backend_error)?;
@@ -111,7 +123,26 @@ impl UsearchBackend {
                 .reserve_capacity_and_threads(capacity, THREAD_SLOTS)
                 .map_err(backend_error)?;
         }
+        if let Some(coarse) = &backend.coarse {
+            let mut rows = coarse.write();
+            if fill_coarse(&mut rows, params.quantization, dim, bytes).is_err() {
+                // usearch read a layout we do not: scans then read every vector.
+                drop(rows);
+                backend.coarse = None;
+            }
+        }
         Ok(backend)
+    }
+
+    /// `vector` as the graph stores it, widened back to f32: what a scan reads.
+    fn as_stored(&self, vector: &[f32]) -> Vec<f32> {
+        match self.quantization {
+            Quantization::F16 => vector
+                .iter()
+                .map(|x| half::f16::from_f32(*x).to_f32())
+                .collect(),
+            _ => vector.to_vec(),
+        }
     }
 
     /// Doubles the capacity unless another thread already made room.
@@ -134,6 +165,8 @@ impl AnnBackend for UsearchBackend {
 
     fn insert(&self, key: Key, vector: &[f32]) -> Result<()> {
         let _slot = self.slots.acquire();
+        // Computed before taking any lock: the lock on the graph is not re-entrant.
+        let stored = self.coarse.as_ref().map(|_| self.as_stored(vector));
         let mut last_error = None;
         for _ in 0..ADD_ATTEMPTS {
             let capacity = {
@@ -142,7 +175,12 @@ impl AnnBackend for UsearchBackend {
                 // Room for every operation that may be adding at this moment.
                 if index.size() + THREAD_SLOTS < capacity {
                     match index.add(u64::from(key), vector) {
-                        Ok(()) => return Ok(()),
+                        Ok(()) => {
+                            if let (Some(coarse), Some(stored)) = (&self.coarse, &stored) {
+                                coarse.write().put(key, stored);
+                            }
+                            return Ok(());
+                        }
                         Err(e) => last_error = Some(backend_error(e)),
                     }
                 }
@@ -157,6 +195,9 @@ impl AnnBackend for UsearchBackend {
 
     fn remove(&self, key: Key) -> Result<()> {
         let _slot = self.slots.acquire();
+        if let Some(coarse) = &self.coarse {
+            coarse.write().remove(key);
+        }
         self.index
             .read()
             .remove(u64::from(key))
@@ -187,6 +228,16 @@ impl AnnBackend for UsearchBackend {
             if let Ok(1) = index.get(u64::from(key), &mut buf) {
                 visit(key, &buf);
             }
+        }
+    }
+
+    fn exact(&self, query: &[f32], k: usize, keys: &RoaringBitmap) -> Vec<Scored> {
+        match &self.coarse {
+            Some(coarse) => {
+                let candidates = coarse.read().candidates(query, k, keys);
+                scan_top_k(self, query, k, &candidates)
+            }
+            None => scan_top_k(self, query, k, keys),
         }
     }
 
@@ -264,7 +315,7 @@ impl AnnBackend for UsearchBackend {
     }
 
     fn memory_bytes(&self) -> usize {
-        self.index.read().memory_usage()
+        self.index.read().memory_usage() + self.coarse.as_ref().map_or(0, |c| c.read().bytes())
     }
 
     fn save(&self) -> Result<Vec<u8>> {
@@ -322,6 +373,86 @@ fn split_saved(saved: &[u8]) -> Result<(usize, usize, &[u8], &[u8])> {
             .ok_or_else(|| broken("matrix size"))?,
     )?;
     Ok((rows, cols, matrix, r.0))
+}
+
+/// Puts the row of every key of a saved graph, read in place from its
+/// vectors: no per-key lookup.
+fn fill_coarse(
+    rows: &mut CoarseRows,
+    quantization: Quantization,
+    dim: usize,
+    saved: &[u8],
+) -> Result<()> {
+    let (count, cols, matrix, graph) = split_saved(saved)?;
+    let keys = slot_keys(graph, count)?;
+    let mut widened = vec![0f32; dim];
+    for (row, key) in matrix.chunks_exact(cols.max(1)).zip(keys) {
+        let Some(key) = key else { continue };
+        if !widen(quantization, row, &mut widened) {
+            return Err(broken("bytes per vector"));
+        }
+        rows.put(key, &widened);
+    }
+    Ok(())
+}
+
+/// Widens one saved row (`quantization`'s bytes, little-endian) into `out`;
+/// false when the row is not `out.len()` elements of that kind.
+fn widen(quantization: Quantization, row: &[u8], out: &mut [f32]) -> bool {
+    match quantization {
+        Quantization::F16 if row.len() == out.len() * 2 => {
+            for (o, b) in out.iter_mut().zip(row.chunks_exact(2)) {
+                *o = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+            }
+            true
+        }
+        Quantization::F32 if row.len() == out.len() * 4 => {
+            for (o, b) in out.iter_mut().zip(row.chunks_exact(4)) {
+                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The key of each of the graph's `rows` slots (`None` for a removed one),
+/// read from the saved graph that follows the vectors.
+fn slot_keys(graph: &[u8], rows: usize) -> Result<Vec<Option<Key>>> {
+    let mut g = Reader(graph);
+    g.take(DENSE_HEAD_BYTES)?;
+    let nodes = g.usize()?;
+    let connectivity = g.usize()?;
+    let base = g.usize()?;
+    g.take(GRAPH_HEADER_BYTES - 24)?;
+    if nodes != rows {
+        return Err(broken("node count"));
+    }
+    let levels = g.take(nodes.checked_mul(2).ok_or_else(|| broken("nodes"))?)?;
+    let base_bytes = 4 + base.checked_mul(4).ok_or_else(|| broken("connectivity"))?;
+    let level_bytes = 4 + connectivity
+        .checked_mul(4)
+        .ok_or_else(|| broken("connectivity"))?;
+    let mut keys = Vec::with_capacity(nodes);
+    for level in levels.chunks_exact(2) {
+        let level = i16::from_le_bytes([level[0], level[1]]);
+        let level = usize::try_from(level).map_err(|_| broken("level"))?;
+        let node = level
+            .checked_mul(level_bytes)
+            .and_then(|n| n.checked_add(NODE_HEAD_BYTES + base_bytes))
+            .ok_or_else(|| broken("level"))?;
+        let key = Reader(g.take(node)?).u64()?;
+        // Our keys are u32; anything else is a removed slot.
+        keys.push(
+            (key != REMOVED_KEY)
+                .then(|| Key::try_from(key).ok())
+                .flatten(),
+        );
+    }
+    if !g.0.is_empty() {
+        return Err(broken("length (trailing bytes)"));
+    }
+    Ok(keys)
 }
 
 fn broken(what: &str) -> IndexError {
@@ -392,37 +523,11 @@ impl<'a> VectorFree<'a> {
         }
         let fingerprints = r.take(rows.checked_mul(8).ok_or_else(|| broken("rows"))?)?;
         let rest = r.0;
-        let mut g = Reader(rest);
-        g.take(DENSE_HEAD_BYTES)?;
-        let nodes = g.usize()?;
-        let connectivity = g.usize()?;
-        let base = g.usize()?;
-        g.take(GRAPH_HEADER_BYTES - 24)?;
-        if nodes != rows {
-            return Err(broken("node count"));
-        }
-        let levels = g.take(nodes.checked_mul(2).ok_or_else(|| broken("nodes"))?)?;
-        let base_bytes = 4 + base.checked_mul(4).ok_or_else(|| broken("connectivity"))?;
-        let level_bytes = 4 + connectivity
-            .checked_mul(4)
-            .ok_or_else(|| broken("connectivity"))?;
-        let mut slot_of = hashbrown::HashMap::with_capacity(nodes);
-        for (slot, level) in levels.chunks_exact(2).enumerate() {
-            let level = i16::from_le_bytes([level[0], level[1]]);
-            let level = usize::try_from(level).map_err(|_| broken("level"))?;
-            let node = level
-                .checked_mul(level_bytes)
-                .and_then(|n| n.checked_add(NODE_HEAD_BYTES + base_bytes))
-                .ok_or_else(|| broken("level"))?;
-            let mut n = Reader(g.take(node)?);
-            let key = n.u64()?;
-            if key != REMOVED_KEY {
-                slot_of.insert(key, slot);
-            }
-        }
-        if !g.0.is_empty() {
-            return Err(broken("length (trailing bytes)"));
-        }
+        let slot_of = slot_keys(rest, rows)?
+            .into_iter()
+            .enumerate()
+            .filter_map(|(slot, key)| Some((u64::from(key?), slot)))
+            .collect();
         Ok(Some(Self {
             quantization: params.quantization,
             dim,
@@ -583,6 +688,60 @@ mod tests {
             VectorFree::parse(&levels, DIM, &p).is_err(),
             "a level past the end"
         );
+    }
+
+    #[test]
+    fn exact_scans_answer_as_a_full_scan_does_before_and_after_a_restore() {
+        for q in [Quantization::F16, Quantization::F32, Quantization::I8] {
+            let (b, vectors) = backend(q, 600);
+            for key in [5, 77, 300] {
+                b.remove(key).unwrap();
+            }
+            let restored = UsearchBackend::restore(DIM, &params(q), &b.save().unwrap()).unwrap();
+            assert_eq!(restored.coarse.is_some(), q != Quantization::I8, "{q:?}");
+            let keys: RoaringBitmap = (0..600).filter(|k| k % 4 != 1).collect();
+            for (i, query) in vectors.iter().step_by(37).enumerate() {
+                for k in [1, 10] {
+                    let full = scan_top_k(&b, query, k, &keys);
+                    assert_eq!(full.len(), k);
+                    assert!(full.iter().all(|s| ![5, 77, 300].contains(&s.key)));
+                    assert_eq!(b.exact(query, k, &keys), full, "{q:?}, query {i}, k {k}");
+                    assert_eq!(restored.exact(query, k, &keys), full, "{q:?} restored");
+                }
+            }
+            // A key inserted after the restore is scanned too.
+            let (new_key, target) = (1000, vectors[2].clone());
+            restored.insert(new_key, &target).unwrap();
+            let keys: RoaringBitmap = [2, new_key].into_iter().collect();
+            let found = restored.exact(&target, 2, &keys);
+            assert_eq!(found.len(), 2, "{q:?}");
+        }
+    }
+
+    #[test]
+    fn inserts_that_grow_the_graph_while_others_scan_all_finish() {
+        let b = UsearchBackend::new(DIM, &params(Quantization::F16)).unwrap();
+        let vectors: Vec<Vec<f32>> = clustered(8000, DIM, 4, 0.3, 9)
+            .chunks(DIM)
+            .map(|v| normalized(v, DIM).unwrap())
+            .collect();
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (b, vectors) = (&b, &vectors);
+                s.spawn(move || {
+                    for key in (t..vectors.len()).step_by(4) {
+                        b.insert(key as Key, &vectors[key]).unwrap();
+                        if key % 16 == t {
+                            // Only keys whose insert has returned, as a collection
+                            // publishes them (a key mid-insert is not readable).
+                            let keys: RoaringBitmap = (t as Key..=key as Key).step_by(4).collect();
+                            assert!(!b.exact(&vectors[key], 5, &keys).is_empty());
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(b.len(), 8000);
     }
 
     #[test]
