@@ -59,7 +59,7 @@ impl EmbeddedStore {
     /// redb's page cache of a store opened by [`EmbeddedStore::open`], in MiB
     /// (redb's own default, 1 GiB, kept a whole loaded file resident:
     /// docs/benchmarks.md, "Where the memory goes").
-    pub const DEFAULT_CACHE_MIB: usize = 64;
+    pub const DEFAULT_CACHE_MIB: usize = 32;
 
     /// Opens (or creates) the store at `path` with a page cache of
     /// `cache_bytes`, as [`EmbeddedStore::open`] does.
