@@ -47,21 +47,39 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// Portable dot product; eight independent sums let the compiler vectorise it.
 fn dot_portable(a: &[f32], b: &[f32]) -> f32 {
+    dot_widening(a, b, |x| x)
+}
+
+/// `a · b` with each element of `b` widened to `f32`, in eight independent sums.
+#[inline]
+fn dot_widening<T: Copy>(a: &[f32], b: &[T], widen: impl Fn(T) -> f32) -> f32 {
     let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0f32; 8];
     let chunks = n / 8 * 8;
     for (ca, cb) in a[..chunks].chunks_exact(8).zip(b[..chunks].chunks_exact(8)) {
         for i in 0..8 {
-            acc[i] += ca[i] * cb[i];
+            acc[i] += ca[i] * widen(cb[i]);
         }
     }
-    let tail: f32 = a[chunks..]
+    let tail: f32 = a[chunks..n]
         .iter()
-        .zip(&b[chunks..])
-        .map(|(x, y)| x * y)
+        .zip(&b[chunks..n])
+        .map(|(x, y)| x * widen(*y))
         .sum();
     acc.iter().sum::<f32>() + tail
+}
+
+/// The sum of the eight lanes of `s`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn sum_lanes(s: std::arch::x86_64::__m256) -> f32 {
+    use std::arch::x86_64::*;
+    let hi = _mm256_extractf128_ps(s, 1);
+    let lo = _mm256_castps256_ps128(s);
+    let q = _mm_add_ps(hi, lo);
+    let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    let q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
+    _mm_cvtss_f32(q)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -86,13 +104,7 @@ unsafe fn dot_avx2(a: &[f32], b: &[f32]) -> f32 {
         }
         i += 16;
     }
-    let s = _mm256_add_ps(s0, s1);
-    let hi = _mm256_extractf128_ps(s, 1);
-    let lo = _mm256_castps256_ps128(s);
-    let q = _mm_add_ps(hi, lo);
-    let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    let q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
-    let mut total = _mm_cvtss_f32(q);
+    let mut total = sum_lanes(_mm256_add_ps(s0, s1));
     for j in chunks..n {
         total += a[j] * b[j];
     }
@@ -114,25 +126,9 @@ pub fn dot_i8(a: &[f32], codes: &[i8]) -> f32 {
     dot_i8_portable(a, codes)
 }
 
-/// Portable [`dot_i8`]; eight independent sums let the compiler vectorise it.
+/// Portable [`dot_i8`].
 fn dot_i8_portable(a: &[f32], codes: &[i8]) -> f32 {
-    let n = a.len().min(codes.len());
-    let mut acc = [0f32; 8];
-    let chunks = n / 8 * 8;
-    for (ca, cb) in a[..chunks]
-        .chunks_exact(8)
-        .zip(codes[..chunks].chunks_exact(8))
-    {
-        for i in 0..8 {
-            acc[i] += ca[i] * f32::from(cb[i]);
-        }
-    }
-    let tail: f32 = a[chunks..n]
-        .iter()
-        .zip(&codes[chunks..n])
-        .map(|(x, c)| x * f32::from(*c))
-        .sum();
-    acc.iter().sum::<f32>() + tail
+    dot_widening(a, codes, f32::from)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -160,13 +156,7 @@ unsafe fn dot_i8_avx2(a: &[f32], codes: &[i8]) -> f32 {
         }
         i += 16;
     }
-    let s = _mm256_add_ps(s0, s1);
-    let hi = _mm256_extractf128_ps(s, 1);
-    let lo = _mm256_castps256_ps128(s);
-    let q = _mm_add_ps(hi, lo);
-    let q = _mm_add_ps(q, _mm_movehl_ps(q, q));
-    let q = _mm_add_ss(q, _mm_shuffle_ps(q, q, 1));
-    let mut total = _mm_cvtss_f32(q);
+    let mut total = sum_lanes(_mm256_add_ps(s0, s1));
     for j in chunks..n {
         total += a[j] * f32::from(codes[j]);
     }
