@@ -123,13 +123,12 @@ impl UsearchBackend {
                 .reserve_capacity_and_threads(capacity, THREAD_SLOTS)
                 .map_err(backend_error)?;
         }
-        if let Some(coarse) = &backend.coarse {
-            let mut rows = coarse.write();
-            if fill_coarse(&mut rows, params.quantization, dim, bytes).is_err() {
-                // usearch read a layout we do not: scans then read every vector.
-                drop(rows);
-                backend.coarse = None;
-            }
+        if backend.coarse.is_some() {
+            // A layout usearch reads and we do not leaves no rows: scans then
+            // read every vector.
+            backend.coarse = coarse_of_saved(params.quantization, dim, bytes)
+                .ok()
+                .map(RwLock::new);
         }
         Ok(backend)
     }
@@ -375,14 +374,10 @@ fn split_saved(saved: &[u8]) -> Result<(usize, usize, &[u8], &[u8])> {
     Ok((rows, cols, matrix, r.0))
 }
 
-/// Puts the row of every key of a saved graph, read in place from its
-/// vectors: no per-key lookup.
-fn fill_coarse(
-    rows: &mut CoarseRows,
-    quantization: Quantization,
-    dim: usize,
-    saved: &[u8],
-) -> Result<()> {
+/// The row of every key of a saved graph, read in place from its vectors:
+/// no per-key lookup.
+fn coarse_of_saved(quantization: Quantization, dim: usize, saved: &[u8]) -> Result<CoarseRows> {
+    let mut rows = CoarseRows::new(dim);
     let (count, cols, matrix, graph) = split_saved(saved)?;
     let keys = slot_keys(graph, count)?;
     let mut widened = vec![0f32; dim];
@@ -393,7 +388,7 @@ fn fill_coarse(
         }
         rows.put(key, &widened);
     }
-    Ok(())
+    Ok(rows)
 }
 
 /// Widens one saved row (`quantization`'s bytes, little-endian) into `out`;
