@@ -66,7 +66,7 @@ impl Default for PlannerConfig {
 /// Measured `g / e` per backend, from the 100k x 384 ANN bench (docs/benchmarks.md).
 pub fn default_cost_ratio(kind: BackendKind) -> f64 {
     match kind {
-        BackendKind::Usearch => 130.0,
+        BackendKind::Usearch => 700.0,
         BackendKind::Hnsw => 1350.0,
     }
 }
@@ -124,10 +124,10 @@ mod tests {
         let p = PlannerConfig::default();
         assert_eq!(p.choose(U, Strategy::Auto, 0, 100_000), Plan::Exact);
         assert_eq!(p.choose(U, Strategy::Auto, 1024, 1024), Plan::Exact);
-        // sqrt(130 * 100_000) ≈ 3606: the measured crossover.
-        assert_eq!(p.choose(U, Strategy::Auto, 3_600, 100_000), Plan::Exact);
+        // sqrt(700 * 100_000) ≈ 8367: the measured crossover.
+        assert_eq!(p.choose(U, Strategy::Auto, 8_300, 100_000), Plan::Exact);
         assert_eq!(
-            p.choose(U, Strategy::Auto, 3_700, 100_000),
+            p.choose(U, Strategy::Auto, 8_400, 100_000),
             Plan::FilteredGraph
         );
     }
