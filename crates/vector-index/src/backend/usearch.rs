@@ -18,6 +18,7 @@ use super::coarse::CoarseRows;
 use super::{Accept, AnnBackend, BackendKind, GraphParams, Quantization, Scored, scan_top_k};
 use crate::Key;
 use crate::error::{IndexError, Result};
+use crate::vector;
 
 /// Operations that may run inside usearch at once.
 const THREAD_SLOTS: usize = 64;
@@ -62,6 +63,25 @@ pub struct UsearchBackend {
     quantization: Quantization,
 }
 
+/// Puts our f32 dot product under an f32 graph in place of usearch's, which
+/// sums in f64: twice the work, and 1.3-1.5× the search QPS when replaced
+/// (docs/benchmarks.md). usearch's f16 kernel already sums in f32 and is
+/// kept. Goes by the kind the graph holds, which after a load is the saved one.
+fn install_kernel(index: &mut Index, dim: usize) {
+    if index.scalar_kind() == ScalarKind::F32 {
+        index.change_metric::<f32>(Box::new(move |a, b| {
+            // SAFETY: usearch passes two vectors of the graph's `dim` floats.
+            let (a, b) = unsafe {
+                (
+                    std::slice::from_raw_parts(a, dim),
+                    std::slice::from_raw_parts(b, dim),
+                )
+            };
+            1.0 - vector::dot(a, b)
+        }));
+    }
+}
+
 fn backend_error(e: impl std::fmt::Display) -> IndexError {
     IndexError::Backend {
         backend: "usearch",
@@ -72,6 +92,13 @@ fn backend_error(e: impl std::fmt::Display) -> IndexError {
 impl UsearchBackend {
     /// An empty index for `dim`-dimensional vectors; `params` must be validated.
     pub fn new(dim: usize, params: &GraphParams) -> Result<Self> {
+        let backend = Self::without_kernel(dim, params)?;
+        install_kernel(&mut backend.index.write(), dim);
+        Ok(backend)
+    }
+
+    /// [`UsearchBackend::new`] with usearch's own distance kernel.
+    fn without_kernel(dim: usize, params: &GraphParams) -> Result<Self> {
         let options = IndexOptions {
             dimensions: dim,
             metric: MetricKind::IP,
@@ -107,10 +134,12 @@ impl UsearchBackend {
 
     /// Loads a graph saved by [`AnnBackend::save`].
     pub fn restore(dim: usize, params: &GraphParams, bytes: &[u8]) -> Result<Self> {
-        let mut backend = Self::new(dim, params)?;
+        // The kernel goes in after the load, which resets the metric.
+        let mut backend = Self::without_kernel(dim, params)?;
         {
-            let index = backend.index.write();
+            let mut index = backend.index.write();
             index.load_from_buffer(bytes).map_err(backend_error)?;
+            install_kernel(&mut index, dim);
             if index.dimensions() != dim {
                 return Err(backend_error(format!(
                     "saved graph has {} dimensions, expected {dim}",
@@ -611,6 +640,35 @@ mod tests {
         GraphParams {
             quantization,
             ..GraphParams::default()
+        }
+    }
+
+    #[test]
+    fn an_f32_graph_scores_with_our_kernel_before_and_after_a_restore() {
+        // Not a multiple of 16, so the kernel's tail runs too. usearch's own
+        // kernel sums in f64: on these vectors its scores differ from ours in
+        // the last bits, so a graph that lost our kernel fails.
+        const WIDE: usize = 100;
+        let params = params(Quantization::F32);
+        let b = UsearchBackend::new(WIDE, &params).unwrap();
+        let vectors: Vec<Vec<f32>> = clustered(200, WIDE, 4, 0.3, 11)
+            .chunks(WIDE)
+            .map(|v| normalized(v, WIDE).unwrap())
+            .collect();
+        for (key, v) in vectors.iter().enumerate() {
+            b.insert(key as Key, v).unwrap();
+        }
+        let restored = UsearchBackend::restore(WIDE, &params, &b.save().unwrap()).unwrap();
+        for (name, backend) in [("new", &b), ("restored", &restored)] {
+            let mut checked = 0;
+            for query in vectors.iter().step_by(20) {
+                for hit in backend.search(query, 10, 32, None).unwrap() {
+                    let ours = vector::dot(query, &vectors[hit.key as usize]);
+                    assert_eq!(hit.score, 1.0 - (1.0 - ours), "{name}: key {}", hit.key);
+                    checked += 1;
+                }
+            }
+            assert_eq!(checked, 100, "{name}");
         }
     }
 
