@@ -66,9 +66,11 @@ pub struct UsearchBackend {
 /// Puts our f32 dot product under an f32 graph in place of usearch's, which
 /// sums in f64: twice the work, and 1.3-1.5× the search QPS when replaced
 /// (docs/benchmarks.md). usearch's f16 kernel already sums in f32 and is
-/// kept. Goes by the kind the graph holds, which after a load is the saved one.
-fn install_kernel(index: &mut Index, dim: usize) {
+/// kept. Goes by the kind and width the graph holds, which after a load are
+/// the saved ones.
+fn install_kernel(index: &mut Index) {
     if index.scalar_kind() == ScalarKind::F32 {
+        let dim = index.dimensions();
         index.change_metric::<f32>(Box::new(move |a, b| {
             // SAFETY: usearch passes two vectors of the graph's `dim` floats.
             let (a, b) = unsafe {
@@ -93,7 +95,7 @@ impl UsearchBackend {
     /// An empty index for `dim`-dimensional vectors; `params` must be validated.
     pub fn new(dim: usize, params: &GraphParams) -> Result<Self> {
         let backend = Self::without_kernel(dim, params)?;
-        install_kernel(&mut backend.index.write(), dim);
+        install_kernel(&mut backend.index.write());
         Ok(backend)
     }
 
@@ -139,7 +141,7 @@ impl UsearchBackend {
         {
             let mut index = backend.index.write();
             index.load_from_buffer(bytes).map_err(backend_error)?;
-            install_kernel(&mut index, dim);
+            install_kernel(&mut index);
             if index.dimensions() != dim {
                 return Err(backend_error(format!(
                     "saved graph has {} dimensions, expected {dim}",
