@@ -23,6 +23,23 @@ const CHUNK_ROWS: usize = 1024;
 /// Keys a scan looks ahead to prefetch their rows.
 const PREFETCH_AHEAD: usize = 4;
 
+/// Writes `v`'s 8-bit codes at its own scale into `codes` (its largest
+/// component becomes ±127, the rest are rounded to the nearest step) and
+/// returns that scale: `v ≈ scale · codes`. Every vector uses all 8 bits,
+/// however small its components.
+pub(crate) fn quantize(v: &[f32], codes: &mut [i8]) -> f32 {
+    let largest = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+    let scale = largest / 127.0;
+    for (code, x) in codes.iter_mut().zip(v) {
+        *code = if scale > 0.0 {
+            (x / scale).round().clamp(-127.0, 127.0) as i8
+        } else {
+            0
+        };
+    }
+    scale
+}
+
 /// One chunk of rows; a row with a NaN scale is absent.
 struct Chunk {
     codes: Box<[i8]>,
@@ -61,20 +78,16 @@ impl CoarseRows {
             scale: vec![f32::NAN; CHUNK_ROWS].into_boxed_slice(),
             residual: vec![0.0; CHUNK_ROWS].into_boxed_slice(),
         });
-        let largest = stored.iter().fold(0f32, |m, x| m.max(x.abs()));
-        let scale = largest / 127.0;
         let codes = &mut c.codes[row * dim..(row + 1) * dim];
-        let mut lost = 0f64;
-        for (code, x) in codes.iter_mut().zip(stored) {
-            let q = if scale > 0.0 {
-                (x / scale).round().clamp(-127.0, 127.0)
-            } else {
-                0.0
-            };
-            *code = q as i8;
-            let e = f64::from(*x) - f64::from(scale) * q as f64;
-            lost += e * e;
-        }
+        let scale = quantize(stored, codes);
+        let lost: f64 = codes
+            .iter()
+            .zip(stored)
+            .map(|(code, x)| {
+                let e = f64::from(*x) - f64::from(scale) * f64::from(*code);
+                e * e
+            })
+            .sum();
         c.scale[row] = scale;
         // Rounded up, so the bound never falls short by the last bit.
         c.residual[row] = (lost.sqrt() * (1.0 + 1e-6)) as f32;

@@ -8,13 +8,19 @@
 //! Beside an f16 or f32 graph sit [`CoarseRows`], an 8-bit copy of each
 //! vector that lets an exact scan read the graph's vectors only for the keys
 //! that may make its top k (an i8 graph is scanned directly).
+//!
+//! An i8 graph holds our codes, not usearch's: each vector rounded at its own
+//! scale ([`quantize`]), measured by cosine, which ignores that scale.
+//! usearch's own cast truncates every vector at one fixed scale, which uses
+//! a few of the 8 bits of a unit vector's small components and left recall@10
+//! near 0.92 (docs/benchmarks.md, "An 8-bit graph of our own codes").
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use roaring::RoaringBitmap;
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 use xxhash_rust::xxh3::xxh3_64;
 
-use super::coarse::CoarseRows;
+use super::coarse::{CoarseRows, quantize};
 use super::{Accept, AnnBackend, BackendKind, GraphParams, Quantization, Scored, scan_top_k};
 use crate::Key;
 use crate::error::{IndexError, Result};
@@ -53,7 +59,8 @@ impl Drop for SlotGuard<'_> {
     }
 }
 
-/// ANN backend over `usearch` (f32 storage, inner-product metric on unit vectors).
+/// ANN backend over `usearch`: unit vectors at f32 or f16 under the inner
+/// product, or as 8-bit codes under the cosine.
 pub struct UsearchBackend {
     index: RwLock<Index>,
     slots: Slots,
@@ -84,6 +91,70 @@ fn install_kernel(index: &mut Index) {
     }
 }
 
+/// The element kind a graph of `quantization` holds.
+fn scalar_of(quantization: Quantization) -> ScalarKind {
+    match quantization {
+        Quantization::F32 => ScalarKind::F32,
+        Quantization::F16 => ScalarKind::F16,
+        Quantization::I8 => ScalarKind::I8,
+    }
+}
+
+/// The quantization of a graph holding `kind`, if we build such graphs.
+fn quantization_of(kind: ScalarKind) -> Option<Quantization> {
+    match kind {
+        ScalarKind::F32 => Some(Quantization::F32),
+        ScalarKind::F16 => Some(Quantization::F16),
+        ScalarKind::I8 => Some(Quantization::I8),
+        _ => None,
+    }
+}
+
+/// The metric a graph of `quantization` measures with: the inner product of
+/// unit vectors, or the cosine of codes, each at its own scale.
+fn metric_of(quantization: Quantization) -> MetricKind {
+    match quantization {
+        Quantization::F32 | Quantization::F16 => MetricKind::IP,
+        Quantization::I8 => MetricKind::Cos,
+    }
+}
+
+/// `v`'s 8-bit codes, as an i8 graph stores and searches them.
+fn codes(v: &[f32]) -> Vec<i8> {
+    let mut codes = vec![0; v.len()];
+    quantize(v, &mut codes);
+    codes
+}
+
+/// Codes read back from an i8 graph as a unit vector: their direction, which
+/// is all the cosine the graph measures keeps of a vector.
+fn widen_codes(codes: &[i8], out: &mut [f32]) {
+    let norm = codes
+        .iter()
+        .map(|c| f32::from(*c) * f32::from(*c))
+        .sum::<f32>()
+        .sqrt();
+    let inv = if norm > 0.0 { norm.recip() } else { 0.0 };
+    for (o, c) in out.iter_mut().zip(codes) {
+        *o = f32::from(*c) * inv;
+    }
+}
+
+/// One search of `index` for `query` as the graph takes it (`f32`, or `i8` codes).
+fn search_as<T: usearch::VectorType>(
+    index: &Index,
+    query: &[T],
+    wanted: usize,
+    accept: Option<Accept<'_>>,
+) -> Result<usearch::ffi::Matches> {
+    match accept {
+        None => index.search(query, wanted),
+        // Keys are ours, always below 2^32.
+        Some(accept) => index.filtered_search(query, wanted, |key: u64| accept(key as Key)),
+    }
+    .map_err(backend_error)
+}
+
 fn backend_error(e: impl std::fmt::Display) -> IndexError {
     IndexError::Backend {
         backend: "usearch",
@@ -103,12 +174,8 @@ impl UsearchBackend {
     fn without_kernel(dim: usize, params: &GraphParams) -> Result<Self> {
         let options = IndexOptions {
             dimensions: dim,
-            metric: MetricKind::IP,
-            quantization: match params.quantization {
-                Quantization::F32 => ScalarKind::F32,
-                Quantization::F16 => ScalarKind::F16,
-                Quantization::I8 => ScalarKind::I8,
-            },
+            metric: metric_of(params.quantization),
+            quantization: scalar_of(params.quantization),
             connectivity: params.connectivity,
             expansion_add: params.ef_construction,
             // Each search asks for `max(k, ef)` results, which usearch uses as
@@ -135,6 +202,8 @@ impl UsearchBackend {
     }
 
     /// Loads a graph saved by [`AnnBackend::save`].
+    /// The graph keeps the quantization it was saved with, whatever `params`
+    /// now asks for, until it is rebuilt.
     pub fn restore(dim: usize, params: &GraphParams, bytes: &[u8]) -> Result<Self> {
         // The kernel goes in after the load, which resets the metric.
         let mut backend = Self::without_kernel(dim, params)?;
@@ -148,19 +217,31 @@ impl UsearchBackend {
                     index.dimensions()
                 )));
             }
+            // What we add and search must be what the graph holds. An i8
+            // graph of usearch's own codes (saved before ours, under the inner
+            // product) is refused, and so rebuilt from the records.
+            let saved = quantization_of(index.scalar_kind())
+                .filter(|q| metric_of(*q) == index.metric_kind());
+            let Some(saved) = saved else {
+                return Err(backend_error(format!(
+                    "saved graph holds {:?} vectors under {:?}; it is rebuilt",
+                    index.scalar_kind(),
+                    index.metric_kind(),
+                )));
+            };
+            backend.quantization = saved;
             index.change_expansion_search(1);
             let capacity = (index.size() + index.size() / 4).max(MIN_CAPACITY);
             index
                 .reserve_capacity_and_threads(capacity, THREAD_SLOTS)
                 .map_err(backend_error)?;
         }
-        if backend.coarse.is_some() {
-            // A layout usearch reads and we do not leaves no rows: scans then
-            // read every vector.
-            backend.coarse = coarse_of_saved(params.quantization, dim, bytes)
-                .ok()
-                .map(RwLock::new);
-        }
+        // A layout usearch reads and we do not leaves no rows: scans then
+        // read every vector.
+        backend.coarse = (backend.quantization != Quantization::I8)
+            .then(|| coarse_of_saved(backend.quantization, dim, bytes).ok())
+            .flatten()
+            .map(RwLock::new);
         Ok(backend)
     }
 
@@ -197,6 +278,7 @@ impl AnnBackend for UsearchBackend {
         let _slot = self.slots.acquire();
         // Computed before taking any lock: the lock on the graph is not re-entrant.
         let stored = self.coarse.as_ref().map(|_| self.as_stored(vector));
+        let codes = (self.quantization == Quantization::I8).then(|| codes(vector));
         let mut last_error = None;
         for _ in 0..ADD_ATTEMPTS {
             let capacity = {
@@ -204,7 +286,11 @@ impl AnnBackend for UsearchBackend {
                 let capacity = index.capacity();
                 // Room for every operation that may be adding at this moment.
                 if index.size() + THREAD_SLOTS < capacity {
-                    match index.add(u64::from(key), vector) {
+                    let added = match &codes {
+                        Some(codes) => index.add(u64::from(key), codes.as_slice()),
+                        None => index.add(u64::from(key), vector),
+                    };
+                    match added {
                         Ok(()) => {
                             if let (Some(coarse), Some(stored)) = (&self.coarse, &stored) {
                                 coarse.write().put(key, stored);
@@ -254,6 +340,16 @@ impl AnnBackend for UsearchBackend {
             }
             return;
         }
+        if index.scalar_kind() == ScalarKind::I8 {
+            let mut codes = vec![0i8; self.dim];
+            for key in keys {
+                if let Ok(1) = index.get(u64::from(key), codes.as_mut_slice()) {
+                    widen_codes(&codes, &mut buf);
+                    visit(key, &buf);
+                }
+            }
+            return;
+        }
         for key in keys {
             if let Ok(1) = index.get(u64::from(key), &mut buf) {
                 visit(key, &buf);
@@ -298,7 +394,18 @@ impl AnnBackend for UsearchBackend {
 
     fn vector(&self, key: Key) -> Option<Vec<f32>> {
         let mut buf = vec![0f32; self.dim];
-        match self.index.read().get(u64::from(key), &mut buf) {
+        let index = self.index.read();
+        if index.scalar_kind() == ScalarKind::I8 {
+            let mut codes = vec![0i8; self.dim];
+            return match index.get(u64::from(key), codes.as_mut_slice()) {
+                Ok(1) => {
+                    widen_codes(&codes, &mut buf);
+                    Some(buf)
+                }
+                _ => None,
+            };
+        }
+        match index.get(u64::from(key), &mut buf) {
             Ok(1) => Some(buf),
             _ => None,
         }
@@ -320,14 +427,10 @@ impl AnnBackend for UsearchBackend {
         if index.size() == 0 {
             return Ok(Vec::new());
         }
-        let matches = match accept {
-            None => index.search(query, wanted),
-            Some(accept) => {
-                // Keys are ours, always below 2^32.
-                index.filtered_search(query, wanted, |key: u64| accept(key as Key))
-            }
-        }
-        .map_err(backend_error)?;
+        let matches = match self.quantization {
+            Quantization::I8 => search_as(&index, codes(query).as_slice(), wanted, accept)?,
+            Quantization::F32 | Quantization::F16 => search_as(&index, query, wanted, accept)?,
+        };
         Ok(matches
             .keys
             .iter()
@@ -623,14 +726,20 @@ mod tests {
     const DIM: usize = 8;
 
     fn backend(quantization: Quantization, n: usize) -> (UsearchBackend, Vec<Vec<f32>>) {
-        let params = GraphParams {
-            quantization,
-            ..GraphParams::default()
-        };
-        let b = UsearchBackend::new(DIM, &params).unwrap();
-        let vectors: Vec<Vec<f32>> = clustered(n, DIM, 4, 0.3, 7)
-            .chunks(DIM)
-            .map(|v| normalized(v, DIM).unwrap())
+        filled(quantization, DIM, n, 7)
+    }
+
+    /// A graph of `n` clustered unit vectors of width `dim`, keyed `0..n`.
+    fn filled(
+        quantization: Quantization,
+        dim: usize,
+        n: usize,
+        seed: u64,
+    ) -> (UsearchBackend, Vec<Vec<f32>>) {
+        let b = UsearchBackend::new(dim, &params(quantization)).unwrap();
+        let vectors: Vec<Vec<f32>> = clustered(n, dim, 4, 0.3, seed)
+            .chunks(dim)
+            .map(|v| normalized(v, dim).unwrap())
             .collect();
         for (key, v) in vectors.iter().enumerate() {
             b.insert(key as Key, v).unwrap();
@@ -651,16 +760,9 @@ mod tests {
         // kernel sums in f64: on these vectors its scores differ from ours in
         // the last bits, so a graph that lost our kernel fails.
         const WIDE: usize = 100;
-        let params = params(Quantization::F32);
-        let b = UsearchBackend::new(WIDE, &params).unwrap();
-        let vectors: Vec<Vec<f32>> = clustered(200, WIDE, 4, 0.3, 11)
-            .chunks(WIDE)
-            .map(|v| normalized(v, WIDE).unwrap())
-            .collect();
-        for (key, v) in vectors.iter().enumerate() {
-            b.insert(key as Key, v).unwrap();
-        }
-        let restored = UsearchBackend::restore(WIDE, &params, &b.save().unwrap()).unwrap();
+        let (b, vectors) = filled(Quantization::F32, WIDE, 200, 11);
+        let restored =
+            UsearchBackend::restore(WIDE, &params(Quantization::F32), &b.save().unwrap()).unwrap();
         for (name, backend) in [("new", &b), ("restored", &restored)] {
             let mut checked = 0;
             for query in vectors.iter().step_by(20) {
@@ -797,6 +899,77 @@ mod tests {
             }
         });
         assert_eq!(b.len(), 8000);
+    }
+
+    #[test]
+    fn an_i8_graph_scores_the_cosine_of_codes_at_each_vectors_own_scale() {
+        // 384 dimensions, as MiniLM's: a unit vector's components are near
+        // 0.05, where one fixed scale of 127 leaves few steps of 8 bits.
+        const WIDE: usize = 384;
+        let (b, vectors) = filled(Quantization::I8, WIDE, 500, 5);
+        let restored =
+            UsearchBackend::restore(WIDE, &params(Quantization::I8), &b.save().unwrap()).unwrap();
+        for (name, backend) in [("new", &b), ("restored", &restored)] {
+            let (mut found, mut worst) = (0, 0f32);
+            for query in vectors.iter().step_by(25) {
+                let hits = backend.search(query, 10, 64, None).unwrap();
+                let exact = scan_top_k(backend, query, 10, &(0..500).collect());
+                for hit in &hits {
+                    let truth = vector::dot(query, &vectors[hit.key as usize]);
+                    worst = worst.max((hit.score - truth).abs());
+                    found += exact.iter().filter(|e| e.key == hit.key).count();
+                }
+                // An exact scan reads the codes back as the same cosine.
+                for e in &exact {
+                    let truth = vector::dot(query, &vectors[e.key as usize]);
+                    assert!((e.score - truth).abs() < 0.01, "{name}: scan of {}", e.key);
+                }
+            }
+            assert!(worst < 0.01, "{name}: a score is {worst} from the cosine");
+            assert!(
+                found >= 190,
+                "{name}: {found} of 200 exact neighbours found"
+            );
+            let read = backend.vector(7).unwrap();
+            assert!(
+                vector::dot(&read, &vectors[7]) > 0.999,
+                "{name}: key 7 read back"
+            );
+        }
+    }
+
+    #[test]
+    fn a_saved_graph_keeps_its_kind_and_one_of_usearchs_own_i8_codes_is_refused() {
+        // An f16 graph restored where i8 is configured stays f16, rows and all.
+        let (f16, vectors) = backend(Quantization::F16, 50);
+        let kept =
+            UsearchBackend::restore(DIM, &params(Quantization::I8), &f16.save().unwrap()).unwrap();
+        assert_eq!(kept.quantization, Quantization::F16);
+        assert!(kept.coarse.is_some());
+        kept.insert(60, &vectors[3]).unwrap();
+        let hits = kept.search(&vectors[3], 2, 16, None).unwrap();
+        assert!(hits.iter().all(|h| h.score > 0.99), "{hits:?}");
+        // An i8 graph as this backend built it before its own codes: usearch's
+        // cast, under the inner product.
+        let old = Index::new(&IndexOptions {
+            dimensions: DIM,
+            metric: MetricKind::IP,
+            quantization: ScalarKind::I8,
+            connectivity: 16,
+            expansion_add: 64,
+            expansion_search: 1,
+            multi: false,
+        })
+        .unwrap();
+        old.reserve(10).unwrap();
+        old.add(1, &[0.5f32; DIM]).unwrap();
+        let mut bytes = vec![0u8; old.serialized_length()];
+        old.save_to_buffer(&mut bytes).unwrap();
+        let refused = UsearchBackend::restore(DIM, &params(Quantization::I8), &bytes);
+        assert!(refused.is_err(), "an inner-product i8 graph is rebuilt");
+        let (i8, _) = backend(Quantization::I8, 50);
+        let ours = UsearchBackend::restore(DIM, &params(Quantization::I8), &i8.save().unwrap());
+        assert_eq!(ours.unwrap().len(), 50);
     }
 
     #[test]
