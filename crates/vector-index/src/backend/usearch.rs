@@ -140,6 +140,57 @@ fn widen_codes(codes: &[i8], out: &mut [f32]) {
     }
 }
 
+/// Reads a graph's vectors back as f32 whatever kind it holds, with buffers
+/// kept from key to key (a scan reads many).
+struct Widener {
+    kind: ScalarKind,
+    halves: Vec<i16>,
+    bits: Vec<half::f16>,
+    codes: Vec<i8>,
+    out: Vec<f32>,
+}
+
+impl Widener {
+    /// Buffers for the kind and width `index` holds.
+    fn new(index: &Index) -> Self {
+        let (kind, dim) = (index.scalar_kind(), index.dimensions());
+        let wanted = |k: ScalarKind| if kind == k { dim } else { 0 };
+        Self {
+            kind,
+            halves: vec![0; wanted(ScalarKind::F16)],
+            bits: vec![half::f16::ZERO; wanted(ScalarKind::F16)],
+            codes: vec![0; wanted(ScalarKind::I8)],
+            out: vec![0.0; dim],
+        }
+    }
+
+    /// The vector of `key` as f32, if the graph holds it.
+    fn read(&mut self, index: &Index, key: Key) -> Option<&[f32]> {
+        let key = u64::from(key);
+        let found = match self.kind {
+            ScalarKind::F16 => index.get(key, usearch::f16::from_mut_i16s(&mut self.halves)),
+            ScalarKind::I8 => index.get(key, self.codes.as_mut_slice()),
+            _ => index.get(key, self.out.as_mut_slice()),
+        };
+        if !matches!(found, Ok(1)) {
+            return None;
+        }
+        match self.kind {
+            // usearch widens f16 one element at a time; reading the stored
+            // halves and widening them with F16C is several times faster.
+            ScalarKind::F16 => {
+                for (b, h) in self.bits.iter_mut().zip(&self.halves) {
+                    *b = half::f16::from_bits(*h as u16);
+                }
+                half::slice::HalfFloatSliceExt::convert_to_f32_slice(&self.bits[..], &mut self.out);
+            }
+            ScalarKind::I8 => widen_codes(&self.codes, &mut self.out),
+            _ => {}
+        }
+        Some(&self.out)
+    }
+}
+
 /// One search of `index` for `query` as the graph takes it (`f32`, or `i8` codes).
 fn search_as<T: usearch::VectorType>(
     index: &Index,
@@ -323,36 +374,10 @@ impl AnnBackend for UsearchBackend {
 
     fn scan(&self, keys: &RoaringBitmap, visit: &mut dyn FnMut(Key, &[f32])) {
         let index = self.index.read();
-        let mut buf = vec![0f32; self.dim];
-        if index.scalar_kind() == ScalarKind::F16 {
-            // usearch widens f16 one element at a time; reading the stored
-            // halves and widening them with F16C is several times faster.
-            let mut halves = vec![0i16; self.dim];
-            let mut bits = vec![half::f16::ZERO; self.dim];
-            for key in keys {
-                if let Ok(1) = index.get(u64::from(key), usearch::f16::from_mut_i16s(&mut halves)) {
-                    for (b, h) in bits.iter_mut().zip(&halves) {
-                        *b = half::f16::from_bits(*h as u16);
-                    }
-                    half::slice::HalfFloatSliceExt::convert_to_f32_slice(&bits[..], &mut buf);
-                    visit(key, &buf);
-                }
-            }
-            return;
-        }
-        if index.scalar_kind() == ScalarKind::I8 {
-            let mut codes = vec![0i8; self.dim];
-            for key in keys {
-                if let Ok(1) = index.get(u64::from(key), codes.as_mut_slice()) {
-                    widen_codes(&codes, &mut buf);
-                    visit(key, &buf);
-                }
-            }
-            return;
-        }
+        let mut widener = Widener::new(&index);
         for key in keys {
-            if let Ok(1) = index.get(u64::from(key), &mut buf) {
-                visit(key, &buf);
+            if let Some(vector) = widener.read(&index, key) {
+                visit(key, vector);
             }
         }
     }
@@ -393,22 +418,8 @@ impl AnnBackend for UsearchBackend {
     }
 
     fn vector(&self, key: Key) -> Option<Vec<f32>> {
-        let mut buf = vec![0f32; self.dim];
         let index = self.index.read();
-        if index.scalar_kind() == ScalarKind::I8 {
-            let mut codes = vec![0i8; self.dim];
-            return match index.get(u64::from(key), codes.as_mut_slice()) {
-                Ok(1) => {
-                    widen_codes(&codes, &mut buf);
-                    Some(buf)
-                }
-                _ => None,
-            };
-        }
-        match index.get(u64::from(key), &mut buf) {
-            Ok(1) => Some(buf),
-            _ => None,
-        }
+        Widener::new(&index).read(&index, key).map(<[f32]>::to_vec)
     }
 
     fn search(
