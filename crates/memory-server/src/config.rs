@@ -151,8 +151,8 @@ pub struct IndexConfig {
     pub ef_search: usize,
     /// How the graph stores vectors: `f16` (default: half the memory, ~1.5x
     /// faster graph inserts and searches, same recall), `f32`, or `i8`
-    /// (fastest graph, recall@10 levelling off near 0.99). Applies when a
-    /// graph is built.
+    /// (8-bit codes to walk on, f16 rows to score by: f16's recall and
+    /// memory, faster inserts). Applies when a graph is built.
     pub quantization: vector_index::Quantization,
 }
 

@@ -163,6 +163,57 @@ unsafe fn dot_i8_avx2(a: &[f32], codes: &[i8]) -> f32 {
     total
 }
 
+/// Dot product of an `f32` query with half-precision values, using
+/// AVX2+FMA+F16C when the CPU has it.
+#[inline]
+pub fn dot_f16(a: &[f32], halves: &[half::f16]) -> f32 {
+    debug_assert_eq!(a.len(), halves.len());
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c")
+        {
+            // SAFETY: the CPU supports the features `dot_f16_avx2` is compiled for.
+            return unsafe { dot_f16_avx2(a, halves) };
+        }
+    }
+    dot_f16_portable(a, halves)
+}
+
+/// Portable [`dot_f16`].
+fn dot_f16_portable(a: &[f32], halves: &[half::f16]) -> f32 {
+    dot_widening(a, halves, half::f16::to_f32)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn dot_f16_avx2(a: &[f32], halves: &[half::f16]) -> f32 {
+    use std::arch::x86_64::*;
+    let n = a.len().min(halves.len());
+    let chunks = n / 16 * 16;
+    let (pa, ph) = (a.as_ptr(), halves.as_ptr());
+    let mut s0 = _mm256_setzero_ps();
+    let mut s1 = _mm256_setzero_ps();
+    let mut i = 0;
+    while i < chunks {
+        // SAFETY: i + 16 <= chunks <= n, the length of both slices; each
+        // 16-byte load reads eight halves.
+        unsafe {
+            let h0 = _mm256_cvtph_ps(_mm_loadu_si128(ph.add(i) as *const __m128i));
+            let h1 = _mm256_cvtph_ps(_mm_loadu_si128(ph.add(i + 8) as *const __m128i));
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), h0, s0);
+            s1 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i + 8)), h1, s1);
+        }
+        i += 16;
+    }
+    let mut total = sum_lanes(_mm256_add_ps(s0, s1));
+    for j in chunks..n {
+        total += a[j] * halves[j].to_f32();
+    }
+    total
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +242,15 @@ mod tests {
             for got in [dot_i8(&a, &codes), dot_i8_portable(&a, &codes)] {
                 assert!(
                     (f64::from(got) - want).abs() < 1e-2,
+                    "n={n}: {got} vs {want}"
+                );
+            }
+            let halves: Vec<half::f16> = b.iter().map(|x| half::f16::from_f32(*x)).collect();
+            let wide: Vec<f32> = halves.iter().map(|h| h.to_f32()).collect();
+            let want = reference(&a, &wide);
+            for got in [dot_f16(&a, &halves), dot_f16_portable(&a, &halves)] {
+                assert!(
+                    (f64::from(got) - want).abs() < 1e-3,
                     "n={n}: {got} vs {want}"
                 );
             }

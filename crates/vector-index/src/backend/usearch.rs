@@ -7,13 +7,17 @@
 //!
 //! Beside an f16 or f32 graph sit [`CoarseRows`], an 8-bit copy of each
 //! vector that lets an exact scan read the graph's vectors only for the keys
-//! that may make its top k (an i8 graph is scanned directly).
+//! that may make its top k.
 //!
 //! An i8 graph holds our codes, not usearch's: each vector rounded at its own
 //! scale ([`quantize`]), measured by cosine, which ignores that scale.
 //! usearch's own cast truncates every vector at one fixed scale, which uses
 //! a few of the 8 bits of a unit vector's small components and left recall@10
-//! near 0.92 (docs/benchmarks.md, "An 8-bit graph of our own codes").
+//! near 0.92 (docs/benchmarks.md, "An 8-bit graph of our own codes"). Beside
+//! it sit [`HalfRows`], each vector at f16: a search scores the walk's
+//! candidates from them and an exact scan reads them, so an i8 graph answers
+//! with f16's scores at the speed of a walk over codes. Its saved form is
+//! usearch's bytes followed by the rows ([`I8_WITH_HALVES_MAGIC`]).
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use roaring::RoaringBitmap;
@@ -21,9 +25,11 @@ use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::coarse::{CoarseRows, quantize};
+use super::half_rows::{HalfRows, halves_of, widen_halves};
 use super::{Accept, AnnBackend, BackendKind, GraphParams, Quantization, Scored, scan_top_k};
 use crate::Key;
 use crate::error::{IndexError, Result};
+use crate::topk::TopK;
 use crate::vector;
 
 /// Operations that may run inside usearch at once.
@@ -67,6 +73,10 @@ pub struct UsearchBackend {
     dim: usize,
     /// The 8-bit rows exact scans start from; `None` for an i8 graph.
     coarse: Option<RwLock<CoarseRows>>,
+    /// An i8 graph's vectors at f16, which score its candidates and serve
+    /// its scans; `None` for other graphs and for an i8 graph saved without
+    /// them (before they existed), which answers from its codes.
+    halves: Option<RwLock<HalfRows>>,
     quantization: Quantization,
 }
 
@@ -124,6 +134,15 @@ fn codes(v: &[f32]) -> Vec<i8> {
     let mut codes = vec![0; v.len()];
     quantize(v, &mut codes);
     codes
+}
+
+/// The codes of a vector kept at half precision: an i8 graph quantizes what
+/// its row keeps, so a row read back (from the records, after a vector-free
+/// snapshot) gives the very same codes.
+fn codes_of_halves(halves: &[half::f16]) -> Vec<i8> {
+    let mut wide = vec![0f32; halves.len()];
+    widen_halves(halves, &mut wide);
+    codes(&wide)
 }
 
 /// Codes read back from an i8 graph as a unit vector: their direction, which
@@ -238,8 +257,7 @@ impl UsearchBackend {
         index
             .reserve_capacity_and_threads(params.capacity_hint.max(MIN_CAPACITY), THREAD_SLOTS)
             .map_err(backend_error)?;
-        let coarse =
-            (params.quantization != Quantization::I8).then(|| RwLock::new(CoarseRows::new(dim)));
+        let i8 = params.quantization == Quantization::I8;
         Ok(Self {
             index: RwLock::new(index),
             slots: Slots {
@@ -247,7 +265,8 @@ impl UsearchBackend {
                 freed: Condvar::new(),
             },
             dim,
-            coarse,
+            coarse: (!i8).then(|| RwLock::new(CoarseRows::new(dim))),
+            halves: i8.then(|| RwLock::new(HalfRows::new(dim))),
             quantization: params.quantization,
         })
     }
@@ -256,6 +275,7 @@ impl UsearchBackend {
     /// The graph keeps the quantization it was saved with, whatever `params`
     /// now asks for, until it is rebuilt.
     pub fn restore(dim: usize, params: &GraphParams, bytes: &[u8]) -> Result<Self> {
+        let (bytes, halves) = unframe(dim, bytes)?;
         // The kernel goes in after the load, which resets the metric.
         let mut backend = Self::without_kernel(dim, params)?;
         {
@@ -287,12 +307,18 @@ impl UsearchBackend {
                 .reserve_capacity_and_threads(capacity, THREAD_SLOTS)
                 .map_err(backend_error)?;
         }
+        if halves.is_some() && backend.quantization != Quantization::I8 {
+            return Err(broken(
+                "graph kind (f16 rows beside a graph that is not i8)",
+            ));
+        }
         // A layout usearch reads and we do not leaves no rows: scans then
         // read every vector.
         backend.coarse = (backend.quantization != Quantization::I8)
             .then(|| coarse_of_saved(backend.quantization, dim, bytes).ok())
             .flatten()
             .map(RwLock::new);
+        backend.halves = halves.map(RwLock::new);
         Ok(backend)
     }
 
@@ -305,6 +331,53 @@ impl UsearchBackend {
                 .collect(),
             _ => vector.to_vec(),
         }
+    }
+
+    /// Adds `vector` (or its `codes`, for an i8 graph) to the graph, growing
+    /// it as needed, and keeps its 8-bit row when `stored` is given.
+    fn insert_in_graph(
+        &self,
+        key: Key,
+        vector: &[f32],
+        stored: Option<&[f32]>,
+        codes: Option<&[i8]>,
+    ) -> Result<()> {
+        let mut last_error = None;
+        for _ in 0..ADD_ATTEMPTS {
+            let capacity = {
+                let index = self.index.read();
+                let capacity = index.capacity();
+                // Room for every operation that may be adding at this moment.
+                if index.size() + THREAD_SLOTS < capacity {
+                    let added = match codes {
+                        Some(codes) => index.add(u64::from(key), codes),
+                        None => index.add(u64::from(key), vector),
+                    };
+                    match added {
+                        Ok(()) => {
+                            if let (Some(coarse), Some(stored)) = (&self.coarse, stored) {
+                                coarse.write().put(key, stored);
+                            }
+                            return Ok(());
+                        }
+                        Err(e) => last_error = Some(backend_error(e)),
+                    }
+                }
+                capacity
+            };
+            // Removed slots are reused but still count against capacity, so a
+            // failed add may just need room.
+            self.grow(capacity)?;
+        }
+        Err(last_error.unwrap_or_else(|| backend_error("could not reserve capacity")))
+    }
+
+    /// usearch's own saved form of the graph, vectors (or codes) included.
+    fn save_graph(&self) -> Result<Vec<u8>> {
+        let index = self.index.read();
+        let mut buf = vec![0u8; index.serialized_length()];
+        index.save_to_buffer(&mut buf).map_err(backend_error)?;
+        Ok(buf)
     }
 
     /// Doubles the capacity unless another thread already made room.
@@ -329,41 +402,28 @@ impl AnnBackend for UsearchBackend {
         let _slot = self.slots.acquire();
         // Computed before taking any lock: the lock on the graph is not re-entrant.
         let stored = self.coarse.as_ref().map(|_| self.as_stored(vector));
-        let codes = (self.quantization == Quantization::I8).then(|| codes(vector));
-        let mut last_error = None;
-        for _ in 0..ADD_ATTEMPTS {
-            let capacity = {
-                let index = self.index.read();
-                let capacity = index.capacity();
-                // Room for every operation that may be adding at this moment.
-                if index.size() + THREAD_SLOTS < capacity {
-                    let added = match &codes {
-                        Some(codes) => index.add(u64::from(key), codes.as_slice()),
-                        None => index.add(u64::from(key), vector),
-                    };
-                    match added {
-                        Ok(()) => {
-                            if let (Some(coarse), Some(stored)) = (&self.coarse, &stored) {
-                                coarse.write().put(key, stored);
-                            }
-                            return Ok(());
-                        }
-                        Err(e) => last_error = Some(backend_error(e)),
-                    }
-                }
-                capacity
-            };
-            // Removed slots are reused but still count against capacity, so a
-            // failed add may just need room.
-            self.grow(capacity)?;
+        let halves = (self.quantization == Quantization::I8).then(|| halves_of(vector));
+        let codes = halves.as_deref().map(codes_of_halves);
+        // The row goes in first, so the graph never offers a key without one.
+        if let (Some(rows), Some(halves)) = (&self.halves, &halves) {
+            rows.write().put(key, halves);
         }
-        Err(last_error.unwrap_or_else(|| backend_error("could not reserve capacity")))
+        let inserted = self.insert_in_graph(key, vector, stored.as_deref(), codes.as_deref());
+        if inserted.is_err()
+            && let Some(rows) = &self.halves
+        {
+            rows.write().remove(key);
+        }
+        inserted
     }
 
     fn remove(&self, key: Key) -> Result<()> {
         let _slot = self.slots.acquire();
         if let Some(coarse) = &self.coarse {
             coarse.write().remove(key);
+        }
+        if let Some(rows) = &self.halves {
+            rows.write().remove(key);
         }
         self.index
             .read()
@@ -373,6 +433,17 @@ impl AnnBackend for UsearchBackend {
     }
 
     fn scan(&self, keys: &RoaringBitmap, visit: &mut dyn FnMut(Key, &[f32])) {
+        if let Some(rows) = &self.halves {
+            let rows = rows.read();
+            let mut out = vec![0f32; self.dim];
+            for key in keys {
+                if let Some(row) = rows.get(key) {
+                    widen_halves(row, &mut out);
+                    visit(key, &out);
+                }
+            }
+            return;
+        }
         let index = self.index.read();
         let mut widener = Widener::new(&index);
         for key in keys {
@@ -383,6 +454,9 @@ impl AnnBackend for UsearchBackend {
     }
 
     fn exact(&self, query: &[f32], k: usize, keys: &RoaringBitmap) -> Vec<Scored> {
+        if let Some(rows) = &self.halves {
+            return rows.read().top_k(query, k, keys);
+        }
         match &self.coarse {
             Some(coarse) => {
                 let candidates = coarse.read().candidates(query, k, keys);
@@ -395,6 +469,14 @@ impl AnnBackend for UsearchBackend {
     fn holds(&self, key: Key, vector: &[f32]) -> bool {
         if vector.len() != self.dim {
             return false;
+        }
+        if let Some(rows) = &self.halves {
+            // The graph's codes follow from the row, so the row decides.
+            return rows.read().get(key).is_some_and(|row| {
+                row.iter()
+                    .zip(vector)
+                    .all(|(h, v)| h.to_bits() == half::f16::from_f32(*v).to_bits())
+            });
         }
         let index = self.index.read();
         match index.scalar_kind() {
@@ -418,6 +500,13 @@ impl AnnBackend for UsearchBackend {
     }
 
     fn vector(&self, key: Key) -> Option<Vec<f32>> {
+        if let Some(rows) = &self.halves {
+            return rows.read().get(key).map(|row| {
+                let mut out = vec![0f32; self.dim];
+                widen_halves(row, &mut out);
+                out
+            });
+        }
         let index = self.index.read();
         Widener::new(&index).read(&index, key).map(<[f32]>::to_vec)
     }
@@ -442,6 +531,18 @@ impl AnnBackend for UsearchBackend {
             Quantization::I8 => search_as(&index, codes(query).as_slice(), wanted, accept)?,
             Quantization::F32 | Quantization::F16 => search_as(&index, query, wanted, accept)?,
         };
+        if let Some(rows) = &self.halves {
+            // Every candidate of the walk, scored again at f16: the codes'
+            // order among near-ties is not the vectors'.
+            let rows = rows.read();
+            let mut best = TopK::new(k);
+            for (key, d) in matches.keys.iter().zip(&matches.distances) {
+                let key = *key as Key;
+                let score = rows.score(query, key).unwrap_or(1.0 - d);
+                best.push(Scored { key, score });
+            }
+            return Ok(best.into_sorted());
+        }
         Ok(matches
             .keys
             .iter()
@@ -459,24 +560,31 @@ impl AnnBackend for UsearchBackend {
     }
 
     fn memory_bytes(&self) -> usize {
-        self.index.read().memory_usage() + self.coarse.as_ref().map_or(0, |c| c.read().bytes())
+        self.index.read().memory_usage()
+            + self.coarse.as_ref().map_or(0, |c| c.read().bytes())
+            + self.halves.as_ref().map_or(0, |h| h.read().bytes())
     }
 
     fn save(&self) -> Result<Vec<u8>> {
-        let index = self.index.read();
-        let mut buf = vec![0u8; index.serialized_length()];
-        index.save_to_buffer(&mut buf).map_err(backend_error)?;
-        Ok(buf)
+        let graph = self.save_graph()?;
+        Ok(match &self.halves {
+            Some(rows) => frame(&graph, &rows.read()),
+            None => graph,
+        })
     }
 
     fn save_without_vectors(&self) -> Result<Option<Vec<u8>>> {
-        if !matches!(
-            self.index.read().scalar_kind(),
-            ScalarKind::F16 | ScalarKind::F32
-        ) {
+        // An i8 graph's codes follow from its f16 rows, which follow from the
+        // records' vectors; without the rows they do not.
+        let leaves_out = match self.index.read().scalar_kind() {
+            ScalarKind::F16 | ScalarKind::F32 => true,
+            ScalarKind::I8 => self.halves.is_some(),
+            _ => false,
+        };
+        if !leaves_out {
             return Ok(None);
         }
-        let saved = self.save()?;
+        let saved = self.save_graph()?;
         let (rows, cols, matrix, rest) = split_saved(&saved)?;
         let mut out = Vec::with_capacity(24 + rows * 8 + rest.len());
         out.extend(VECTOR_FREE_MAGIC);
@@ -492,6 +600,32 @@ impl AnnBackend for UsearchBackend {
 
 /// Starts a graph saved without its vectors ([`AnnBackend::save_without_vectors`]).
 const VECTOR_FREE_MAGIC: &[u8; 8] = b"USNOVEC1";
+
+/// Starts an i8 graph saved with its f16 rows: `[magic][graph length u64]`,
+/// usearch's saved graph, then the rows ([`HalfRows::encode`]). An i8 graph
+/// saved before the rows existed is usearch's bytes alone.
+const I8_WITH_HALVES_MAGIC: &[u8; 8] = b"USI8HLF1";
+
+/// An i8 graph's saved form with its rows.
+fn frame(graph: &[u8], rows: &HalfRows) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + graph.len() + rows.bytes());
+    out.extend(I8_WITH_HALVES_MAGIC);
+    out.extend((graph.len() as u64).to_le_bytes());
+    out.extend(graph);
+    rows.encode(&mut out);
+    out
+}
+
+/// usearch's saved graph and, for a [`frame`]d one, its f16 rows.
+fn unframe(dim: usize, bytes: &[u8]) -> Result<(&[u8], Option<HalfRows>)> {
+    let Some(framed) = bytes.strip_prefix(I8_WITH_HALVES_MAGIC) else {
+        return Ok((bytes, None));
+    };
+    let mut r = Reader(framed);
+    let len = r.usize()?;
+    let graph = r.take(len)?;
+    Ok((graph, Some(HalfRows::decode(dim, r.0)?)))
+}
 
 // usearch's serialized layout (`index_dense_gt::save_to_stream` with the
 // default configuration, usearch 2.x), as far as a vector-free graph reads it:
@@ -596,7 +730,7 @@ fn slot_keys(graph: &[u8], rows: usize) -> Result<Vec<Option<Key>>> {
 }
 
 fn broken(what: &str) -> IndexError {
-    IndexError::CorruptSnapshot(format!("vector-free graph: bad {what}"))
+    IndexError::CorruptSnapshot(format!("saved graph: bad {what}"))
 }
 
 /// Reads little-endian fields off the front of a byte slice.
@@ -633,6 +767,8 @@ impl<'a> Reader<'a> {
 /// index is reconciled with the records).
 pub(crate) struct VectorFree<'a> {
     quantization: Quantization,
+    /// An i8 graph's f16 rows, filled beside its codes.
+    halves: Option<HalfRows>,
     dim: usize,
     cols: usize,
     fingerprints: &'a [u8],
@@ -656,7 +792,7 @@ impl<'a> VectorFree<'a> {
         let per_element = match params.quantization {
             Quantization::F16 => 2,
             Quantization::F32 => 4,
-            Quantization::I8 => return Err(broken("quantization (i8 keeps its vectors)")),
+            Quantization::I8 => 1,
         };
         if cols != dim * per_element {
             return Err(broken("bytes per vector"));
@@ -670,6 +806,7 @@ impl<'a> VectorFree<'a> {
             .collect();
         Ok(Some(Self {
             quantization: params.quantization,
+            halves: (params.quantization == Quantization::I8).then(|| HalfRows::new(dim)),
             dim,
             cols,
             fingerprints,
@@ -689,10 +826,15 @@ impl<'a> VectorFree<'a> {
         if vector.len() != self.dim {
             return false;
         }
-        let bytes: Vec<u8> = match self.quantization {
-            Quantization::F16 => vector
+        let halves = (self.quantization == Quantization::I8).then(|| halves_of(vector));
+        let bytes: Vec<u8> = match (self.quantization, &halves) {
+            (Quantization::F16, _) => vector
                 .iter()
                 .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                .collect(),
+            (Quantization::I8, Some(halves)) => codes_of_halves(halves)
+                .into_iter()
+                .map(|c| c as u8)
                 .collect(),
             _ => vector.iter().flat_map(|x| x.to_le_bytes()).collect(),
         };
@@ -701,6 +843,9 @@ impl<'a> VectorFree<'a> {
             return false;
         }
         self.matrix[slot * self.cols..(slot + 1) * self.cols].copy_from_slice(&bytes);
+        if let (Some(rows), Some(halves)) = (&mut self.halves, &halves) {
+            rows.put(key, halves);
+        }
         // Slots number fewer than 2^32: the graph's slot ids are u32.
         self.filled.insert(slot as u32);
         true
@@ -711,7 +856,8 @@ impl<'a> VectorFree<'a> {
         self.filled.len() as usize
     }
 
-    /// usearch's own saved form, vectors included, for [`UsearchBackend::restore`].
+    /// The graph's saved form, vectors included, for [`UsearchBackend::restore`]:
+    /// usearch's own, [`frame`]d with the f16 rows for an i8 graph.
     pub(crate) fn into_saved(self) -> Result<Vec<u8>> {
         let rows = u32::try_from(self.slot_count()).map_err(|_| broken("rows"))?;
         let cols = u32::try_from(self.cols).map_err(|_| broken("bytes per vector"))?;
@@ -720,7 +866,10 @@ impl<'a> VectorFree<'a> {
         out.extend(cols.to_le_bytes());
         out.extend(&self.matrix);
         out.extend(self.rest);
-        Ok(out)
+        Ok(match &self.halves {
+            Some(halves) => frame(&out, halves),
+            None => out,
+        })
     }
 
     fn slot_count(&self) -> usize {
@@ -867,6 +1016,7 @@ mod tests {
             }
             let restored = UsearchBackend::restore(DIM, &params(q), &b.save().unwrap()).unwrap();
             assert_eq!(restored.coarse.is_some(), q != Quantization::I8, "{q:?}");
+            assert_eq!(restored.halves.is_some(), q == Quantization::I8, "{q:?}");
             let keys: RoaringBitmap = (0..600).filter(|k| k % 4 != 1).collect();
             for (i, query) in vectors.iter().step_by(37).enumerate() {
                 for k in [1, 10] {
@@ -912,41 +1062,126 @@ mod tests {
         assert_eq!(b.len(), 8000);
     }
 
-    #[test]
-    fn an_i8_graph_scores_the_cosine_of_codes_at_each_vectors_own_scale() {
+    /// `query`'s exact top `k` of `vectors` (keys `0..`) by f16 rows, as an
+    /// i8 graph's rows score them, and what each key scores.
+    fn f16_truth(vectors: &[Vec<f32>], query: &[f32], k: usize) -> (Vec<Key>, Vec<f32>) {
+        let scores: Vec<f32> = vectors
+            .iter()
+            .map(|v| vector::dot_f16(query, &halves_of(v)))
+            .collect();
+        let mut best = TopK::new(k);
+        for (key, score) in scores.iter().enumerate() {
+            best.push(Scored {
+                key: key as Key,
+                score: *score,
+            });
+        }
+        (best.into_sorted().iter().map(|s| s.key).collect(), scores)
+    }
+
+    /// An i8 graph of 500 MiniLM-wide vectors, as built, restored from its
+    /// saved bytes and restored from a vector-free save filled again.
+    fn i8_graphs() -> (Vec<(&'static str, UsearchBackend)>, Vec<Vec<f32>>) {
         // 384 dimensions, as MiniLM's: a unit vector's components are near
         // 0.05, where one fixed scale of 127 leaves few steps of 8 bits.
         const WIDE: usize = 384;
+        let p = params(Quantization::I8);
         let (b, vectors) = filled(Quantization::I8, WIDE, 500, 5);
-        let restored =
-            UsearchBackend::restore(WIDE, &params(Quantization::I8), &b.save().unwrap()).unwrap();
-        for (name, backend) in [("new", &b), ("restored", &restored)] {
-            let (mut found, mut worst) = (0, 0f32);
-            for query in vectors.iter().step_by(25) {
-                let hits = backend.search(query, 10, 64, None).unwrap();
-                let exact = scan_top_k(backend, query, 10, &(0..500).collect());
-                for hit in &hits {
-                    let truth = vector::dot(query, &vectors[hit.key as usize]);
-                    worst = worst.max((hit.score - truth).abs());
-                    found += exact.iter().filter(|e| e.key == hit.key).count();
-                }
-                // An exact scan reads the codes back as the same cosine.
-                for e in &exact {
-                    let truth = vector::dot(query, &vectors[e.key as usize]);
-                    assert!((e.score - truth).abs() < 0.01, "{name}: scan of {}", e.key);
-                }
-            }
-            assert!(worst < 0.01, "{name}: a score is {worst} from the cosine");
+        let restored = UsearchBackend::restore(WIDE, &p, &b.save().unwrap()).unwrap();
+        let free = b.save_without_vectors().unwrap().unwrap();
+        let mut v = VectorFree::parse(&free, WIDE, &p).unwrap().unwrap();
+        for (key, vector) in vectors.iter().enumerate() {
             assert!(
-                found >= 190,
-                "{name}: {found} of 200 exact neighbours found"
-            );
-            let read = backend.vector(7).unwrap();
-            assert!(
-                vector::dot(&read, &vectors[7]) > 0.999,
-                "{name}: key 7 read back"
+                v.fill(key as Key, vector),
+                "key {key} takes its vector back"
             );
         }
+        let refilled = UsearchBackend::restore(WIDE, &p, &v.into_saved().unwrap()).unwrap();
+        (
+            vec![("new", b), ("restored", restored), ("refilled", refilled)],
+            vectors,
+        )
+    }
+
+    #[test]
+    fn an_i8_graph_walks_on_codes_and_answers_with_its_f16_rows() {
+        let (graphs, vectors) = i8_graphs();
+        for (name, backend) in &graphs {
+            let (mut found, mut asked) = (0, 0);
+            for query in vectors.iter().step_by(25) {
+                let (truth, scores) = f16_truth(&vectors, query, 10);
+                let hits = backend.search(query, 10, 64, None).unwrap();
+                assert_eq!(hits.len(), 10, "{name}");
+                for hit in &hits {
+                    // The row's score, not the codes' cosine (0.001 or more off).
+                    let want = scores[hit.key as usize];
+                    assert!(
+                        (hit.score - want).abs() < 1e-5,
+                        "{name}: key {} scores {} for {want}",
+                        hit.key,
+                        hit.score
+                    );
+                    found += usize::from(truth.contains(&hit.key));
+                }
+                assert!(hits.windows(2).all(|w| w[0].score >= w[1].score), "{name}");
+                asked += truth.len();
+                // Exact scans read the rows: brute force over f16.
+                let exact: Vec<Key> = backend
+                    .exact(query, 10, &(0..500).collect())
+                    .iter()
+                    .map(|s| s.key)
+                    .collect();
+                assert_eq!(exact, truth, "{name}: exact scan");
+            }
+            // Codes alone found 190 of these 200 at best.
+            assert!(found >= 198, "{name}: {found} of {asked} exact neighbours");
+            let read = backend.vector(7).unwrap();
+            let row: Vec<f32> = halves_of(&vectors[7]).iter().map(|h| h.to_f32()).collect();
+            assert_eq!(read, row, "{name}: key 7 reads back as its row");
+            assert!(backend.holds(7, &vectors[7]), "{name}");
+            assert!(!backend.holds(7, &vectors[8]), "{name}");
+        }
+    }
+
+    #[test]
+    fn an_i8_graph_without_rows_still_answers_from_its_codes() {
+        // As saved before the rows existed: usearch's bytes alone.
+        let (b, vectors) = filled(Quantization::I8, 64, 300, 3);
+        let old = UsearchBackend::restore(64, &params(Quantization::I8), &b.save_graph().unwrap())
+            .unwrap();
+        assert!(old.halves.is_none());
+        assert!(
+            old.save_without_vectors().unwrap().is_none(),
+            "keeps its codes"
+        );
+        let hits = old.search(&vectors[9], 5, 32, None).unwrap();
+        assert_eq!(hits[0].key, 9);
+        let read = old.vector(9).unwrap();
+        assert!(vector::dot(&read, &vectors[9]) > 0.999);
+        // Its next save is still usearch's bytes alone, and restores.
+        let again = UsearchBackend::restore(64, &params(Quantization::I8), &old.save().unwrap());
+        assert!(again.unwrap().halves.is_none());
+    }
+
+    #[test]
+    fn a_damaged_i8_save_is_an_error_never_a_panic() {
+        let (b, _) = filled(Quantization::I8, DIM, 40, 4);
+        let saved = b.save().unwrap();
+        assert!(saved.starts_with(I8_WITH_HALVES_MAGIC));
+        let p = params(Quantization::I8);
+        for cut in I8_WITH_HALVES_MAGIC.len()..saved.len() {
+            assert!(
+                UsearchBackend::restore(DIM, &p, &saved[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+        assert!(UsearchBackend::restore(DIM + 1, &p, &saved).is_err());
+        // f16 rows framed around a graph that is not i8.
+        let (f16, _) = backend(Quantization::F16, 40);
+        let mut rows = HalfRows::new(DIM);
+        rows.put(0, &halves_of(&[0.5; DIM]));
+        let framed = frame(&f16.save().unwrap(), &rows);
+        assert!(UsearchBackend::restore(DIM, &p, &framed).is_err());
     }
 
     #[test]
@@ -957,6 +1192,7 @@ mod tests {
             UsearchBackend::restore(DIM, &params(Quantization::I8), &f16.save().unwrap()).unwrap();
         assert_eq!(kept.quantization, Quantization::F16);
         assert!(kept.coarse.is_some());
+        assert!(kept.halves.is_none());
         kept.insert(60, &vectors[3]).unwrap();
         let hits = kept.search(&vectors[3], 2, 16, None).unwrap();
         assert!(hits.iter().all(|h| h.score > 0.99), "{hits:?}");
@@ -984,8 +1220,24 @@ mod tests {
     }
 
     #[test]
-    fn i8_graphs_keep_their_vectors() {
-        let (b, _) = backend(Quantization::I8, 10);
-        assert!(b.save_without_vectors().unwrap().is_none());
+    fn an_i8_graph_saved_without_vectors_takes_only_its_own_back() {
+        let (b, vectors) = filled(Quantization::I8, DIM, 100, 8);
+        let whole = b.save().unwrap();
+        let free = b.save_without_vectors().unwrap().unwrap();
+        let p = params(Quantization::I8);
+        // Per vector, its codes (a byte an element) and its row (a u32 key
+        // and two bytes an element) give way to an 8-byte fingerprint; the
+        // framing differs by 8 bytes.
+        assert_eq!(whole.len() - free.len(), 100 * (DIM + 4 + 2 * DIM - 8) + 8);
+        let mut v = VectorFree::parse(&free, DIM, &p).unwrap().unwrap();
+        let mut nudged = vectors[1].clone();
+        nudged[0] += 0.01;
+        assert!(!v.fill(1, &nudged), "another vector is refused");
+        for (key, vector) in vectors.iter().enumerate() {
+            assert!(v.fill(key as Key, vector), "key {key}");
+        }
+        assert!(v.into_saved().unwrap() == whole, "byte for byte");
+        // Under another quantization the same bytes are refused (rebuilt).
+        assert!(VectorFree::parse(&free, DIM, &params(Quantization::F16)).is_err());
     }
 }

@@ -193,3 +193,67 @@ async fn embedded_restart_from_snapshot_and_tail_and_from_a_corrupt_snapshot() {
     assert_eq!(stats.snapshots_rejected, 1);
     matches_brute_force(&c, &data[1800 * DIM..]).await;
 }
+
+/// An i8 index over an f16 store, as the server runs `index.quantization =
+/// "i8"`: its snapshot leaves both the codes and the f16 rows to the records,
+/// and a restart takes them back from them; searches then score by the rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_i8_restart_takes_codes_and_rows_back_from_the_records() {
+    use vector_index::backend::Quantization;
+    use vector_index::store::VectorPrecision;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("points.redb");
+    let open = || EmbeddedStore::open_with(&path, 1 << 20, VectorPrecision::F16).unwrap();
+    let mut config = config();
+    config.graph.quantization = Quantization::I8;
+    let data = clustered(2000, DIM, 20, 0.5, 13);
+    {
+        let a = DurableCollection::open(config.clone(), open())
+            .await
+            .unwrap();
+        write_with_tail(&a, &data).await;
+    }
+    let b = DurableCollection::open(config, open()).await.unwrap();
+    assert!(b.replication().restored_from_snapshot);
+    // Every unchanged point took its codes and row back from its record.
+    assert_stale_after_tail(&b, 34);
+    let records = crate::common::all_records(b.store()).await;
+    assert_eq!(b.index().len() as usize, records.len());
+    let half = |v: &[f32]| -> Vec<f32> {
+        let unit = normalized(v, DIM).unwrap();
+        unit.iter()
+            .map(|x| half::f16::from_f32(*x).to_f32())
+            .collect()
+    };
+    let rows: Vec<(Uuid, Vec<f32>)> = records.iter().map(|r| (r.id, half(&r.vector))).collect();
+    let mut found = 0;
+    for q in data[1800 * DIM..].chunks_exact(DIM).take(30) {
+        let unit = normalized(q, DIM).unwrap();
+        let mut want: Vec<(Uuid, f32)> = rows.iter().map(|(id, v)| (*id, dot(&unit, v))).collect();
+        want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        want.truncate(10);
+        let exact = b
+            .search(&Query::new(q.to_vec(), 10).strategy(Strategy::Exact))
+            .unwrap();
+        let ids = |hits: &[vector_index::Hit]| hits.iter().map(|h| h.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(&exact.hits),
+            ids_of(&want),
+            "exact scans read the f16 rows"
+        );
+        let graph = b
+            .search(&Query::new(q.to_vec(), 10).strategy(Strategy::Graph))
+            .unwrap();
+        for hit in &graph.hits {
+            let row = &rows.iter().find(|(id, _)| *id == hit.id).unwrap().1;
+            // The row's score, where the codes' cosine is 0.001 or more off.
+            assert!((hit.score - dot(&unit, row)).abs() < 1e-5, "{hit:?}");
+            found += usize::from(want.iter().any(|w| w.0 == hit.id));
+        }
+    }
+    assert!(found >= 290, "graph search found {found} of 300");
+}
+
+fn ids_of(scored: &[(Uuid, f32)]) -> Vec<Uuid> {
+    scored.iter().map(|s| s.0).collect()
+}
