@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a CLI tool: failing loudly is right
 
 mod dataset;
+mod paired;
 #[path = "../common/text.rs"]
 mod text;
 
@@ -91,6 +92,14 @@ struct Args {
     /// Planner cost ratio (graph over exact); default: the backend's measured value.
     #[arg(long)]
     cost_ratio: Option<f64>,
+    /// Compare these usearch quantizations (e.g. `f16,i8`) in one process,
+    /// their searches interleaved query by query: speed ratios a noisy
+    /// machine cannot skew. Only `--ef`'s unfiltered searches are measured.
+    #[arg(long, value_delimiter = ',')]
+    paired: Vec<Quantization>,
+    /// Rounds over the queries per search width in `--paired` mode.
+    #[arg(long, default_value_t = 5)]
+    paired_rounds: usize,
 }
 
 fn main() {
@@ -127,6 +136,10 @@ fn run(mut args: Args) -> Result<(), Error> {
             )?;
         }
         args.dataset = Some(dir);
+    }
+    if !args.paired.is_empty() {
+        let dir = args.dataset.clone().unwrap_or_default();
+        return paired::run(&args, &dir);
     }
     if args.backend == "all" {
         if let Some(path) = &args.json {
