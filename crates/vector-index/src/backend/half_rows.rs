@@ -2,8 +2,8 @@
 //! candidates are scored by and what exact scans read.
 //!
 //! The graph walks on 8-bit codes, which reorder near-ties; scoring the
-//! walk's whole candidate list (`ef` of them) again from these rows returns
-//! the neighbours an f16 graph would, at the i8 walk's speed. The rows take
+//! walk's best candidates again from these rows returns the neighbours an
+//! f16 graph would, at the i8 walk's speed. The rows take
 //! the bytes an f16 graph's own vectors would, and the graph's codes take
 //! those of the 8-bit rows that sit beside an f16 graph ([`super::coarse`]):
 //! the same memory, spent the other way round. Rows sit in chunks indexed by

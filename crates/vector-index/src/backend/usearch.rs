@@ -38,6 +38,11 @@ const THREAD_SLOTS: usize = 64;
 const MIN_CAPACITY: usize = 1024;
 /// Attempts to add after growing the capacity.
 const ADD_ATTEMPTS: usize = 3;
+/// An i8 search scores this many candidates per result wanted from the f16
+/// rows, and at least [`MIN_RESCORED`]: rounding reorders near-ties, not
+/// distant ranks, and every row scored is a cache miss.
+const RESCORED_PER_K: usize = 4;
+const MIN_RESCORED: usize = 32;
 
 /// A counting semaphore over usearch's thread slots.
 struct Slots {
@@ -536,7 +541,8 @@ impl AnnBackend for UsearchBackend {
             // order among near-ties is not the vectors'.
             let rows = rows.read();
             let mut best = TopK::new(k);
-            for (key, d) in matches.keys.iter().zip(&matches.distances) {
+            let rescored = (k * RESCORED_PER_K).max(MIN_RESCORED);
+            for (key, d) in matches.keys.iter().zip(&matches.distances).take(rescored) {
                 let key = *key as Key;
                 let score = rows.score(query, key).unwrap_or(1.0 - d);
                 best.push(Scored { key, score });
