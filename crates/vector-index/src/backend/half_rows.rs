@@ -76,7 +76,7 @@ impl HalfRows {
     /// The exact `k` best of `keys` that have a row, best first (ties by key).
     pub(crate) fn top_k(&self, query: &[f32], k: usize, keys: &RoaringBitmap) -> Vec<Scored> {
         let mut best = TopK::new(k);
-        for key in keys & &self.present {
+        for key in keys {
             if let Some(score) = self.score(query, key) {
                 best.push(Scored { key, score });
             }

@@ -476,11 +476,13 @@ impl AnnBackend for UsearchBackend {
             return false;
         }
         if let Some(rows) = &self.halves {
-            // The graph's codes follow from the row, so the row decides.
+            // The graph's codes follow from the row, so the row decides: is
+            // it what `insert` would keep of `vector`?
+            let wanted = halves_of(vector);
             return rows.read().get(key).is_some_and(|row| {
                 row.iter()
-                    .zip(vector)
-                    .all(|(h, v)| h.to_bits() == half::f16::from_f32(*v).to_bits())
+                    .zip(&wanted)
+                    .all(|(a, b)| a.to_bits() == b.to_bits())
             });
         }
         let index = self.index.read();
@@ -537,7 +539,7 @@ impl AnnBackend for UsearchBackend {
             Quantization::F32 | Quantization::F16 => search_as(&index, query, wanted, accept)?,
         };
         if let Some(rows) = &self.halves {
-            // Every candidate of the walk, scored again at f16: the codes'
+            // The walk's best candidates, scored again at f16: the codes'
             // order among near-ties is not the vectors'.
             let rows = rows.read();
             let mut best = TopK::new(k);
