@@ -162,3 +162,141 @@ fn a_broken_dataset_is_a_clear_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown backend `faiss`"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The generated-data flags of a small clustered set in `dir`.
+fn small_set(cmd: &mut Command, dir: &Path) {
+    cmd.args(["--n", "2000", "--dim", "16", "--queries", "50"])
+        .arg("--out-dir")
+        .arg(dir);
+}
+
+#[test]
+fn paired_graphs_each_keep_their_own_settings_in_one_run() {
+    let dir = temp_dir("paired");
+    let json = dir.join("paired.jsonl");
+    let mut cmd = bench();
+    small_set(&mut cmd, &dir);
+    let out = cmd
+        .args([
+            "--paired",
+            "f16,i8:efc=32:ef=64",
+            "--ef",
+            "16",
+            "--paired-rounds",
+            "3",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = lines(&json);
+    assert_eq!(rows.len(), 2, "one row per graph: {rows:?}");
+    let (first, second) = (&rows[0], &rows[1]);
+    assert_eq!(first["system"], "f16");
+    assert_eq!(first["quantization"], "f16");
+    assert_eq!(
+        (first["ef"].as_u64(), first["ef_construction"].as_u64()),
+        (Some(16), Some(128))
+    );
+    assert_eq!(second["system"], "i8:efc=32:ef=64");
+    assert_eq!(second["quantization"], "i8");
+    assert_eq!(
+        (second["ef"].as_u64(), second["ef_construction"].as_u64()),
+        (Some(64), Some(32))
+    );
+    // Its own width, four times the first's, finds (nearly) everything here.
+    assert!(second["recall_at_10"].as_f64().unwrap() >= 0.9, "{second}");
+    let rounds = second["speed_vs_first_rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 3);
+    assert!(rounds.iter().all(|r| r.as_f64().is_some_and(|r| r > 0.0)));
+
+    for (bad, says) in [
+        ("f16:efc=0", "`efc=0` wants a number above 0"),
+        ("f16:m=8", "want QUANT[:efc=N][:ef=N], not `m=8`"),
+        ("f8", "unknown quantization `f8`"),
+    ] {
+        let mut cmd = bench();
+        small_set(&mut cmd, &dir);
+        let out = cmd.args(["--paired", bad]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{bad}: {stderr}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn serve_answers_slices_of_queries_and_names_what_is_wrong_with_a_bad_line() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+
+    let dir = temp_dir("serve");
+    let mut cmd = bench();
+    small_set(&mut cmd, &dir);
+    let mut child = cmd
+        .args([
+            "--serve",
+            "--quantization",
+            "f16",
+            "--ef-construction",
+            "32",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut ready = String::new();
+    stdout.read_line(&mut ready).unwrap();
+    assert_eq!(ready.trim(), "ready 2000 16");
+    let mut ask = |line: &str| {
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        let mut answer = String::new();
+        stdout.read_line(&mut answer).unwrap();
+        answer.trim().to_owned()
+    };
+
+    let answer = ask("64 0 50");
+    let (secs, hits) = answer.split_once(' ').unwrap();
+    assert!(secs.parse::<f64>().unwrap() > 0.0, "{answer}");
+    let hits: usize = hits.parse().unwrap();
+    assert!(
+        (450..=500).contains(&hits),
+        "50 queries at ef 64 find most of their 500 exact neighbours: {hits}"
+    );
+    // A slice finds what its queries find, whatever slices came before.
+    let (a, b) = (ask("64 0 20"), ask("64 20 50"));
+    let part = |s: &str| s.split_once(' ').unwrap().1.parse::<usize>().unwrap();
+    assert_eq!(part(&a) + part(&b), hits);
+
+    for (bad, says) in [
+        ("0 0 5", "want EF > 0 and FROM < TO <= 50"),
+        ("16 5 5", "want EF > 0 and FROM < TO <= 50"),
+        ("16 0 51", "want EF > 0 and FROM < TO <= 50"),
+        ("16 0", "want `EF FROM TO`"),
+        ("sixteen 0 5", "not a number: \"sixteen\""),
+    ] {
+        let answer = ask(bad);
+        assert!(
+            answer.starts_with("error: ") && answer.contains(says),
+            "{bad}: {answer}"
+        );
+    }
+    // And it still answers after them.
+    assert_eq!(part(&ask("64 0 20")), part(&a));
+    drop(stdin);
+    assert!(
+        child.wait().unwrap().success(),
+        "end of input ends it cleanly"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -7,6 +7,7 @@
 
 mod dataset;
 mod paired;
+mod serve;
 #[path = "../common/text.rs"]
 mod text;
 
@@ -92,14 +93,21 @@ struct Args {
     /// Planner cost ratio (graph over exact); default: the backend's measured value.
     #[arg(long)]
     cost_ratio: Option<f64>,
-    /// Compare these usearch quantizations (e.g. `f16,i8`) in one process,
-    /// their searches interleaved query by query: speed ratios a noisy
-    /// machine cannot skew. Only `--ef`'s unfiltered searches are measured.
+    /// Compare these usearch graphs (e.g. `f16,i8`, or
+    /// `f16,f16:efc=100:ef=96`: a quantization, then optionally an
+    /// ef_construction and a search width of its own) in one process, their
+    /// searches interleaved query by query: speed ratios a noisy machine
+    /// cannot skew. Only unfiltered searches are measured.
     #[arg(long, value_delimiter = ',')]
-    paired: Vec<Quantization>,
+    paired: Vec<paired::Spec>,
     /// Rounds over the queries per search width in `--paired` mode.
     #[arg(long, default_value_t = 5)]
     paired_rounds: usize,
+    /// Build one usearch graph (at `--quantization`), then search the slices
+    /// of queries asked on stdin: another process interleaves its own
+    /// searches with ours (`benches/versus_hnswlib.py --paired`).
+    #[arg(long)]
+    serve: bool,
 }
 
 fn main() {
@@ -140,6 +148,10 @@ fn run(mut args: Args) -> Result<(), Error> {
     if !args.paired.is_empty() {
         let dir = args.dataset.clone().unwrap_or_default();
         return paired::run(&args, &dir);
+    }
+    if args.serve {
+        let dir = args.dataset.clone().unwrap_or_default();
+        return serve::run(&args, &dir);
     }
     if args.backend == "all" {
         if let Some(path) = &args.json {

@@ -1,34 +1,84 @@
-//! `--paired`: usearch at several quantizations in one process, their
-//! searches interleaved query by query (each query asks every graph, in an
-//! order that turns from query to query), so a machine whose speed moves
-//! from second to second slows each of them alike. Prints each one's QPS and
-//! recall, and its speed against the first, per search width: the medians
-//! over `--paired-rounds` rounds, and the spread of the per-round ratios.
+//! `--paired`: several usearch graphs in one process, their searches
+//! interleaved query by query (each query asks every graph, in an order that
+//! turns from query to query), so a machine whose speed moves from second to
+//! second slows each of them alike. Prints each one's QPS and recall, and its
+//! speed against the first, per search width: the medians over
+//! `--paired-rounds` rounds, and the spread of the per-round ratios.
+//!
+//! A graph is named by its quantization and, where it departs from the
+//! command line's, its `ef_construction` and a search width of its own
+//! (`f16:efc=100:ef=96`), so two settings of the defaults can be weighed
+//! against each other at the recall each reaches.
 
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
+use std::str::FromStr;
 use std::time::Instant;
 
 use serde_json::json;
 use vector_index::synthetic::recall_at;
-use vector_index::{BackendKind, Collection, Query, Strategy};
+use vector_index::{BackendKind, Collection, Quantization, Query, Strategy};
 
 use super::{Args, Error, build, config, dataset};
 
-/// Builds one graph per quantization of `args.paired`, then measures them side by side.
+/// One graph of `--paired`: `QUANT[:efc=N][:ef=N]`.
+#[derive(Debug, Clone)]
+pub(super) struct Spec {
+    /// As written on the command line.
+    name: String,
+    quantization: Quantization,
+    /// Its own `ef_construction`, else `--ef-construction`.
+    ef_construction: Option<usize>,
+    /// Its own search width, used whatever `--ef` the others are at.
+    ef: Option<usize>,
+}
+
+impl FromStr for Spec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut parts = s.split(':');
+        let quantization = parts
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| format!("{s}: {e}"))?;
+        let mut spec = Spec {
+            name: s.to_owned(),
+            quantization,
+            ef_construction: None,
+            ef: None,
+        };
+        for part in parts {
+            let number = |v: &str| {
+                v.parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("{s}: `{part}` wants a number above 0"))
+            };
+            match part.split_once('=') {
+                Some(("efc", v)) => spec.ef_construction = Some(number(v)?),
+                Some(("ef", v)) => spec.ef = Some(number(v)?),
+                _ => return Err(format!("{s}: want QUANT[:efc=N][:ef=N], not `{part}`")),
+            }
+        }
+        Ok(spec)
+    }
+}
+
+/// Builds one graph per spec of `args.paired`, then measures them side by side.
 pub(super) fn run(args: &Args, dir: &Path) -> Result<(), Error> {
     let ds = dataset::load(dir)?;
     let (dim, n) = (ds.meta.dim, ds.meta.n_base);
-    let mut systems: Vec<(String, Collection)> = Vec::new();
-    for q in &args.paired {
+    let mut systems: Vec<(&Spec, Collection)> = Vec::new();
+    for spec in &args.paired {
         let mut one = args.clone();
-        one.quantization = *q;
+        one.quantization = spec.quantization;
+        one.ef_construction = spec.ef_construction.unwrap_or(args.ef_construction);
         let (c, secs) = build(config(&one, BackendKind::Usearch, dim, n), &ds.base, dim, 2);
         c.wait_idle();
-        let name = format!("{q:?}").to_lowercase();
-        println!("{name}: built in {secs:.1} s on 2 threads");
-        systems.push((name, c));
+        println!("{}: built in {secs:.1} s on 2 threads", spec.name);
+        systems.push((spec, c));
     }
     let mut json = match &args.json {
         Some(p) => Some(OpenOptions::new().create(true).append(true).open(p)?),
@@ -36,7 +86,7 @@ pub(super) fn run(args: &Args, dir: &Path) -> Result<(), Error> {
     };
     println!(
         "\n== paired: {n} x {dim}, {} queries, M={}, ef_construction={}, {} rounds, median QPS (recall@10), speed against {}",
-        ds.meta.n_queries, args.m, args.ef_construction, args.paired_rounds, systems[0].0
+        ds.meta.n_queries, args.m, args.ef_construction, args.paired_rounds, systems[0].0.name
     );
     for &ef in &args.ef {
         // Seconds spent per round and system, and each system's answers (first round).
@@ -47,7 +97,7 @@ pub(super) fn run(args: &Args, dir: &Path) -> Result<(), Error> {
                 let turn = (j + round) % systems.len();
                 for s in (0..systems.len()).map(|i| (i + turn) % systems.len()) {
                     let query = Query::new(row.to_vec(), 10)
-                        .ef(ef)
+                        .ef(systems[s].0.ef.unwrap_or(ef))
                         .strategy(Strategy::Graph);
                     let t = Instant::now();
                     let r = systems[s].1.search(&query).expect("search");
@@ -59,7 +109,8 @@ pub(super) fn run(args: &Args, dir: &Path) -> Result<(), Error> {
             }
         }
         let mut line = format!("ef {ef:>4}:");
-        for (s, (name, _)) in systems.iter().enumerate() {
+        for (s, (spec, _)) in systems.iter().enumerate() {
+            let name = &spec.name;
             let recall = recall_at(10, &found[s], &ds.gt);
             let qps = median(
                 secs.iter()
@@ -78,8 +129,10 @@ pub(super) fn run(args: &Args, dir: &Path) -> Result<(), Error> {
                     f,
                     "{}",
                     json!({
-                        "paired": true, "quantization": name, "ef": ef, "n": n, "dim": dim,
-                        "m": args.m, "ef_construction": args.ef_construction,
+                        "paired": true, "system": name,
+                        "quantization": format!("{:?}", spec.quantization).to_lowercase(),
+                        "ef": spec.ef.unwrap_or(ef), "n": n, "dim": dim, "m": args.m,
+                        "ef_construction": spec.ef_construction.unwrap_or(args.ef_construction),
                         "recall_at_10": recall, "qps_median": qps,
                         "speed_vs_first_median": ratio, "speed_vs_first_rounds": ratios,
                     })
