@@ -30,8 +30,14 @@ costs as little as it can; it still shares the 2 cores with the server, the
 same for both systems. Prints one JSON line per system and round, then a
 table of medians and ratios.
 
+With --light-client, each system also takes concurrency 8 from
+`orchestra-bench replay` (the same bodies, sent by a Rust client that
+costs the shared cores far less than eight Python processes), after the
+phases above; those figures are reported in their own rows.
+
     benches/versus-chroma SERVER_BIN DATASET_DIR [--rounds 3] [--secs 15] \\
-        [--chroma-cache] [--config NAME[@BIN]=ORCHESTRA__KEY=VALUE[,...] ...]
+        [--chroma-cache] [--config NAME[@BIN]=ORCHESTRA__KEY=VALUE[,...] ...] \\
+        [--light-client target/release/orchestra-bench]
 """
 
 import argparse
@@ -242,7 +248,28 @@ def search(system, bodies, truth, concurrency, secs):
             "server_cores": cpu / wall}
 
 
-def measure(system, vectors, queries, truth, ftruth, secs):
+def replay(system, bodies, concurrency, secs, client):
+    """search()'s figures but recall, from `orchestra-bench replay` (`client`):
+    a Rust client that costs the shared cores far less than Python's, so
+    QPS says more of the server and less of the client."""
+    prefix = getattr(system, "path", "")
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as f:
+        for path, body in bodies:
+            f.write(json.dumps([prefix + path, body]) + "\n")
+        f.flush()
+        cpu0, t0 = tree_cpu_secs(system.proc.pid), time.perf_counter()
+        out = subprocess.run(
+            [client, "replay", "--url", f"http://127.0.0.1:{system.port}", "--bodies", f.name,
+             "--concurrency", str(concurrency), "--secs", str(secs)],
+            check=True, capture_output=True, text=True)
+        cpu, wall = tree_cpu_secs(system.proc.pid) - cpu0, time.perf_counter() - t0
+    r = json.loads(out.stdout)
+    return {"qps": r["qps"], "p50_ms": r["p50_ms"], "p99_ms": r["p99_ms"],
+            "server_cpu_ms_per_query": cpu * 1000 / max(r["requests"], 1),
+            "server_cores": cpu / wall}
+
+
+def measure(system, vectors, queries, truth, ftruth, secs, client=None):
     with tempfile.TemporaryDirectory() as work:
         data = os.path.join(work, "data")
         os.makedirs(data)
@@ -260,6 +287,8 @@ def measure(system, vectors, queries, truth, ftruth, secs):
             row["c1"] = search(system, plain, truth, 1, secs)
             row["c8"] = search(system, plain, truth, 8, secs)
             row["filtered_c8"] = search(system, filtered, ftruth, 8, secs)
+            if client:
+                row["c8_light"] = replay(system, plain, 8, secs, client)
             row["rss_mib"] = tree_rss(system.proc.pid)
             row["disk_running_mib"] = dir_mib(data)
         finally:
@@ -283,6 +312,9 @@ def main():
                     help="a memory-server configuration to measure (repeatable; "
                          "default: one, the repository's config as it is); "
                          "@BIN runs that binary instead of SERVER_BIN")
+    ap.add_argument("--light-client", metavar="ORCHESTRA_BENCH",
+                    help="also measure concurrency 8 with `orchestra-bench replay` "
+                         "(a Rust client) at this path, after the Python clients' phases")
     args = ap.parse_args()
 
     base, queries, truth = ann_dataset(args.dataset, TOP_K)
@@ -304,7 +336,8 @@ def main():
     rows = []
     for r in range(args.rounds):
         for system in systems if r % 2 == 0 else systems[::-1]:
-            row = measure(system, vectors, qvectors, truth, ftruth, args.secs)
+            row = measure(system, vectors, qvectors, truth, ftruth, args.secs,
+                          args.light_client and os.path.abspath(args.light_client))
             row["round"] = r
             print(json.dumps(row), flush=True)
             rows.append(row)
@@ -323,6 +356,12 @@ def report(rows, names, chromas):
          False),
         ("server cores busy, concurrency 8", lambda r: r["c8"]["server_cores"], None),
         ("1 %-filtered QPS, concurrency 8", lambda r: r["filtered_c8"]["qps"], True),
+        ("QPS, concurrency 8, Rust client", lambda r: r["c8_light"]["qps"], True),
+        ("p99 ms, concurrency 8, Rust client", lambda r: r["c8_light"]["p99_ms"], False),
+        ("server CPU ms per query, concurrency 8, Rust client",
+         lambda r: r["c8_light"]["server_cpu_ms_per_query"], False),
+        ("server cores busy, concurrency 8, Rust client", lambda r: r["c8_light"]["server_cores"],
+         None),
         ("batched load, docs/s", lambda r: r["load_per_sec"], True),
         ("recall@10", lambda r: r["c1"]["recall"], True),
         ("recall@10, 1 %-filtered", lambda r: r["filtered_c8"]["recall"], True),
@@ -334,6 +373,8 @@ def report(rows, names, chromas):
     print(f"\n| figure (median of {len(rows) // len(names)}) | " + " | ".join(names + ratios) + " |")
     print("|---|" + "---|" * (len(names) + len(ratios)))
     for label, f, more_is_better in figures:
+        if "Rust client" in label and not all("c8_light" in r for r in rows):
+            continue
         meds = [statistics.median(f(r) for r in rows if r["system"] == n) for n in names]
         best = None if more_is_better is None else (max if more_is_better else min)(
             meds[len(ours):])

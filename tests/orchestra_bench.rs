@@ -779,3 +779,93 @@ fn an_identity_token_comes_from_gcloud() {
         "{err}"
     );
 }
+
+/// Writes `lines` as a `replay` bodies file: one `[path, body]` array each.
+fn bodies_file(dir: &Path, name: &str, lines: &[(&str, Value)]) -> String {
+    let p = dir.join(name);
+    let text: String = lines
+        .iter()
+        .map(|(path, body)| serde_json::json!([path, body.to_string()]).to_string() + "\n")
+        .collect();
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn replay_sends_each_body_as_written_and_the_server_counts_every_request() {
+    let server = memory_server("");
+    let dir = tempfile::tempdir().unwrap();
+    let bodies = bodies_file(
+        dir.path(),
+        "bodies.jsonl",
+        &[
+            (
+                "/v1/memories",
+                serde_json::json!({"namespace": "replay", "text": "a replayed memory"}),
+            ),
+            (
+                "/v1/memories/search",
+                serde_json::json!({"namespace": "replay", "query": "replayed", "top_k": 3}),
+            ),
+        ],
+    );
+    let out = ok(&bench(&[
+        "replay",
+        "--url",
+        &server.url,
+        "--bodies",
+        &bodies,
+        "--concurrency",
+        "3",
+        "--secs",
+        "1",
+    ]));
+    let report: Value = serde_json::from_str(out.trim()).unwrap();
+    let sent = report["requests"].as_u64().unwrap();
+    assert!(sent >= 2, "{report}");
+    assert!(report["p99_ms"].as_f64().unwrap() >= report["p50_ms"].as_f64().unwrap());
+    let counts = server_counts(&server.url, "memory");
+    let (stores, searches) = (
+        counts.get("POST /v1/memories").copied().unwrap_or(0),
+        counts.get("POST /v1/memories/search").copied().unwrap_or(0),
+    );
+    assert_eq!(stores + searches, sent, "{counts:?}");
+    assert!(stores > 0 && searches > 0, "{counts:?}");
+
+    // A body the server refuses ends the run with the server's own words.
+    let refused = bodies_file(
+        dir.path(),
+        "refused.jsonl",
+        &[(
+            "/v1/memories/search",
+            serde_json::json!({"namespace": "replay", "query": "x", "top_k": "ten"}),
+        )],
+    );
+    let out = bench(&[
+        "replay",
+        "--url",
+        &server.url,
+        "--bodies",
+        &refused,
+        "--secs",
+        "1",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/v1/memories/search") && err.contains("400") && err.contains("top_k"),
+        "{err}"
+    );
+
+    // And it loads loopback only, unless the host is named.
+    let out = bench(&[
+        "replay",
+        "--url",
+        "http://10.255.255.1:8080",
+        "--bodies",
+        &bodies,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--target-allow 10.255.255.1"), "{err}");
+}

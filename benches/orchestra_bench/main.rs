@@ -6,6 +6,7 @@
 //!     [--json OUT.json] [--html OUT.html] [--slo 'p95<200ms,errors<0.1%']
 //! orchestra-bench compare A.json B.json [--html OUT.html]
 //! orchestra-bench merge A.json B.json ... --json OUT.json [--html OUT.html]
+//! orchestra-bench replay --url URL --bodies BODIES.jsonl [--concurrency 8] [--secs 10]
 //! ```
 //!
 //! How it is put together, outside in:
@@ -18,7 +19,9 @@
 //! - [`record`]: HDR histograms as the run goes; [`report`]: the JSON
 //!   report with serialised histograms, and [`report::merge`];
 //! - [`slo`] gates, [`compare`], the [`html`] report, the [`progress`] line,
-//!   and [`safety`] (loopback unless `--target-allow`).
+//!   and [`safety`] (loopback unless `--target-allow`);
+//! - [`replay`]: request bodies written beforehand, sent as they are to any
+//!   JSON API (the harness that measures us against Chroma drives both).
 //!
 //! Docs: docs/benchmarks.md ("orchestra-bench") and docs/operations.md
 //! ("Load test before promotion").
@@ -39,6 +42,7 @@ mod dataset;
 mod html;
 mod progress;
 mod record;
+mod replay;
 mod report;
 mod run;
 mod safety;
@@ -89,6 +93,8 @@ enum Command {
         #[arg(long, num_args = 0..=1, default_missing_value = slo::DEFAULT)]
         slo: Option<String>,
     },
+    /// POSTs request bodies written beforehand at a fixed concurrency (any JSON API).
+    Replay(replay::ReplayArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -151,6 +157,7 @@ fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> Result<ExitCode, String> {
     match cli.command {
         Command::Run(args) => run_command(args).await,
+        Command::Replay(args) => replay::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Compare { a, b, html } => {
             let (ra, rb) = (read(&a)?, read(&b)?);
             let rows = compare::rows(&ra, &rb);
