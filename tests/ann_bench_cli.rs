@@ -44,12 +44,7 @@ fn generates_a_dataset_and_writes_one_json_object_per_measurement() {
         .arg(&json)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = test_support::succeeded(&out);
     assert!(
         stdout.contains("== hnsw") && stdout.contains("== usearch"),
         "{stdout}"
@@ -189,12 +184,7 @@ fn paired_graphs_each_keep_their_own_settings_in_one_run() {
         .arg(&json)
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    test_support::succeeded(&out);
     let rows = lines(&json);
     assert_eq!(rows.len(), 2, "one row per graph: {rows:?}");
     let (first, second) = (&rows[0], &rows[1]);

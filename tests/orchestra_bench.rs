@@ -140,13 +140,7 @@ fn run_to(scenario: &str, url: &str, json: &Path, extra: &[&str]) -> String {
 }
 
 fn ok(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    test_support::succeeded(out)
 }
 
 fn scenario(dir: &Path, name: &str, text: &str) -> String {
@@ -856,6 +850,22 @@ fn replay_sends_each_body_as_written_and_the_server_counts_every_request() {
         err.contains("/v1/memories/search") && err.contains("400") && err.contains("top_k"),
         "{err}"
     );
+
+    // A run that could send nothing says so.
+    for (flag, value) in [("--secs", "0"), ("--concurrency", "0")] {
+        let out = bench(&[
+            "replay",
+            "--url",
+            &server.url,
+            "--bodies",
+            &bodies,
+            flag,
+            value,
+        ]);
+        assert!(!out.status.success(), "{flag} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("must be above zero"), "{flag} {value}: {err}");
+    }
 
     // And it loads loopback only, unless the host is named.
     let out = bench(&[

@@ -120,3 +120,15 @@ pub fn minilm_wheel() -> std::path::PathBuf {
     );
     path
 }
+
+/// The stdout of a process that must have exited 0; otherwise the test
+/// fails showing both of its outputs.
+pub fn succeeded(out: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
