@@ -117,12 +117,12 @@ def paired(args, base, queries, truth, efs):
     speed against hnswlib."""
     index, build = hnswlib_index(base, args.m, args.ef_construction)
     print(f"hnswlib: built in {build:.1f} s on 2 threads", flush=True)
-    served = [Served(os.path.abspath(args.ann_bench), args.dataset, q, args.m,
-                     args.ef_construction) for q in args.quantization.split(",")]
-    names = ["hnswlib"] + [s.name for s in served]
-    n = len(queries)
-    rows = []
+    served, rows, n = [], [], len(queries)
     try:
+        for q in args.quantization.split(","):
+            served.append(Served(os.path.abspath(args.ann_bench), args.dataset, q, args.m,
+                                 args.ef_construction))
+        names = ["hnswlib"] + [s.name for s in served]
         for ef in efs:
             index.set_ef(ef)
             secs = [[0.0] * len(names) for _ in range(args.rounds)]
@@ -158,8 +158,8 @@ def paired(args, base, queries, truth, efs):
 
 
 def paired_report(rows, efs, target):
-    print("\n| ef | " + " | ".join(dict.fromkeys(r["system"] for r in rows)) + " |")
     systems = list(dict.fromkeys(r["system"] for r in rows))
+    print("\n| ef | " + " | ".join(systems) + " |")
     print("|---:|" + "---|" * len(systems))
     for ef in efs:
         cells = []
