@@ -161,10 +161,10 @@ pub enum Quantization {
     /// 8-bit codes, each vector at its own scale, under the cosine, with
     /// every vector also kept at f16: the graph walks on the codes and the
     /// candidates are scored from the f16 rows, so recall is f16's. The
-    /// same memory as `F16`; the fastest inserts, and the fastest searches
-    /// where the CPU has AVX-512 (1.8x f16's single-thread QPS at recall@10
-    /// 0.95 in the ANN bench there, measured before the rows; about f16's
-    /// on an AVX2-only machine).
+    /// same memory as `F16`; the fastest inserts, and searches 1.0-1.15x
+    /// f16's single-thread QPS at equal recall in paired ANN-bench runs on
+    /// AVX2 and AVX-512 machines (1.8x on AMD AVX-512 VMs from the codes
+    /// alone, before the rows).
     I8,
 }
 
