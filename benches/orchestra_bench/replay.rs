@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde_json::json;
 
-use crate::safety;
+use crate::{record, safety};
 
 /// `orchestra-bench replay`'s arguments.
 #[derive(clap::Args, Debug)]
@@ -59,8 +59,7 @@ pub async fn run(args: ReplayArgs) -> Result<(), String> {
             tokio::spawn(async move { client(w, &http, &bodies, end).await })
         })
         .collect();
-    let mut all =
-        Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).map_err(|e| e.to_string())?;
+    let mut all = record::histogram();
     for w in workers {
         let mine = w.await.map_err(|e| e.to_string())??;
         all.add(&mine).map_err(|e| e.to_string())?;
@@ -111,8 +110,7 @@ async fn client(
     bodies: &[(String, Vec<u8>)],
     end: Instant,
 ) -> Result<Histogram<u64>, String> {
-    let mut hist =
-        Histogram::<u64>::new_with_bounds(1, 600_000_000, 3).map_err(|e| e.to_string())?;
+    let mut hist = record::histogram();
     let mut q = w * 7919 % bodies.len();
     while Instant::now() < end {
         let (url, body) = &bodies[q];
@@ -131,7 +129,7 @@ async fn client(
             let start = String::from_utf8_lossy(&answer[..answer.len().min(300)]).into_owned();
             return Err(format!("POST {url}: {status}: {start}"));
         }
-        hist.saturating_record(t.elapsed().as_micros() as u64);
+        record::record(&mut hist, t.elapsed());
         q = (q + 1) % bodies.len();
     }
     Ok(hist)
