@@ -42,7 +42,12 @@ SLICE = 20
 
 
 def recall(found, truth):
-    return float(np.mean([len(set(f) & set(t)) / TOP_K for f, t in zip(found, truth)]))
+    return hits_in(found, truth) / (len(found) * TOP_K)
+
+
+def hits_in(found, truth):
+    """How many of each query's exact top TOP_K its answer holds, summed."""
+    return sum(len(set(f) & set(t[:TOP_K])) for f, t in zip(found, truth))
 
 
 def hnswlib_index(base, m, ef_construction):
@@ -76,8 +81,6 @@ def hnswlib_rows(base, queries, truth, m, ef_construction, efs):
     return rows
 
 
-def hits_in(labels, truth):
-    return sum(len(set(f) & set(t[:TOP_K])) for f, t in zip(labels, truth))
 
 
 class Served:

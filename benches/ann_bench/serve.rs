@@ -18,6 +18,7 @@ use std::io::{BufRead, Write};
 use std::path::Path;
 use std::time::Instant;
 
+use vector_index::synthetic::hits_at;
 use vector_index::{BackendKind, Collection, Query, Strategy};
 
 use super::{Args, Error, build, config, dataset};
@@ -65,7 +66,8 @@ fn parse(line: &str, n_queries: usize) -> Result<(usize, usize, usize), String> 
 /// exact top 10 they found.
 fn slice(c: &Collection, ds: &dataset::Dataset, ef: usize, from: usize, to: usize) -> (f64, usize) {
     let dim = ds.meta.dim;
-    let (mut secs, mut hits) = (0.0, 0);
+    let mut secs = 0.0;
+    let mut found = Vec::with_capacity(to - from);
     for j in from..to {
         let query = Query::new(ds.queries[j * dim..(j + 1) * dim].to_vec(), 10)
             .ef(ef)
@@ -73,12 +75,7 @@ fn slice(c: &Collection, ds: &dataset::Dataset, ef: usize, from: usize, to: usiz
         let t = Instant::now();
         let r = c.search(&query).expect("search");
         secs += t.elapsed().as_secs_f64();
-        let truth = &ds.gt[j][..10.min(ds.gt[j].len())];
-        hits += r
-            .hits
-            .iter()
-            .filter(|h| truth.contains(&(h.id.as_u128() as u32)))
-            .count();
+        found.push(r.hits.iter().map(|h| h.id.as_u128() as u32).collect());
     }
-    (secs, hits)
+    (secs, hits_at(10, &found, &ds.gt[from..to]).0)
 }

@@ -114,6 +114,17 @@ fn top_k(base: &[Option<Vec<f32>>], q: Option<&[f32]>, k: usize) -> Vec<u32> {
 
 /// Share of `truth`'s first `k` ids found in `found`'s first `k`, averaged over queries.
 pub fn recall_at(k: usize, found: &[Vec<u32>], truth: &[Vec<u32>]) -> f64 {
+    let (hit, total) = hits_at(k, found, truth);
+    if total == 0 {
+        1.0
+    } else {
+        hit as f64 / total as f64
+    }
+}
+
+/// `(found, wanted)`: how many of `truth`'s first `k` ids `found`'s first `k`
+/// hold, and how many there were, over all queries ([`recall_at`] is their ratio).
+pub fn hits_at(k: usize, found: &[Vec<u32>], truth: &[Vec<u32>]) -> (usize, usize) {
     let mut hit = 0usize;
     let mut total = 0usize;
     for (f, t) in found.iter().zip(truth) {
@@ -121,9 +132,5 @@ pub fn recall_at(k: usize, found: &[Vec<u32>], truth: &[Vec<u32>]) -> f64 {
         total += t.len();
         hit += f.iter().take(k).filter(|id| t.contains(id)).count();
     }
-    if total == 0 {
-        1.0
-    } else {
-        hit as f64 / total as f64
-    }
+    (hit, total)
 }
