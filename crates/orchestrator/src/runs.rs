@@ -394,6 +394,8 @@ impl Runs {
         let result: Result<(), ApiError> = async {
             let ids = self.records.run_ids_with(RunStatus::Queued, Some(thread));
             let mut queued = self.records.runs(&ids).await?;
+            // The index may lag behind the records: start only what is still queued.
+            queued.retain(|(r, _)| r.run.status == RunStatus::Queued);
             queued.sort_by_key(|(r, _)| r.run.id);
             let Some((mut record, version)) = queued.into_iter().next() else {
                 return Ok(());
@@ -921,7 +923,7 @@ impl Runs {
         let now_ms = now_millis();
         let mut failed = 0;
         for (mut r, v) in self.records.runs(&ids).await? {
-            if r.lease_until >= now_ms || self.local.lock().contains_key(&r.run.id) {
+            if !r.lease_lost(now_ms) || self.local.lock().contains_key(&r.run.id) {
                 continue;
             }
             let last = self.records.last_event(r.run.id).await?;

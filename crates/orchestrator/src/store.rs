@@ -50,6 +50,15 @@ pub struct RunRecord {
     pub checkpoint: Option<Checkpoint>,
 }
 
+impl RunRecord {
+    /// Whether its instance is gone: the record itself says running (an
+    /// index entry may lag behind the record it names, and a finished run
+    /// keeps the lease it ended with) and the lease passed before `now_ms`.
+    pub fn lease_lost(&self, now_ms: i64) -> bool {
+        self.run.status == RunStatus::Running && self.lease_until < now_ms
+    }
+}
+
 /// Where an `llm` agent stopped for approval: enough to go on from there on
 /// any instance.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -435,7 +444,9 @@ impl Records {
         self.get(id, RUN).await
     }
 
-    /// Runs with `status` (all namespaces), for the lease sweeper and queues.
+    /// Runs with `status` (all namespaces), for the lease sweeper and queues,
+    /// as this instance's index has it: a follower's may lag, so a caller
+    /// checks the status of the records it then reads.
     pub fn run_ids_with(&self, status: RunStatus, thread: Option<Uuid>) -> Vec<Uuid> {
         let mut f = Filter::all()
             .eq(Field::Kind, RUN)
@@ -569,5 +580,49 @@ mod tests {
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].seq, 7);
         assert_eq!(events[0].data["n"], 7);
+    }
+
+    fn record(status: RunStatus, lease_until: i64) -> RunRecord {
+        RunRecord {
+            run: Run {
+                id: Uuid::now_v7(),
+                thread_id: None,
+                agent: "a".into(),
+                namespace: "n".into(),
+                status,
+                output: None,
+                error: None,
+                usage: Default::default(),
+                memories_used: Vec::new(),
+                metadata: Default::default(),
+                last_event: 3,
+                created_at: time::OffsetDateTime::UNIX_EPOCH,
+                finished_at: None,
+            },
+            user_id: None,
+            input: Vec::new(),
+            owner: Some("i".into()),
+            lease_until,
+            cancel_requested: false,
+            checkpoint: None,
+        }
+    }
+
+    #[test]
+    fn only_a_running_record_past_its_lease_has_lost_it() {
+        let now = 10_000;
+        assert!(record(RunStatus::Running, now - 1).lease_lost(now));
+        assert!(!record(RunStatus::Running, now).lease_lost(now));
+        // A run that ended keeps the lease it ended with; a sweep that read
+        // its id from a lagging index must not fail it again.
+        for ended in [
+            RunStatus::Completed,
+            RunStatus::Failed,
+            RunStatus::Cancelled,
+            RunStatus::Interrupted,
+            RunStatus::Queued,
+        ] {
+            assert!(!record(ended, now - 1).lease_lost(now), "{ended:?}");
+        }
     }
 }
