@@ -6,6 +6,7 @@
 //! knows nothing of ids, payloads or plans; the [`crate::Collection`] adds those.
 
 mod coarse;
+mod graph;
 mod half_rows;
 mod hnsw;
 pub(crate) mod none;
@@ -106,23 +107,28 @@ pub(crate) fn scan_top_k<B: AnnBackend + ?Sized>(
 }
 
 /// The available backends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// `hnsw_rs`: pure Rust; deletes are tombstones plus background rebuilds.
     Hnsw,
     /// `usearch`: C++ library with native removal.
     Usearch,
+    /// `graph`: our own HNSW (hnswlib's layout, f16 or f32); deletes are
+    /// tombstones plus rebuilds off the lock.
+    Graph,
 }
 
 impl BackendKind {
     /// Every backend, in display order.
-    pub const ALL: [BackendKind; 2] = [BackendKind::Hnsw, BackendKind::Usearch];
+    pub const ALL: [BackendKind; 3] = [BackendKind::Hnsw, BackendKind::Usearch, BackendKind::Graph];
 
-    /// Short lowercase name (`hnsw`, `usearch`).
+    /// Short lowercase name (`hnsw`, `usearch`, `graph`).
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Hnsw => "hnsw",
             BackendKind::Usearch => "usearch",
+            BackendKind::Graph => "graph",
         }
     }
 }
@@ -139,9 +145,10 @@ impl FromStr for BackendKind {
         match s {
             "hnsw" | "hnsw_rs" => Ok(BackendKind::Hnsw),
             "usearch" => Ok(BackendKind::Usearch),
+            "graph" => Ok(BackendKind::Graph),
             _ => Err(IndexError::InvalidParameter {
                 name: "backend",
-                reason: format!("unknown backend `{s}`; use `hnsw` or `usearch`"),
+                reason: format!("unknown backend `{s}`; use `hnsw`, `usearch` or `graph`"),
             }),
         }
     }
@@ -246,16 +253,25 @@ fn check_quantization(kind: BackendKind, params: &GraphParams) -> Result<()> {
             reason: "the hnsw backend stores f32 vectors only; use usearch for f16 or i8".into(),
         });
     }
+    if kind == BackendKind::Graph && params.quantization == Quantization::I8 {
+        return Err(graph::unsupported());
+    }
     Ok(())
+}
+
+/// Checks that a backend of `kind` can be built with `params`.
+pub fn check(kind: BackendKind, params: &GraphParams) -> Result<()> {
+    params.validate()?;
+    check_quantization(kind, params)
 }
 
 /// Builds a backend of `kind` for `dim`-dimensional vectors.
 pub fn build(kind: BackendKind, dim: usize, params: &GraphParams) -> Result<Box<dyn AnnBackend>> {
-    params.validate()?;
-    check_quantization(kind, params)?;
+    check(kind, params)?;
     Ok(match kind {
         BackendKind::Hnsw => Box::new(HnswBackend::new(dim, params.clone())),
         BackendKind::Usearch => Box::new(UsearchBackend::new(dim, params)?),
+        BackendKind::Graph => graph::build(dim, params)?,
     })
 }
 
@@ -267,10 +283,10 @@ pub fn restore(
     params: &GraphParams,
     bytes: &[u8],
 ) -> Result<Box<dyn AnnBackend>> {
-    params.validate()?;
-    check_quantization(kind, params)?;
+    check(kind, params)?;
     Ok(match kind {
         BackendKind::Hnsw => Box::new(HnswBackend::restore(dim, params.clone(), bytes)?),
         BackendKind::Usearch => Box::new(UsearchBackend::restore(dim, params, bytes)?),
+        BackendKind::Graph => graph::restore(dim, params, bytes)?,
     })
 }

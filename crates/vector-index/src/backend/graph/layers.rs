@@ -1,0 +1,430 @@
+//! The HNSW layers themselves: insert, search and the neighbour heuristic,
+//! over vectors stored at `E` precision. Single-writer: the caller holds
+//! the lock (see `super`).
+//!
+//! Layout, for the walk's sake (hnswlib's, split in two arrays): level 0's
+//! links are one fixed-stride array (a count, then `2M` slots), the vectors
+//! another (`dim` elements per slot), so a visited node costs the reads of
+//! its vector and, when it is expanded, of one link row; the few nodes
+//! above level 0 keep their upper links in a small vector each. While one
+//! neighbour is measured, the next one's vector is prefetched.
+
+use std::cell::RefCell;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+use hashbrown::HashMap;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use roaring::RoaringBitmap;
+
+use super::element::Element;
+use crate::Key;
+use crate::topk::{Scored, TopK};
+
+/// Highest level a node may get (a 2^-64 chance at M = 16; bounds the save format).
+pub(super) const MAX_LEVEL: usize = 16;
+
+/// A slot with its similarity to the query; greater is closer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Near {
+    pub(super) score: f32,
+    pub(super) slot: u32,
+}
+
+impl Eq for Near {}
+
+impl PartialOrd for Near {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Near {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.score
+            .total_cmp(&other.score)
+            .then(other.slot.cmp(&self.slot))
+    }
+}
+
+/// Which slots a walk has seen: a mark per slot, new marks each walk.
+struct Visits {
+    marks: Vec<u32>,
+    epoch: u32,
+}
+
+impl Visits {
+    /// Starts a walk over `n` slots.
+    fn start(&mut self, n: usize) {
+        if self.marks.len() < n {
+            self.marks.resize(n, 0);
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.marks.fill(0);
+            self.epoch = 1;
+        }
+    }
+
+    /// Marks `slot`; whether it was unseen this walk.
+    #[inline]
+    fn first_visit(&mut self, slot: u32) -> bool {
+        let mark = &mut self.marks[slot as usize];
+        let first = *mark != self.epoch;
+        *mark = self.epoch;
+        first
+    }
+}
+
+thread_local! {
+    /// Each thread's marks, reused across walks (a walk never nests).
+    static VISITS: RefCell<Visits> = const { RefCell::new(Visits { marks: Vec::new(), epoch: 0 }) };
+}
+
+/// Asks the CPU to start loading the cache line at `p`.
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+        // SAFETY: a prefetch is a hint; it never faults, whatever the address.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// An HNSW graph over unit vectors stored as `E`, with tombstones.
+#[derive(Clone)]
+pub(super) struct Layers<E> {
+    pub(super) dim: usize,
+    /// Links per node above level 0 (`M`); level 0 keeps twice as many.
+    pub(super) m: usize,
+    pub(super) ef_construction: usize,
+    /// Level-0 links: per slot a count, then `2M` slots.
+    pub(super) links0: Vec<u32>,
+    /// Per slot, its links on levels 1..=level: each level a count, then `M` slots.
+    pub(super) upper: Vec<Box<[u32]>>,
+    /// Per slot, `dim` elements.
+    pub(super) vectors: Vec<E>,
+    /// Per slot, its key.
+    pub(super) keys: Vec<Key>,
+    /// Live keys to their slots.
+    pub(super) slots: HashMap<Key, u32>,
+    /// Slots removed but still in the graph (walked through, never returned).
+    pub(super) dead: RoaringBitmap,
+    /// The top node (`None` while empty).
+    pub(super) entry: Option<u32>,
+    pub(super) max_level: usize,
+    rng: StdRng,
+}
+
+impl<E: Element> Layers<E> {
+    /// An empty graph; `capacity` slots are reserved.
+    pub(super) fn new(dim: usize, m: usize, ef_construction: usize, capacity: usize) -> Self {
+        let mut layers = Self {
+            dim,
+            m,
+            ef_construction,
+            links0: Vec::new(),
+            upper: Vec::new(),
+            vectors: Vec::new(),
+            keys: Vec::new(),
+            slots: HashMap::new(),
+            dead: RoaringBitmap::new(),
+            entry: None,
+            max_level: 0,
+            rng: StdRng::seed_from_u64(0x5eed),
+        };
+        layers.reserve(capacity);
+        layers
+    }
+
+    /// Room for `more` slots.
+    pub(super) fn reserve(&mut self, more: usize) {
+        self.links0.reserve(more * self.stride0());
+        self.vectors.reserve(more * self.dim);
+        self.keys.reserve(more);
+        self.upper.reserve(more);
+    }
+
+    /// Words per slot in `links0`.
+    pub(super) fn stride0(&self) -> usize {
+        1 + 2 * self.m
+    }
+
+    /// Words per level in an `upper` entry.
+    pub(super) fn stride_upper(&self) -> usize {
+        1 + self.m
+    }
+
+    /// Slots ever inserted, live or dead.
+    pub(super) fn slot_count(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Live keys.
+    pub(super) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The stored vector of `slot`.
+    #[inline]
+    pub(super) fn vector(&self, slot: u32) -> &[E] {
+        let at = slot as usize * self.dim;
+        &self.vectors[at..at + self.dim]
+    }
+
+    /// The level of `slot` (its upper levels plus level 0).
+    pub(super) fn level(&self, slot: u32) -> usize {
+        self.upper[slot as usize].len() / self.stride_upper()
+    }
+
+    /// The links of `slot` at `level`.
+    #[inline]
+    pub(super) fn links(&self, slot: u32, level: usize) -> &[u32] {
+        let row = if level == 0 {
+            let at = slot as usize * self.stride0();
+            &self.links0[at..at + self.stride0()]
+        } else {
+            let w = self.stride_upper();
+            &self.upper[slot as usize][(level - 1) * w..level * w]
+        };
+        &row[1..1 + row[0] as usize]
+    }
+
+    fn set_links(&mut self, slot: u32, level: usize, links: &[u32]) {
+        let row = if level == 0 {
+            let w = self.stride0();
+            let at = slot as usize * w;
+            &mut self.links0[at..at + w]
+        } else {
+            let w = self.stride_upper();
+            &mut self.upper[slot as usize][(level - 1) * w..level * w]
+        };
+        row[0] = links.len() as u32;
+        row[1..1 + links.len()].copy_from_slice(links);
+    }
+
+    #[inline]
+    fn score(&self, query: &[f32], slot: u32) -> f32 {
+        E::dot(query, self.vector(slot))
+    }
+
+    /// Follows the closest link at `level` until none is closer.
+    fn greedy(&self, query: &[f32], mut at: Near, level: usize) -> Near {
+        loop {
+            let mut moved = false;
+            for &n in self.links(at.slot, level) {
+                let score = self.score(query, n);
+                if score > at.score {
+                    at = Near { score, slot: n };
+                    moved = true;
+                }
+            }
+            if !moved {
+                return at;
+            }
+        }
+    }
+
+    /// The beam search of one level from `start`: the best `ef` slots that
+    /// `keep` accepts, best first, walking through every slot.
+    fn beam(
+        &self,
+        query: &[f32],
+        start: Near,
+        ef: usize,
+        level: usize,
+        keep: &dyn Fn(u32) -> bool,
+    ) -> Vec<Near> {
+        VISITS.with_borrow_mut(|visits| {
+            visits.start(self.slot_count());
+            visits.first_visit(start.slot);
+            let mut next: BinaryHeap<Near> = BinaryHeap::with_capacity(4 * ef);
+            let mut best = TopK::new(ef);
+            next.push(start);
+            if keep(start.slot) {
+                best.push(scored(start));
+            }
+            while let Some(c) = next.pop() {
+                if best.threshold().is_some_and(|worst| c.score < worst) {
+                    break;
+                }
+                let links = self.links(c.slot, level);
+                if let Some(&first) = links.first() {
+                    prefetch(self.vector(first).as_ptr());
+                }
+                for (i, &n) in links.iter().enumerate() {
+                    if let Some(&after) = links.get(i + 1) {
+                        prefetch(self.vector(after).as_ptr());
+                    }
+                    if !visits.first_visit(n) {
+                        continue;
+                    }
+                    let score = self.score(query, n);
+                    if best.threshold().is_none_or(|worst| score > worst) {
+                        let near = Near { score, slot: n };
+                        next.push(near);
+                        if keep(n) {
+                            best.push(scored(near));
+                        }
+                    }
+                }
+            }
+            best.into_sorted()
+                .into_iter()
+                .map(|s| Near {
+                    score: s.score,
+                    slot: s.key,
+                })
+                .collect()
+        })
+    }
+
+    /// Up to `k` live slots accepted by `accept`, nearest first, from a
+    /// beam of `ef`.
+    pub(super) fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        accept: &dyn Fn(Key) -> bool,
+    ) -> Vec<Near> {
+        let Some(entry) = self.entry else {
+            return Vec::new();
+        };
+        let mut at = Near {
+            score: self.score(query, entry),
+            slot: entry,
+        };
+        for level in (1..=self.max_level).rev() {
+            at = self.greedy(query, at, level);
+        }
+        let keep = |slot: u32| !self.dead.contains(slot) && accept(self.keys[slot as usize]);
+        let mut found = self.beam(query, at, ef.max(k), 0, &keep);
+        found.truncate(k);
+        found
+    }
+
+    /// hnswlib's heuristic: from `candidates`, nearest first, keep one only
+    /// if it is nearer the base than any kept one, up to `limit`.
+    fn select(&self, candidates: &[Near], limit: usize) -> Vec<u32> {
+        let mut kept: Vec<(u32, Vec<f32>)> = Vec::with_capacity(limit);
+        for c in candidates {
+            if kept.len() >= limit {
+                break;
+            }
+            let v = self.vector(c.slot);
+            if kept.iter().all(|(_, k)| E::dot(k, v) < c.score) {
+                kept.push((c.slot, widen(v)));
+            }
+        }
+        kept.into_iter().map(|(slot, _)| slot).collect()
+    }
+
+    /// Adds `vector` (already at `E`) under `key`, which must not be live.
+    pub(super) fn insert(&mut self, key: Key, vector: &[E]) {
+        let slot = self.keys.len() as u32;
+        let level = self.random_level();
+        self.keys.push(key);
+        self.vectors.extend_from_slice(vector);
+        self.links0.resize(self.links0.len() + self.stride0(), 0);
+        self.upper
+            .push(vec![0; level * self.stride_upper()].into_boxed_slice());
+        self.slots.insert(key, slot);
+        let Some(entry) = self.entry else {
+            self.entry = Some(slot);
+            self.max_level = level;
+            return;
+        };
+        // The stored (rounded) vector is what later searches measure.
+        let query = widen(vector);
+        let mut at = Near {
+            score: self.score(&query, entry),
+            slot: entry,
+        };
+        for l in (level + 1..=self.max_level).rev() {
+            at = self.greedy(&query, at, l);
+        }
+        let everyone = |_: u32| true;
+        for l in (0..=level.min(self.max_level)).rev() {
+            let found = self.beam(&query, at, self.ef_construction, l, &everyone);
+            let chosen = self.select(&found, self.m);
+            self.set_links(slot, l, &chosen);
+            let cap = if l == 0 { 2 * self.m } else { self.m };
+            for &n in &chosen {
+                self.link_back(n, slot, l, cap);
+            }
+            if let Some(first) = found.first() {
+                at = *first;
+            }
+        }
+        if level > self.max_level {
+            self.max_level = level;
+            self.entry = Some(slot);
+        }
+    }
+
+    /// Adds `slot` to `n`'s links at `level`, pruning them by the heuristic when full.
+    fn link_back(&mut self, n: u32, slot: u32, level: usize, cap: usize) {
+        let mut theirs = self.links(n, level).to_vec();
+        if theirs.len() < cap {
+            theirs.push(slot);
+        } else {
+            let base = widen(self.vector(n));
+            let mut candidates: Vec<Near> = theirs
+                .iter()
+                .chain(std::iter::once(&slot))
+                .map(|&s| Near {
+                    score: self.score(&base, s),
+                    slot: s,
+                })
+                .collect();
+            candidates.sort_unstable_by(|a, b| b.cmp(a));
+            theirs = self.select(&candidates, cap);
+        }
+        self.set_links(n, level, &theirs);
+    }
+
+    fn random_level(&mut self) -> usize {
+        let ml = 1.0 / (self.m as f64).ln();
+        let u: f64 = self.rng.random_range(f64::MIN_POSITIVE..1.0);
+        ((-u.ln() * ml) as usize).min(MAX_LEVEL)
+    }
+
+    /// Marks `key`'s slot dead; whether it was live.
+    pub(super) fn remove(&mut self, key: Key) -> bool {
+        match self.slots.remove(&key) {
+            Some(slot) => {
+                self.dead.insert(slot);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Heap bytes held.
+    pub(super) fn bytes(&self) -> usize {
+        self.links0.capacity() * 4
+            + self.vectors.capacity() * size_of::<E>()
+            + self.keys.capacity() * 4
+            + self.upper.capacity() * size_of::<Box<[u32]>>()
+            + self.upper.iter().map(|u| u.len() * 4).sum::<usize>()
+            + self.slots.capacity() * (size_of::<(Key, u32)>() + 1)
+            + self.dead.serialized_size()
+    }
+}
+
+/// `v` at f32.
+pub(super) fn widen<E: Element>(v: &[E]) -> Vec<f32> {
+    v.iter().map(|x| x.to_f32()).collect()
+}
+
+fn scored(n: Near) -> Scored {
+    Scored {
+        key: n.slot,
+        score: n.score,
+    }
+}
