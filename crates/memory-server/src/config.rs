@@ -154,6 +154,11 @@ pub struct IndexConfig {
     /// (8-bit codes to walk on, f16 rows to score by: f16's recall and
     /// memory, faster inserts). Applies when a graph is built.
     pub quantization: vector_index::Quantization,
+    /// Which graph: `usearch` (default), `graph` (our own HNSW, f16 or f32;
+    /// docs/decisions.md, "Our own graph layer") or `hnsw` (hnsw_rs, f32
+    /// only). A snapshot of another backend is rebuilt from the records at
+    /// start-up.
+    pub backend: vector_index::BackendKind,
 }
 
 impl Default for IndexConfig {
@@ -162,6 +167,7 @@ impl Default for IndexConfig {
             ef_construction: 64,
             ef_search: 128,
             quantization: vector_index::Quantization::F16,
+            backend: vector_index::BackendKind::Usearch,
         }
     }
 }
@@ -478,6 +484,12 @@ impl Config {
                 self.index.ef_search
             )));
         }
+        let graph = vector_index::GraphParams {
+            quantization: self.index.quantization,
+            ..Default::default()
+        };
+        vector_index::backend::check(self.index.backend, &graph)
+            .map_err(|e| ConfigError(format!("index.backend = \"{}\": {e}", self.index.backend)))?;
         if self.mcp.enabled && !self.server.host.is_loopback() && self.mcp.allowed_hosts.is_empty()
         {
             return Err(ConfigError(format!(
@@ -572,6 +584,13 @@ mod tests {
         };
         refused(|c| c.index.ef_construction = 4, "index.ef_construction");
         refused(|c| c.index.ef_search = 0, "index.ef_search");
+        refused(
+            |c| {
+                c.index.backend = vector_index::BackendKind::Graph;
+                c.index.quantization = vector_index::Quantization::I8;
+            },
+            "index.backend = \"graph\": invalid parameter `quantization`: the graph backend stores f16 or f32",
+        );
         refused(
             |c| c.otel.endpoint = "collector:4318".into(),
             "otel.endpoint",
