@@ -84,13 +84,14 @@ def hnswlib_rows(base, queries, truth, m, ef_construction, efs):
 
 
 class Served:
-    """An `ann-bench --serve` process: one usearch graph, searched in the
+    """An `ann-bench --serve` process: one graph of ours, searched in the
     slices of queries asked of it; it times its own searches."""
 
-    def __init__(self, binary, dataset, quantization, m, ef_construction):
-        self.name = f"usearch-{quantization}"
+    def __init__(self, binary, dataset, backend, quantization, m, ef_construction):
+        self.name = f"{backend}-{quantization}"
         self.proc = subprocess.Popen(
-            [binary, "--dataset", dataset, "--serve", "--quantization", quantization,
+            [binary, "--dataset", dataset, "--serve", "--backend", backend,
+             "--quantization", quantization,
              "--m", str(m), "--ef-construction", str(ef_construction)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         ready = self.proc.stdout.readline()
@@ -122,9 +123,10 @@ def paired(args, base, queries, truth, efs):
     print(f"hnswlib: built in {build:.1f} s on 2 threads", flush=True)
     served, rows, n = [], [], len(queries)
     try:
-        for q in args.quantization.split(","):
-            served.append(Served(os.path.abspath(args.ann_bench), args.dataset, q, args.m,
-                                 args.ef_construction))
+        for backend in args.backend.split(","):
+            for q in args.quantization.split(","):
+                served.append(Served(os.path.abspath(args.ann_bench), args.dataset, backend, q,
+                                     args.m, args.ef_construction))
         names = ["hnswlib"] + [s.name for s in served]
         for ef in efs:
             index.set_ef(ef)
@@ -218,6 +220,8 @@ def main():
     ap.add_argument("--ef", default="16,24,32,48,64,96,128")
     ap.add_argument("--quantization", default="f32,f16")
     ap.add_argument("--target", type=float, default=0.95)
+    ap.add_argument("--backend", default="usearch",
+                    help="--paired: our backends to serve, comma-separated (usearch, graph)")
     ap.add_argument("--paired", action="store_true",
                     help="interleave the systems' searches slice by slice in one run "
                          "(--rounds rounds over the queries) instead of running them "

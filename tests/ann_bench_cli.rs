@@ -208,7 +208,11 @@ fn paired_graphs_each_keep_their_own_settings_in_one_run() {
 
     for (bad, says) in [
         ("f16:efc=0", "`efc=0` wants a number above 0"),
-        ("f16:m=8", "want QUANT[:efc=N][:ef=N], not `m=8`"),
+        (
+            "f16:m=8",
+            "want QUANT[:efc=N][:ef=N][:backend=NAME], not `m=8`",
+        ),
+        ("f16:backend=faiss", "unknown backend `faiss`"),
         ("f8", "unknown quantization `f8`"),
     ] {
         let mut cmd = bench();

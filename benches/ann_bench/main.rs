@@ -44,7 +44,7 @@ struct Args {
     /// Dataset directory (meta.json, base.f32, queries.f32, gt.i32); generated when absent.
     #[arg(long)]
     dataset: Option<PathBuf>,
-    /// Backend to measure: hnsw, usearch or all.
+    /// Backend to measure: hnsw, usearch, graph or all (`--serve`: usearch unless named).
     #[arg(long, default_value = "all")]
     backend: String,
     /// Search widths to measure, comma-separated.

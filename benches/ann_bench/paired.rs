@@ -1,4 +1,4 @@
-//! `--paired`: several usearch graphs in one process, their searches
+//! `--paired`: several graphs in one process, their searches
 //! interleaved query by query (each query asks every graph, in an order that
 //! turns from query to query), so a machine whose speed moves from second to
 //! second slows each of them alike. Prints each one's QPS and recall, and its
@@ -6,9 +6,10 @@
 //! `--paired-rounds` rounds, and the spread of the per-round ratios.
 //!
 //! A graph is named by its quantization and, where it departs from the
-//! command line's, its `ef_construction` and a search width of its own
-//! (`f16:efc=100:ef=96`), so two settings of the defaults can be weighed
-//! against each other at the recall each reaches.
+//! command line's, its `ef_construction`, a search width of its own and its
+//! backend (`f16:efc=100:ef=96`, `f16:backend=graph`; usearch by default),
+//! so two settings of the defaults, or two backends, can be weighed against
+//! each other at the recall each reaches.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -22,7 +23,7 @@ use vector_index::{BackendKind, Collection, Quantization, Query, Strategy};
 
 use super::{Args, Error, build, config, dataset};
 
-/// One graph of `--paired`: `QUANT[:efc=N][:ef=N]`.
+/// One graph of `--paired`: `QUANT[:efc=N][:ef=N][:backend=NAME]`.
 #[derive(Debug, Clone)]
 pub(super) struct Spec {
     /// As written on the command line.
@@ -32,6 +33,7 @@ pub(super) struct Spec {
     ef_construction: Option<usize>,
     /// Its own search width, used whatever `--ef` the others are at.
     ef: Option<usize>,
+    backend: BackendKind,
 }
 
 impl FromStr for Spec {
@@ -48,6 +50,7 @@ impl FromStr for Spec {
             quantization,
             ef_construction: None,
             ef: None,
+            backend: BackendKind::Usearch,
         };
         for part in parts {
             let number = |v: &str| {
@@ -59,7 +62,14 @@ impl FromStr for Spec {
             match part.split_once('=') {
                 Some(("efc", v)) => spec.ef_construction = Some(number(v)?),
                 Some(("ef", v)) => spec.ef = Some(number(v)?),
-                _ => return Err(format!("{s}: want QUANT[:efc=N][:ef=N], not `{part}`")),
+                Some(("backend", v)) => {
+                    spec.backend = v.parse().map_err(|e| format!("{s}: {e}"))?
+                }
+                _ => {
+                    return Err(format!(
+                        "{s}: want QUANT[:efc=N][:ef=N][:backend=NAME], not `{part}`"
+                    ));
+                }
             }
         }
         Ok(spec)
@@ -75,7 +85,7 @@ pub(super) fn run(args: &Args, dir: &Path) -> Result<(), Error> {
         let mut one = args.clone();
         one.quantization = spec.quantization;
         one.ef_construction = spec.ef_construction.unwrap_or(args.ef_construction);
-        let (c, secs) = build(config(&one, BackendKind::Usearch, dim, n), &ds.base, dim, 2);
+        let (c, secs) = build(config(&one, spec.backend, dim, n), &ds.base, dim, 2);
         c.wait_idle();
         println!("{}: built in {secs:.1} s on 2 threads", spec.name);
         systems.push((spec, c));
@@ -129,7 +139,7 @@ pub(super) fn run(args: &Args, dir: &Path) -> Result<(), Error> {
                     f,
                     "{}",
                     json!({
-                        "paired": true, "system": name,
+                        "paired": true, "system": name, "backend": spec.backend.name(),
                         "quantization": format!("{:?}", spec.quantization).to_lowercase(),
                         "ef": spec.ef.unwrap_or(ef), "n": n, "dim": dim, "m": args.m,
                         "ef_construction": spec.ef_construction.unwrap_or(args.ef_construction),

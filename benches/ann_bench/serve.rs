@@ -1,4 +1,4 @@
-//! `--serve`: one usearch graph, searched in slices another process asks
+//! `--serve`: one graph (`--backend`, usearch unless named), searched in slices another process asks
 //! for, so a harness can interleave our searches with another library's
 //! query by query (`benches/versus_hnswlib.py --paired`): on a machine whose
 //! speed moves from second to second, both then run in the same seconds.
@@ -27,7 +27,11 @@ use super::{Args, Error, build, config, dataset};
 pub(super) fn run(args: &Args, dir: &Path) -> Result<(), Error> {
     let ds = dataset::load(dir)?;
     let (dim, n) = (ds.meta.dim, ds.meta.n_base);
-    let (c, secs) = build(config(args, BackendKind::Usearch, dim, n), &ds.base, dim, 2);
+    let kind = match args.backend.as_str() {
+        "all" => BackendKind::Usearch,
+        name => name.parse()?,
+    };
+    let (c, secs) = build(config(args, kind, dim, n), &ds.base, dim, 2);
     c.wait_idle();
     eprintln!("ann-bench: built in {secs:.1} s on 2 threads");
     let mut out = std::io::stdout().lock();
