@@ -243,7 +243,7 @@ pub struct Unpacked<'a> {
     config: CollectionConfig,
     header: snapshot::Header,
     graph: &'a [u8],
-    vector_free: Option<backend::usearch::VectorFree<'a>>,
+    vector_free: Option<backend::VectorFree<'a>>,
     /// Each saved point's key, when the vectors are to be filled.
     key_of: HashMap<Uuid, Key>,
 }
@@ -456,7 +456,7 @@ impl Collection {
     }
 
     /// [`Collection::snapshot`] without the vectors where the backend can
-    /// leave them out (usearch at f16 or f32): for a caller that keeps every
+    /// leave them out (usearch, and our graph): for a caller that keeps every
     /// vector elsewhere, e.g. in its records, and gives them back to
     /// [`Unpacked::fill`] on restore. The snapshot then holds a fingerprint
     /// of each vector, so only the vectors it was taken with are taken back.
@@ -530,10 +530,10 @@ impl Collection {
                 config.dim
             )));
         }
-        let vector_free = if config.is_records() || config.backend != BackendKind::Usearch {
+        let vector_free = if config.is_records() {
             None
         } else {
-            backend::usearch::VectorFree::parse(graph, config.dim, &config.graph)?
+            backend::VectorFree::parse(config.backend, graph, config.dim, &config.graph)?
         };
         let key_of = match vector_free {
             Some(_) => header.points.iter().map(|p| (p.id, p.key)).collect(),

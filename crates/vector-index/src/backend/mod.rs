@@ -265,6 +265,64 @@ pub fn check(kind: BackendKind, params: &GraphParams) -> Result<()> {
     check_quantization(kind, params)
 }
 
+/// A graph saved without its vectors ([`AnnBackend::save_without_vectors`]),
+/// taking them back from the records before it is restored.
+pub(crate) enum VectorFree<'a> {
+    Usearch(usearch::VectorFree<'a>),
+    Graph(graph::VectorFree<'a>),
+}
+
+impl<'a> VectorFree<'a> {
+    /// Reads a graph of `kind` saved without its vectors; `None` when
+    /// `bytes` is one saved with them, or `kind` never leaves them out.
+    pub(crate) fn parse(
+        kind: BackendKind,
+        bytes: &'a [u8],
+        dim: usize,
+        params: &GraphParams,
+    ) -> Result<Option<Self>> {
+        Ok(match kind {
+            BackendKind::Usearch => {
+                usearch::VectorFree::parse(bytes, dim, params)?.map(Self::Usearch)
+            }
+            BackendKind::Graph => {
+                let element = match params.quantization {
+                    Quantization::F16 => 2,
+                    Quantization::F32 => 4,
+                    Quantization::I8 => return Err(graph::unsupported()),
+                };
+                graph::VectorFree::parse(bytes, dim, element)?.map(Self::Graph)
+            }
+            BackendKind::Hnsw => None,
+        })
+    }
+
+    /// Gives `key` its unit-length `vector` back if it is the one the graph
+    /// was saved with; returns whether it was.
+    pub(crate) fn fill(&mut self, key: Key, vector: &[f32]) -> bool {
+        match self {
+            Self::Usearch(v) => v.fill(key, vector),
+            Self::Graph(v) => v.fill(key, vector),
+        }
+    }
+
+    /// Slots given their vector back.
+    pub(crate) fn filled(&self) -> usize {
+        match self {
+            Self::Usearch(v) => v.filled(),
+            Self::Graph(v) => v.filled(),
+        }
+    }
+
+    /// The graph's whole saved form, for [`restore`].
+    pub(crate) fn into_saved(self) -> Result<Vec<u8>> {
+        match self {
+            Self::Usearch(v) => v.into_saved(),
+            Self::Graph(v) => Ok(v.into_saved()),
+        }
+    }
+}
+
 /// Builds a backend of `kind` for `dim`-dimensional vectors.
 pub fn build(kind: BackendKind, dim: usize, params: &GraphParams) -> Result<Box<dyn AnnBackend>> {
     check(kind, params)?;

@@ -257,3 +257,65 @@ async fn embedded_i8_restart_takes_codes_and_rows_back_from_the_records() {
 fn ids_of(scored: &[(Uuid, f32)]) -> Vec<Uuid> {
     scored.iter().map(|s| s.0).collect()
 }
+
+/// Our graph's snapshot leaves its live vectors to the records as usearch's
+/// does, and keeps those of the slots removed before it (no record holds
+/// them); a restart takes the live ones back and answers like the records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_graph_restart_takes_its_vectors_back_from_the_records() {
+    use vector_index::BackendKind;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("points.redb");
+    let config = config().with_backend(BackendKind::Graph);
+    let data = clustered(2000, DIM, 20, 0.5, 14);
+    let snapshot_path = {
+        let store = EmbeddedStore::open(&path).unwrap();
+        let snapshot_path = store.snapshot_path().to_path_buf();
+        let a = DurableCollection::open(config.clone(), store)
+            .await
+            .unwrap();
+        write_with_tail(&a, &data).await;
+        assert!(
+            a.index().stats().tombstones > 0,
+            "removed slots in the graph"
+        );
+        a.snapshot().await.unwrap();
+        snapshot_path
+    };
+    let b = DurableCollection::open(config, EmbeddedStore::open(&path).unwrap())
+        .await
+        .unwrap();
+    assert!(b.replication().restored_from_snapshot);
+    // Saved without the live vectors: 8 bytes of fingerprint for each one's 64.
+    let saved = std::fs::metadata(&snapshot_path).unwrap().len() as usize;
+    let whole = b.index().snapshot("").unwrap().len();
+    let live = b.index().len() as usize;
+    assert!(
+        saved + live * (DIM * 4 - 8) / 2 < whole,
+        "{saved} vs {whole}"
+    );
+    // Taken after the tail: every live point took its vector back.
+    assert_stale_after_tail(&b, 0);
+    assert!(b.index().stats().tombstones > 0, "removed slots came back");
+    matches_brute_force(&b, &data[1800 * DIM..]).await;
+    let records = crate::common::all_records(b.store()).await;
+    let mut found = 0;
+    for q in data[1800 * DIM..].chunks_exact(DIM).take(30) {
+        let unit = normalized(q, DIM).unwrap();
+        let mut want: Vec<(Uuid, f32)> = records
+            .iter()
+            .map(|r| (r.id, dot(&unit, &normalized(&r.vector, DIM).unwrap())))
+            .collect();
+        want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        want.truncate(10);
+        let graph = b
+            .search(&Query::new(q.to_vec(), 10).strategy(Strategy::Graph))
+            .unwrap();
+        found += graph
+            .hits
+            .iter()
+            .filter(|h| want.iter().any(|w| w.0 == h.id))
+            .count();
+    }
+    assert!(found >= 285, "graph search found {found} of 300");
+}

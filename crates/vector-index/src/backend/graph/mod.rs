@@ -21,6 +21,8 @@ mod element;
 mod layers;
 mod persist;
 
+pub(crate) use self::persist::VectorFree;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -34,6 +36,7 @@ use self::layers::{Layers, widen};
 use super::{Accept, AnnBackend, BackendKind, GraphParams, Quantization, Scored};
 use crate::Key;
 use crate::error::{IndexError, Result};
+use crate::topk::TopK;
 
 /// Fewer slots than this never trigger a rebuild (too small to matter).
 const MIN_SLOTS_FOR_REBUILD: usize = 64;
@@ -261,6 +264,21 @@ impl<E: Element> AnnBackend for GraphBackend<E> {
         }
     }
 
+    fn exact(&self, query: &[f32], k: usize, keys: &RoaringBitmap) -> Vec<Scored> {
+        // Scored where they are held, at their precision: no copy, no widening.
+        let g = self.inner.graph.read();
+        let mut best = TopK::new(k);
+        for key in keys {
+            if let Some(&slot) = g.slots.get(&key) {
+                best.push(Scored {
+                    key,
+                    score: E::dot(query, g.vector(slot)),
+                });
+            }
+        }
+        best.into_sorted()
+    }
+
     fn vector(&self, key: Key) -> Option<Vec<f32>> {
         let g = self.inner.graph.read();
         g.slots.get(&key).map(|&slot| widen(g.vector(slot)))
@@ -315,6 +333,12 @@ impl<E: Element> AnnBackend for GraphBackend<E> {
         Ok(persist::save(&*self.inner.graph.read()))
     }
 
+    fn save_without_vectors(&self) -> Result<Option<Vec<u8>>> {
+        Ok(Some(persist::save_without_vectors(
+            &*self.inner.graph.read(),
+        )))
+    }
+
     fn tombstones(&self) -> usize {
         self.inner.graph.read().dead.len() as usize
     }
@@ -360,9 +384,14 @@ mod tests {
         }
     }
 
-    /// The exact top `k` of the live keys, for comparison.
+    /// The exact top `k` of the live keys, for comparison: every stored
+    /// vector widened and scored, as the trait's default does it; checked
+    /// against the backend's own `exact`.
     fn exact(b: &dyn AnnBackend, live: &RoaringBitmap, q: &[f32], k: usize) -> Vec<Key> {
-        b.exact(q, k, live).into_iter().map(|s| s.key).collect()
+        let keys = |s: Vec<Scored>| -> Vec<Key> { s.into_iter().map(|s| s.key).collect() };
+        let want = keys(crate::backend::scan_top_k(b, q, k, live));
+        assert_eq!(keys(b.exact(q, k, live)), want);
+        want
     }
 
     #[test]
