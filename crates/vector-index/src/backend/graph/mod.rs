@@ -40,6 +40,8 @@ use crate::topk::TopK;
 
 /// Fewer slots than this never trigger a rebuild (too small to matter).
 const MIN_SLOTS_FOR_REBUILD: usize = 64;
+/// A rebuild replays its log beside the searches until it is this short.
+const REPLAY_TAIL: usize = 64;
 
 /// Builds a graph backend at the precision `params` asks for.
 pub(crate) fn build(dim: usize, params: &GraphParams) -> Result<Box<dyn AnnBackend>> {
@@ -189,25 +191,39 @@ impl<E: Element> Inner<E> {
             fresh.insert(*key, v);
         }
         drop(live);
+        // Replay beside the searches until the log is short, then the rest
+        // under the lock, so searches wait for a short tail, not the build's.
+        loop {
+            let ops = match self.log.lock().as_mut() {
+                Some(log) if log.len() > REPLAY_TAIL => std::mem::take(log),
+                _ => break,
+            };
+            replay(&mut fresh, &self.graph.read(), &ops);
+        }
         let mut graph = self.graph.write();
         let ops = self.log.lock().take().unwrap_or_default();
-        for op in ops {
-            match op {
-                Op::Insert(key) => {
-                    fresh.remove(key);
-                    if let Some(&slot) = graph.slots.get(&key) {
-                        let v = graph.vector(slot).to_vec();
-                        fresh.insert(key, &v);
-                    }
-                }
-                Op::Remove(key) => {
-                    fresh.remove(key);
-                }
-            }
-        }
+        replay(&mut fresh, &graph, &ops);
         *graph = fresh;
         drop(graph);
         self.rebuilds.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Applies logged writes to `fresh`, taking each written key's vector as
+/// `current` holds it now (a later write of the same key is in the log too).
+fn replay<E: Element>(fresh: &mut Layers<E>, current: &Layers<E>, ops: &[Op]) {
+    for op in ops {
+        match *op {
+            Op::Insert(key) => {
+                fresh.remove(key);
+                if let Some(&slot) = current.slots.get(&key) {
+                    fresh.insert(key, current.vector(slot));
+                }
+            }
+            Op::Remove(key) => {
+                fresh.remove(key);
+            }
+        }
     }
 }
 
