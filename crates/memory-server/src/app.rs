@@ -114,7 +114,7 @@ pub async fn run_as(config: Config, mode: Mode) -> Result<(), StartError> {
     index_config.graph.ef_construction = config.index.ef_construction;
     index_config.ef_search = config.index.ef_search;
     index_config.graph.quantization = config.index.quantization;
-    index_config.backend = config.index.backend;
+    index_config.backend = config.index.backend();
     index_config.text = config.search.text_config();
     // Keyword statistics come from shared memories only: every reader of a
     // namespace sees those, so a private memory cannot move anyone's scores.

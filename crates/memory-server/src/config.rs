@@ -154,11 +154,24 @@ pub struct IndexConfig {
     /// (8-bit codes to walk on, f16 rows to score by: f16's recall and
     /// memory, faster inserts). Applies when a graph is built.
     pub quantization: vector_index::Quantization,
-    /// Which graph: `usearch` (default), `graph` (our own HNSW, f16 or f32;
-    /// docs/decisions.md, "Our own graph layer") or `hnsw` (hnsw_rs, f32
-    /// only). A snapshot of another backend is rebuilt from the records at
-    /// start-up.
-    pub backend: vector_index::BackendKind,
+    /// Which graph: `graph` (our own HNSW, f16 or f32, the fastest walk;
+    /// docs/decisions.md, "Our own graph layer"), `usearch` (parallel
+    /// inserts, and `i8`) or `hnsw` (hnsw_rs, f32 only). Unset: `graph`,
+    /// or `usearch` for `i8` ([`IndexConfig::backend`]). A snapshot of
+    /// another backend is rebuilt from the records at start-up.
+    pub backend: Option<vector_index::BackendKind>,
+}
+
+impl IndexConfig {
+    /// The graph to build: as set, else ours, or usearch's for `i8`, which
+    /// only usearch stores.
+    pub fn backend(&self) -> vector_index::BackendKind {
+        use vector_index::{BackendKind, Quantization};
+        self.backend.unwrap_or(match self.quantization {
+            Quantization::I8 => BackendKind::Usearch,
+            Quantization::F16 | Quantization::F32 => BackendKind::Graph,
+        })
+    }
 }
 
 impl Default for IndexConfig {
@@ -167,7 +180,7 @@ impl Default for IndexConfig {
             ef_construction: 64,
             ef_search: 128,
             quantization: vector_index::Quantization::F16,
-            backend: vector_index::BackendKind::Usearch,
+            backend: None,
         }
     }
 }
@@ -488,8 +501,9 @@ impl Config {
             quantization: self.index.quantization,
             ..Default::default()
         };
-        vector_index::backend::check(self.index.backend, &graph)
-            .map_err(|e| ConfigError(format!("index.backend = \"{}\": {e}", self.index.backend)))?;
+        let backend = self.index.backend();
+        vector_index::backend::check(backend, &graph)
+            .map_err(|e| ConfigError(format!("index.backend = \"{backend}\": {e}")))?;
         if self.mcp.enabled && !self.server.host.is_loopback() && self.mcp.allowed_hosts.is_empty()
         {
             return Err(ConfigError(format!(
@@ -586,7 +600,7 @@ mod tests {
         refused(|c| c.index.ef_search = 0, "index.ef_search");
         refused(
             |c| {
-                c.index.backend = vector_index::BackendKind::Graph;
+                c.index.backend = Some(vector_index::BackendKind::Graph);
                 c.index.quantization = vector_index::Quantization::I8;
             },
             "index.backend = \"graph\": invalid parameter `quantization`: the graph backend stores f16 or f32",
@@ -652,6 +666,19 @@ mod tests {
     /// `config/default.toml` documents every setting: loaded alone it gives
     /// exactly the built-in defaults, and every key of [`Config`] appears in
     /// it, set or (for settings without a default value) as a comment.
+    #[test]
+    fn an_unset_backend_is_our_graph_or_usearch_for_i8() {
+        use vector_index::{BackendKind, Quantization};
+        let mut c = Config::default();
+        assert_eq!(c.index.backend(), BackendKind::Graph);
+        c.index.quantization = Quantization::I8;
+        assert_eq!(c.index.backend(), BackendKind::Usearch);
+        assert!(c.check().is_ok(), "i8 alone still starts");
+        c.index.quantization = Quantization::F32;
+        c.index.backend = Some(BackendKind::Usearch);
+        assert_eq!(c.index.backend(), BackendKind::Usearch);
+    }
+
     #[test]
     fn default_toml_names_every_setting_with_the_built_in_value() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/default.toml");
