@@ -68,8 +68,7 @@ pub fn default_cost_ratio(kind: BackendKind) -> f64 {
     match kind {
         BackendKind::Usearch => 700.0,
         BackendKind::Hnsw => 1350.0,
-        // Not measured apart yet: usearch's, whose walk it matches or beats.
-        BackendKind::Graph => 700.0,
+        BackendKind::Graph => 440.0,
     }
 }
 
