@@ -7,8 +7,7 @@
 //! graph, which is then swapped in atomically.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use arc_swap::ArcSwap;
 use hashbrown::HashMap;
@@ -16,6 +15,7 @@ use hnsw_rs::prelude::{Distance, Hnsw};
 use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
 
+use super::rebuild::{self, Op, Rebuilds};
 use super::{Accept, AnnBackend, BackendKind, GraphParams, Scored};
 use crate::Key;
 use crate::error::Result;
@@ -23,10 +23,6 @@ use crate::vector::dot;
 
 /// Most layers `hnsw_rs` allows; it clamps larger values itself.
 const MAX_LAYERS: usize = 16;
-/// Fewer points than this never trigger a rebuild (too small to matter).
-const MIN_POINTS_FOR_REBUILD: usize = 64;
-/// Replay the write log outside the exclusive gate until it is this short.
-const REPLAY_TAIL: usize = 64;
 
 /// Cosine distance on unit vectors, `1 - dot`, clamped to `[0, 2]`.
 ///
@@ -55,13 +51,6 @@ struct Generation {
     keys: Mutex<RoaringBitmap>,
 }
 
-/// A write made while a rebuild runs, to replay onto the new graph.
-#[derive(Debug, Clone, Copy)]
-enum Op {
-    Insert(Key),
-    Remove(Key),
-}
-
 struct Inner {
     dim: usize,
     params: GraphParams,
@@ -71,9 +60,7 @@ struct Inner {
     /// Writers hold it shared; swapping in a rebuilt graph holds it exclusively.
     gate: RwLock<()>,
     /// `Some` while a rebuild runs: the writes it must replay.
-    log: Mutex<Option<Vec<Op>>>,
-    rebuilds: AtomicU64,
-    worker: Mutex<Option<JoinHandle<()>>>,
+    rebuilds: Rebuilds,
 }
 
 /// ANN backend over `hnsw_rs`.
@@ -92,9 +79,7 @@ impl HnswBackend {
                 current: ArcSwap::from_pointee(generation),
                 vectors: RwLock::new(HashMap::new()),
                 gate: RwLock::new(()),
-                log: Mutex::new(None),
-                rebuilds: AtomicU64::new(0),
-                worker: Mutex::new(None),
+                rebuilds: Rebuilds::default(),
             }),
         }
     }
@@ -167,42 +152,18 @@ impl Generation {
 }
 
 impl Inner {
-    fn log(&self, op: Op) {
-        if let Some(log) = self.log.lock().as_mut() {
-            log.push(op);
-        }
-    }
-
     fn needs_rebuild(&self) -> bool {
         let g = self.current.load();
-        let inserted = g.inserted.load(Ordering::Relaxed);
-        let dead = g.tombstones.read().len() as f64;
-        inserted >= MIN_POINTS_FOR_REBUILD
-            && dead > self.params.rebuild_tombstone_ratio * inserted as f64
+        rebuild::due(
+            g.tombstones.read().len() as usize,
+            g.inserted.load(Ordering::Relaxed),
+            self.params.rebuild_tombstone_ratio,
+        )
     }
 
     fn start_rebuild(this: &Arc<Self>) {
-        {
-            let mut log = this.log.lock();
-            if log.is_some() {
-                return;
-            }
-            *log = Some(Vec::new());
-        }
         let inner = Arc::clone(this);
-        let handle = std::thread::Builder::new()
-            .name("hnsw-rebuild".into())
-            .spawn(move || inner.rebuild());
-        match handle {
-            Ok(h) => {
-                let previous = this.worker.lock().replace(h);
-                if let Some(p) = previous {
-                    let _ = p.join();
-                }
-            }
-            // No thread to spare: keep serving with tombstones and retry on a later delete.
-            Err(_) => *this.log.lock() = None,
-        }
+        this.rebuilds.start("hnsw-rebuild", move || inner.rebuild());
     }
 
     fn rebuild(&self) {
@@ -220,20 +181,15 @@ impl Inner {
         next.keys.lock().extend(live.iter().map(|(k, _)| *k));
         drop(batch);
         drop(live);
-        loop {
-            let ops = match self.log.lock().as_mut() {
-                Some(log) if log.len() > REPLAY_TAIL => std::mem::take(log),
-                _ => break,
-            };
+        while let Some(ops) = self.rebuilds.take_long_log() {
             self.replay(&next, &ops);
         }
         let old = {
             let _exclusive = self.gate.write();
-            let ops = self.log.lock().take().unwrap_or_default();
-            self.replay(&next, &ops);
+            self.replay(&next, &self.rebuilds.finish());
             self.current.swap(Arc::new(next))
         };
-        self.rebuilds.fetch_add(1, Ordering::Relaxed);
+        self.rebuilds.swapped();
         // hnsw_rs drops its graph on the rayon pool: never do that under the gate.
         drop(old);
     }
@@ -270,7 +226,7 @@ impl AnnBackend for HnswBackend {
         let _shared = inner.gate.read();
         inner.vectors.write().insert(key, Arc::from(vector));
         inner.current.load().add(key, vector);
-        inner.log(Op::Insert(key));
+        inner.rebuilds.log(Op::Insert(key));
         Ok(())
     }
 
@@ -282,7 +238,7 @@ impl AnnBackend for HnswBackend {
                 return Ok(());
             }
             inner.current.load().tombstones.write().insert(key);
-            inner.log(Op::Remove(key));
+            inner.rebuilds.log(Op::Remove(key));
         }
         if inner.needs_rebuild() {
             Inner::start_rebuild(inner);
@@ -379,13 +335,10 @@ impl AnnBackend for HnswBackend {
     }
 
     fn rebuilds_completed(&self) -> u64 {
-        self.inner.rebuilds.load(Ordering::Relaxed)
+        self.inner.rebuilds.completed()
     }
 
     fn wait_idle(&self) {
-        let handle = self.inner.worker.lock().take();
-        if let Some(h) = handle {
-            let _ = h.join();
-        }
+        self.inner.rebuilds.wait_idle();
     }
 }

@@ -10,6 +10,7 @@ mod graph;
 mod half_rows;
 mod hnsw;
 pub(crate) mod none;
+mod rebuild;
 pub(crate) mod usearch;
 
 use std::fmt;

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use test_support::redis_server::RedisServer;
 use vector_index::durable::DurableCollection;
-use vector_index::store::{EmbeddedStore, Expect, NewPoint, RedisConfig, RedisStore, Store};
+use vector_index::store::{
+    EmbeddedStore, Expect, NewPoint, Record, RedisConfig, RedisStore, Store,
+};
 use vector_index::synthetic::clustered;
 use vector_index::vector::{dot, normalized};
 use vector_index::{CollectionConfig, Field, Filter, Payload, Query, Strategy, Uuid};
@@ -72,20 +74,23 @@ async fn matches_brute_force<S: Store>(c: &DurableCollection<S>, queries: &[f32]
     let records = crate::common::all_records(c.store()).await;
     assert_eq!(c.index().len() as usize, records.len());
     for q in queries.chunks_exact(DIM).take(30) {
-        let unit = normalized(q, DIM).unwrap();
-        let mut want: Vec<(Uuid, f32)> = records
-            .iter()
-            .map(|r| (r.id, dot(&unit, &normalized(&r.vector, DIM).unwrap())))
-            .collect();
-        want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        want.truncate(10);
         let got = c
             .search(&Query::new(q.to_vec(), 10).strategy(Strategy::Exact))
             .unwrap();
         let got: Vec<Uuid> = got.hits.iter().map(|h| h.id).collect();
-        let want: Vec<Uuid> = want.iter().map(|w| w.0).collect();
-        assert_eq!(got, want);
+        assert_eq!(got, top10(&records, q));
     }
+}
+
+/// The exact top 10 of `records` for the query `q`, best first (ties by id).
+fn top10(records: &[Record], q: &[f32]) -> Vec<Uuid> {
+    let unit = normalized(q, DIM).unwrap();
+    let mut scored: Vec<(Uuid, f32)> = records
+        .iter()
+        .map(|r| (r.id, dot(&unit, &normalized(&r.vector, DIM).unwrap())))
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    scored.into_iter().take(10).map(|(id, _)| id).collect()
 }
 
 /// An embedded store's snapshot leaves the vectors to the records: every
@@ -301,21 +306,11 @@ async fn embedded_graph_restart_takes_its_vectors_back_from_the_records() {
     let records = crate::common::all_records(b.store()).await;
     let mut found = 0;
     for q in data[1800 * DIM..].chunks_exact(DIM).take(30) {
-        let unit = normalized(q, DIM).unwrap();
-        let mut want: Vec<(Uuid, f32)> = records
-            .iter()
-            .map(|r| (r.id, dot(&unit, &normalized(&r.vector, DIM).unwrap())))
-            .collect();
-        want.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        want.truncate(10);
+        let want = top10(&records, q);
         let graph = b
             .search(&Query::new(q.to_vec(), 10).strategy(Strategy::Graph))
             .unwrap();
-        found += graph
-            .hits
-            .iter()
-            .filter(|h| want.iter().any(|w| w.0 == h.id))
-            .count();
+        found += graph.hits.iter().filter(|h| want.contains(&h.id)).count();
     }
     assert!(found >= 285, "graph search found {found} of 300");
 }

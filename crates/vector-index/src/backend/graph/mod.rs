@@ -24,24 +24,18 @@ mod persist;
 pub(crate) use self::persist::VectorFree;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread::JoinHandle;
 
 use half::f16;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use roaring::RoaringBitmap;
 
 use self::element::Element;
 use self::layers::{Layers, widen};
+use super::rebuild::{self, Op, Rebuilds};
 use super::{Accept, AnnBackend, BackendKind, GraphParams, Quantization, Scored};
 use crate::Key;
 use crate::error::{IndexError, Result};
 use crate::topk::TopK;
-
-/// Fewer slots than this never trigger a rebuild (too small to matter).
-const MIN_SLOTS_FOR_REBUILD: usize = 64;
-/// A rebuild replays its log beside the searches until it is this short.
-const REPLAY_TAIL: usize = 64;
 
 /// Builds a graph backend at the precision `params` asks for.
 pub(crate) fn build(dim: usize, params: &GraphParams) -> Result<Box<dyn AnnBackend>> {
@@ -73,20 +67,10 @@ pub(crate) fn unsupported() -> IndexError {
     }
 }
 
-/// A write made while a rebuild runs, replayed onto the fresh graph.
-#[derive(Debug, Clone, Copy)]
-enum Op {
-    Insert(Key),
-    Remove(Key),
-}
-
 struct Inner<E> {
     params: GraphParams,
     graph: RwLock<Layers<E>>,
-    /// `Some` while a rebuild runs: the writes it must replay.
-    log: Mutex<Option<Vec<Op>>>,
-    rebuilds: AtomicU64,
-    worker: Mutex<Option<JoinHandle<()>>>,
+    rebuilds: Rebuilds,
 }
 
 /// The graph backend, storing vectors as `E`.
@@ -116,9 +100,7 @@ impl<E: Element> GraphBackend<E> {
             inner: Arc::new(Inner {
                 params: params.clone(),
                 graph: RwLock::new(layers),
-                log: Mutex::new(None),
-                rebuilds: AtomicU64::new(0),
-                worker: Mutex::new(None),
+                rebuilds: Rebuilds::default(),
             }),
         }
     }
@@ -132,40 +114,19 @@ impl<E: Element> GraphBackend<E> {
 }
 
 impl<E: Element> Inner<E> {
-    fn log(&self, op: Op) {
-        if let Some(log) = self.log.lock().as_mut() {
-            log.push(op);
-        }
-    }
-
     fn needs_rebuild(&self) -> bool {
         let g = self.graph.read();
-        let slots = g.slot_count();
-        slots >= MIN_SLOTS_FOR_REBUILD
-            && g.dead.len() as f64 > self.params.rebuild_tombstone_ratio * slots as f64
+        rebuild::due(
+            g.dead.len() as usize,
+            g.slot_count(),
+            self.params.rebuild_tombstone_ratio,
+        )
     }
 
     fn start_rebuild(this: &Arc<Self>) {
-        {
-            let mut log = this.log.lock();
-            if log.is_some() {
-                return;
-            }
-            *log = Some(Vec::new());
-        }
         let inner = Arc::clone(this);
-        let spawned = std::thread::Builder::new()
-            .name("graph-rebuild".into())
-            .spawn(move || inner.rebuild());
-        match spawned {
-            Ok(handle) => {
-                if let Some(previous) = this.worker.lock().replace(handle) {
-                    let _ = previous.join();
-                }
-            }
-            // No thread to spare: keep the tombstones; a later removal retries.
-            Err(_) => *this.log.lock() = None,
-        }
+        this.rebuilds
+            .start("graph-rebuild", move || inner.rebuild());
     }
 
     fn rebuild(&self) {
@@ -193,19 +154,14 @@ impl<E: Element> Inner<E> {
         drop(live);
         // Replay beside the searches until the log is short, then the rest
         // under the lock, so searches wait for a short tail, not the build's.
-        loop {
-            let ops = match self.log.lock().as_mut() {
-                Some(log) if log.len() > REPLAY_TAIL => std::mem::take(log),
-                _ => break,
-            };
+        while let Some(ops) = self.rebuilds.take_long_log() {
             replay(&mut fresh, &self.graph.read(), &ops);
         }
         let mut graph = self.graph.write();
-        let ops = self.log.lock().take().unwrap_or_default();
-        replay(&mut fresh, &graph, &ops);
+        replay(&mut fresh, &graph, &self.rebuilds.finish());
         *graph = fresh;
         drop(graph);
-        self.rebuilds.fetch_add(1, Ordering::Relaxed);
+        self.rebuilds.swapped();
     }
 }
 
@@ -248,7 +204,7 @@ impl<E: Element> AnnBackend for GraphBackend<E> {
         // A key is live once: a second insert replaces the first.
         g.remove(key);
         g.insert(key, &v);
-        self.inner.log(Op::Insert(key));
+        self.inner.rebuilds.log(Op::Insert(key));
         Ok(())
     }
 
@@ -257,7 +213,7 @@ impl<E: Element> AnnBackend for GraphBackend<E> {
             let mut g = self.inner.graph.write();
             let removed = g.remove(key);
             if removed {
-                self.inner.log(Op::Remove(key));
+                self.inner.rebuilds.log(Op::Remove(key));
             }
             removed
         };
@@ -360,14 +316,11 @@ impl<E: Element> AnnBackend for GraphBackend<E> {
     }
 
     fn rebuilds_completed(&self) -> u64 {
-        self.inner.rebuilds.load(Ordering::Relaxed)
+        self.inner.rebuilds.completed()
     }
 
     fn wait_idle(&self) {
-        let handle = self.inner.worker.lock().take();
-        if let Some(h) = handle {
-            let _ = h.join();
-        }
+        self.inner.rebuilds.wait_idle();
     }
 }
 
