@@ -112,7 +112,7 @@ fn stress(backend: BackendKind, exact_scan_max: u64) {
                 .all(|(a, b)| (a - b).abs() < 1e-6)
         );
     }
-    if backend == BackendKind::Hnsw {
+    if matches!(backend, BackendKind::Hnsw | BackendKind::Graph) {
         assert!(
             c.stats().rebuilds > 0,
             "the delete load should have forced a rebuild"
@@ -138,6 +138,16 @@ fn usearch_graph_searches_during_writes() {
 #[test]
 fn usearch_exact_searches_during_writes() {
     stress(BackendKind::Usearch, u64::MAX);
+}
+
+#[test]
+fn graph_graph_searches_during_writes_and_rebuilds() {
+    stress(BackendKind::Graph, 0);
+}
+
+#[test]
+fn graph_exact_searches_during_writes_and_rebuilds() {
+    stress(BackendKind::Graph, u64::MAX);
 }
 
 /// A point being rewritten over and over never drops out of search results.
@@ -178,4 +188,9 @@ fn hnsw_updates_never_hide_a_point_from_exact_plans() {
 #[test]
 fn usearch_updates_never_hide_a_point_from_exact_plans() {
     updates_never_hide_a_point(BackendKind::Usearch, u64::MAX);
+}
+
+#[test]
+fn graph_updates_never_hide_a_point_from_exact_plans() {
+    updates_never_hide_a_point(BackendKind::Graph, u64::MAX);
 }

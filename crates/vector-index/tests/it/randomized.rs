@@ -193,6 +193,16 @@ proptest! {
     fn graph_plans_stay_inside_the_filter_usearch(ops in prop::collection::vec(op(), 1..300)) {
         run(BackendKind::Usearch, 0, &ops)?;
     }
+
+    #[test]
+    fn exact_plans_match_brute_force_graph(ops in prop::collection::vec(op(), 1..200)) {
+        run(BackendKind::Graph, u64::MAX, &ops)?;
+    }
+
+    #[test]
+    fn graph_plans_stay_inside_the_filter_graph(ops in prop::collection::vec(op(), 1..300)) {
+        run(BackendKind::Graph, 0, &ops)?;
+    }
 }
 
 /// The typed error `normalized` input should produce, if any.

@@ -97,6 +97,12 @@ fn usearch_recall_at_10_is_at_least_0_9() {
 }
 
 #[test]
+fn graph_recall_at_10_is_at_least_0_9_at_f32_and_f16() {
+    recall(BackendKind::Graph, Quantization::F32);
+    recall(BackendKind::Graph, Quantization::F16);
+}
+
+#[test]
 fn usearch_f16_keeps_recall_and_its_snapshot_restores_the_same_graph() {
     let c = recall(BackendKind::Usearch, Quantization::F16);
     let bytes = c.snapshot("").unwrap();
