@@ -11,6 +11,7 @@ mod half_rows;
 mod hnsw;
 pub(crate) mod none;
 mod rebuild;
+mod saved;
 pub(crate) mod usearch;
 
 use std::fmt;

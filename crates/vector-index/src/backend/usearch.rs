@@ -26,6 +26,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::coarse::{CoarseRows, quantize};
 use super::half_rows::{HalfRows, halves_of, widen_halves};
+use super::saved::{Reader, broken};
 use super::{Accept, AnnBackend, BackendKind, GraphParams, Quantization, Scored, scan_top_k};
 use crate::Key;
 use crate::error::{IndexError, Result};
@@ -735,38 +736,6 @@ fn slot_keys(graph: &[u8], rows: usize) -> Result<Vec<Option<Key>>> {
         return Err(broken("length (trailing bytes)"));
     }
     Ok(keys)
-}
-
-fn broken(what: &str) -> IndexError {
-    IndexError::CorruptSnapshot(format!("saved graph: bad {what}"))
-}
-
-/// Reads little-endian fields off the front of a byte slice.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        if n > self.0.len() {
-            return Err(broken("length (truncated)"));
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn u64(&mut self) -> Result<u64> {
-        let b = self.take(8)?;
-        Ok(u64::from_le_bytes(b.try_into().map_err(|_| broken("u64"))?))
-    }
-
-    fn u32(&mut self) -> Result<u32> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes(b.try_into().map_err(|_| broken("u32"))?))
-    }
-
-    fn usize(&mut self) -> Result<usize> {
-        usize::try_from(self.u64()?).map_err(|_| broken("size"))
-    }
 }
 
 /// A graph saved without its vectors, being given them back: each slot takes

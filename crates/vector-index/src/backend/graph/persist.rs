@@ -12,6 +12,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::element::Element;
 use super::layers::{Layers, MAX_LEVEL};
 use crate::Key;
+use crate::backend::saved::Reader;
 use crate::error::{IndexError, Result};
 
 /// First bytes of a saved graph.
@@ -90,7 +91,7 @@ struct Middle<E> {
 /// Reads the header, slot table and link rows of a graph of `dim`-wide
 /// vectors saved behind `magic`; every count, level and link is checked.
 fn read_middle<E: Element>(bytes: &[u8], magic: &[u8; 8], dim: usize) -> Result<Middle<E>> {
-    let mut r = Reader { bytes, at: 0 };
+    let mut r = Reader(bytes);
     if r.take(magic.len())? != magic {
         return Err(corrupt("it is not a saved graph of this kind"));
     }
@@ -144,7 +145,7 @@ fn read_middle<E: Element>(bytes: &[u8], magic: &[u8; 8], dim: usize) -> Result<
     Ok(Middle {
         layers: g,
         element,
-        end: r.at,
+        end: bytes.len() - r.left(),
     })
 }
 
@@ -161,7 +162,7 @@ pub(super) fn restore<E: Element>(dim: usize, bytes: &[u8]) -> Result<Layers<E>>
             E::BYTES
         )));
     }
-    let mut r = Reader { bytes, at: end };
+    let mut r = Reader(&bytes[end..]);
     let raw = r.take(g.slot_count() * dim * E::BYTES)?;
     g.vectors = raw.chunks_exact(E::BYTES).map(E::get).collect();
     if r.left() != 0 {
@@ -206,7 +207,7 @@ impl<'a> VectorFree<'a> {
         }
         let n = layers.slot_count();
         let width = dim * element;
-        let mut r = Reader { bytes, at: end };
+        let mut r = Reader(&bytes[end..]);
         let fingerprints = r.take(n * 8)?;
         let mut matrix = vec![0; n * width];
         for slot in &layers.dead {
@@ -281,44 +282,6 @@ fn check_rows(words: &[u32], cap: usize, n: usize) -> Result<()> {
 
 fn corrupt(why: impl std::fmt::Display) -> IndexError {
     IndexError::CorruptSnapshot(format!("saved graph: {why}"))
-}
-
-/// A cursor over the saved bytes; running out is an error, never a panic.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn left(&self) -> usize {
-        self.bytes.len() - self.at
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        if n > self.left() {
-            return Err(corrupt("it ends early"));
-        }
-        let out = &self.bytes[self.at..self.at + n];
-        self.at += n;
-        Ok(out)
-    }
-
-    fn u8(&mut self) -> Result<u8> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u32(&mut self) -> Result<u32> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn words(&mut self, n: usize) -> Result<Vec<u32>> {
-        let raw = self.take(n.checked_mul(4).ok_or_else(|| corrupt("it is too large"))?)?;
-        Ok(raw
-            .chunks_exact(4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
-    }
 }
 
 #[cfg(test)]
