@@ -327,20 +327,13 @@ impl<E: Element> AnnBackend for GraphBackend<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vector::dot;
+    use crate::synthetic::clustered;
+    use crate::vector::normalized;
 
-    /// A unit vector of its own for each seed (splitmix64 components).
+    /// A unit vector of its own for each seed: the one point of a
+    /// generated set of that seed.
     fn unit(seed: u32, dim: usize) -> Vec<f32> {
-        let v: Vec<f32> = (0..dim as u64)
-            .map(|i| {
-                let mut z = (u64::from(seed) << 32 | i).wrapping_add(0x9e37_79b9_7f4a_7c15);
-                z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-                ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect();
-        let n = dot(&v, &v).sqrt();
-        v.iter().map(|x| x / n).collect()
+        normalized(&clustered(1, dim, 1, 0.5, u64::from(seed)), dim).unwrap()
     }
 
     fn params(quantization: Quantization) -> GraphParams {
