@@ -52,6 +52,8 @@ impl Ord for Near {
 struct Visits {
     marks: Vec<u32>,
     epoch: u32,
+    /// The unseen links of the node being expanded (reused).
+    fresh: Vec<u32>,
 }
 
 impl Visits {
@@ -67,6 +69,14 @@ impl Visits {
         }
     }
 
+    /// Asks for `slot`'s mark ahead of [`Self::first_visit`].
+    #[inline(always)]
+    fn prefetch(&self, slot: u32) {
+        if let Some(mark) = self.marks.get(slot as usize) {
+            prefetch(mark);
+        }
+    }
+
     /// Marks `slot`; whether it was unseen this walk.
     #[inline]
     fn first_visit(&mut self, slot: u32) -> bool {
@@ -79,7 +89,9 @@ impl Visits {
 
 thread_local! {
     /// Each thread's marks, reused across walks (a walk never nests).
-    static VISITS: RefCell<Visits> = const { RefCell::new(Visits { marks: Vec::new(), epoch: 0 }) };
+    static VISITS: RefCell<Visits> = const {
+        RefCell::new(Visits { marks: Vec::new(), epoch: 0, fresh: Vec::new() })
+    };
 }
 
 /// Asks the CPU to start loading the cache line at `p`.
@@ -207,6 +219,36 @@ impl<E: Element> Layers<E> {
         row[1..1 + links.len()].copy_from_slice(links);
     }
 
+    /// Asks for every cache line of `slot`'s vector: a vector spans many
+    /// lines (768 bytes at 384 f16 elements), and a walk's next vector is
+    /// rarely cached, so fetching them all at once hides more of the wait
+    /// than the first line alone.
+    #[inline(always)]
+    fn prefetch_vector(&self, slot: u32) {
+        let v = self.vector(slot);
+        let bytes = std::mem::size_of_val(v);
+        let start = v.as_ptr().cast::<u8>();
+        for offset in (0..bytes).step_by(64) {
+            // `wrapping_add` stays within (or one past) the vector's bytes.
+            prefetch(start.wrapping_add(offset));
+        }
+    }
+
+    /// Asks for `slot`'s link row at `level` (level 0's span a few lines).
+    #[inline(always)]
+    fn prefetch_links(&self, slot: u32, level: usize) {
+        if level == 0 {
+            let w = self.stride0();
+            if let Some(row) = self.links0.get(slot as usize * w..(slot as usize + 1) * w) {
+                let bytes = std::mem::size_of_val(row);
+                let start = row.as_ptr().cast::<u8>();
+                for offset in (0..bytes).step_by(64) {
+                    prefetch(start.wrapping_add(offset));
+                }
+            }
+        }
+    }
+
     #[inline]
     fn score(&self, query: &[f32], slot: u32) -> f32 {
         E::dot(query, self.vector(slot))
@@ -252,16 +294,23 @@ impl<E: Element> Layers<E> {
                 if best.threshold().is_some_and(|worst| c.score < worst) {
                     break;
                 }
+                // Three passes over the links, so that each waits on memory
+                // once: all their marks are asked for, then the unseen ones
+                // kept, then scored, the next one's vector asked for while
+                // one is measured (none is fetched for a seen link).
                 let links = self.links(c.slot, level);
-                if let Some(&first) = links.first() {
-                    prefetch(self.vector(first).as_ptr());
+                for &n in links {
+                    visits.prefetch(n);
                 }
-                for (i, &n) in links.iter().enumerate() {
-                    if let Some(&after) = links.get(i + 1) {
-                        prefetch(self.vector(after).as_ptr());
-                    }
-                    if !visits.first_visit(n) {
-                        continue;
+                let mut fresh = std::mem::take(&mut visits.fresh);
+                fresh.clear();
+                fresh.extend(links.iter().copied().filter(|&n| visits.first_visit(n)));
+                if let Some(&first) = fresh.first() {
+                    self.prefetch_vector(first);
+                }
+                for (i, &n) in fresh.iter().enumerate() {
+                    if let Some(&after) = fresh.get(i + 1) {
+                        self.prefetch_vector(after);
                     }
                     let score = self.score(query, n);
                     if best.threshold().is_none_or(|worst| score > worst) {
@@ -271,6 +320,11 @@ impl<E: Element> Layers<E> {
                             best.push(scored(near));
                         }
                     }
+                }
+                visits.fresh = fresh;
+                // The likely next node to expand: its link row is wanted first.
+                if let Some(top) = next.peek() {
+                    self.prefetch_links(top.slot, level);
                 }
             }
             best.into_sorted()
