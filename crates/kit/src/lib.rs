@@ -7,6 +7,7 @@
 //!   granting a role on namespaces and optionally binding an agent;
 //! - [`error`]: the `{"error": {"code", "message", "details"}}` envelope,
 //!   written once for any service error that implements [`error::HttpError`];
+//! - [`json_body`]: a request's JSON body, read for a service's own extractor;
 //! - [`metrics`]: request counts and latencies by route for Prometheus;
 //! - [`serve`]: serving until SIGTERM or Ctrl-C, then draining in-flight
 //!   requests for a grace period;
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod fault;
+pub mod json_body;
 pub mod metrics;
 pub mod serve;
 pub mod telemetry;

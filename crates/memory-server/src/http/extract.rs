@@ -1,9 +1,9 @@
 //! Request extractors whose rejections are [`ApiError`]s in the API's error format.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use kit::json_body::BodyError;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -54,10 +54,7 @@ impl<S: Send + Sync, T: DeserializeOwned + BodySchema> FromRequest<S> for ApiJso
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
-            Ok(axum::Json(v)) => v,
-            Err(e) => return Err(json_rejection(e)),
-        };
+        let value = kit::json_body::read(req, state).await.map_err(body_error)?;
         // serde reads a struct from a JSON array too (its fields in order):
         // every body of this API is an object, so anything else is refused
         // before it can be read that way.
@@ -88,24 +85,18 @@ impl<S: Send + Sync, T: DeserializeOwned + BodySchema> FromRequest<S> for ApiJso
     }
 }
 
-fn json_rejection(e: JsonRejection) -> ApiError {
+fn body_error(e: BodyError) -> ApiError {
     match e {
-        JsonRejection::JsonDataError(e) => ApiError::bad_request(format!(
-            "request body does not match the schema: {}",
-            e.body_text()
-        )),
-        JsonRejection::JsonSyntaxError(e) => {
-            ApiError::bad_request(format!("request body is not valid JSON: {}", e.body_text()))
+        BodyError::Syntax(e) => {
+            ApiError::bad_request(format!("request body is not valid JSON: {e}"))
         }
-        JsonRejection::MissingJsonContentType(_) => {
+        BodyError::NotJson => {
             ApiError::bad_request("send the body with `Content-Type: application/json`")
         }
-        JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::TooLarge(
-                "request body is over the configured limit (limits.max_body_bytes)".into(),
-            )
-        }
-        other => ApiError::bad_request(other.body_text()),
+        BodyError::TooLarge => ApiError::TooLarge(
+            "request body is over the configured limit (limits.max_body_bytes)".into(),
+        ),
+        BodyError::Unreadable(e) => ApiError::bad_request(e),
     }
 }
 

@@ -1,10 +1,9 @@
 //! Request extractors whose rejections are [`ApiError`]s: a JSON object
 //! body read with the path of the bad field, and query strings.
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use kit::json_body::BodyError;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -17,23 +16,21 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
-            Ok(axum::Json(v)) => v,
-            Err(JsonRejection::BytesRejection(e))
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                return Err(ApiError::TooLarge(
-                    "request body is over runs.max_body_bytes".into(),
-                ));
-            }
-            Err(JsonRejection::MissingJsonContentType(_)) => {
-                return Err(ApiError::field(
+        let value = kit::json_body::read(req, state)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge => {
+                    ApiError::TooLarge("request body is over runs.max_body_bytes".into())
+                }
+                BodyError::NotJson => ApiError::field(
                     "body",
                     "send the body with `Content-Type: application/json`",
-                ));
-            }
-            Err(e) => return Err(ApiError::field("body", e.body_text())),
-        };
+                ),
+                BodyError::Syntax(e) => {
+                    ApiError::field("body", format!("request body is not valid JSON: {e}"))
+                }
+                BodyError::Unreadable(e) => ApiError::field("body", e),
+            })?;
         // serde reads a struct from an array too: every body here is an object.
         if !value.is_object() {
             return Err(ApiError::field(
