@@ -6,8 +6,11 @@
 //! links are one fixed-stride array (a count, then `2M` slots), the vectors
 //! another (`dim` elements per slot), so a visited node costs the reads of
 //! its vector and, when it is expanded, of one link row; the few nodes
-//! above level 0 keep their upper links in a small vector each. While one
-//! neighbour is measured, the next one's vector is prefetched.
+//! above level 0 keep their upper links in a small vector each. A walk
+//! waits on memory, not arithmetic, once the vectors outgrow the cache: an
+//! expanded node's marks are asked for together, only its unseen links'
+//! vectors are fetched (whole, one ahead of the one measured), and the next
+//! candidate's link row is asked for before it is popped.
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
