@@ -14,6 +14,7 @@
 use roaring::RoaringBitmap;
 
 use super::Scored;
+use super::prefetch;
 use crate::Key;
 use crate::topk::TopK;
 use crate::vector::dot_i8;
@@ -177,23 +178,10 @@ impl CoarseRows {
 
     /// Asks the CPU to start loading the row of `key`.
     fn prefetch(&self, key: Key) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            let (chunk, row) = (key as usize / CHUNK_ROWS, key as usize % CHUNK_ROWS);
-            if let Some(Some(c)) = self.chunks.get(chunk) {
-                let codes = &c.codes[row * self.dim..(row + 1) * self.dim];
-                for line in codes.chunks(64) {
-                    // SAFETY: a prefetch is a hint; the address is in bounds.
-                    unsafe {
-                        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                            line.as_ptr(),
-                        )
-                    };
-                }
-            }
+        let (chunk, row) = (key as usize / CHUNK_ROWS, key as usize % CHUNK_ROWS);
+        if let Some(Some(c)) = self.chunks.get(chunk) {
+            prefetch::lines(&c.codes[row * self.dim..(row + 1) * self.dim]);
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = key;
     }
 }
 

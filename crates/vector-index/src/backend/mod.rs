@@ -10,6 +10,7 @@ mod graph;
 mod half_rows;
 mod hnsw;
 pub(crate) mod none;
+mod prefetch;
 mod rebuild;
 mod saved;
 pub(crate) mod usearch;

@@ -23,6 +23,7 @@ use roaring::RoaringBitmap;
 
 use super::element::Element;
 use crate::Key;
+use crate::backend::prefetch;
 use crate::topk::{Scored, TopK};
 
 /// Highest level a node may get (a 2^-64 chance at M = 16; bounds the save format).
@@ -76,7 +77,7 @@ impl Visits {
     #[inline(always)]
     fn prefetch(&self, slot: u32) {
         if let Some(mark) = self.marks.get(slot as usize) {
-            prefetch(mark);
+            prefetch::lines(std::slice::from_ref(mark));
         }
     }
 
@@ -95,19 +96,6 @@ thread_local! {
     static VISITS: RefCell<Visits> = const {
         RefCell::new(Visits { marks: Vec::new(), epoch: 0, fresh: Vec::new() })
     };
-}
-
-/// Asks the CPU to start loading the cache line at `p`.
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: a prefetch is a hint; it never faults, whatever the address.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast::<i8>()) };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// An HNSW graph over unit vectors stored as `E`, with tombstones.
@@ -228,13 +216,7 @@ impl<E: Element> Layers<E> {
     /// than the first line alone.
     #[inline(always)]
     fn prefetch_vector(&self, slot: u32) {
-        let v = self.vector(slot);
-        let bytes = std::mem::size_of_val(v);
-        let start = v.as_ptr().cast::<u8>();
-        for offset in (0..bytes).step_by(64) {
-            // `wrapping_add` stays within (or one past) the vector's bytes.
-            prefetch(start.wrapping_add(offset));
-        }
+        prefetch::lines(self.vector(slot));
     }
 
     /// Asks for `slot`'s link row at `level` (level 0's span a few lines).
@@ -243,11 +225,7 @@ impl<E: Element> Layers<E> {
         if level == 0 {
             let w = self.stride0();
             if let Some(row) = self.links0.get(slot as usize * w..(slot as usize + 1) * w) {
-                let bytes = std::mem::size_of_val(row);
-                let start = row.as_ptr().cast::<u8>();
-                for offset in (0..bytes).step_by(64) {
-                    prefetch(start.wrapping_add(offset));
-                }
+                prefetch::lines(row);
             }
         }
     }
