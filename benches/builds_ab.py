@@ -13,12 +13,10 @@ and the median (and range) of its per-round QPS against the first.
 e.g. `before@/tmp/old/memory-server= after@target/release/memory-server=`
 (docs/benchmarks.md, "The graph walk on the AMD VM").
 """
-import multiprocessing
 import os
 import statistics
 import sys
 import tempfile
-import time
 
 import versus_chroma as vc
 from benchproc import ann_dataset, stop
@@ -44,11 +42,7 @@ def main():
                 data = os.path.join(work, str(i))
                 os.makedirs(data)
                 s.start(data)
-                vc.SHARED.update(system=s, load=s.load_bodies(vectors))
-                t0 = time.perf_counter()
-                with multiprocessing.get_context("fork").Pool(vc.LOADERS) as pool:
-                    pool.map(vc.load_worker, [(w,) for w in range(vc.LOADERS)])
-                print(f"{s.name} load/s {len(vectors) / (time.perf_counter() - t0):.0f}", flush=True)
+                print(f"{s.name} load/s {vc.load(s, vectors):.0f}", flush=True)
             bodies = {s.name: [s.query_body(vc.vector_json(v), None) for v in queries]
                       for s in systems}
             for s in systems:

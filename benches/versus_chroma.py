@@ -269,18 +269,24 @@ def replay(system, bodies, concurrency, secs, client):
             "server_cores": cpu / wall}
 
 
+def load(system, vectors):
+    """Loads `vectors` (JSON-encoded) into the started `system`, `LOADERS`
+    clients in batches of `BATCH`, and returns documents per second."""
+    SHARED.update(system=system, load=system.load_bodies(vectors))
+    t0 = time.perf_counter()
+    with multiprocessing.get_context("fork").Pool(LOADERS) as pool:
+        pool.map(load_worker, [(w,) for w in range(LOADERS)])
+    del SHARED["load"]
+    return len(vectors) / (time.perf_counter() - t0)
+
+
 def measure(system, vectors, queries, truth, ftruth, secs, client=None):
     with tempfile.TemporaryDirectory() as work:
         data = os.path.join(work, "data")
         os.makedirs(data)
         system.start(data)
         try:
-            SHARED.update(system=system, load=system.load_bodies(vectors))
-            t0 = time.perf_counter()
-            with multiprocessing.get_context("fork").Pool(LOADERS) as pool:
-                pool.map(load_worker, [(w,) for w in range(LOADERS)])
-            row = {"system": system.name, "load_per_sec": len(vectors) / (time.perf_counter() - t0)}
-            del SHARED["load"]
+            row = {"system": system.name, "load_per_sec": load(system, vectors)}
             plain = [system.query_body(v, None) for v in queries]
             filtered = [system.query_body(v, q % GROUPS) for q, v in enumerate(queries)]
             search(system, plain, truth, 2, 3)  # warm-up
