@@ -149,28 +149,24 @@ pub struct IndexConfig {
     /// the library's 64: on MiniLM embeddings of text it lifts recall@10
     /// from 0.974 to 0.992 (docs/benchmarks.md, "Against Chroma").
     pub ef_search: usize,
-    /// How the graph stores vectors: `f16` (default: half the memory, ~1.5x
-    /// faster graph inserts and searches, same recall), `f32`, or `i8`
-    /// (8-bit codes to walk on, f16 rows to score by: f16's recall and
-    /// memory, faster inserts). Applies when a graph is built.
+    /// How the graph stores vectors: `i8` (default: f16 vectors, and 8-bit
+    /// codes that searches walk on before scoring their best candidates at
+    /// f16: f16's graph and recall, a byte more per component, and over
+    /// HTTP ~1.2x f16's QPS; docs/decisions.md, "Our graph walks on 8-bit
+    /// codes"), `f16` (half f32's memory, ~1.5x faster graph inserts and
+    /// searches, same recall) or `f32`. Applies when a graph is built.
     pub quantization: vector_index::Quantization,
-    /// Which graph: `graph` (our own HNSW, f16 or f32, the fastest walk;
-    /// docs/decisions.md, "Our own graph layer"), `usearch` (parallel
-    /// inserts, and `i8`) or `hnsw` (hnsw_rs, f32 only). Unset: `graph`,
-    /// or `usearch` for `i8` ([`IndexConfig::backend`]). A snapshot of
-    /// another backend is rebuilt from the records at start-up.
+    /// Which graph: `graph` (our own HNSW, the fastest walk; docs/decisions.md,
+    /// "Our own graph layer"), `usearch` (parallel inserts) or `hnsw`
+    /// (hnsw_rs, f32 only). Unset: `graph` ([`IndexConfig::backend`]). A
+    /// snapshot of another backend is rebuilt from the records at start-up.
     pub backend: Option<vector_index::BackendKind>,
 }
 
 impl IndexConfig {
-    /// The graph to build: as set, else ours, or usearch's for `i8`, which
-    /// only usearch stores.
+    /// The graph to build: as set, else ours.
     pub fn backend(&self) -> vector_index::BackendKind {
-        use vector_index::{BackendKind, Quantization};
-        self.backend.unwrap_or(match self.quantization {
-            Quantization::I8 => BackendKind::Usearch,
-            Quantization::F16 | Quantization::F32 => BackendKind::Graph,
-        })
+        self.backend.unwrap_or(vector_index::BackendKind::Graph)
     }
 }
 
@@ -179,7 +175,7 @@ impl Default for IndexConfig {
         Self {
             ef_construction: 64,
             ef_search: 128,
-            quantization: vector_index::Quantization::F16,
+            quantization: vector_index::Quantization::I8,
             backend: None,
         }
     }
@@ -600,10 +596,10 @@ mod tests {
         refused(|c| c.index.ef_search = 0, "index.ef_search");
         refused(
             |c| {
-                c.index.backend = Some(vector_index::BackendKind::Graph);
+                c.index.backend = Some(vector_index::BackendKind::Hnsw);
                 c.index.quantization = vector_index::Quantization::I8;
             },
-            "index.backend = \"graph\": invalid parameter `quantization`: the graph backend stores f16 or f32",
+            "index.backend = \"hnsw\": invalid parameter `quantization`: the hnsw backend stores f32",
         );
         refused(
             |c| c.otel.endpoint = "collector:4318".into(),
@@ -667,13 +663,13 @@ mod tests {
     /// exactly the built-in defaults, and every key of [`Config`] appears in
     /// it, set or (for settings without a default value) as a comment.
     #[test]
-    fn an_unset_backend_is_our_graph_or_usearch_for_i8() {
+    fn an_unset_backend_is_our_graph_at_every_precision() {
         use vector_index::{BackendKind, Quantization};
         let mut c = Config::default();
         assert_eq!(c.index.backend(), BackendKind::Graph);
         c.index.quantization = Quantization::I8;
-        assert_eq!(c.index.backend(), BackendKind::Usearch);
-        assert!(c.check().is_ok(), "i8 alone still starts");
+        assert_eq!(c.index.backend(), BackendKind::Graph);
+        assert!(c.check().is_ok(), "our graph takes i8");
         c.index.quantization = Quantization::F32;
         c.index.backend = Some(BackendKind::Usearch);
         assert_eq!(c.index.backend(), BackendKind::Usearch);

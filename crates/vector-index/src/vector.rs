@@ -259,6 +259,95 @@ unsafe fn dot_f16_avx512(a: &[f32], halves: &[half::f16]) -> f32 {
     total
 }
 
+/// Integer dot product of a 16-bit query with 8-bit codes, using AVX-512BW
+/// or AVX2 when the CPU has them. Exact and the same on every path: the
+/// caller bounds the query (`|q| · 127 · len` must fit an `i32`).
+#[inline]
+pub fn dot_i16_i8(query: &[i16], codes: &[i8]) -> i32 {
+    debug_assert_eq!(query.len(), codes.len());
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512bw") {
+            // SAFETY: the CPU supports the features `dot_i16_i8_avx512` is compiled for.
+            return unsafe { dot_i16_i8_avx512(query, codes) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports the features `dot_i16_i8_avx2` is compiled for.
+            return unsafe { dot_i16_i8_avx2(query, codes) };
+        }
+    }
+    dot_i16_i8_portable(query, codes)
+}
+
+/// Portable [`dot_i16_i8`].
+fn dot_i16_i8_portable(query: &[i16], codes: &[i8]) -> i32 {
+    query
+        .iter()
+        .zip(codes)
+        .map(|(q, c)| i32::from(*q) * i32::from(*c))
+        .sum()
+}
+
+/// [`dot_i16_i8`] on AVX2: sixteen codes widened to 16 bits, multiplied in
+/// pairs into eight 32-bit sums (`vpmaddwd`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dot_i16_i8_avx2(query: &[i16], codes: &[i8]) -> i32 {
+    use std::arch::x86_64::*;
+    let n = query.len().min(codes.len());
+    let (pq, pc) = (query.as_ptr(), codes.as_ptr());
+    let mut sum = _mm256_setzero_si256();
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: i + 16 <= n, the length of both slices; the 16-byte load
+        // reads codes i..i + 16, the 32-byte one query i..i + 16.
+        unsafe {
+            let c = _mm256_cvtepi8_epi16(_mm_loadu_si128(pc.add(i) as *const __m128i));
+            let q = _mm256_loadu_si256(pq.add(i) as *const __m256i);
+            sum = _mm256_add_epi32(sum, _mm256_madd_epi16(c, q));
+        }
+        i += 16;
+    }
+    let mut lanes = [0i32; 8];
+    // SAFETY: `lanes` is 32 bytes.
+    unsafe { _mm256_storeu_si256(lanes.as_mut_ptr() as *mut __m256i, sum) };
+    lanes.iter().sum::<i32>() + dot_i16_i8_portable(&query[i..n], &codes[i..n])
+}
+
+/// [`dot_i16_i8`] on AVX-512BW: thirty-two codes a step, two running sums.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512bw")]
+unsafe fn dot_i16_i8_avx512(query: &[i16], codes: &[i8]) -> i32 {
+    use std::arch::x86_64::*;
+    let n = query.len().min(codes.len());
+    let (pq, pc) = (query.as_ptr(), codes.as_ptr());
+    let mut sums = [_mm512_setzero_si512(); 2];
+    let mut i = 0;
+    // SAFETY (both loops): i + 32 * steps <= n, the length of both slices;
+    // each 32-byte load reads 32 codes, each 64-byte load 32 query values.
+    while i + 64 <= n {
+        for (j, sum) in sums.iter_mut().enumerate() {
+            let at = i + 32 * j;
+            unsafe {
+                let c = _mm512_cvtepi8_epi16(_mm256_loadu_si256(pc.add(at) as *const __m256i));
+                let q = _mm512_loadu_si512(pq.add(at) as *const __m512i);
+                *sum = _mm512_add_epi32(*sum, _mm512_madd_epi16(c, q));
+            }
+        }
+        i += 64;
+    }
+    while i + 32 <= n {
+        unsafe {
+            let c = _mm512_cvtepi8_epi16(_mm256_loadu_si256(pc.add(i) as *const __m256i));
+            let q = _mm512_loadu_si512(pq.add(i) as *const __m512i);
+            sums[0] = _mm512_add_epi32(sums[0], _mm512_madd_epi16(c, q));
+        }
+        i += 32;
+    }
+    _mm512_reduce_add_epi32(_mm512_add_epi32(sums[0], sums[1]))
+        + dot_i16_i8_portable(&query[i..n], &codes[i..n])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,6 +403,49 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn integer_kernels_are_exact_on_every_path_at_odd_lengths_and_extremes() {
+        for n in [0usize, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 384, 385] {
+            let query: Vec<i16> = (0..n)
+                .map(|i| ((i * 7919 % 65_535) as i32 - 32_767) as i16)
+                .collect();
+            let codes: Vec<i8> = (0..n)
+                .map(|i| ((i * 37 % 255) as i32 - 127) as i8)
+                .collect();
+            let want: i64 = query
+                .iter()
+                .zip(&codes)
+                .map(|(q, c)| i64::from(*q) * i64::from(*c))
+                .sum();
+            let mut kernels = vec![
+                dot_i16_i8(&query, &codes),
+                dot_i16_i8_portable(&query, &codes),
+            ];
+            #[cfg(target_arch = "x86_64")]
+            {
+                use std::arch::is_x86_feature_detected as has;
+                if has!("avx2") {
+                    // SAFETY: the CPU has the feature.
+                    kernels.push(unsafe { dot_i16_i8_avx2(&query, &codes) });
+                }
+                if has!("avx512bw") {
+                    // SAFETY: the CPU has the feature.
+                    kernels.push(unsafe { dot_i16_i8_avx512(&query, &codes) });
+                }
+            }
+            for got in kernels {
+                assert_eq!(i64::from(got), want, "n={n}");
+            }
+        }
+        // The largest products, all of one sign: at 384 components the
+        // whole 16-bit range stays inside an `i32` sum.
+        let top = i16::MAX;
+        assert_eq!(
+            dot_i16_i8(&[top; 384], &[-127; 384]),
+            -(i32::from(top) * 127 * 384)
+        );
     }
 
     #[test]

@@ -168,13 +168,12 @@ pub enum Quantization {
     /// recall within noise of `f32` in the ANN bench; exact scans start from
     /// 8-bit rows and widen only the vectors that may make the top k.
     F16,
-    /// 8-bit codes, each vector at its own scale, under the cosine, with
-    /// every vector also kept at f16: the graph walks on the codes and the
-    /// candidates are scored from the f16 rows, so recall is f16's. The
-    /// same memory as `F16`; the fastest inserts, and searches 1.0-1.15x
-    /// f16's single-thread QPS at equal recall in paired ANN-bench runs on
-    /// AVX2 and AVX-512 machines (1.8x on AMD AVX-512 VMs from the codes
-    /// alone, before the rows).
+    /// 8-bit codes, each vector at its own scale, that a search walks on,
+    /// with every vector also kept at f16 to score the walk's best
+    /// candidates from, so recall is f16's. In our graph the graph itself
+    /// is the f16 one (built, saved and scanned at f16) and the codes cost
+    /// a byte per component more; its walk reads half the bytes per node.
+    /// In usearch's the graph is of codes, with f16 rows beside it.
     I8,
 }
 
@@ -204,7 +203,7 @@ pub struct GraphParams {
     pub capacity_hint: usize,
     /// hnsw_rs only: rebuild once tombstones exceed this share of the graph, in (0, 1].
     pub rebuild_tombstone_ratio: f64,
-    /// How vectors are stored in the graph (usearch only; hnsw_rs needs `F32`).
+    /// How vectors are stored in the graph (hnsw_rs needs `F32`).
     pub quantization: Quantization,
 }
 
@@ -237,6 +236,13 @@ impl GraphParams {
     }
 }
 
+/// How many of an i8 walk's best candidates a search scores again at f16
+/// for `k` results: four per result, and at least 32. Rounding reorders
+/// near-ties, not distant ranks, and every vector scored again is a cache miss.
+pub(crate) fn rescored(k: usize) -> usize {
+    (k * 4).max(32)
+}
+
 /// Returns an [`IndexError::InvalidParameter`] unless `min <= value <= max`.
 pub(crate) fn check_range(name: &'static str, value: usize, min: usize, max: usize) -> Result<()> {
     if (min..=max).contains(&value) {
@@ -255,9 +261,6 @@ fn check_quantization(kind: BackendKind, params: &GraphParams) -> Result<()> {
             name: "quantization",
             reason: "the hnsw backend stores f32 vectors only; use usearch for f16 or i8".into(),
         });
-    }
-    if kind == BackendKind::Graph && params.quantization == Quantization::I8 {
-        return Err(graph::unsupported());
     }
     Ok(())
 }
@@ -289,11 +292,7 @@ impl<'a> VectorFree<'a> {
                 usearch::VectorFree::parse(bytes, dim, params)?.map(Self::Usearch)
             }
             BackendKind::Graph => {
-                let element = match params.quantization {
-                    Quantization::F16 => 2,
-                    Quantization::F32 => 4,
-                    Quantization::I8 => return Err(graph::unsupported()),
-                };
+                let element = graph::element_bytes(params.quantization);
                 graph::VectorFree::parse(bytes, dim, element)?.map(Self::Graph)
             }
             BackendKind::Hnsw => None,

@@ -27,7 +27,9 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::coarse::{CoarseRows, quantize};
 use super::half_rows::{HalfRows, halves_of, widen_halves};
 use super::saved::{Reader, broken};
-use super::{Accept, AnnBackend, BackendKind, GraphParams, Quantization, Scored, scan_top_k};
+use super::{
+    Accept, AnnBackend, BackendKind, GraphParams, Quantization, Scored, rescored, scan_top_k,
+};
 use crate::Key;
 use crate::error::{IndexError, Result};
 use crate::topk::TopK;
@@ -39,11 +41,6 @@ const THREAD_SLOTS: usize = 64;
 const MIN_CAPACITY: usize = 1024;
 /// Attempts to add after growing the capacity.
 const ADD_ATTEMPTS: usize = 3;
-/// An i8 search scores this many candidates per result wanted from the f16
-/// rows, and at least [`MIN_RESCORED`]: rounding reorders near-ties, not
-/// distant ranks, and every row scored is a cache miss.
-const RESCORED_PER_K: usize = 4;
-const MIN_RESCORED: usize = 32;
 
 /// A counting semaphore over usearch's thread slots.
 struct Slots {
@@ -544,8 +541,12 @@ impl AnnBackend for UsearchBackend {
             // order among near-ties is not the vectors'.
             let rows = rows.read();
             let mut best = TopK::new(k);
-            let rescored = (k * RESCORED_PER_K).max(MIN_RESCORED);
-            for (key, d) in matches.keys.iter().zip(&matches.distances).take(rescored) {
+            for (key, d) in matches
+                .keys
+                .iter()
+                .zip(&matches.distances)
+                .take(rescored(k))
+            {
                 let key = *key as Key;
                 let score = rows.score(query, key).unwrap_or(1.0 - d);
                 best.push(Scored { key, score });

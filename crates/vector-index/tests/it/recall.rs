@@ -97,9 +97,10 @@ fn usearch_recall_at_10_is_at_least_0_9() {
 }
 
 #[test]
-fn graph_recall_at_10_is_at_least_0_9_at_f32_and_f16() {
+fn graph_recall_at_10_is_at_least_0_9_at_f32_f16_and_i8() {
     recall(BackendKind::Graph, Quantization::F32);
     recall(BackendKind::Graph, Quantization::F16);
+    recall(BackendKind::Graph, Quantization::I8);
 }
 
 #[test]

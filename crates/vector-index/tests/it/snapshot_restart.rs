@@ -204,12 +204,23 @@ async fn embedded_restart_from_snapshot_and_tail_and_from_a_corrupt_snapshot() {
 /// and a restart takes them back from them; searches then score by the rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_i8_restart_takes_codes_and_rows_back_from_the_records() {
+    i8_restart(vector_index::BackendKind::Usearch).await;
+}
+
+/// The same for our graph, whose i8 form is its f16 graph with codes made
+/// again from the vectors at restore.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_graph_i8_restart_takes_its_vectors_back_and_scores_by_them() {
+    i8_restart(vector_index::BackendKind::Graph).await;
+}
+
+async fn i8_restart(backend: vector_index::BackendKind) {
     use vector_index::backend::Quantization;
     use vector_index::store::VectorPrecision;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("points.redb");
     let open = || EmbeddedStore::open_with(&path, 1 << 20, VectorPrecision::F16).unwrap();
-    let mut config = config();
+    let mut config = config().with_backend(backend);
     config.graph.quantization = Quantization::I8;
     let data = clustered(2000, DIM, 20, 0.5, 13);
     {
@@ -256,7 +267,7 @@ async fn embedded_i8_restart_takes_codes_and_rows_back_from_the_records() {
             found += usize::from(want.iter().any(|w| w.0 == hit.id));
         }
     }
-    assert!(found >= 290, "graph search found {found} of 300");
+    assert!(found >= 290, "{backend}: graph search found {found} of 300");
 }
 
 fn ids_of(scored: &[(Uuid, f32)]) -> Vec<Uuid> {

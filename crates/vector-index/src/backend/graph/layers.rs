@@ -11,6 +11,10 @@
 //! expanded node's marks are asked for together, only its unseen links'
 //! vectors are fetched (whole, one ahead of the one measured), and the next
 //! candidate's link row is asked for before it is popped.
+//!
+//! With 8-bit codes (`quantization = "i8"`, `super::codes`) searches walk on
+//! the codes and score their best candidates again on the vectors; inserts
+//! always walk on the vectors, so the graph is the same either way.
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
@@ -21,9 +25,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use roaring::RoaringBitmap;
 
+use super::codes::{CodeQuery, Codes};
 use super::element::Element;
 use crate::Key;
-use crate::backend::prefetch;
+use crate::backend::{prefetch, rescored};
 use crate::topk::{Scored, TopK};
 
 /// Highest level a node may get (a 2^-64 chance at M = 16; bounds the save format).
@@ -49,6 +54,48 @@ impl Ord for Near {
         self.score
             .total_cmp(&other.score)
             .then(other.slot.cmp(&self.slot))
+    }
+}
+
+/// How a walk measures a slot against its query.
+trait Measure {
+    /// The slot's similarity to the query; greater is closer.
+    fn score(&self, slot: u32) -> f32;
+    /// Asks for what [`Self::score`] will read of `slot`.
+    fn prefetch(&self, slot: u32);
+}
+
+/// On the stored vectors.
+struct Stored<'a, E> {
+    layers: &'a Layers<E>,
+    query: &'a [f32],
+}
+
+impl<E: Element> Measure for Stored<'_, E> {
+    #[inline]
+    fn score(&self, slot: u32) -> f32 {
+        self.layers.score(self.query, slot)
+    }
+    #[inline(always)]
+    fn prefetch(&self, slot: u32) {
+        self.layers.prefetch_vector(slot);
+    }
+}
+
+/// On the 8-bit codes.
+struct Coded<'a> {
+    codes: &'a Codes,
+    query: CodeQuery,
+}
+
+impl Measure for Coded<'_> {
+    #[inline]
+    fn score(&self, slot: u32) -> f32 {
+        self.codes.score(&self.query, slot)
+    }
+    #[inline(always)]
+    fn prefetch(&self, slot: u32) {
+        self.codes.prefetch(slot);
     }
 }
 
@@ -120,6 +167,8 @@ pub(super) struct Layers<E> {
     /// The top node (`None` while empty).
     pub(super) entry: Option<u32>,
     pub(super) max_level: usize,
+    /// Per slot, 8-bit codes that searches walk on (`None`: they walk on `vectors`).
+    codes: Option<Codes>,
     rng: StdRng,
 }
 
@@ -138,10 +187,30 @@ impl<E: Element> Layers<E> {
             dead: RoaringBitmap::new(),
             entry: None,
             max_level: 0,
+            codes: None,
             rng: StdRng::seed_from_u64(0x5eed),
         };
         layers.reserve(capacity);
         layers
+    }
+
+    /// Gives every slot, and every slot inserted from now on, 8-bit codes
+    /// that searches walk on; a no-op if it has them.
+    pub(super) fn encode(&mut self) {
+        if self.codes.is_some() {
+            return;
+        }
+        let mut codes = Codes::new(self.dim);
+        codes.reserve(self.keys.capacity());
+        for slot in 0..self.slot_count() as u32 {
+            codes.push(&widen(self.vector(slot)));
+        }
+        self.codes = Some(codes);
+    }
+
+    /// Whether searches walk on 8-bit codes.
+    pub(super) fn encoded(&self) -> bool {
+        self.codes.is_some()
     }
 
     /// Room for `more` slots.
@@ -150,6 +219,9 @@ impl<E: Element> Layers<E> {
         self.vectors.reserve(more * self.dim);
         self.keys.reserve(more);
         self.upper.reserve(more);
+        if let Some(codes) = &mut self.codes {
+            codes.reserve(more);
+        }
     }
 
     /// Words per slot in `links0`.
@@ -236,11 +308,11 @@ impl<E: Element> Layers<E> {
     }
 
     /// Follows the closest link at `level` until none is closer.
-    fn greedy(&self, query: &[f32], mut at: Near, level: usize) -> Near {
+    fn greedy(&self, measure: &impl Measure, mut at: Near, level: usize) -> Near {
         loop {
             let mut moved = false;
             for &n in self.links(at.slot, level) {
-                let score = self.score(query, n);
+                let score = measure.score(n);
                 if score > at.score {
                     at = Near { score, slot: n };
                     moved = true;
@@ -256,7 +328,7 @@ impl<E: Element> Layers<E> {
     /// `keep` accepts, best first, walking through every slot.
     fn beam(
         &self,
-        query: &[f32],
+        measure: &impl Measure,
         start: Near,
         ef: usize,
         level: usize,
@@ -287,13 +359,13 @@ impl<E: Element> Layers<E> {
                 fresh.clear();
                 fresh.extend(links.iter().copied().filter(|&n| visits.first_visit(n)));
                 if let Some(&first) = fresh.first() {
-                    self.prefetch_vector(first);
+                    measure.prefetch(first);
                 }
                 for (i, &n) in fresh.iter().enumerate() {
                     if let Some(&after) = fresh.get(i + 1) {
-                        self.prefetch_vector(after);
+                        measure.prefetch(after);
                     }
-                    let score = self.score(query, n);
+                    let score = measure.score(n);
                     if best.threshold().is_none_or(|worst| score > worst) {
                         let near = Near { score, slot: n };
                         next.push(near);
@@ -319,7 +391,8 @@ impl<E: Element> Layers<E> {
     }
 
     /// Up to `k` live slots accepted by `accept`, nearest first, from a
-    /// beam of `ef`.
+    /// beam of `ef`. On codes, the beam's best [`rescored`]`(k)` are scored
+    /// again on the vectors, and those scores decide and are returned.
     pub(super) fn search(
         &self,
         query: &[f32],
@@ -327,20 +400,53 @@ impl<E: Element> Layers<E> {
         ef: usize,
         accept: &dyn Fn(Key) -> bool,
     ) -> Vec<Near> {
+        let keep = |slot: u32| !self.dead.contains(slot) && accept(self.keys[slot as usize]);
+        let ef = ef.max(k);
+        let Some(codes) = &self.codes else {
+            let mut found = self.walk(
+                &Stored {
+                    layers: self,
+                    query,
+                },
+                ef,
+                &keep,
+            );
+            found.truncate(k);
+            return found;
+        };
+        let coded = Coded {
+            codes,
+            query: codes.query(query),
+        };
+        let mut found = self.walk(&coded, ef, &keep);
+        found.truncate(rescored(k));
+        if let Some(first) = found.first() {
+            self.prefetch_vector(first.slot);
+        }
+        for i in 0..found.len() {
+            if let Some(after) = found.get(i + 1) {
+                self.prefetch_vector(after.slot);
+            }
+            found[i].score = self.score(query, found[i].slot);
+        }
+        found.sort_unstable_by(|a, b| b.cmp(a));
+        found.truncate(k);
+        found
+    }
+
+    /// Down the upper levels greedily, then level 0's beam of `ef`.
+    fn walk(&self, measure: &impl Measure, ef: usize, keep: &dyn Fn(u32) -> bool) -> Vec<Near> {
         let Some(entry) = self.entry else {
             return Vec::new();
         };
         let mut at = Near {
-            score: self.score(query, entry),
+            score: measure.score(entry),
             slot: entry,
         };
         for level in (1..=self.max_level).rev() {
-            at = self.greedy(query, at, level);
+            at = self.greedy(measure, at, level);
         }
-        let keep = |slot: u32| !self.dead.contains(slot) && accept(self.keys[slot as usize]);
-        let mut found = self.beam(query, at, ef.max(k), 0, &keep);
-        found.truncate(k);
-        found
+        self.beam(measure, at, ef, 0, keep)
     }
 
     /// hnswlib's heuristic: from `candidates`, nearest first, keep one only
@@ -369,23 +475,38 @@ impl<E: Element> Layers<E> {
         self.upper
             .push(vec![0; level * self.stride_upper()].into_boxed_slice());
         self.slots.insert(key, slot);
+        // The stored (rounded) vector is what later searches measure.
+        let query = widen(vector);
+        if let Some(codes) = &mut self.codes {
+            codes.push(&query);
+            debug_assert_eq!(codes.len(), self.keys.len());
+        }
         let Some(entry) = self.entry else {
             self.entry = Some(slot);
             self.max_level = level;
             return;
         };
-        // The stored (rounded) vector is what later searches measure.
-        let query = widen(vector);
         let mut at = Near {
             score: self.score(&query, entry),
             slot: entry,
         };
         for l in (level + 1..=self.max_level).rev() {
-            at = self.greedy(&query, at, l);
+            at = self.greedy(
+                &Stored {
+                    layers: self,
+                    query: &query,
+                },
+                at,
+                l,
+            );
         }
         let everyone = |_: u32| true;
         for l in (0..=level.min(self.max_level)).rev() {
-            let found = self.beam(&query, at, self.ef_construction, l, &everyone);
+            let stored = Stored {
+                layers: self,
+                query: &query,
+            };
+            let found = self.beam(&stored, at, self.ef_construction, l, &everyone);
             let chosen = self.select(&found, self.m);
             self.set_links(slot, l, &chosen);
             let cap = if l == 0 { 2 * self.m } else { self.m };
@@ -449,6 +570,7 @@ impl<E: Element> Layers<E> {
             + self.upper.iter().map(|u| u.len() * 4).sum::<usize>()
             + self.slots.capacity() * (size_of::<(Key, u32)>() + 1)
             + self.dead.serialized_size()
+            + self.codes.as_ref().map_or(0, Codes::bytes)
     }
 }
 
@@ -461,5 +583,50 @@ fn scored(n: Near) -> Scored {
     Scored {
         key: n.slot,
         score: n.score,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use half::f16;
+
+    use super::*;
+    use crate::synthetic::clustered;
+    use crate::vector::normalized;
+
+    fn unit(seed: u64, dim: usize) -> Vec<f32> {
+        normalized(&clustered(1, dim, 1, 0.5, seed), dim).unwrap()
+    }
+
+    #[test]
+    fn a_walk_on_codes_measures_by_the_codes_and_a_search_by_the_vectors() {
+        let dim = 32;
+        let mut g = Layers::<f16>::new(dim, 8, 32, 0);
+        g.encode();
+        for key in 0..300u32 {
+            let v: Vec<f16> = unit(key.into(), dim)
+                .iter()
+                .map(|x| f16::from_f32(*x))
+                .collect();
+            g.insert(key, &v);
+        }
+        let q = unit(999, dim);
+        let codes = g.codes.as_ref().unwrap();
+        let coded = Coded {
+            codes,
+            query: codes.query(&q),
+        };
+        let walked = g.walk(&coded, 32, &|_| true);
+        assert_eq!(walked.len(), 32);
+        assert!(
+            walked
+                .iter()
+                .all(|n| n.score == codes.score(&coded.query, n.slot))
+        );
+        assert!(walked.iter().any(|n| n.score != g.score(&q, n.slot)));
+        let found = g.search(&q, 5, 32, &|_| true);
+        assert_eq!(found.len(), 5);
+        assert!(found.iter().all(|n| n.score == g.score(&q, n.slot)));
+        assert!(found.windows(2).all(|w| w[0].score >= w[1].score));
     }
 }

@@ -1,5 +1,6 @@
 //! Our own HNSW graph (`index.backend = "graph"`): the layout and walk of
-//! hnswlib, vectors at f16 or f32, tombstoned removals and rebuilds off the
+//! hnswlib, vectors at f16 or f32 (and, for `i8`, f16 vectors with 8-bit
+//! codes that searches walk on), tombstoned removals and rebuilds off the
 //! lock.
 //!
 //! Why it exists (docs/decisions.md, "Our own graph layer"): usearch's walk
@@ -17,6 +18,7 @@
 //!   the fresh graph and swaps it in, so no write is lost and no search
 //!   waits for the build.
 
+mod codes;
 mod element;
 mod layers;
 mod persist;
@@ -37,33 +39,36 @@ use crate::Key;
 use crate::error::{IndexError, Result};
 use crate::topk::TopK;
 
-/// Builds a graph backend at the precision `params` asks for.
+/// Builds a graph backend at the precision `params` asks for (`i8`: f16
+/// vectors with codes).
 pub(crate) fn build(dim: usize, params: &GraphParams) -> Result<Box<dyn AnnBackend>> {
     Ok(match params.quantization {
-        Quantization::F16 => Box::new(GraphBackend::<f16>::new(dim, params)),
+        Quantization::F16 | Quantization::I8 => Box::new(GraphBackend::<f16>::new(dim, params)),
         Quantization::F32 => Box::new(GraphBackend::<f32>::new(dim, params)),
-        Quantization::I8 => return Err(unsupported()),
     })
 }
 
-/// Restores what [`AnnBackend::save`] wrote, at the precision `params` asks for.
+/// Restores what [`AnnBackend::save`] wrote, at the precision `params` asks
+/// for. An `i8` graph is saved as its f16 graph, so either restores as the
+/// other: the codes are made again from the vectors.
 pub(crate) fn restore(
     dim: usize,
     params: &GraphParams,
     bytes: &[u8],
 ) -> Result<Box<dyn AnnBackend>> {
     Ok(match params.quantization {
-        Quantization::F16 => Box::new(GraphBackend::<f16>::restore(dim, params, bytes)?),
+        Quantization::F16 | Quantization::I8 => {
+            Box::new(GraphBackend::<f16>::restore(dim, params, bytes)?)
+        }
         Quantization::F32 => Box::new(GraphBackend::<f32>::restore(dim, params, bytes)?),
-        Quantization::I8 => return Err(unsupported()),
     })
 }
 
-/// The error for a precision this backend does not store.
-pub(crate) fn unsupported() -> IndexError {
-    IndexError::InvalidParameter {
-        name: "quantization",
-        reason: "the graph backend stores f16 or f32 vectors; use usearch for i8".into(),
+/// Bytes per stored element of a graph at `quantization`.
+pub(crate) fn element_bytes(quantization: Quantization) -> usize {
+    match quantization {
+        Quantization::F16 | Quantization::I8 => 2,
+        Quantization::F32 => 4,
     }
 }
 
@@ -95,7 +100,10 @@ impl<E: Element> GraphBackend<E> {
         Ok(Self::with(persist::restore(dim, bytes)?, params))
     }
 
-    fn with(layers: Layers<E>, params: &GraphParams) -> Self {
+    fn with(mut layers: Layers<E>, params: &GraphParams) -> Self {
+        if params.quantization == Quantization::I8 {
+            layers.encode();
+        }
         Self {
             inner: Arc::new(Inner {
                 params: params.clone(),
@@ -131,7 +139,7 @@ impl<E: Element> Inner<E> {
 
     fn rebuild(&self) {
         // The log is on: every write after this copy is replayed.
-        let (live, dim) = {
+        let (live, dim, encoded) = {
             let g = self.graph.read();
             let mut live: Vec<(Key, u32)> = g.slots.iter().map(|(k, s)| (*k, *s)).collect();
             // Slot order is insertion order: the fresh graph is built the same way.
@@ -140,7 +148,7 @@ impl<E: Element> Inner<E> {
                 .into_iter()
                 .map(|(key, slot)| (key, g.vector(slot).to_vec()))
                 .collect();
-            (live, g.dim)
+            (live, g.dim, g.encoded())
         };
         let mut fresh = Layers::new(
             dim,
@@ -148,6 +156,9 @@ impl<E: Element> Inner<E> {
             self.params.ef_construction,
             live.len() + live.len() / 4,
         );
+        if encoded {
+            fresh.encode();
+        }
         for (key, v) in &live {
             fresh.insert(*key, v);
         }
@@ -358,7 +369,7 @@ mod tests {
 
     #[test]
     fn searches_find_the_exact_neighbours_of_a_small_set_and_skip_removed_keys() {
-        for q in [Quantization::F16, Quantization::F32] {
+        for q in [Quantization::F16, Quantization::F32, Quantization::I8] {
             let b = build(16, &params(q)).unwrap();
             let mut live = RoaringBitmap::new();
             for key in 0..500u32 {
@@ -455,5 +466,80 @@ mod tests {
             );
         }
         assert!(restore(16, &params(Quantization::F32), &b.save().unwrap()).is_err());
+    }
+
+    #[test]
+    fn an_i8_graph_is_the_f16_graph_with_codes_and_answers_with_f16_scores() {
+        let dim = 64;
+        let points: Vec<Vec<f32>> = clustered(2000, dim, 20, 0.5, 7)
+            .chunks(dim)
+            .map(|v| normalized(v, dim).unwrap())
+            .collect();
+        let f16 = build(dim, &params(Quantization::F16)).unwrap();
+        let i8 = build(dim, &params(Quantization::I8)).unwrap();
+        for (key, v) in points.iter().enumerate() {
+            f16.insert(key as Key, v).unwrap();
+            i8.insert(key as Key, v).unwrap();
+        }
+        // Inserts walk on the vectors: the same graph, saved the same.
+        assert_eq!(f16.save().unwrap(), i8.save().unwrap());
+        // The codes cost a byte per component and a scale per vector.
+        let extra = i8.memory_bytes() - f16.memory_bytes();
+        assert!(extra >= 2000 * (dim + 4), "{extra}");
+        let live: RoaringBitmap = (0..2000u32).collect();
+        let queries: Vec<Vec<f32>> = clustered(50, dim, 20, 0.5, 8)
+            .chunks(dim)
+            .map(|v| normalized(v, dim).unwrap())
+            .collect();
+        let (mut same, mut hits, mut f16_hits) = (0, 0, 0);
+        for q in &queries {
+            let got = i8.search(q, 10, 64, None).unwrap();
+            // Every score is the f16 vector's, not the codes' estimate.
+            for s in &got {
+                let v = f16.vector(s.key).unwrap();
+                assert_eq!(s.score, crate::vector::dot_f16(q, &rounded::<f16>(&v)));
+            }
+            let theirs = f16.search(q, 10, 64, None).unwrap();
+            same += usize::from(got == theirs);
+            let want = exact(&*f16, &live, q, 10);
+            hits += got.iter().filter(|s| want.contains(&s.key)).count();
+            f16_hits += theirs.iter().filter(|s| want.contains(&s.key)).count();
+        }
+        assert!(
+            hits + 5 >= f16_hits && hits >= 400,
+            "recall@10 {hits}/500, the f16 graph's {f16_hits}/500"
+        );
+        assert!(
+            same >= 40,
+            "only {same} of 50 answers match the f16 graph's"
+        );
+        // Saved as the f16 graph, restored as either; restored as i8, it
+        // gets its codes again and answers as before.
+        let bytes = i8.save().unwrap();
+        let back = restore(dim, &params(Quantization::I8), &bytes).unwrap();
+        let as_f16 = restore(dim, &params(Quantization::F16), &bytes).unwrap();
+        let extra = back.memory_bytes() - as_f16.memory_bytes();
+        assert!(extra >= 2000 * (dim + 4), "{extra}");
+        for q in &queries {
+            assert_eq!(
+                back.search(q, 10, 64, None).unwrap(),
+                i8.search(q, 10, 64, None).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn a_rebuilt_i8_graph_keeps_its_codes() {
+        let b = GraphBackend::<f16>::new(32, &params(Quantization::I8));
+        for key in 0..400u32 {
+            b.insert(key, &unit(key, 32)).unwrap();
+        }
+        for key in 0..100u32 {
+            b.remove(key).unwrap();
+        }
+        b.rebuild_now();
+        assert!(b.inner.graph.read().encoded());
+        let top = b.search(&unit(399, 32), 1, 32, None).unwrap();
+        assert_eq!(top[0].key, 399);
     }
 }
