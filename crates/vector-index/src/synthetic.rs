@@ -62,6 +62,22 @@ fn gaussian(rng: &mut impl Rng) -> f32 {
     (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
 }
 
+/// [`clustered`]'s points, each normalised to unit length, one `Vec` a point:
+/// what the backends' unit tests insert and query.
+#[cfg(test)]
+pub(crate) fn clustered_units(
+    n: usize,
+    dim: usize,
+    clusters: usize,
+    spread: f32,
+    seed: u64,
+) -> Vec<Vec<f32>> {
+    clustered(n, dim, clusters, spread, seed)
+        .chunks(dim)
+        .map(|v| normalized(v, dim).expect("clustered points are finite and nonzero"))
+        .collect()
+}
+
 /// For each query, the indices of its `k` most cosine-similar base rows, best first.
 ///
 /// Uses every available core; rows that cannot be normalised (zero) are skipped.

@@ -188,7 +188,7 @@ impl CoarseRows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synthetic::clustered;
+    use crate::synthetic::clustered_units;
     use crate::vector::{dot, normalized};
 
     /// The exact top k of `keys` by reading every vector.
@@ -207,18 +207,12 @@ mod tests {
     fn the_candidates_always_hold_the_exact_top_k_and_usually_few_more() {
         let dim = 48;
         let n = 3000;
-        let vectors: Vec<Vec<f32>> = clustered(n, dim, 6, 0.2, 11)
-            .chunks(dim)
-            .map(|v| normalized(v, dim).unwrap())
-            .collect();
+        let vectors = clustered_units(n, dim, 6, 0.2, 11);
         let mut rows = CoarseRows::new(dim);
         for (key, v) in vectors.iter().enumerate() {
             rows.put(key as Key, v);
         }
-        let queries: Vec<Vec<f32>> = clustered(40, dim, 6, 0.2, 12)
-            .chunks(dim)
-            .map(|v| normalized(v, dim).unwrap())
-            .collect();
+        let queries = clustered_units(40, dim, 6, 0.2, 12);
         let mut checked = 0u64;
         let mut scanned = 0u64;
         for (i, q) in queries.iter().enumerate() {

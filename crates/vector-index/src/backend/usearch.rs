@@ -858,8 +858,7 @@ impl<'a> VectorFree<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synthetic::clustered;
-    use crate::vector::normalized;
+    use crate::synthetic::clustered_units;
 
     const DIM: usize = 8;
 
@@ -875,10 +874,7 @@ mod tests {
         seed: u64,
     ) -> (UsearchBackend, Vec<Vec<f32>>) {
         let b = UsearchBackend::new(dim, &params(quantization)).unwrap();
-        let vectors: Vec<Vec<f32>> = clustered(n, dim, 4, 0.3, seed)
-            .chunks(dim)
-            .map(|v| normalized(v, dim).unwrap())
-            .collect();
+        let vectors = clustered_units(n, dim, 4, 0.3, seed);
         for (key, v) in vectors.iter().enumerate() {
             b.insert(key as Key, v).unwrap();
         }
@@ -1017,10 +1013,7 @@ mod tests {
     #[test]
     fn inserts_that_grow_the_graph_while_others_scan_all_finish() {
         let b = UsearchBackend::new(DIM, &params(Quantization::F16)).unwrap();
-        let vectors: Vec<Vec<f32>> = clustered(8000, DIM, 4, 0.3, 9)
-            .chunks(DIM)
-            .map(|v| normalized(v, DIM).unwrap())
-            .collect();
+        let vectors = clustered_units(8000, DIM, 4, 0.3, 9);
         std::thread::scope(|s| {
             for t in 0..4 {
                 let (b, vectors) = (&b, &vectors);

@@ -100,16 +100,13 @@ impl Codes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synthetic::clustered;
-    use crate::vector::{dot, normalized};
+    use crate::synthetic::clustered_units;
+    use crate::vector::dot;
 
     #[test]
     fn scores_track_the_inner_product_of_unit_vectors_closely() {
         let dim = 384;
-        let vectors: Vec<Vec<f32>> = clustered(200, dim, 4, 0.3, 5)
-            .chunks(dim)
-            .map(|v| normalized(v, dim).unwrap())
-            .collect();
+        let vectors = clustered_units(200, dim, 4, 0.3, 5);
         let mut codes = Codes::new(dim);
         for v in &vectors {
             codes.push(v);

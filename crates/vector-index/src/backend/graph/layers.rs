@@ -591,12 +591,7 @@ mod tests {
     use half::f16;
 
     use super::*;
-    use crate::synthetic::clustered;
-    use crate::vector::normalized;
-
-    fn unit(seed: u64, dim: usize) -> Vec<f32> {
-        normalized(&clustered(1, dim, 1, 0.5, seed), dim).unwrap()
-    }
+    use crate::synthetic::clustered_units;
 
     #[test]
     fn a_walk_on_codes_measures_by_the_codes_and_a_search_by_the_vectors() {
@@ -604,13 +599,13 @@ mod tests {
         let mut g = Layers::<f16>::new(dim, 8, 32, 0);
         g.encode();
         for key in 0..300u32 {
-            let v: Vec<f16> = unit(key.into(), dim)
+            let v: Vec<f16> = clustered_units(1, dim, 1, 0.5, key.into())[0]
                 .iter()
                 .map(|x| f16::from_f32(*x))
                 .collect();
             g.insert(key, &v);
         }
-        let q = unit(999, dim);
+        let q = clustered_units(1, dim, 1, 0.5, 999).remove(0);
         let codes = g.codes.as_ref().unwrap();
         let coded = Coded {
             codes,
