@@ -67,8 +67,8 @@ pub(crate) fn restore(
 /// Bytes per stored element of a graph at `quantization`.
 pub(crate) fn element_bytes(quantization: Quantization) -> usize {
     match quantization {
-        Quantization::F16 | Quantization::I8 => 2,
-        Quantization::F32 => 4,
+        Quantization::F16 | Quantization::I8 => <f16 as Element>::BYTES,
+        Quantization::F32 => <f32 as Element>::BYTES,
     }
 }
 
@@ -338,13 +338,12 @@ impl<E: Element> AnnBackend for GraphBackend<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synthetic::clustered;
-    use crate::vector::normalized;
+    use crate::synthetic::clustered_units;
 
     /// A unit vector of its own for each seed: the one point of a
     /// generated set of that seed.
     fn unit(seed: u32, dim: usize) -> Vec<f32> {
-        normalized(&clustered(1, dim, 1, 0.5, u64::from(seed)), dim).unwrap()
+        clustered_units(1, dim, 1, 0.5, u64::from(seed)).remove(0)
     }
 
     fn params(quantization: Quantization) -> GraphParams {
@@ -471,10 +470,7 @@ mod tests {
     #[test]
     fn an_i8_graph_is_the_f16_graph_with_codes_and_answers_with_f16_scores() {
         let dim = 64;
-        let points: Vec<Vec<f32>> = clustered(2000, dim, 20, 0.5, 7)
-            .chunks(dim)
-            .map(|v| normalized(v, dim).unwrap())
-            .collect();
+        let points = clustered_units(2000, dim, 20, 0.5, 7);
         let f16 = build(dim, &params(Quantization::F16)).unwrap();
         let i8 = build(dim, &params(Quantization::I8)).unwrap();
         for (key, v) in points.iter().enumerate() {
@@ -487,10 +483,7 @@ mod tests {
         let extra = i8.memory_bytes() - f16.memory_bytes();
         assert!(extra >= 2000 * (dim + 4), "{extra}");
         let live: RoaringBitmap = (0..2000u32).collect();
-        let queries: Vec<Vec<f32>> = clustered(50, dim, 20, 0.5, 8)
-            .chunks(dim)
-            .map(|v| normalized(v, dim).unwrap())
-            .collect();
+        let queries = clustered_units(50, dim, 20, 0.5, 8);
         let (mut same, mut hits, mut f16_hits) = (0, 0, 0);
         for q in &queries {
             let got = i8.search(q, 10, 64, None).unwrap();
