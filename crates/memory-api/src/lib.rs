@@ -9,6 +9,9 @@ use utoipa::ToSchema;
 
 use uuid::Uuid;
 
+mod projection;
+pub use projection::{MemoryField, MemoryFields, Projected};
+
 /// What sort of memory it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, ToSchema)]
 #[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]

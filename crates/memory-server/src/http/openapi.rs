@@ -382,7 +382,8 @@ fn memory_history() {}
 fn supersede_memory() {}
 
 #[utoipa::path(post, path = "/v1/memories/search", tag = "memories", request_body = SearchRequest,
-    responses((status = 200, body = SearchResponse), (status = 400, body = ErrorResponse),
+    params(("fields" = Option<String>, Query, description = "Comma-separated memory fields to return in each hit's `memory` (e.g. `text,metadata`); `id` is always returned, and the hit's scores and ranks are unchanged. Without it, whole memories.")),
+    responses((status = 200, body = SearchResponse, description = "Results; with `fields`, each `memory` holds only `id` and the fields named"), (status = 400, body = ErrorResponse),
         (status = 401, body = ErrorResponse), (status = 403, body = ErrorResponse),
         (status = 502, body = ErrorResponse), (status = 503, body = ErrorResponse)))]
 fn search_memories() {}

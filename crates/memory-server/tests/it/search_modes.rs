@@ -485,3 +485,98 @@ async fn bm25_parameters_come_from_the_namespace_or_the_request() {
         assert!(err.to_string().contains(field), "{err}");
     }
 }
+
+#[tokio::test]
+async fn fields_cut_each_hit_to_what_was_named_and_a_bad_list_is_a_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), "");
+    let c = s.client();
+    let ns = "fields";
+    for (i, text) in ["tea with Alice", "tea with Bob", "coffee alone"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut metadata = serde_json::Map::new();
+        metadata.insert("i".into(), serde_json::json!(i));
+        c.create(&NewMemory {
+            metadata,
+            ..memory(ns, text)
+        })
+        .await
+        .unwrap();
+    }
+    c.create(&NewMemory {
+        agent_id: Some("secretive".into()),
+        visibility: memory_client::Visibility::Private,
+        ..memory(ns, "private tea note")
+    })
+    .await
+    .unwrap();
+    let body = serde_json::json!({"namespace": ns, "query": "tea", "top_k": 10});
+    let http = reqwest::Client::new();
+    let post = |query: &'static str| {
+        http.post(format!("{}/v1/memories/search{query}", s.url))
+            .json(&body)
+            .send()
+    };
+    let read = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().await.unwrap())
+    };
+    let (status, whole) = read(post("").await.unwrap()).await;
+    assert_eq!(status, 200, "{whole}");
+    let (status, cut) = read(post("?fields=text,metadata").await.unwrap()).await;
+    assert_eq!(status, 200, "{cut}");
+
+    // The same hits in the same order with the same scores; each memory
+    // holds its id, text and metadata, as the whole search returned them.
+    let (whole_hits, cut_hits) = (
+        whole["results"].as_array().unwrap(),
+        cut["results"].as_array().unwrap(),
+    );
+    assert_eq!(whole_hits.len(), cut_hits.len());
+    assert!(cut_hits.len() >= 2, "{cut}");
+    for (w, h) in whole_hits.iter().zip(cut_hits) {
+        let memory = h["memory"].as_object().unwrap();
+        let mut keys: Vec<&str> = memory.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["id", "metadata", "text"], "{h}");
+        for key in keys {
+            assert_eq!(memory[key], w["memory"][key], "{key}");
+        }
+        assert_eq!(h["score"], w["score"]);
+        assert_eq!(h["similarity"], w["similarity"]);
+        assert_eq!(h["keyword_rank"], w["keyword_rank"]);
+        // Another agent's private memory is no more reachable cut than whole.
+        assert_ne!(memory["text"], "private tea note");
+    }
+    assert_eq!(cut["plan"], whole["plan"]);
+    assert_eq!(cut["mode"], whole["mode"]);
+
+    // A bad list, an empty one or an unknown parameter: a 400 that says
+    // what to send, before any search runs.
+    for (query, says) in [
+        ("?fields=text,txet", "\"txet\""),
+        ("?fields=", "(empty)"),
+        ("?feilds=text", "feilds"),
+    ] {
+        let (status, e) = read(post(query).await.unwrap()).await;
+        assert_eq!(status, 400, "{query}: {e}");
+        assert_eq!(e["error"]["code"], "invalid_argument", "{query}: {e}");
+        let message = e["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{query}: {message}");
+    }
+    let (_, e) = read(post("?fields=txet").await.unwrap()).await;
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("text, tags, metadata"),
+        "the error lists the fields: {e}"
+    );
+    // Nothing was lost.
+    assert_eq!(
+        read(post("").await.unwrap()).await.1["results"],
+        whole["results"]
+    );
+}

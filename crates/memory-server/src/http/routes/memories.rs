@@ -12,8 +12,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::AppState;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, check_shape, if_match, required_namespace};
 use crate::model::{
-    BulkDelete, CreatedBatch, ListMemories, Memory, MemoryPatch, NewMemories, NewMemory,
-    SearchRequest, Supersede,
+    BulkDelete, CreatedBatch, ListMemories, Memory, MemoryFields, MemoryPatch, NewMemories,
+    NewMemory, Projected, SearchRequest, Supersede,
 };
 use crate::validate::{self, memory_id};
 
@@ -182,13 +182,37 @@ pub async fn list(
     Ok(Json(page).into_response())
 }
 
-/// `POST /v1/memories/search`.
+/// `POST /v1/memories/search`'s query string.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    /// Keep only these fields of each memory (`text,metadata`; `id` always).
+    pub fields: Option<String>,
+}
+
+/// `POST /v1/memories/search` (`?fields=` cuts each hit's memory).
 pub async fn search(
     State(app): State<AppState>,
     who: Principal,
+    ApiQuery(params): ApiQuery<SearchParams>,
     ApiJson(req): ApiJson<SearchRequest>,
 ) -> ApiResult<Response> {
-    Ok(Json(app.service.search(&who, req).await?).into_response())
+    // Refused before the search runs: a bad list costs no work.
+    let fields = params
+        .fields
+        .as_deref()
+        .map(MemoryFields::parse)
+        .transpose()
+        .map_err(ApiError::bad_request)?;
+    let response = app.service.search(&who, req).await?;
+    Ok(match fields {
+        Some(fields) => Json(Projected {
+            response: &response,
+            fields,
+        })
+        .into_response(),
+        None => Json(response).into_response(),
+    })
 }
 
 /// `POST /v1/memories/delete`: bulk delete by filter (admin), with `dry_run`.
