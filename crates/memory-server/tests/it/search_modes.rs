@@ -47,6 +47,18 @@ async fn texts(c: &MemoryClient, req: &SearchRequest) -> Vec<String> {
         .collect()
 }
 
+/// Stores `text` as agent "secretive"'s private memory, which the
+/// searches here (made as no agent) must never return.
+async fn private_note(c: &MemoryClient, ns: &str, text: &str) {
+    c.create(&NewMemory {
+        agent_id: Some("secretive".into()),
+        visibility: memory_client::Visibility::Private,
+        ..memory(ns, text)
+    })
+    .await
+    .unwrap();
+}
+
 fn server(dir: &std::path::Path, extra: &str) -> Server {
     Server::start(
         dir,
@@ -168,13 +180,7 @@ async fn keyword_search_honours_filters_visibility_and_takes_any_text() {
         .await
         .unwrap();
     }
-    c.create(&NewMemory {
-        agent_id: Some("secretive".into()),
-        visibility: memory_client::Visibility::Private,
-        ..memory(ns, "private dentist note")
-    })
-    .await
-    .unwrap();
+    private_note(&c, ns, "private dentist note").await;
     let mut only_bob = request(ns, "dentist", Some(SearchMode::Keyword));
     only_bob.filter = MemoryFilter {
         user_id: Some("bob".into()),
@@ -505,13 +511,7 @@ async fn fields_cut_each_hit_to_what_was_named_and_a_bad_list_is_a_400() {
         .await
         .unwrap();
     }
-    c.create(&NewMemory {
-        agent_id: Some("secretive".into()),
-        visibility: memory_client::Visibility::Private,
-        ..memory(ns, "private tea note")
-    })
-    .await
-    .unwrap();
+    private_note(&c, ns, "private tea note").await;
     let body = serde_json::json!({"namespace": ns, "query": "tea", "top_k": 10});
     let http = reqwest::Client::new();
     let post = |query: &'static str| {
