@@ -28,17 +28,28 @@ pub enum BodyError {
 
 /// Reads `req`'s body as JSON.
 pub async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<serde_json::Value, BodyError> {
+    let bytes = read_bytes(req, state).await?;
+    parse(&bytes)
+}
+
+/// Reads `req`'s body, refused unless it is sent as JSON, not yet parsed
+/// (a caller may read it straight into its own type first).
+pub async fn read_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, BodyError> {
     if !is_json(req.headers()) {
         return Err(BodyError::NotJson);
     }
-    let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+    Bytes::from_request(req, state).await.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             BodyError::TooLarge
         } else {
             BodyError::Unreadable(e.body_text())
         }
-    })?;
-    serde_json::from_slice(&bytes).map_err(|e| BodyError::Syntax(e.to_string()))
+    })
+}
+
+/// `bytes` as JSON; a syntax error says where.
+pub fn parse(bytes: &[u8]) -> Result<serde_json::Value, BodyError> {
+    serde_json::from_slice(bytes).map_err(|e| BodyError::Syntax(e.to_string()))
 }
 
 /// Whether the content type is `application/json` or `application/*+json`

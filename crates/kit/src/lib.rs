@@ -8,6 +8,8 @@
 //! - [`error`]: the `{"error": {"code", "message", "details"}}` envelope,
 //!   written once for any service error that implements [`error::HttpError`];
 //! - [`json_body`]: a request's JSON body, read for a service's own extractor;
+//! - [`strict_json`]: JSON read straight into a type whose structs must be
+//!   JSON objects (the fast path of those extractors);
 //! - [`metrics`]: request counts and latencies by route for Prometheus;
 //! - [`serve`]: serving until SIGTERM or Ctrl-C, then draining in-flight
 //!   requests for a grace period;
@@ -23,6 +25,7 @@ pub mod fault;
 pub mod json_body;
 pub mod metrics;
 pub mod serve;
+pub mod strict_json;
 pub mod telemetry;
 
 /// What can go wrong in the kit: a configuration that cannot be used, or a
