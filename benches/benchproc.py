@@ -1,5 +1,5 @@
-"""What the Python benches share: a free port, a process tree's RSS, a data
-directory's size, a release memory-server started on a fresh directory with
+"""What the Python benches share: a free port, a process tree's RSS, CPU
+time and CPU binding, a data directory's size, a release memory-server started on a fresh directory with
 the repository's config and stopped with SIGTERM (it snapshots on the way
 out, as in production), and the reader of ann-bench's dataset directories."""
 
@@ -60,6 +60,17 @@ def tree_rss(pid):
         except OSError:
             pass
     return total
+
+
+def pin_tree(pid, cpus):
+    """Binds every thread of `pid` and its descendants to `cpus` (a set of
+    CPU numbers); threads they start later inherit it."""
+    for p in process_tree(pid):
+        try:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                os.sched_setaffinity(int(tid), cpus)
+        except OSError:
+            pass  # a thread or process that ended meanwhile
 
 
 def tree_cpu_secs(pid):

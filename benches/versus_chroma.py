@@ -38,9 +38,15 @@ costs the shared cores far less than eight Python processes), unfiltered
 and 1 %-filtered, after the phases above; those figures are reported in
 their own rows.
 
+With --pinned, each system also takes concurrency 8 from the Python clients
+with the server's threads bound to CPU 0 and the clients to CPU 1, after
+the phases above: each side has a core of its own, so the clients cannot
+take the server's share (on two cores this is the load generator on its own
+machine, as far as one machine allows).
+
     benches/versus-chroma SERVER_BIN DATASET_DIR [--rounds 3] [--secs 15] \\
         [--chroma-cache] [--config NAME[@BIN]=ORCHESTRA__KEY=VALUE[,...] ...] \\
-        [--light-client target/release/orchestra-bench]
+        [--light-client target/release/orchestra-bench] [--pinned]
 """
 
 import argparse
@@ -56,8 +62,8 @@ import time
 
 import numpy as np
 
-from benchproc import (ann_dataset, dir_mib, free_port, start_memory_server, stop, tree_cpu_secs,
-                       tree_rss, wait_ready)
+from benchproc import (ann_dataset, dir_mib, free_port, pin_tree, start_memory_server, stop,
+                       tree_cpu_secs, tree_rss, wait_ready)
 
 NAMESPACE = "bench"
 COLLECTIONS = "/api/v2/tenants/default_tenant/databases/default_database/collections"
@@ -297,7 +303,22 @@ def load(system, vectors):
     return len(vectors) / (time.perf_counter() - t0)
 
 
-def measure(system, vectors, queries, truth, ftruth, secs, client=None):
+def pinned_search(system, bodies, truth, concurrency, secs):
+    """search() with the server's threads on CPU 0 and this process (so its
+    clients, forked after) on CPU 1; every CPU again afterwards."""
+    everything = os.sched_getaffinity(0)
+    if not {0, 1} <= everything:
+        raise SystemExit(f"--pinned needs CPUs 0 and 1; this process may use {sorted(everything)}")
+    pin_tree(system.proc.pid, {0})
+    os.sched_setaffinity(0, {1})
+    try:
+        return search(system, bodies, truth, concurrency, secs)
+    finally:
+        os.sched_setaffinity(0, everything)
+        pin_tree(system.proc.pid, everything)
+
+
+def measure(system, vectors, queries, truth, ftruth, secs, client=None, pinned=False):
     with tempfile.TemporaryDirectory() as work:
         data = os.path.join(work, "data")
         os.makedirs(data)
@@ -310,6 +331,8 @@ def measure(system, vectors, queries, truth, ftruth, secs, client=None):
             row["c1"] = search(system, plain, truth, 1, secs)
             row["c8"] = search(system, plain, truth, 8, secs)
             row["filtered_c8"] = search(system, filtered, ftruth, 8, secs)
+            if pinned:
+                row["c8_pinned"] = pinned_search(system, plain, truth, 8, secs)
             if client:
                 row["c8_light"] = replay(system, plain, 8, secs, client)
                 row["filtered_c8_light"] = replay(system, filtered, 8, secs, client)
@@ -339,6 +362,9 @@ def main():
     ap.add_argument("--light-client", metavar="ORCHESTRA_BENCH",
                     help="also measure concurrency 8 with `orchestra-bench replay` "
                          "(a Rust client) at this path, after the Python clients' phases")
+    ap.add_argument("--pinned", action="store_true",
+                    help="also measure the Python clients' concurrency 8 with the server "
+                         "bound to CPU 0 and the clients to CPU 1")
     args = ap.parse_args()
 
     base, queries, truth = ann_dataset(args.dataset, TOP_K)
@@ -361,7 +387,7 @@ def main():
     for r in range(args.rounds):
         for system in systems if r % 2 == 0 else systems[::-1]:
             row = measure(system, vectors, qvectors, truth, ftruth, args.secs,
-                          args.light_client and os.path.abspath(args.light_client))
+                          args.light_client and os.path.abspath(args.light_client), args.pinned)
             row["round"] = r
             print(json.dumps(row), flush=True)
             rows.append(row)
@@ -382,6 +408,13 @@ def report(rows, names, chromas):
         ("Python clients' CPU ms per query, concurrency 8",
          lambda r: r["c8"]["client_cpu_ms_per_query"], None),
         ("1 %-filtered QPS, concurrency 8", lambda r: r["filtered_c8"]["qps"], True),
+        ("QPS, concurrency 8, pinned: server on CPU 0, Python clients on CPU 1",
+         lambda r: r["c8_pinned"]["qps"], True),
+        ("p99 ms, concurrency 8, pinned", lambda r: r["c8_pinned"]["p99_ms"], False),
+        ("server CPU ms per query, concurrency 8, pinned",
+         lambda r: r["c8_pinned"]["server_cpu_ms_per_query"], False),
+        ("server cores busy, concurrency 8, pinned", lambda r: r["c8_pinned"]["server_cores"],
+         None),
         ("QPS, concurrency 8, Rust client", lambda r: r["c8_light"]["qps"], True),
         ("p99 ms, concurrency 8, Rust client", lambda r: r["c8_light"]["p99_ms"], False),
         ("server CPU ms per query, concurrency 8, Rust client",
@@ -404,6 +437,8 @@ def report(rows, names, chromas):
     print("|---|" + "---|" * (len(names) + len(ratios)))
     for label, f, more_is_better in figures:
         if "Rust client" in label and not all("filtered_c8_light" in r for r in rows):
+            continue
+        if "pinned" in label and not all("c8_pinned" in r for r in rows):
             continue
         meds = [statistics.median(f(r) for r in rows if r["system"] == n) for n in names]
         best = None if more_is_better is None else (max if more_is_better else min)(
