@@ -27,6 +27,23 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> serde_json::Result<T> {
     Ok(value)
 }
 
+/// As [`from_slice`], and a failure names the path of the value that failed
+/// (`messages[0]`, `filter.kind`; empty for the body itself), as
+/// `serde_path_to_error` reports it: for the message of a refused body.
+pub fn from_slice_traced<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, (String, serde_json::Error)> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let mut track = serde_path_to_error::Track::new();
+    let value = T::deserialize(serde_path_to_error::Deserializer::new(
+        Objects(&mut de),
+        &mut track,
+    ))
+    .map_err(|e| (track.path().to_string(), e))?;
+    de.end().map_err(|e| (String::new(), e))?;
+    Ok(value)
+}
+
 /// A deserializer whose structs come only from maps; everything it hands
 /// on (elements, keys, values, variants) is wrapped the same way.
 struct Objects<D>(D);
@@ -386,6 +403,19 @@ mod tests {
                 "{body}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn a_traced_read_names_where_it_failed() {
+        let (path, err) =
+            from_slice_traced::<Outer>(br#"{"name": "n", "list": [{"a": 1}, [2]]}"#).unwrap_err();
+        assert_eq!(path, "list[1]");
+        assert!(err.to_string().contains("invalid type: sequence"), "{err}");
+        let (path, _) =
+            from_slice_traced::<Outer>(br#"{"name": "n", "inner": {"a": "x"}}"#).unwrap_err();
+        assert_eq!(path, "inner.a");
+        let ok: Outer = from_slice_traced(br#"{"name": "n"}"#).unwrap();
+        assert_eq!(ok.name, "n");
     }
 
     #[test]
