@@ -12,9 +12,11 @@
 //!
 //! What it does not see: a type that reads through serde's buffered
 //! `Content` (untagged or internally tagged enums, `flatten`) or a
-//! `serde_json::Value` field the schema calls an object. Callers keep their
-//! schema check for what this refuses and for such types; a test per body
-//! type holds the two to the same answer.
+//! `serde_json::Value` field the schema calls an object. The memory server
+//! keeps its schema check for what this refuses and for such types, and a
+//! test holds every body type to the same answer from both; the
+//! orchestrator's bodies have none of them (its one `Value` argument is
+//! checked by its handler), so there this is the whole check.
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, Visitor};
 
