@@ -1,7 +1,8 @@
 """What the Python benches share: a free port, a process tree's RSS, CPU
-time and CPU binding, a data directory's size, a release memory-server started on a fresh directory with
-the repository's config and stopped with SIGTERM (it snapshots on the way
-out, as in production), and the reader of ann-bench's dataset directories."""
+time and CPU binding, a data directory's size, a release memory-server
+started on a fresh directory with the repository's config and stopped with
+SIGTERM (it snapshots on the way out, as in production), and the reader of
+ann-bench's dataset directories."""
 
 import json
 import os

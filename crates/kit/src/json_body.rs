@@ -1,12 +1,14 @@
-//! A request's JSON body, read as a [`serde_json::Value`] for a service's
-//! own extractor to check and convert.
+//! A request's JSON body, for a service's own extractor: its bytes once the
+//! content type says JSON and the size limit holds ([`read_bytes`]), and, to
+//! say why a body was refused, the same bytes as a [`serde_json::Value`]
+//! ([`parse`]).
 //!
 //! axum's `Json` tracks the path of every value as it parses, for the
-//! message of a refused body. Both services parse into a `Value` first
-//! (a struct would also accept an array) and track paths only when the
-//! conversion to their own type fails, so the tracking is paid for nothing:
-//! it was a third of the parse of a search body's 384 numbers. A JSON
-//! syntax error needs no path: serde's message names line and column.
+//! message of a refused body. Both services read a valid body straight into
+//! its type ([`crate::strict_json`]) and look at a refused one again, so the
+//! tracking is paid only for a refusal: it was a third of the parse of a
+//! search body's 384 numbers. A JSON syntax error needs no path: serde's
+//! message names line and column.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -24,12 +26,6 @@ pub enum BodyError {
     Syntax(String),
     /// The body could not be received; the reason.
     Unreadable(String),
-}
-
-/// Reads `req`'s body as JSON.
-pub async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<serde_json::Value, BodyError> {
-    let bytes = read_bytes(req, state).await?;
-    parse(&bytes)
 }
 
 /// Reads `req`'s body, refused unless it is sent as JSON, not yet parsed
@@ -73,6 +69,11 @@ fn is_json(headers: &HeaderMap) -> bool {
 mod tests {
     use super::*;
     use axum::body::Body;
+
+    /// A body read and parsed, as an extractor refusing it would.
+    async fn read(req: Request, state: &()) -> Result<serde_json::Value, BodyError> {
+        parse(&read_bytes(req, state).await?)
+    }
 
     fn request(content_type: Option<&str>, body: impl Into<Body>) -> Request {
         let mut b = axum::http::Request::builder().method("POST").uri("/");

@@ -2,13 +2,13 @@
 //! object.
 //!
 //! serde reads a struct from a JSON array of its fields in order, so
-//! `{"filter": ["a"]}` would be taken as a filter. The services refuse that
-//! by reading a body into a [`serde_json::Value`] first and checking it
-//! against their published schema, which costs a tree of the whole body
-//! (for a search, 384 numbers as `Value`s, then converted again). [`from_slice`]
-//! reads the type directly instead, through a deserializer that asks
-//! serde_json for a map wherever the type asks for a struct, at any depth;
-//! a struct variant refuses an array the same way.
+//! `{"filter": ["a"]}` would be taken as a filter. The memory server refuses
+//! that by checking a body, as a [`serde_json::Value`], against its
+//! published schema, which costs a tree of the whole body (for a search,
+//! 384 numbers as `Value`s, then converted again). [`from_slice`] reads the
+//! type directly instead, through a deserializer that asks serde_json for a
+//! map wherever the type asks for a struct, at any depth; a struct variant
+//! refuses an array the same way.
 //!
 //! What it does not see: a type that reads through serde's buffered
 //! `Content` (untagged or internally tagged enums, `flatten`) or a
