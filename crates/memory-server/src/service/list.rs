@@ -63,7 +63,7 @@ impl MemoryService {
         let more = ids.len() > limit;
         ids.truncate(limit);
         let records = self
-            .timed("get_many", self.collection.get_many(&ids))
+            .timed("get_entries", self.collection.get_entries(&ids))
             .await?;
         let mut memories = Vec::with_capacity(ids.len());
         for r in records.iter().flatten() {

@@ -96,7 +96,7 @@ impl MemoryService {
         }
         let wanted: Vec<Uuid> = planned.iter().flatten().map(|(id, _)| *id).collect();
         let records = self
-            .timed("get_many", self.collection.get_many(&wanted))
+            .timed("get_entries", self.collection.get_entries(&wanted))
             .await?;
         let mut found: HashMap<Uuid, _> = HashMap::with_capacity(records.len());
         for record in records.into_iter().flatten() {

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
-use vector_index::store::Record;
+use vector_index::store::{Entry, Record};
 use vector_index::{Field, Filter, Payload, TimeField};
 
 pub(crate) use crate::ids::derived_id;
@@ -17,6 +17,49 @@ use super::MemoryService;
 use crate::error::{ApiError, ApiResult};
 use crate::model::{Kind, Memory, MemoryFilter, Revision, Visibility};
 use crate::validate;
+
+/// What a memory is read from: a whole record, or an entry without its
+/// vector (search results and lists, which never use it).
+pub(super) trait Stored {
+    /// The point's id.
+    fn id(&self) -> Uuid;
+    /// Its version.
+    fn version(&self) -> u64;
+    /// Its index payload.
+    fn payload(&self) -> &Payload;
+    /// Its document (a [`Doc`] for a memory).
+    fn document(&self) -> &[u8];
+}
+
+impl Stored for Record {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn payload(&self) -> &Payload {
+        &self.payload
+    }
+    fn document(&self) -> &[u8] {
+        &self.document
+    }
+}
+
+impl Stored for Entry {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn version(&self) -> u64 {
+        self.version
+    }
+    fn payload(&self) -> &Payload {
+        &self.payload
+    }
+    fn document(&self) -> &[u8] {
+        &self.document
+    }
+}
 
 /// The document stored beside each memory's vector.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -194,9 +237,9 @@ impl Doc {
     }
 
     /// The document of a memory record.
-    pub(super) fn of(record: &Record) -> ApiResult<Self> {
-        serde_json::from_slice(&record.document)
-            .map_err(|e| ApiError::Internal(format!("memory {} is unreadable: {e}", record.id)))
+    pub(super) fn of(record: &impl Stored) -> ApiResult<Self> {
+        serde_json::from_slice(record.document())
+            .map_err(|e| ApiError::Internal(format!("memory {} is unreadable: {e}", record.id())))
     }
 
     /// The contextual text the stored vector was made from, or, for memories
@@ -214,11 +257,11 @@ impl Doc {
 
 impl MemoryService {
     /// Turns a stored record into a memory (`None` if it is not a memory).
-    pub(super) fn memory_of(record: &Record) -> ApiResult<Memory> {
+    pub(super) fn memory_of(record: &impl Stored) -> ApiResult<Memory> {
         let doc = Doc::of(record)?;
-        let p = &record.payload;
+        let p = record.payload();
         Ok(Memory {
-            id: record.id,
+            id: record.id(),
             namespace: p.namespace.clone(),
             agent_id: p.agent_id.clone(),
             user_id: p.user_id.clone(),
@@ -231,7 +274,7 @@ impl MemoryService {
             created_at: from_millis(p.created_at),
             updated_at: from_millis(p.updated_at),
             expires_at: p.expires_at.map(from_millis),
-            version: record.version,
+            version: record.version(),
             content_hash: doc.content_hash,
             embedding_model: doc.embedding_model,
             valid_from: doc.valid_from.map(from_millis),
@@ -242,8 +285,8 @@ impl MemoryService {
 
     /// The memory of a record read for a list, search or export, or `None`
     /// (logged and counted) when it cannot be decoded.
-    pub(super) fn readable(&self, record: &Record) -> Option<Memory> {
-        self.skip_unreadable(record.id, Self::memory_of(record))
+    pub(super) fn readable(&self, record: &impl Stored) -> Option<Memory> {
+        self.skip_unreadable(record.id(), Self::memory_of(record))
     }
 
     /// `decoded`, or `None` when record `id` could not be decoded, with an
@@ -262,8 +305,8 @@ impl MemoryService {
 
     /// Whether the caller may see `record`, acting as `agent` (expired
     /// records never get here: `DurableCollection`'s reads hide them).
-    pub(super) fn visible(record: &Record, agent: Option<&str>) -> bool {
-        let p = &record.payload;
+    pub(super) fn visible(record: &impl Stored, agent: Option<&str>) -> bool {
+        let p = record.payload();
         let want_shared = format!("{}*", attr::VISIBLE);
         p.attributes.iter().any(|a| {
             a == &want_shared || agent.is_some_and(|ag| a.strip_prefix(attr::VISIBLE) == Some(ag))

@@ -559,8 +559,9 @@ impl MemoryService {
         };
 
         let ids: Vec<Uuid> = chosen.iter().map(|c| c.id).collect();
+        // Entries, not records: a hit is shown, never compared again.
         let records = self
-            .timed("get_many", self.collection.get_many(&ids))
+            .timed("get_entries", self.collection.get_entries(&ids))
             .await?;
         let mut results = Vec::with_capacity(records.len());
         for (c, record) in chosen.into_iter().zip(records) {

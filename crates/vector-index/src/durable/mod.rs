@@ -27,7 +27,7 @@ use crate::collection::{
 use crate::error::{IndexError, Result};
 use crate::filter::{Condition, Filter};
 use crate::payload::{Millis, Payload, TimeField};
-use crate::store::{Cursor, Expect, NewPoint, Position, Record, Store};
+use crate::store::{Cursor, Entry, Expect, NewPoint, Position, Record, Store};
 
 mod follower;
 
@@ -444,6 +444,16 @@ impl<S: Store> DurableCollection<S> {
         Ok(records
             .into_iter()
             .map(|r| r.filter(|r| r.payload.alive_at(now)))
+            .collect())
+    }
+
+    /// [`Self::get_many`] without the vectors ([`Store::get_entries`]).
+    pub async fn get_entries(&self, ids: &[Uuid]) -> Result<Vec<Option<Entry>>> {
+        let entries = self.store.get_entries(ids).await?;
+        let now = now_millis();
+        Ok(entries
+            .into_iter()
+            .map(|e| e.filter(|e| e.payload.alive_at(now)))
             .collect())
     }
 

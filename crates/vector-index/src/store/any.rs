@@ -9,7 +9,7 @@
 use uuid::Uuid;
 
 use super::{
-    Cursor, EmbeddedStore, Expect, NewPoint, Page, Position, Record, RedisStore, Store,
+    Cursor, EmbeddedStore, Entry, Expect, NewPoint, Page, Position, Record, RedisStore, Store,
     VectorPrecision,
 };
 use crate::error::Result;
@@ -86,6 +86,10 @@ impl Store for AnyStore {
 
     async fn get_many(&self, ids: &[Uuid]) -> Result<Vec<Option<Record>>> {
         each!(self, s => s.get_many(ids))
+    }
+
+    async fn get_entries(&self, ids: &[Uuid]) -> Result<Vec<Option<Entry>>> {
+        each!(self, s => s.get_entries(ids))
     }
 
     async fn scan(&self, cursor: Cursor, limit: usize) -> Result<Page> {

@@ -191,8 +191,44 @@ pub struct Decoded {
     pub document: Vec<u8>,
 }
 
+/// A decoded record value without its vector (the vector field is framed
+/// by its length and skipped, not parsed).
+pub struct DecodedEntry {
+    pub version: u64,
+    pub payload: Payload,
+    pub document: Vec<u8>,
+}
+
 /// Decodes what [`encode`] wrote.
 pub fn decode(bytes: &[u8]) -> Result<Decoded> {
+    let f = fields(bytes)?;
+    Ok(Decoded {
+        version: f.version,
+        vector: vector_from(f.vector)?,
+        payload: payload_from(f.payload)?,
+        document: f.document.to_vec(),
+    })
+}
+
+/// Decodes what [`encode`] wrote but the vector.
+pub fn decode_entry(bytes: &[u8]) -> Result<DecodedEntry> {
+    let f = fields(bytes)?;
+    Ok(DecodedEntry {
+        version: f.version,
+        payload: payload_from(f.payload)?,
+        document: f.document.to_vec(),
+    })
+}
+
+/// A record value's fields, framed but not parsed.
+struct Fields<'a> {
+    version: u64,
+    vector: &'a [u8],
+    payload: &'a [u8],
+    document: &'a [u8],
+}
+
+fn fields(bytes: &[u8]) -> Result<Fields<'_>> {
     let corrupt = |what: &str| IndexError::storage(format!("corrupt record: {what}"));
     let (&format, rest) = bytes.split_first().ok_or_else(|| corrupt("empty"))?;
     if !FORMATS.contains(&format) {
@@ -231,11 +267,11 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded> {
         }
         (payload, document)
     };
-    Ok(Decoded {
+    Ok(Fields {
         version: u64::from_le_bytes(*version),
-        vector: vector_from(vector)?,
-        payload: payload_from(payload)?,
-        document: document.to_vec(),
+        vector,
+        payload,
+        document,
     })
 }
 
@@ -251,11 +287,14 @@ mod tests {
         let v = vec![1.5, -0.0, f32::MIN_POSITIVE];
         let bytes = encode(7, &v, VectorPrecision::F32, &p, b"{\"text\":1}").unwrap();
         let d = decode(&bytes).unwrap();
+        let e = decode_entry(&bytes).unwrap();
+        assert_eq!((e.version, &e.payload, &e.document), (7, &p, &d.document));
         assert_eq!(version(&bytes).unwrap(), 7);
         assert_eq!((d.version, d.vector, d.payload), (7, v, p));
         assert_eq!(d.document, b"{\"text\":1}");
         for cut in 0..bytes.len() {
             assert!(decode(&bytes[..cut]).is_err(), "truncated at {cut}");
+            assert!(decode_entry(&bytes[..cut]).is_err(), "truncated at {cut}");
         }
         let mut wrong = bytes.clone();
         wrong[0] = 9;

@@ -42,6 +42,31 @@ pub struct Record {
     pub document: Vec<u8>,
 }
 
+/// A stored point without its vector: what turning search results into
+/// answers needs ([`Store::get_entries`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The point's id.
+    pub id: Uuid,
+    /// Version assigned by the store at the last write.
+    pub version: u64,
+    /// The payload.
+    pub payload: Payload,
+    /// Opaque bytes stored with the point (may be empty).
+    pub document: Vec<u8>,
+}
+
+impl From<Record> for Entry {
+    fn from(r: Record) -> Self {
+        Self {
+            id: r.id,
+            version: r.version,
+            payload: r.payload,
+            document: r.document,
+        }
+    }
+}
+
 /// A point to write: what [`Store::put_many`] and batch upserts take.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewPoint {
@@ -138,6 +163,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// The records `ids`, in order, in one round trip or read transaction.
     fn get_many(&self, ids: &[Uuid]) -> impl Future<Output = Result<Vec<Option<Record>>>> + Send;
+
+    /// [`Store::get_many`] without the vectors: a search's results are
+    /// shown, never compared again, so their vectors need not be decoded
+    /// (nor, from Redis, sent).
+    fn get_entries(&self, ids: &[Uuid]) -> impl Future<Output = Result<Vec<Option<Entry>>>> + Send {
+        async move {
+            let records = self.get_many(ids).await?;
+            Ok(records.into_iter().map(|r| r.map(Entry::from)).collect())
+        }
+    }
 
     /// Up to about `limit` records from `cursor` on (start with `Cursor::default()`).
     fn scan(&self, cursor: Cursor, limit: usize) -> impl Future<Output = Result<Page>> + Send;

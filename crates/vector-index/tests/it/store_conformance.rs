@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use test_support::redis_server::RedisServer;
 use vector_index::store::{
-    AnyStore, Cursor, EmbeddedStore, Expect, NewPoint, RedisConfig, RedisStore, Store,
+    AnyStore, Cursor, EmbeddedStore, Entry, Expect, NewPoint, RedisConfig, RedisStore, Store,
     VectorPrecision,
 };
 use vector_index::{IndexError, Payload, Uuid};
@@ -246,6 +246,18 @@ async fn batches_write_in_order(s: &impl Store) {
     assert_eq!(last.document, b"doc 99");
     let both = s.get_many(&[ids[5], ids[0]]).await.unwrap();
     assert_eq!(both[0].as_ref().unwrap().document, b"doc 5");
+
+    // Entries are the records without their vectors, absent ones included.
+    let asked = [ids[5], Uuid::now_v7(), ids[0], ids[99]];
+    let records = s.get_many(&asked).await.unwrap();
+    let entries = s.get_entries(&asked).await.unwrap();
+    assert_eq!(entries.len(), asked.len());
+    for (record, entry) in records.into_iter().zip(&entries) {
+        assert_eq!(record.map(Entry::from).as_ref(), entry.as_ref());
+    }
+    assert!(entries[1].is_none(), "never written");
+    assert_eq!(entries[3].as_ref().unwrap().document, b"doc 99");
+    assert_eq!(s.get_entries(&[]).await.unwrap(), Vec::new());
 
     // A single write keeps its document; a later write without one clears it.
     let id = Uuid::now_v7();

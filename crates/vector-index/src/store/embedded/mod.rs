@@ -9,14 +9,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use redb::{Database, ReadOnlyTable, ReadableDatabase, TableDefinition};
+use redb::{Database, ReadableDatabase, TableDefinition};
 use uuid::Uuid;
 
 mod group_commit;
 
 use self::group_commit::{Done, Op, Writer};
 use super::codec;
-use super::{Cursor, Expect, NewPoint, Page, Position, Record, Store, VectorPrecision};
+use super::{Cursor, Entry, Expect, NewPoint, Page, Position, Record, Store, VectorPrecision};
 use crate::error::{IndexError, Result};
 use crate::payload::Payload;
 
@@ -217,15 +217,22 @@ impl Store for EmbeddedStore {
     }
 
     async fn get(&self, id: Uuid) -> Result<Option<Record>> {
-        self.inline(|db| Self::read(db, id))
+        Ok(self.read_each(&[id], Self::record)?.pop().flatten())
     }
 
     async fn get_many(&self, ids: &[Uuid]) -> Result<Vec<Option<Record>>> {
-        self.inline(|db| {
-            // One read transaction: one consistent view, opened once.
-            let tx = db.begin_read().map_err(IndexError::storage)?;
-            let records = tx.open_table(RECORDS).map_err(IndexError::storage)?;
-            ids.iter().map(|id| Self::read_in(&records, *id)).collect()
+        self.read_each(ids, Self::record)
+    }
+
+    async fn get_entries(&self, ids: &[Uuid]) -> Result<Vec<Option<Entry>>> {
+        self.read_each(ids, |id, bytes| {
+            let d = codec::decode_entry(bytes)?;
+            Ok(Entry {
+                id,
+                version: d.version,
+                payload: d.payload,
+                document: d.document,
+            })
         })
     }
 
@@ -301,24 +308,34 @@ impl EmbeddedStore {
         &self.snapshot
     }
 
-    fn read(db: &Database, id: Uuid) -> Result<Option<Record>> {
-        let tx = db.begin_read().map_err(IndexError::storage)?;
-        let records = tx.open_table(RECORDS).map_err(IndexError::storage)?;
-        Self::read_in(&records, id)
+    /// `decode` of each of the records `ids` that exists, in one read
+    /// transaction: one consistent view, opened once.
+    fn read_each<T>(
+        &self,
+        ids: &[Uuid],
+        decode: impl Fn(Uuid, &[u8]) -> Result<T>,
+    ) -> Result<Vec<Option<T>>> {
+        self.inline(|db| {
+            let tx = db.begin_read().map_err(IndexError::storage)?;
+            let records = tx.open_table(RECORDS).map_err(IndexError::storage)?;
+            ids.iter()
+                .map(|id| {
+                    let bytes = records.get(id.as_u128()).map_err(IndexError::storage)?;
+                    bytes.map(|b| decode(*id, b.value())).transpose()
+                })
+                .collect()
+        })
     }
 
-    /// Record `id` from an open table (several reads share one transaction).
-    fn read_in(records: &ReadOnlyTable<u128, &[u8]>, id: Uuid) -> Result<Option<Record>> {
-        let Some(bytes) = records.get(id.as_u128()).map_err(IndexError::storage)? else {
-            return Ok(None);
-        };
-        let d = codec::decode(bytes.value())?;
-        Ok(Some(Record {
+    /// The record `id` stored as `bytes`.
+    fn record(id: Uuid, bytes: &[u8]) -> Result<Record> {
+        let d = codec::decode(bytes)?;
+        Ok(Record {
             id,
             version: d.version,
             vector: d.vector,
             payload: d.payload,
             document: d.document,
-        }))
+        })
     }
 }

@@ -31,7 +31,7 @@ use redis::{IntoConnectionInfo, RedisError, Script};
 use uuid::Uuid;
 
 use super::codec;
-use super::{Cursor, Expect, NewPoint, Page, Position, Record, Store, VectorPrecision};
+use super::{Cursor, Entry, Expect, NewPoint, Page, Position, Record, Store, VectorPrecision};
 use crate::error::{IndexError, Result};
 use crate::payload::Payload;
 
@@ -232,6 +232,25 @@ impl RedisStore {
 
     fn record_key(&self, id: Uuid) -> String {
         format!("{}r:{id}", self.prefix)
+    }
+
+    /// `HMGET` of `fields` on the record hash of each of `ids`, in one pipeline.
+    async fn hmget_each<T: redis::FromRedisValue>(
+        &self,
+        ids: &[Uuid],
+        fields: &[&str],
+    ) -> Result<Vec<T>> {
+        // An empty pipeline is an error in redis-rs.
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in ids {
+            pipe.cmd("HMGET").arg(self.record_key(*id)).arg(fields);
+        }
+        pipe.query_async(&mut self.conn.clone())
+            .await
+            .map_err(redis_error)
     }
 
     /// The change stream's key.
@@ -465,22 +484,18 @@ impl Store for RedisStore {
     }
 
     async fn get_many(&self, ids: &[Uuid]) -> Result<Vec<Option<Record>>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for id in ids {
-            pipe.cmd("HMGET")
-                .arg(self.record_key(*id))
-                .arg(&RECORD_FIELDS[..]);
-        }
-        let rows: Vec<Fields> = pipe
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(redis_error)?;
+        let rows: Vec<Fields> = self.hmget_each(ids, &RECORD_FIELDS).await?;
         ids.iter()
             .zip(rows)
             .map(|(id, row)| parse_record(*id, row))
+            .collect()
+    }
+
+    async fn get_entries(&self, ids: &[Uuid]) -> Result<Vec<Option<Entry>>> {
+        let rows: Vec<EntryFields> = self.hmget_each(ids, &ENTRY_FIELDS).await?;
+        ids.iter()
+            .zip(rows)
+            .map(|(id, row)| parse_entry(*id, row))
             .collect()
     }
 
@@ -530,7 +545,6 @@ impl Store for RedisStore {
     }
 }
 
-/// `HMGET key v p ver` of one record.
 /// The record hash fields every read asks for, in the order of [`Fields`].
 const RECORD_FIELDS: [&str; 4] = ["v", "p", "ver", "d"];
 
@@ -541,6 +555,27 @@ type Fields = (
     Option<u64>,
     Option<Vec<u8>>,
 );
+
+/// The record hash fields an entry read asks for (no `v`: the vector).
+const ENTRY_FIELDS: [&str; 3] = ["p", "ver", "d"];
+
+/// `HMGET` of [`ENTRY_FIELDS`] on a record hash.
+type EntryFields = (Option<Vec<u8>>, Option<u64>, Option<Vec<u8>>);
+
+fn parse_entry(id: Uuid, (payload, version, document): EntryFields) -> Result<Option<Entry>> {
+    match (payload, version) {
+        (Some(p), Some(version)) => Ok(Some(Entry {
+            id,
+            version,
+            payload: codec::payload_from(&p)?,
+            document: document.unwrap_or_default(),
+        })),
+        (None, None) => Ok(None),
+        _ => Err(IndexError::storage(format!(
+            "record {id} is missing fields"
+        ))),
+    }
+}
 
 fn parse_record(id: Uuid, (vector, payload, version, document): Fields) -> Result<Option<Record>> {
     match (vector, payload, version) {
