@@ -18,6 +18,34 @@ use crate::error::{ApiError, ApiResult};
 use crate::model::{Kind, Memory, MemoryFilter, Revision, Visibility};
 use crate::validate;
 
+/// The part of a [`Doc`] a [`Memory`] shows, read without building the rest:
+/// a memory updated many times carries up to `max_history` prior states,
+/// which every search, list and get would otherwise parse and drop. Its
+/// fields are read as [`Doc`] reads them (a test holds the two together).
+#[derive(Debug, Deserialize)]
+struct Shown {
+    text: String,
+    #[serde(default)]
+    metadata: Map<String, Value>,
+    #[serde(default)]
+    visibility: Visibility,
+    content_hash: String,
+    embedding_model: String,
+    #[serde(default)]
+    valid_from: Option<i64>,
+    #[serde(default)]
+    valid_until: Option<i64>,
+    #[serde(default)]
+    superseded_by: Option<Uuid>,
+}
+
+impl Shown {
+    fn of(record: &impl Stored) -> ApiResult<Self> {
+        serde_json::from_slice(record.document())
+            .map_err(|e| ApiError::Internal(format!("memory {} is unreadable: {e}", record.id())))
+    }
+}
+
 /// What a memory is read from: a whole record, or an entry without its
 /// vector (search results and lists, which never use it).
 pub(super) trait Stored {
@@ -258,7 +286,7 @@ impl Doc {
 impl MemoryService {
     /// Turns a stored record into a memory (`None` if it is not a memory).
     pub(super) fn memory_of(record: &impl Stored) -> ApiResult<Memory> {
-        let doc = Doc::of(record)?;
+        let doc = Shown::of(record)?;
         let p = record.payload();
         Ok(Memory {
             id: record.id(),
@@ -384,6 +412,67 @@ impl MemoryService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`Shown`] reads each field as [`Doc`] does, set or left at its
+    /// default, with history, a reason and an idempotency key beside them.
+    #[test]
+    fn a_shown_memory_reads_its_fields_as_the_whole_document_does() {
+        let set = Doc {
+            text: "now".into(),
+            metadata: serde_json::json!({"k": [1, {"n": null}]})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            visibility: Visibility::Private,
+            content_hash: "h".into(),
+            embedding_model: "m".into(),
+            idempotency_key: Some("i".into()),
+            history: Vec::new(),
+            client_vector: true,
+            valid_from: Some(1),
+            valid_until: Some(2),
+            superseded_by: Some(Uuid::from_u128(7)),
+            reason: Some("r".into()),
+        };
+        let then = Revision {
+            version: 1,
+            text: "then".into(),
+            tags: vec!["t".into()],
+            metadata: Map::new(),
+            kind: Kind::default(),
+            visibility: Visibility::Shared,
+            updated_at: time::OffsetDateTime::UNIX_EPOCH,
+            reason: Some("first".into()),
+        };
+        let mut with_history = set.clone();
+        with_history.history = vec![then.clone(), then];
+        let bare = serde_json::json!({"text": "t", "content_hash": "h", "embedding_model": "m"});
+        for doc in [
+            serde_json::to_vec(&set).unwrap(),
+            serde_json::to_vec(&with_history).unwrap(),
+            serde_json::to_vec(&bare).unwrap(),
+        ] {
+            let record = Entry {
+                id: Uuid::from_u128(1),
+                version: 3,
+                payload: Payload::new("ns"),
+                document: doc,
+            };
+            let (whole, shown) = (Doc::of(&record).unwrap(), Shown::of(&record).unwrap());
+            assert_eq!(
+                (whole.text, whole.metadata, whole.visibility),
+                (shown.text, shown.metadata, shown.visibility)
+            );
+            assert_eq!(
+                (whole.content_hash, whole.embedding_model),
+                (shown.content_hash, shown.embedding_model)
+            );
+            assert_eq!(
+                (whole.valid_from, whole.valid_until, whole.superseded_by),
+                (shown.valid_from, shown.valid_until, shown.superseded_by)
+            );
+        }
+    }
 
     #[test]
     fn metadata_attributes_distinguish_types() {
