@@ -59,35 +59,27 @@ pub(super) trait Stored {
     fn document(&self) -> &[u8];
 }
 
-impl Stored for Record {
-    fn id(&self) -> Uuid {
-        self.id
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
-    fn payload(&self) -> &Payload {
-        &self.payload
-    }
-    fn document(&self) -> &[u8] {
-        &self.document
-    }
+/// Both types carry the four fields under the same names.
+macro_rules! stored {
+    ($($t:ty),*) => {$(
+        impl Stored for $t {
+            fn id(&self) -> Uuid {
+                self.id
+            }
+            fn version(&self) -> u64 {
+                self.version
+            }
+            fn payload(&self) -> &Payload {
+                &self.payload
+            }
+            fn document(&self) -> &[u8] {
+                &self.document
+            }
+        }
+    )*};
 }
 
-impl Stored for Entry {
-    fn id(&self) -> Uuid {
-        self.id
-    }
-    fn version(&self) -> u64 {
-        self.version
-    }
-    fn payload(&self) -> &Payload {
-        &self.payload
-    }
-    fn document(&self) -> &[u8] {
-        &self.document
-    }
-}
+stored!(Record, Entry);
 
 /// The document stored beside each memory's vector.
 #[derive(Debug, Clone, Serialize, Deserialize)]
