@@ -31,6 +31,15 @@ use crate::store::{Cursor, Entry, Expect, NewPoint, Position, Record, Store};
 
 mod follower;
 
+/// `read` with what has expired turned to `None`, judged at one clock
+/// reading: every item of a batch at the same instant.
+fn alive<T>(read: Vec<Option<T>>, payload: impl Fn(&T) -> &Payload) -> Vec<Option<T>> {
+    let now = now_millis();
+    read.into_iter()
+        .map(|item| item.filter(|item| payload(item).alive_at(now)))
+        .collect()
+}
+
 /// Own writes remembered for the follower at most (then forgotten: re-read).
 const OWN_WRITES_MAX: usize = 1 << 16;
 /// Per-id locks, hashed into this many stripes.
@@ -439,22 +448,13 @@ impl<S: Store> DurableCollection<S> {
     /// The stored records `ids`, in order, in one read; expired ones are `None`.
     pub async fn get_many(&self, ids: &[Uuid]) -> Result<Vec<Option<Record>>> {
         let records = self.store.get_many(ids).await?;
-        // One clock reading for the batch: every record is judged at the same instant.
-        let now = now_millis();
-        Ok(records
-            .into_iter()
-            .map(|r| r.filter(|r| r.payload.alive_at(now)))
-            .collect())
+        Ok(alive(records, |r| &r.payload))
     }
 
     /// [`Self::get_many`] without the vectors ([`Store::get_entries`]).
     pub async fn get_entries(&self, ids: &[Uuid]) -> Result<Vec<Option<Entry>>> {
         let entries = self.store.get_entries(ids).await?;
-        let now = now_millis();
-        Ok(entries
-            .into_iter()
-            .map(|e| e.filter(|e| e.payload.alive_at(now)))
-            .collect())
+        Ok(alive(entries, |e| &e.payload))
     }
 
     /// Ids of the live points `filter` matches (expired points never match).
