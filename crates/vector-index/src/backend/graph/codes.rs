@@ -41,8 +41,8 @@ impl Codes {
 
     /// Room for `more` rows.
     pub(super) fn reserve(&mut self, more: usize) {
-        self.rows.reserve(more * self.dim);
-        self.scales.reserve(more);
+        self.rows.reserve_exact(more * self.dim);
+        self.scales.reserve_exact(more);
     }
 
     /// Appends the row of the next slot, from its vector as the graph holds it.
@@ -51,6 +51,19 @@ impl Codes {
         self.rows.resize(at + self.dim, 0);
         let scale = quantize(vector, &mut self.rows[at..]);
         self.scales.push(scale);
+    }
+
+    /// The rows in a new order (row `i` is row `order[i]` of `self`), with
+    /// room for `capacity` rows.
+    pub(super) fn permuted(&self, order: &[u32], capacity: usize) -> Self {
+        let mut out = Self::new(self.dim);
+        out.reserve(capacity.max(order.len()));
+        for &old in order {
+            let at = old as usize * self.dim;
+            out.rows.extend_from_slice(&self.rows[at..at + self.dim]);
+            out.scales.push(self.scales[old as usize]);
+        }
+        out
     }
 
     /// Rows held (one per slot).

@@ -16,19 +16,27 @@
 //!   builds a fresh graph from the live vectors without the lock, while
 //!   every write is also logged; under the lock it replays the log onto
 //!   the fresh graph and swaps it in, so no write is lost and no search
-//!   waits for the build.
+//!   waits for the build;
+//! - each time the graph has grown by an eighth (from 8,192 slots), a
+//!   thread renumbers its slots in walk order (`order`) under an
+//!   upgradable read: searches go on, writes wait for the copy (tens of
+//!   milliseconds at 100k), and the copy is swapped in under the lock.
+//!   A rebuilt or restored graph is renumbered before it serves.
 
 mod codes;
 mod element;
 mod layers;
+mod order;
 mod persist;
 
 pub(crate) use self::persist::VectorFree;
 
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use half::f16;
-use parking_lot::RwLock;
+
+use parking_lot::{Mutex, RwLock, RwLockUpgradableReadGuard};
 use roaring::RoaringBitmap;
 
 use self::element::Element;
@@ -76,6 +84,8 @@ struct Inner<E> {
     params: GraphParams,
     graph: RwLock<Layers<E>>,
     rebuilds: Rebuilds,
+    /// The thread that last renumbered the graph in walk order (`order`).
+    reorder: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// The graph backend, storing vectors as `E`.
@@ -97,7 +107,12 @@ impl<E: Element> GraphBackend<E> {
 
     /// Loads a graph saved by [`AnnBackend::save`].
     pub(crate) fn restore(dim: usize, params: &GraphParams, bytes: &[u8]) -> Result<Self> {
-        Ok(Self::with(persist::restore(dim, bytes)?, params))
+        let mut layers = persist::restore(dim, bytes)?;
+        // What was saved may be in arrival order (an older version's save).
+        if order::due(&layers) {
+            layers = order::renumbered(&layers);
+        }
+        Ok(Self::with(layers, params))
     }
 
     fn with(mut layers: Layers<E>, params: &GraphParams) -> Self {
@@ -109,6 +124,7 @@ impl<E: Element> GraphBackend<E> {
                 params: params.clone(),
                 graph: RwLock::new(layers),
                 rebuilds: Rebuilds::default(),
+                reorder: Mutex::new(None),
             }),
         }
     }
@@ -137,6 +153,39 @@ impl<E: Element> Inner<E> {
             .start("graph-rebuild", move || inner.rebuild());
     }
 
+    /// Renumbers the graph in walk order on a thread of its own, unless one
+    /// is at it; with no thread to spare it does nothing, and a later insert
+    /// tries again.
+    fn start_reorder(this: &Arc<Self>) {
+        let mut running = this.reorder.lock();
+        if running.as_ref().is_some_and(|h| !h.is_finished()) {
+            return;
+        }
+        let inner = Arc::clone(this);
+        let spawned = std::thread::Builder::new()
+            .name("graph-reorder".into())
+            .spawn(move || inner.reorder());
+        if let Ok(handle) = spawned
+            && let Some(previous) = running.replace(handle)
+        {
+            let _ = previous.join();
+        }
+    }
+
+    /// Renumbers the graph in walk order. Searches go on meanwhile; writes
+    /// wait, as the copy must be of one state.
+    fn reorder(&self) {
+        let g = self.graph.upgradable_read();
+        if !order::due(&g) {
+            return;
+        }
+        let fresh = order::renumbered(&g);
+        let mut g = RwLockUpgradableReadGuard::upgrade(g);
+        let old = std::mem::replace(&mut *g, fresh);
+        drop(g);
+        drop(old);
+    }
+
     fn rebuild(&self) {
         // The log is on: every write after this copy is replayed.
         let (live, dim, encoded) = {
@@ -163,6 +212,9 @@ impl<E: Element> Inner<E> {
             fresh.insert(*key, v);
         }
         drop(live);
+        if order::due(&fresh) {
+            fresh = order::renumbered(&fresh);
+        }
         // Replay beside the searches until the log is short, then the rest
         // under the lock, so searches wait for a short tail, not the build's.
         while let Some(ops) = self.rebuilds.take_long_log() {
@@ -216,6 +268,11 @@ impl<E: Element> AnnBackend for GraphBackend<E> {
         g.remove(key);
         g.insert(key, &v);
         self.inner.rebuilds.log(Op::Insert(key));
+        let due = order::due(&g);
+        drop(g);
+        if due {
+            Inner::start_reorder(&self.inner);
+        }
         Ok(())
     }
 
@@ -332,6 +389,10 @@ impl<E: Element> AnnBackend for GraphBackend<E> {
 
     fn wait_idle(&self) {
         self.inner.rebuilds.wait_idle();
+        let reorder = self.inner.reorder.lock().take();
+        if let Some(h) = reorder {
+            let _ = h.join();
+        }
     }
 }
 
@@ -517,6 +578,60 @@ mod tests {
             assert_eq!(
                 back.search(q, 10, 64, None).unwrap(),
                 i8.search(q, 10, 64, None).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn a_growing_graph_is_renumbered_beside_its_writes_and_a_restored_one_at_once() {
+        let dim = 8;
+        let b = GraphBackend::<f16>::new(dim, &params(Quantization::I8));
+        let n = order::MIN_SLOTS as u32 + 200;
+        std::thread::scope(|s| {
+            // Writes from two threads, so some land while a renumbering runs.
+            s.spawn(|| {
+                (0..n)
+                    .step_by(2)
+                    .for_each(|k| b.insert(k, &unit(k, dim)).unwrap())
+            });
+            s.spawn(|| {
+                (1..n)
+                    .step_by(2)
+                    .for_each(|k| b.insert(k, &unit(k, dim)).unwrap())
+            });
+        });
+        b.wait_idle();
+        {
+            let g = b.inner.graph.read();
+            assert!(g.ordered >= order::MIN_SLOTS, "renumbered at {}", g.ordered);
+            assert!(g.encoded());
+        }
+        assert_eq!(b.len(), n as usize);
+        for k in (0..n).step_by(97) {
+            assert_eq!(
+                b.vector(k),
+                Some(
+                    rounded::<f16>(&unit(k, dim))
+                        .iter()
+                        .map(|x| x.to_f32())
+                        .collect()
+                )
+            );
+            let top = b.search(&unit(k, dim), 1, 64, None).unwrap();
+            assert!(b.holds(top[0].key, &unit(k, dim)), "key {k}: found {top:?}");
+        }
+        // Saved in whatever order, restored in walk order: the same answers.
+        let mut arrival = b.inner.graph.read().clone();
+        arrival.ordered = 0;
+        let back =
+            GraphBackend::<f16>::restore(dim, &params(Quantization::I8), &persist::save(&arrival))
+                .unwrap();
+        assert_eq!(back.inner.graph.read().ordered, n as usize);
+        for k in (0..n).step_by(97) {
+            let q = unit(k + n, dim);
+            assert_eq!(
+                back.search(&q, 10, 64, None).unwrap(),
+                b.search(&q, 10, 64, None).unwrap()
             );
         }
     }
