@@ -19,8 +19,10 @@
 //!   waits for the build;
 //! - each time the graph has grown by an eighth (from 8,192 slots), a
 //!   thread renumbers its slots in walk order (`order`) under an
-//!   upgradable read: searches go on, writes wait for the copy (tens of
-//!   milliseconds at 100k), and the copy is swapped in under the lock.
+//!   upgradable read: writes wait for the copy (tens of milliseconds at
+//!   100k), and the copy is swapped in under the lock. Searches go on
+//!   until a write waits: the lock is fair, so those that come after a
+//!   waiting write wait behind it, as they do behind a rebuild's copy.
 //!   A rebuilt or restored graph is renumbered before it serves.
 
 mod codes;
@@ -172,8 +174,8 @@ impl<E: Element> Inner<E> {
         }
     }
 
-    /// Renumbers the graph in walk order. Searches go on meanwhile; writes
-    /// wait, as the copy must be of one state.
+    /// Renumbers the graph in walk order. Writes wait, as the copy must be
+    /// of one state (and searches behind a waiting write with them).
     fn reorder(&self) {
         let g = self.graph.upgradable_read();
         if !order::due(&g) {
