@@ -41,8 +41,8 @@ impl Codes {
 
     /// Room for `more` rows.
     pub(super) fn reserve(&mut self, more: usize) {
-        self.rows.reserve_exact(more * self.dim);
-        self.scales.reserve_exact(more);
+        self.rows.reserve(more * self.dim);
+        self.scales.reserve(more);
     }
 
     /// Appends the row of the next slot, from its vector as the graph holds it.

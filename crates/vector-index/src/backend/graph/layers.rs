@@ -10,9 +10,9 @@
 //! waits on memory, not arithmetic, once the vectors outgrow the cache: an
 //! expanded node's marks are asked for together, only its unseen links'
 //! vectors are fetched (whole, one ahead of the one measured), and the next
-//! candidate's link row is asked for before it is popped. Slots are
-//! renumbered now and then so that a node's links sit near it in every
-//! array (`super::order`), and those fetches share pages and lines.
+//! candidate's link row is asked for before it is popped. Rebuilt and
+//! restored graphs are renumbered so that a node's links sit near it in
+//! every array (`super::order`), and those fetches share pages and lines.
 //!
 //! With 8-bit codes (`quantization = "i8"`, `super::codes`) searches walk on
 //! the codes and score their best candidates again on the vectors; inserts
@@ -171,9 +171,6 @@ pub(super) struct Layers<E> {
     pub(super) max_level: usize,
     /// Per slot, 8-bit codes that searches walk on (`None`: they walk on `vectors`).
     pub(super) codes: Option<Codes>,
-    /// Slots below this were numbered in walk order (`super::order`); those
-    /// after it were appended in arrival order since.
-    pub(super) ordered: usize,
     rng: StdRng,
 }
 
@@ -193,7 +190,6 @@ impl<E: Element> Layers<E> {
             entry: None,
             max_level: 0,
             codes: None,
-            ordered: 0,
             rng: StdRng::seed_from_u64(0x5eed),
         };
         layers.reserve(capacity);
@@ -229,10 +225,10 @@ impl<E: Element> Layers<E> {
 
     /// Room for `more` slots.
     pub(super) fn reserve(&mut self, more: usize) {
-        self.links0.reserve_exact(more * self.stride0());
-        self.vectors.reserve_exact(more * self.dim);
-        self.keys.reserve_exact(more);
-        self.upper.reserve_exact(more);
+        self.links0.reserve(more * self.stride0());
+        self.vectors.reserve(more * self.dim);
+        self.keys.reserve(more);
+        self.upper.reserve(more);
         if let Some(codes) = &mut self.codes {
             codes.reserve(more);
         }
@@ -481,12 +477,6 @@ impl<E: Element> Layers<E> {
 
     /// Adds `vector` (already at `E`) under `key`, which must not be live.
     pub(super) fn insert(&mut self, key: Key, vector: &[E]) {
-        if self.keys.len() == self.keys.capacity() {
-            // By an eighth, not double: a renumbering (`super::order`) makes
-            // a fresh copy at each eighth of growth with room for the next,
-            // and doubling would leave up to half of every array unused.
-            self.reserve((self.keys.len() / 8).max(64));
-        }
         let slot = self.keys.len() as u32;
         let level = self.random_level();
         self.keys.push(key);

@@ -17,13 +17,10 @@
 //!   every write is also logged; under the lock it replays the log onto
 //!   the fresh graph and swaps it in, so no write is lost and no search
 //!   waits for the build;
-//! - each time the graph has grown by an eighth (from 8,192 slots), a
-//!   thread renumbers its slots in walk order (`order`) under an
-//!   upgradable read: writes wait for the copy (tens of milliseconds at
-//!   100k), and the copy is swapped in under the lock. Searches go on
-//!   until a write waits: the lock is fair, so those that come after a
-//!   waiting write wait behind it, as they do behind a rebuild's copy.
-//!   A rebuilt or restored graph is renumbered before it serves.
+//! - a rebuilt graph is renumbered in walk order (`order`) before its
+//!   swap, off the lock, and a restored one before it serves; a graph
+//!   that only grows is not (a renumbering under the lock stalled writes,
+//!   and the searches queued behind them, for tens of milliseconds).
 
 mod codes;
 mod element;
@@ -34,11 +31,10 @@ mod persist;
 pub(crate) use self::persist::VectorFree;
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use half::f16;
 
-use parking_lot::{Mutex, RwLock, RwLockUpgradableReadGuard};
+use parking_lot::RwLock;
 use roaring::RoaringBitmap;
 
 use self::element::Element;
@@ -86,8 +82,6 @@ struct Inner<E> {
     params: GraphParams,
     graph: RwLock<Layers<E>>,
     rebuilds: Rebuilds,
-    /// The thread that last renumbered the graph in walk order (`order`).
-    reorder: Mutex<Option<JoinHandle<()>>>,
 }
 
 /// The graph backend, storing vectors as `E`.
@@ -126,7 +120,6 @@ impl<E: Element> GraphBackend<E> {
                 params: params.clone(),
                 graph: RwLock::new(layers),
                 rebuilds: Rebuilds::default(),
-                reorder: Mutex::new(None),
             }),
         }
     }
@@ -153,39 +146,6 @@ impl<E: Element> Inner<E> {
         let inner = Arc::clone(this);
         this.rebuilds
             .start("graph-rebuild", move || inner.rebuild());
-    }
-
-    /// Renumbers the graph in walk order on a thread of its own, unless one
-    /// is at it; with no thread to spare it does nothing, and a later insert
-    /// tries again.
-    fn start_reorder(this: &Arc<Self>) {
-        let mut running = this.reorder.lock();
-        if running.as_ref().is_some_and(|h| !h.is_finished()) {
-            return;
-        }
-        let inner = Arc::clone(this);
-        let spawned = std::thread::Builder::new()
-            .name("graph-reorder".into())
-            .spawn(move || inner.reorder());
-        if let Ok(handle) = spawned
-            && let Some(previous) = running.replace(handle)
-        {
-            let _ = previous.join();
-        }
-    }
-
-    /// Renumbers the graph in walk order. Writes wait, as the copy must be
-    /// of one state (and searches behind a waiting write with them).
-    fn reorder(&self) {
-        let g = self.graph.upgradable_read();
-        if !order::due(&g) {
-            return;
-        }
-        let fresh = order::renumbered(&g);
-        let mut g = RwLockUpgradableReadGuard::upgrade(g);
-        let old = std::mem::replace(&mut *g, fresh);
-        drop(g);
-        drop(old);
     }
 
     fn rebuild(&self) {
@@ -270,11 +230,6 @@ impl<E: Element> AnnBackend for GraphBackend<E> {
         g.remove(key);
         g.insert(key, &v);
         self.inner.rebuilds.log(Op::Insert(key));
-        let due = order::due(&g);
-        drop(g);
-        if due {
-            Inner::start_reorder(&self.inner);
-        }
         Ok(())
     }
 
@@ -391,10 +346,6 @@ impl<E: Element> AnnBackend for GraphBackend<E> {
 
     fn wait_idle(&self) {
         self.inner.rebuilds.wait_idle();
-        let reorder = self.inner.reorder.lock().take();
-        if let Some(h) = reorder {
-            let _ = h.join();
-        }
     }
 }
 
@@ -585,56 +536,40 @@ mod tests {
     }
 
     #[test]
-    fn a_growing_graph_is_renumbered_beside_its_writes_and_a_restored_one_at_once() {
+    fn a_rebuilt_or_restored_graph_is_renumbered_and_a_growing_one_is_not() {
         let dim = 8;
         let b = GraphBackend::<f16>::new(dim, &params(Quantization::I8));
-        let n = order::MIN_SLOTS as u32 + 200;
-        std::thread::scope(|s| {
-            // Writes from two threads, so some land while a renumbering runs.
-            s.spawn(|| {
-                (0..n)
-                    .step_by(2)
-                    .for_each(|k| b.insert(k, &unit(k, dim)).unwrap())
-            });
-            s.spawn(|| {
-                (1..n)
-                    .step_by(2)
-                    .for_each(|k| b.insert(k, &unit(k, dim)).unwrap())
-            });
-        });
-        b.wait_idle();
-        {
-            let g = b.inner.graph.read();
-            assert!(g.ordered >= order::MIN_SLOTS, "renumbered at {}", g.ordered);
-            assert!(g.encoded());
+        let n = order::MIN_SLOTS as u32 * 3 / 2;
+        for k in 0..n {
+            b.insert(k, &unit(k, dim)).unwrap();
         }
-        assert_eq!(b.len(), n as usize);
-        for k in (0..n).step_by(97) {
-            assert_eq!(
-                b.vector(k),
-                Some(
-                    rounded::<f16>(&unit(k, dim))
-                        .iter()
-                        .map(|x| x.to_f32())
-                        .collect()
-                )
-            );
-            let top = b.search(&unit(k, dim), 1, 64, None).unwrap();
-            assert!(b.holds(top[0].key, &unit(k, dim)), "key {k}: found {top:?}");
-        }
-        // Saved in whatever order, restored in walk order: the same answers.
-        let mut arrival = b.inner.graph.read().clone();
-        arrival.ordered = 0;
-        let back =
-            GraphBackend::<f16>::restore(dim, &params(Quantization::I8), &persist::save(&arrival))
-                .unwrap();
-        assert_eq!(back.inner.graph.read().ordered, n as usize);
+        // In walk order the entry point is slot 0; in arrival order it is
+        // the first node drawn at the top level, almost never the first.
+        let entry = |b: &GraphBackend<f16>| b.inner.graph.read().entry;
+        assert_ne!(entry(&b), Some(0), "a growing graph keeps arrival order");
+        // Saved in arrival order, restored in walk order: the same answers.
+        let back = restore(dim, &params(Quantization::I8), &b.save().unwrap()).unwrap();
         for k in (0..n).step_by(97) {
             let q = unit(k + n, dim);
             assert_eq!(
                 back.search(&q, 10, 64, None).unwrap(),
                 b.search(&q, 10, 64, None).unwrap()
             );
+        }
+        let back = GraphBackend::<f16>::restore(dim, &params(Quantization::I8), &b.save().unwrap())
+            .unwrap();
+        assert_eq!(entry(&back), Some(0));
+        // A quarter removed: the rebuild is renumbered before its swap.
+        for k in (0..n).step_by(4) {
+            b.remove(k).unwrap();
+        }
+        b.wait_idle();
+        assert!(b.rebuilds_completed() >= 1);
+        assert_eq!(entry(&b), Some(0));
+        assert!(b.inner.graph.read().encoded());
+        for k in (1..n).step_by(97).filter(|k| k % 4 != 0) {
+            let top = b.search(&unit(k, dim), 1, 64, None).unwrap();
+            assert!(b.holds(top[0].key, &unit(k, dim)), "key {k}: found {top:?}");
         }
     }
 

@@ -23,13 +23,9 @@ use super::layers::Layers;
 /// cache of any server this runs on, in whatever order.
 pub(super) const MIN_SLOTS: usize = 8192;
 
-/// Whether `g` has grown enough since it was last numbered in walk order to
-/// renumber it: by an eighth, so the slots appended since (in arrival order)
-/// are at most a ninth of the graph, and the copies of a growing graph sum
-/// to about eight times its final size.
+/// Whether `g` is worth renumbering: big enough to outgrow a cache.
 pub(super) fn due<E: Element>(g: &Layers<E>) -> bool {
-    let n = g.slot_count();
-    n >= MIN_SLOTS && n - g.ordered.min(n) >= g.ordered / 8
+    g.slot_count() >= MIN_SLOTS
 }
 
 /// The order a breadth-first walk from the entry point meets the slots in,
@@ -59,8 +55,7 @@ fn walk_order<E: Element>(g: &Layers<E>) -> Vec<u32> {
     order
 }
 
-/// `g` with its slots in walk order (see the module's docs), and numbered
-/// so up to its last slot.
+/// `g` with its slots in walk order (see the module's docs).
 pub(super) fn renumbered<E: Element>(g: &Layers<E>) -> Layers<E> {
     let order = walk_order(g);
     let mut new_of = vec![0u32; order.len()];
@@ -76,8 +71,7 @@ pub(super) fn renumbered<E: Element>(g: &Layers<E>) -> Layers<E> {
             *o = new_of[old as usize];
         }
     };
-    // Room for the eighth that makes the next renumbering due, so the
-    // arrays never double (and hold half again what they use) in between.
+    // Room for an eighth more before the arrays first grow.
     let room = order.len() + order.len() / 8;
     let mut out = g.empty_like(room);
     let stride = g.stride0();
@@ -109,7 +103,6 @@ pub(super) fn renumbered<E: Element>(g: &Layers<E>) -> Layers<E> {
     out.entry = g.entry.map(|e| new_of[e as usize]);
     out.max_level = g.max_level;
     out.codes = g.codes.as_ref().map(|c| c.permuted(&order, room));
-    out.ordered = order.len();
     out
 }
 
@@ -155,7 +148,7 @@ mod tests {
             }
             let r = renumbered(&g);
             assert_eq!(r.slot_count(), g.slot_count());
-            assert_eq!(r.ordered, r.slot_count());
+            assert_eq!(r.entry, Some(0), "the walk starts at the entry");
             assert_eq!((r.len(), r.dead.len()), (g.len(), g.dead.len()));
             assert_eq!(r.encoded(), encoded);
             // Each node keeps its key, vector, level, liveness and links (by key).
@@ -219,20 +212,5 @@ mod tests {
         assert!(r.remove(1));
         let top = r.search(&q, 1, 32, &|_| true);
         assert_ne!(r.keys[top[0].slot as usize], 1);
-        assert_eq!(r.ordered, 500, "the new slot is in arrival order");
-    }
-
-    #[test]
-    fn growth_by_an_eighth_past_the_minimum_is_due() {
-        let mut g = Layers::<f16>::new(4, 4, 8, 0);
-        g.keys = vec![0; MIN_SLOTS - 1];
-        assert!(!due(&g), "below the minimum");
-        g.keys.push(0);
-        assert!(due(&g), "never numbered");
-        g.ordered = MIN_SLOTS;
-        g.keys.resize(MIN_SLOTS + MIN_SLOTS / 8 - 1, 0);
-        assert!(!due(&g));
-        g.keys.push(0);
-        assert!(due(&g));
     }
 }
