@@ -33,7 +33,6 @@ pub(crate) use self::persist::VectorFree;
 use std::sync::Arc;
 
 use half::f16;
-
 use parking_lot::RwLock;
 use roaring::RoaringBitmap;
 
@@ -103,11 +102,8 @@ impl<E: Element> GraphBackend<E> {
 
     /// Loads a graph saved by [`AnnBackend::save`].
     pub(crate) fn restore(dim: usize, params: &GraphParams, bytes: &[u8]) -> Result<Self> {
-        let mut layers = persist::restore(dim, bytes)?;
         // What was saved may be in arrival order (an older version's save).
-        if order::due(&layers) {
-            layers = order::renumbered(&layers);
-        }
+        let layers = order::walk_ordered(persist::restore(dim, bytes)?);
         Ok(Self::with(layers, params))
     }
 
@@ -174,9 +170,7 @@ impl<E: Element> Inner<E> {
             fresh.insert(*key, v);
         }
         drop(live);
-        if order::due(&fresh) {
-            fresh = order::renumbered(&fresh);
-        }
+        let mut fresh = order::walk_ordered(fresh);
         // Replay beside the searches until the log is short, then the rest
         // under the lock, so searches wait for a short tail, not the build's.
         while let Some(ops) = self.rebuilds.take_long_log() {
@@ -548,7 +542,9 @@ mod tests {
         let entry = |b: &GraphBackend<f16>| b.inner.graph.read().entry;
         assert_ne!(entry(&b), Some(0), "a growing graph keeps arrival order");
         // Saved in arrival order, restored in walk order: the same answers.
-        let back = restore(dim, &params(Quantization::I8), &b.save().unwrap()).unwrap();
+        let back = GraphBackend::<f16>::restore(dim, &params(Quantization::I8), &b.save().unwrap())
+            .unwrap();
+        assert_eq!(entry(&back), Some(0));
         for k in (0..n).step_by(97) {
             let q = unit(k + n, dim);
             assert_eq!(
@@ -556,9 +552,6 @@ mod tests {
                 b.search(&q, 10, 64, None).unwrap()
             );
         }
-        let back = GraphBackend::<f16>::restore(dim, &params(Quantization::I8), &b.save().unwrap())
-            .unwrap();
-        assert_eq!(entry(&back), Some(0));
         // A quarter removed: the rebuild is renumbered before its swap.
         for k in (0..n).step_by(4) {
             b.remove(k).unwrap();

@@ -11,8 +11,8 @@
 //! It is the same graph under new numbers: every link, level, key, vector,
 //! code and tombstone moves with its node, so a search finds the same keys
 //! with the same scores (an exact tie may break the other way, as ties are
-//! broken by slot). Slots no walk reaches (dead ends of removals) keep their
-//! relative order after the rest.
+//! broken by slot). Slots the walk from the entry never reaches (cut off by
+//! removals) follow, each such part walked from its lowest slot.
 
 use std::collections::VecDeque;
 
@@ -23,9 +23,14 @@ use super::layers::Layers;
 /// cache of any server this runs on, in whatever order.
 pub(super) const MIN_SLOTS: usize = 8192;
 
-/// Whether `g` is worth renumbering: big enough to outgrow a cache.
-pub(super) fn due<E: Element>(g: &Layers<E>) -> bool {
-    g.slot_count() >= MIN_SLOTS
+/// `g` in walk order if it is big enough to outgrow a cache, else as it is:
+/// what a rebuild and a restore do with the graph they make.
+pub(super) fn walk_ordered<E: Element>(g: Layers<E>) -> Layers<E> {
+    if g.slot_count() >= MIN_SLOTS {
+        renumbered(&g)
+    } else {
+        g
+    }
 }
 
 /// The order a breadth-first walk from the entry point meets the slots in,
@@ -55,7 +60,7 @@ fn walk_order<E: Element>(g: &Layers<E>) -> Vec<u32> {
     order
 }
 
-/// `g` with its slots in walk order (see the module's docs).
+/// `g` with its slots in walk order (see the module's docs), whatever its size.
 pub(super) fn renumbered<E: Element>(g: &Layers<E>) -> Layers<E> {
     let order = walk_order(g);
     let mut new_of = vec![0u32; order.len()];
