@@ -56,6 +56,10 @@ pub struct StorageConfig {
     /// hold is read through the OS page cache, which the server's RSS does
     /// not count; searches read only their results from the store.
     pub cache_mib: usize,
+    /// Entries read recently, kept decoded per embedded collection, in MiB
+    /// (0: none): a memory searches keep finding is not read from redb
+    /// each time. Not on Redis, where other instances write too.
+    pub entry_cache_mib: usize,
 }
 
 impl Default for StorageConfig {
@@ -71,6 +75,7 @@ impl Default for StorageConfig {
             snapshot_every_secs: 600,
             sweep_every_secs: 60,
             cache_mib: EmbeddedStore::DEFAULT_CACHE_MIB,
+            entry_cache_mib: EmbeddedStore::DEFAULT_ENTRY_CACHE_MIB,
         }
     }
 }
@@ -112,8 +117,9 @@ fn redact_userinfo(url: &str) -> String {
 
 /// A configured place, ready to open collections in.
 pub enum StorePlace<'a> {
-    /// redb files in this directory, each with this page cache in bytes.
-    Embedded(&'a std::path::Path, usize),
+    /// redb files in this directory, each with a page cache and an entry
+    /// cache of these sizes in bytes.
+    Embedded(&'a std::path::Path, usize, usize),
     /// Redis, with the CA certificate read once.
     Redis(&'a StorageConfig, Option<Vec<u8>>),
 }
@@ -127,7 +133,11 @@ impl<'a> StorePlace<'a> {
                 std::fs::create_dir_all(&config.path).map_err(|e| {
                     IndexError::Storage(format!("storage.path {}: {e}", config.path.display()))
                 })?;
-                Self::Embedded(&config.path, config.cache_mib.saturating_mul(1 << 20))
+                Self::Embedded(
+                    &config.path,
+                    config.cache_mib.saturating_mul(1 << 20),
+                    config.entry_cache_mib.saturating_mul(1 << 20),
+                )
             }
             StorageBackend::Redis => {
                 let ca_cert = match &config.redis_ca_cert_file {
@@ -156,9 +166,10 @@ impl<'a> StorePlace<'a> {
         // Records keep vectors no finer than the index searches them.
         let precision = VectorPrecision::for_index(index.graph.quantization);
         match self {
-            Self::Embedded(dir, cache) => {
+            Self::Embedded(dir, pages, entries) => {
                 let path = dir.join(format!("{name}.redb"));
-                let store = EmbeddedStore::open_with(path, *cache, precision)?;
+                let store =
+                    EmbeddedStore::open_with(path, *pages, precision)?.with_entry_cache(*entries);
                 DurableCollection::open(index, store.into()).await
             }
             Self::Redis(config, ca_cert) => {

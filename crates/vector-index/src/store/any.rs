@@ -9,8 +9,8 @@
 use uuid::Uuid;
 
 use super::{
-    Cursor, EmbeddedStore, Entry, Expect, NewPoint, Page, Position, Record, RedisStore, Store,
-    VectorPrecision,
+    Cursor, EmbeddedStore, Entry, EntryCacheStats, Expect, NewPoint, Page, Position, Record,
+    RedisStore, Store, VectorPrecision,
 };
 use crate::error::Result;
 use crate::payload::Payload;
@@ -36,6 +36,16 @@ impl From<EmbeddedStore> for AnyStore {
 impl From<RedisStore> for AnyStore {
     fn from(s: RedisStore) -> Self {
         Self::Redis(s)
+    }
+}
+
+impl AnyStore {
+    /// The embedded store's entry cache (Redis has none).
+    pub fn entry_cache(&self) -> Option<EntryCacheStats> {
+        match self {
+            Self::Embedded(s) => Some(s.entry_cache()),
+            Self::Redis(_) => None,
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use crate::payload::Payload;
 
 pub use self::any::AnyStore;
 pub use self::codec::VectorPrecision;
-pub use self::embedded::EmbeddedStore;
+pub use self::embedded::{EmbeddedStore, EntryCacheStats};
 pub use self::redis::{RedisConfig, RedisFeed, RedisStore};
 pub use crate::expect::Expect;
 

@@ -373,7 +373,112 @@ async fn conditional_batches_write_all_or_nothing(s: &(impl Store + Clone)) {
     assert_eq!(winners, 1, "exactly one conditional batch wins");
 }
 
-async fn suite(s: &(impl Store + Clone)) {
+/// Entries read before a write never stand in for it afterwards, whatever
+/// the write (the embedded store keeps recent entries decoded).
+async fn entries_follow_every_write(s: &impl Store) {
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let doc = |e: Option<Entry>| e.map(|e| (e.version, e.document));
+    let read = |ids: [Uuid; 2]| async move {
+        let mut entries = s.get_entries(&ids).await.unwrap().into_iter();
+        (doc(entries.next().unwrap()), doc(entries.next().unwrap()))
+    };
+    assert_eq!(read([a, b]).await, (None, None));
+    let va = s
+        .put_document(a, &vector(1), &payload(1), b"a1", Expect::Absent)
+        .await
+        .unwrap();
+    assert_eq!(read([a, b]).await, (Some((va, b"a1".to_vec())), None));
+    let vs = s
+        .put_many(&[
+            NewPoint::new(a, vector(2), payload(2)).with_document(b"a2".to_vec()),
+            NewPoint::new(b, vector(2), payload(2)).with_document(b"b2".to_vec()),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        read([a, b]).await,
+        (Some((vs[0], b"a2".to_vec())), Some((vs[1], b"b2".to_vec())))
+    );
+    let vs = s
+        .put_all(&[(
+            NewPoint::new(b, vector(3), payload(3)).with_document(b"b3".to_vec()),
+            Expect::Version(vs[1]),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(read([b, a]).await.0, Some((vs[0], b"b3".to_vec())));
+    // A refused write changes nothing, and the entry still reads.
+    s.put(a, &vector(4), &payload(4), Expect::Absent)
+        .await
+        .unwrap_err();
+    assert_eq!(read([a, b]).await.0.map(|(_, d)| d), Some(b"a2".to_vec()));
+    s.delete(a, Expect::Any).await.unwrap();
+    assert_eq!(read([a, b]).await, (None, Some((vs[0], b"b3".to_vec()))));
+}
+
+/// A write acknowledged is what every later read of entries sees, while
+/// other readers fill whatever the store keeps with what they read before.
+/// They also read a dozen other records, so that a small entry cache keeps
+/// losing this one and reading it again across the writer's commits.
+async fn entries_read_while_written_never_go_back(s: &(impl Store + Clone + 'static)) {
+    let id = Uuid::now_v7();
+    s.put_document(id, &vector(0), &payload(0), b"0", Expect::Absent)
+        .await
+        .unwrap();
+    let mut asked = vec![id];
+    for i in 0..12 {
+        let other = Uuid::now_v7();
+        s.put(other, &vector(i), &payload(i), Expect::Absent)
+            .await
+            .unwrap();
+        asked.push(other);
+    }
+    let asked = std::sync::Arc::new(asked);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|r| {
+            let (s, stop, asked) = (s.clone(), stop.clone(), asked.clone());
+            tokio::spawn(async move {
+                let mut reads = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // Each reader in its own order, the written id among the rest.
+                    let mut ids = asked.to_vec();
+                    ids.rotate_left(r * 4);
+                    s.get_entries(&ids).await.unwrap();
+                    reads += 1;
+                    tokio::task::yield_now().await;
+                }
+                reads
+            })
+        })
+        .collect();
+    for n in 1..=300u32 {
+        let version = s
+            .put_document(
+                id,
+                &vector(n),
+                &payload(n),
+                n.to_string().as_bytes(),
+                Expect::Any,
+            )
+            .await
+            .unwrap();
+        let seen = s.get_entries(&[id]).await.unwrap().remove(0).unwrap();
+        assert_eq!(
+            (seen.version, seen.document),
+            (version, n.to_string().into_bytes()),
+            "write {n} acknowledged, then an older entry read"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        assert!(r.await.unwrap() > 0, "each reader ran beside the writes");
+    }
+}
+
+async fn suite(s: &(impl Store + Clone + 'static)) {
+    entries_follow_every_write(s).await;
+    entries_read_while_written_never_go_back(s).await;
     batches_write_in_order(s).await;
     conditional_batches_write_all_or_nothing(s).await;
     versions_and_conflicts(s).await;
@@ -396,6 +501,25 @@ async fn embedded_store_conforms_and_survives_reopen() {
     }
     let s = EmbeddedStore::open(&path).unwrap();
     assert_eq!(s.get(id).await.unwrap().unwrap().vector, vector(7));
+}
+
+/// An entry cache of a few entries: the records readers ask for keep
+/// leaving it and coming back, across the writer's commits, and a read that
+/// raced a commit must not put the older entry back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_store_with_a_tiny_entry_cache_never_reads_behind_a_write() {
+    let dir = tempfile::tempdir().unwrap();
+    // About eight of the test's entries (an entry over an eighth of the
+    // budget is never kept).
+    let s = EmbeddedStore::open(dir.path().join("entries.redb"))
+        .unwrap()
+        .with_entry_cache(8 * 320);
+    for _ in 0..4 {
+        entries_read_while_written_never_go_back(&s).await;
+    }
+    let held = s.entry_cache();
+    assert!(held.entries > 0 && held.entries < 13, "{held:?}");
+    assert!(held.hits > 0 && held.misses > 0, "{held:?}");
 }
 
 /// A page cache far smaller than the file: every read past it goes to disk,

@@ -15,6 +15,7 @@ use redb::{Database, ReadableTable, Table};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+use super::entry_cache::EntryCache;
 use super::{META, RECORDS, VERSION_KEY};
 use crate::error::{IndexError, Result};
 use crate::store::codec;
@@ -34,6 +35,17 @@ pub(super) enum Op {
     PutMany { points: Vec<(NewPoint, Expect)> },
     /// Remove a point if `expect` allows.
     Delete { id: Uuid, expect: Expect },
+}
+
+impl Op {
+    /// The ids the write may change.
+    fn ids(&self) -> Vec<Uuid> {
+        match self {
+            Op::Put { point, .. } => vec![point.id],
+            Op::PutMany { points } => points.iter().map(|(p, _)| p.id).collect(),
+            Op::Delete { id, .. } => vec![*id],
+        }
+    }
 }
 
 /// What a write did.
@@ -75,12 +87,17 @@ impl Drop for Thread {
 
 impl Writer {
     /// Starts the writer thread for `db`; it stops when every `Writer` is dropped.
-    /// Vectors are written at `precision`.
-    pub(super) fn start(db: Arc<Database>, precision: VectorPrecision) -> Result<Self> {
+    /// Vectors are written at `precision`; what a commit changed is
+    /// forgotten by `entries` before its writes are answered.
+    pub(super) fn start(
+        db: Arc<Database>,
+        precision: VectorPrecision,
+        entries: Arc<EntryCache>,
+    ) -> Result<Self> {
         let (queue, writes) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("redb-writer".into())
-            .spawn(move || run(&db, &writes, precision))
+            .spawn(move || run(&db, &writes, precision, &entries))
             .map_err(|e| IndexError::storage(format!("cannot start the store writer: {e}")))?;
         Ok(Self(Arc::new(Thread {
             queue: Some(queue),
@@ -102,7 +119,12 @@ impl Writer {
     }
 }
 
-fn run(db: &Database, writes: &mpsc::Receiver<Write>, precision: VectorPrecision) {
+fn run(
+    db: &Database,
+    writes: &mpsc::Receiver<Write>,
+    precision: VectorPrecision,
+    entries: &EntryCache,
+) {
     while let Ok(first) = writes.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -111,12 +133,12 @@ fn run(db: &Database, writes: &mpsc::Receiver<Write>, precision: VectorPrecision
                 Err(_) => break,
             }
         }
-        commit(db, group, precision);
+        commit(db, group, precision, entries);
     }
 }
 
 /// Applies `group` in one transaction and answers every write.
-fn commit(db: &Database, group: Vec<Write>, precision: VectorPrecision) {
+fn commit(db: &Database, group: Vec<Write>, precision: VectorPrecision, entries: &EntryCache) {
     let mut outcomes = Vec::with_capacity(group.len());
     let result = (|| -> Result<()> {
         let tx = db.begin_write().map_err(IndexError::storage)?;
@@ -138,6 +160,9 @@ fn commit(db: &Database, group: Vec<Write>, precision: VectorPrecision) {
     // A caller that stopped waiting is not an error: its write stands.
     match result {
         Ok(()) => {
+            // Before any answer: an acknowledged write is never shadowed
+            // by an entry read before it.
+            entries.forget(group.iter().flat_map(|w| w.op.ids()));
             for (w, outcome) in group.into_iter().zip(outcomes) {
                 let _ = w.reply.send(outcome);
             }

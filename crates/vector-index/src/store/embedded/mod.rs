@@ -3,8 +3,10 @@
 //! redb commits are durable when `commit` returns (fsync), and a crash leaves
 //! the file at its last commit. Writes go through one writer thread that
 //! commits whatever queued up during the previous fsync together
-//! ([`group_commit`]); reads run on tokio's blocking pool,
-//! so neither stalls the async workers.
+//! ([`group_commit`]); long reads run on tokio's blocking pool, point reads
+//! where they are asked, so neither stalls the async workers. Entries a
+//! search shows are kept decoded in an [`entry_cache`], which the writer
+//! keeps in step.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,8 +14,11 @@ use std::sync::Arc;
 use redb::{Database, ReadableDatabase, TableDefinition};
 use uuid::Uuid;
 
+mod entry_cache;
 mod group_commit;
 
+use self::entry_cache::EntryCache;
+pub use self::entry_cache::EntryCacheStats;
 use self::group_commit::{Done, Op, Writer};
 use super::codec;
 use super::{Cursor, Entry, Expect, NewPoint, Page, Position, Record, Store, VectorPrecision};
@@ -38,6 +43,8 @@ pub struct EmbeddedStore {
     precision: VectorPrecision,
     /// `<file>.snapshot`, beside the database file.
     snapshot: PathBuf,
+    /// Entries recently read, decoded; the writer forgets what it changes.
+    entries: Arc<EntryCache>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -60,6 +67,23 @@ impl EmbeddedStore {
     /// (redb's own default, 1 GiB, kept a whole loaded file resident:
     /// docs/benchmarks.md, "Where the memory goes").
     pub const DEFAULT_CACHE_MIB: usize = 32;
+
+    /// The decoded entries a store keeps by default, in MiB
+    /// ([`EmbeddedStore::with_entry_cache`]).
+    pub const DEFAULT_ENTRY_CACHE_MIB: usize = 16;
+
+    /// Keeps up to about `bytes` of recently read entries decoded (0: none),
+    /// so a memory that searches keep finding is not read from redb each
+    /// time (docs/storage.md, "The entry cache").
+    pub fn with_entry_cache(self, bytes: usize) -> Self {
+        self.entries.resize(bytes);
+        self
+    }
+
+    /// What the entry cache holds, and its hits and misses since opening.
+    pub fn entry_cache(&self) -> EntryCacheStats {
+        self.entries.stats()
+    }
 
     /// Opens (or creates) the store at `path` with a page cache of
     /// `cache_bytes`, as [`EmbeddedStore::open`] does.
@@ -116,12 +140,14 @@ impl EmbeddedStore {
         let mut snapshot = path.as_os_str().to_owned();
         snapshot.push(".snapshot");
         let db = Arc::new(db);
+        let entries = Arc::new(EntryCache::new(Self::DEFAULT_ENTRY_CACHE_MIB << 20));
         Ok(Self {
-            writer: Writer::start(Arc::clone(&db), precision)?,
+            writer: Writer::start(Arc::clone(&db), precision, Arc::clone(&entries))?,
             db,
             path: Arc::from(path),
             precision,
             snapshot: PathBuf::from(snapshot),
+            entries,
         })
     }
 
@@ -225,7 +251,16 @@ impl Store for EmbeddedStore {
     }
 
     async fn get_entries(&self, ids: &[Uuid]) -> Result<Vec<Option<Entry>>> {
-        self.read_each(ids, |id, bytes| {
+        // The epoch before the read: what was read is kept only if no write
+        // was forgotten meanwhile (entry_cache's module doc).
+        let epoch = self.entries.epoch();
+        let mut out = vec![None; ids.len()];
+        let missing = self.entries.lookup(ids, &mut out);
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let wanted: Vec<Uuid> = missing.iter().map(|&i| ids[i]).collect();
+        let read = self.read_each(&wanted, |id, bytes| {
             let d = codec::decode_entry(bytes)?;
             Ok(Entry {
                 id,
@@ -233,7 +268,12 @@ impl Store for EmbeddedStore {
                 payload: d.payload,
                 document: d.document,
             })
-        })
+        })?;
+        self.entries.fill(epoch, read.iter().flatten());
+        for (i, entry) in missing.into_iter().zip(read) {
+            out[i] = entry;
+        }
+        Ok(out)
     }
 
     async fn save_snapshot(&self, bytes: Vec<u8>, _position: Position) -> Result<()> {
