@@ -30,6 +30,13 @@ struct NearLabels {
     outcome: &'static str,
 }
 
+/// Labels of an entry-cache lookup.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LookupLabels {
+    /// `hit` (found decoded) or `miss` (read from the store).
+    outcome: &'static str,
+}
+
 /// Labels of a job count or outcome.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
@@ -73,6 +80,8 @@ pub struct Metrics {
     resyncs: Gauge,
     keyword_bytes: Gauge,
     graph_bytes: Gauge,
+    entry_cache_bytes: Gauge,
+    entry_cache_lookups: Family<LookupLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -159,6 +168,18 @@ impl Metrics {
             "Approximate bytes of the vector graph (vectors as quantized, and links)",
             graph_bytes.clone(),
         );
+        let entry_cache_bytes = Gauge::default();
+        let entry_cache_lookups = Family::<LookupLabels, Counter>::default();
+        registry.register(
+            "store_entry_cache_bytes",
+            "Estimated bytes of the embedded store's decoded entries (storage.entry_cache_mib)",
+            entry_cache_bytes.clone(),
+        );
+        registry.register(
+            "store_entry_cache_lookups",
+            "Entries a search, list or context read asked of the embedded store's cache, by outcome (hit, miss)",
+            entry_cache_lookups.clone(),
+        );
         registry.register(
             "index_ready",
             "1 when the index has caught up",
@@ -232,6 +253,8 @@ impl Metrics {
             resyncs,
             keyword_bytes,
             graph_bytes,
+            entry_cache_bytes,
+            entry_cache_lookups,
         }
     }
 
@@ -333,6 +356,17 @@ impl Metrics {
         let stats = collection.index().stats();
         self.keyword_bytes.set(clamp(stats.lexical_bytes as u64));
         self.graph_bytes.set(clamp(stats.backend_bytes as u64));
+        if let Some(cache) = collection.store().entry_cache() {
+            self.entry_cache_bytes.set(clamp(cache.bytes));
+            // The store counts; the counters follow it (fetch_max: two
+            // scrapes at once never count a lookup twice).
+            for (outcome, n) in [("hit", cache.hits), ("miss", cache.misses)] {
+                self.entry_cache_lookups
+                    .get_or_create(&LookupLabels { outcome })
+                    .inner()
+                    .fetch_max(n, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = encode(&mut out, &self.registry);

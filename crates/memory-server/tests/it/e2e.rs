@@ -362,6 +362,45 @@ async fn every_endpoint(c: &MemoryClient) {
     assert!(c.ready().await.unwrap());
 }
 
+/// A memory found again comes from the embedded store's entry cache; a
+/// change to it (here its metadata alone, which leaves the index's vector as
+/// it was) shows in the very next search, and a delete removes it.
+async fn search_hits_follow_changes_through_the_entry_cache(c: &MemoryClient) {
+    let ns = "entry-cache";
+    let id = c
+        .create(&memory(ns, "decoded memories are kept for the next search"))
+        .await
+        .unwrap()
+        .memory
+        .id;
+    let shown = || async move {
+        c.search(&search(ns, "decoded memories kept"))
+            .await
+            .unwrap()
+            .results
+            .into_iter()
+            .find(|h| h.memory.id == id)
+            .map(|h| h.memory.metadata)
+    };
+    for round in 1..=3 {
+        let metadata = json!({ "round": round }).as_object().unwrap().clone();
+        c.update(
+            id,
+            &MemoryPatch {
+                metadata: Some(metadata.clone()),
+                ..MemoryPatch::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(shown().await, Some(metadata.clone()), "round {round}");
+        assert_eq!(shown().await, Some(metadata), "round {round}, found again");
+    }
+    c.delete(id, None).await.unwrap();
+    assert_eq!(shown().await, None);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_on_the_embedded_store_and_data_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -369,7 +408,16 @@ async fn every_endpoint_on_the_embedded_store_and_data_survives_a_restart() {
     let server = Server::start(dir.path(), &toml);
     let c = server.client();
     every_endpoint(&c).await;
+    search_hits_follow_changes_through_the_entry_cache(&c).await;
     let metrics = server.metrics().await;
+    for outcome in ["hit", "miss"] {
+        let line = format!("memory_store_entry_cache_lookups_total{{outcome=\"{outcome}\"}} ");
+        let n = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .unwrap_or_else(|| panic!("{line} missing from\n{metrics}"));
+        assert!(n.trim().parse::<u64>().unwrap() > 0, "{line}{n}");
+    }
     for line in [
         "memory_http_requests_total{method=\"POST\",route=\"/v1/memories\",status=\"201\"}",
         "memory_http_requests_total{method=\"GET\",route=\"/v1/memories/{id}\",status=\"404\"}",
