@@ -5,7 +5,7 @@
 //! every write to it passes the one writer thread, which forgets what it
 //! changed before it answers the write. A reader that raced that writer
 //! could put back what it read before the commit; so each fill names the
-//! write epoch it started under ([`EntryCache::epoch`], read before the
+//! write epoch it started under ([`EntryCache::lookup`] gives it, before the
 //! read transaction begins), and a fill is dropped if any write has been
 //! forgotten since. What the cache holds is therefore never older than
 //! the last acknowledged write.
@@ -64,18 +64,19 @@ impl EntryCache {
         }
     }
 
-    /// The write epoch now: read it before reading the store, and give it
-    /// to [`Self::fill`] with what was read.
-    pub(super) fn epoch(&self) -> u64 {
+    /// The write epoch now.
+    #[cfg(test)]
+    fn epoch(&self) -> u64 {
         self.inner.lock().epoch
     }
 
-    /// Copies of the cached entries of `ids` into `out` (same order); the
-    /// indexes of the ids it does not hold.
-    pub(super) fn lookup(&self, ids: &[Uuid], out: &mut [Option<Entry>]) -> Vec<usize> {
+    /// Copies of the cached entries of `ids` into `out` (same order). Returns
+    /// the write epoch, to give [`Self::fill`] with what the store then
+    /// reads, and the indexes of the ids it does not hold.
+    pub(super) fn lookup(&self, ids: &[Uuid], out: &mut [Option<Entry>]) -> (u64, Vec<usize>) {
         let mut inner = self.inner.lock();
         if inner.budget == 0 {
-            return (0..ids.len()).collect();
+            return (inner.epoch, (0..ids.len()).collect());
         }
         let mut missing = Vec::new();
         for (i, id) in ids.iter().enumerate() {
@@ -86,7 +87,7 @@ impl EntryCache {
         }
         inner.hits += (ids.len() - missing.len()) as u64;
         inner.misses += missing.len() as u64;
-        missing
+        (inner.epoch, missing)
     }
 
     /// What it holds now, and its hits and misses so far.

@@ -253,9 +253,8 @@ impl Store for EmbeddedStore {
     async fn get_entries(&self, ids: &[Uuid]) -> Result<Vec<Option<Entry>>> {
         // The epoch before the read: what was read is kept only if no write
         // was forgotten meanwhile (entry_cache's module doc).
-        let epoch = self.entries.epoch();
         let mut out = vec![None; ids.len()];
-        let missing = self.entries.lookup(ids, &mut out);
+        let (epoch, missing) = self.entries.lookup(ids, &mut out);
         if missing.is_empty() {
             return Ok(out);
         }
